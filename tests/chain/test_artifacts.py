@@ -1,0 +1,78 @@
+"""The committed RewardToken artifact is what the committed source compiles to.
+
+The rebuild needs Node and ``rewards/contracts/node_modules`` (``make contracts``). Without
+them the rebuild test skips on a developer machine and fails under CI=true, where CI
+installs the node modules before running tests.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from rewards.chain.artifact import ARTIFACT_PATH, SOURCE_PATH, load_reward_token_artifact
+
+CONTRACTS_DIR = SOURCE_PATH.parent
+
+
+def _node_or_skip() -> str:
+    node = shutil.which("node")
+    solc_js = CONTRACTS_DIR / "node_modules" / "solc"
+    if node and solc_js.is_dir():
+        return node
+    reason = "node and rewards/contracts/node_modules are needed (run `make contracts`)"
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"CI=true but {reason}")
+    pytest.skip(reason)
+
+
+def test_the_artifact_was_built_from_the_committed_source() -> None:
+    source_sha = hashlib.sha256(SOURCE_PATH.read_bytes()).hexdigest()
+
+    assert load_reward_token_artifact().source_sha256 == source_sha, (
+        "RewardToken.sol changed without a rebuild: run `make contracts` and commit the artifact"
+    )
+
+
+def test_the_artifact_targets_cancun_with_the_pinned_compiler() -> None:
+    settings = json.loads(ARTIFACT_PATH.read_text())["compiler"]["settings"]
+
+    assert load_reward_token_artifact().compiler_version.startswith("0.8.37+")
+    assert settings["evmVersion"] == "cancun"  # py-evm cannot run solc 0.8.37's default, osaka
+    assert settings["optimizer"]["enabled"] is True
+
+
+def test_npm_dependencies_are_pinned_exactly() -> None:
+    package = json.loads((CONTRACTS_DIR / "package.json").read_text())
+    lock = json.loads((CONTRACTS_DIR / "package-lock.json").read_text())
+    pinned = package["devDependencies"]
+
+    assert pinned["solc"] == "0.8.37"
+    assert pinned["hardhat"] == "2.29.1"
+    assert pinned["@openzeppelin/contracts"].startswith("5.")
+    for name, version in pinned.items():
+        assert version[0].isdigit(), f"{name} must be pinned exactly, got {version}"
+        assert lock["packages"][f"node_modules/{name}"]["version"] == version
+
+
+def test_a_fresh_build_reproduces_the_committed_artifact(tmp_path: Path) -> None:
+    node = _node_or_skip()
+
+    subprocess.run(
+        [node, str(CONTRACTS_DIR / "build.mjs"), "--out", str(tmp_path)],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+
+    rebuilt = json.loads((tmp_path / "RewardToken.json").read_text())
+    committed = json.loads(ARTIFACT_PATH.read_text())
+    for key in ("abi", "bytecode", "deployedBytecode", "compiler", "sourceSha256"):
+        assert rebuilt[key] == committed[key], f"{key} differs: run `make contracts` and commit"
+    assert (tmp_path / "RewardToken.json").read_bytes() == ARTIFACT_PATH.read_bytes()
