@@ -1,0 +1,151 @@
+"""Dawid-Skene and one-coin EM on torch (a GPU, or torch's CPU build), in float64.
+
+torch is an optional dependency (the ``gpu`` extra): it is imported inside functions only, so
+importing :mod:`labeling.consensus` never needs it. The algorithm, start point, clipping and
+stopping rule are those of :mod:`labeling.consensus.dawid_skene`, so results agree with
+``device="cpu"`` to ~1e-9 (summation order differs; scatter-adds on a GPU are not ordered).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ._common import EPS, IntArray, normalize_rows, vote_scores
+from ._data import CrowdData
+from .errors import DeviceUnavailableError
+from .result import AggregationResult
+
+
+def _import_torch() -> Any:
+    try:
+        import torch
+    except ImportError as exc:
+        raise DeviceUnavailableError(
+            "torch is not installed; install the 'gpu' extra (torch) or use device='cpu'"
+        ) from exc
+    return torch
+
+
+def cuda_available() -> bool:
+    """Whether torch is importable and sees a CUDA device (False, never raises, without torch)."""
+    try:
+        import torch
+    except ImportError:
+        return False
+    return bool(torch.cuda.is_available())
+
+
+def require(device: str) -> None:
+    """Raise :class:`DeviceUnavailableError` unless ``device`` can run torch code here."""
+    torch = _import_torch()
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise DeviceUnavailableError(
+            f"device={device!r} needs a CUDA GPU, but torch sees none; use 'cpu' or 'auto'"
+        )
+
+
+def dawid_skene(
+    data: CrowdData,
+    gold_tasks: IntArray,
+    gold_labels: IntArray,
+    max_iter: int,
+    tol: float,
+    one_coin: bool,
+    device: str,
+) -> AggregationResult:
+    """The torch twin of :func:`labeling.consensus.dawid_skene.dawid_skene` (float64)."""
+    torch = _import_torch()
+    dev = torch.device("cpu" if device == "torch-cpu" else device)
+    f64 = torch.float64
+    k, n_workers, n_tasks = data.n_classes, data.n_workers, data.n_tasks
+    tasks = torch.as_tensor(data.tasks, device=dev)
+    wl = torch.as_tensor(data.workers * k + data.labels, device=dev)
+    labeled_np = data.labeled
+    labeled = torch.as_tensor(labeled_np, device=dev)
+    n_labeled = int(labeled_np.sum())
+    answers = torch.as_tensor(
+        np.bincount(data.workers, minlength=n_workers).astype(np.float64), device=dev
+    )
+    gold_t = torch.as_tensor(gold_tasks, device=dev)
+    gold_l = torch.as_tensor(gold_labels, device=dev)
+    eye = torch.eye(k, dtype=f64, device=dev)
+
+    def clamp(post: Any) -> None:
+        if gold_tasks.size:
+            post[gold_t] = eye[gold_l]
+
+    def m_step(post: Any) -> tuple[Any, Any, Any, Any]:
+        counts = torch.zeros((n_workers * k, k), dtype=f64, device=dev)
+        counts.index_add_(0, wl, post[tasks])
+        prior = post[labeled].sum(0) / n_labeled
+        by_answer = counts.reshape(n_workers, k, k)  # [w, answer, true]
+        if one_coin:
+            skill = torch.diagonal(by_answer, dim1=1, dim2=2).sum(1)
+            skill = torch.where(answers > 0, skill / answers.clamp(min=1.0), 1.0 / k)
+            if k == 1:
+                confusion = torch.ones((n_workers, 1, 1), dtype=f64, device=dev)
+            else:
+                off = ((1.0 - skill) / (k - 1))[:, None, None].expand(n_workers, k, k)
+                confusion = torch.where(eye.bool(), skill[:, None, None], off)
+                confusion = confusion.clamp(EPS, 1.0 - EPS)
+        else:
+            clipped = by_answer.clamp(min=EPS)
+            confusion = (clipped / clipped.sum(1, keepdim=True)).transpose(1, 2)
+        # rows w*K+l, columns k: log P(answer l | truth k) for worker w.
+        log_rows = torch.log(confusion.transpose(1, 2).reshape(n_workers * k, k))
+        return counts, prior, confusion.contiguous(), log_rows
+
+    post = torch.as_tensor(normalize_rows(vote_scores(data), labeled_np), device=dev)
+    clamp(post)
+    counts, prior, confusion, log_rows = m_step(post)
+    elbo = -float("inf")
+    converged = False
+    iterations = 0
+    for _ in range(max_iter):
+        iterations += 1
+        log_prior = torch.log(prior.clamp(min=EPS))
+        logits = torch.zeros((n_tasks, k), dtype=f64, device=dev)
+        logits.index_add_(0, tasks, log_rows[wl])
+        logits += log_prior
+        log_post = torch.log_softmax(logits, dim=1)
+        post = torch.exp(log_post)
+        entropy = -(post * log_post).sum(1)
+        if gold_tasks.size:
+            entropy[gold_t] = 0.0
+        clamp(post)
+        post[~labeled] = 1.0 / k
+        counts, prior, confusion, log_rows = m_step(post)
+        log_prior = torch.log(prior.clamp(min=EPS))
+        new_elbo = (
+            float((counts * log_rows).sum())
+            + float(counts.sum(0) @ log_prior)
+            + float(entropy[labeled].sum())
+        ) / max(data.n, 1)
+        if new_elbo - elbo < tol:
+            converged = True
+            break
+        elbo = new_elbo
+
+    posteriors = post.cpu().numpy().astype(np.float64)
+    mask = labeled_np.copy()
+    mask[gold_tasks] = True
+    labels = np.argmax(posteriors, axis=1).astype(np.int64)
+    labels[~mask] = -1
+    answers_np = answers.cpu().numpy()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        skill = (
+            torch.diagonal(counts.reshape(n_workers, k, k), dim1=1, dim2=2).sum(1).cpu().numpy()
+            / answers_np
+        )
+    skill[answers_np == 0] = np.nan
+    return AggregationResult(
+        labels=labels,
+        posteriors=posteriors,
+        worker_skill=skill,
+        confusion=confusion.cpu().numpy(),
+        iterations=iterations,
+        converged=converged,
+        method="one_coin" if one_coin else "dawid_skene",
+    )

@@ -1,0 +1,162 @@
+"""MACE: Multi-Annotator Competence Estimation (Hovy et al., NAACL 2013), variational Bayes.
+
+Each worker either knows the answer (probability ``s_w``) and gives the truth, or spams, drawing a
+label from their own strategy ``xi_w``. So ``P(answer l | truth k) = (1 - s_w) xi_w[l] + s_w [l = k]``
+with a uniform class prior. Variational Bayes with ``Beta(0.5, 0.5)`` on the spam/know split and
+``Dirichlet(10)`` on the strategy (crowd-kit's defaults); ``_RESTARTS`` random initialisations,
+seeded by ``seed``, each run until the log marginal likelihood improves by less than ``tol`` per
+answer (at most ``max_iter`` iterations); the restart with the highest likelihood wins.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._common import FloatArray, IntArray, clamp_gold, hard_labels, normalize_rows, vote_scores
+from ._data import CrowdData
+from .result import AggregationResult
+
+_RESTARTS = 10
+_SPLIT_PRIOR = 0.5  # Beta(0.5, 0.5) on the spam/know split
+_STRATEGY_PRIOR = 10.0
+
+
+def digamma(x: FloatArray) -> FloatArray:
+    """The digamma function for ``x > 0`` (recurrence to ``x >= 6``, then the asymptotic series)."""
+    x = np.asarray(x, dtype=np.float64).copy()
+    shift = np.zeros_like(x)
+    for _ in range(6):
+        small = x < 6.0
+        if not small.any():
+            break
+        shift[small] -= 1.0 / x[small]
+        x[small] += 1.0
+    inv2 = 1.0 / (x * x)
+    series = inv2 * (1 / 12 - inv2 * (1 / 120 - inv2 * (1 / 252 - inv2 * (1 / 240 - inv2 / 132))))
+    return shift + np.log(x) - 0.5 / x - series
+
+
+def _variational_normalize(counts: FloatArray, prior: float) -> FloatArray:
+    """``exp(digamma(c + prior) - digamma(sum(c + prior)))`` row-wise."""
+    total = (counts + prior).sum(axis=1, keepdims=True)
+    return np.exp(digamma(counts + prior) - digamma(total))
+
+
+class _Fit:
+    def __init__(self, data: CrowdData, gold_tasks: IntArray, gold_labels: IntArray) -> None:
+        self.data = data
+        self.gold_tasks = gold_tasks
+        self.gold_labels = gold_labels
+
+    def e_step(
+        self, know: FloatArray, strategy: FloatArray
+    ) -> tuple[FloatArray, FloatArray, float]:
+        """Posteriors ``(T, K)``, each answer's probability of being "known", log likelihood."""
+        data = self.data
+        k = data.n_classes
+        spam_part = know[data.workers, 0] * strategy[data.workers, data.labels]
+        spam_part = np.maximum(spam_part, 1e-300)
+        know_part = know[data.workers, 1]
+        log_off = np.log(spam_part)
+        log_on = np.log(spam_part + know_part)
+        logits = np.bincount(data.tasks, weights=log_off, minlength=data.n_tasks)[:, None]
+        logits = logits + np.bincount(
+            data.tasks * k + data.labels, weights=log_on - log_off, minlength=data.n_tasks * k
+        ).reshape(data.n_tasks, k)
+        logits -= np.log(k)
+        top = logits.max(axis=1, keepdims=True)
+        posteriors = np.exp(logits - top)
+        total = posteriors.sum(axis=1, keepdims=True)
+        posteriors /= total
+        likelihood = float(np.sum((np.log(total) + top)[data.labeled]))
+        clamp_gold(posteriors, self.gold_tasks, self.gold_labels)
+        p_truth = posteriors[data.tasks, data.labels]
+        knew = p_truth * know_part / (spam_part + know_part)
+        return posteriors, knew, likelihood
+
+    def m_step(self, knew: FloatArray) -> tuple[FloatArray, FloatArray]:
+        data = self.data
+        k = data.n_classes
+        spammed = 1.0 - knew
+        spam_know = np.stack(
+            [
+                np.bincount(data.workers, weights=spammed, minlength=data.n_workers),
+                np.bincount(data.workers, weights=knew, minlength=data.n_workers),
+            ],
+            axis=1,
+        )
+        strategy_counts = np.bincount(
+            data.workers * k + data.labels, weights=spammed, minlength=data.n_workers * k
+        ).reshape(data.n_workers, k)
+        split = _variational_normalize(spam_know, _SPLIT_PRIOR)
+        # Column 0 is the spam weight, column 1 the know weight. Variational Bayes leaves them
+        # (and the strategy) sub-normalised, which is what the E-step must use.
+        strategy = _variational_normalize(strategy_counts, _STRATEGY_PRIOR)
+        return split, strategy
+
+
+def mace(
+    data: CrowdData,
+    gold_tasks: IntArray,
+    gold_labels: IntArray,
+    max_iter: int,
+    tol: float,
+    seed: int = 0,
+) -> AggregationResult:
+    """Fit MACE; see the module docstring.
+
+    ``worker_skill`` is each worker's competence ``s_w`` (probability of knowing the answer) plus
+    the chance that their strategy hits the truth, i.e. ``s_w + (1 - s_w) * xi_w . prior``;
+    ``confusion`` is the implied ``(1 - s_w) xi_w[l] + s_w [l = k]``.
+    """
+    k = data.n_classes
+    fit = _Fit(data, gold_tasks, gold_labels)
+    rng = np.random.default_rng(seed)
+    best: tuple[float, FloatArray, FloatArray, FloatArray, int, bool] | None = None
+    for restart in range(_RESTARTS + 1):
+        if restart == 0:
+            # One start from the majority vote: each answer's vote share as its chance of being known.
+            shares = normalize_rows(vote_scores(data), data.labeled)
+            clamp_gold(shares, gold_tasks, gold_labels)
+            know, strategy = fit.m_step(shares[data.tasks, data.labels])
+        else:
+            know = rng.uniform(1.0, 2.5, size=(data.n_workers, 2))
+            know /= know.sum(axis=1, keepdims=True)
+            strategy = rng.uniform(1.0, 2.5, size=(data.n_workers, k))
+            strategy /= strategy.sum(axis=1, keepdims=True)
+        posteriors, knew, likelihood = fit.e_step(know, strategy)
+        converged = False
+        iterations = 0
+        for _ in range(max_iter):
+            iterations += 1
+            know, strategy = fit.m_step(knew)
+            posteriors, knew, new_likelihood = fit.e_step(know, strategy)
+            improved = (new_likelihood - likelihood) / max(data.n, 1)
+            likelihood = new_likelihood
+            if abs(improved) < tol:
+                converged = True
+                break
+        if best is None or likelihood > best[0]:
+            best = (likelihood, posteriors, know, strategy, iterations, converged)
+    assert best is not None
+    _, posteriors, know, strategy, iterations, converged = best
+    labeled = data.labeled
+    posteriors[~labeled] = 1.0 / k
+    clamp_gold(posteriors, gold_tasks, gold_labels)
+    mask = labeled.copy()
+    mask[gold_tasks] = True
+    know = know[:, 1] / know.sum(axis=1)
+    strategy = strategy / strategy.sum(axis=1, keepdims=True)
+    confusion = (1.0 - know)[:, None, None] * strategy[:, None, :] + know[:, None, None] * np.eye(k)
+    prior = posteriors[labeled].mean(axis=0) if labeled.any() else np.full(k, 1.0 / k)
+    skill = know + (1.0 - know) * (strategy @ prior)
+    skill[np.bincount(data.workers, minlength=data.n_workers) == 0] = np.nan
+    return AggregationResult(
+        labels=hard_labels(posteriors, mask),
+        posteriors=posteriors,
+        worker_skill=skill,
+        confusion=confusion,
+        iterations=iterations,
+        converged=converged,
+        method="mace",
+    )
