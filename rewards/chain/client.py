@@ -47,7 +47,7 @@ MAX_BATCH_SIZE = 500
 #: exceeds 2**24; every limit this client signs stays strictly below it.
 NODE_TX_GAS_CAP = 16_777_216
 #: Gas limit of a batchMint tx = BASE + PER_RECIPIENT * len(recipients). Measured (see
-#: bench/gas/results.md): ~25.1k per new wallet, ~8.1k per returning one, ~75k fixed
+#: bench/gas/results.md): ~25.2k per new wallet, ~8.1k per returning one, 55-75k fixed
 #: (21k intrinsic + batch flag + first totalSupply write + event). ~20% headroom on both;
 #: unused gas is not charged. A computed limit (instead of eth_estimateGas) lets a batch be
 #: signed without simulating it, so a replayed batch still yields a tx that the contract
@@ -329,6 +329,16 @@ class ChainClient:
         """The signer's pending nonce (counts transactions still in the node's pool)."""
         with _translate_errors("eth_getTransactionCount"):
             return int(self._w3.eth.get_transaction_count(self.address, "pending"))
+
+    def confirmed_nonce(self) -> int:
+        """The signer's nonce at the latest block: transactions below it are mined (or replaced)."""
+        with _translate_errors("eth_getTransactionCount"):
+            return int(self._w3.eth.get_transaction_count(self.address, "latest"))
+
+    def has_transaction(self, tx_hash: str) -> bool:
+        """Whether the node knows ``tx_hash``, mined or still in its pool."""
+        with _translate_errors("eth_getTransactionByHash"):
+            return self._node_has_tx(tx_hash)
 
     def is_minter(self, address: str | None = None) -> bool:
         """Whether ``address`` (default: the signer) holds MINTER_ROLE on the token."""

@@ -23,9 +23,13 @@ const SOURCE = `${CONTRACT}.sol`;
 const EXPECTED_SOLC = "0.8.37";
 
 // evmVersion is pinned because solc 0.8.37 defaults to osaka, which py-evm cannot execute.
+// viaIR + runs=10000: batchMint is the hot path; the IR pipeline saves ~330 gas per recipient
+// over the legacy one (bench/gas/results.md). bytecodeHash "none" keeps the bytecode free of
+// a metadata hash, so the committed artifact is reproducible byte for byte.
 const SETTINGS = {
   evmVersion: "cancun",
   optimizer: { enabled: true, runs: 10000 },
+  viaIR: true,
   metadata: { bytecodeHash: "none" },
   outputSelection: {
     [SOURCE]: { [CONTRACT]: ["abi", "evm.bytecode.object", "evm.deployedBytecode.object"] },
