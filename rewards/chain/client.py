@@ -336,9 +336,16 @@ class ChainClient:
             return int(self._w3.eth.get_transaction_count(self.address, "latest"))
 
     def has_transaction(self, tx_hash: str) -> bool:
-        """Whether the node knows ``tx_hash``, mined or still in its pool."""
+        """Whether the node knows ``tx_hash``, mined or still in its pool.
+
+        Raises ChainUnavailable when the node cannot be reached (never a silent False).
+        """
         with _translate_errors("eth_getTransactionByHash"):
-            return self._node_has_tx(tx_hash)
+            try:
+                self._w3.eth.get_transaction(HexStr(tx_hash))
+            except TransactionNotFound:
+                return False
+        return True
 
     def is_minter(self, address: str | None = None) -> bool:
         """Whether ``address`` (default: the signer) holds MINTER_ROLE on the token."""

@@ -40,6 +40,23 @@ def test_the_signed_hash_is_the_hash_of_the_mined_transaction(client: ChainClien
     assert receipt is not None and receipt.tx_hash == signed.tx_hash and receipt.status
 
 
+def test_the_node_knows_a_sent_transaction_and_not_an_unsent_one(client: ChainClient) -> None:
+    sent = client.sign_batch_mint(BATCH, wallets(1), [1])
+    client.send_raw(sent.raw)
+    unsent = client.sign_batch_mint(batch_id_from_key("unsent"), wallets(1), [1])
+
+    assert client.has_transaction(sent.tx_hash)
+    assert not client.has_transaction(unsent.tx_hash)
+
+
+def test_the_confirmed_nonce_counts_mined_transactions(client: ChainClient) -> None:
+    before = client.confirmed_nonce()
+    signed = client.sign_batch_mint(BATCH, wallets(1), [1])
+    client.send_raw(signed.raw)
+
+    assert client.confirmed_nonce() == before + 1 == signed.nonce + 1 == client.next_nonce()
+
+
 def test_signing_does_not_broadcast(client: ChainClient) -> None:
     signed = client.sign_batch_mint(BATCH, wallets(1), [1])
 
@@ -153,6 +170,8 @@ def test_an_unreachable_node_raises_chain_unavailable() -> None:
         chain.send_raw(b"\x01")
     with pytest.raises(ChainUnavailable):
         chain.next_nonce()
+    with pytest.raises(ChainUnavailable):
+        chain.has_transaction("0x" + "ab" * 32)
 
 
 def test_rpc_client_rejects_bad_configuration_without_echoing_the_key() -> None:

@@ -174,3 +174,5 @@ def test_a_killed_node_surfaces_as_chain_unavailable(
         client.send_raw(signed.raw)
     with pytest.raises(ChainUnavailable):
         client.is_batch_processed(batch_id_from_key("never-sent"))
+    with pytest.raises(ChainUnavailable):
+        client.has_transaction(signed.tx_hash)
