@@ -1,0 +1,79 @@
+"""Inter-annotator agreement on nominal labels: percent agreement, Fleiss' kappa, Krippendorff's alpha.
+
+All three take the same ``(tasks, workers, labels)`` code arrays as :func:`aggregate` (the last
+answer of a repeated (task, worker) pair counts) and use only the tasks with at least two answers.
+Each returns ``nan`` when fewer than two such answers exist or when the statistic is undefined
+(e.g. every answer is the same class, so chance agreement is 1).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ._common import vote_scores
+from ._data import prepare
+
+
+def _counts(tasks: Any, workers: Any, labels: Any, n_classes: int | None) -> np.ndarray:
+    """``(T', K)`` answer counts of the tasks with at least two answers."""
+    data = prepare(tasks, workers, labels, n_classes)
+    if data.n == 0:
+        return np.zeros((0, data.n_classes))
+    counts = vote_scores(data)
+    return counts[counts.sum(axis=1) >= 2]
+
+
+def percent_agreement(tasks: Any, workers: Any, labels: Any, n_classes: int | None = None) -> float:
+    """Mean over tasks of the share of answer pairs that agree.
+
+    Raises:
+        ValueError: as :func:`aggregate` does for bad codes.
+    """
+    counts = _counts(tasks, workers, labels, n_classes)
+    if counts.shape[0] == 0:
+        return float("nan")
+    m = counts.sum(axis=1)
+    return float(np.mean((counts * (counts - 1)).sum(axis=1) / (m * (m - 1))))
+
+
+def fleiss_kappa(tasks: Any, workers: Any, labels: Any, n_classes: int | None = None) -> float:
+    """Fleiss' kappa, generalised to a varying number of answers per task.
+
+    Observed agreement is the mean per-task pairwise agreement; chance agreement is
+    ``sum_k p_k^2`` with ``p_k`` the overall share of class ``k``.
+    """
+    counts = _counts(tasks, workers, labels, n_classes)
+    if counts.shape[0] == 0:
+        return float("nan")
+    m = counts.sum(axis=1)
+    observed = float(np.mean((counts * (counts - 1)).sum(axis=1) / (m * (m - 1))))
+    shares = counts.sum(axis=0) / counts.sum()
+    chance = float(np.sum(shares**2))
+    if chance >= 1.0:
+        return float("nan")
+    return (observed - chance) / (1.0 - chance)
+
+
+def krippendorff_alpha(
+    tasks: Any, workers: Any, labels: Any, n_classes: int | None = None
+) -> float:
+    """Krippendorff's alpha for nominal data: ``1 - D_o / D_e`` from the coincidence matrix.
+
+    Missing answers are allowed (tasks with one answer are not pairable and are dropped).
+    """
+    counts = _counts(tasks, workers, labels, n_classes)
+    if counts.shape[0] == 0:
+        return float("nan")
+    m = counts.sum(axis=1)
+    # Coincidences: o[c, k] = sum_u n_uc (n_uk - [c = k]) / (m_u - 1).
+    weighted = counts / (m - 1)[:, None]
+    coincidence = weighted.T @ counts - np.diag(weighted.sum(axis=0))
+    n_c = coincidence.sum(axis=1)
+    n = n_c.sum()
+    observed = (n - np.trace(coincidence)) / n
+    expected = (n * n - np.sum(n_c**2)) / (n * (n - 1))
+    if expected <= 0:
+        return float("nan")
+    return float(1.0 - observed / expected)
