@@ -1,0 +1,92 @@
+"""Sign-In with Ethereum over the API: ``GET auth/nonce``, ``POST auth/siwe``, ``POST auth/logout``."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib.auth import login, logout
+from eth_utils import is_address, to_checksum_address
+from rest_framework import serializers, status
+from rest_framework.permissions import AllowAny, IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.models import AccessToken
+from accounts.services import SignInError, access_token_revoke, siwe_nonce_issue, siwe_sign_in
+
+
+def siwe_expected_domain(request: Request) -> str:
+    """The domain a sign-in message must name: configured, or this request's host."""
+    return settings.SIWE_DOMAIN or request.get_host()
+
+
+class NonceApi(APIView):
+    authentication_classes: list[type] = []
+    permission_classes = [AllowAny]
+
+    class OutputSerializer(serializers.Serializer):
+        nonce = serializers.CharField()
+        domain = serializers.CharField()
+        chain_id = serializers.IntegerField()
+        expires_at = serializers.DateTimeField()
+
+    def get(self, request: Request) -> Response:
+        address = request.query_params.get("address")
+        checksummed = None
+        if address is not None:
+            # A convenience for browser clients, which get lowercase addresses from their wallet and
+            # must put the EIP-55 form in the message.
+            if not is_address(address):
+                return Response({"detail": "address is not an Ethereum address"}, status=400)
+            checksummed = to_checksum_address(address)
+        nonce = siwe_nonce_issue(
+            domain=siwe_expected_domain(request), chain_id=settings.SIWE_CHAIN_ID
+        )
+        data = dict(self.OutputSerializer(nonce).data)
+        if checksummed:
+            data["address"] = checksummed
+        return Response(data)
+
+
+class SiweSignInApi(APIView):
+    authentication_classes: list[type] = []
+    permission_classes = [AllowAny]
+
+    class InputSerializer(serializers.Serializer):
+        message = serializers.CharField(max_length=4096, trim_whitespace=False)
+        signature = serializers.RegexField(
+            r"^0x[0-9a-fA-F]{130}$",
+            error_messages={"invalid": "signature must be 0x followed by 65 bytes of hex"},
+        )
+
+    def post(self, request: Request) -> Response:
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        try:
+            result = siwe_sign_in(
+                message=data.validated_data["message"],
+                signature=data.validated_data["signature"],
+                domain=siwe_expected_domain(request),
+                chain_id=settings.SIWE_CHAIN_ID,
+            )
+        except SignInError as exc:
+            return Response({"detail": exc.reason}, status=status.HTTP_401_UNAUTHORIZED)
+        login(request._request, result.user, backend="django.contrib.auth.backends.ModelBackend")
+        return Response(
+            {
+                "address": result.user.wallet_address,
+                "token": result.token,
+                "expires_at": result.expires_at,
+                "role": result.user.role,
+            }
+        )
+
+
+class LogoutApi(APIView):
+    permission_classes = [IsAuthenticated]
+
+    def post(self, request: Request) -> Response:
+        if isinstance(request.auth, AccessToken):
+            access_token_revoke(token=request.auth)
+        logout(request._request)
+        return Response(status=status.HTTP_204_NO_CONTENT)

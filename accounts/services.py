@@ -1,0 +1,149 @@
+"""State changes for accounts: sign-in with a wallet, bearer tokens, API keys, bans."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from eth_utils import to_checksum_address
+
+from accounts import siwe
+from accounts.models import AccessToken, SiweNonce, User
+from accounts.tokens import token_generate, token_hash
+
+
+class SignInError(Exception):
+    """A sign-in attempt was refused. ``reason`` is safe to show to the client."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class SignInResult:
+    user: User
+    token: str
+    expires_at: datetime
+
+
+def siwe_nonce_issue(*, domain: str, chain_id: int) -> SiweNonce:
+    """A fresh single-use nonce for a SIWE message, valid for ``SIWE_NONCE_TTL``."""
+    now = timezone.now()
+    return SiweNonce.objects.create(
+        nonce=siwe.generate_nonce(),
+        domain=domain,
+        chain_id=chain_id,
+        created_at=now,
+        expires_at=now + settings.SIWE_NONCE_TTL,
+    )
+
+
+def _nonce_refusal(nonce: str, domain: str, now: datetime) -> str:
+    row = SiweNonce.objects.filter(nonce=nonce).first()
+    if row is None:
+        return "unknown nonce: request one from /api/v1/auth/nonce"
+    if row.domain != domain:
+        return "nonce was issued for another domain"
+    if row.used_at is not None:
+        return "nonce already used: replayed sign-in message"
+    return "nonce expired: request a new one"
+
+
+def siwe_sign_in(*, message: str, signature: str, domain: str, chain_id: int) -> SignInResult:
+    """Verify a signed EIP-4361 message and sign its wallet in, creating the account on first use.
+
+    The nonce is consumed with a conditional UPDATE, so a message can be used once even when two
+    requests race. Raises ``SignInError`` with the reason on any failure.
+    """
+    now = timezone.now()
+    try:
+        parsed = siwe.parse_message(message)
+        siwe.verify_message(
+            message, signature, domain=domain, chain_id=chain_id, nonce=parsed.nonce, now=now
+        )
+    except siwe.SiweError as exc:
+        raise SignInError(exc.reason) from exc
+
+    with transaction.atomic():
+        consumed = SiweNonce.objects.filter(
+            nonce=parsed.nonce, domain=domain, used_at__isnull=True, expires_at__gt=now
+        ).update(used_at=now)
+        if consumed != 1:
+            raise SignInError(_nonce_refusal(parsed.nonce, domain, now))
+        user = user_get_or_create_for_wallet(address=parsed.address)
+        if user.is_banned:
+            raise SignInError(f"account banned: {user.ban_reason or 'contact the moderators'}")
+        if not user.is_active:
+            raise SignInError("account disabled")
+        user.last_login = now
+        user.save(update_fields=["last_login"])
+        token, expires_at = access_token_issue(
+            user=user, kind=AccessToken.Kind.SESSION, ttl=settings.ACCESS_TOKEN_TTL
+        )
+    return SignInResult(user=user, token=token, expires_at=expires_at)
+
+
+def user_get_or_create_for_wallet(*, address: str) -> User:
+    """The one account of a wallet; created as a contributor on first sign-in."""
+    checksummed = to_checksum_address(address)
+    user = User.objects.filter(wallet_address=checksummed).first()
+    if user is not None:
+        return user
+    try:
+        # A savepoint: a racing request may create the same wallet's account first.
+        with transaction.atomic():
+            user = User(
+                username=checksummed, wallet_address=checksummed, role=User.Role.CONTRIBUTOR
+            )
+            user.set_unusable_password()
+            user.save()
+            return user
+    except IntegrityError:
+        return User.objects.get(wallet_address=checksummed)
+
+
+def access_token_issue(
+    *, user: User, kind: str, name: str = "", ttl: timedelta | None = None
+) -> tuple[str, datetime | None]:
+    """Create a bearer credential; returns the secret (shown once) and its expiry."""
+    secret = token_generate()
+    now = timezone.now()
+    expires_at = now + ttl if ttl is not None else None
+    AccessToken.objects.create(
+        user=user,
+        kind=kind,
+        name=name,
+        prefix=secret[:10],
+        key_hash=token_hash(secret),
+        created_at=now,
+        expires_at=expires_at,
+    )
+    return secret, expires_at
+
+
+def api_key_issue(*, user: User, name: str) -> str:
+    """A buyer's API key; it never expires until revoked. Returns the secret, shown once."""
+    secret, _ = access_token_issue(user=user, kind=AccessToken.Kind.API_KEY, name=name)
+    return secret
+
+
+def access_token_revoke(*, token: AccessToken) -> None:
+    AccessToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(
+        revoked_at=timezone.now()
+    )
+
+
+def user_ban(*, user: User, reason: str) -> None:
+    """Ban a user: their tokens stop working and they can no longer sign in."""
+    now = timezone.now()
+    with transaction.atomic():
+        User.objects.filter(pk=user.pk).update(banned_at=now, ban_reason=reason[:500])
+        AccessToken.objects.filter(user=user, revoked_at__isnull=True).update(revoked_at=now)
+
+
+def user_unban(*, user: User) -> None:
+    User.objects.filter(pk=user.pk).update(banned_at=None, ban_reason="")

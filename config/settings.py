@@ -1,0 +1,222 @@
+"""Crowdmint settings: one module, driven by the environment.
+
+Every backend has an embedded default so that ``make demo`` and ``make test`` need nothing installed:
+SQLite, eager Celery and an in-process EVM. Real backends are chosen by environment variables
+(``DATABASE_URL``, ``REDIS_URL``, ``CHAIN_RPC_URL`` + ``CHAIN_PRIVATE_KEY``); see ``deploy/env.example``.
+With ``CROWDMINT_ENV=production`` a missing secret or backend fails loudly at start-up.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def env(name: str, default: str = "") -> str:
+    """An environment variable, or the contents of the file named by ``<name>_FILE``."""
+    file_name = os.environ.get(f"{name}_FILE")
+    if file_name:
+        return Path(file_name).read_text().strip()
+    return os.environ.get(name, default)
+
+
+def env_bool(name: str, default: bool = False) -> bool:
+    value = env(name)
+    if not value:
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+CROWDMINT_ENV = env("CROWDMINT_ENV", "development")
+PRODUCTION = CROWDMINT_ENV == "production"
+
+
+def required(name: str, dev_default: str) -> str:
+    """A setting production must provide; development falls back to ``dev_default``."""
+    value = env(name)
+    if value:
+        return value
+    if PRODUCTION:
+        raise ImproperlyConfigured(f"{name} must be set when CROWDMINT_ENV=production")
+    return dev_default
+
+
+DEBUG = env_bool("DJANGO_DEBUG", default=not PRODUCTION)
+# The demo offers server-side signing with seeded demo wallets; never on in production.
+DEMO_MODE = env_bool("CROWDMINT_DEMO") and not PRODUCTION
+
+SECRET_KEY = required("DJANGO_SECRET_KEY", "insecure-development-key-do-not-use-in-production")
+ALLOWED_HOSTS = [
+    h for h in env("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost,testserver").split(",") if h
+]
+CSRF_TRUSTED_ORIGINS = [o for o in env("DJANGO_CSRF_TRUSTED_ORIGINS").split(",") if o]
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "accounts",
+    "labeling",
+    "rewards",
+    "frontend",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "frontend" / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "frontend.context_processors.crowdmint",
+            ],
+        },
+    },
+]
+
+WSGI_APPLICATION = "config.wsgi.application"
+
+_default_db = f"sqlite:///{BASE_DIR / 'var' / 'crowdmint.sqlite3'}"
+DATABASES = {
+    "default": dj_database_url.parse(
+        required("DATABASE_URL", _default_db), conn_max_age=60, conn_health_checks=True
+    )
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Several threads of the demo server share one file; wait for the writer instead of failing.
+    DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"]["TEST"] = {"NAME": ""}
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+AUTH_USER_MODEL = "accounts.User"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "frontend" / "static"]
+STATIC_ROOT = BASE_DIR / "staticfiles"
+MEDIA_ROOT = Path(env("MEDIA_ROOT", str(BASE_DIR / "var" / "media")))
+MEDIA_URL = "media/"
+
+LOGIN_URL = "frontend:login"
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "accounts.authentication.BearerTokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "EXCEPTION_HANDLER": "config.exceptions.api_exception_handler",
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+
+# --- Sign-In with Ethereum -----------------------------------------------------------------------
+# The domain a SIWE message must name. Empty: the request's own host (checked against
+# ALLOWED_HOSTS), which is what a browser wallet puts there.
+SIWE_DOMAIN = env("SIWE_DOMAIN")
+SIWE_CHAIN_ID = int(env("SIWE_CHAIN_ID", "1"))
+SIWE_NONCE_TTL = timedelta(minutes=10)
+ACCESS_TOKEN_TTL = timedelta(days=int(env("ACCESS_TOKEN_TTL_DAYS", "7")))
+
+# --- Uploads -------------------------------------------------------------------------------------
+UPLOAD_MAX_BYTES = int(env("UPLOAD_MAX_BYTES", str(10 * 1024 * 1024)))
+UPLOAD_MAX_PIXELS = int(env("UPLOAD_MAX_PIXELS", str(40_000_000)))
+UPLOAD_MAX_TEXT_CHARS = int(env("UPLOAD_MAX_TEXT_CHARS", "20000"))
+DATA_UPLOAD_MAX_MEMORY_SIZE = UPLOAD_MAX_BYTES + 1024 * 1024
+FILE_UPLOAD_MAX_MEMORY_SIZE = UPLOAD_MAX_BYTES + 1024 * 1024
+
+# --- Celery --------------------------------------------------------------------------------------
+REDIS_URL = env("REDIS_URL")
+if REDIS_URL:
+    CELERY_BROKER_URL = REDIS_URL
+    CELERY_RESULT_BACKEND = REDIS_URL
+    CELERY_TASK_ALWAYS_EAGER = False
+else:
+    # Embedded mode: tasks run in the calling process, after the transaction commits.
+    CELERY_BROKER_URL = "memory://"
+    CELERY_RESULT_BACKEND = "cache+memory://"
+    CELERY_TASK_ALWAYS_EAGER = True
+    CELERY_TASK_EAGER_PROPAGATES = True
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_TIME_LIMIT = 300
+CELERY_TASK_SOFT_TIME_LIMIT = 240
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+SETTLE_INTERVAL_SECONDS = int(env("SETTLE_INTERVAL_SECONDS", "600"))
+CELERY_BEAT_SCHEDULE = {
+    "settle-rewards": {
+        "task": "rewards.tasks.settle_rewards",
+        "schedule": SETTLE_INTERVAL_SECONDS,
+    },
+}
+
+# --- Chain ---------------------------------------------------------------------------------------
+# Empty CHAIN_RPC_URL: an in-process EVM (eth-tester), fresh in every process.
+CHAIN_RPC_URL = env("CHAIN_RPC_URL")
+CHAIN_PRIVATE_KEY = env("CHAIN_PRIVATE_KEY")
+CHAIN_TOKEN_ADDRESS = env("CHAIN_TOKEN_ADDRESS")
+CHAIN_EXPLORER_TX_URL = env("CHAIN_EXPLORER_TX_URL")  # e.g. https://etherscan.io/tx/{tx_hash}
+PAYOUT_BATCH_MAX_RECIPIENTS = 500
+PAYOUT_RECEIPT_TIMEOUT_SECONDS = int(env("PAYOUT_RECEIPT_TIMEOUT_SECONDS", "120"))
+if CHAIN_RPC_URL and not CHAIN_PRIVATE_KEY:
+    raise ImproperlyConfigured(
+        "CHAIN_RPC_URL is set: CHAIN_PRIVATE_KEY (or CHAIN_PRIVATE_KEY_FILE) is required"
+    )
+if PRODUCTION and not CHAIN_RPC_URL:
+    raise ImproperlyConfigured("CHAIN_RPC_URL must be set when CROWDMINT_ENV=production")
+
+if PRODUCTION:
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
+    "loggers": {
+        "web3": {"level": "WARNING"},
+        "eth": {"level": "WARNING"},
+        # Eager Celery would log every task inline with the request log.
+        "celery.app.trace": {"level": "INFO" if REDIS_URL else "WARNING"},
+    },
+}

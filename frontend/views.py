@@ -1,0 +1,103 @@
+"""Contributor pages. They render data from selectors; every state change goes through the API
+(from the page's JavaScript) or a service, never here."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth import login, logout
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+from eth_account.messages import encode_defunct
+
+from accounts import siwe
+from accounts.demo import demo_account, demo_accounts
+from accounts.permissions import user_is_contributor
+from accounts.services import SignInError, siwe_nonce_issue, siwe_sign_in
+from labeling import selectors as labeling_selectors
+from rewards.selectors import explorer_tx_url, reward_summary_for_user
+
+
+def home(request: HttpRequest) -> HttpResponse:
+    return render(
+        request, "frontend/home.html", {"projects": labeling_selectors.project_list_open()}
+    )
+
+
+def login_page(request: HttpRequest) -> HttpResponse:
+    demo = [a.address for a in demo_accounts()] if settings.DEMO_MODE else []
+    return render(
+        request,
+        "frontend/login.html",
+        {"demo_addresses": demo, "next": request.GET.get("next", "/")},
+    )
+
+
+@require_POST
+def demo_login(request: HttpRequest) -> HttpResponse:
+    """Demo mode only: sign a real SIWE message with a seeded demo key, through the same checks."""
+    if not settings.DEMO_MODE:
+        raise Http404("Demo sign-in is off.")
+    try:
+        account = demo_account(int(request.POST.get("index", "-1")))
+    except ValueError as exc:
+        raise Http404("No such demo contributor.") from exc
+    domain = settings.SIWE_DOMAIN or request.get_host()
+    nonce = siwe_nonce_issue(domain=domain, chain_id=settings.SIWE_CHAIN_ID)
+    message = siwe.SiweMessage(
+        domain=domain,
+        address=account.address,
+        statement="Sign in to Crowdmint (demo wallet).",
+        uri=request.build_absolute_uri("/"),
+        version="1",
+        chain_id=settings.SIWE_CHAIN_ID,
+        nonce=nonce.nonce,
+        issued_at=datetime.now(UTC).replace(microsecond=0),
+    ).to_text()
+    signature = account.sign_message(encode_defunct(text=message)).signature.to_0x_hex()
+    try:
+        result = siwe_sign_in(
+            message=message, signature=signature, domain=domain, chain_id=settings.SIWE_CHAIN_ID
+        )
+    except SignInError as exc:
+        messages.error(request, f"Sign-in failed: {exc.reason}")
+        return redirect("frontend:login")
+    login(request, result.user, backend="django.contrib.auth.backends.ModelBackend")
+    return redirect(request.POST.get("next") or "frontend:home")
+
+
+@require_POST
+def logout_view(request: HttpRequest) -> HttpResponse:
+    logout(request)
+    return redirect("frontend:home")
+
+
+def _contributor_page(request: HttpRequest) -> None:
+    if not user_is_contributor(request.user):
+        raise Http404("Contributor pages need a wallet sign-in.")
+
+
+@login_required
+def label_page(request: HttpRequest, project_id: int) -> HttpResponse:
+    _contributor_page(request)
+    project = labeling_selectors.project_get_open(project_id=project_id)
+    return render(request, "frontend/label.html", {"project": project})
+
+
+@login_required
+def contribute_page(request: HttpRequest, project_id: int) -> HttpResponse:
+    _contributor_page(request)
+    project = labeling_selectors.project_get_open(project_id=project_id)
+    return render(request, "frontend/contribute.html", {"project": project})
+
+
+@login_required
+def rewards_page(request: HttpRequest) -> HttpResponse:
+    _contributor_page(request)
+    summary = reward_summary_for_user(user=request.user)
+    payouts = [(p, explorer_tx_url(p.batch.tx_hash)) for p in summary.payouts]
+    return render(request, "frontend/rewards.html", {"summary": summary, "payouts": payouts})

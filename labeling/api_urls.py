@@ -1,0 +1,21 @@
+from django.urls import path
+
+from labeling import apis
+
+urlpatterns = [
+    path("projects/", apis.ProjectListApi.as_view(), name="project-list"),
+    path("projects/<int:project_id>/items/", apis.ItemCreateApi.as_view(), name="item-create"),
+    path("projects/<int:project_id>/next-task/", apis.NextTaskApi.as_view(), name="next-task"),
+    path(
+        "items/<int:item_id>/annotations/",
+        apis.AnnotationCreateApi.as_view(),
+        name="annotation-create",
+    ),
+    path("items/<int:item_id>/content", apis.ItemContentApi.as_view(), name="item-content"),
+    path("datasets/", apis.DatasetListApi.as_view(), name="dataset-list"),
+    path(
+        "datasets/<int:dataset_id>/records/",
+        apis.DatasetRecordsApi.as_view(),
+        name="dataset-records",
+    ),
+]

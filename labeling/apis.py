@@ -1,0 +1,224 @@
+"""REST endpoints of the labeling pipeline, for contributors (projects, items, tasks, labels)
+and buyers (datasets and their accepted records)."""
+
+from __future__ import annotations
+
+from django.http import FileResponse, Http404, HttpRequest, HttpResponseBase
+from django.urls import reverse
+from rest_framework import serializers, status
+from rest_framework.pagination import CursorPagination
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.permissions import IsBuyer, IsContributor, user_is_buyer, user_is_contributor
+from labeling import selectors, services
+from labeling.models import Item, Project
+from labeling.validation import ContentError
+
+
+class ProjectOutputSerializer(serializers.ModelSerializer):
+    reward_per_label = serializers.CharField()
+    reward_per_item = serializers.CharField()
+
+    class Meta:
+        model = Project
+        fields = [
+            "id",
+            "name",
+            "description",
+            "data_kind",
+            "classes",
+            "overlap",
+            "reward_per_label",
+            "reward_per_item",
+            "licence",
+        ]
+
+
+def item_content_url(request: Request | HttpRequest, item: Item) -> str | None:
+    if not item.image:
+        return None
+    return request.build_absolute_uri(reverse("item-content", args=[item.pk]))
+
+
+class ItemOutputSerializer(serializers.ModelSerializer):
+    project = serializers.IntegerField(source="project_id")
+    data_kind = serializers.CharField(source="project.data_kind")
+    classes = serializers.JSONField(source="project.classes")
+    image_url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Item
+        fields = [
+            "id",
+            "project",
+            "data_kind",
+            "text",
+            "image_url",
+            "width",
+            "height",
+            "content_sha256",
+            "classes",
+            "status",
+            "created_at",
+        ]
+
+    def get_image_url(self, item: Item) -> str | None:
+        return item_content_url(self.context["request"], item)
+
+
+class ProjectListApi(APIView):
+    permission_classes = [AllowAny]
+
+    def get(self, request: Request) -> Response:
+        projects = selectors.project_list_open()
+        return Response(ProjectOutputSerializer(projects, many=True).data)
+
+
+class ItemCreateApi(APIView):
+    permission_classes = [IsContributor]
+    parser_classes = [JSONParser, MultiPartParser, FormParser]
+
+    def post(self, request: Request, project_id: int) -> Response:
+        project = selectors.project_get_open(project_id=project_id)
+        upload = request.FILES.get("file")
+        try:
+            if upload is not None:
+                item = services.item_create_image(
+                    project=project, contributor=request.user, data=upload.read()
+                )
+            elif "text" in request.data:
+                item = services.item_create_text(
+                    project=project, contributor=request.user, text=request.data["text"]
+                )
+            else:
+                raise ContentError("send JSON {\"text\": ...} or a multipart 'file'")
+        except ContentError as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
+        except services.DuplicateItemError as exc:
+            return Response(
+                {
+                    "detail": f"duplicate: this project already has item {exc.existing_id}",
+                    "existing_id": exc.existing_id,
+                },
+                status=status.HTTP_409_CONFLICT,
+            )
+        return Response(
+            ItemOutputSerializer(item, context={"request": request}).data,
+            status=status.HTTP_201_CREATED,
+        )
+
+
+class NextTaskApi(APIView):
+    permission_classes = [IsContributor]
+
+    def get(self, request: Request, project_id: int) -> Response:
+        project = selectors.project_get_open(project_id=project_id)
+        item = selectors.item_next_for_contributor(project=project, user=request.user)
+        if item is None:
+            return Response(status=status.HTTP_204_NO_CONTENT)
+        return Response(ItemOutputSerializer(item, context={"request": request}).data)
+
+
+class AnnotationCreateApi(APIView):
+    permission_classes = [IsContributor]
+
+    class InputSerializer(serializers.Serializer):
+        label = serializers.CharField(max_length=100)
+
+    class OutputSerializer(serializers.Serializer):
+        id = serializers.IntegerField()
+        item = serializers.IntegerField(source="item_id")
+        label = serializers.CharField()
+        created_at = serializers.DateTimeField()
+
+    def post(self, request: Request, item_id: int) -> Response:
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        item = selectors.item_get_for_contributor(item_id=item_id)
+        try:
+            annotation = services.annotation_create(
+                item=item, annotator=request.user, label=data.validated_data["label"]
+            )
+        except services.AnnotationError as exc:
+            code = status.HTTP_409_CONFLICT if exc.conflict else status.HTTP_400_BAD_REQUEST
+            return Response({"detail": str(exc)}, status=code)
+        return Response(self.OutputSerializer(annotation).data, status=status.HTTP_201_CREATED)
+
+
+class ItemContentApi(APIView):
+    """The image bytes of an item, for contributors labeling it and buyers of accepted records."""
+
+    def get(self, request: Request, item_id: int) -> HttpResponseBase:
+        item = Item.objects.filter(pk=item_id).exclude(image="").first()
+        if item is None:
+            raise Http404("No image item with this id.")
+        buyer_may = user_is_buyer(request.user) and item.status == Item.Status.ACCEPTED
+        if not (user_is_contributor(request.user) or buyer_may or request.user.is_staff):
+            raise Http404("No image item with this id.")
+        content_type = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}[
+            item.image_format
+        ]
+        response = FileResponse(item.image.open("rb"), content_type=content_type)
+        response["Cache-Control"] = "private, max-age=3600"
+        response["X-Content-Type-Options"] = "nosniff"
+        return response
+
+
+class DatasetOutputSerializer(ProjectOutputSerializer):
+    accepted_count = serializers.IntegerField()
+    item_count = serializers.IntegerField()
+
+    class Meta(ProjectOutputSerializer.Meta):
+        fields = [*ProjectOutputSerializer.Meta.fields, "accepted_count", "item_count"]
+
+
+class DatasetListApi(APIView):
+    permission_classes = [IsBuyer]
+
+    def get(self, request: Request) -> Response:
+        return Response(DatasetOutputSerializer(selectors.dataset_list(), many=True).data)
+
+
+class RecordPagination(CursorPagination):
+    ordering = "id"
+    page_size = 100
+    page_size_query_param = "page_size"
+    max_page_size = 1000
+
+
+class RecordOutputSerializer(serializers.ModelSerializer):
+    image_url = serializers.SerializerMethodField()
+    label = serializers.CharField(source="decided_label")
+    provenance = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Item
+        fields = ["id", "text", "image_url", "label", "agreement", "decided_at", "provenance"]
+
+    def get_image_url(self, item: Item) -> str | None:
+        return item_content_url(self.context["request"], item)
+
+    def get_provenance(self, item: Item) -> dict[str, object]:
+        return {
+            "sha256": item.content_sha256,
+            "contributor": item.contributor.wallet_address if item.contributor else None,
+            "labels": item.label_count,
+            "method": "majority_vote",
+            "created_at": item.created_at,
+        }
+
+
+class DatasetRecordsApi(APIView):
+    permission_classes = [IsBuyer]
+
+    def get(self, request: Request, dataset_id: int) -> Response:
+        project = selectors.dataset_get_for_buyer(dataset_id=dataset_id)
+        records = selectors.dataset_records(project=project).select_related("contributor")
+        paginator = RecordPagination()
+        page = paginator.paginate_queryset(records, request, view=self)
+        data = RecordOutputSerializer(page, many=True, context={"request": request}).data
+        return paginator.get_paginated_response(data)

@@ -1,0 +1,141 @@
+"""Projects (collection campaigns), their data items, and the crowd's annotations of them."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.db.models import F, Q
+
+# Integer token base units (wei-like): up to 2**256 - 1 fits in 78 digits.
+TOKEN_AMOUNT = {"max_digits": 78, "decimal_places": 0}
+MAX_CLASSES = 9  # the labeling page binds keys 1-9
+
+
+class Project(models.Model):
+    class DataKind(models.TextChoices):
+        TEXT = "text", "Text"
+        IMAGE = "image", "Image"
+
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    data_kind = models.CharField(max_length=8, choices=DataKind.choices)
+    classes = models.JSONField(help_text='Label class names, e.g. ["cat", "dog"] (2 to 9).')
+    overlap = models.PositiveSmallIntegerField(default=3, help_text="Labels per item.")
+    max_labels = models.PositiveSmallIntegerField(
+        default=7,
+        help_text="Ties ask for one more label, up to this; then the item goes to review.",
+    )
+    reward_per_label = models.DecimalField(
+        **TOKEN_AMOUNT, default=0, help_text="Base units per accepted label."
+    )
+    reward_per_item = models.DecimalField(
+        **TOKEN_AMOUNT, default=0, help_text="Base units per accepted contribution."
+    )
+    licence = models.CharField(max_length=100, default="CC-BY-4.0")
+    is_open = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(overlap__gte=1), name="project_overlap_positive"),
+            models.CheckConstraint(
+                condition=Q(max_labels__gte=F("overlap")), name="project_max_labels_gte_overlap"
+            ),
+            models.CheckConstraint(
+                condition=Q(reward_per_label__gte=0), name="project_reward_per_label_nonneg"
+            ),
+            models.CheckConstraint(
+                condition=Q(reward_per_item__gte=0), name="project_reward_per_item_nonneg"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        classes = self.classes
+        if not isinstance(classes, list) or not all(
+            isinstance(c, str) and c.strip() for c in classes
+        ):
+            raise ValidationError({"classes": "Give a list of non-empty class names."})
+        if not 2 <= len(classes) <= MAX_CLASSES:
+            raise ValidationError({"classes": f"A project has 2 to {MAX_CLASSES} classes."})
+        if len(set(classes)) != len(classes):
+            raise ValidationError({"classes": "Class names must be distinct."})
+
+
+def item_upload_to(item: Item, filename: str) -> str:
+    return f"items/{item.project_id}/{item.content_sha256[:2]}/{filename}"
+
+
+class Item(models.Model):
+    """One data item of a project: a text or an image, and the crowd's decision about it."""
+
+    class Status(models.TextChoices):
+        OPEN = "open", "Collecting labels"
+        ACCEPTED = "accepted", "Accepted"
+        REVIEW = "review", "Needs review"
+        REJECTED = "rejected", "Rejected"
+
+    project = models.ForeignKey(Project, on_delete=models.PROTECT, related_name="items")
+    contributor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="contributions",
+    )
+    text = models.TextField(blank=True)
+    image = models.FileField(upload_to=item_upload_to, blank=True)
+    image_format = models.CharField(max_length=8, blank=True)
+    width = models.PositiveIntegerField(null=True, blank=True)
+    height = models.PositiveIntegerField(null=True, blank=True)
+    size_bytes = models.PositiveIntegerField(default=0)
+    content_sha256 = models.CharField(max_length=64)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
+    label_count = models.PositiveIntegerField(default=0)
+    required_labels = models.PositiveSmallIntegerField()
+    decided_label = models.CharField(max_length=100, blank=True)
+    agreement = models.FloatField(null=True, blank=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["project", "content_sha256"], name="item_unique_content_per_project"
+            ),
+            models.CheckConstraint(
+                condition=~Q(status="accepted")
+                | (~Q(decided_label="") & Q(decided_at__isnull=False)),
+                name="item_accepted_has_decision",
+            ),
+        ]
+        indexes = [models.Index(fields=["project", "status", "id"])]
+
+    def __str__(self) -> str:
+        return f"Item {self.pk} of {self.project_id}"
+
+
+class Annotation(models.Model):
+    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="annotations")
+    annotator = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="annotations"
+    )
+    label = models.CharField(max_length=100)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            # The race between two submissions of one contributor is settled here, not in Python.
+            models.UniqueConstraint(
+                fields=["item", "annotator"], name="annotation_one_per_annotator"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.annotator} → {self.label} on item {self.item_id}"

@@ -1,0 +1,67 @@
+"""Reads of the labeling pipeline, with the access gates ``<noun>_get_for_<actor>``."""
+
+from __future__ import annotations
+
+from django.db.models import Count, F, Q, QuerySet
+from django.http import Http404
+
+from accounts.models import User
+from labeling.models import Annotation, Item, Project
+
+
+def project_list_open() -> QuerySet[Project]:
+    return Project.objects.filter(is_open=True).order_by("id")
+
+
+def project_get_open(*, project_id: int) -> Project:
+    project = Project.objects.filter(pk=project_id, is_open=True).first()
+    if project is None:
+        raise Http404("No open project with this id.")
+    return project
+
+
+def item_get_for_contributor(*, item_id: int) -> Item:
+    """An item of an open project, which any contributor may see and label."""
+    item = Item.objects.select_related("project").filter(pk=item_id, project__is_open=True).first()
+    if item is None:
+        raise Http404("No item with this id in an open project.")
+    return item
+
+
+def item_next_for_contributor(*, project: Project, user: User) -> Item | None:
+    """The next item this contributor may label: open, not theirs, not labeled by them yet.
+
+    Items closest to a decision come first, so labels finish items instead of spreading thin.
+    """
+    return (
+        Item.objects.select_related("project")
+        .filter(project=project, status=Item.Status.OPEN)
+        .exclude(contributor=user)
+        .exclude(annotations__annotator=user)
+        .filter(label_count__lt=F("required_labels"))
+        .order_by("-label_count", "id")
+        .first()
+    )
+
+
+def annotation_list_for_user(*, user: User) -> QuerySet[Annotation]:
+    return Annotation.objects.filter(annotator=user).select_related("item", "item__project")
+
+
+def dataset_list() -> QuerySet[Project]:
+    """Projects with their accepted-record counts, for buyers."""
+    return Project.objects.annotate(
+        accepted_count=Count("items", filter=Q(items__status=Item.Status.ACCEPTED)),
+        item_count=Count("items"),
+    ).order_by("id")
+
+
+def dataset_get_for_buyer(*, dataset_id: int) -> Project:
+    project = Project.objects.filter(pk=dataset_id).first()
+    if project is None:
+        raise Http404("No dataset with this id.")
+    return project
+
+
+def dataset_records(*, project: Project) -> QuerySet[Item]:
+    return Item.objects.filter(project=project, status=Item.Status.ACCEPTED).order_by("id")

@@ -1,0 +1,87 @@
+"""Checks on contributed content before anything is stored."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import warnings
+from dataclasses import dataclass
+
+from django.conf import settings
+from PIL import Image, UnidentifiedImageError
+
+ALLOWED_IMAGE_FORMATS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp"}
+
+
+class ContentError(Exception):
+    """Contributed content was refused; the message says why and is shown to the contributor."""
+
+
+@dataclass(frozen=True)
+class ValidImage:
+    data: bytes
+    format: str
+    extension: str
+    width: int
+    height: int
+    sha256: str
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def validate_text(text: object) -> str:
+    if not isinstance(text, str):
+        raise ContentError("text must be a string")
+    text = text.strip()
+    if not text:
+        raise ContentError("text is empty")
+    limit = settings.UPLOAD_MAX_TEXT_CHARS
+    if len(text) > limit:
+        raise ContentError(f"text is {len(text)} characters long; the limit is {limit}")
+    return text
+
+
+def validate_image(data: bytes) -> ValidImage:
+    """Accept JPEG, PNG or WebP that Pillow opens, verifies and fully decodes within the limits."""
+    max_bytes = settings.UPLOAD_MAX_BYTES
+    if not data:
+        raise ContentError("the file is empty")
+    if len(data) > max_bytes:
+        raise ContentError(f"the file is {len(data)} bytes; the limit is {max_bytes}")
+    max_pixels = settings.UPLOAD_MAX_PIXELS
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as probe:
+                image_format = probe.format or ""
+                width, height = probe.size
+                if image_format not in ALLOWED_IMAGE_FORMATS:
+                    raise ContentError(
+                        f"unsupported image format {image_format or 'unknown'}: use JPEG, PNG or WebP"
+                    )
+                if width * height > max_pixels:
+                    raise ContentError(
+                        f"the image has {width * height} pixels; the limit is {max_pixels}"
+                    )
+                probe.verify()
+            # verify() leaves the image unusable and skips pixel data for some formats: decode fully.
+            with Image.open(io.BytesIO(data)) as full:
+                full.load()
+    except ContentError:
+        raise
+    except UnidentifiedImageError as exc:
+        raise ContentError("not an image: Pillow cannot identify the file") from exc
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
+        raise ContentError("the image has too many pixels") from exc
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise ContentError(f"the image is damaged or truncated: {exc}") from exc
+    return ValidImage(
+        data=data,
+        format=image_format,
+        extension=ALLOWED_IMAGE_FORMATS[image_format],
+        width=width,
+        height=height,
+        sha256=sha256_hex(data),
+    )

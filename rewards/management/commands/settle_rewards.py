@@ -1,0 +1,21 @@
+from typing import Any
+
+from django.core.management.base import BaseCommand
+
+from rewards.client import chain_client_with_token
+from rewards.services import payouts_settle
+
+
+class Command(BaseCommand):
+    help = "Pay every due credit on-chain in batches. Safe to run twice, or after a crash."
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        client = chain_client_with_token()
+        report = payouts_settle(client=client)
+        for batch_id in report.confirmed:
+            self.stdout.write(f"confirmed {batch_id}")
+        for batch_id in report.pending:
+            self.stdout.write(f"pending   {batch_id} (run again to finish it)")
+        for batch_id in report.failed:
+            self.stderr.write(f"failed    {batch_id}")
+        self.stdout.write(self.style.SUCCESS(report.summary))

@@ -1,0 +1,128 @@
+"""Money: an append-only ledger of credits in token base units, and the batches that pay them."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+TOKEN_AMOUNT = {"max_digits": 78, "decimal_places": 0}
+
+
+class LedgerEntry(models.Model):
+    """One credit (or correction) to a user. Never updated or deleted: balances are sums.
+
+    ``(reason, source)`` is unique, so the same accepted item or label can't be credited twice,
+    whatever retries or races happen.
+    """
+
+    class Reason(models.TextChoices):
+        CONTRIBUTION = "contribution", "Accepted contribution"
+        LABEL = "label", "Accepted label"
+        ADJUSTMENT = "adjustment", "Moderator adjustment"
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="ledger_entries"
+    )
+    amount = models.DecimalField(**TOKEN_AMOUNT)
+    reason = models.CharField(max_length=16, choices=Reason.choices)
+    source = models.CharField(
+        max_length=64, help_text="What earned it, e.g. item:12 or annotation:40."
+    )
+    project = models.ForeignKey(
+        "labeling.Project", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    memo = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        verbose_name_plural = "ledger entries"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["reason", "source"], name="ledger_entry_once_per_source"
+            ),
+            models.CheckConstraint(condition=Q(amount__gt=0), name="ledger_entry_amount_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.amount} to {self.user} for {self.source}"
+
+
+class PayoutBatch(models.Model):
+    """One ``batchMint`` transaction paying many wallets.
+
+    ``batch_id`` is the contract-level idempotency key: the token refuses a batch id it has already
+    processed, so re-sending a batch after a crash can never pay twice. The signed transaction and
+    its hash are recorded before broadcast.
+    """
+
+    class Status(models.TextChoices):
+        PREPARED = "prepared", "Prepared"
+        SUBMITTED = "submitted", "Submitted"
+        CONFIRMED = "confirmed", "Confirmed"
+        FAILED = "failed", "Failed"
+
+    batch_id = models.CharField(max_length=66, unique=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PREPARED)
+    chain_id = models.PositiveBigIntegerField()
+    token_address = models.CharField(max_length=42)
+    recipient_count = models.PositiveIntegerField()
+    total = models.DecimalField(**TOKEN_AMOUNT)
+    tx_hash = models.CharField(max_length=66, blank=True)
+    tx_nonce = models.PositiveBigIntegerField(null=True, blank=True)
+    raw_tx = models.TextField(
+        blank=True, help_text="The signed transaction, hex: re-broadcast as is."
+    )
+    attempts = models.JSONField(
+        default=list, blank=True, help_text="Earlier tx hashes of this batch."
+    )
+    block_number = models.PositiveBigIntegerField(null=True, blank=True)
+    gas_used = models.PositiveBigIntegerField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    submitted_at = models.DateTimeField(null=True, blank=True)
+    confirmed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        verbose_name_plural = "payout batches"
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status="prepared") | Q(status="failed") | ~Q(tx_hash=""),
+                name="payout_batch_hash_recorded_before_broadcast",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Batch {self.batch_id[:10]}… ({self.status})"
+
+
+class PayoutTransfer(models.Model):
+    """What one wallet receives in a batch: the sum of its allocated credits."""
+
+    batch = models.ForeignKey(PayoutBatch, on_delete=models.CASCADE, related_name="transfers")
+    wallet_address = models.CharField(max_length=42)
+    amount = models.DecimalField(**TOKEN_AMOUNT)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["batch", "wallet_address"], name="payout_transfer_one_per_wallet"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.amount} to {self.wallet_address}"
+
+
+class PayoutAllocation(models.Model):
+    """Puts one credit into one live batch. A credit is in at most one batch at a time (unique);
+    it is paid when that batch is confirmed. A failed batch's allocations are released."""
+
+    entry = models.OneToOneField(LedgerEntry, on_delete=models.PROTECT, related_name="allocation")
+    batch = models.ForeignKey(PayoutBatch, on_delete=models.PROTECT, related_name="allocations")
+
+    def __str__(self) -> str:
+        return f"{self.entry_id} in {self.batch_id}"

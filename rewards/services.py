@@ -1,0 +1,260 @@
+"""Money movements: credits into the ledger, and settlement of credits on-chain.
+
+Exactly-once rests on three facts, not on exception handling:
+1. a credit is unique per ``(reason, source)`` (a database constraint);
+2. a credit sits in at most one live batch (a one-to-one allocation);
+3. the token contract refuses a ``batchId`` it has already processed.
+So settlement can crash anywhere, and be re-run any number of times, concurrently too: it re-reads
+the chain (``processedBatches``) to learn what happened, and never pays a batch twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections import OrderedDict
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from labeling.models import Item
+from rewards.chain import ChainClient, ChainError, Receipt
+from rewards.models import LedgerEntry, PayoutAllocation, PayoutBatch, PayoutTransfer
+
+logger = logging.getLogger(__name__)
+
+
+def ledger_credit_decision(*, item: Item) -> int:
+    """Credit an accepted item's contributor and the labelers who agreed with the decision.
+
+    Call inside the transaction that accepts the item. Crediting the same item again adds nothing.
+    Returns the number of new entries.
+    """
+    project = item.project
+    entries: list[LedgerEntry] = []
+    if item.contributor_id is not None and project.reward_per_item > 0:
+        entries.append(
+            LedgerEntry(
+                user_id=item.contributor_id,
+                amount=project.reward_per_item,
+                reason=LedgerEntry.Reason.CONTRIBUTION,
+                source=f"item:{item.pk}",
+                project=project,
+            )
+        )
+    if project.reward_per_label > 0:
+        agreeing = item.annotations.filter(label=item.decided_label).values_list(
+            "pk", "annotator_id"
+        )
+        entries.extend(
+            LedgerEntry(
+                user_id=annotator_id,
+                amount=project.reward_per_label,
+                reason=LedgerEntry.Reason.LABEL,
+                source=f"annotation:{annotation_id}",
+                project=project,
+            )
+            for annotation_id, annotator_id in agreeing
+        )
+    before = (
+        LedgerEntry.objects.filter(source__in=[e.source for e in entries]).count() if entries else 0
+    )
+    LedgerEntry.objects.bulk_create(entries, ignore_conflicts=True)
+    return len(entries) - before
+
+
+# --- Settlement -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SettlementReport:
+    confirmed: list[str]
+    pending: list[str]
+    failed: list[str]
+
+    @property
+    def summary(self) -> str:
+        return (
+            f"{len(self.confirmed)} batch(es) confirmed, {len(self.pending)} pending, "
+            f"{len(self.failed)} failed"
+        )
+
+
+def payout_batch_prepare(*, client: ChainClient) -> PayoutBatch | None:
+    """Group unpaid credits per wallet into a new batch of at most 500 recipients.
+
+    Credits of users without a wallet or who are banned wait. Returns ``None`` when nothing is
+    due. Two concurrent calls can't allocate one credit twice: the allocation is one-to-one, and
+    the loser's transaction rolls back.
+    """
+    max_recipients = settings.PAYOUT_BATCH_MAX_RECIPIENTS
+    due = (
+        LedgerEntry.objects.filter(
+            allocation__isnull=True,
+            user__wallet_address__isnull=False,
+            user__banned_at__isnull=True,
+        )
+        .order_by("id")
+        .values_list("id", "user__wallet_address", "amount")
+    )
+    totals: OrderedDict[str, Decimal] = OrderedDict()
+    entry_ids: list[int] = []
+    for entry_id, wallet, amount in due.iterator(chunk_size=2000):
+        if wallet not in totals and len(totals) >= max_recipients:
+            continue
+        totals[wallet] = totals.get(wallet, Decimal(0)) + amount
+        entry_ids.append(entry_id)
+    if not totals:
+        return None
+    try:
+        with transaction.atomic():
+            batch = PayoutBatch.objects.create(
+                batch_id="0x" + secrets.token_hex(32),
+                chain_id=client.chain_id,
+                token_address=client.token_address or "",
+                recipient_count=len(totals),
+                total=sum(totals.values(), Decimal(0)),
+            )
+            PayoutTransfer.objects.bulk_create(
+                PayoutTransfer(batch=batch, wallet_address=wallet, amount=amount)
+                for wallet, amount in totals.items()
+            )
+            PayoutAllocation.objects.bulk_create(
+                PayoutAllocation(batch=batch, entry_id=entry_id) for entry_id in entry_ids
+            )
+    except IntegrityError:
+        logger.info("another settlement allocated these credits first")
+        return None
+    return batch
+
+
+def payout_batch_submit(*, batch: PayoutBatch, client: ChainClient) -> PayoutBatch:
+    """Sign the batch's transaction, record its hash, then broadcast it (after the commit)."""
+    transfers = list(batch.transfers.order_by("id").values_list("wallet_address", "amount"))
+    signed = client.sign_batch_mint(
+        bytes.fromhex(batch.batch_id[2:]), [w for w, _ in transfers], [int(a) for _, a in transfers]
+    )
+    claimed = PayoutBatch.objects.filter(pk=batch.pk, status=PayoutBatch.Status.PREPARED).update(
+        status=PayoutBatch.Status.SUBMITTED,
+        tx_hash=signed.tx_hash,
+        tx_nonce=signed.nonce,
+        raw_tx=signed.raw.hex(),
+        submitted_at=timezone.now(),
+    )
+    batch.refresh_from_db()
+    if claimed != 1:
+        return batch  # another settlement run submitted it
+    _broadcast(batch, signed.raw, client)
+    return batch
+
+
+def _broadcast(batch: PayoutBatch, raw: bytes, client: ChainClient) -> None:
+    try:
+        client.send_raw(raw)
+    except ChainError as exc:
+        # The node may have taken it anyway (a killed node still mines): the next reconcile reads
+        # processedBatches to find out.
+        logger.warning("broadcast of batch %s failed: %s", batch.batch_id, exc)
+
+
+def payout_batch_reconcile(
+    *, batch: PayoutBatch, client: ChainClient, wait: bool = True
+) -> PayoutBatch:
+    """Learn a submitted batch's fate from the chain and record it.
+
+    Processed on-chain: confirmed, and its credits count as paid. Mined but reverted and not
+    processed: failed, and its credits are released for the next batch. Not mined: re-broadcast
+    the same signed transaction, or, if its nonce was consumed by another transaction, sign again
+    with a new nonce (the batch id keeps that safe). With ``wait``, it waits for the outcome of
+    what it re-sent; otherwise the batch stays submitted for the next run.
+    """
+    for _ in range(3):
+        batch.refresh_from_db()
+        if batch.status != PayoutBatch.Status.SUBMITTED:
+            return batch
+        receipt = client.get_receipt(batch.tx_hash)
+        if receipt is None and wait and client.has_transaction(batch.tx_hash):
+            receipt = client.wait_for_receipt(
+                batch.tx_hash, timeout=settings.PAYOUT_RECEIPT_TIMEOUT_SECONDS
+            )
+        if client.is_batch_processed(bytes.fromhex(batch.batch_id[2:])):
+            _mark_confirmed(batch, receipt if receipt is not None and receipt.status else None)
+        elif receipt is not None:
+            _mark_failed(
+                batch, f"transaction {batch.tx_hash} reverted in block {receipt.block_number}"
+            )
+        elif client.confirmed_nonce() > (batch.tx_nonce or 0):
+            _resign(batch, client)
+        else:
+            _broadcast(batch, bytes.fromhex(batch.raw_tx), client)
+        if not wait:
+            break
+    batch.refresh_from_db()
+    return batch
+
+
+def _mark_confirmed(batch: PayoutBatch, receipt: Receipt | None) -> None:
+    fields: dict[str, object] = {
+        "status": PayoutBatch.Status.CONFIRMED,
+        "confirmed_at": timezone.now(),
+    }
+    if receipt is not None:
+        fields["block_number"] = receipt.block_number
+        fields["gas_used"] = receipt.gas_used
+    PayoutBatch.objects.filter(pk=batch.pk, status=PayoutBatch.Status.SUBMITTED).update(**fields)
+
+
+def _mark_failed(batch: PayoutBatch, error: str) -> None:
+    with transaction.atomic():
+        updated = PayoutBatch.objects.filter(
+            pk=batch.pk, status=PayoutBatch.Status.SUBMITTED
+        ).update(status=PayoutBatch.Status.FAILED, error=error)
+        if updated:
+            PayoutAllocation.objects.filter(batch=batch).delete()
+    logger.error("payout batch %s failed: %s", batch.batch_id, error)
+
+
+def _resign(batch: PayoutBatch, client: ChainClient) -> None:
+    transfers = list(batch.transfers.order_by("id").values_list("wallet_address", "amount"))
+    signed = client.sign_batch_mint(
+        bytes.fromhex(batch.batch_id[2:]), [w for w, _ in transfers], [int(a) for _, a in transfers]
+    )
+    replaced = PayoutBatch.objects.filter(
+        pk=batch.pk, status=PayoutBatch.Status.SUBMITTED, tx_hash=batch.tx_hash
+    ).update(
+        tx_hash=signed.tx_hash,
+        tx_nonce=signed.nonce,
+        raw_tx=signed.raw.hex(),
+        attempts=[*batch.attempts, batch.tx_hash],
+        submitted_at=timezone.now(),
+    )
+    if replaced:
+        _broadcast(batch, signed.raw, client)
+
+
+def payouts_settle(*, client: ChainClient) -> SettlementReport:
+    """Pay every due credit: finish interrupted batches first, then make new ones until none is due.
+
+    Safe to run twice, concurrently, or after a crash at any point.
+    """
+    touched: list[PayoutBatch] = []
+    for batch in PayoutBatch.objects.filter(status=PayoutBatch.Status.PREPARED).order_by("id"):
+        touched.append(payout_batch_submit(batch=batch, client=client))
+    for batch in PayoutBatch.objects.filter(status=PayoutBatch.Status.SUBMITTED).order_by("id"):
+        touched.append(payout_batch_reconcile(batch=batch, client=client))
+    if all(b.status != PayoutBatch.Status.SUBMITTED for b in touched):
+        while (batch := payout_batch_prepare(client=client)) is not None:
+            batch = payout_batch_submit(batch=batch, client=client)
+            batch = payout_batch_reconcile(batch=batch, client=client)
+            touched.append(batch)
+            if batch.status != PayoutBatch.Status.CONFIRMED:
+                break  # the chain isn't keeping up: leave the rest for the next run
+    statuses = {b.batch_id: b.status for b in touched}
+    return SettlementReport(
+        confirmed=[k for k, v in statuses.items() if v == PayoutBatch.Status.CONFIRMED],
+        pending=[k for k, v in statuses.items() if v == PayoutBatch.Status.SUBMITTED],
+        failed=[k for k, v in statuses.items() if v == PayoutBatch.Status.FAILED],
+    )

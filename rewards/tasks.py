@@ -1,0 +1,15 @@
+"""Celery tasks for payouts; Celery beat runs ``settle_rewards`` every SETTLE_INTERVAL_SECONDS."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from rewards.client import chain_client_with_token
+from rewards.services import payouts_settle
+
+
+@shared_task(acks_late=True, time_limit=900, soft_time_limit=840)
+def settle_rewards() -> dict[str, list[str]]:
+    """Pay due credits. Safe to run concurrently with itself or after a crash."""
+    report = payouts_settle(client=chain_client_with_token())
+    return {"confirmed": report.confirmed, "pending": report.pending, "failed": report.failed}

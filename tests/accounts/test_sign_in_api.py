@@ -1,0 +1,205 @@
+"""Sign-In with Ethereum over the HTTP API, bearer tokens, API keys and role gates."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+from eth_account import Account
+from rest_framework.test import APIClient
+
+from accounts.models import SiweNonce, User
+from tests.conftest import Contributor, sign, siwe_text
+
+pytestmark = pytest.mark.django_db
+
+
+def test_the_nonce_names_the_domain_and_chain_the_message_must_use() -> None:
+    body = APIClient().get("/api/v1/auth/nonce").json()
+    assert body["domain"] == "testserver"
+    assert body["chain_id"] == 1
+    assert len(body["nonce"]) >= 8 and body["nonce"].isalnum()
+    assert SiweNonce.objects.get(nonce=body["nonce"]).used_at is None
+
+
+def test_the_nonce_endpoint_checksums_a_lowercase_wallet_address() -> None:
+    account = Account.create()
+    body = APIClient().get("/api/v1/auth/nonce", {"address": account.address.lower()}).json()
+    assert body["address"] == account.address
+    bad = APIClient().get("/api/v1/auth/nonce", {"address": "0x123"})
+    assert bad.status_code == 400 and "address" in bad.json()["detail"]
+
+
+def test_a_signed_message_signs_the_wallet_in_with_a_token_and_a_session_cookie() -> None:
+    account = Account.create()
+    api = APIClient()
+    nonce = api.get("/api/v1/auth/nonce").json()
+    text = siwe_text(account, nonce)
+    response = api.post(
+        "/api/v1/auth/siwe", {"message": text, "signature": sign(account, text)}, format="json"
+    )
+    assert response.status_code == 200
+    body = response.json()
+    assert body["address"] == account.address
+    assert body["token"].startswith("cm_")
+    assert "sessionid" in response.cookies
+    user = User.objects.get(wallet_address=account.address)
+    assert user.role == User.Role.CONTRIBUTOR
+
+    bearer = APIClient()
+    bearer.credentials(HTTP_AUTHORIZATION=f"Bearer {body['token']}")
+    assert bearer.get("/api/v1/me/rewards/").json()["address"] == account.address
+    assert api.get("/api/v1/me/rewards/").status_code == 200  # the session cookie works too
+
+
+def test_it_rejects_a_replayed_nonce() -> None:
+    account = Account.create()
+    api = APIClient()
+    nonce = api.get("/api/v1/auth/nonce").json()
+    text = siwe_text(account, nonce)
+    payload = {"message": text, "signature": sign(account, text)}
+    assert api.post("/api/v1/auth/siwe", payload, format="json").status_code == 200
+    replay = APIClient().post("/api/v1/auth/siwe", payload, format="json")
+    assert replay.status_code == 401
+    assert "already used" in replay.json()["detail"]
+
+
+def test_it_rejects_an_expired_nonce() -> None:
+    account = Account.create()
+    nonce = APIClient().get("/api/v1/auth/nonce").json()
+    SiweNonce.objects.filter(nonce=nonce["nonce"]).update(
+        expires_at=timezone.now() - timedelta(seconds=1)
+    )
+    text = siwe_text(account, nonce)
+    response = APIClient().post(
+        "/api/v1/auth/siwe", {"message": text, "signature": sign(account, text)}, format="json"
+    )
+    assert response.status_code == 401
+    assert "expired" in response.json()["detail"]
+
+
+def test_it_rejects_an_expired_message() -> None:
+    account = Account.create()
+    nonce = APIClient().get("/api/v1/auth/nonce").json()
+    now = timezone.now().replace(microsecond=0)
+    text = siwe_text(
+        account, nonce, issued_at=now - timedelta(hours=2), expiration_time=now - timedelta(hours=1)
+    )
+    response = APIClient().post(
+        "/api/v1/auth/siwe", {"message": text, "signature": sign(account, text)}, format="json"
+    )
+    assert response.status_code == 401
+    assert response.json()["detail"] == "message expired"
+
+
+def test_it_rejects_a_message_for_a_foreign_domain() -> None:
+    account = Account.create()
+    nonce = APIClient().get("/api/v1/auth/nonce").json()
+    text = siwe_text(account, nonce, domain="evil.example", uri="https://evil.example/")
+    response = APIClient().post(
+        "/api/v1/auth/siwe", {"message": text, "signature": sign(account, text)}, format="json"
+    )
+    assert response.status_code == 401
+    assert response.json()["detail"] == "domain mismatch"
+
+
+def test_it_rejects_a_wrong_chain_and_a_signature_by_another_wallet() -> None:
+    account, other = Account.create(), Account.create()
+    nonce = APIClient().get("/api/v1/auth/nonce").json()
+    text = siwe_text(account, nonce, chain_id=5)
+    response = APIClient().post(
+        "/api/v1/auth/siwe", {"message": text, "signature": sign(account, text)}, format="json"
+    )
+    assert response.json()["detail"] == "chain id mismatch"
+    nonce = APIClient().get("/api/v1/auth/nonce").json()
+    text = siwe_text(account, nonce)
+    response = APIClient().post(
+        "/api/v1/auth/siwe", {"message": text, "signature": sign(other, text)}, format="json"
+    )
+    assert response.status_code == 401
+    assert response.json()["detail"] == "signature does not match address"
+    assert not User.objects.filter(wallet_address=account.address).exists()
+
+
+def test_a_malformed_request_gets_400_with_a_message() -> None:
+    response = APIClient().post(
+        "/api/v1/auth/siwe", {"message": "hello", "signature": "0x12"}, format="json"
+    )
+    assert response.status_code == 400
+    assert "signature" in response.json()["detail"]
+
+
+def test_a_wallet_has_one_account_across_sign_ins(contributor: Contributor) -> None:
+    from tests.conftest import sign_in
+
+    sign_in(APIClient(), contributor.account)
+    assert User.objects.filter(wallet_address=contributor.address).count() == 1
+
+
+def test_a_banned_contributor_cannot_sign_in_and_their_tokens_stop_working(
+    contributor: Contributor,
+) -> None:
+    from accounts.services import user_ban
+
+    user_ban(user=contributor.user, reason="spam")
+    assert contributor.api.get("/api/v1/me/rewards/").status_code == 401
+    api = APIClient()
+    nonce = api.get("/api/v1/auth/nonce").json()
+    text = siwe_text(contributor.account, nonce)
+    response = api.post(
+        "/api/v1/auth/siwe",
+        {"message": text, "signature": sign(contributor.account, text)},
+        format="json",
+    )
+    assert response.status_code == 401
+    assert "banned" in response.json()["detail"]
+
+
+def test_roles_are_checked_on_each_endpoint(
+    contributor: Contributor, buyer_api: APIClient, text_project: object
+) -> None:
+    assert contributor.api.get("/api/v1/datasets/").status_code == 403
+    assert buyer_api.get("/api/v1/datasets/").status_code == 200
+    assert buyer_api.get(f"/api/v1/projects/{text_project.pk}/next-task/").status_code == 403  # type: ignore[attr-defined]
+    assert APIClient().get("/api/v1/datasets/").status_code == 401
+    stranger = APIClient()
+    stranger.credentials(HTTP_AUTHORIZATION="Bearer cm_not-a-real-token")
+    assert stranger.get("/api/v1/me/rewards/").status_code == 401
+
+
+def test_a_moderator_issues_a_buyer_an_api_key_in_admin_shown_once_and_stored_hashed(
+    moderator: User,
+) -> None:
+    from django.test import Client
+
+    from accounts.models import AccessToken
+
+    buyer = User.objects.create_user("acme", role=User.Role.BUYER)
+    browser = Client()
+    browser.force_login(moderator)
+    response = browser.post(
+        "/admin/accounts/accesstoken/add/", {"user": buyer.pk, "name": "acme prod"}, follow=True
+    )
+    assert response.status_code == 200
+    shown = [str(m) for m in response.context["messages"]]
+    key = next(word for m in shown for word in m.split() if word.startswith("cm_"))
+    token = AccessToken.objects.get(user=buyer)
+    assert token.key_hash != key and key not in token.key_hash
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
+    assert api.get("/api/v1/datasets/").status_code == 200
+
+
+def test_admin_refuses_an_api_key_for_a_contributor(
+    moderator: User, contributor: Contributor
+) -> None:
+    from django.test import Client
+
+    browser = Client()
+    browser.force_login(moderator)
+    response = browser.post(
+        "/admin/accounts/accesstoken/add/", {"user": contributor.user.pk, "name": "x"}
+    )
+    assert response.status_code == 200
+    assert b"API keys are for buyers" in response.content

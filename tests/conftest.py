@@ -1,0 +1,165 @@
+"""The cast and tools shared by the test-suite.
+
+A readable cast of users: ``contributor``, ``second_contributor``, ``third_contributor``,
+``buyer``, ``moderator``, and anonymous strangers. Contributors sign in through the real SIWE API
+with real eth-account signatures.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from django.test import override_settings
+from eth_account import Account
+from eth_account.messages import encode_defunct
+from eth_account.signers.local import LocalAccount
+from PIL import Image
+from rest_framework.test import APIClient
+
+from accounts import siwe
+from accounts.models import User
+from accounts.services import api_key_issue
+from labeling.models import Project
+
+
+@dataclass
+class Contributor:
+    account: LocalAccount
+    user: User
+    token: str
+    api: APIClient
+
+    @property
+    def address(self) -> str:
+        return self.account.address
+
+
+def siwe_text(account: LocalAccount, nonce: dict[str, object], **overrides: object) -> str:
+    fields: dict[str, object] = {
+        "domain": nonce["domain"],
+        "address": account.address,
+        "statement": "Sign in to Crowdmint.",
+        "uri": f"http://{nonce['domain']}/",
+        "version": "1",
+        "chain_id": nonce["chain_id"],
+        "nonce": nonce["nonce"],
+        "issued_at": datetime.now(UTC).replace(microsecond=0),
+    }
+    fields.update(overrides)
+    return siwe.SiweMessage(**fields).to_text()  # type: ignore[arg-type]
+
+
+def sign(account: LocalAccount, text: str) -> str:
+    return account.sign_message(encode_defunct(text=text)).signature.to_0x_hex()
+
+
+def sign_in(api: APIClient, account: LocalAccount) -> dict[str, object]:
+    nonce = api.get("/api/v1/auth/nonce").json()
+    text = siwe_text(account, nonce)
+    response = api.post(
+        "/api/v1/auth/siwe", {"message": text, "signature": sign(account, text)}, format="json"
+    )
+    assert response.status_code == 200, response.content
+    return response.json()
+
+
+@pytest.fixture
+def make_contributor(db: None) -> Callable[[], Contributor]:
+    def make() -> Contributor:
+        account = Account.create()
+        body = sign_in(APIClient(), account)
+        api = APIClient()
+        api.credentials(HTTP_AUTHORIZATION=f"Bearer {body['token']}")
+        return Contributor(
+            account, User.objects.get(wallet_address=account.address), str(body["token"]), api
+        )
+
+    return make
+
+
+@pytest.fixture
+def contributor(make_contributor: Callable[[], Contributor]) -> Contributor:
+    return make_contributor()
+
+
+@pytest.fixture
+def second_contributor(make_contributor: Callable[[], Contributor]) -> Contributor:
+    return make_contributor()
+
+
+@pytest.fixture
+def third_contributor(make_contributor: Callable[[], Contributor]) -> Contributor:
+    return make_contributor()
+
+
+@pytest.fixture
+def buyer_api(db: None) -> APIClient:
+    buyer = User.objects.create_user("buyer", role=User.Role.BUYER)
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {api_key_issue(user=buyer, name='test')}")
+    return api
+
+
+@pytest.fixture
+def moderator(db: None) -> User:
+    user = User.objects.create_superuser(
+        "moderator", "mod@example.org", "correct horse battery staple"
+    )
+    user.role = User.Role.MODERATOR
+    user.save(update_fields=["role"])
+    return user
+
+
+@pytest.fixture
+def text_project(db: None) -> Project:
+    return Project.objects.create(
+        name="Sentiment",
+        data_kind=Project.DataKind.TEXT,
+        classes=["positive", "negative"],
+        overlap=3,
+        max_labels=5,
+        reward_per_label=10,
+        reward_per_item=25,
+    )
+
+
+@pytest.fixture
+def image_project(db: None) -> Project:
+    return Project.objects.create(
+        name="Colours",
+        data_kind=Project.DataKind.IMAGE,
+        classes=["red", "green", "blue"],
+        overlap=3,
+        reward_per_label=10,
+        reward_per_item=25,
+    )
+
+
+def image_bytes(
+    fmt: str = "PNG", size: tuple[int, int] = (32, 24), colour: tuple[int, int, int] = (200, 10, 10)
+) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", size, colour).save(buffer, format=fmt)
+    return buffer.getvalue()
+
+
+@pytest.fixture(autouse=True)
+def media_root(tmp_path: Path) -> Iterator[Path]:
+    root = tmp_path / "media"
+    with override_settings(MEDIA_ROOT=str(root)):
+        yield root
+
+
+@pytest.fixture
+def chain(settings: object) -> Iterator[object]:
+    """A fresh in-process EVM with the reward token deployed, as the platform's chain client."""
+    from rewards.client import chain_client, chain_client_reset
+
+    chain_client_reset()
+    yield chain_client()
+    chain_client_reset()

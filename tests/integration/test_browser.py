@@ -1,0 +1,121 @@
+"""Contributor pages in headless Chromium: sign in with a browser wallet (EIP-1193 personal_sign
+of an EIP-4361 message), label with the keyboard, contribute, and see rewards."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from eth_account import Account
+from eth_account.messages import encode_defunct
+
+from labeling.models import Annotation, Item, Project
+from labeling.services import item_create_text
+
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+
+WALLET_SHIM = """
+window.ethereum = {
+  isMetaMask: false,
+  request: async ({ method, params }) => {
+    if (method === "eth_requestAccounts") return [window.__walletAddress.toLowerCase()];
+    if (method === "personal_sign") return await window.walletSign(params[0], params[1]);
+    throw new Error("unsupported method " + method);
+  },
+};
+"""
+
+
+@pytest.fixture
+def page() -> Iterator[Any]:
+    if not shutil.which(CHROMIUM):
+        pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium (.ci/run does)")
+    from playwright.sync_api import sync_playwright
+
+    # Playwright's sync API runs an event loop in this thread; the ORM calls of the test itself
+    # are still synchronous and safe.
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+        )
+        context = browser.new_context()
+        yield context.new_page()
+        context.close()
+        browser.close()
+
+
+def test_a_contributor_signs_in_with_a_wallet_and_labels_with_the_keyboard(
+    live_server: Any, page: Any
+) -> None:
+    wallet = Account.create()
+    project = Project.objects.create(
+        name="Sentiment",
+        data_kind="text",
+        classes=["positive", "negative"],
+        overlap=3,
+        reward_per_label=1,
+    )
+    first = item_create_text(project=project, contributor=None, text="What a lovely day.")
+    second = item_create_text(project=project, contributor=None, text="Awful service.")
+    signed: list[str] = []
+
+    def wallet_sign(message: str, address: str) -> str:
+        assert address.lower() == wallet.address.lower()
+        signed.append(message)
+        return wallet.sign_message(encode_defunct(text=message)).signature.to_0x_hex()
+
+    page.expose_function("walletSign", wallet_sign)
+    page.add_init_script(f"window.__walletAddress = '{wallet.address}';" + WALLET_SHIM)
+
+    page.goto(f"{live_server.url}/login/?next=/projects/{project.pk}/label/")
+    page.click("#wallet-signin")
+    page.wait_for_url(
+        lambda url: url.endswith(f"/projects/{project.pk}/label/") and "login" not in url
+    )
+    assert signed and signed[0].startswith(f"{live_server.url.split('//')[1]} wants you to sign in")
+    assert wallet.address in signed[0]
+    assert page.inner_text("[data-testid=who]") == wallet.address
+
+    page.wait_for_selector("text=What a lovely day.")
+    page.keyboard.press("1")
+    page.wait_for_selector("text=Awful service.")
+    page.keyboard.press("2")
+    page.wait_for_selector("text=No tasks left in this project")
+    assert page.inner_text("[data-testid=done-count]") == "2"
+    labels = dict(Annotation.objects.values_list("item_id", "label"))
+    assert labels == {first.pk: "positive", second.pk: "negative"}
+
+    # A class key beyond the project's classes does nothing.
+    page.keyboard.press("7")
+    assert Annotation.objects.count() == 2
+
+    page.goto(f"{live_server.url}/projects/{project.pk}/contribute/")
+    page.fill("textarea[name=text]", "Brand new review.")
+    page.click("button[type=submit]")
+    page.wait_for_selector("[data-testid=contribute-status]:has-text('Uploaded as item')")
+    page.fill("textarea[name=text]", "Brand new review.")
+    page.click("button[type=submit]")
+    page.wait_for_selector("[data-testid=contribute-status]:has-text('duplicate')")
+    assert Item.objects.filter(text="Brand new review.").count() == 1
+
+    page.goto(f"{live_server.url}/me/rewards/")
+    assert page.inner_text("[data-testid=pending]") == "0"
+
+
+def test_a_visitor_without_a_wallet_is_told_so(live_server: Any, page: Any) -> None:
+    page.goto(f"{live_server.url}/login/")
+    page.click("#wallet-signin")
+    page.wait_for_selector("text=No browser wallet found")

@@ -1,0 +1,158 @@
+"""Contributing items: validation, limits and duplicates; nothing is stored for a refused upload."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+from labeling.models import Item, Project
+from tests.conftest import Contributor, image_bytes
+
+pytestmark = pytest.mark.django_db
+
+
+def upload(contributor: Contributor, project: Project, data: bytes, name: str = "x.png") -> object:
+    return contributor.api.post(
+        f"/api/v1/projects/{project.pk}/items/",
+        {"file": SimpleUploadedFile(name, data)},
+        format="multipart",
+    )
+
+
+def stored_files(media_root: Path) -> list[Path]:
+    return [p for p in media_root.rglob("*") if p.is_file()] if media_root.exists() else []
+
+
+def test_a_contributor_adds_a_text_item(contributor: Contributor, text_project: Project) -> None:
+    response = contributor.api.post(
+        f"/api/v1/projects/{text_project.pk}/items/", {"text": "  Great value.  "}, format="json"
+    )
+    assert response.status_code == 201
+    item = Item.objects.get(pk=response.json()["id"])
+    assert item.text == "Great value."
+    assert item.contributor == contributor.user
+    assert item.required_labels == 3
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "WEBP"])
+def test_a_contributor_uploads_an_image(
+    contributor: Contributor, image_project: Project, media_root: Path, fmt: str
+) -> None:
+    response = upload(contributor, image_project, image_bytes(fmt))
+    assert response.status_code == 201, response.content
+    body = response.json()
+    assert body["width"] == 32 and body["height"] == 24
+    item = Item.objects.get(pk=body["id"])
+    assert item.image_format == fmt
+    assert len(stored_files(media_root)) == 1
+    content = contributor.api.get(f"/api/v1/items/{item.pk}/content")
+    assert content.status_code == 200
+    assert b"".join(content.streaming_content) == image_bytes(fmt)
+
+
+def test_an_exact_duplicate_image_gets_409_naming_the_existing_item(
+    contributor: Contributor,
+    second_contributor: Contributor,
+    image_project: Project,
+    media_root: Path,
+) -> None:
+    first = upload(contributor, image_project, image_bytes())
+    again = upload(second_contributor, image_project, image_bytes(), name="other-name.png")
+    assert again.status_code == 409
+    assert again.json()["existing_id"] == first.json()["id"]
+    assert str(first.json()["id"]) in again.json()["detail"]
+    assert Item.objects.count() == 1
+    assert len(stored_files(media_root)) == 1
+
+
+def test_a_duplicate_text_gets_409(contributor: Contributor, text_project: Project) -> None:
+    url = f"/api/v1/projects/{text_project.pk}/items/"
+    first = contributor.api.post(url, {"text": "same"}, format="json").json()
+    again = contributor.api.post(url, {"text": "same"}, format="json")
+    assert again.status_code == 409 and again.json()["existing_id"] == first["id"]
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        (b"%PDF-1.4 not an image at all", "not an image"),
+        (image_bytes("GIF"), "unsupported image format GIF"),
+        (image_bytes("PNG")[:60], "damaged or truncated"),
+        (b"", "empty"),
+    ],
+    ids=["non-image", "gif", "truncated", "empty"],
+)
+def test_a_bad_file_gets_400_with_the_reason_and_nothing_is_stored(
+    contributor: Contributor, image_project: Project, media_root: Path, data: bytes, reason: str
+) -> None:
+    response = upload(contributor, image_project, data)
+    assert response.status_code == 400
+    assert reason in response.json()["detail"]
+    assert Item.objects.count() == 0
+    assert stored_files(media_root) == []
+
+
+def test_size_and_pixel_limits_are_enforced(
+    contributor: Contributor, image_project: Project, settings: object
+) -> None:
+    settings.UPLOAD_MAX_PIXELS = 100  # type: ignore[attr-defined]
+    response = upload(contributor, image_project, image_bytes(size=(20, 20)))
+    assert response.status_code == 400 and "pixels" in response.json()["detail"]
+    settings.UPLOAD_MAX_PIXELS = 10**7  # type: ignore[attr-defined]
+    settings.UPLOAD_MAX_BYTES = 50  # type: ignore[attr-defined]
+    response = upload(contributor, image_project, image_bytes())
+    assert response.status_code == 400 and "limit" in response.json()["detail"]
+    assert Item.objects.count() == 0
+
+
+def test_the_wrong_kind_of_content_for_the_project_gets_400(
+    contributor: Contributor, text_project: Project, image_project: Project
+) -> None:
+    assert upload(contributor, text_project, image_bytes()).status_code == 400
+    response = contributor.api.post(
+        f"/api/v1/projects/{image_project.pk}/items/", {"text": "hi"}, format="json"
+    )
+    assert response.status_code == 400 and "images" in response.json()["detail"]
+    empty = contributor.api.post(f"/api/v1/projects/{text_project.pk}/items/", {}, format="json")
+    assert empty.status_code == 400
+
+
+def test_a_closed_or_unknown_project_gets_404(
+    contributor: Contributor, text_project: Project
+) -> None:
+    text_project.is_open = False
+    text_project.save(update_fields=["is_open"])
+    assert (
+        contributor.api.post(
+            f"/api/v1/projects/{text_project.pk}/items/", {"text": "x"}, format="json"
+        ).status_code
+        == 404
+    )
+    assert (
+        contributor.api.post(
+            "/api/v1/projects/999/items/", {"text": "x"}, format="json"
+        ).status_code
+        == 404
+    )
+
+
+def test_the_project_list_shows_open_projects(
+    text_project: Project, image_project: Project
+) -> None:
+    from rest_framework.test import APIClient
+
+    body = APIClient().get("/api/v1/projects/").json()
+    assert [p["id"] for p in body] == [text_project.pk, image_project.pk]
+    assert body[0] | {"description": ""} == {
+        "id": text_project.pk,
+        "name": "Sentiment",
+        "description": "",
+        "data_kind": "text",
+        "classes": ["positive", "negative"],
+        "overlap": 3,
+        "reward_per_label": "10",
+        "reward_per_item": "25",
+        "licence": "CC-BY-4.0",
+    }
