@@ -7,8 +7,8 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import F, Q
 
-# Integer token base units (wei-like): up to 2**256 - 1 fits in 78 digits.
-TOKEN_AMOUNT = {"max_digits": 78, "decimal_places": 0}
+from rewards.fields import TokenAmountField
+
 MAX_CLASSES = 9  # the labeling page binds keys 1-9
 
 
@@ -26,11 +26,9 @@ class Project(models.Model):
         default=7,
         help_text="Ties ask for one more label, up to this; then the item goes to review.",
     )
-    reward_per_label = models.DecimalField(
-        **TOKEN_AMOUNT, default=0, help_text="Base units per accepted label."
-    )
-    reward_per_item = models.DecimalField(
-        **TOKEN_AMOUNT, default=0, help_text="Base units per accepted contribution."
+    reward_per_label = TokenAmountField(default=0, help_text="Token base units per accepted label.")
+    reward_per_item = TokenAmountField(
+        default=0, help_text="Token base units per accepted contribution."
     )
     licence = models.CharField(max_length=100, default="CC-BY-4.0")
     is_open = models.BooleanField(default=True)

@@ -6,7 +6,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
-TOKEN_AMOUNT = {"max_digits": 78, "decimal_places": 0}
+from rewards.fields import TokenAmountField
 
 
 class LedgerEntry(models.Model):
@@ -24,7 +24,7 @@ class LedgerEntry(models.Model):
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="ledger_entries"
     )
-    amount = models.DecimalField(**TOKEN_AMOUNT)
+    amount = TokenAmountField()
     reason = models.CharField(max_length=16, choices=Reason.choices)
     source = models.CharField(
         max_length=64, help_text="What earned it, e.g. item:12 or annotation:40."
@@ -68,7 +68,7 @@ class PayoutBatch(models.Model):
     chain_id = models.PositiveBigIntegerField()
     token_address = models.CharField(max_length=42)
     recipient_count = models.PositiveIntegerField()
-    total = models.DecimalField(**TOKEN_AMOUNT)
+    total = TokenAmountField()
     tx_hash = models.CharField(max_length=66, blank=True)
     tx_nonce = models.PositiveBigIntegerField(null=True, blank=True)
     raw_tx = models.TextField(
@@ -103,7 +103,7 @@ class PayoutTransfer(models.Model):
 
     batch = models.ForeignKey(PayoutBatch, on_delete=models.CASCADE, related_name="transfers")
     wallet_address = models.CharField(max_length=42)
-    amount = models.DecimalField(**TOKEN_AMOUNT)
+    amount = TokenAmountField()
 
     class Meta:
         ordering = ["id"]

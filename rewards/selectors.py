@@ -3,21 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import Decimal
 
 from django.conf import settings
-from django.db.models import Q, QuerySet, Sum
+from django.db.models import QuerySet
 
 from accounts.models import User
 from rewards.models import LedgerEntry, PayoutBatch, PayoutTransfer
 
-_PAID = Q(allocation__batch__status=PayoutBatch.Status.CONFIRMED)
-
 
 @dataclass(frozen=True)
 class RewardSummary:
-    pending: Decimal
-    paid: Decimal
+    pending: int
+    paid: int
     entries: list[LedgerEntry]
     payouts: list[PayoutTransfer]
 
@@ -31,11 +28,12 @@ def ledger_entries_for_user(*, user: User) -> QuerySet[LedgerEntry]:
 
 
 def reward_summary_for_user(*, user: User, limit: int = 50) -> RewardSummary:
-    totals = LedgerEntry.objects.filter(user=user).aggregate(
-        paid=Sum("amount", filter=_PAID), total=Sum("amount")
-    )
-    paid = totals["paid"] or Decimal(0)
-    total = totals["total"] or Decimal(0)
+    # Summed in Python: exact for any size (see rewards.fields).
+    paid = total = 0
+    rows = LedgerEntry.objects.filter(user=user).values_list("amount", "allocation__batch__status")
+    for amount, batch_status in rows:
+        total += amount
+        paid += amount if batch_status == PayoutBatch.Status.CONFIRMED else 0
     payouts: list[PayoutTransfer] = []
     if user.wallet_address:
         payouts = list(

@@ -14,7 +14,6 @@ import logging
 import secrets
 from collections import OrderedDict
 from dataclasses import dataclass
-from decimal import Decimal
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -100,12 +99,12 @@ def payout_batch_prepare(*, client: ChainClient) -> PayoutBatch | None:
         .order_by("id")
         .values_list("id", "user__wallet_address", "amount")
     )
-    totals: OrderedDict[str, Decimal] = OrderedDict()
+    totals: OrderedDict[str, int] = OrderedDict()
     entry_ids: list[int] = []
     for entry_id, wallet, amount in due.iterator(chunk_size=2000):
         if wallet not in totals and len(totals) >= max_recipients:
             continue
-        totals[wallet] = totals.get(wallet, Decimal(0)) + amount
+        totals[wallet] = totals.get(wallet, 0) + amount
         entry_ids.append(entry_id)
     if not totals:
         return None
@@ -116,7 +115,7 @@ def payout_batch_prepare(*, client: ChainClient) -> PayoutBatch | None:
                 chain_id=client.chain_id,
                 token_address=client.token_address or "",
                 recipient_count=len(totals),
-                total=sum(totals.values(), Decimal(0)),
+                total=sum(totals.values()),
             )
             PayoutTransfer.objects.bulk_create(
                 PayoutTransfer(batch=batch, wallet_address=wallet, amount=amount)

@@ -1,0 +1,71 @@
+"""Contributor pages and the demo: rendered through Django's test client."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.core.management import call_command
+from django.test import Client
+
+from accounts.demo import demo_accounts
+from accounts.models import User
+from labeling.models import Item, Project
+from rewards.models import LedgerEntry, PayoutBatch
+
+pytestmark = pytest.mark.django_db
+
+
+def test_the_home_page_lists_open_projects(text_project: Project, image_project: Project) -> None:
+    page = Client().get("/")
+    assert page.status_code == 200
+    assert b"Sentiment" in page.content and b"Colours" in page.content
+
+
+def test_contributor_pages_need_a_wallet_sign_in(text_project: Project, moderator: User) -> None:
+    anonymous = Client().get(f"/projects/{text_project.pk}/label/")
+    assert anonymous.status_code == 302 and "/login/" in anonymous["Location"]
+    staff = Client()
+    staff.force_login(moderator)
+    assert staff.get(f"/projects/{text_project.pk}/label/").status_code == 404
+
+
+def test_a_signed_in_contributor_sees_the_labeling_page_and_rewards(
+    contributor: Any, text_project: Project
+) -> None:
+    browser = Client()
+    browser.force_login(contributor.user)
+    label = browser.get(f"/projects/{text_project.pk}/label/")
+    assert label.status_code == 200
+    assert b'id="classes-data"' in label.content and b"positive" in label.content
+    assert browser.get(f"/projects/{text_project.pk}/contribute/").status_code == 200
+    rewards = browser.get("/me/rewards/")
+    assert rewards.status_code == 200 and b"No payouts yet" in rewards.content
+
+
+def test_demo_sign_in_is_off_outside_demo_mode() -> None:
+    assert Client().post("/login/demo/", {"index": 0}).status_code == 404
+    assert b"Demo contributors" not in Client().get("/login/").content
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_demo_seeds_labels_decides_and_pays(chain: Any, settings: Any) -> None:
+    settings.DEMO_MODE = True
+    call_command("demo", no_serve=True)
+    assert Project.objects.count() == 2
+    assert Item.objects.filter(status=Item.Status.ACCEPTED).count() >= 8
+    assert Item.objects.filter(status=Item.Status.OPEN).exists()  # work left for visitors
+    batch = PayoutBatch.objects.get()
+    assert batch.status == PayoutBatch.Status.CONFIRMED
+    for account in demo_accounts():
+        user = User.objects.get(wallet_address=account.address)
+        earned = sum(int(e.amount) for e in LedgerEntry.objects.filter(user=user))
+        assert chain.balance_of(account.address) == earned > 0
+
+    browser = Client()
+    assert b"Demo contributors" in browser.get("/login/").content
+    signed_in = browser.post("/login/demo/", {"index": 1, "next": "/me/rewards/"})
+    assert signed_in.status_code == 302 and signed_in["Location"] == "/me/rewards/"
+    page = browser.get("/me/rewards/")
+    assert demo_accounts()[1].address.encode() in page.content
+    assert batch.tx_hash.encode() in page.content
