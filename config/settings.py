@@ -181,12 +181,27 @@ CELERY_TASK_TIME_LIMIT = 300
 CELERY_TASK_SOFT_TIME_LIMIT = 240
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 SETTLE_INTERVAL_SECONDS = int(env("SETTLE_INTERVAL_SECONDS", "600"))
+CELERY_TASK_DEFAULT_QUEUE = "celery"
 CELERY_BEAT_SCHEDULE = {
     "settle-rewards": {
         "task": "rewards.tasks.settle_rewards",
         "schedule": SETTLE_INTERVAL_SECONDS,
     },
+    "refit-projects": {
+        "task": "labeling.tasks.refit_projects",
+        "schedule": int(env("CONSENSUS_REFIT_SECONDS", "3600")),
+    },
 }
+
+# --- Consensus -----------------------------------------------------------------------------------
+# A labeler no fit has seen yet is assumed this accurate (errors spread evenly over classes).
+CONSENSUS_DEFAULT_ACCURACY = float(env("CONSENSUS_DEFAULT_ACCURACY", "0.8"))
+# Projects with at least this many labels are refitted on the `consensus` queue, or on
+# `consensus-gpu` (torch on CUDA) when CONSENSUS_GPU_WORKERS is on.
+CONSENSUS_LARGE_PROJECT_LABELS = int(env("CONSENSUS_LARGE_PROJECT_LABELS", "100000"))
+CONSENSUS_GPU_WORKERS = env_bool("CONSENSUS_GPU_WORKERS")
+# One task in GOLD_EVERY served to a contributor is a gold item (known answer), while any is left.
+GOLD_EVERY = int(env("GOLD_EVERY", "10"))
 
 # --- Chain ---------------------------------------------------------------------------------------
 # Empty CHAIN_RPC_URL: an in-process EVM (eth-tester), fresh in every process.

@@ -12,7 +12,7 @@ from accounts.demo import demo_accounts
 from accounts.models import User
 from accounts.services import api_key_issue, user_get_or_create_for_wallet
 from labeling.models import Item, Project
-from labeling.services import annotation_create, item_create_image, item_create_text
+from labeling.services import annotation_create, item_create_image, item_create_text, project_refit
 
 TEXTS = [
     ("I love how fast this phone charges, best purchase this year.", "positive"),
@@ -107,6 +107,10 @@ def seed_demo(*, moderator_password: str) -> DemoCast:
                 label = next(c for c in project.classes if c != truth)
             item.refresh_from_db()
             annotation_create(item=item, annotator=labeler, label=label)
+    # Fit each project's model once, as Celery beat would: skills for the profiles, and the items
+    # that were left unsure by the default prior are re-decided.
+    for project in (text_project, image_project):
+        project_refit(project_id=project.pk)
     return DemoCast(
         moderator_password=moderator_password,
         buyer_key=buyer_key,

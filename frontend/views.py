@@ -100,4 +100,7 @@ def rewards_page(request: HttpRequest) -> HttpResponse:
     _contributor_page(request)
     summary = reward_summary_for_user(user=request.user)
     payouts = [(p, explorer_tx_url(p.batch.tx_hash)) for p in summary.payouts]
-    return render(request, "frontend/rewards.html", {"summary": summary, "payouts": payouts})
+    skills = labeling_selectors.worker_skills_for_user(user=request.user)
+    return render(
+        request, "frontend/rewards.html", {"summary": summary, "payouts": payouts, "skills": skills}
+    )

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from accounts.admin import ReadOnlyAdmin
-from labeling.models import Annotation, Item, Project
+from labeling.models import Annotation, ConsensusFit, Item, Project, WorkerSkill
+from labeling.services import AnnotationError, item_override
 
 
 @admin.register(Project)
@@ -67,12 +70,31 @@ class ItemAdmin(admin.ModelAdmin):
         "required_labels",
         "decided_label",
         "agreement",
+        "confidence",
         "decided_at",
         "created_at",
     ]
+    actions = ["accept_plurality"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
+
+    @admin.action(description="Accept with the most frequent label (moderator decision, credited)")
+    def accept_plurality(self, request: HttpRequest, queryset: QuerySet[Item]) -> None:
+        done = 0
+        for item in queryset.select_related("project"):
+            labels = list(item.annotations.values_list("label", flat=True))
+            if not labels:
+                messages.warning(request, f"{item}: no labels to choose from.")
+                continue
+            top = Counter(labels).most_common(1)[0][0]
+            try:
+                item_override(item=item, label=top, moderator=request.user)  # type: ignore[arg-type]
+            except AnnotationError as exc:
+                messages.warning(request, f"{item}: {exc}")
+                continue
+            done += 1
+        messages.success(request, f"Accepted {done} item(s).")
 
 
 @admin.register(Annotation)
@@ -80,3 +102,34 @@ class AnnotationAdmin(ReadOnlyAdmin):
     list_display = ["id", "item", "annotator", "label", "created_at"]
     list_filter = ["item__project"]
     list_select_related = ["item", "annotator"]
+
+
+@admin.register(WorkerSkill)
+class WorkerSkillAdmin(ReadOnlyAdmin):
+    list_display = [
+        "user",
+        "project",
+        "accuracy",
+        "label_count",
+        "gold_answered",
+        "gold_correct",
+        "updated_at",
+    ]
+    list_filter = ["project"]
+    search_fields = ["user__wallet_address"]
+    list_select_related = ["user", "project"]
+    ordering = ["accuracy"]
+
+
+@admin.register(ConsensusFit)
+class ConsensusFitAdmin(ReadOnlyAdmin):
+    list_display = [
+        "project",
+        "method",
+        "label_count",
+        "iterations",
+        "converged",
+        "device",
+        "seconds",
+        "fitted_at",
+    ]

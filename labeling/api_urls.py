@@ -12,6 +12,7 @@ urlpatterns = [
         name="annotation-create",
     ),
     path("items/<int:item_id>/content", apis.ItemContentApi.as_view(), name="item-content"),
+    path("me/", apis.MyProfileApi.as_view(), name="my-profile"),
     path("datasets/", apis.DatasetListApi.as_view(), name="dataset-list"),
     path(
         "datasets/<int:dataset_id>/records/",

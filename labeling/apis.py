@@ -15,7 +15,7 @@ from rest_framework.views import APIView
 
 from accounts.permissions import IsBuyer, IsContributor, user_is_buyer, user_is_contributor
 from labeling import selectors, services
-from labeling.models import Item, Project
+from labeling.models import Annotation, Item, Project, WorkerSkill
 from labeling.validation import ContentError
 
 
@@ -197,7 +197,16 @@ class RecordOutputSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Item
-        fields = ["id", "text", "image_url", "label", "agreement", "decided_at", "provenance"]
+        fields = [
+            "id",
+            "text",
+            "image_url",
+            "label",
+            "agreement",
+            "confidence",
+            "decided_at",
+            "provenance",
+        ]
 
     def get_image_url(self, item: Item) -> str | None:
         return item_content_url(self.context["request"], item)
@@ -207,7 +216,7 @@ class RecordOutputSerializer(serializers.ModelSerializer):
             "sha256": item.content_sha256,
             "contributor": item.contributor.wallet_address if item.contributor else None,
             "labels": item.label_count,
-            "method": "majority_vote",
+            "method": item.project.consensus_method,
             "created_at": item.created_at,
         }
 
@@ -217,8 +226,43 @@ class DatasetRecordsApi(APIView):
 
     def get(self, request: Request, dataset_id: int) -> Response:
         project = selectors.dataset_get_for_buyer(dataset_id=dataset_id)
-        records = selectors.dataset_records(project=project).select_related("contributor")
+        records = selectors.dataset_records(project=project).select_related(
+            "contributor", "project"
+        )
         paginator = RecordPagination()
         page = paginator.paginate_queryset(records, request, view=self)
         data = RecordOutputSerializer(page, many=True, context={"request": request}).data
         return paginator.get_paginated_response(data)
+
+
+class MyProfileApi(APIView):
+    """``GET /api/v1/me/``: who I am, and my estimated accuracy in each project."""
+
+    permission_classes = [IsContributor]
+
+    class SkillOutputSerializer(serializers.ModelSerializer):
+        project = serializers.IntegerField(source="project_id")
+        project_name = serializers.CharField(source="project.name")
+
+        class Meta:
+            model = WorkerSkill
+            fields = [
+                "project",
+                "project_name",
+                "accuracy",
+                "label_count",
+                "gold_answered",
+                "gold_correct",
+                "updated_at",
+            ]
+
+    def get(self, request: Request) -> Response:
+        skills = selectors.worker_skills_for_user(user=request.user)
+        return Response(
+            {
+                "address": request.user.wallet_address,
+                "role": request.user.role,
+                "labels": Annotation.objects.filter(annotator=request.user).count(),
+                "skills": self.SkillOutputSerializer(skills, many=True).data,
+            }
+        )

@@ -12,6 +12,16 @@ from rewards.fields import TokenAmountField
 MAX_CLASSES = 9  # the labeling page binds keys 1-9
 
 
+class ConsensusMethod(models.TextChoices):
+    MAJORITY_VOTE = "majority_vote", "Majority vote"
+    WAWA = "wawa", "Wawa (worker agreement with aggregate)"
+    ZBS = "zbs", "Zero-based skill"
+    DAWID_SKENE = "dawid_skene", "Dawid-Skene"
+    ONE_COIN = "one_coin", "One-coin Dawid-Skene"
+    GLAD = "glad", "GLAD"
+    MACE = "mace", "MACE"
+
+
 class Project(models.Model):
     class DataKind(models.TextChoices):
         TEXT = "text", "Text"
@@ -21,7 +31,9 @@ class Project(models.Model):
     description = models.TextField(blank=True)
     data_kind = models.CharField(max_length=8, choices=DataKind.choices)
     classes = models.JSONField(help_text='Label class names, e.g. ["cat", "dog"] (2 to 9).')
-    overlap = models.PositiveSmallIntegerField(default=3, help_text="Labels per item.")
+    overlap = models.PositiveSmallIntegerField(
+        default=3, help_text="Labels an item gets before its first decision (the minimum)."
+    )
     max_labels = models.PositiveSmallIntegerField(
         default=7,
         help_text="Ties ask for one more label, up to this; then the item goes to review.",
@@ -29,6 +41,16 @@ class Project(models.Model):
     reward_per_label = TokenAmountField(default=0, help_text="Token base units per accepted label.")
     reward_per_item = TokenAmountField(
         default=0, help_text="Token base units per accepted contribution."
+    )
+    consensus_method = models.CharField(
+        max_length=16,
+        choices=ConsensusMethod.choices,
+        default=ConsensusMethod.DAWID_SKENE,
+        help_text="How the crowd's labels are turned into a decision.",
+    )
+    acceptance_threshold = models.FloatField(
+        default=0.95,
+        help_text="Accept an item once its posterior reaches this (model methods; ignored by majority vote).",
     )
     licence = models.CharField(max_length=100, default="CC-BY-4.0")
     is_open = models.BooleanField(default=True)
@@ -96,7 +118,17 @@ class Item(models.Model):
     label_count = models.PositiveIntegerField(default=0)
     required_labels = models.PositiveSmallIntegerField()
     decided_label = models.CharField(max_length=100, blank=True)
-    agreement = models.FloatField(null=True, blank=True)
+    agreement = models.FloatField(
+        null=True, blank=True, help_text="Share of labels equal to the decision."
+    )
+    confidence = models.FloatField(
+        null=True, blank=True, help_text="Posterior probability of the decision."
+    )
+    gold_label = models.CharField(
+        max_length=100,
+        blank=True,
+        help_text="Known answer: a gold task that measures contributors' skill.",
+    )
     decided_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -137,3 +169,46 @@ class Annotation(models.Model):
 
     def __str__(self) -> str:
         return f"{self.annotator} → {self.label} on item {self.item_id}"
+
+
+class WorkerSkill(models.Model):
+    """A contributor's estimated quality in one project, from the last full consensus fit."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="worker_skills")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="skills"
+    )
+    accuracy = models.FloatField()
+    confusion = models.JSONField(help_text="K x K: P(answers l | truth k), rows in class order.")
+    label_count = models.PositiveIntegerField()
+    gold_answered = models.PositiveIntegerField(default=0)
+    gold_correct = models.PositiveIntegerField(default=0)
+    updated_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project", "user"], name="worker_skill_one_per_project")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} in {self.project}: {self.accuracy:.2f}"
+
+
+class ConsensusFit(models.Model):
+    """The last full fit of a project's consensus model: class priors and how it went."""
+
+    project = models.OneToOneField(Project, on_delete=models.CASCADE, related_name="consensus_fit")
+    method = models.CharField(max_length=16)
+    priors = models.JSONField()
+    default_confusion = models.JSONField(
+        help_text="The average labeler, for labelers the fit hasn't seen."
+    )
+    iterations = models.PositiveIntegerField()
+    converged = models.BooleanField()
+    label_count = models.PositiveIntegerField()
+    device = models.CharField(max_length=16)
+    seconds = models.FloatField()
+    fitted_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.method} fit of {self.project} at {self.fitted_at:%Y-%m-%d %H:%M}"

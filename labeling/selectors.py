@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db.models import Count, F, Q, QuerySet
 from django.http import Http404
 
 from accounts.models import User
-from labeling.models import Annotation, Item, Project
+from labeling.models import Annotation, Item, Project, WorkerSkill
 
 
 def project_list_open() -> QuerySet[Project]:
@@ -31,14 +32,25 @@ def item_get_for_contributor(*, item_id: int) -> Item:
 def item_next_for_contributor(*, project: Project, user: User) -> Item | None:
     """The next item this contributor may label: open, not theirs, not labeled by them yet.
 
-    Items closest to a decision come first, so labels finish items instead of spreading thin.
+    One task in ``GOLD_EVERY`` (the first one included) is a gold item with a known answer, while
+    the contributor has gold items left, so skills are anchored. Otherwise items closest to a
+    decision come first, so labels finish items instead of spreading thin.
     """
-    return (
+    candidates = (
         Item.objects.select_related("project")
         .filter(project=project, status=Item.Status.OPEN)
         .exclude(contributor=user)
         .exclude(annotations__annotator=user)
-        .filter(label_count__lt=F("required_labels"))
+    )
+    done = Annotation.objects.filter(annotator=user, item__project=project).aggregate(
+        total=Count("id"), gold=Count("id", filter=~Q(item__gold_label=""))
+    )
+    if done["gold"] * settings.GOLD_EVERY <= done["total"]:
+        gold = candidates.exclude(gold_label="").order_by("id").first()
+        if gold is not None:
+            return gold
+    return (
+        candidates.filter(gold_label="", label_count__lt=F("required_labels"))
         .order_by("-label_count", "id")
         .first()
     )
@@ -64,4 +76,11 @@ def dataset_get_for_buyer(*, dataset_id: int) -> Project:
 
 
 def dataset_records(*, project: Project) -> QuerySet[Item]:
-    return Item.objects.filter(project=project, status=Item.Status.ACCEPTED).order_by("id")
+    return Item.objects.filter(
+        project=project, status=Item.Status.ACCEPTED, gold_label=""
+    ).order_by("id")
+
+
+def worker_skills_for_user(*, user: User) -> QuerySet[WorkerSkill]:
+    """A contributor's estimated accuracy per project, from the last consensus fits."""
+    return WorkerSkill.objects.filter(user=user).select_related("project").order_by("project_id")

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from celery import shared_task
+from django.conf import settings
+from django.db.models import Count
 
 from labeling import services
+from labeling.consensus import TORCH_METHODS
+from labeling.models import Project
 
 
 @shared_task(
@@ -14,3 +18,40 @@ def decide_item(item_id: int) -> str:
     """Decide an item once it has enough labels. Idempotent: a decided item is left alone."""
     item = services.item_decide(item_id=item_id)
     return item.status
+
+
+@shared_task(acks_late=True, time_limit=3600, soft_time_limit=3500)
+def refit_project(project_id: int, device: str = "cpu") -> dict[str, object] | None:
+    """Full EM over a project's labels; re-decides the items still waiting."""
+    fit = services.project_refit(project_id=project_id, device=device)
+    if fit is None:
+        return None
+    return {
+        "labels": fit.label_count,
+        "iterations": fit.iterations,
+        "seconds": fit.seconds,
+        "device": fit.device,
+    }
+
+
+def refit_route(project: Project, label_count: int) -> tuple[str, str]:
+    """The queue and device for a project's refit: large projects leave the default queue."""
+    if label_count < settings.CONSENSUS_LARGE_PROJECT_LABELS:
+        return settings.CELERY_TASK_DEFAULT_QUEUE, "cpu"
+    if settings.CONSENSUS_GPU_WORKERS and project.consensus_method in TORCH_METHODS:
+        return "consensus-gpu", "cuda"
+    return "consensus", "cpu"
+
+
+@shared_task(acks_late=True, time_limit=120)
+def refit_projects() -> int:
+    """Celery beat: enqueue a refit of every open project that has labels, on its queue."""
+    projects = Project.objects.filter(is_open=True).annotate(labels=Count("items__annotations"))
+    queued = 0
+    for project in projects:
+        if project.labels == 0:
+            continue
+        queue, device = refit_route(project, project.labels)
+        refit_project.apply_async(args=[project.pk, device], queue=queue)
+        queued += 1
+    return queued

@@ -53,7 +53,7 @@ def test_the_demo_seeds_labels_decides_and_pays(chain: Any, settings: Any) -> No
     settings.DEMO_MODE = True
     call_command("demo", no_serve=True)
     assert Project.objects.count() == 2
-    assert Item.objects.filter(status=Item.Status.ACCEPTED).count() >= 8
+    assert Item.objects.filter(status=Item.Status.ACCEPTED).count() >= 7
     assert Item.objects.filter(status=Item.Status.OPEN).exists()  # work left for visitors
     batch = PayoutBatch.objects.get()
     assert batch.status == PayoutBatch.Status.CONFIRMED

@@ -72,6 +72,7 @@ def test_the_whole_loop_pays_on_chain_exactly_what_the_ledger_says(
     text_project = Project.objects.create(
         name="Sentiment",
         data_kind="text",
+        consensus_method="majority_vote",
         classes=["positive", "negative"],
         overlap=3,
         reward_per_label=10**18,

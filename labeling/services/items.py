@@ -1,14 +1,10 @@
-"""State changes of the labeling pipeline: contributions, annotations and decisions."""
+"""State changes of contributions and annotations."""
 
 from __future__ import annotations
-
-from collections import Counter
-from dataclasses import dataclass
 
 from django.core.files.base import ContentFile
 from django.db import IntegrityError, transaction
 from django.db.models import F
-from django.utils import timezone
 
 from accounts.models import User
 from labeling.models import Annotation, Item, Project
@@ -122,7 +118,8 @@ def annotation_create(*, item: Item, annotator: User, label: str) -> Annotation:
                 raise AnnotationError("this item is already decided", conflict=True)
             annotation = Annotation.objects.create(item=locked, annotator=annotator, label=label)
             Item.objects.filter(pk=locked.pk).update(label_count=F("label_count") + 1)
-            if locked.label_count + 1 >= locked.required_labels:
+            # Gold items have a known answer: their labels measure the labeler, not the item.
+            if not locked.gold_label and locked.label_count + 1 >= locked.required_labels:
                 from labeling.tasks import decide_item
 
                 item_id = locked.pk
@@ -130,85 +127,3 @@ def annotation_create(*, item: Item, annotator: User, label: str) -> Annotation:
     except IntegrityError as exc:
         raise AnnotationError("you have already labeled this item", conflict=True) from exc
     return annotation
-
-
-@dataclass(frozen=True)
-class Vote:
-    """The crowd's answer for one item: a label, or ``None`` when the top classes tie."""
-
-    label: str | None
-    agreement: float
-
-
-def majority_vote(labels: list[str]) -> Vote:
-    """Plurality of the labels; a tie for first place decides nothing.
-
-    The seam where the consensus engine (``labeling.consensus``) plugs in.
-    """
-    counts = Counter(labels).most_common()
-    if not counts:
-        return Vote(label=None, agreement=0.0)
-    top_label, top_count = counts[0]
-    if len(counts) > 1 and counts[1][1] == top_count:
-        return Vote(label=None, agreement=top_count / len(labels))
-    return Vote(label=top_label, agreement=top_count / len(labels))
-
-
-def item_decide(*, item_id: int) -> Item:
-    """Decide an item from its labels; safe to run twice and concurrently.
-
-    With a clear majority the item is accepted and its contributor and agreeing labelers are
-    credited in the same transaction. A tie asks for one more label, up to the project's
-    ``max_labels``; after that the item goes to the moderators' review queue.
-    """
-    from rewards.services import ledger_credit_decision
-
-    with transaction.atomic():
-        item = Item.objects.select_for_update().select_related("project").get(pk=item_id)
-        if item.status != Item.Status.OPEN:
-            return item
-        labels = list(item.annotations.values_list("label", flat=True))
-        if len(labels) < item.required_labels:
-            return item
-        vote = majority_vote(labels)
-        if vote.label is None:
-            if item.required_labels < item.project.max_labels:
-                item.required_labels += 1
-                item.save(update_fields=["required_labels"])
-            else:
-                item.status = Item.Status.REVIEW
-                item.agreement = vote.agreement
-                item.save(update_fields=["status", "agreement"])
-            return item
-        item.status = Item.Status.ACCEPTED
-        item.decided_label = vote.label
-        item.agreement = vote.agreement
-        item.decided_at = timezone.now()
-        item.save(update_fields=["status", "decided_label", "agreement", "decided_at"])
-        ledger_credit_decision(item=item)
-    return item
-
-
-def item_override(*, item: Item, label: str, moderator: User) -> Item:
-    """A moderator decides an item by hand (from the review queue or over the crowd)."""
-    from rewards.services import ledger_credit_decision
-
-    if label not in item.project.classes:
-        raise AnnotationError(f"unknown class {label!r}")
-    with transaction.atomic():
-        locked = Item.objects.select_for_update().select_related("project").get(pk=item.pk)
-        if locked.status == Item.Status.ACCEPTED:
-            raise AnnotationError("the item is already accepted", conflict=True)
-        labels = list(locked.annotations.values_list("label", flat=True))
-        locked.status = Item.Status.ACCEPTED
-        locked.decided_label = label
-        locked.agreement = (labels.count(label) / len(labels)) if labels else None
-        locked.decided_at = timezone.now()
-        locked.save(update_fields=["status", "decided_label", "agreement", "decided_at"])
-        ledger_credit_decision(item=locked)
-        from accounts.audit import audit_record
-
-        audit_record(
-            actor=moderator, action="item.override", target=locked, details={"label": label}
-        )
-    return locked

@@ -1,0 +1,31 @@
+"""State changes of the labeling pipeline. One function per use case; each owns its transaction."""
+
+from labeling.services.decisions import (
+    Decision,
+    item_decide,
+    item_override,
+    majority_vote,
+    model_vote,
+    project_refit,
+)
+from labeling.services.items import (
+    AnnotationError,
+    DuplicateItemError,
+    annotation_create,
+    item_create_image,
+    item_create_text,
+)
+
+__all__ = [
+    "AnnotationError",
+    "Decision",
+    "DuplicateItemError",
+    "annotation_create",
+    "item_create_image",
+    "item_create_text",
+    "item_decide",
+    "item_override",
+    "majority_vote",
+    "model_vote",
+    "project_refit",
+]

@@ -1,0 +1,283 @@
+"""Decisions: turning an item's labels into an accepted label, and refitting the crowd's model.
+
+Online, each item is decided from its own labels in O(its labels): the posterior of its classes
+given the current confusion matrices of its labelers (``labeling.consensus.item_posterior``). The
+item is accepted once that posterior reaches the project's threshold after ``overlap`` labels;
+otherwise it asks for one more label, up to ``max_labels``, and then goes to the moderators' review
+queue (adaptive redundancy: fewer labels where the crowd agrees). Periodically, a full EM fit of
+the whole project (``project_refit``) re-estimates every labeler's confusion matrix and the class
+priors, and re-decides the items still waiting.
+
+Majority vote keeps its own rule: a clear plurality after ``overlap`` labels wins; a tie asks for
+one more label.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass
+
+import numpy as np
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.audit import audit_record
+from accounts.models import User
+from labeling.consensus import TORCH_METHODS, aggregate, item_posterior
+from labeling.models import Annotation, ConsensusFit, ConsensusMethod, Item, Project, WorkerSkill
+from labeling.services.items import AnnotationError
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The crowd's answer for one item: a label, or ``None`` while it is not sure enough."""
+
+    label: str | None
+    confidence: float
+    agreement: float
+
+
+def one_coin_confusion(accuracy: float, n_classes: int) -> list[list[float]]:
+    """A confusion matrix for a labeler known only by an accuracy: errors spread evenly."""
+    off = (1.0 - accuracy) / (n_classes - 1)
+    return [[accuracy if k == j else off for j in range(n_classes)] for k in range(n_classes)]
+
+
+def majority_vote(labels: list[str]) -> Decision:
+    """Plurality of the labels; a tie for first place decides nothing."""
+    counts = Counter(labels).most_common()
+    if not counts:
+        return Decision(label=None, confidence=0.0, agreement=0.0)
+    top_label, top_count = counts[0]
+    share = top_count / len(labels)
+    if len(counts) > 1 and counts[1][1] == top_count:
+        return Decision(label=None, confidence=share, agreement=share)
+    return Decision(label=top_label, confidence=share, agreement=share)
+
+
+def model_vote(project: Project, answers: list[tuple[int, str]]) -> Decision:
+    """The posterior decision from the labelers' current confusion matrices.
+
+    A labeler the last fit hasn't seen gets the fit's average labeler, or before any fit a
+    one-coin labeler of ``CONSENSUS_DEFAULT_ACCURACY``.
+    """
+    classes: list[str] = project.classes
+    k = len(classes)
+    index = {name: i for i, name in enumerate(classes)}
+    answers = [(user_id, label) for user_id, label in answers if label in index]
+    if not answers:
+        return Decision(label=None, confidence=0.0, agreement=0.0)
+    fit = ConsensusFit.objects.filter(project=project).first()
+    priors = fit.priors if fit is not None else [1.0 / k] * k
+    fallback = (
+        fit.default_confusion
+        if fit is not None
+        else one_coin_confusion(settings.CONSENSUS_DEFAULT_ACCURACY, k)
+    )
+    known = dict(
+        WorkerSkill.objects.filter(
+            project=project, user_id__in=[u for u, _ in answers]
+        ).values_list("user_id", "confusion")
+    )
+    confusions = np.array(
+        [known.get(user_id, fallback) for user_id, _ in answers], dtype=np.float64
+    )
+    codes = np.array([index[label] for _, label in answers])
+    posterior = item_posterior(confusions, priors, np.arange(len(answers)), codes)
+    best = int(np.argmax(posterior))
+    confidence = float(posterior[best])
+    agreement = float(np.mean(codes == best))
+    if confidence < project.acceptance_threshold:
+        return Decision(label=None, confidence=confidence, agreement=agreement)
+    return Decision(label=classes[best], confidence=confidence, agreement=agreement)
+
+
+def _decide(project: Project, answers: list[tuple[int, str]]) -> Decision:
+    if project.consensus_method == ConsensusMethod.MAJORITY_VOTE:
+        return majority_vote([label for _, label in answers])
+    return model_vote(project, answers)
+
+
+def item_decide(*, item_id: int, reopen_review: bool = False) -> Item:
+    """Decide an item from its labels; safe to run twice and concurrently.
+
+    Accepting credits the item's contributor and the agreeing labelers in the same transaction.
+    Not sure yet: one more label is asked for, up to ``max_labels``; then the review queue. With
+    ``reopen_review``, an item in review is accepted if the current model is now sure of it.
+    Gold items are never decided: their answer is known.
+    """
+    from rewards.services import ledger_credit_decision
+
+    with transaction.atomic():
+        item = Item.objects.select_for_update().select_related("project").get(pk=item_id)
+        allowed = {Item.Status.OPEN, Item.Status.REVIEW} if reopen_review else {Item.Status.OPEN}
+        if item.status not in allowed or item.gold_label:
+            return item
+        answers = list(item.annotations.order_by("id").values_list("annotator_id", "label"))
+        if len(answers) < item.required_labels:
+            return item
+        decision = _decide(item.project, answers)
+        item.confidence = decision.confidence
+        item.agreement = decision.agreement
+        if decision.label is None:
+            if item.status == Item.Status.REVIEW:
+                item.save(update_fields=["confidence", "agreement"])
+            elif item.required_labels < item.project.max_labels:
+                item.required_labels += 1
+                item.save(update_fields=["required_labels", "confidence", "agreement"])
+            else:
+                item.status = Item.Status.REVIEW
+                item.save(update_fields=["status", "confidence", "agreement"])
+            return item
+        item.status = Item.Status.ACCEPTED
+        item.decided_label = decision.label
+        item.decided_at = timezone.now()
+        item.save(
+            update_fields=["status", "decided_label", "agreement", "confidence", "decided_at"]
+        )
+        ledger_credit_decision(item=item)
+    return item
+
+
+def item_override(*, item: Item, label: str, moderator: User) -> Item:
+    """A moderator decides an item by hand (from the review queue, or one still open)."""
+    from rewards.services import ledger_credit_decision
+
+    if label not in item.project.classes:
+        raise AnnotationError(f"unknown class {label!r}")
+    with transaction.atomic():
+        locked = Item.objects.select_for_update().select_related("project").get(pk=item.pk)
+        if locked.status == Item.Status.ACCEPTED:
+            raise AnnotationError("the item is already accepted", conflict=True)
+        labels = list(locked.annotations.values_list("label", flat=True))
+        locked.status = Item.Status.ACCEPTED
+        locked.decided_label = label
+        locked.agreement = (labels.count(label) / len(labels)) if labels else None
+        locked.confidence = 1.0
+        locked.decided_at = timezone.now()
+        locked.save(
+            update_fields=["status", "decided_label", "agreement", "confidence", "decided_at"]
+        )
+        ledger_credit_decision(item=locked)
+        audit_record(
+            actor=moderator, action="item.override", target=locked, details={"label": label}
+        )
+    return locked
+
+
+def project_refit(*, project_id: int, device: str = "cpu") -> ConsensusFit | None:
+    """Fit the project's consensus model on all its labels with full EM, store every labeler's
+    skill and confusion matrix and the class priors, then re-decide the items still waiting.
+
+    Gold items (with a known answer) anchor the fit. Returns ``None`` for a project without labels.
+    """
+    project = Project.objects.get(pk=project_id)
+    classes: list[str] = project.classes
+    index = {name: i for i, name in enumerate(classes)}
+    rows = [
+        (item_id, user_id, index[label])
+        for item_id, user_id, label in Annotation.objects.filter(item__project=project).values_list(
+            "item_id", "annotator_id", "label"
+        )
+        if label in index
+    ]
+    if not rows:
+        return None
+    table = np.array(rows, dtype=np.int64)
+    item_ids, tasks = np.unique(table[:, 0], return_inverse=True)
+    user_ids, workers = np.unique(table[:, 1], return_inverse=True)
+    task_of = {int(item_id): code for code, item_id in enumerate(item_ids)}
+    gold_items = dict(
+        Item.objects.filter(project=project).exclude(gold_label="").values_list("id", "gold_label")
+    )
+    gold = {task_of[i]: index[g] for i, g in gold_items.items() if i in task_of and g in index}
+    method = project.consensus_method
+    if method not in TORCH_METHODS:
+        device = "cpu"
+    started = time.perf_counter()
+    result = aggregate(
+        tasks,
+        workers,
+        table[:, 2],
+        n_classes=len(classes),
+        method=method,
+        device=device,
+        gold=gold or None,
+    )
+    seconds = time.perf_counter() - started
+
+    counts = np.bincount(workers, minlength=len(user_ids))
+    gold_rows = np.array([int(i) in gold_items for i in table[:, 0]])
+    gold_truth = np.array([index.get(gold_items.get(int(i), ""), -1) for i in table[:, 0]])
+    gold_answered = np.bincount(workers[gold_rows], minlength=len(user_ids))
+    gold_correct = np.bincount(
+        workers[gold_rows & (gold_truth == table[:, 2])], minlength=len(user_ids)
+    )
+    now = timezone.now()
+    skills: list[WorkerSkill] = []
+    for code, user_id in enumerate(user_ids):
+        accuracy = float(result.worker_skill[code])
+        if np.isnan(accuracy):
+            continue
+        confusion = (
+            result.confusion[code].tolist()
+            if result.confusion is not None
+            else one_coin_confusion(min(max(accuracy, 1e-3), 1 - 1e-3), len(classes))
+        )
+        skills.append(
+            WorkerSkill(
+                project=project,
+                user_id=int(user_id),
+                accuracy=accuracy,
+                confusion=confusion,
+                label_count=int(counts[code]),
+                gold_answered=int(gold_answered[code]),
+                gold_correct=int(gold_correct[code]),
+                updated_at=now,
+            )
+        )
+    labeled = result.labels >= 0
+    priors = result.posteriors[labeled].mean(axis=0)
+    priors = (priors + 1e-6) / (priors + 1e-6).sum()
+    weights = np.array([s.label_count for s in skills], dtype=np.float64)
+    default_confusion = (
+        np.average(np.array([s.confusion for s in skills]), axis=0, weights=weights).tolist()
+        if skills
+        else one_coin_confusion(settings.CONSENSUS_DEFAULT_ACCURACY, len(classes))
+    )
+    with transaction.atomic():
+        WorkerSkill.objects.bulk_create(
+            skills,
+            update_conflicts=True,
+            unique_fields=["project", "user"],
+            update_fields=[
+                "accuracy",
+                "confusion",
+                "label_count",
+                "gold_answered",
+                "gold_correct",
+                "updated_at",
+            ],
+        )
+        fit, _ = ConsensusFit.objects.update_or_create(
+            project=project,
+            defaults={
+                "method": method,
+                "priors": priors.tolist(),
+                "default_confusion": default_confusion,
+                "iterations": result.iterations,
+                "converged": result.converged,
+                "label_count": len(rows),
+                "device": device,
+                "seconds": seconds,
+                "fitted_at": now,
+            },
+        )
+    waiting = Item.objects.filter(
+        project=project, gold_label="", status__in=[Item.Status.OPEN, Item.Status.REVIEW]
+    )
+    for item_id in waiting.values_list("id", flat=True):
+        item_decide(item_id=item_id, reopen_review=True)
+    return fit

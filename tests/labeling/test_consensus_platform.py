@@ -1,0 +1,205 @@
+"""The consensus engine in the platform: posterior decisions with adaptive redundancy, full refits
+that re-estimate skills, gold items, queue routing and the contributor's profile."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from labeling.models import Annotation, ConsensusFit, Item, Project, WorkerSkill
+from labeling.services import annotation_create, item_create_text, item_decide, project_refit
+from labeling.tasks import refit_projects, refit_route
+from rewards.models import LedgerEntry
+from tests.conftest import Contributor
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def ds_project(db: None) -> Project:
+    return Project.objects.create(
+        name="Animals",
+        data_kind=Project.DataKind.TEXT,
+        classes=["cat", "dog", "bird"],
+        consensus_method="dawid_skene",
+        overlap=2,
+        max_labels=5,
+        reward_per_label=10,
+        reward_per_item=25,
+    )
+
+
+@pytest.fixture
+def label(django_capture_on_commit_callbacks: Callable) -> Callable[[Contributor, Item, str], None]:
+    def post(contributor: Contributor, item: Item, value: str) -> None:
+        with django_capture_on_commit_callbacks(execute=True):
+            response = contributor.api.post(
+                f"/api/v1/items/{item.pk}/annotations/", {"label": value}, format="json"
+            )
+        assert response.status_code == 201, response.content
+
+    return post
+
+
+def test_two_agreeing_labels_are_enough_when_the_posterior_is_sure(
+    make_contributor: Callable[[], Contributor], ds_project: Project, label: Callable
+) -> None:
+    a, b = make_contributor(), make_contributor()
+    item = item_create_text(project=ds_project, contributor=None, text="meow")
+    label(a, item, "cat")
+    label(b, item, "cat")
+    item.refresh_from_db()
+    assert item.status == Item.Status.ACCEPTED and item.decided_label == "cat"
+    assert item.confidence >= ds_project.acceptance_threshold
+    assert item.label_count == 2
+
+
+def test_disagreement_asks_for_more_labels_until_sure_or_review(
+    make_contributor: Callable[[], Contributor], ds_project: Project, label: Callable
+) -> None:
+    crowd = [make_contributor() for _ in range(5)]
+    item = item_create_text(project=ds_project, contributor=None, text="tweet")
+    label(crowd[0], item, "cat")
+    label(crowd[1], item, "bird")
+    item.refresh_from_db()
+    assert (item.status, item.required_labels) == (Item.Status.OPEN, 3)
+    label(crowd[2], item, "bird")
+    item.refresh_from_db()
+    assert item.status == Item.Status.OPEN and item.confidence < 0.95  # 2 of 3 isn't sure enough
+    label(crowd[3], item, "bird")
+    item.refresh_from_db()
+    assert item.status == Item.Status.ACCEPTED and item.decided_label == "bird"
+    assert item.agreement == pytest.approx(3 / 4)
+    credited = set(LedgerEntry.objects.filter(reason="label").values_list("user_id", flat=True))
+    assert credited == {crowd[1].user.pk, crowd[2].user.pk, crowd[3].user.pk}
+
+
+def test_an_item_never_sure_goes_to_review_at_max_labels(
+    make_contributor: Callable[[], Contributor], ds_project: Project, label: Callable
+) -> None:
+    ds_project.max_labels = 3
+    ds_project.save(update_fields=["max_labels"])
+    crowd = [make_contributor() for _ in range(3)]
+    item = item_create_text(project=ds_project, contributor=None, text="?")
+    for who, value in zip(crowd, ["cat", "dog", "bird"], strict=True):
+        label(who, item, value)
+    item.refresh_from_db()
+    assert item.status == Item.Status.REVIEW
+    assert not LedgerEntry.objects.exists()
+
+
+def crowd_history(
+    ds_project: Project, good: list[Contributor], adversary: Contributor, n: int
+) -> list[Item]:
+    """Items every good labeler got right and the adversary always got wrong (stored directly,
+    as history: the decisions don't matter here, the refit does)."""
+    items = []
+    for i in range(n):
+        truth = ["cat", "dog", "bird"][i % 3]
+        wrong = ["dog", "bird", "cat"][i % 3]
+        item = item_create_text(project=ds_project, contributor=None, text=f"history {i}")
+        for who in good:
+            Annotation.objects.create(item=item, annotator=who.user, label=truth)
+        Annotation.objects.create(item=item, annotator=adversary.user, label=wrong)
+        Item.objects.filter(pk=item.pk).update(label_count=len(good) + 1, required_labels=99)
+        items.append(item)
+    return items
+
+
+def test_a_refit_learns_who_to_trust_and_decides_waiting_items_with_it(
+    make_contributor: Callable[[], Contributor], ds_project: Project
+) -> None:
+    good = [make_contributor() for _ in range(3)]
+    adversary = make_contributor()
+    crowd_history(ds_project, good, adversary, 30)
+    # Waiting in review: one good labeler says cat, the adversary says dog; unsure before the fit.
+    waiting = item_create_text(project=ds_project, contributor=None, text="waiting")
+    Annotation.objects.create(item=waiting, annotator=good[0].user, label="cat")
+    Annotation.objects.create(item=waiting, annotator=adversary.user, label="dog")
+    Item.objects.filter(pk=waiting.pk).update(status=Item.Status.REVIEW, label_count=2)
+
+    fit = project_refit(project_id=ds_project.pk)
+    assert fit is not None and fit.label_count == 30 * 4 + 2 and fit.method == "dawid_skene"
+    skills = dict(WorkerSkill.objects.filter(project=ds_project).values_list("user_id", "accuracy"))
+    assert skills[adversary.user.pk] < 0.1
+    assert all(skills[g.user.pk] > 0.9 for g in good)
+    waiting.refresh_from_db()
+    assert waiting.status == Item.Status.ACCEPTED and waiting.decided_label == "cat"
+    assert ConsensusFit.objects.get(project=ds_project).priors == pytest.approx(
+        [1 / 3] * 3, abs=0.05
+    )
+
+
+def test_gold_items_come_first_then_one_task_in_ten_and_are_never_decided_or_paid(
+    make_contributor: Callable[[], Contributor], ds_project: Project, settings: Any
+) -> None:
+    settings.GOLD_EVERY = 3
+    ds_project.overlap, ds_project.max_labels = 1, 1
+    ds_project.save(update_fields=["overlap", "max_labels"])
+    worker = make_contributor()
+    gold = [
+        item_create_text(project=ds_project, contributor=None, text=f"gold {i}") for i in range(2)
+    ]
+    Item.objects.filter(pk__in=[g.pk for g in gold]).update(gold_label="cat")
+    for i in range(4):
+        item_create_text(project=ds_project, contributor=None, text=f"plain {i}")
+
+    served = []
+    for _ in range(6):
+        task = worker.api.get(f"/api/v1/projects/{ds_project.pk}/next-task/").json()
+        served.append(task["text"])
+        item = Item.objects.get(pk=task["id"])
+        annotation_create(item=item, annotator=worker.user, label="cat")
+    assert served == ["gold 0", "plain 0", "plain 1", "gold 1", "plain 2", "plain 3"]
+    for g in gold:
+        item_decide(item_id=g.pk)
+        g.refresh_from_db()
+        assert g.status == Item.Status.OPEN and g.decided_label == ""
+    assert not LedgerEntry.objects.filter(source__in=[f"item:{g.pk}" for g in gold]).exists()
+
+    project_refit(project_id=ds_project.pk)
+    skill = WorkerSkill.objects.get(user=worker.user, project=ds_project)
+    assert (skill.gold_answered, skill.gold_correct) == (2, 2)
+
+
+def test_large_projects_are_refitted_on_their_own_queue_and_on_gpus_when_configured(
+    ds_project: Project, settings: Any
+) -> None:
+    settings.CONSENSUS_LARGE_PROJECT_LABELS = 1000
+    assert refit_route(ds_project, 10) == ("celery", "cpu")
+    assert refit_route(ds_project, 5000) == ("consensus", "cpu")
+    settings.CONSENSUS_GPU_WORKERS = True
+    assert refit_route(ds_project, 5000) == ("consensus-gpu", "cuda")
+    ds_project.consensus_method = "glad"
+    assert refit_route(ds_project, 5000) == ("consensus", "cpu")
+
+
+def test_the_beat_job_refits_every_open_project_with_labels(
+    make_contributor: Callable[[], Contributor], ds_project: Project, text_project: Project
+) -> None:
+    good = [make_contributor() for _ in range(2)]
+    crowd_history(ds_project, good, make_contributor(), 3)
+    assert refit_projects() == 1  # eager Celery runs it here; the empty project is skipped
+    assert ConsensusFit.objects.filter(project=ds_project).exists()
+    assert not ConsensusFit.objects.filter(project=text_project).exists()
+
+
+def test_contributors_see_their_estimated_accuracy(
+    make_contributor: Callable[[], Contributor], ds_project: Project, buyer_api: Any
+) -> None:
+    good = [make_contributor() for _ in range(3)]
+    crowd_history(ds_project, good, make_contributor(), 12)
+    project_refit(project_id=ds_project.pk)
+    profile = good[0].api.get("/api/v1/me/").json()
+    assert profile["address"] == good[0].address and profile["labels"] == 12
+    [skill] = profile["skills"]
+    assert (
+        skill["project"] == ds_project.pk and skill["accuracy"] > 0.9 and skill["label_count"] == 12
+    )
+    from django.test import Client
+
+    browser = Client()
+    browser.force_login(good[0].user)
+    assert b"My accuracy" in browser.get("/me/rewards/").content
