@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-stamp
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/crowdmint
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 
-.PHONY: demo test lint unit integration venv contracts bench-gas clean
+.PHONY: demo test lint unit integration test-gpu venv contracts bench-gas bench-consensus clean
 
 venv: $(STAMP)
 
@@ -33,13 +33,17 @@ lint: venv
 	$(BIN)/ruff format --check .
 
 unit: venv
-	env -u DATABASE_URL -u REDIS_URL -u CHAIN_RPC_URL $(BIN)/pytest -m "not integration"
+	env -u DATABASE_URL -u REDIS_URL -u CHAIN_RPC_URL $(BIN)/pytest -m "not integration and not gpu"
 
 # Real PostgreSQL, Redis, Celery worker processes, a Hardhat JSON-RPC node and Chromium. A missing
 # service fails the run.
 integration: venv
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) CI=true \
-		$(BIN)/pytest -m integration
+		$(BIN)/pytest -m "integration and not gpu"
+
+# On a machine with a CUDA GPU and torch's CUDA build installed in the venv.
+test-gpu: venv
+	$(BIN)/pytest -m gpu tests/consensus
 
 test: lint unit
 ifeq ($(CI),true)
@@ -52,6 +56,13 @@ contracts:
 
 bench-gas: venv
 	$(BIN)/python bench/gas/batch_mint.py
+
+# crowd-kit is a comparison baseline only: it lives in its own venv, never in requirements.txt.
+bench-consensus: venv
+	test -x .venv-bench/bin/python || $(PYTHON) -m venv .venv-bench
+	.venv-bench/bin/pip install --quiet -r bench/consensus/requirements.txt
+	PYTHONPATH=. .venv-bench/bin/python bench/consensus/accuracy.py
+	PYTHONPATH=. .venv-bench/bin/python bench/consensus/speed.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache

@@ -21,7 +21,7 @@ from django.conf import settings
 from django.db import connection
 
 from rewards.chain import ChainClient, rpc_client
-from tests.chain.test_rpc_node import HARDHAT_KEY_0, HardhatNode, _npx_or_skip
+from tests.support.hardhat import HARDHAT_KEY_0, HardhatNode, npx_or_skip
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -40,7 +40,7 @@ def real_services_only() -> None:
 
 @pytest.fixture
 def hardhat(tmp_path: Path) -> Iterator[HardhatNode]:
-    node = HardhatNode(_npx_or_skip(), tmp_path / "hardhat.log")
+    node = HardhatNode(npx_or_skip(), tmp_path / "hardhat.log")
     try:
         node.wait_ready()
         yield node

@@ -22,9 +22,9 @@ from labeling.models import Item, Project
 from rewards.chain import ChainClient
 from rewards.models import PayoutBatch
 from rewards.selectors import reward_summary_for_user
-from tests.chain.test_rpc_node import HARDHAT_KEY_0
 from tests.conftest import sign, siwe_text
 from tests.integration.conftest import Worker
+from tests.support.hardhat import HARDHAT_KEY_0
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 

@@ -1,0 +1,107 @@
+"""Races on real PostgreSQL: the database's constraints and row locks decide, not Python checks."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from django.db import connection
+
+from accounts.models import User
+from labeling.models import Annotation, Item, Project
+from labeling.services import item_create_text
+from rewards.chain import ChainClient, rpc_client
+from rewards.models import LedgerEntry, PayoutBatch
+from rewards.services import payouts_settle
+from tests.integration.test_whole_loop import Session, png
+from tests.support.hardhat import HARDHAT_KEY_0
+
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+
+
+def at_once(n: int, action: Callable[[int], Any]) -> list[Any]:
+    """Run ``action(i)`` in ``n`` threads released together; return results (or exceptions)."""
+    barrier = threading.Barrier(n)
+    results: list[Any] = [None] * n
+
+    def run(i: int) -> None:
+        barrier.wait()
+        try:
+            results[i] = action(i)
+        except Exception as exc:  # collected and asserted on by the caller
+            results[i] = exc
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    return results
+
+
+def test_concurrent_labels_by_one_contributor_make_one_annotation(live_server: Any) -> None:
+    from eth_account import Account
+
+    project = Project.objects.create(
+        name="P", data_kind="text", classes=["a", "b"], consensus_method="majority_vote", overlap=3
+    )
+    item = item_create_text(project=project, contributor=None, text="race")
+    session = Session(live_server.url, Account.create())
+    codes = at_once(
+        6,
+        lambda i: session.post(
+            f"/api/v1/items/{item.pk}/annotations/", json={"label": "a"}
+        ).status_code,
+    )
+    assert Counter(codes) == {201: 1, 409: 5}
+    assert Annotation.objects.filter(item=item).count() == 1
+    item.refresh_from_db()
+    assert item.label_count == 1
+
+
+def test_concurrent_identical_uploads_store_one_item(live_server: Any) -> None:
+    from eth_account import Account
+
+    project = Project.objects.create(name="I", data_kind="image", classes=["a", "b"])
+    sessions = [Session(live_server.url, Account.create()) for _ in range(4)]
+    codes = at_once(
+        4,
+        lambda i: sessions[i]
+        .post(f"/api/v1/projects/{project.pk}/items/", files={"file": ("same.png", png((1, 2, 3)))})
+        .status_code,
+    )
+    assert Counter(codes) == {201: 1, 409: 3}
+    assert Item.objects.filter(project=project).count() == 1
+
+
+def test_concurrent_settlements_pay_once(hardhat: Any, token: ChainClient) -> None:
+    from eth_account import Account
+
+    users = [
+        User.objects.create(username=f"u{i}", wallet_address=Account.create().address)
+        for i in range(20)
+    ]
+    for i, user in enumerate(users):
+        LedgerEntry.objects.create(
+            user=user, amount=10**18 + i, reason="label", source=f"annotation:{i}"
+        )
+
+    def settle(_: int) -> object:
+        # Each thread its own client (its own HTTP session and nonce reads), as separate workers.
+        return payouts_settle(client=rpc_client(hardhat.url, HARDHAT_KEY_0, token.token_address))
+
+    results = at_once(3, settle)
+    payouts_settle(client=token)  # and once more, after the race
+    assert not [r for r in results if isinstance(r, Exception)], results
+    assert sum(len(r.confirmed) for r in results) == 1  # one thread made and paid the batch
+    confirmed = PayoutBatch.objects.filter(status=PayoutBatch.Status.CONFIRMED)
+    assert confirmed.count() == 1
+    for i, user in enumerate(users):
+        assert token.balance_of(user.wallet_address) == 10**18 + i
+    assert token.token_info().total_supply == sum(10**18 + i for i in range(20))
+    assert connection.vendor == "postgresql"
