@@ -13,6 +13,7 @@ from django.http import HttpRequest
 from accounts.audit import audit_record
 from accounts.models import AccessToken, AuditEvent, User
 from accounts.services import access_token_revoke, api_key_issue, user_ban, user_unban
+from accounts.tokens import token_hash
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -100,12 +101,11 @@ class AccessTokenAdmin(admin.ModelAdmin):
     def save_model(self, request: HttpRequest, obj: AccessToken, form: Any, change: bool) -> None:
         if change:
             return
-        secret = api_key_issue(user=form.cleaned_data["user"], name=form.cleaned_data["name"])
-        issued = AccessToken.objects.get(prefix=secret[:10], user=form.cleaned_data["user"])
-        obj.pk = issued.pk
-        audit_record(actor=request.user, action="api_key.issue", target=issued)  # type: ignore[arg-type]
+        buyer = form.cleaned_data["user"]
+        secret = api_key_issue(user=buyer, name=form.cleaned_data["name"], actor=request.user)  # type: ignore[arg-type]
+        obj.pk = AccessToken.objects.get(key_hash=token_hash(secret)).pk
         messages.warning(
-            request, f"API key for {issued.user}: {secret} — copy it now, it is shown only once."
+            request, f"API key for {buyer}: {secret} — copy it now, it is shown only once."
         )
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:

@@ -9,10 +9,17 @@ from rest_framework import serializers, status
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.throttling import AnonRateThrottle
 from rest_framework.views import APIView
 
 from accounts.models import AccessToken
 from accounts.services import SignInError, access_token_revoke, siwe_nonce_issue, siwe_sign_in
+
+
+class SignInThrottle(AnonRateThrottle):
+    """Sign-in endpoints are open to anyone: limit them per client address."""
+
+    scope = "sign_in"
 
 
 def siwe_expected_domain(request: Request) -> str:
@@ -23,6 +30,7 @@ def siwe_expected_domain(request: Request) -> str:
 class NonceApi(APIView):
     authentication_classes: list[type] = []
     permission_classes = [AllowAny]
+    throttle_classes = [SignInThrottle]
 
     class OutputSerializer(serializers.Serializer):
         nonce = serializers.CharField()
@@ -51,6 +59,7 @@ class NonceApi(APIView):
 class SiweSignInApi(APIView):
     authentication_classes: list[type] = []
     permission_classes = [AllowAny]
+    throttle_classes = [SignInThrottle]
 
     class InputSerializer(serializers.Serializer):
         message = serializers.CharField(max_length=4096, trim_whitespace=False)

@@ -11,6 +11,7 @@ from django.utils import timezone
 from eth_utils import to_checksum_address
 
 from accounts import siwe
+from accounts.audit import audit_record
 from accounts.models import AccessToken, SiweNonce, User
 from accounts.tokens import token_generate, token_hash
 
@@ -31,8 +32,13 @@ class SignInResult:
 
 
 def siwe_nonce_issue(*, domain: str, chain_id: int) -> SiweNonce:
-    """A fresh single-use nonce for a SIWE message, valid for ``SIWE_NONCE_TTL``."""
+    """A fresh single-use nonce for a SIWE message, valid for ``SIWE_NONCE_TTL``.
+
+    Nonces are issued to anyone, so expired ones are swept here (by the expiry index) to keep the
+    table small.
+    """
     now = timezone.now()
+    SiweNonce.objects.filter(expires_at__lt=now - settings.SIWE_NONCE_TTL).delete()
     return SiweNonce.objects.create(
         nonce=siwe.generate_nonce(),
         domain=domain,
@@ -110,10 +116,17 @@ def access_token_issue(
     *, user: User, kind: str, name: str = "", ttl: timedelta | None = None
 ) -> tuple[str, datetime | None]:
     """Create a bearer credential; returns the secret (shown once) and its expiry."""
+    secret, token = _access_token_create(user=user, kind=kind, name=name, ttl=ttl)
+    return secret, token.expires_at
+
+
+def _access_token_create(
+    *, user: User, kind: str, name: str, ttl: timedelta | None
+) -> tuple[str, AccessToken]:
     secret = token_generate()
     now = timezone.now()
     expires_at = now + ttl if ttl is not None else None
-    AccessToken.objects.create(
+    token = AccessToken.objects.create(
         user=user,
         kind=kind,
         name=name,
@@ -122,12 +135,20 @@ def access_token_issue(
         created_at=now,
         expires_at=expires_at,
     )
-    return secret, expires_at
+    return secret, token
 
 
-def api_key_issue(*, user: User, name: str) -> str:
-    """A buyer's API key; it never expires until revoked. Returns the secret, shown once."""
-    secret, _ = access_token_issue(user=user, kind=AccessToken.Kind.API_KEY, name=name)
+def api_key_issue(*, user: User, name: str, actor: User | None = None) -> str:
+    """A buyer's API key; it never expires until revoked. Returns the secret, shown once.
+
+    With an ``actor`` (a moderator), the issuance is recorded in the audit trail.
+    """
+    with transaction.atomic():
+        secret, token = _access_token_create(
+            user=user, kind=AccessToken.Kind.API_KEY, name=name, ttl=None
+        )
+        if actor is not None:
+            audit_record(actor=actor, action="api_key.issue", target=token)
     return secret
 
 

@@ -3,6 +3,7 @@ and buyers (datasets and their accepted records)."""
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.http import FileResponse, Http404, HttpRequest, HttpResponseBase
 from django.urls import reverse
 from rest_framework import serializers, status
@@ -87,6 +88,10 @@ class ItemCreateApi(APIView):
         upload = request.FILES.get("file")
         try:
             if upload is not None:
+                if upload.size > settings.UPLOAD_MAX_BYTES:
+                    raise ContentError(
+                        f"the file is {upload.size} bytes; the limit is {settings.UPLOAD_MAX_BYTES}"
+                    )
                 item = services.item_create_image(
                     project=project, contributor=request.user, data=upload.read()
                 )

@@ -151,6 +151,14 @@ def image_bytes(
 
 
 @pytest.fixture(autouse=True)
+def fresh_cache() -> None:
+    """Throttle counters live in the cache: each test starts with none."""
+    from django.core.cache import cache
+
+    cache.clear()
+
+
+@pytest.fixture(autouse=True)
 def media_root(tmp_path: Path) -> Iterator[Path]:
     root = tmp_path / "media"
     with override_settings(MEDIA_ROOT=str(root)):

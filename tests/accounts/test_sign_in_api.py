@@ -186,6 +186,10 @@ def test_a_moderator_issues_a_buyer_an_api_key_in_admin_shown_once_and_stored_ha
     key = next(word for m in shown for word in m.split() if word.startswith("cm_"))
     token = AccessToken.objects.get(user=buyer)
     assert token.key_hash != key and key not in token.key_hash
+    from accounts.models import AuditEvent
+
+    event = AuditEvent.objects.get(action="api_key.issue")
+    assert (event.actor, event.target_id) == (moderator, str(token.pk))
     api = APIClient()
     api.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
     assert api.get("/api/v1/datasets/").status_code == 200
@@ -203,3 +207,24 @@ def test_admin_refuses_an_api_key_for_a_contributor(
     )
     assert response.status_code == 200
     assert b"API keys are for buyers" in response.content
+
+
+def test_sign_in_endpoints_are_rate_limited_per_client(settings: object) -> None:
+    from rest_framework.settings import api_settings
+
+    from accounts.apis import SignInThrottle
+
+    SignInThrottle.THROTTLE_RATES = {**api_settings.DEFAULT_THROTTLE_RATES, "sign_in": "3/minute"}
+    try:
+        codes = [APIClient().get("/api/v1/auth/nonce").status_code for _ in range(4)]
+    finally:
+        SignInThrottle.THROTTLE_RATES = api_settings.DEFAULT_THROTTLE_RATES
+    assert codes == [200, 200, 200, 429]
+    assert SiweNonce.objects.count() == 3
+
+
+def test_expired_nonces_are_swept() -> None:
+    APIClient().get("/api/v1/auth/nonce")
+    SiweNonce.objects.update(expires_at=timezone.now() - timedelta(hours=1))
+    APIClient().get("/api/v1/auth/nonce")
+    assert SiweNonce.objects.count() == 1
