@@ -10,24 +10,35 @@ Public API:
   ``dawid_skene``, ``one_coin``, ``glad``, ``mace``; CPU, or torch on ``cuda``/``torch-cpu``).
 * :func:`item_posterior`: one item's posterior from fitted confusion matrices, O(its answers).
 * :mod:`.metrics`: :func:`percent_agreement`, :func:`fleiss_kappa`, :func:`krippendorff_alpha`.
-* :mod:`.multilabel`, :mod:`.boxes`, :mod:`.spans`: multi-label, bounding-box and text-span
-  consensus.
+* :mod:`.multilabel`: multi-label consensus.
+* :func:`aggregate_boxes` -> :class:`BoxResult` (:mod:`.boxes`): bounding-box consensus; boxes
+  matched across annotators by IoU (complete linkage, one box per annotator per match), fused by
+  coordinate-wise median or mean, with per-box votes, agreement, mean IoU and majority class.
+* :func:`aggregate_spans` -> :class:`SpanResult` (:mod:`.spans`): text-span consensus by
+  token-level voting, with per-span agreement.
 """
 
 from .aggregate import METHODS, TORCH_METHODS, aggregate
+from .boxes import BoxResult, aggregate_boxes, iou_matrix
 from .errors import ConsensusError, DeviceUnavailableError
 from .incremental import item_posterior
 from .metrics import fleiss_kappa, krippendorff_alpha, percent_agreement
 from .result import AggregationResult
+from .spans import SpanResult, aggregate_spans
 
 __all__ = [
     "METHODS",
     "TORCH_METHODS",
     "AggregationResult",
+    "BoxResult",
     "ConsensusError",
     "DeviceUnavailableError",
+    "SpanResult",
     "aggregate",
+    "aggregate_boxes",
+    "aggregate_spans",
     "fleiss_kappa",
+    "iou_matrix",
     "item_posterior",
     "krippendorff_alpha",
     "percent_agreement",
