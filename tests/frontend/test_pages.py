@@ -69,3 +69,13 @@ def test_the_demo_seeds_labels_decides_and_pays(chain: Any, settings: Any) -> No
     page = browser.get("/me/rewards/")
     assert demo_accounts()[1].address.encode() in page.content
     assert batch.tx_hash.encode() in page.content
+
+
+def test_token_amounts_are_shown_exactly_in_whole_tokens() -> None:
+    from frontend.templatetags.crowdmint import short_hash, tokens
+
+    assert tokens(1_500_000_000_000_000_000) == "1.5"
+    assert tokens(2**200 + 1).endswith("000001")
+    assert tokens(0) == "0"
+    assert tokens(10**18 * 12) == "12"
+    assert short_hash("0x" + "ab" * 32) == "0xabababab…abab"
