@@ -74,7 +74,8 @@ def iou_matrix(a: Any, b: Any) -> FloatArray:
     area_a = (first[:, 2] - first[:, 0]) * (first[:, 3] - first[:, 1])
     area_b = (second[:, 2] - second[:, 0]) * (second[:, 3] - second[:, 1])
     union = area_a[:, None] + area_b[None, :] - inter
-    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+    result: FloatArray = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+    return result
 
 
 def _codes(values: Any, name: str, n: int) -> IntArray:
