@@ -26,6 +26,8 @@ from accounts.models import User
 from accounts.services import api_key_issue
 from labeling.models import Project
 
+pytest_plugins = ["tests.support.hardhat"]
+
 
 @dataclass
 class Contributor:

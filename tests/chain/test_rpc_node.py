@@ -6,9 +6,6 @@ the npm modules the tests skip, except under CI=true where they fail: CI install
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 
 from rewards.chain import (
@@ -21,19 +18,9 @@ from rewards.chain import (
     rpc_client,
 )
 from tests.chain.support import ONE_TOKEN, mint, wallets
-from tests.support.hardhat import HARDHAT_CHAIN_ID, HARDHAT_KEY_0, HardhatNode, npx_or_skip
+from tests.support.hardhat import HARDHAT_CHAIN_ID, HARDHAT_KEY_0, HardhatNode
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def hardhat(tmp_path: Path) -> Iterator[HardhatNode]:
-    node = HardhatNode(npx_or_skip(), tmp_path / "hardhat.log")
-    try:
-        node.wait_ready()
-        yield node
-    finally:
-        node.stop()
 
 
 @pytest.fixture

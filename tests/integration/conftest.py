@@ -21,7 +21,7 @@ from django.conf import settings
 from django.db import connection
 
 from rewards.chain import ChainClient, rpc_client
-from tests.support.hardhat import HARDHAT_KEY_0, HardhatNode, npx_or_skip
+from tests.support.hardhat import HARDHAT_KEY_0, HardhatNode
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -36,16 +36,6 @@ def real_services_only() -> None:
         redis.Redis.from_url(settings.REDIS_URL).ping()
     except redis.exceptions.ConnectionError as exc:
         pytest.fail(f"Redis at {settings.REDIS_URL} is not reachable: {exc}")
-
-
-@pytest.fixture
-def hardhat(tmp_path: Path) -> Iterator[HardhatNode]:
-    node = HardhatNode(npx_or_skip(), tmp_path / "hardhat.log")
-    try:
-        node.wait_ready()
-        yield node
-    finally:
-        node.stop()
 
 
 @pytest.fixture

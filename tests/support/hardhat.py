@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -89,3 +90,14 @@ class HardhatNode:
                 os.killpg(self._proc.pid, signal.SIGKILL)
                 self._proc.wait(timeout=10)
         self._log.close()
+
+
+@pytest.fixture
+def hardhat(tmp_path: Path) -> Iterator[HardhatNode]:
+    """A fresh Hardhat node for one test (its state is lost when it stops)."""
+    node = HardhatNode(npx_or_skip(), tmp_path / "hardhat.log")
+    try:
+        node.wait_ready()
+        yield node
+    finally:
+        node.stop()
