@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import pytest
 
 from labeling.models import Annotation, ConsensusFit, Item, Project, WorkerSkill
@@ -203,3 +204,13 @@ def test_contributors_see_their_estimated_accuracy(
     browser = Client()
     browser.force_login(good[0].user)
     assert b"My accuracy" in browser.get("/me/rewards/").content
+
+
+def test_fitted_confusions_are_smoothed_so_no_error_is_impossible() -> None:
+    from labeling.services.decisions import smoothed_confusion
+
+    perfect = np.eye(3)
+    smoothed = np.array(smoothed_confusion(perfect, label_count=30))
+    assert np.allclose(smoothed.sum(axis=1), 1.0)
+    assert smoothed.min() == pytest.approx(1 / 13)  # 10 sightings per row plus the prior's 3
+    assert np.allclose(smoothed_confusion(perfect, label_count=3_000_000), perfect, atol=1e-5)
