@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
-from django.contrib.auth.models import AbstractUser
+from typing import Any
+
+from django.contrib.auth.models import AbstractUser, UserManager
 from django.db import models
 from django.db.models import Q
+
+
+class CrowdmintUserManager(UserManager["User"]):
+    def create_superuser(
+        self, username: str, email: str | None = None, password: str | None = None, **extra: Any
+    ) -> User:
+        """``manage.py createsuperuser`` makes a moderator."""
+        extra.setdefault("role", User.Role.MODERATOR)
+        return super().create_superuser(username, email, password, **extra)
 
 
 class User(AbstractUser):
@@ -20,6 +31,8 @@ class User(AbstractUser):
     wallet_address = models.CharField(max_length=42, null=True, blank=True, unique=True)
     banned_at = models.DateTimeField(null=True, blank=True)
     ban_reason = models.CharField(max_length=500, blank=True)
+
+    objects = CrowdmintUserManager()
 
     class Meta:
         constraints = [
