@@ -211,6 +211,8 @@ CHAIN_PRIVATE_KEY = env("CHAIN_PRIVATE_KEY")
 CHAIN_TOKEN_ADDRESS = env("CHAIN_TOKEN_ADDRESS")
 CHAIN_EXPLORER_TX_URL = env("CHAIN_EXPLORER_TX_URL")  # e.g. https://etherscan.io/tx/{tx_hash}
 PAYOUT_BATCH_MAX_RECIPIENTS = 500
+# On: settlement prepares batches and a moderator approves each in admin before it is broadcast.
+PAYOUT_REQUIRE_APPROVAL = env_bool("PAYOUT_REQUIRE_APPROVAL")
 PAYOUT_RECEIPT_TIMEOUT_SECONDS = int(env("PAYOUT_RECEIPT_TIMEOUT_SECONDS", "120"))
 if CHAIN_RPC_URL and not CHAIN_PRIVATE_KEY:
     raise ImproperlyConfigured(

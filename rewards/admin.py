@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.contrib import admin, messages
 from django.core.exceptions import ImproperlyConfigured, PermissionDenied
+from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed
 from django.shortcuts import redirect
 from django.urls import URLPattern, path
@@ -13,7 +14,7 @@ from accounts.audit import audit_record
 from rewards.chain import ChainError
 from rewards.client import chain_client_with_token
 from rewards.models import LedgerEntry, PayoutBatch, PayoutTransfer
-from rewards.services import payouts_settle
+from rewards.services import payout_batch_approve, payouts_settle
 
 
 @admin.register(LedgerEntry)
@@ -41,6 +42,7 @@ class PayoutBatchAdmin(ReadOnlyAdmin):
         "status",
         "recipient_count",
         "total",
+        "approved_by",
         "tx_hash",
         "block_number",
         "gas_used",
@@ -50,6 +52,18 @@ class PayoutBatchAdmin(ReadOnlyAdmin):
     search_fields = ["batch_id", "tx_hash", "transfers__wallet_address"]
     inlines = [PayoutTransferInline]
     change_list_template = "admin/rewards/payoutbatch/change_list.html"
+    actions = ["approve"]
+
+    @admin.action(
+        description="Approve the selected prepared batches for payment", permissions=["view"]
+    )
+    def approve(self, request: HttpRequest, queryset: QuerySet[PayoutBatch]) -> None:
+        """With PAYOUT_REQUIRE_APPROVAL, a prepared batch is broadcast only once approved."""
+        approved = sum(
+            payout_batch_approve(batch=batch, moderator=request.user)  # type: ignore[arg-type]
+            for batch in queryset
+        )
+        messages.success(request, f"Approved {approved} batch(es); the next settlement pays them.")
 
     def get_urls(self) -> list[URLPattern]:
         settle = path(

@@ -80,6 +80,10 @@ class PayoutBatch(models.Model):
     block_number = models.PositiveBigIntegerField(null=True, blank=True)
     gas_used = models.PositiveBigIntegerField(null=True, blank=True)
     error = models.TextField(blank=True)
+    approved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    approved_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     submitted_at = models.DateTimeField(null=True, blank=True)
     confirmed_at = models.DateTimeField(null=True, blank=True)

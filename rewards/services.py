@@ -13,12 +13,14 @@ from __future__ import annotations
 import logging
 import secrets
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from accounts.audit import audit_record
+from accounts.models import User
 from labeling.models import Item
 from rewards.chain import ChainClient, ChainError, Receipt
 from rewards.models import LedgerEntry, PayoutAllocation, PayoutBatch, PayoutTransfer
@@ -73,13 +75,17 @@ class SettlementReport:
     confirmed: list[str]
     pending: list[str]
     failed: list[str]
+    awaiting_approval: list[str] = field(default_factory=list)
 
     @property
     def summary(self) -> str:
-        return (
+        text = (
             f"{len(self.confirmed)} batch(es) confirmed, {len(self.pending)} pending, "
             f"{len(self.failed)} failed"
         )
+        if self.awaiting_approval:
+            text += f", {len(self.awaiting_approval)} awaiting a moderator's approval"
+        return text
 
 
 def payout_batch_prepare(*, client: ChainClient) -> PayoutBatch | None:
@@ -234,18 +240,49 @@ def _resign(batch: PayoutBatch, client: ChainClient) -> None:
         _broadcast(batch, signed.raw, client)
 
 
+def payout_batch_approve(*, batch: PayoutBatch, moderator: User) -> bool:
+    """A moderator approves a prepared batch for broadcast (when approval is required).
+
+    Returns whether this call approved it (``False``: already approved, or no longer prepared).
+    """
+    with transaction.atomic():
+        approved = PayoutBatch.objects.filter(
+            pk=batch.pk, status=PayoutBatch.Status.PREPARED, approved_at__isnull=True
+        ).update(approved_by=moderator, approved_at=timezone.now())
+        if approved:
+            audit_record(
+                actor=moderator,
+                action="payout.approve",
+                target=batch,
+                details={"total": str(batch.total)},
+            )
+    return bool(approved)
+
+
+def _may_submit(batch: PayoutBatch) -> bool:
+    return batch.approved_at is not None or not settings.PAYOUT_REQUIRE_APPROVAL
+
+
 def payouts_settle(*, client: ChainClient) -> SettlementReport:
     """Pay every due credit: finish interrupted batches first, then make new ones until none is due.
 
+    With ``PAYOUT_REQUIRE_APPROVAL``, new batches wait, prepared, until a moderator approves them.
     Safe to run twice, concurrently, or after a crash at any point.
     """
     touched: list[PayoutBatch] = []
+    waiting: list[PayoutBatch] = []
     for batch in PayoutBatch.objects.filter(status=PayoutBatch.Status.PREPARED).order_by("id"):
-        touched.append(payout_batch_submit(batch=batch, client=client))
+        if _may_submit(batch):
+            touched.append(payout_batch_submit(batch=batch, client=client))
+        else:
+            waiting.append(batch)
     for batch in PayoutBatch.objects.filter(status=PayoutBatch.Status.SUBMITTED).order_by("id"):
         touched.append(payout_batch_reconcile(batch=batch, client=client))
     if all(b.status != PayoutBatch.Status.SUBMITTED for b in touched):
         while (batch := payout_batch_prepare(client=client)) is not None:
+            if not _may_submit(batch):
+                waiting.append(batch)
+                continue
             batch = payout_batch_submit(batch=batch, client=client)
             batch = payout_batch_reconcile(batch=batch, client=client)
             touched.append(batch)
@@ -256,4 +293,5 @@ def payouts_settle(*, client: ChainClient) -> SettlementReport:
         confirmed=[k for k, v in statuses.items() if v == PayoutBatch.Status.CONFIRMED],
         pending=[k for k, v in statuses.items() if v == PayoutBatch.Status.SUBMITTED],
         failed=[k for k, v in statuses.items() if v == PayoutBatch.Status.FAILED],
+        awaiting_approval=[b.batch_id for b in waiting],
     )

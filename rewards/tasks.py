@@ -12,4 +12,9 @@ from rewards.services import payouts_settle
 def settle_rewards() -> dict[str, list[str]]:
     """Pay due credits. Safe to run concurrently with itself or after a crash."""
     report = payouts_settle(client=chain_client_with_token())
-    return {"confirmed": report.confirmed, "pending": report.pending, "failed": report.failed}
+    return {
+        "confirmed": report.confirmed,
+        "pending": report.pending,
+        "failed": report.failed,
+        "awaiting_approval": report.awaiting_approval,
+    }

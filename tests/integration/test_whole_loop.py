@@ -172,7 +172,12 @@ def test_the_whole_loop_pays_on_chain_exactly_what_the_ledger_says(
         call_command("settle_rewards")
     finally:
         chain_client_reset()
-    assert settle_rewards.delay().get(timeout=60) == {"confirmed": [], "pending": [], "failed": []}
+    assert settle_rewards.delay().get(timeout=60) == {
+        "confirmed": [],
+        "pending": [],
+        "failed": [],
+        "awaiting_approval": [],
+    }
     assert PayoutBatch.objects.count() == 1
     chain_equals_ledger()
 

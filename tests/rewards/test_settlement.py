@@ -239,3 +239,52 @@ def test_my_rewards_api_shows_pending_paid_and_the_payout_transaction(
     assert payout["status"] == "confirmed" and payout["amount"] == "10"
     assert payout["tx_hash"] == PayoutBatch.objects.get().tx_hash
     assert [e["paid"] for e in body["entries"]] == [False, True]
+
+
+def test_with_approval_required_batches_wait_for_a_moderator(
+    chain: ChainClient, credit: Callable[..., User], settings: Any, moderator: User
+) -> None:
+    from django.test import Client
+
+    from accounts.models import AuditEvent
+
+    settings.PAYOUT_REQUIRE_APPROVAL = True
+    alice = credit(10)
+    report = payouts_settle(client=chain)
+    assert len(report.awaiting_approval) == 1 and "awaiting" in report.summary
+    batch = PayoutBatch.objects.get()
+    assert batch.status == PayoutBatch.Status.PREPARED and not batch.tx_hash
+    payouts_settle(client=chain)
+    assert PayoutBatch.objects.count() == 1  # waiting credits are not batched again
+    assert chain.balance_of(alice.wallet_address) == 0
+
+    browser = Client()
+    browser.force_login(moderator)
+    response = browser.post(
+        "/admin/rewards/payoutbatch/",
+        {"action": "approve", "_selected_action": [batch.pk]},
+        follow=True,
+    )
+    assert response.status_code == 200
+    batch.refresh_from_db()
+    assert batch.approved_by == moderator and batch.approved_at is not None
+    assert AuditEvent.objects.filter(action="payout.approve", target_id=str(batch.pk)).exists()
+
+    payouts_settle(client=chain)
+    batch.refresh_from_db()
+    assert batch.status == PayoutBatch.Status.CONFIRMED
+    assert chain.balance_of(alice.wallet_address) == 10
+
+
+def test_moderators_settle_from_admin(
+    chain: ChainClient, credit: Callable[..., User], moderator: User
+) -> None:
+    from django.test import Client
+
+    alice = credit(10)
+    browser = Client()
+    browser.force_login(moderator)
+    assert browser.get("/admin/rewards/payoutbatch/").status_code == 200
+    response = browser.post("/admin/rewards/payoutbatch/settle/", follow=True)
+    assert b"1 batch(es) confirmed" in response.content
+    assert chain.balance_of(alice.wallet_address) == 10

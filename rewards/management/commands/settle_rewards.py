@@ -16,6 +16,8 @@ class Command(BaseCommand):
             self.stdout.write(f"confirmed {batch_id}")
         for batch_id in report.pending:
             self.stdout.write(f"pending   {batch_id} (run again to finish it)")
+        for batch_id in report.awaiting_approval:
+            self.stdout.write(f"waiting   {batch_id} (a moderator must approve it in admin)")
         for batch_id in report.failed:
             self.stderr.write(f"failed    {batch_id}")
         self.stdout.write(self.style.SUCCESS(report.summary))
