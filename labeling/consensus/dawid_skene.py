@@ -12,44 +12,50 @@ probability ``confusion[w, z, l]``. EM starts from the majority-vote shares, the
 It stops when the evidence lower bound per answer (the same quantity crowd-kit tracks) improves by
 less than ``tol``, or after ``max_iter`` iterations. Gold tasks are clamped to their known class after
 every E-step, which anchors the confusion matrices.
+
+The per-answer work runs block by block over :class:`~._layout.EMLayout` (see there), on up to
+``n_threads`` threads; blocks and their sums are fixed by the layout alone, so the result is the same
+bit for bit whatever the number of threads.
 """
 
 from __future__ import annotations
 
+import itertools
+import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
 
-from ._common import EPS, FloatArray, IntArray, normalize_rows, vote_scores
+from ._common import EPS, FloatArray, IntArray
 from ._data import CrowdData
 from ._layout import EMLayout
 from .result import AggregationResult
 
 Precision = Literal["float32", "float64"]
 
+# Below this many answers one thread is faster than handing blocks to a pool.
+_THREADS_FROM = 1 << 17
+_MAX_THREADS = 8
 
-def _softmax_columns(
-    logits: npt.NDArray[np.floating], scratch: npt.NDArray[np.floating]
-) -> npt.NDArray[np.float64]:
-    """In place: each column of ``logits`` ``(K, T)`` becomes a distribution.
 
-    Returns each column's entropy (float64) computed from the same exponentials.
-    """
-    top = logits.max(axis=0)
-    np.subtract(logits, top, out=scratch)
-    np.exp(scratch, out=logits)
-    total = logits.sum(axis=0)
-    logits /= total
-    # H = log(total) - sum_k p_k (z_k - max): no second pass of logs over (K, T).
-    scratch *= logits
-    return np.log(total, dtype=np.float64) - scratch.sum(axis=0, dtype=np.float64)
+def default_threads() -> int:
+    """The CPUs this process may run on, capped at ``_MAX_THREADS``."""
+    try:
+        available = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        available = os.cpu_count() or 1
+    return max(1, min(available, _MAX_THREADS))
 
 
 def _ds_tables(
     counts: npt.NDArray[np.float64], n_workers: int, k: int, one_coin: bool, answers: FloatArray
 ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
-    """Confusion ``(W, K, K)`` [w, true, answer] and its log in E-step layout ``(K, W * K)``."""
+    """Confusion ``(W, K, K)`` [w, true, answer] and its log by answer, ``(W * K, K)``:
+    row ``w * K + l``, column ``k`` = log P(answer l | truth k) for worker ``w``.
+    """
     by_answer = counts.reshape(n_workers, k, k)  # [w, answer l, true k]
     if one_coin:
         correct = np.trace(by_answer, axis1=1, axis2=2)
@@ -62,11 +68,49 @@ def _ds_tables(
             confusion = np.repeat(off[:, None, None], k, axis=1).repeat(k, axis=2)
             confusion[:, np.arange(k), np.arange(k)] = skill[:, None]
             np.clip(confusion, EPS, 1.0 - EPS, out=confusion)
+        by_answer_conf = np.transpose(confusion, (0, 2, 1))
     else:
         clipped = np.maximum(by_answer, EPS)
-        confusion = np.transpose(clipped / clipped.sum(axis=1, keepdims=True), (0, 2, 1))
-    log_table = np.log(np.transpose(confusion, (1, 0, 2)).reshape(k, n_workers * k))
-    return np.ascontiguousarray(confusion), np.ascontiguousarray(log_table)
+        by_answer_conf = clipped / clipped.sum(axis=1, keepdims=True)
+        confusion = np.transpose(by_answer_conf, (0, 2, 1))
+    log_rows = np.log(by_answer_conf).reshape(n_workers * k, k)
+    return np.ascontiguousarray(confusion), np.ascontiguousarray(log_rows)
+
+
+class _Blocks:
+    """Runs ``work(thread, item)`` for items ``0..n-1`` on ``n_threads`` threads (this one too).
+
+    Items are handed out in order from a shared counter; each item writes only its own outputs,
+    so which thread ran it does not matter.
+    """
+
+    def __init__(self, n_threads: int) -> None:
+        self.n_threads = n_threads
+        self.pool = ThreadPoolExecutor(n_threads - 1) if n_threads > 1 else None
+
+    def run(self, n_items: int, work: Callable[[int, int], None]) -> None:
+        if self.pool is None or n_items < 2:
+            for item in range(n_items):
+                work(0, item)
+            return
+        counter = itertools.count()
+
+        def loop(thread: int) -> None:
+            for item in iter(counter.__next__, None):
+                if item >= n_items:
+                    return
+                work(thread, item)
+
+        futures = [self.pool.submit(loop, t) for t in range(1, self.n_threads)]
+        try:
+            loop(0)
+        finally:
+            for future in futures:
+                future.result()
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown()
 
 
 def dawid_skene(
@@ -77,80 +121,150 @@ def dawid_skene(
     tol: float,
     one_coin: bool = False,
     precision: Precision = "float64",
+    n_threads: int | None = None,
 ) -> AggregationResult:
     """Fit Dawid-Skene (or one-coin Dawid-Skene) by EM; see the module docstring.
 
     ``worker_skill`` is each worker's expected accuracy: the mean posterior probability of the
     class they answered. ``confusion[w, k, l]`` = P(answer l | truth k). ``precision="float32"``
-    runs the per-answer gathers and sums in float32 (about twice as fast; posteriors agree with
-    float64 to ~1e-6); soft counts and parameters are always float64.
+    runs the per-answer gathers and sums in float32 (posteriors agree with float64 to ~1e-6);
+    soft counts and parameters are always float64. ``n_threads`` (default: the CPUs available,
+    at most 8; one for small inputs) does not change the result.
+
+    Raises:
+        ValueError: ``n_threads`` is not a positive int.
     """
+    if n_threads is None:
+        n_threads = default_threads() if data.n >= _THREADS_FROM else 1
+    elif isinstance(n_threads, bool) or not isinstance(n_threads, int) or n_threads < 1:
+        raise ValueError(f"n_threads must be a positive int, got {n_threads!r}")
     k = data.n_classes
     dtype = np.dtype(precision)
-    layout = EMLayout.build(data)
-    labeled = data.labeled
-
-    # Start from the majority-vote shares, as crowd-kit does.
-    start = normalize_rows(vote_scores(data), labeled)
-    if gold_tasks.size:
-        start[gold_tasks] = 0.0
-        start[gold_tasks, gold_labels] = 1.0
-    gold_rank = layout.task_rank[gold_tasks]
-    gold_in = gold_rank >= 0
-    gold_rank, gold_class = gold_rank[gold_in], gold_labels[gold_in]
-
-    posterior_rows = np.ascontiguousarray(start[layout.rank_to_task], dtype=dtype)
-    logits = np.empty((k, layout.n_labeled), dtype=dtype)
-    scratch = np.empty_like(logits)
+    layout = EMLayout.build(data, itemsize=dtype.itemsize)
+    n_labeled = layout.n_labeled
+    n_blocks = len(layout.blocks)
+    n_pieces = len(layout.pieces)
+    n_workers = data.n_workers
     answers = layout.answers_per_worker
     n_answers = max(data.n, 1)
 
-    def m_step(
-        rows: npt.NDArray[np.floating], prior: FloatArray
-    ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
-        counts = layout.m_counts(rows)
-        confusion, log_table = _ds_tables(counts, data.n_workers, k, one_coin, answers)
-        return counts, prior, confusion, log_table
+    # Gold tasks with answers, by block: local rows and classes.
+    gold_rank = layout.task_rank[gold_tasks]
+    gold_in = gold_rank >= 0
+    gold_rank, gold_class = gold_rank[gold_in], gold_labels[gold_in]
+    block_start = np.array([lo for lo, _ in layout.blocks], dtype=np.intp)
+    gold_block = np.searchsorted(block_start, gold_rank, side="right") - 1
+    block_gold = []
+    for b, (lo, _) in enumerate(layout.blocks):
+        mine = gold_block == b
+        block_gold.append((gold_rank[mine] - lo, gold_class[mine]))
 
-    prior = posterior_rows.mean(axis=0, dtype=np.float64)
-    counts, prior, confusion, log_table = m_step(posterior_rows, prior)
-    elbo = -np.inf
-    converged = False
-    iterations = 0
-    for _ in range(max_iter):
-        iterations += 1
-        log_prior = np.log(np.maximum(prior, EPS))
-        layout.e_step(log_table.astype(dtype), log_prior.astype(dtype), logits)
-        entropy = _softmax_columns(logits, scratch)
-        if gold_rank.size:
-            logits[:, gold_rank] = 0.0
-            logits[gold_class, gold_rank] = 1.0
-            entropy[gold_rank] = 0.0
-        np.copyto(posterior_rows, logits.T)
-        prior = logits.sum(axis=1, dtype=np.float64) / layout.n_labeled
-        counts, prior, confusion, log_table = m_step(posterior_rows, prior)
-        # crowd-kit's evidence lower bound: E[log p(answers, z)] + H(posterior), per answer.
-        log_prior = np.log(np.maximum(prior, EPS))
-        new_elbo = (
-            float(np.sum(counts * log_table.T))
-            + float(counts.sum(axis=0) @ log_prior)
-            + float(entropy.sum())
-        ) / n_answers
-        if new_elbo - elbo < tol:
-            converged = True
-            break
-        elbo = new_elbo
+    # Everything the loop touches is allocated once: fresh pages cost more than the arithmetic.
+    posterior_rows = np.empty((n_labeled, k), dtype=dtype)
+    scratch = [np.empty((layout.max_block, k), dtype=dtype) for _ in range(n_threads)]
+    totals = [np.empty(layout.max_block, dtype=dtype) for _ in range(n_threads)]
+    m_buffers = [np.empty((layout.max_piece, k), dtype=dtype) for _ in range(n_threads)]
+    segments = np.empty((layout.n_segments, k), dtype=dtype)
+    counts = np.empty((n_workers * k, k))
+    block_log_total = np.zeros(n_blocks)
+    block_gold_logit = np.zeros(n_blocks)
+    block_mass = np.zeros((n_blocks, k))
+    # Below this a row's exponentials may be subnormal: recompute it with its maximum taken out.
+    tiny = float(np.finfo(dtype).tiny) * 2.0**64
+    tables: dict[str, npt.NDArray[np.floating]] = {}
+    vote = True
+
+    def e_block(thread: int, b: int) -> None:
+        lo, hi = layout.blocks[b]
+        x = posterior_rows[lo:hi]
+        layout.gather_logits(tables["first"], tables["rest"], lo, hi, x, scratch[thread])
+        rows, classes = block_gold[b]
+        total = totals[thread][: hi - lo]
+        if vote:
+            _row_sums(x, total)
+        else:
+            block_gold_logit[b] = float(x[rows, classes].sum(dtype=np.float64))
+            np.exp(x, out=x)
+            _row_sums(x, total)
+            fixed = None
+            if float(total.min()) < tiny:
+                fixed = _fix_underflow(layout, x, total, lo, tiny, tables)
+            log_total = np.log(total, out=scratch[thread][: hi - lo, 0])
+            if fixed is not None:
+                log_total[fixed[0]] = fixed[1]
+            log_total[rows] = 0.0
+            block_log_total[b] = float(log_total.sum(dtype=np.float64))
+        for c in range(k):
+            np.divide(x[:, c], total, out=x[:, c])
+        if rows.size:
+            x[rows] = 0.0
+            x[rows, classes] = 1.0
+        for c in range(k):
+            # In the posterior's dtype (a strided float64 sum is twice as slow); the blocks'
+            # sums are added in float64.
+            block_mass[b, c] = float(x[:, c].sum())
+
+    def m_piece(thread: int, p: int) -> None:
+        layout.segment_sums(posterior_rows, p, m_buffers[thread], segments)
+
+    blocks = _Blocks(n_threads)
+    try:
+        # Start from the majority-vote shares, as crowd-kit does: the E-step machinery with a
+        # one-hot table sums each task's votes.
+        one_hot = np.tile(np.eye(k, dtype=dtype), (n_workers, 1))
+        tables["first"] = tables["rest"] = one_hot
+        blocks.run(n_blocks, e_block)
+        vote = False
+        blocks.run(n_pieces, m_piece)
+        layout.combine(segments, counts)
+        prior = block_mass.sum(axis=0) / n_labeled
+        confusion, log_rows = _ds_tables(counts, n_workers, k, one_coin, answers)
+
+        elbo = -np.inf
+        converged = False
+        iterations = 0
+        for _ in range(max_iter):
+            iterations += 1
+            log_prior = np.log(np.maximum(prior, EPS))
+            # Each row of the table shifted to a maximum of 0: a per-task constant that the
+            # softmax ignores, and that keeps exp() from overflowing without a max pass.
+            rest = log_rows - log_rows.max(axis=1, keepdims=True)
+            tables["rest"] = rest.astype(dtype)
+            tables["first"] = (rest + log_prior).astype(dtype)
+            blocks.run(n_blocks, e_block)
+            blocks.run(n_pieces, m_piece)
+            layout.combine(segments, counts)
+            mass = block_mass.sum(axis=0)
+            prior = mass / n_labeled
+            # Entropy of the posteriors, non-gold tasks: sum of log Z - E[logit], and E[logit]
+            # is linear in the soft counts, so it costs O(W K^2) instead of a pass over tasks.
+            expected_logit = (
+                float(np.sum(counts * rest)) + float(mass @ log_prior) - block_gold_logit.sum()
+            )
+            entropy = block_log_total.sum() - expected_logit
+            confusion, log_rows = _ds_tables(counts, n_workers, k, one_coin, answers)
+            # crowd-kit's evidence lower bound: E[log p(answers, z)] + H(posterior), per answer.
+            log_prior = np.log(np.maximum(prior, EPS))
+            new_elbo = (
+                float(np.sum(counts * log_rows)) + float(counts.sum(axis=0) @ log_prior) + entropy
+            ) / n_answers
+            if new_elbo - elbo < tol:
+                converged = True
+                break
+            elbo = new_elbo
+    finally:
+        blocks.close()
 
     posteriors = np.full((data.n_tasks, k), 1.0 / k)
     posteriors[layout.rank_to_task] = posterior_rows
     if gold_tasks.size:
         posteriors[gold_tasks] = 0.0
         posteriors[gold_tasks, gold_labels] = 1.0
-    mask = labeled.copy()
+    mask = data.labeled
     mask[gold_tasks] = True
     labels = np.argmax(posteriors, axis=1).astype(np.int64)
     labels[~mask] = -1
-    by_answer = counts.reshape(data.n_workers, k, k)
+    by_answer = counts.reshape(n_workers, k, k)
     with np.errstate(invalid="ignore", divide="ignore"):
         skill = np.trace(by_answer, axis1=1, axis2=2) / answers
     skill[answers == 0] = np.nan
@@ -163,3 +277,35 @@ def dawid_skene(
         converged=converged,
         method="one_coin" if one_coin else "dawid_skene",
     )
+
+
+def _row_sums(x: npt.NDArray[np.floating], out: npt.NDArray[np.floating]) -> None:
+    """``out = x.sum(axis=1)`` for a narrow ``(n, K)`` array, a column at a time (NumPy's own
+    reduction over a 4-wide axis is ~20x slower)."""
+    if x.shape[1] == 1:
+        np.copyto(out, x[:, 0])
+        return
+    np.add(x[:, 0], x[:, 1], out=out)
+    for c in range(2, x.shape[1]):
+        np.add(out, x[:, c], out=out)
+
+
+def _fix_underflow(
+    layout: EMLayout,
+    x: npt.NDArray[np.floating],
+    total: npt.NDArray[np.floating],
+    lo: int,
+    tiny: float,
+    tables: dict[str, npt.NDArray[np.floating]],
+) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.float64]]:
+    """Rows whose exponentials all (nearly) underflowed: recompute them in float64 with their
+    maximum subtracted; they become normalised (``total`` 1). Returns the rows and their log Z.
+    """
+    bad = np.flatnonzero(total < tiny)
+    logits = layout.logits_for(bad + lo, tables["first"], tables["rest"])
+    top = logits.max(axis=1, keepdims=True)
+    shifted = np.exp(logits - top)
+    z = shifted.sum(axis=1)
+    x[bad] = shifted / z[:, None]
+    total[bad] = 1.0
+    return bad, np.log(z) + top[:, 0]
