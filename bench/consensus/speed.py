@@ -4,7 +4,7 @@ Each run is a fresh subprocess (so peak RSS is that run's alone): it builds the 
 times one aggregate call (ours: `aggregate(..., max_iter=50, tol=-inf)`, everything included:
 validation, de-duplication, layout) or `DawidSkene(n_iter=50, tol=-inf).fit` on the DataFrame.
 
-Run: PYTHONPATH=. .venv-bench/bin/python bench/consensus/speed.py [--skip-crowdkit-10m]
+Run: PYTHONPATH=. .venv-bench/bin/python bench/consensus/speed.py
 Writes bench/consensus/results/speed.md.
 """
 
@@ -95,6 +95,8 @@ def main() -> None:
             print(n, engine, record, flush=True)
     import numpy as np
 
+    from labeling.consensus.dawid_skene import default_threads
+
     lines = [
         "# Dawid-Skene speed: ours vs crowd-kit 1.4.2 (50 EM iterations)",
         "",
@@ -102,7 +104,10 @@ def main() -> None:
         f"numpy {np.__version__}; generated {time.strftime('%Y-%m-%d')} by "
         "`bench/consensus/speed.py`. Synthetic crowd: K=4, 5 answers per task, 1,000 workers "
         "(good, spammers, adversaries, biased; see `synthetic.py`). Time covers the whole call "
-        "(validation, de-duplication, layout, 50 iterations). Peak RSS is the subprocess's "
+        "(validation, de-duplication, layout, 50 iterations); ours runs its per-answer work on "
+        f"{default_threads()} threads (the default: the CPUs available, at most 8). "
+        "Both engines run in the same invocation, each case in a fresh subprocess, so the "
+        "ratios compare like with like. Peak RSS is the subprocess's "
         "high-water mark, including the input arrays (`before` = RSS with the data built). "
         "crowd-kit at 10M is not run (many minutes, memory beyond this machine's comfort).",
         "",

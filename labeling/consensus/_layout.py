@@ -25,6 +25,7 @@ so the result does not depend on the number of threads.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -84,7 +85,7 @@ class EMLayout:
         k = data.n_classes
         n = data.n
         wk = data.n_workers * k
-        index = np.intp if n <= _INTP_LIMIT else np.int32
+        index: np.dtype[np.signedinteger[Any]] = np.dtype(np.intp if n <= _INTP_LIMIT else np.int32)
         counts = data.task_counts
         order = np.argsort(-counts, kind="stable")
         n_labeled = int(np.count_nonzero(counts))
@@ -138,7 +139,10 @@ class EMLayout:
         group_ranks = max(1, _M_GROUP_BYTES // max(1, k * itemsize))
         n_groups = max(1, -(-n_labeled // group_ranks))
         top = n_groups * wk
-        keys = np.empty(n, dtype=np.int64 if top >= 1 << 31 else np.int32)
+        key_type: np.dtype[np.signedinteger[Any]] = np.dtype(
+            np.int64 if top >= 1 << 31 else np.int32
+        )
+        keys = np.empty(n, dtype=key_type)
         answer_rank = np.empty(n, dtype=index)
         for j in range(n_slots):
             lo, hi = int(offsets[j]), int(offsets[j + 1])
@@ -255,7 +259,9 @@ class EMLayout:
                     : hi - lo
                 ].astype(out.dtype, copy=False)
 
-    def logits_for(self, ranks: npt.NDArray[np.intp], first: FloatArray, rest: FloatArray):
+    def logits_for(
+        self, ranks: npt.NDArray[np.intp], first: FloatArray, rest: FloatArray
+    ) -> npt.NDArray[np.float64]:
         """Float64 logits ``(len(ranks), K)`` of a few ranks, recomputed one answer at a time."""
         out = np.zeros((ranks.size, self.n_classes))
         for j, (length, slot) in enumerate(zip(self.slot_lengths, self.slots, strict=True)):
@@ -272,7 +278,7 @@ class EMLayout:
 
     def segment_sums(
         self, posterior_rows: FloatArray, piece: int, buf: FloatArray, out: FloatArray
-    ):
+    ) -> None:
         """Write the segment sums of one M-step piece into ``out`` (``(n_segments, K)``)."""
         lo, hi, starts, seg0 = self.pieces[piece]
         rows = buf[: hi - lo]
