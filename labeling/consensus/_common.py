@@ -19,7 +19,7 @@ def hard_labels(posteriors: FloatArray, labeled: npt.NDArray[np.bool_]) -> IntAr
     """Argmax per row, ties to the lowest class code; ``-1`` for rows not in ``labeled``."""
     if posteriors.shape[1] == 0:
         return np.full(posteriors.shape[0], -1, dtype=np.int64)
-    result = np.argmax(posteriors, axis=1).astype(np.int64)
+    result: IntArray = np.argmax(posteriors, axis=1).astype(np.int64)
     result[~labeled] = -1
     return result
 

@@ -83,6 +83,7 @@ def aggregate(
     n_tasks: int | None = None,
     n_workers: int | None = None,
     precision: Literal["float32", "float64"] = "float64",
+    n_threads: int | None = None,
 ) -> AggregationResult:
     """Infer each task's true class from a crowd's answers.
 
@@ -107,6 +108,8 @@ def aggregate(
             so trailing tasks or workers without answers still get a row.
         precision: ``"float32"`` runs Dawid-Skene's per-answer arithmetic in float32 (about 2x
             faster on large inputs); everything else is float64.
+        n_threads: threads for Dawid-Skene's CPU passes (default: the CPUs available, capped; one
+            for small inputs). The result does not depend on it.
 
     Returns:
         An :class:`AggregationResult`. Ties between classes go to the lowest class code; a task
@@ -157,6 +160,7 @@ def aggregate(
             tol,
             one_coin=method == "one_coin",
             precision=precision,
+            n_threads=n_threads,
         )
     if method == "glad":
         return glad.glad(data, gold_tasks, gold_labels, max_iter, tol)

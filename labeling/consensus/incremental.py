@@ -59,5 +59,6 @@ def item_posterior(confusions: Any, priors: Any, workers: Any, labels: Any) -> F
     if who.size:
         logits = logits + np.log(np.maximum(conf[who, :, said], EPS)).sum(axis=0)
     logits -= logits.max()
-    posterior = np.exp(logits)
-    return posterior / posterior.sum()
+    posterior: FloatArray = np.exp(logits)
+    posterior /= posterior.sum()
+    return posterior

@@ -33,7 +33,8 @@ def digamma(x: FloatArray) -> FloatArray:
         x[small] += 1.0
     inv2 = 1.0 / (x * x)
     series = inv2 * (1 / 12 - inv2 * (1 / 120 - inv2 * (1 / 252 - inv2 * (1 / 240 - inv2 / 132))))
-    return shift + np.log(x) - 0.5 / x - series
+    result: FloatArray = shift + np.log(x) - 0.5 / x - series
+    return result
 
 
 def _variational_normalize(counts: FloatArray, prior: float) -> FloatArray:
@@ -80,14 +81,22 @@ class _Fit:
         spammed = 1.0 - knew
         spam_know = np.stack(
             [
-                np.bincount(data.workers, weights=spammed, minlength=data.n_workers),
-                np.bincount(data.workers, weights=knew, minlength=data.n_workers),
+                np.bincount(data.workers, weights=spammed, minlength=data.n_workers).astype(
+                    np.float64
+                ),
+                np.bincount(data.workers, weights=knew, minlength=data.n_workers).astype(
+                    np.float64
+                ),
             ],
             axis=1,
         )
-        strategy_counts = np.bincount(
-            data.workers * k + data.labels, weights=spammed, minlength=data.n_workers * k
-        ).reshape(data.n_workers, k)
+        strategy_counts = (
+            np.bincount(
+                data.workers * k + data.labels, weights=spammed, minlength=data.n_workers * k
+            )
+            .astype(np.float64)
+            .reshape(data.n_workers, k)
+        )
         split = _variational_normalize(spam_know, _SPLIT_PRIOR)
         # Column 0 is the spam weight, column 1 the know weight. Variational Bayes leaves them
         # (and the strategy) sub-normalised, which is what the E-step must use.

@@ -21,8 +21,9 @@ def _counts(tasks: Any, workers: Any, labels: Any, n_classes: int | None) -> np.
     data = prepare(tasks, workers, labels, n_classes)
     if data.n == 0:
         return np.zeros((0, data.n_classes))
-    counts = vote_scores(data)
-    return counts[counts.sum(axis=1) >= 2]
+    counts: np.ndarray = vote_scores(data)
+    kept: np.ndarray = counts[counts.sum(axis=1) >= 2]
+    return kept
 
 
 def percent_agreement(tasks: Any, workers: Any, labels: Any, n_classes: int | None = None) -> float:

@@ -99,3 +99,15 @@ def test_it_rejects_a_bad_thread_count() -> None:
     data = prepare([0, 0], [0, 1], [1, 1])
     with pytest.raises(ValueError, match="n_threads"):
         dawid_skene(data, NO_GOLD, NO_GOLD, 5, 1e-5, n_threads=0)
+
+
+def test_aggregate_passes_the_thread_count_through_without_changing_the_result() -> None:
+    rng = np.random.default_rng(3)
+    tasks = np.repeat(np.arange(40_000), 4)
+    workers = rng.integers(0, 300, tasks.size)
+    labels = rng.integers(0, 3, tasks.size)
+    one = aggregate(tasks, workers, labels, n_threads=1)
+    two = aggregate(tasks, workers, labels, n_threads=2)
+    assert np.array_equal(one.posteriors, two.posteriors)
+    with pytest.raises(ValueError, match="n_threads"):
+        aggregate(tasks, workers, labels, n_threads=0)
