@@ -28,11 +28,11 @@ from rewards.models import LedgerEntry, PayoutAllocation, PayoutBatch, PayoutTra
 logger = logging.getLogger(__name__)
 
 
-def ledger_credit_decision(*, item: Item) -> int:
+def ledger_credit_decision(*, item: Item) -> None:
     """Credit an accepted item's contributor and the labelers who agreed with the decision.
 
-    Call inside the transaction that accepts the item. Crediting the same item again adds nothing.
-    Returns the number of new entries.
+    Call inside the transaction that accepts the item. Crediting the same item again adds nothing:
+    the ledger's ``(reason, source)`` constraint drops the repeats.
     """
     project = item.project
     entries: list[LedgerEntry] = []
@@ -60,11 +60,7 @@ def ledger_credit_decision(*, item: Item) -> int:
             )
             for annotation_id, annotator_id in agreeing
         )
-    before = (
-        LedgerEntry.objects.filter(source__in=[e.source for e in entries]).count() if entries else 0
-    )
     LedgerEntry.objects.bulk_create(entries, ignore_conflicts=True)
-    return len(entries) - before
 
 
 # --- Settlement -----------------------------------------------------------------------------------

@@ -28,6 +28,7 @@ from accounts.models import User
 from labeling.consensus import TORCH_METHODS, aggregate, item_posterior
 from labeling.models import Annotation, ConsensusFit, ConsensusMethod, Item, Project, WorkerSkill
 from labeling.services.items import AnnotationError
+from rewards.services import ledger_credit_decision
 
 
 @dataclass(frozen=True)
@@ -120,8 +121,6 @@ def item_decide(*, item_id: int, reopen_review: bool = False) -> Item:
     ``reopen_review``, an item in review is accepted if the current model is now sure of it.
     Gold items are never decided: their answer is known.
     """
-    from rewards.services import ledger_credit_decision
-
     with transaction.atomic():
         item = Item.objects.select_for_update().select_related("project").get(pk=item_id)
         allowed = {Item.Status.OPEN, Item.Status.REVIEW} if reopen_review else {Item.Status.OPEN}
@@ -155,8 +154,6 @@ def item_decide(*, item_id: int, reopen_review: bool = False) -> Item:
 
 def item_override(*, item: Item, label: str, moderator: User) -> Item:
     """A moderator decides an item by hand (from the review queue, or one still open)."""
-    from rewards.services import ledger_credit_decision
-
     if label not in item.project.classes:
         raise AnnotationError(f"unknown class {label!r}")
     with transaction.atomic():
