@@ -118,6 +118,9 @@ class Item(models.Model):
     label_count = models.PositiveIntegerField(default=0)
     required_labels = models.PositiveSmallIntegerField()
     decided_label = models.CharField(max_length=100, blank=True)
+    decision_version = models.PositiveIntegerField(
+        default=0, help_text="How many times it was accepted."
+    )
     agreement = models.FloatField(
         null=True, blank=True, help_text="Share of labels equal to the decision."
     )

@@ -12,6 +12,9 @@ from rewards.fields import TokenAmountField
 class LedgerEntry(models.Model):
     """One credit (or correction) to a user. Never updated or deleted: balances are sums.
 
+    A re-decided item's unpaid label credits are cancelled by reversal entries (negative), which
+    net against the user's other unpaid credits when they are paid.
+
     ``(reason, source)`` is unique, so the same accepted item or label can't be credited twice,
     whatever retries or races happen.
     """
@@ -20,6 +23,7 @@ class LedgerEntry(models.Model):
         CONTRIBUTION = "contribution", "Accepted contribution"
         LABEL = "label", "Accepted label"
         ADJUSTMENT = "adjustment", "Moderator adjustment"
+        REVERSAL = "reversal", "Reversal of an unpaid credit"
 
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="ledger_entries"
@@ -32,6 +36,14 @@ class LedgerEntry(models.Model):
     project = models.ForeignKey(
         "labeling.Project", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
+    item = models.ForeignKey(
+        "labeling.Item",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="The item whose decision earned it.",
+    )
     memo = models.CharField(max_length=200, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -42,7 +54,11 @@ class LedgerEntry(models.Model):
             models.UniqueConstraint(
                 fields=["reason", "source"], name="ledger_entry_once_per_source"
             ),
-            models.CheckConstraint(condition=Q(amount__gt=0), name="ledger_entry_amount_positive"),
+            # Credits are positive; only a reversal (of a credit not yet paid) is negative.
+            models.CheckConstraint(
+                condition=Q(amount__gt=0) | (Q(reason="reversal") & Q(amount__lt=0)),
+                name="ledger_entry_amount_sign",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -28,11 +28,19 @@ from rewards.models import LedgerEntry, PayoutAllocation, PayoutBatch, PayoutTra
 logger = logging.getLogger(__name__)
 
 
+def label_credit_source(annotation_id: int, decision_version: int) -> str:
+    """The ledger source of a label credit under an item's n-th decision (``annotation:<id>``
+    for the first, ``annotation:<id>@<n>`` after a re-decision)."""
+    if decision_version <= 1:
+        return f"annotation:{annotation_id}"
+    return f"annotation:{annotation_id}@{decision_version}"
+
+
 def ledger_credit_decision(*, item: Item) -> None:
     """Credit an accepted item's contributor and the labelers who agreed with the decision.
 
-    Call inside the transaction that accepts the item. Crediting the same item again adds nothing:
-    the ledger's ``(reason, source)`` constraint drops the repeats.
+    Call inside the transaction that accepts the item. Crediting the same decision again adds
+    nothing: the ledger's ``(reason, source)`` constraint drops the repeats.
     """
     project = item.project
     entries: list[LedgerEntry] = []
@@ -44,6 +52,7 @@ def ledger_credit_decision(*, item: Item) -> None:
                 reason=LedgerEntry.Reason.CONTRIBUTION,
                 source=f"item:{item.pk}",
                 project=project,
+                item=item,
             )
         )
     if project.reward_per_label > 0:
@@ -55,12 +64,50 @@ def ledger_credit_decision(*, item: Item) -> None:
                 user_id=annotator_id,
                 amount=project.reward_per_label,
                 reason=LedgerEntry.Reason.LABEL,
-                source=f"annotation:{annotation_id}",
+                source=label_credit_source(annotation_id, item.decision_version),
                 project=project,
+                item=item,
             )
             for annotation_id, annotator_id in agreeing
         )
     LedgerEntry.objects.bulk_create(entries, ignore_conflicts=True)
+
+
+def item_credits_unpaid(*, item: Item) -> bool:
+    """Whether none of the item's credits has been put into a payout batch yet."""
+    return not LedgerEntry.objects.filter(item=item, allocation__isnull=False).exists()
+
+
+def ledger_reverse_label_credits(*, item: Item) -> int:
+    """Cancel the label credits of an item's current decision with reversal entries.
+
+    Call inside the transaction that re-decides the item, after checking with
+    ``item_credits_unpaid``; the credits are locked so a settlement can't allocate them meanwhile.
+    Returns how many credits were reversed.
+    """
+    annotation_ids = list(item.annotations.values_list("pk", flat=True))
+    sources = [label_credit_source(pk, item.decision_version) for pk in annotation_ids]
+    credits = list(
+        LedgerEntry.objects.select_for_update()
+        .filter(reason=LedgerEntry.Reason.LABEL, source__in=sources)
+        .order_by("id")
+    )
+    LedgerEntry.objects.bulk_create(
+        [
+            LedgerEntry(
+                user_id=credit.user_id,
+                amount=-credit.amount,
+                reason=LedgerEntry.Reason.REVERSAL,
+                source=f"reversal:{credit.pk}",
+                project_id=credit.project_id,
+                item_id=credit.item_id,
+                memo=f"item {item.pk} re-decided",
+            )
+            for credit in credits
+        ],
+        ignore_conflicts=True,
+    )
+    return len(credits)
 
 
 # --- Settlement -----------------------------------------------------------------------------------
@@ -101,13 +148,16 @@ def payout_batch_prepare(*, client: ChainClient) -> PayoutBatch | None:
         .order_by("id")
         .values_list("id", "user__wallet_address", "amount")
     )
-    totals: OrderedDict[str, int] = OrderedDict()
-    entry_ids: list[int] = []
+    # Net per wallet (reversals are negative); a wallet owed nothing net waits for more credits.
+    per_wallet: OrderedDict[str, tuple[int, list[int]]] = OrderedDict()
     for entry_id, wallet, amount in due.iterator(chunk_size=2000):
-        if wallet not in totals and len(totals) >= max_recipients:
-            continue
-        totals[wallet] = totals.get(wallet, 0) + amount
-        entry_ids.append(entry_id)
+        net, ids = per_wallet.get(wallet, (0, []))
+        ids.append(entry_id)
+        per_wallet[wallet] = (net + amount, ids)
+    payable = [(wallet, net, ids) for wallet, (net, ids) in per_wallet.items() if net > 0]
+    payable = payable[:max_recipients]
+    totals: OrderedDict[str, int] = OrderedDict((wallet, net) for wallet, net, _ in payable)
+    entry_ids = [entry_id for _, _, ids in payable for entry_id in ids]
     if not totals:
         return None
     try:

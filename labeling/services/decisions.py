@@ -28,7 +28,8 @@ from accounts.models import User
 from labeling.consensus import TORCH_METHODS, aggregate, item_posterior
 from labeling.models import Annotation, ConsensusFit, ConsensusMethod, Item, Project, WorkerSkill
 from labeling.services.items import AnnotationError
-from rewards.services import ledger_credit_decision
+from rewards.models import LedgerEntry, PayoutAllocation
+from rewards.services import ledger_credit_decision, ledger_reverse_label_credits
 
 
 @dataclass(frozen=True)
@@ -144,9 +145,17 @@ def item_decide(*, item_id: int, reopen_review: bool = False) -> Item:
             return item
         item.status = Item.Status.ACCEPTED
         item.decided_label = decision.label
+        item.decision_version += 1
         item.decided_at = timezone.now()
         item.save(
-            update_fields=["status", "decided_label", "agreement", "confidence", "decided_at"]
+            update_fields=[
+                "status",
+                "decided_label",
+                "decision_version",
+                "agreement",
+                "confidence",
+                "decided_at",
+            ]
         )
         ledger_credit_decision(item=item)
     return item
@@ -165,15 +174,61 @@ def item_override(*, item: Item, label: str, moderator: User) -> Item:
         locked.decided_label = label
         locked.agreement = (labels.count(label) / len(labels)) if labels else None
         locked.confidence = 1.0
+        locked.decision_version += 1
         locked.decided_at = timezone.now()
         locked.save(
-            update_fields=["status", "decided_label", "agreement", "confidence", "decided_at"]
+            update_fields=[
+                "status",
+                "decided_label",
+                "decision_version",
+                "agreement",
+                "confidence",
+                "decided_at",
+            ]
         )
         ledger_credit_decision(item=locked)
         audit_record(
             actor=moderator, action="item.override", target=locked, details={"label": label}
         )
     return locked
+
+
+def item_redecide(*, item_id: int, label: str, confidence: float) -> bool:
+    """Change an accepted item's label to the refit's, if none of its credits is in a payout yet.
+
+    The old decision's label credits are reversed and the labelers who agree with the new label
+    are credited, in one transaction. Returns whether the item changed.
+    """
+    with transaction.atomic():
+        item = Item.objects.select_for_update().select_related("project").get(pk=item_id)
+        if item.status != Item.Status.ACCEPTED or item.decided_label == label or item.gold_label:
+            return False
+        # Lock the item's credits: a settlement allocating them waits for us, or we see it did.
+        list(LedgerEntry.objects.select_for_update().filter(item=item).values_list("pk", flat=True))
+        if PayoutAllocation.objects.filter(entry__item=item).exists():
+            return False
+        previous = item.decided_label
+        ledger_reverse_label_credits(item=item)
+        labels = list(item.annotations.values_list("label", flat=True))
+        item.decided_label = label
+        item.decision_version += 1
+        item.confidence = confidence
+        item.agreement = labels.count(label) / len(labels) if labels else None
+        item.decided_at = timezone.now()
+        item.save(
+            update_fields=[
+                "decided_label",
+                "decision_version",
+                "confidence",
+                "agreement",
+                "decided_at",
+            ]
+        )
+        ledger_credit_decision(item=item)
+        audit_record(
+            actor=None, action="item.redecide", target=item, details={"from": previous, "to": label}
+        )
+    return True
 
 
 def project_refit(*, project_id: int, device: str = "cpu") -> ConsensusFit | None:
@@ -289,4 +344,27 @@ def project_refit(*, project_id: int, device: str = "cpu") -> ConsensusFit | Non
     )
     for item_id in waiting.values_list("id", flat=True):
         item_decide(item_id=item_id, reopen_review=True)
+    if method != ConsensusMethod.MAJORITY_VOTE:
+        _redecide_accepted(project, result.labels, result.posteriors, task_of, classes)
     return fit
+
+
+def _redecide_accepted(
+    project: Project,
+    labels: np.ndarray,
+    posteriors: np.ndarray,
+    task_of: dict[int, int],
+    classes: list[str],
+) -> None:
+    """Accepted items the refit now labels otherwise, with confidence, are re-decided while unpaid."""
+    accepted = Item.objects.filter(
+        project=project, gold_label="", status=Item.Status.ACCEPTED
+    ).values_list("id", "decided_label")
+    for item_id, decided in accepted:
+        task = task_of.get(item_id)
+        if task is None or labels[task] < 0:
+            continue
+        label = classes[int(labels[task])]
+        confidence = float(posteriors[task, labels[task]])
+        if label != decided and confidence >= project.acceptance_threshold:
+            item_redecide(item_id=item_id, label=label, confidence=confidence)

@@ -91,8 +91,17 @@ def test_an_item_never_sure_goes_to_review_at_max_labels(
     assert not LedgerEntry.objects.exists()
 
 
+def accept_at(project: Project, threshold: float, item: Item) -> None:
+    """Decide ``item`` under a laxer threshold (as a project configured so would have)."""
+    project.acceptance_threshold = threshold
+    project.save(update_fields=["acceptance_threshold"])
+    item_decide(item_id=item.pk)
+    project.acceptance_threshold = 0.95
+    project.save(update_fields=["acceptance_threshold"])
+
+
 def crowd_history(
-    ds_project: Project, good: list[Contributor], adversary: Contributor, n: int
+    ds_project: Project, good: list[Contributor], adversary: Contributor, n: int, tag: str = ""
 ) -> list[Item]:
     """Items every good labeler got right and the adversary always got wrong (stored directly,
     as history: the decisions don't matter here, the refit does)."""
@@ -100,7 +109,7 @@ def crowd_history(
     for i in range(n):
         truth = ["cat", "dog", "bird"][i % 3]
         wrong = ["dog", "bird", "cat"][i % 3]
-        item = item_create_text(project=ds_project, contributor=None, text=f"history {i}")
+        item = item_create_text(project=ds_project, contributor=None, text=f"history {tag}{i}")
         for who in good:
             Annotation.objects.create(item=item, annotator=who.user, label=truth)
         Annotation.objects.create(item=item, annotator=adversary.user, label=wrong)
@@ -214,3 +223,68 @@ def test_fitted_confusions_are_smoothed_so_no_error_is_impossible() -> None:
     assert np.allclose(smoothed.sum(axis=1), 1.0)
     assert smoothed.min() == pytest.approx(1 / 13)  # 10 sightings per row plus the prior's 3
     assert np.allclose(smoothed_confusion(perfect, label_count=3_000_000), perfect, atol=1e-5)
+
+
+def test_a_refit_re_decides_an_accepted_item_whose_credits_are_unpaid(
+    make_contributor: Callable[[], Contributor], ds_project: Project, chain: Any
+) -> None:
+    from rewards.models import PayoutBatch
+    from rewards.selectors import reward_summary_for_user
+    from rewards.services import payouts_settle
+
+    good = [make_contributor() for _ in range(3)]
+    adversaries = [make_contributor() for _ in range(2)]
+    for n, adversary in enumerate(adversaries):
+        crowd_history(ds_project, good, adversary, 15, tag=f"{n}-")
+    # Accepted before any fit: the two adversaries outvoted one good labeler.
+    item = item_create_text(project=ds_project, contributor=None, text="contested")
+    for who, value in [(adversaries[0], "dog"), (adversaries[1], "dog"), (good[0], "cat")]:
+        annotation_create(item=item, annotator=who.user, label=value)
+    accept_at(ds_project, 0.8, item)
+    item.refresh_from_db()
+    assert (item.status, item.decided_label, item.decision_version) == (
+        Item.Status.ACCEPTED,
+        "dog",
+        1,
+    )
+    assert {e.user_id for e in LedgerEntry.objects.filter(item=item)} == {
+        a.user.pk for a in adversaries
+    }
+
+    project_refit(project_id=ds_project.pk)
+    item.refresh_from_db()
+    assert (item.decided_label, item.decision_version) == ("cat", 2)
+    balances = {
+        u.pk: sum(e.amount for e in LedgerEntry.objects.filter(item=item, user=u))
+        for u in (a.user for a in adversaries)
+    }
+    assert balances == {a.user.pk: 0 for a in adversaries}  # credited 10, reversed -10
+    assert sum(e.amount for e in LedgerEntry.objects.filter(item=item, user=good[0].user)) == 10
+
+    # Settlement pays the net: the adversaries are owed nothing for this item.
+    payouts_settle(client=chain)
+    assert chain.balance_of(good[0].address) == 10
+    assert all(chain.balance_of(a.address) == 0 for a in adversaries)
+    assert reward_summary_for_user(user=adversaries[0].user).pending == 0
+    assert PayoutBatch.objects.get().recipient_count == 1
+
+
+def test_a_paid_item_is_never_re_decided(
+    make_contributor: Callable[[], Contributor], ds_project: Project, chain: Any
+) -> None:
+    from rewards.services import payouts_settle
+
+    good = [make_contributor() for _ in range(3)]
+    adversaries = [make_contributor() for _ in range(2)]
+    for n, adversary in enumerate(adversaries):
+        crowd_history(ds_project, good, adversary, 15, tag=f"{n}-")
+    item = item_create_text(project=ds_project, contributor=None, text="paid already")
+    for who, value in [(adversaries[0], "dog"), (adversaries[1], "dog"), (good[0], "cat")]:
+        annotation_create(item=item, annotator=who.user, label=value)
+    accept_at(ds_project, 0.8, item)
+    payouts_settle(client=chain)
+
+    project_refit(project_id=ds_project.pk)
+    item.refresh_from_db()
+    assert (item.decided_label, item.decision_version) == ("dog", 1)
+    assert not LedgerEntry.objects.filter(reason="reversal").exists()

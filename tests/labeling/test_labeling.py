@@ -10,6 +10,7 @@ from django.db import IntegrityError, transaction
 from labeling.models import Annotation, Item, Project
 from labeling.services import item_create_text, item_decide
 from rewards.models import LedgerEntry
+from rewards.services import ledger_credit_decision
 from tests.conftest import Contributor
 
 pytestmark = pytest.mark.django_db
@@ -141,11 +142,9 @@ def test_deciding_twice_credits_once(
     for who in (a, b, c):
         label(who, item, "negative")
     assert LedgerEntry.objects.count() == 3
-    item_decide(item_id=item.pk)
-    Item.objects.filter(pk=item.pk).update(
-        status=Item.Status.OPEN
-    )  # as if a retry raced the first run
-    item_decide(item_id=item.pk)
+    item_decide(item_id=item.pk)  # a retried task: the item is decided already
+    item.refresh_from_db()
+    ledger_credit_decision(item=item)  # the same decision credited again: the constraint drops it
     assert LedgerEntry.objects.count() == 3
 
 
