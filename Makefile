@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-stamp
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/crowdmint
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 
-.PHONY: demo test lint unit integration test-gpu venv contracts bench-gas bench-consensus clean
+.PHONY: demo test lint unit integration test-gpu venv contracts bench-gas bench-consensus bench-gpu clean
 
 venv: $(STAMP)
 
@@ -64,6 +64,11 @@ bench-consensus: venv
 	.venv-bench/bin/pip install --quiet -r bench/consensus/requirements.txt
 	PYTHONPATH=. .venv-bench/bin/python bench/consensus/accuracy.py
 	PYTHONPATH=. .venv-bench/bin/python bench/consensus/speed.py
+	PYTHONPATH=. $(BIN)/python bench/consensus/redundancy.py
+
+# On a machine with a CUDA GPU and torch's CUDA build in the venv: up to 100M answers.
+bench-gpu: venv
+	PYTHONPATH=. $(BIN)/python bench/consensus/gpu.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache
