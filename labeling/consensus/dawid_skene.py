@@ -24,14 +24,14 @@ import itertools
 import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
 
 from ._common import EPS, FloatArray, IntArray
 from ._data import CrowdData
-from ._layout import EMLayout
+from ._layout import EMLayout, pair_view
 from .result import AggregationResult
 
 Precision = Literal["float32", "float64"]
@@ -161,8 +161,8 @@ def dawid_skene(
 
     # Everything the loop touches is allocated once: fresh pages cost more than the arithmetic.
     posterior_rows = np.empty((n_labeled, k), dtype=dtype)
-    scratch = [np.empty((layout.max_block, k), dtype=dtype) for _ in range(n_threads)]
-    totals = [np.empty(layout.max_block, dtype=dtype) for _ in range(n_threads)]
+    gathered = [np.empty((layout.max_block_answers, k), dtype=dtype) for _ in range(n_threads)]
+    rows_scratch = [_RowScratch(layout.max_block, k, dtype) for _ in range(n_threads)]
     m_buffers = [np.empty((layout.max_piece, k), dtype=dtype) for _ in range(n_threads)]
     segments = np.empty((layout.n_segments, k), dtype=dtype)
     counts = np.empty((n_workers * k, k))
@@ -171,38 +171,39 @@ def dawid_skene(
     block_mass = np.zeros((n_blocks, k))
     # Below this a row's exponentials may be subnormal: recompute it with its maximum taken out.
     tiny = float(np.finfo(dtype).tiny) * 2.0**64
-    tables: dict[str, npt.NDArray[np.floating]] = {}
+    # The E-step's table: rows [0, W*K) for an answer that is not its task's first, rows
+    # [W*K, 2*W*K) the same plus the log prior, for the first.
+    table = np.empty((2 * n_workers * k, k), dtype=dtype)
     vote = True
 
     def e_block(thread: int, b: int) -> None:
         lo, hi = layout.blocks[b]
         x = posterior_rows[lo:hi]
-        layout.gather_logits(tables["first"], tables["rest"], lo, hi, x, scratch[thread])
+        layout.gather_logits(table, b, x, gathered[thread])
         rows, classes = block_gold[b]
-        total = totals[thread][: hi - lo]
+        work = rows_scratch[thread]
         if vote:
-            _row_sums(x, total)
+            total = work.row_sums(x)
         else:
-            block_gold_logit[b] = float(x[rows, classes].sum(dtype=np.float64))
+            if rows.size:
+                block_gold_logit[b] = float(x[rows, classes].sum(dtype=np.float64))
             np.exp(x, out=x)
-            _row_sums(x, total)
+            total = work.row_sums(x)
             fixed = None
             if float(total.min()) < tiny:
-                fixed = _fix_underflow(layout, x, total, lo, tiny, tables)
-            log_total = np.log(total, out=scratch[thread][: hi - lo, 0])
+                fixed = _fix_underflow(layout, x, total, lo, tiny, table)
+            log_total = work.log(total)
             if fixed is not None:
                 log_total[fixed[0]] = fixed[1]
             log_total[rows] = 0.0
             block_log_total[b] = float(log_total.sum(dtype=np.float64))
-        for c in range(k):
-            np.divide(x[:, c], total, out=x[:, c])
+        work.divide_rows(x, total)
         if rows.size:
             x[rows] = 0.0
             x[rows, classes] = 1.0
-        for c in range(k):
-            # In the posterior's dtype (a strided float64 sum is twice as slow); the blocks'
-            # sums are added in float64.
-            block_mass[b, c] = float(x[:, c].sum())
+        # In the posterior's dtype (a strided float64 sum is twice as slow); the blocks' sums are
+        # added in float64.
+        work.column_sums(x, block_mass[b])
 
     def m_piece(thread: int, p: int) -> None:
         layout.segment_sums(posterior_rows, p, m_buffers[thread], segments)
@@ -211,8 +212,7 @@ def dawid_skene(
     try:
         # Start from the majority-vote shares, as crowd-kit does: the E-step machinery with a
         # one-hot table sums each task's votes.
-        one_hot = np.tile(np.eye(k, dtype=dtype), (n_workers, 1))
-        tables["first"] = tables["rest"] = one_hot
+        table[:] = np.tile(np.eye(k, dtype=dtype), (2 * n_workers, 1))
         blocks.run(n_blocks, e_block)
         vote = False
         blocks.run(n_pieces, m_piece)
@@ -229,8 +229,8 @@ def dawid_skene(
             # Each row of the table shifted to a maximum of 0: a per-task constant that the
             # softmax ignores, and that keeps exp() from overflowing without a max pass.
             rest = log_rows - log_rows.max(axis=1, keepdims=True)
-            tables["rest"] = rest.astype(dtype)
-            tables["first"] = (rest + log_prior).astype(dtype)
+            table[: n_workers * k] = rest
+            np.add(rest, log_prior, out=table[n_workers * k :], casting="same_kind")
             blocks.run(n_blocks, e_block)
             blocks.run(n_pieces, m_piece)
             layout.combine(segments, counts)
@@ -279,15 +279,75 @@ def dawid_skene(
     )
 
 
-def _row_sums(x: npt.NDArray[np.floating], out: npt.NDArray[np.floating]) -> None:
-    """``out = x.sum(axis=1)`` for a narrow ``(n, K)`` array, a column at a time (NumPy's own
-    reduction over a 4-wide axis is ~20x slower)."""
-    if x.shape[1] == 1:
-        np.copyto(out, x[:, 0])
-        return
-    np.add(x[:, 0], x[:, 1], out=out)
-    for c in range(2, x.shape[1]):
-        np.add(out, x[:, c], out=out)
+class _RowScratch:
+    """One thread's buffers for the E-step's per-row work on an ``(m, K)`` block.
+
+    Rows are 4-32 bytes, so NumPy can only walk a column at a time, a strided step per value.
+    With an even ``K`` the rows are viewed as ``K / 2`` complex numbers (:func:`pair_view`), which
+    halves the steps: a complex add adds two columns at once, and multiplying by ``1 / total + 0j``
+    scales two columns at once, exactly as two real products would.
+    """
+
+    def __init__(self, m: int, k: int, dtype: np.dtype[np.floating[Any]]) -> None:
+        self.paired = k % 2 == 0
+        self.totals = np.empty(m, dtype=dtype)
+        self.logs = np.empty(m, dtype=dtype)
+        pair = pair_view(np.empty((0, 2), dtype=dtype)).dtype
+        self.pair_sums = np.empty(m, dtype=pair)
+        # The imaginary parts stay 0; only the real parts are ever written.
+        self.inverse = np.zeros(m, dtype=pair)
+
+    def row_sums(self, x: npt.NDArray[np.floating]) -> npt.NDArray[np.floating]:
+        """``x.sum(axis=1)``, in a buffer that the next call overwrites."""
+        m, k = x.shape
+        out = self.totals[:m]
+        if self.paired:
+            pairs = pair_view(x)
+            if k == 2:
+                np.add(pairs[:, 0].real, pairs[:, 0].imag, out=out)
+                return out
+            sums = self.pair_sums[:m]
+            np.add(pairs[:, 0], pairs[:, 1], out=sums)
+            for c in range(2, k // 2):
+                np.add(sums, pairs[:, c], out=sums)
+            np.add(sums.real, sums.imag, out=out)
+        elif k == 1:
+            np.copyto(out, x[:, 0])
+        else:
+            np.add(x[:, 0], x[:, 1], out=out)
+            for c in range(2, k):
+                np.add(out, x[:, c], out=out)
+        return out
+
+    def log(self, total: npt.NDArray[np.floating]) -> npt.NDArray[np.floating]:
+        out = self.logs[: total.shape[0]]
+        np.log(total, out=out)
+        return out
+
+    def divide_rows(self, x: npt.NDArray[np.floating], total: npt.NDArray[np.floating]) -> None:
+        """``x /= total[:, None]``, as a multiplication by the reciprocal."""
+        m, k = x.shape
+        if self.paired:
+            inverse = self.inverse[:m]
+            np.divide(1.0, total, out=inverse.real)
+            pairs = pair_view(x)
+            for c in range(k // 2):
+                np.multiply(pairs[:, c], inverse, out=pairs[:, c])
+        else:
+            for c in range(k):
+                np.divide(x[:, c], total, out=x[:, c])
+
+    def column_sums(self, x: npt.NDArray[np.floating], out: npt.NDArray[np.float64]) -> None:
+        """``out[:] = x.sum(axis=0)``, each column summed in ``x``'s dtype."""
+        if self.paired:
+            pairs = pair_view(x)
+            for c in range(x.shape[1] // 2):
+                both = complex(pairs[:, c].sum())
+                out[2 * c] = both.real
+                out[2 * c + 1] = both.imag
+        else:
+            for c in range(x.shape[1]):
+                out[c] = float(x[:, c].sum())
 
 
 def _fix_underflow(
@@ -296,13 +356,13 @@ def _fix_underflow(
     total: npt.NDArray[np.floating],
     lo: int,
     tiny: float,
-    tables: dict[str, npt.NDArray[np.floating]],
+    table: npt.NDArray[np.floating],
 ) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.float64]]:
     """Rows whose exponentials all (nearly) underflowed: recompute them in float64 with their
     maximum subtracted; they become normalised (``total`` 1). Returns the rows and their log Z.
     """
     bad = np.flatnonzero(total < tiny)
-    logits = layout.logits_for(bad + lo, tables["first"], tables["rest"])
+    logits = layout.logits_for(bad + lo, table)
     top = logits.max(axis=1, keepdims=True)
     shifted = np.exp(logits - top)
     z = shifted.sum(axis=1)

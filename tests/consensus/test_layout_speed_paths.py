@@ -49,6 +49,37 @@ def test_many_blocks_pieces_and_groups_match_the_plain_implementation(tiny_piece
     np.testing.assert_allclose(result.posteriors, expected, atol=1e-9)
 
 
+@pytest.mark.parametrize("n_classes", [2, 4, 6])
+def test_even_class_counts_take_the_paired_path_and_match_the_plain_implementation(
+    tiny_pieces: None, n_classes: int
+) -> None:
+    # Rows of an even width are summed and scaled as complex pairs; ragged tasks give blocks whose
+    # later slots are shorter than the first, and task 0 a bincount tail.
+    tasks, workers, labels = _uneven_crowd(seed=n_classes)
+    labels = labels % n_classes
+    labels[:n_classes] = np.arange(n_classes)
+    data = prepare(tasks, workers, labels, n_classes=n_classes)
+    layout = _layout.EMLayout.build(data)
+    assert any(len(set(slots)) > 1 for slots in layout.block_slots)
+    result = dawid_skene(data, NO_GOLD, NO_GOLD, 6, float("-inf"), n_threads=2)
+    expected = _reference_dawid_skene(data.tasks, data.workers, data.labels, n_classes, 6)
+    np.testing.assert_allclose(result.posteriors, expected, atol=1e-9)
+
+
+def test_a_fixed_overlap_crowd_has_full_slots_in_every_block(tiny_pieces: None) -> None:
+    crowd = make_crowd(n_tasks=3000, n_classes=4, overlap=5, seed=4)
+    data = prepare(crowd.tasks, crowd.workers, crowd.labels)
+    layout = _layout.EMLayout.build(data)
+    assert len(layout.blocks) > 10
+    for (lo, hi), slots in zip(layout.blocks, layout.block_slots, strict=True):
+        assert slots == [hi - lo] * 5
+    result = dawid_skene(data, NO_GOLD, NO_GOLD, 8, float("-inf"), n_threads=2)
+    alone = dawid_skene(data, NO_GOLD, NO_GOLD, 8, float("-inf"), n_threads=1)
+    assert np.array_equal(result.posteriors, alone.posteriors)
+    expected = _reference_dawid_skene(data.tasks, data.workers, data.labels, 4, 8)
+    np.testing.assert_allclose(result.posteriors, expected, atol=1e-9)
+
+
 @pytest.mark.parametrize("precision", ["float64", "float32"])
 def test_the_thread_count_does_not_change_a_bit(tiny_pieces: None, precision: str) -> None:
     tasks, workers, labels = _uneven_crowd(seed=1)
