@@ -38,6 +38,7 @@ import numpy.typing as npt
 from ._data import CrowdData
 
 IntArray = npt.NDArray[np.integer]
+IntpArray = npt.NDArray[np.intp]
 FloatArray = npt.NDArray[np.floating]
 
 # Slots shorter than this go through the bincount tail (a Python iteration costs ~1-2 us).
@@ -47,9 +48,9 @@ _E_BLOCK = 1 << 16
 _M_PIECE = 1 << 16
 # Posterior bytes per M-step group: the rows it gathers from stay in the last-level cache.
 _M_GROUP_BYTES = 8 << 20
-# Up to this many answers the index arrays are intp (np.take uses them as they are); above it they
-# are int32, which halves their memory for a ~25% slower gather (take converts each block).
-_INTP_LIMIT = 1 << 23
+# The per-answer index arrays are stored narrow (uint16 table rows when they fit, int32 ranks):
+# every iteration streams them, and copying a block of them into a reused intp buffer for np.take
+# costs less than reading 8-byte indices (np.take converting them itself allocates per call).
 
 
 def _radix_argsort(keys: IntArray, top: int) -> npt.NDArray[np.intp]:
@@ -102,7 +103,8 @@ class EMLayout:
         k = data.n_classes
         n = data.n
         wk = data.n_workers * k
-        index: np.dtype[np.signedinteger[Any]] = np.dtype(np.intp if n <= _INTP_LIMIT else np.int32)
+        row_type: np.dtype[np.integer[Any]] = np.dtype(np.uint16 if 2 * wk <= 1 << 16 else np.int32)
+        index: np.dtype[np.integer[Any]] = np.dtype(np.int32 if n < 1 << 31 else np.int64)
         counts = data.task_counts
         order = np.argsort(-counts, kind="stable")
         n_labeled = int(np.count_nonzero(counts))
@@ -144,7 +146,7 @@ class EMLayout:
         )
         keys = np.empty(n, dtype=key_type)
         answer_rank = np.empty(n, dtype=index)
-        e_index = np.empty(n_main, dtype=index)
+        e_index = np.empty(n_main, dtype=row_type)
         block_offset: list[int] = []
         block_slots: list[list[int]] = []
         at = 0
@@ -257,19 +259,23 @@ class EMLayout:
     def max_piece(self) -> int:
         return max((hi - lo for lo, hi, _, _ in self.pieces), default=0)
 
-    def gather_logits(self, table: FloatArray, b: int, out: FloatArray, buf: FloatArray) -> None:
+    def gather_logits(
+        self, table: FloatArray, b: int, out: FloatArray, buf: FloatArray, where: IntpArray
+    ) -> None:
         """``out[r - lo]`` = the sum of ``table`` rows over the answers of rank ``r`` of block
         ``b``: the second half's row for its first answer, the first half's for the others.
 
-        ``table`` is ``(2 * W * K, K)``; ``out`` is ``(hi - lo, K)``; ``buf`` is scratch of at
-        least ``max_block_answers`` rows.
+        ``table`` is ``(2 * W * K, K)``; ``out`` is ``(hi - lo, K)``; ``buf`` and ``where`` are
+        scratch of at least ``max_block_answers`` rows.
         """
         lo, hi = self.blocks[b]
         at = self.block_offset[b]
         slots = self.block_slots[b]
         rows = buf[: self.block_offset[b + 1] - at]
         # One gather for the whole block, then the slots' rows are added in slot order.
-        np.take(table, self.e_index[at : at + rows.shape[0]], axis=0, out=rows, mode="clip")
+        where = where[: rows.shape[0]]
+        np.copyto(where, self.e_index[at : at + rows.shape[0]])
+        table.take(where, axis=0, out=rows, mode="clip")
         m = slots[0]
         if len(slots) == 1:
             np.copyto(out, rows[:m])
@@ -312,12 +318,20 @@ class EMLayout:
         return out
 
     def segment_sums(
-        self, posterior_rows: FloatArray, piece: int, buf: FloatArray, out: FloatArray
+        self,
+        posterior_rows: FloatArray,
+        piece: int,
+        buf: FloatArray,
+        where: IntpArray,
+        out: FloatArray,
     ) -> None:
-        """Write the segment sums of one M-step piece into ``out`` (``(n_segments, K)``)."""
+        """Write the segment sums of one M-step piece into ``out`` (``(n_segments, K)``);
+        ``buf`` and ``where`` are scratch of at least ``max_piece`` rows."""
         lo, hi, starts, seg0 = self.pieces[piece]
         rows = buf[: hi - lo]
-        np.take(posterior_rows, self.m_rank[lo:hi], axis=0, out=rows, mode="clip")
+        where = where[: hi - lo]
+        np.copyto(where, self.m_rank[lo:hi])
+        posterior_rows.take(where, axis=0, out=rows, mode="clip")
         target = out[seg0 : seg0 + starts.size]
         if self.n_classes % 2 == 0:
             np.add.reduceat(pair_view(rows), starts, axis=0, out=pair_view(target))

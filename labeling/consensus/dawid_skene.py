@@ -162,6 +162,8 @@ def dawid_skene(
     # Everything the loop touches is allocated once: fresh pages cost more than the arithmetic.
     posterior_rows = np.empty((n_labeled, k), dtype=dtype)
     gathered = [np.empty((layout.max_block_answers, k), dtype=dtype) for _ in range(n_threads)]
+    e_where = [np.empty(layout.max_block_answers, dtype=np.intp) for _ in range(n_threads)]
+    m_where = [np.empty(layout.max_piece, dtype=np.intp) for _ in range(n_threads)]
     rows_scratch = [_RowScratch(layout.max_block, k, dtype) for _ in range(n_threads)]
     m_buffers = [np.empty((layout.max_piece, k), dtype=dtype) for _ in range(n_threads)]
     segments = np.empty((layout.n_segments, k), dtype=dtype)
@@ -179,7 +181,7 @@ def dawid_skene(
     def e_block(thread: int, b: int) -> None:
         lo, hi = layout.blocks[b]
         x = posterior_rows[lo:hi]
-        layout.gather_logits(table, b, x, gathered[thread])
+        layout.gather_logits(table, b, x, gathered[thread], e_where[thread])
         rows, classes = block_gold[b]
         work = rows_scratch[thread]
         if vote:
@@ -206,7 +208,7 @@ def dawid_skene(
         work.column_sums(x, block_mass[b])
 
     def m_piece(thread: int, p: int) -> None:
-        layout.segment_sums(posterior_rows, p, m_buffers[thread], segments)
+        layout.segment_sums(posterior_rows, p, m_buffers[thread], m_where[thread], segments)
 
     blocks = _Blocks(n_threads)
     try:

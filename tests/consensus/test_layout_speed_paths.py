@@ -31,17 +31,17 @@ def _uneven_crowd(seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 @pytest.fixture
 def tiny_pieces(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Many E-step blocks, M-step pieces and rank groups, and int32 indices, on a small crowd."""
+    """Many E-step blocks, M-step pieces and rank groups on a small crowd."""
     monkeypatch.setattr(_layout, "_E_BLOCK", 512)
     monkeypatch.setattr(_layout, "_M_PIECE", 256)
     monkeypatch.setattr(_layout, "_M_GROUP_BYTES", 24 * 500)
-    monkeypatch.setattr(_layout, "_INTP_LIMIT", 100)
 
 
 def test_many_blocks_pieces_and_groups_match_the_plain_implementation(tiny_pieces: None) -> None:
     tasks, workers, labels = _uneven_crowd()
     data = prepare(tasks, workers, labels, n_classes=3)
     layout = _layout.EMLayout.build(data)
+    assert layout.e_index.dtype == np.uint16
     assert len(layout.blocks) > 10 and len(layout.pieces) > 10 and len(layout.groups) > 3
     assert layout.m_rank.dtype == np.int32 and layout.tail_rank.size > 0
     result = dawid_skene(data, NO_GOLD, NO_GOLD, 6, float("-inf"), n_threads=3)
@@ -63,6 +63,17 @@ def test_even_class_counts_take_the_paired_path_and_match_the_plain_implementati
     assert any(len(set(slots)) > 1 for slots in layout.block_slots)
     result = dawid_skene(data, NO_GOLD, NO_GOLD, 6, float("-inf"), n_threads=2)
     expected = _reference_dawid_skene(data.tasks, data.workers, data.labels, n_classes, 6)
+    np.testing.assert_allclose(result.posteriors, expected, atol=1e-9)
+
+
+def test_table_rows_past_uint16_are_stored_as_int32(tiny_pieces: None) -> None:
+    tasks, workers, labels = _uneven_crowd(seed=5)
+    workers = workers * 13  # 2 * W * K > 65,536 table rows
+    data = prepare(tasks, workers, labels, n_classes=3)
+    layout = _layout.EMLayout.build(data)
+    assert layout.e_index.dtype == np.int32
+    result = dawid_skene(data, NO_GOLD, NO_GOLD, 6, float("-inf"), n_threads=2)
+    expected = _reference_dawid_skene(data.tasks, data.workers, data.labels, 3, 6)
     np.testing.assert_allclose(result.posteriors, expected, atol=1e-9)
 
 
