@@ -94,6 +94,7 @@ class EMLayout:
     m_rank: IntArray  # (n,) rank of each answer, in (group, w*K+l) order
     pieces: list[tuple[int, int, npt.NDArray[np.intp], int]]  # (lo, hi, local starts, seg offset)
     groups: list[tuple[int, int, npt.NDArray[np.intp]]]  # (seg lo, seg hi, w*K+l of each segment)
+    group_cells: list[IntpArray]  # per group, (W*K,): the segment of each cell, n_segments if none
     n_segments: int
     answers_per_worker: npt.NDArray[np.float64]
 
@@ -204,6 +205,7 @@ class EMLayout:
         del keys
         pieces: list[tuple[int, int, npt.NDArray[np.intp], int]] = []
         groups: list[tuple[int, int, npt.NDArray[np.intp]]] = []
+        group_cells: list[IntpArray] = []
         n_segments = int(seg_start.size) if n else 0
         if n:
             seg_group = seg_key // wk
@@ -211,6 +213,9 @@ class EMLayout:
             group_bounds = np.concatenate(([0], group_cut, [n_segments]))
             for g0, g1 in zip(group_bounds[:-1], group_bounds[1:], strict=True):
                 groups.append((int(g0), int(g1), (seg_key[g0:g1] % wk).astype(np.intp)))
+                cells = np.full(wk, n_segments, dtype=np.intp)
+                cells[groups[-1][2]] = np.arange(g0, g1, dtype=np.intp)
+                group_cells.append(cells)
             # Pieces: about _M_PIECE answers, cut at segment starts, never across a group.
             seg_end = np.append(seg_start[1:], n)
             for g0, g1 in zip(group_bounds[:-1], group_bounds[1:], strict=True):
@@ -240,6 +245,7 @@ class EMLayout:
             m_rank=m_rank,
             pieces=pieces,
             groups=groups,
+            group_cells=group_cells,
             n_segments=n_segments,
             answers_per_worker=per_worker.astype(np.float64),
         )
@@ -254,6 +260,17 @@ class EMLayout:
             (b - a for a, b in zip(self.block_offset[:-1], self.block_offset[1:], strict=True)),
             default=0,
         )
+
+    @property
+    def answers_per_task(self) -> int:
+        """The number of answers of every answered task when it is the same for all, else 0."""
+        if self.tail_rank.size or not self.blocks:
+            return 0
+        width = len(self.block_slots[0])
+        for (lo, hi), slots in zip(self.blocks, self.block_slots, strict=True):
+            if len(slots) != width or slots[-1] != hi - lo:
+                return 0
+        return width
 
     @property
     def max_piece(self) -> int:
@@ -338,8 +355,22 @@ class EMLayout:
         else:
             np.add.reduceat(rows, starts, axis=0, out=target)
 
-    def combine(self, segments: FloatArray, counts: npt.NDArray[np.float64]) -> None:
-        """``counts`` ``(W * K, K)`` float64 = the groups' segment sums, added in group order."""
-        counts.fill(0.0)
-        for g0, g1, keys in self.groups:
-            counts[keys] += segments[g0:g1]
+    def combine(
+        self, segments: FloatArray, counts: npt.NDArray[np.float64], scratch: FloatArray
+    ) -> None:
+        """``counts`` ``(W * K, K)`` float64 = the groups' segment sums, added in group order.
+
+        ``segments`` has one more row than there are segments, kept at zero: a group's cells
+        without a segment gather it. ``scratch`` is ``(W * K, K)`` in ``segments``' dtype.
+        """
+        if not self.group_cells:
+            counts.fill(0.0)
+        for g, cells in enumerate(self.group_cells):
+            if g == 0 and segments.dtype == counts.dtype:
+                segments.take(cells, axis=0, out=counts, mode="clip")
+                continue
+            segments.take(cells, axis=0, out=scratch, mode="clip")
+            if g == 0:
+                np.copyto(counts, scratch)
+            else:
+                counts += scratch

@@ -53,8 +53,12 @@ def default_threads() -> int:
 def _ds_tables(
     counts: npt.NDArray[np.float64], n_workers: int, k: int, one_coin: bool, answers: FloatArray
 ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
-    """Confusion ``(W, K, K)`` [w, true, answer] and its log by answer, ``(W * K, K)``:
-    row ``w * K + l``, column ``k`` = log P(answer l | truth k) for worker ``w``.
+    """Confusion by answer ``(W, K, K)`` [w, answer l, true k] (:func:`_confusion` turns it into
+    the result's layout) and its log, ``(W * K, K)``: row ``w * K + l``, column ``k`` =
+    log P(answer l | truth k) for worker ``w``.
+
+    Runs every iteration on ``W * K^2`` values: it avoids NumPy reductions over short axes,
+    which cost a C-level loop call per row.
     """
     by_answer = counts.reshape(n_workers, k, k)  # [w, answer l, true k]
     if one_coin:
@@ -71,10 +75,28 @@ def _ds_tables(
         by_answer_conf = np.transpose(confusion, (0, 2, 1))
     else:
         clipped = np.maximum(by_answer, EPS)
-        by_answer_conf = clipped / clipped.sum(axis=1, keepdims=True)
-        confusion = np.transpose(by_answer_conf, (0, 2, 1))
+        totals = np.einsum("wlk->wk", clipped)
+        by_answer_conf = clipped / np.repeat(totals[:, None, :], k, axis=1)
     log_rows = np.log(by_answer_conf).reshape(n_workers * k, k)
-    return np.ascontiguousarray(confusion), np.ascontiguousarray(log_rows)
+    return by_answer_conf, np.ascontiguousarray(log_rows)
+
+
+def _confusion(by_answer_conf: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """``(W, K, K)`` [w, true, answer] from :func:`_ds_tables`'s [w, answer, true]."""
+    return np.ascontiguousarray(np.transpose(by_answer_conf, (0, 2, 1)))
+
+
+def _column_sums(x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """``x.sum(axis=0)`` of a narrow ``(n, K)`` array, a column at a time."""
+    return np.array([x[:, c].sum() for c in range(x.shape[1])])
+
+
+def _row_max(x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """``x.max(axis=1)`` of a narrow ``(n, K)`` array, a column at a time."""
+    out = x[:, 0].copy()
+    for c in range(1, x.shape[1]):
+        np.maximum(out, x[:, c], out=out)
+    return out
 
 
 class _Blocks:
@@ -166,11 +188,13 @@ def dawid_skene(
     m_where = [np.empty(layout.max_piece, dtype=np.intp) for _ in range(n_threads)]
     rows_scratch = [_RowScratch(layout.max_block, k, dtype) for _ in range(n_threads)]
     m_buffers = [np.empty((layout.max_piece, k), dtype=dtype) for _ in range(n_threads)]
-    segments = np.empty((layout.n_segments, k), dtype=dtype)
+    segments = np.zeros((layout.n_segments + 1, k), dtype=dtype)  # the last row stays 0
+    cell_sums = np.empty((n_workers * k, k), dtype=dtype)
     counts = np.empty((n_workers * k, k))
     block_log_total = np.zeros(n_blocks)
     block_gold_logit = np.zeros(n_blocks)
     block_mass = np.zeros((n_blocks, k))
+    per_task = layout.answers_per_task
     # Below this a row's exponentials may be subnormal: recompute it with its maximum taken out.
     tiny = float(np.finfo(dtype).tiny) * 2.0**64
     # The E-step's table: rows [0, W*K) for an answer that is not its task's first, rows
@@ -197,15 +221,24 @@ def dawid_skene(
             log_total = work.log(total)
             if fixed is not None:
                 log_total[fixed[0]] = fixed[1]
-            log_total[rows] = 0.0
+            if rows.size:
+                log_total[rows] = 0.0
             block_log_total[b] = float(log_total.sum(dtype=np.float64))
         work.divide_rows(x, total)
         if rows.size:
             x[rows] = 0.0
             x[rows, classes] = 1.0
-        # In the posterior's dtype (a strided float64 sum is twice as slow); the blocks' sums are
-        # added in float64.
-        work.column_sums(x, block_mass[b])
+        if not per_task:
+            # In the posterior's dtype (a strided float64 sum is twice as slow); the blocks' sums
+            # are added in float64.
+            work.column_sums(x, block_mass[b])
+
+    def total_mass(by_class: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        """The posteriors' column sums. When every task has the same number of answers, they are
+        the soft counts' column sums (``by_class``) over that number: no per-block pass."""
+        if per_task:
+            return by_class / per_task
+        return _column_sums(block_mass)
 
     def m_piece(thread: int, p: int) -> None:
         layout.segment_sums(posterior_rows, p, m_buffers[thread], m_where[thread], segments)
@@ -218,25 +251,28 @@ def dawid_skene(
         blocks.run(n_blocks, e_block)
         vote = False
         blocks.run(n_pieces, m_piece)
-        layout.combine(segments, counts)
-        prior = block_mass.sum(axis=0) / n_labeled
-        confusion, log_rows = _ds_tables(counts, n_workers, k, one_coin, answers)
+        layout.combine(segments, counts, cell_sums)
+        prior = total_mass(_column_sums(counts)) / n_labeled
+        by_answer_conf, log_rows = _ds_tables(counts, n_workers, k, one_coin, answers)
 
         elbo = -np.inf
         converged = False
         iterations = 0
+        wk = n_workers * k
         for _ in range(max_iter):
             iterations += 1
             log_prior = np.log(np.maximum(prior, EPS))
             # Each row of the table shifted to a maximum of 0: a per-task constant that the
             # softmax ignores, and that keeps exp() from overflowing without a max pass.
-            rest = log_rows - log_rows.max(axis=1, keepdims=True)
-            table[: n_workers * k] = rest
-            np.add(rest, log_prior, out=table[n_workers * k :], casting="same_kind")
+            rest = log_rows - _row_max(log_rows)[:, None]
+            table[:wk] = rest
+            for c in range(k):
+                np.add(rest[:, c], log_prior[c], out=table[wk:, c], casting="same_kind")
             blocks.run(n_blocks, e_block)
             blocks.run(n_pieces, m_piece)
-            layout.combine(segments, counts)
-            mass = block_mass.sum(axis=0)
+            layout.combine(segments, counts, cell_sums)
+            by_class = _column_sums(counts)
+            mass = total_mass(by_class)
             prior = mass / n_labeled
             # Entropy of the posteriors, non-gold tasks: sum of log Z - E[logit], and E[logit]
             # is linear in the soft counts, so it costs O(W K^2) instead of a pass over tasks.
@@ -244,11 +280,11 @@ def dawid_skene(
                 float(np.sum(counts * rest)) + float(mass @ log_prior) - block_gold_logit.sum()
             )
             entropy = block_log_total.sum() - expected_logit
-            confusion, log_rows = _ds_tables(counts, n_workers, k, one_coin, answers)
+            by_answer_conf, log_rows = _ds_tables(counts, n_workers, k, one_coin, answers)
             # crowd-kit's evidence lower bound: E[log p(answers, z)] + H(posterior), per answer.
             log_prior = np.log(np.maximum(prior, EPS))
             new_elbo = (
-                float(np.sum(counts * log_rows)) + float(counts.sum(axis=0) @ log_prior) + entropy
+                float(np.sum(counts * log_rows)) + float(by_class @ log_prior) + entropy
             ) / n_answers
             if new_elbo - elbo < tol:
                 converged = True
@@ -274,7 +310,7 @@ def dawid_skene(
         labels=labels,
         posteriors=posteriors,
         worker_skill=skill,
-        confusion=confusion,
+        confusion=_confusion(by_answer_conf),
         iterations=iterations,
         converged=converged,
         method="one_coin" if one_coin else "dawid_skene",
