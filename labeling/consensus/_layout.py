@@ -9,13 +9,14 @@ threads: NumPy releases the GIL inside ``take``, ``reduceat`` and the ufuncs.
 E-step, ``logit[r, k] = log prior[k] + sum_i logconf[w_i, k, l_i]`` for the task of rank ``r``:
 tasks are ranked by answer count (most first), and answer ``j`` of every task goes in *slot* ``j``.
 The tasks with more than ``j`` answers are then a prefix of the ranking, so within a block of ranks
-slot ``j`` is a prefix of the block. A block's slots are stored one after the other, so the whole
-block is ONE ``np.take`` of K-value rows from a small ``(2 * W * K, K)`` table (its second half
-carries the log prior and serves slot 0), followed by one contiguous add per slot; with a fixed
-number of answers per task (the common case) every slot spans the block. Rows are in rank order,
-``(n_labeled, K)``, the layout the M-step gathers from. Short trailing slots (a few tasks with
-very many answers) go through one ``np.bincount`` instead, to bound the Python-level loop; those
-tasks all sit in the first block.
+slot ``j`` is a prefix of the block. A block's slots are stored one after the other (narrow
+indices, widened for ``np.take`` in one copy per block); each slot is one ``np.take`` of K-value
+rows from a small ``(2 * W * K, K)`` table (its second half carries the log prior and serves
+slot 0), slot 0 straight into the output, the others into a block-sized buffer that stays in the
+core's cache until it is added. With a fixed number of answers per task (the common case) every
+slot spans the block. Rows are in rank order, ``(n_labeled, K)``, the layout the M-step gathers
+from. Short trailing slots (a few tasks with very many answers) go through one ``np.bincount``
+instead, to bound the Python-level loop; those tasks all sit in the first block.
 
 M-step, ``counts[w * K + l, k] = sum of posterior[r_i, k] over answers i by worker w with label l``:
 answers are grouped by rank range (a group's posterior rows fit in the last-level cache), then
@@ -282,28 +283,23 @@ class EMLayout:
         """``out[r - lo]`` = the sum of ``table`` rows over the answers of rank ``r`` of block
         ``b``: the second half's row for its first answer, the first half's for the others.
 
-        ``table`` is ``(2 * W * K, K)``; ``out`` is ``(hi - lo, K)``; ``buf`` and ``where`` are
-        scratch of at least ``max_block_answers`` rows.
+        ``table`` is ``(2 * W * K, K)``; ``out`` is ``(hi - lo, K)``; ``buf`` is scratch of at
+        least ``max_block`` rows, ``where`` of at least ``max_block_answers``.
         """
         lo, hi = self.blocks[b]
         at = self.block_offset[b]
         slots = self.block_slots[b]
-        rows = buf[: self.block_offset[b + 1] - at]
-        # One gather for the whole block, then the slots' rows are added in slot order.
-        where = where[: rows.shape[0]]
-        np.copyto(where, self.e_index[at : at + rows.shape[0]])
-        table.take(where, axis=0, out=rows, mode="clip")
+        size = self.block_offset[b + 1] - at
+        where = where[:size]
+        np.copyto(where, self.e_index[at : at + size])
         m = slots[0]
-        if len(slots) == 1:
-            np.copyto(out, rows[:m])
-        elif slots[1] == m:
-            np.add(rows[:m], rows[m : 2 * m], out=out)
-        else:
-            np.copyto(out, rows[:m])
-            out[: slots[1]] += rows[m : m + slots[1]]
-        at = m + slots[1] if len(slots) > 1 else m
-        for length in slots[2:]:
-            out[:length] += rows[at : at + length]
+        # Slot by slot, so the gathered rows stay in the core's cache until they are added.
+        table.take(where[:m], axis=0, out=out, mode="clip")
+        at = m
+        for length in slots[1:]:
+            rows = buf[:length]
+            table.take(where[at : at + length], axis=0, out=rows, mode="clip")
+            out[:length] += rows
             at += length
         if b == 0 and self.tail_rank.size:
             # Only the first block holds tasks with a tail (see build); they take the first half.

@@ -183,7 +183,7 @@ def dawid_skene(
 
     # Everything the loop touches is allocated once: fresh pages cost more than the arithmetic.
     posterior_rows = np.empty((n_labeled, k), dtype=dtype)
-    gathered = [np.empty((layout.max_block_answers, k), dtype=dtype) for _ in range(n_threads)]
+    gathered = [np.empty((layout.max_block, k), dtype=dtype) for _ in range(n_threads)]
     e_where = [np.empty(layout.max_block_answers, dtype=np.intp) for _ in range(n_threads)]
     m_where = [np.empty(layout.max_piece, dtype=np.intp) for _ in range(n_threads)]
     rows_scratch = [_RowScratch(layout.max_block, k, dtype) for _ in range(n_threads)]
