@@ -11,6 +11,7 @@ answer (at most ``max_iter`` iterations); the restart with the highest likelihoo
 from __future__ import annotations
 
 import numpy as np
+import numpy.typing as npt
 
 from ._common import FloatArray, IntArray, clamp_gold, hard_labels, normalize_rows, vote_scores
 from ._data import CrowdData
@@ -104,6 +105,40 @@ class _Fit:
         return split, strategy
 
 
+_U64 = np.uint64
+
+
+def _mix(x: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint64]:
+    """SplitMix64's finaliser: a well-mixed 64-bit hash of each element."""
+    with np.errstate(over="ignore"):
+        x = x + _U64(0x9E3779B97F4A7C15)
+        x = (x ^ (x >> _U64(30))) * _U64(0xBF58476D1CE4E5B9)
+        x = (x ^ (x >> _U64(27))) * _U64(0x94D049BB133111EB)
+    result: npt.NDArray[np.uint64] = x ^ (x >> _U64(31))
+    return result
+
+
+def _worker_uniforms(data: CrowdData, seed: int, restart: int, width: int) -> FloatArray:
+    """``(W, width)`` starting values in [1, 2.5) for one random restart.
+
+    Each worker's values are a hash of the seed, the restart and the worker's own answer counts
+    per class, not of the worker's code: relabelling workers or tasks relabels the restarts with
+    them, so the fit (and the restart it keeps) is the same whatever the codes.
+    """
+    k = data.n_classes
+    flat = np.bincount(data.workers * k + data.labels, minlength=data.n_workers * k)
+    counts: npt.NDArray[np.uint64] = flat.reshape(data.n_workers, k).astype(np.uint64)
+    key = _mix(np.full(data.n_workers, seed & 0xFFFFFFFFFFFFFFFF, dtype=np.uint64))
+    for column in range(k):
+        column_counts: npt.NDArray[np.uint64] = counts[:, column]
+        key = _mix(np.bitwise_xor(key, column_counts))
+    key = _mix(key ^ _U64(restart))
+    bits = _mix(key[:, None] + np.arange(width, dtype=np.uint64)[None, :])
+    uniform = (bits >> _U64(11)).astype(np.float64) * 2.0**-53
+    result: FloatArray = 1.0 + 1.5 * uniform
+    return result
+
+
 def mace(
     data: CrowdData,
     gold_tasks: IntArray,
@@ -120,7 +155,6 @@ def mace(
     """
     k = data.n_classes
     fit = _Fit(data, gold_tasks, gold_labels)
-    rng = np.random.default_rng(seed)
     best: tuple[float, FloatArray, FloatArray, FloatArray, int, bool] | None = None
     for restart in range(_RESTARTS + 1):
         if restart == 0:
@@ -129,10 +163,9 @@ def mace(
             clamp_gold(shares, gold_tasks, gold_labels)
             know, strategy = fit.m_step(shares[data.tasks, data.labels])
         else:
-            know = rng.uniform(1.0, 2.5, size=(data.n_workers, 2))
-            know /= know.sum(axis=1, keepdims=True)
-            strategy = rng.uniform(1.0, 2.5, size=(data.n_workers, k))
-            strategy /= strategy.sum(axis=1, keepdims=True)
+            draws = _worker_uniforms(data, seed, restart, 2 + k)
+            know = draws[:, :2] / draws[:, :2].sum(axis=1, keepdims=True)
+            strategy = draws[:, 2:] / draws[:, 2:].sum(axis=1, keepdims=True)
         posteriors, knew, likelihood = fit.e_step(know, strategy)
         converged = False
         iterations = 0
