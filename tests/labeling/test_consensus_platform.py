@@ -4,6 +4,7 @@ that re-estimate skills, gold items, queue routing and the contributor's profile
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -225,23 +226,37 @@ def test_fitted_confusions_are_smoothed_so_no_error_is_impossible() -> None:
     assert np.allclose(smoothed_confusion(perfect, label_count=3_000_000), perfect, atol=1e-5)
 
 
-def test_a_refit_re_decides_an_accepted_item_whose_credits_are_unpaid(
-    make_contributor: Callable[[], Contributor], ds_project: Project, chain: Any
-) -> None:
-    from rewards.models import PayoutBatch
-    from rewards.selectors import reward_summary_for_user
-    from rewards.services import payouts_settle
+@dataclass
+class Contest:
+    good: list[Contributor]
+    adversaries: list[Contributor]
+    item: Item
 
+
+@pytest.fixture
+def contest(make_contributor: Callable[[], Contributor], ds_project: Project) -> Contest:
+    """An item accepted before any fit because two adversaries outvoted one good labeler, in a
+    project whose history shows who the adversaries are."""
     good = [make_contributor() for _ in range(3)]
     adversaries = [make_contributor() for _ in range(2)]
     for n, adversary in enumerate(adversaries):
         crowd_history(ds_project, good, adversary, 15, tag=f"{n}-")
-    # Accepted before any fit: the two adversaries outvoted one good labeler.
     item = item_create_text(project=ds_project, contributor=None, text="contested")
     for who, value in [(adversaries[0], "dog"), (adversaries[1], "dog"), (good[0], "cat")]:
         annotation_create(item=item, annotator=who.user, label=value)
     accept_at(ds_project, 0.8, item)
     item.refresh_from_db()
+    return Contest(good, adversaries, item)
+
+
+def test_a_refit_re_decides_an_accepted_item_whose_credits_are_unpaid(
+    contest: Contest, ds_project: Project, chain: Any
+) -> None:
+    from rewards.models import PayoutBatch
+    from rewards.selectors import reward_summary_for_user
+    from rewards.services import payouts_settle
+
+    item, good, adversaries = contest.item, contest.good, contest.adversaries
     assert (item.status, item.decided_label, item.decision_version) == (
         Item.Status.ACCEPTED,
         "dog",
@@ -255,8 +270,8 @@ def test_a_refit_re_decides_an_accepted_item_whose_credits_are_unpaid(
     item.refresh_from_db()
     assert (item.decided_label, item.decision_version) == ("cat", 2)
     balances = {
-        u.pk: sum(e.amount for e in LedgerEntry.objects.filter(item=item, user=u))
-        for u in (a.user for a in adversaries)
+        a.user.pk: sum(e.amount for e in LedgerEntry.objects.filter(item=item, user=a.user))
+        for a in adversaries
     }
     assert balances == {a.user.pk: 0 for a in adversaries}  # credited 10, reversed -10
     assert sum(e.amount for e in LedgerEntry.objects.filter(item=item, user=good[0].user)) == 10
@@ -269,22 +284,11 @@ def test_a_refit_re_decides_an_accepted_item_whose_credits_are_unpaid(
     assert PayoutBatch.objects.get().recipient_count == 1
 
 
-def test_a_paid_item_is_never_re_decided(
-    make_contributor: Callable[[], Contributor], ds_project: Project, chain: Any
-) -> None:
+def test_a_paid_item_is_never_re_decided(contest: Contest, ds_project: Project, chain: Any) -> None:
     from rewards.services import payouts_settle
 
-    good = [make_contributor() for _ in range(3)]
-    adversaries = [make_contributor() for _ in range(2)]
-    for n, adversary in enumerate(adversaries):
-        crowd_history(ds_project, good, adversary, 15, tag=f"{n}-")
-    item = item_create_text(project=ds_project, contributor=None, text="paid already")
-    for who, value in [(adversaries[0], "dog"), (adversaries[1], "dog"), (good[0], "cat")]:
-        annotation_create(item=item, annotator=who.user, label=value)
-    accept_at(ds_project, 0.8, item)
     payouts_settle(client=chain)
-
     project_refit(project_id=ds_project.pk)
-    item.refresh_from_db()
-    assert (item.decided_label, item.decision_version) == ("dog", 1)
+    contest.item.refresh_from_db()
+    assert (contest.item.decided_label, contest.item.decision_version) == ("dog", 1)
     assert not LedgerEntry.objects.filter(reason="reversal").exists()
