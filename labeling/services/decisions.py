@@ -84,17 +84,21 @@ def model_vote(project: Project, answers: list[tuple[int, str]]) -> Decision:
     if not answers:
         return Decision(label=None, confidence=0.0, agreement=0.0)
     fit = ConsensusFit.objects.filter(project=project).first()
+    if fit is not None and len(fit.priors) != k:
+        fit = None  # the classes changed since the last fit: its estimates no longer apply
     priors = fit.priors if fit is not None else [1.0 / k] * k
     fallback = (
         fit.default_confusion
         if fit is not None
         else one_coin_confusion(settings.CONSENSUS_DEFAULT_ACCURACY, k)
     )
-    known = dict(
-        WorkerSkill.objects.filter(
+    known = {
+        user_id: confusion
+        for user_id, confusion in WorkerSkill.objects.filter(
             project=project, user_id__in=[u for u, _ in answers]
         ).values_list("user_id", "confusion")
-    )
+        if fit is not None and len(confusion) == k
+    }
     confusions = np.array(
         [known.get(user_id, fallback) for user_id, _ in answers], dtype=np.float64
     )

@@ -292,3 +292,21 @@ def test_a_paid_item_is_never_re_decided(contest: Contest, ds_project: Project, 
     contest.item.refresh_from_db()
     assert (contest.item.decided_label, contest.item.decision_version) == ("dog", 1)
     assert not LedgerEntry.objects.filter(reason="reversal").exists()
+
+
+def test_a_fit_from_before_the_classes_changed_is_ignored(
+    make_contributor: Callable[[], Contributor], ds_project: Project, label: Callable
+) -> None:
+    good = [make_contributor() for _ in range(3)]
+    crowd_history(ds_project, good, make_contributor(), 6)
+    project_refit(project_id=ds_project.pk)
+    ds_project.classes = ["cat", "dog"]
+    ds_project.save(update_fields=["classes"])
+    item = item_create_text(project=ds_project, contributor=None, text="after the change")
+    label(good[0], item, "cat")
+    label(good[1], item, "cat")
+    item.refresh_from_db()  # new labelers of 0.8 on two classes: 0.94 isn't sure enough
+    assert item.status == Item.Status.OPEN and item.confidence == pytest.approx(0.64 / 0.68)
+    label(good[2], item, "cat")
+    item.refresh_from_db()
+    assert item.status == Item.Status.ACCEPTED and item.decided_label == "cat"
