@@ -19,4 +19,7 @@ urlpatterns = [
         apis.DatasetRecordsApi.as_view(),
         name="dataset-records",
     ),
+    path(
+        "datasets/<int:dataset_id>/export", apis.DatasetExportApi.as_view(), name="dataset-export"
+    ),
 ]

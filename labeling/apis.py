@@ -4,7 +4,7 @@ and buyers (datasets and their accepted records)."""
 from __future__ import annotations
 
 from django.conf import settings
-from django.http import FileResponse, Http404, HttpRequest, HttpResponseBase
+from django.http import FileResponse, Http404, HttpRequest, HttpResponseBase, StreamingHttpResponse
 from django.urls import reverse
 from rest_framework import serializers, status
 from rest_framework.pagination import CursorPagination
@@ -15,7 +15,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.permissions import IsBuyer, IsContributor, user_is_buyer, user_is_contributor
-from labeling import selectors, services
+from labeling import exports, selectors, services
 from labeling.models import Annotation, Item, Project, WorkerSkill
 from labeling.validation import ContentError
 
@@ -241,6 +241,34 @@ class DatasetRecordsApi(APIView):
         page = paginator.paginate_queryset(records, request, view=self)
         data = RecordOutputSerializer(page, many=True, context={"request": request}).data
         return paginator.get_paginated_response(data)
+
+
+class DatasetExportApi(APIView):
+    """``GET /api/v1/datasets/{id}/export?format=jsonl|csv``: every accepted record, streamed."""
+
+    permission_classes = [IsBuyer]
+
+    def get(self, request: Request, dataset_id: int) -> HttpResponseBase:
+        fmt = request.query_params.get("format", "jsonl")
+        if fmt not in exports.FORMATS:
+            return Response(
+                {"detail": f"unknown format {fmt!r}: use {' or '.join(exports.FORMATS)}"},
+                status=status.HTTP_400_BAD_REQUEST,
+            )
+        project = selectors.dataset_get_for_buyer(dataset_id=dataset_id)
+        records = selectors.dataset_records(project=project).select_related(
+            "contributor", "project"
+        )
+        rows = exports.export_rows(
+            records.iterator(chunk_size=2000), lambda item: item_content_url(request, item)
+        )
+        response = StreamingHttpResponse(
+            exports.export_lines(fmt, rows), content_type=exports.FORMATS[fmt]
+        )
+        response["Content-Disposition"] = (
+            f'attachment; filename="{exports.export_filename(project, fmt)}"'
+        )
+        return response
 
 
 class MyProfileApi(APIView):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from django.db import IntegrityError, transaction
@@ -213,3 +214,43 @@ def test_buyers_read_accepted_records_with_cursor_pagination_in_constant_queries
     assert seen[0]["provenance"]["contributor"] == uploader.address
     assert seen[0]["provenance"]["labels"] == 3
     assert buyer_api.get("/api/v1/datasets/999/records/").status_code == 404  # type: ignore[attr-defined]
+
+
+def test_buyers_export_accepted_records_as_jsonl_and_csv(
+    make_contributor: Callable[[], Contributor], text_project: Project, buyer_api: Any
+) -> None:
+    import csv
+    import io
+    import json
+
+    uploader = make_contributor()
+    for n in range(3):
+        item = item_create_text(
+            project=text_project, contributor=uploader.user, text=f'say "{n}", ok'
+        )
+        Item.objects.filter(pk=item.pk).update(
+            status=Item.Status.ACCEPTED,
+            decided_label="negative",
+            agreement=1.0,
+            confidence=0.99,
+            decided_at="2026-01-01T00:00Z",
+        )
+    item_create_text(project=text_project, contributor=uploader.user, text="not accepted")
+
+    response = buyer_api.get(f"/api/v1/datasets/{text_project.pk}/export", {"format": "jsonl"})
+    assert response.status_code == 200 and response["Content-Type"] == "application/x-ndjson"
+    assert 'filename="crowdmint-' in response["Content-Disposition"]
+    rows = [json.loads(line) for line in b"".join(response.streaming_content).decode().splitlines()]
+    assert [r["text"] for r in rows] == ['say "0", ok', 'say "1", ok', 'say "2", ok']
+    assert rows[0]["label"] == "negative" and rows[0]["contributor"] == uploader.address
+
+    response = buyer_api.get(f"/api/v1/datasets/{text_project.pk}/export", {"format": "csv"})
+    table = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
+    assert [r["text"] for r in table] == ['say "0", ok', 'say "1", ok', 'say "2", ok']
+    assert table[0]["confidence"] == "0.99" and table[0]["image_url"] == ""
+
+    bad = buyer_api.get(f"/api/v1/datasets/{text_project.pk}/export", {"format": "xlsx"})
+    assert bad.status_code == 400 and "unknown format" in bad.json()["detail"]
+    assert (
+        make_contributor().api.get(f"/api/v1/datasets/{text_project.pk}/export").status_code == 403
+    )
