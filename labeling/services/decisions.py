@@ -147,22 +147,28 @@ def item_decide(*, item_id: int, reopen_review: bool = False) -> Item:
                 item.status = Item.Status.REVIEW
                 item.save(update_fields=["status", "confidence", "agreement"])
             return item
-        item.status = Item.Status.ACCEPTED
-        item.decided_label = decision.label
-        item.decision_version += 1
-        item.decided_at = timezone.now()
-        item.save(
-            update_fields=[
-                "status",
-                "decided_label",
-                "decision_version",
-                "agreement",
-                "confidence",
-                "decided_at",
-            ]
-        )
-        ledger_credit_decision(item=item)
+        _accept(item, decision.label)
     return item
+
+
+def _accept(item: Item, label: str) -> None:
+    """Record an item's (new) decision and credit it; inside the deciding transaction, with the
+    item locked and its ``confidence`` and ``agreement`` set."""
+    item.status = Item.Status.ACCEPTED
+    item.decided_label = label
+    item.decision_version += 1
+    item.decided_at = timezone.now()
+    item.save(
+        update_fields=[
+            "status",
+            "decided_label",
+            "decision_version",
+            "agreement",
+            "confidence",
+            "decided_at",
+        ]
+    )
+    ledger_credit_decision(item=item)
 
 
 def item_override(*, item: Item, label: str, moderator: User) -> Item:
@@ -174,23 +180,9 @@ def item_override(*, item: Item, label: str, moderator: User) -> Item:
         if locked.status == Item.Status.ACCEPTED:
             raise AnnotationError("the item is already accepted", conflict=True)
         labels = list(locked.annotations.values_list("label", flat=True))
-        locked.status = Item.Status.ACCEPTED
-        locked.decided_label = label
         locked.agreement = (labels.count(label) / len(labels)) if labels else None
         locked.confidence = 1.0
-        locked.decision_version += 1
-        locked.decided_at = timezone.now()
-        locked.save(
-            update_fields=[
-                "status",
-                "decided_label",
-                "decision_version",
-                "agreement",
-                "confidence",
-                "decided_at",
-            ]
-        )
-        ledger_credit_decision(item=locked)
+        _accept(locked, label)
         audit_record(
             actor=moderator, action="item.override", target=locked, details={"label": label}
         )
@@ -214,21 +206,9 @@ def item_redecide(*, item_id: int, label: str, confidence: float) -> bool:
         previous = item.decided_label
         ledger_reverse_label_credits(item=item)
         labels = list(item.annotations.values_list("label", flat=True))
-        item.decided_label = label
-        item.decision_version += 1
         item.confidence = confidence
         item.agreement = labels.count(label) / len(labels) if labels else None
-        item.decided_at = timezone.now()
-        item.save(
-            update_fields=[
-                "decided_label",
-                "decision_version",
-                "confidence",
-                "agreement",
-                "decided_at",
-            ]
-        )
-        ledger_credit_decision(item=item)
+        _accept(item, label)
         audit_record(
             actor=None, action="item.redecide", target=item, details={"from": previous, "to": label}
         )
