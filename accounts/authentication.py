@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
 
 from django.utils import timezone
 from rest_framework import authentication, exceptions
@@ -53,9 +52,3 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
 
     def authenticate_header(self, request: Request) -> str:
         return self.keyword
-
-
-def bearer_user(request: Any) -> User | None:
-    """The user behind a plain Django request's bearer token, for non-DRF views (file downloads)."""
-    result = BearerTokenAuthentication().authenticate(request)
-    return result[0] if result else None

@@ -220,13 +220,7 @@ class RecordOutputSerializer(serializers.ModelSerializer):
         return item_content_url(self.context["request"], item)
 
     def get_provenance(self, item: Item) -> dict[str, object]:
-        return {
-            "sha256": item.content_sha256,
-            "contributor": item.contributor.wallet_address if item.contributor else None,
-            "labels": item.label_count,
-            "method": item.project.consensus_method,
-            "created_at": item.created_at,
-        }
+        return {**exports.record_provenance(item), "created_at": item.created_at}
 
 
 class DatasetRecordsApi(APIView):

@@ -30,6 +30,16 @@ COLUMNS = [
 ]
 
 
+def record_provenance(item: Item) -> dict[str, object]:
+    """Where an accepted record comes from; ``contributor`` and ``project`` must be selected."""
+    return {
+        "sha256": item.content_sha256,
+        "contributor": item.contributor.wallet_address if item.contributor else None,
+        "labels": item.label_count,
+        "method": item.project.consensus_method,
+    }
+
+
 def export_rows(
     records: Iterator[Item], image_url: Callable[[Item], str | None]
 ) -> Iterator[dict[str, object]]:
@@ -42,10 +52,7 @@ def export_rows(
             "agreement": item.agreement,
             "confidence": item.confidence,
             "decided_at": item.decided_at,
-            "sha256": item.content_sha256,
-            "contributor": item.contributor.wallet_address if item.contributor else None,
-            "labels": item.label_count,
-            "method": item.project.consensus_method,
+            **record_provenance(item),
         }
 
 

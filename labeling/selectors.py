@@ -56,10 +56,6 @@ def item_next_for_contributor(*, project: Project, user: User) -> Item | None:
     )
 
 
-def annotation_list_for_user(*, user: User) -> QuerySet[Annotation]:
-    return Annotation.objects.filter(annotator=user).select_related("item", "item__project")
-
-
 def dataset_list() -> QuerySet[Project]:
     """Projects with their accepted-record counts, for buyers."""
     return Project.objects.annotate(

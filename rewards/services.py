@@ -22,7 +22,7 @@ from django.utils import timezone
 from accounts.audit import audit_record
 from accounts.models import User
 from labeling.models import Item
-from rewards.chain import ChainClient, ChainError, Receipt
+from rewards.chain import ChainClient, ChainError, Receipt, SignedTransaction
 from rewards.models import LedgerEntry, PayoutAllocation, PayoutBatch, PayoutTransfer
 
 logger = logging.getLogger(__name__)
@@ -182,12 +182,21 @@ def payout_batch_prepare(*, client: ChainClient) -> PayoutBatch | None:
     return batch
 
 
+def _batch_id_bytes(batch: PayoutBatch) -> bytes:
+    return bytes.fromhex(batch.batch_id[2:])
+
+
+def _sign(batch: PayoutBatch, client: ChainClient) -> SignedTransaction:
+    """Sign the batch's ``batchMint`` with the signer's next nonce (nothing is sent)."""
+    transfers = list(batch.transfers.order_by("id").values_list("wallet_address", "amount"))
+    return client.sign_batch_mint(
+        _batch_id_bytes(batch), [wallet for wallet, _ in transfers], [int(a) for _, a in transfers]
+    )
+
+
 def payout_batch_submit(*, batch: PayoutBatch, client: ChainClient) -> PayoutBatch:
     """Sign the batch's transaction, record its hash, then broadcast it (after the commit)."""
-    transfers = list(batch.transfers.order_by("id").values_list("wallet_address", "amount"))
-    signed = client.sign_batch_mint(
-        bytes.fromhex(batch.batch_id[2:]), [w for w, _ in transfers], [int(a) for _, a in transfers]
-    )
+    signed = _sign(batch, client)
     claimed = PayoutBatch.objects.filter(pk=batch.pk, status=PayoutBatch.Status.PREPARED).update(
         status=PayoutBatch.Status.SUBMITTED,
         tx_hash=signed.tx_hash,
@@ -231,7 +240,7 @@ def payout_batch_reconcile(
             receipt = client.wait_for_receipt(
                 batch.tx_hash, timeout=settings.PAYOUT_RECEIPT_TIMEOUT_SECONDS
             )
-        if client.is_batch_processed(bytes.fromhex(batch.batch_id[2:])):
+        if client.is_batch_processed(_batch_id_bytes(batch)):
             _mark_confirmed(batch, receipt if receipt is not None and receipt.status else None)
         elif receipt is not None:
             _mark_failed(
@@ -269,10 +278,7 @@ def _mark_failed(batch: PayoutBatch, error: str) -> None:
 
 
 def _resign(batch: PayoutBatch, client: ChainClient) -> None:
-    transfers = list(batch.transfers.order_by("id").values_list("wallet_address", "amount"))
-    signed = client.sign_batch_mint(
-        bytes.fromhex(batch.batch_id[2:]), [w for w, _ in transfers], [int(a) for _, a in transfers]
-    )
+    signed = _sign(batch, client)
     replaced = PayoutBatch.objects.filter(
         pk=batch.pk, status=PayoutBatch.Status.SUBMITTED, tx_hash=batch.tx_hash
     ).update(
