@@ -16,7 +16,7 @@ from accounts.services import access_token_revoke, api_key_issue, user_ban, user
 from accounts.tokens import token_hash
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+class ReadOnlyAdmin(admin.ModelAdmin[Any]):
     """A list moderators may read but never edit: ledgers and trails are append-only."""
 
     def has_add_permission(self, request: HttpRequest) -> bool:
@@ -30,12 +30,12 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 
 @admin.register(User)
-class UserAdmin(BaseUserAdmin):
+class UserAdmin(BaseUserAdmin[User]):
     list_display = ["username", "wallet_address", "role", "is_staff", "banned_at", "date_joined"]
     list_filter = ["role", "is_staff", "is_active"]
     search_fields = ["username", "wallet_address", "email"]
     fieldsets = [
-        *BaseUserAdmin.fieldsets,
+        *(BaseUserAdmin.fieldsets or ()),
         ("Crowdmint", {"fields": ["role", "wallet_address", "banned_at", "ban_reason"]}),
     ]
     readonly_fields = ["banned_at", "ban_reason"]
@@ -56,7 +56,7 @@ class UserAdmin(BaseUserAdmin):
         messages.success(request, f"Lifted the ban of {queryset.count()} user(s).")
 
 
-class ApiKeyForm(forms.ModelForm):
+class ApiKeyForm(forms.ModelForm[AccessToken]):
     class Meta:
         model = AccessToken
         fields = ["user", "name"]
@@ -71,7 +71,7 @@ class ApiKeyForm(forms.ModelForm):
 
 
 @admin.register(AccessToken)
-class AccessTokenAdmin(admin.ModelAdmin):
+class AccessTokenAdmin(admin.ModelAdmin[AccessToken]):
     list_display = [
         "prefix",
         "kind",

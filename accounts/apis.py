@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from django.contrib.auth import login, logout
-from eth_utils import is_address, to_checksum_address
+from eth_utils.address import is_address, to_checksum_address
 from rest_framework import serializers, status
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.request import Request
@@ -32,7 +34,7 @@ class NonceApi(APIView):
     permission_classes = [AllowAny]
     throttle_classes = [SignInThrottle]
 
-    class OutputSerializer(serializers.Serializer):
+    class OutputSerializer(serializers.Serializer[Any]):
         nonce = serializers.CharField()
         domain = serializers.CharField()
         chain_id = serializers.IntegerField()
@@ -61,7 +63,7 @@ class SiweSignInApi(APIView):
     permission_classes = [AllowAny]
     throttle_classes = [SignInThrottle]
 
-    class InputSerializer(serializers.Serializer):
+    class InputSerializer(serializers.Serializer[Any]):
         message = serializers.CharField(max_length=4096, trim_whitespace=False)
         signature = serializers.RegexField(
             r"^0x[0-9a-fA-F]{130}$",

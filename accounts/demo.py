@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
-from eth_utils import keccak
+from eth_utils.crypto import keccak
 
 DEMO_CONTRIBUTOR_COUNT = 4
 
@@ -17,7 +17,8 @@ DEMO_CONTRIBUTOR_COUNT = 4
 def demo_account(index: int) -> LocalAccount:
     if not 0 <= index < DEMO_CONTRIBUTOR_COUNT:
         raise ValueError(f"no demo contributor {index}")
-    return Account.from_key(keccak(text=f"crowdmint demo contributor {index}"))
+    account: LocalAccount = Account.from_key(keccak(text=f"crowdmint demo contributor {index}"))
+    return account
 
 
 def demo_accounts() -> list[LocalAccount]:

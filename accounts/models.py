@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from django.contrib.auth.models import AbstractUser, UserManager
 from django.db import models
@@ -32,7 +32,7 @@ class User(AbstractUser):
     banned_at = models.DateTimeField(null=True, blank=True)
     ban_reason = models.CharField(max_length=500, blank=True)
 
-    objects = CrowdmintUserManager()
+    objects: ClassVar[CrowdmintUserManager] = CrowdmintUserManager()
 
     class Meta:
         constraints = [

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from rest_framework.exceptions import NotAuthenticated
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 
@@ -24,6 +25,14 @@ def user_is_buyer(user: Any) -> bool:
     if not user.is_active or user.is_banned:
         return False
     return user.role in (User.Role.BUYER, User.Role.MODERATOR) or user.is_staff
+
+
+def request_account(request: Request) -> User:
+    """The signed-in account of a request that a permission above has already let through."""
+    user = request.user
+    if not isinstance(user, User):
+        raise NotAuthenticated()
+    return user
 
 
 class IsContributor(BasePermission):

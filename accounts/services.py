@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
-from eth_utils import to_checksum_address
+from eth_utils.address import to_checksum_address
 
 from accounts import siwe
 from accounts.audit import audit_record
@@ -28,7 +28,7 @@ class SignInError(Exception):
 class SignInResult:
     user: User
     token: str
-    expires_at: datetime
+    expires_at: datetime | None  # None only where ACCESS_TOKEN_TTL is None
 
 
 def siwe_nonce_issue(*, domain: str, chain_id: int) -> SiweNonce:

@@ -22,7 +22,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from eth_account import Account
 from eth_account.messages import encode_defunct
 from eth_keys.exceptions import BadSignature
-from eth_utils import is_checksum_address
+from eth_utils.address import is_checksum_address
 
 __all__ = [
     "ISSUED_AT_SKEW",
@@ -538,6 +538,7 @@ def _recover_signer(text: str, signature: str) -> str:
     if v not in (27, 28) or not 0 < r < _SECP256K1_N or not 0 < s <= _SECP256K1_N // 2:
         raise SiweError("malformed signature")
     try:
-        return Account.recover_message(encode_defunct(text=text), signature=raw[:64] + bytes([v]))
+        signer = Account.recover_message(encode_defunct(text=text), signature=raw[:64] + bytes([v]))
+        return str(signer)
     except (BadSignature, ValueError):
         raise SiweError("invalid signature") from None

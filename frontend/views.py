@@ -16,6 +16,7 @@ from eth_account.messages import encode_defunct
 
 from accounts import siwe
 from accounts.demo import demo_account, demo_accounts
+from accounts.models import User
 from accounts.permissions import user_is_contributor
 from accounts.services import SignInError, siwe_nonce_issue, siwe_sign_in
 from labeling import selectors as labeling_selectors
@@ -76,9 +77,12 @@ def logout_view(request: HttpRequest) -> HttpResponse:
     return redirect("frontend:home")
 
 
-def _contributor_page(request: HttpRequest) -> None:
-    if not user_is_contributor(request.user):
+def _contributor_page(request: HttpRequest) -> User:
+    """The signed-in contributor; anyone else gets a 404."""
+    user = request.user
+    if not isinstance(user, User) or not user_is_contributor(user):
         raise Http404("Contributor pages need a wallet sign-in.")
+    return user
 
 
 @login_required
@@ -97,10 +101,10 @@ def contribute_page(request: HttpRequest, project_id: int) -> HttpResponse:
 
 @login_required
 def rewards_page(request: HttpRequest) -> HttpResponse:
-    _contributor_page(request)
-    summary = reward_summary_for_user(user=request.user)
+    user = _contributor_page(request)
+    summary = reward_summary_for_user(user=user)
     payouts = [(p, explorer_tx_url(p.batch.tx_hash)) for p in summary.payouts]
-    skills = labeling_selectors.worker_skills_for_user(user=request.user)
+    skills = labeling_selectors.worker_skills_for_user(user=user)
     return render(
         request, "frontend/rewards.html", {"summary": summary, "payouts": payouts, "skills": skills}
     )

@@ -15,7 +15,7 @@ from labeling.services import AnnotationError, item_override
 
 
 @admin.register(Project)
-class ProjectAdmin(admin.ModelAdmin):
+class ProjectAdmin(admin.ModelAdmin[Project]):
     list_display = [
         "name",
         "data_kind",
@@ -29,7 +29,7 @@ class ProjectAdmin(admin.ModelAdmin):
     search_fields = ["name"]
 
 
-class AnnotationInline(admin.TabularInline):
+class AnnotationInline(admin.TabularInline[Annotation, Item]):
     model = Annotation
     extra = 0
     can_delete = False
@@ -40,7 +40,7 @@ class AnnotationInline(admin.TabularInline):
 
 
 @admin.register(Item)
-class ItemAdmin(admin.ModelAdmin):
+class ItemAdmin(admin.ModelAdmin[Item]):
     list_display = [
         "id",
         "project",

@@ -3,6 +3,9 @@ and buyers (datasets and their accepted records)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from django.conf import settings
 from django.http import FileResponse, Http404, HttpRequest, HttpResponseBase, StreamingHttpResponse
 from django.urls import reverse
@@ -14,13 +17,19 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.permissions import IsBuyer, IsContributor, user_is_buyer, user_is_contributor
+from accounts.permissions import (
+    IsBuyer,
+    IsContributor,
+    request_account,
+    user_is_buyer,
+    user_is_contributor,
+)
 from labeling import exports, selectors, services
 from labeling.models import Annotation, Item, Project, WorkerSkill
 from labeling.validation import ContentError
 
 
-class ProjectOutputSerializer(serializers.ModelSerializer):
+class ProjectOutputSerializer(serializers.ModelSerializer[Any]):
     reward_per_label = serializers.CharField()
     reward_per_item = serializers.CharField()
 
@@ -48,7 +57,7 @@ def item_content_url(request: Request | HttpRequest, item: Item) -> str | None:
     return request.build_absolute_uri(reverse("item-content", args=[item.pk]))
 
 
-class ItemOutputSerializer(serializers.ModelSerializer):
+class ItemOutputSerializer(serializers.ModelSerializer[Any]):
     project = serializers.IntegerField(source="project_id")
     data_kind = serializers.CharField(source="project.data_kind")
     classes = serializers.JSONField(source="project.classes")
@@ -96,11 +105,11 @@ class ItemCreateApi(APIView):
                         f"the file is {upload.size} bytes; the limit is {settings.UPLOAD_MAX_BYTES}"
                     )
                 item = services.item_create_image(
-                    project=project, contributor=request.user, data=upload.read()
+                    project=project, contributor=request_account(request), data=upload.read()
                 )
-            elif "text" in request.data:
+            elif isinstance(request.data, Mapping) and "text" in request.data:
                 item = services.item_create_text(
-                    project=project, contributor=request.user, text=request.data["text"]
+                    project=project, contributor=request_account(request), text=request.data["text"]
                 )
             else:
                 raise ContentError("send JSON {\"text\": ...} or a multipart 'file'")
@@ -125,7 +134,7 @@ class NextTaskApi(APIView):
 
     def get(self, request: Request, project_id: int) -> Response:
         project = selectors.project_get_open(project_id=project_id)
-        item = selectors.item_next_for_contributor(project=project, user=request.user)
+        item = selectors.item_next_for_contributor(project=project, user=request_account(request))
         if item is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
         return Response(ItemOutputSerializer(item, context={"request": request}).data)
@@ -134,13 +143,13 @@ class NextTaskApi(APIView):
 class AnnotationCreateApi(APIView):
     permission_classes = [IsContributor]
 
-    class InputSerializer(serializers.Serializer):
-        label = serializers.CharField(max_length=100)
+    class InputSerializer(serializers.Serializer[Any]):
+        label = serializers.CharField(max_length=100)  # type: ignore[assignment]  # a field, not Field.label
 
-    class OutputSerializer(serializers.Serializer):
+    class OutputSerializer(serializers.Serializer[Any]):
         id = serializers.IntegerField()
         item = serializers.IntegerField(source="item_id")
-        label = serializers.CharField()
+        label = serializers.CharField()  # type: ignore[assignment]  # a field, not Field.label
         created_at = serializers.DateTimeField()
 
     def post(self, request: Request, item_id: int) -> Response:
@@ -149,7 +158,7 @@ class AnnotationCreateApi(APIView):
         item = selectors.item_get_for_contributor(item_id=item_id)
         try:
             annotation = services.annotation_create(
-                item=item, annotator=request.user, label=data.validated_data["label"]
+                item=item, annotator=request_account(request), label=data.validated_data["label"]
             )
         except services.AnnotationError as exc:
             code = status.HTTP_409_CONFLICT if exc.conflict else status.HTTP_400_BAD_REQUEST
@@ -198,9 +207,9 @@ class RecordPagination(CursorPagination):
     max_page_size = 1000
 
 
-class RecordOutputSerializer(serializers.ModelSerializer):
+class RecordOutputSerializer(serializers.ModelSerializer[Any]):
     image_url = serializers.SerializerMethodField()
-    label = serializers.CharField(source="decided_label")
+    label = serializers.CharField(source="decided_label")  # type: ignore[assignment]  # a field, not Field.label
     provenance = serializers.SerializerMethodField()
 
     class Meta:
@@ -270,7 +279,7 @@ class MyProfileApi(APIView):
 
     permission_classes = [IsContributor]
 
-    class SkillOutputSerializer(serializers.ModelSerializer):
+    class SkillOutputSerializer(serializers.ModelSerializer[Any]):
         project = serializers.IntegerField(source="project_id")
         project_name = serializers.CharField(source="project.name")
 
@@ -287,12 +296,13 @@ class MyProfileApi(APIView):
             ]
 
     def get(self, request: Request) -> Response:
-        skills = selectors.worker_skills_for_user(user=request.user)
+        user = request_account(request)
+        skills = selectors.worker_skills_for_user(user=user)
         return Response(
             {
-                "address": request.user.wallet_address,
-                "role": request.user.role,
-                "labels": Annotation.objects.filter(annotator=request.user).count(),
+                "address": user.wallet_address,
+                "role": user.role,
+                "labels": Annotation.objects.filter(annotator=user).count(),
                 "skills": self.SkillOutputSerializer(skills, many=True).data,
             }
         )

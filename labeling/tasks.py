@@ -52,6 +52,6 @@ def refit_projects() -> int:
         if project.labels == 0:
             continue
         queue, device = refit_route(project, project.labels)
-        refit_project.apply_async(args=[project.pk, device], queue=queue)
+        refit_project.apply_async(args=(project.pk, device), queue=queue)
         queued += 1
     return queued

@@ -25,7 +25,7 @@ class LedgerEntryAdmin(ReadOnlyAdmin):
     list_select_related = ["user", "project"]
 
 
-class PayoutTransferInline(admin.TabularInline):
+class PayoutTransferInline(admin.TabularInline[PayoutTransfer, PayoutBatch]):
     model = PayoutTransfer
     extra = 0
     can_delete = False

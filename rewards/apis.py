@@ -7,12 +7,12 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.permissions import IsContributor
+from accounts.permissions import IsContributor, request_account
 from rewards.models import LedgerEntry, PayoutBatch, PayoutTransfer
 from rewards.selectors import explorer_tx_url, reward_summary_for_user
 
 
-class EntryOutputSerializer(serializers.ModelSerializer):
+class EntryOutputSerializer(serializers.ModelSerializer[LedgerEntry]):
     amount = serializers.CharField()
     project = serializers.IntegerField(source="project_id")
     paid = serializers.SerializerMethodField()
@@ -26,7 +26,7 @@ class EntryOutputSerializer(serializers.ModelSerializer):
         return allocation is not None and allocation.batch.status == PayoutBatch.Status.CONFIRMED
 
 
-class PayoutOutputSerializer(serializers.ModelSerializer):
+class PayoutOutputSerializer(serializers.ModelSerializer[PayoutTransfer]):
     amount = serializers.CharField()
     batch_id = serializers.CharField(source="batch.batch_id")
     status = serializers.CharField(source="batch.status")
@@ -55,10 +55,11 @@ class MyRewardsApi(APIView):
     permission_classes = [IsContributor]
 
     def get(self, request: Request) -> Response:
-        summary = reward_summary_for_user(user=request.user)
+        user = request_account(request)
+        summary = reward_summary_for_user(user=user)
         return Response(
             {
-                "address": request.user.wallet_address,
+                "address": user.wallet_address,
                 "pending": str(summary.pending),
                 "paid": str(summary.paid),
                 "entries": EntryOutputSerializer(summary.entries, many=True).data,

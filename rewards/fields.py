@@ -18,7 +18,7 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 MAX_DIGITS = 78
 
 
-class TokenAmountField(models.Field):
+class TokenAmountField(models.Field[int, int]):
     description = "An integer amount of token base units"
 
     def get_internal_type(self) -> str:
@@ -57,5 +57,5 @@ class TokenAmountField(models.Field):
             raise ValueError(f"token amount {value} has more than {MAX_DIGITS} digits")
         return str(value)
 
-    def formfield(self, **kwargs: Any) -> forms.Field:
+    def formfield(self, **kwargs: Any) -> forms.Field | None:
         return super().formfield(**{"form_class": forms.IntegerField, **kwargs})

@@ -151,6 +151,8 @@ def payout_batch_prepare(*, client: ChainClient) -> PayoutBatch | None:
     # Net per wallet (reversals are negative); a wallet owed nothing net waits for more credits.
     per_wallet: OrderedDict[str, tuple[int, list[int]]] = OrderedDict()
     for entry_id, wallet, amount in due.iterator(chunk_size=2000):
+        if wallet is None:  # excluded by the filter; the column itself is nullable
+            continue
         net, ids = per_wallet.get(wallet, (0, []))
         ids.append(entry_id)
         per_wallet[wallet] = (net + amount, ids)
@@ -331,14 +333,14 @@ def payouts_settle(*, client: ChainClient) -> SettlementReport:
     for batch in PayoutBatch.objects.filter(status=PayoutBatch.Status.SUBMITTED).order_by("id"):
         touched.append(payout_batch_reconcile(batch=batch, client=client))
     if all(b.status != PayoutBatch.Status.SUBMITTED for b in touched):
-        while (batch := payout_batch_prepare(client=client)) is not None:
-            if not _may_submit(batch):
-                waiting.append(batch)
+        while (prepared := payout_batch_prepare(client=client)) is not None:
+            if not _may_submit(prepared):
+                waiting.append(prepared)
                 continue
-            batch = payout_batch_submit(batch=batch, client=client)
-            batch = payout_batch_reconcile(batch=batch, client=client)
-            touched.append(batch)
-            if batch.status != PayoutBatch.Status.CONFIRMED:
+            submitted = payout_batch_submit(batch=prepared, client=client)
+            reconciled = payout_batch_reconcile(batch=submitted, client=client)
+            touched.append(reconciled)
+            if reconciled.status != PayoutBatch.Status.CONFIRMED:
                 break  # the chain isn't keeping up: leave the rest for the next run
     statuses = {b.batch_id: b.status for b in touched}
     return SettlementReport(

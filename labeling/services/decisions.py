@@ -56,7 +56,8 @@ def smoothed_confusion(confusion: np.ndarray, label_count: int) -> list[list[flo
     """
     k = confusion.shape[0]
     seen = label_count / k
-    return ((confusion * seen + 1.0) / (seen + k)).tolist()
+    smoothed: list[list[float]] = ((confusion * seen + 1.0) / (seen + k)).tolist()
+    return smoothed
 
 
 def majority_vote(labels: list[str]) -> Decision:

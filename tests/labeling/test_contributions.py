@@ -74,6 +74,18 @@ def test_a_duplicate_text_gets_409(contributor: Contributor, text_project: Proje
     assert again.status_code == 409 and again.json()["existing_id"] == first["id"]
 
 
+@pytest.mark.parametrize("body", [["text"], "text", 7, {"txt": "typo"}], ids=repr)
+def test_a_body_that_is_not_a_text_object_gets_400(
+    contributor: Contributor, text_project: Project, body: object
+) -> None:
+    response = contributor.api.post(
+        f"/api/v1/projects/{text_project.pk}/items/", body, format="json"
+    )
+    assert response.status_code == 400
+    assert "send JSON" in response.json()["detail"]
+    assert Item.objects.count() == 0
+
+
 @pytest.mark.parametrize(
     ("data", "reason"),
     [
