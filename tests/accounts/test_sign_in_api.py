@@ -130,6 +130,13 @@ def test_a_malformed_request_gets_400_with_a_message() -> None:
     assert "signature" in response.json()["detail"]
 
 
+@pytest.mark.parametrize("body", [["hello", "0x12"], "hello", 7, None], ids=repr)
+def test_a_body_that_is_not_an_object_gets_400(body: object) -> None:
+    response = APIClient().post("/api/v1/auth/siwe", body, format="json")
+    assert response.status_code == 400
+    assert response.json()["detail"]
+
+
 def test_a_wallet_has_one_account_across_sign_ins(contributor: Contributor) -> None:
     from tests.conftest import sign_in
 

@@ -87,6 +87,19 @@ def test_an_unknown_class_gets_400(
     assert not Annotation.objects.exists()
 
 
+@pytest.mark.parametrize(
+    "body", [["positive"], "positive", None, {"label": ["positive"]}], ids=repr
+)
+def test_a_body_that_is_not_a_label_object_gets_400(
+    contributor: Contributor, text_project: Project, body: object
+) -> None:
+    item = item_create_text(project=text_project, contributor=None, text="x")
+    response = contributor.api.post(f"/api/v1/items/{item.pk}/annotations/", body, format="json")
+    assert response.status_code == 400
+    assert response.json()["detail"]
+    assert not Annotation.objects.exists()
+
+
 def test_labeling_ones_own_item_gets_409(
     contributor: Contributor, text_project: Project, label: Callable
 ) -> None:
