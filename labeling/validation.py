@@ -34,6 +34,16 @@ def sha256_hex(data: bytes) -> str:
 def validate_text(text: object) -> str:
     if not isinstance(text, str):
         raise ContentError("text must be a string")
+    # JSON can carry both, and neither can be stored: PostgreSQL text refuses NUL, and a lone
+    # surrogate (\ud800) has no UTF-8 encoding.
+    if "\x00" in text:
+        raise ContentError("text contains a NUL character (U+0000)")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ContentError(
+            f"text is not valid Unicode: a lone surrogate at character {exc.start}"
+        ) from None
     text = text.strip()
     if not text:
         raise ContentError("text is empty")

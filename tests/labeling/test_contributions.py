@@ -74,6 +74,29 @@ def test_a_duplicate_text_gets_409(contributor: Contributor, text_project: Proje
     assert again.status_code == 409 and again.json()["existing_id"] == first["id"]
 
 
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        ('{"text": "a\\u0000b"}', "NUL character"),
+        ('{"text": "a\\ud800b"}', "lone surrogate at character 1"),
+        ('{"text": "   "}', "text is empty"),
+    ],
+    ids=["nul", "lone-surrogate", "blank"],
+)
+def test_text_that_cannot_be_stored_gets_400_with_the_reason(
+    contributor: Contributor, text_project: Project, raw: str, reason: str
+) -> None:
+    response = contributor.api.generic(
+        "POST",
+        f"/api/v1/projects/{text_project.pk}/items/",
+        raw,
+        content_type="application/json",
+    )
+    assert response.status_code == 400
+    assert reason in response.json()["detail"]
+    assert Item.objects.count() == 0
+
+
 @pytest.mark.parametrize("body", [["text"], "text", 7, {"txt": "typo"}], ids=repr)
 def test_a_body_that_is_not_a_text_object_gets_400(
     contributor: Contributor, text_project: Project, body: object
