@@ -11,6 +11,7 @@ from django.contrib.auth import login, logout
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 from eth_account.messages import encode_defunct
 
@@ -29,12 +30,22 @@ def home(request: HttpRequest) -> HttpResponse:
     )
 
 
+def _safe_next(request: HttpRequest, target: str | None) -> str:
+    """Where to go after sign-in: a path on this site, never another site or a ``javascript:``
+    URL (a crafted ``?next=`` would otherwise redirect or run script once the user signs in)."""
+    if target and url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return target
+    return "/"
+
+
 def login_page(request: HttpRequest) -> HttpResponse:
     demo = [a.address for a in demo_accounts()] if settings.DEMO_MODE else []
     return render(
         request,
         "frontend/login.html",
-        {"demo_addresses": demo, "next": request.GET.get("next", "/")},
+        {"demo_addresses": demo, "next": _safe_next(request, request.GET.get("next"))},
     )
 
 
@@ -68,7 +79,7 @@ def demo_login(request: HttpRequest) -> HttpResponse:
         messages.error(request, f"Sign-in failed: {exc.reason}")
         return redirect("frontend:login")
     login(request, result.user, backend="django.contrib.auth.backends.ModelBackend")
-    return redirect(request.POST.get("next") or "frontend:home")
+    return redirect(_safe_next(request, request.POST.get("next")))
 
 
 @require_POST

@@ -48,6 +48,27 @@ def test_demo_sign_in_is_off_outside_demo_mode() -> None:
     assert b"Demo contributors" not in Client().get("/login/").content
 
 
+@pytest.mark.parametrize(
+    ("target", "kept"),
+    [
+        ("/me/rewards/", True),
+        ("javascript:alert(document.cookie)", False),
+        ("https://evil.example/", False),
+        ("//evil.example/", False),
+        ("/\\evil.example/", False),
+    ],
+)
+def test_sign_in_goes_back_only_to_a_page_of_this_site(
+    settings: Any, target: str, kept: bool
+) -> None:
+    expected = target if kept else "/"
+    page = Client().get("/login/", {"next": target})
+    assert page.context["next"] == expected
+    settings.DEMO_MODE = True
+    signed_in = Client().post("/login/demo/", {"index": 0, "next": target})
+    assert signed_in.status_code == 302 and signed_in["Location"] == expected
+
+
 @pytest.mark.django_db(transaction=True)
 def test_the_demo_seeds_labels_decides_and_pays(chain: Any, settings: Any) -> None:
     settings.DEMO_MODE = True

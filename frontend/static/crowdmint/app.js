@@ -45,7 +45,9 @@
     });
     if (!result.ok) { statusEl.textContent = `Sign-in refused: ${result.body.detail}`; return; }
     statusEl.textContent = `Signed in as ${result.body.address}`;
-    window.location.assign(next || "/");
+    // Only a path on this site (the server already checks it): never "//host", "/\\host" or "javascript:".
+    const sameSite = typeof next === "string" && next.startsWith("/") && !/^\/[\/\\]/.test(next);
+    window.location.assign(sameSite ? next : "/");
   }
 
   function initSignIn() {
