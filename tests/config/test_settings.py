@@ -1,0 +1,73 @@
+"""Production settings: a missing secret or backend stops start-up; a complete environment passes
+Django's deployment checks. Each case runs ``manage.py`` in a fresh process with its own env."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+PRODUCTION = {
+    "CROWDMINT_ENV": "production",
+    "DJANGO_SECRET_KEY": "a-production-secret-key-that-is-long-and-random-0123456789-abcdefghij",
+    "DJANGO_ALLOWED_HOSTS": "crowdmint.example.org",
+    "DATABASE_URL": "postgres://crowdmint@db.invalid:5432/crowdmint",
+    "REDIS_URL": "redis://redis.invalid:6379/0",
+    "CHAIN_RPC_URL": "http://node.invalid:8545",
+    "CHAIN_PRIVATE_KEY": "0x" + "11" * 32,
+}
+
+
+def manage(*args: str, drop: str | None = None) -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "CHAIN_"))}
+    base.pop("DATABASE_URL", None)
+    base.pop("REDIS_URL", None)
+    env = {**base, **{k: v for k, v in PRODUCTION.items() if k != drop}}
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_a_complete_production_environment_passes_the_deployment_checks() -> None:
+    result = manage("check", "--deploy", "--fail-level", "ERROR")
+    assert result.returncode == 0, result.stderr
+    shown = manage(
+        "shell",
+        "-c",
+        "from django.conf import settings as s; "
+        "print(s.DEBUG, s.DEMO_MODE, s.SECURE_SSL_REDIRECT, s.SECURE_HSTS_SECONDS, "
+        "s.SESSION_COOKIE_SECURE, s.CSRF_COOKIE_SECURE)",
+    )
+    assert shown.stdout.splitlines()[-1].split() == [
+        "False",
+        "False",
+        "True",
+        "3600",
+        "True",
+        "True",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("missing", "message"),
+    [
+        ("DJANGO_SECRET_KEY", "DJANGO_SECRET_KEY must be set"),
+        ("CHAIN_RPC_URL", "CHAIN_RPC_URL must be set"),
+        ("CHAIN_PRIVATE_KEY", "CHAIN_PRIVATE_KEY (or CHAIN_PRIVATE_KEY_FILE) is required"),
+    ],
+)
+def test_production_refuses_to_start_without_a_secret_or_backend(
+    missing: str, message: str
+) -> None:
+    result = manage("check", drop=missing)
+    assert result.returncode != 0
+    assert message in result.stderr
