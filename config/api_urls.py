@@ -2,7 +2,10 @@
 
 from django.urls import include, path
 
+from config.health import HealthApi
+
 urlpatterns = [
+    path("health", HealthApi.as_view(), name="health"),
     path("", include("accounts.api_urls")),
     path("", include("labeling.api_urls")),
     path("", include("rewards.api_urls")),

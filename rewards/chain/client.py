@@ -325,6 +325,11 @@ class ChainClient:
                 total_supply=int(contract.functions.totalSupply().call()),
             )
 
+    def block_number(self) -> int:
+        """The node's latest block number: a liveness probe. Raises ChainUnavailable/ChainError."""
+        with _translate_errors("eth_blockNumber"):
+            return int(self._w3.eth.block_number)
+
     def next_nonce(self) -> int:
         """The signer's pending nonce (counts transactions still in the node's pool)."""
         with _translate_errors("eth_getTransactionCount"):

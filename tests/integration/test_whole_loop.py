@@ -169,6 +169,10 @@ def test_the_whole_loop_pays_on_chain_exactly_what_the_ledger_says(
 
     chain_client_reset()
     try:
+        # The health probe sees every real backend: PostgreSQL, Redis and the node with the token.
+        health = requests.get(f"{base}/api/v1/health", timeout=30)
+        assert health.status_code == 200, health.text
+        assert health.json()["checks"] == {"database": "ok", "broker": "ok", "chain": "ok"}
         call_command("settle_rewards")
     finally:
         chain_client_reset()

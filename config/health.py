@@ -1,0 +1,79 @@
+"""``GET /api/v1/health``: can this process reach what it needs? For load balancers and monitors.
+
+Each check is ``ok``, ``failing``, or, for a backend the embedded defaults replace, ``eager``
+(Celery runs tasks in the web process) or ``embedded`` (an in-process EVM, nothing to reach). Any
+``failing`` makes the answer 503. The public answer names no hosts or errors; those are logged.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+import redis
+from django.conf import settings
+from django.db import connection
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from rewards.client import chain_client, chain_is_embedded
+
+logger = logging.getLogger(__name__)
+
+PROBE_TIMEOUT_S = 3.0
+
+
+def _database() -> str:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+    return "ok"
+
+
+def _broker() -> str:
+    if not settings.REDIS_URL:
+        return "eager"
+    with redis.Redis.from_url(
+        settings.REDIS_URL, socket_connect_timeout=PROBE_TIMEOUT_S, socket_timeout=PROBE_TIMEOUT_S
+    ) as client:
+        client.ping()
+    return "ok"
+
+
+def _chain() -> str:
+    if chain_is_embedded():
+        return "embedded"
+    client = chain_client()
+    client.block_number()
+    if not client.token_address:
+        raise RuntimeError("CHAIN_TOKEN_ADDRESS is not set: payouts can't be sent")
+    return "ok"
+
+
+CHECKS: dict[str, Callable[[], str]] = {"database": _database, "broker": _broker, "chain": _chain}
+
+
+def health_report() -> dict[str, str]:
+    """Run every check; a check that raises is ``failing`` (and logged with its reason)."""
+    report: dict[str, str] = {}
+    for name, check in CHECKS.items():
+        try:
+            report[name] = check()
+        except Exception:
+            logger.warning("health check %s failing", name, exc_info=True)
+            report[name] = "failing"
+    return report
+
+
+class HealthApi(APIView):
+    authentication_classes: list[type] = []
+    permission_classes = [AllowAny]
+
+    def get(self, request: Request) -> Response:
+        checks = health_report()
+        healthy = "failing" not in checks.values()
+        return Response(
+            {"status": "ok" if healthy else "failing", "checks": checks},
+            status=200 if healthy else 503,
+        )
