@@ -6,6 +6,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import login, logout
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_serializer
 from eth_utils.address import is_address, to_checksum_address
 from rest_framework import serializers, status
 from rest_framework.permissions import AllowAny, IsAuthenticated
@@ -16,6 +17,7 @@ from rest_framework.views import APIView
 
 from accounts.models import AccessToken
 from accounts.services import SignInError, access_token_revoke, siwe_nonce_issue, siwe_sign_in
+from config.openapi import errors
 
 
 class SignInThrottle(AnonRateThrottle):
@@ -34,12 +36,25 @@ class NonceApi(APIView):
     permission_classes = [AllowAny]
     throttle_classes = [SignInThrottle]
 
+    @extend_schema_serializer(component_name="Nonce")
     class OutputSerializer(serializers.Serializer[Any]):
         nonce = serializers.CharField()
         domain = serializers.CharField()
         chain_id = serializers.IntegerField()
         expires_at = serializers.DateTimeField()
+        address = serializers.CharField(
+            required=False, help_text="The EIP-55 form of the `address` asked about, if any."
+        )
 
+    @extend_schema(
+        summary="A single-use nonce for a Sign-In with Ethereum message",
+        parameters=[
+            OpenApiParameter(
+                "address", str, description="A wallet address to return in its EIP-55 form."
+            )
+        ],
+        responses={200: OutputSerializer, **errors(400, 429)},
+    )
     def get(self, request: Request) -> Response:
         address = request.query_params.get("address")
         checksummed = None
@@ -63,6 +78,7 @@ class SiweSignInApi(APIView):
     permission_classes = [AllowAny]
     throttle_classes = [SignInThrottle]
 
+    @extend_schema_serializer(component_name="SignInInput")
     class InputSerializer(serializers.Serializer[Any]):
         message = serializers.CharField(max_length=4096, trim_whitespace=False)
         signature = serializers.RegexField(
@@ -70,6 +86,18 @@ class SiweSignInApi(APIView):
             error_messages={"invalid": "signature must be 0x followed by 65 bytes of hex"},
         )
 
+    @extend_schema_serializer(component_name="SignIn")
+    class OutputSerializer(serializers.Serializer[Any]):
+        address = serializers.CharField()
+        token = serializers.CharField(help_text="Send as `Authorization: Bearer <token>`.")
+        expires_at = serializers.DateTimeField(allow_null=True)
+        role = serializers.CharField()
+
+    @extend_schema(
+        summary="Sign in with a signed EIP-4361 message",
+        request=InputSerializer,
+        responses={200: OutputSerializer, **errors(400, 401, 429)},
+    )
     def post(self, request: Request) -> Response:
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -96,6 +124,9 @@ class SiweSignInApi(APIView):
 class LogoutApi(APIView):
     permission_classes = [IsAuthenticated]
 
+    @extend_schema(
+        summary="Revoke this token and end the session", request=None, responses={204: None}
+    )
     def post(self, request: Request) -> Response:
         if isinstance(request.auth, AccessToken):
             access_token_revoke(token=request.auth)

@@ -13,6 +13,8 @@ from collections.abc import Callable
 import redis
 from django.conf import settings
 from django.db import connection
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -66,10 +68,25 @@ def health_report() -> dict[str, str]:
     return report
 
 
+HEALTH = inline_serializer(
+    "Health",
+    {
+        "status": serializers.ChoiceField(["ok", "failing"]),
+        "checks": serializers.DictField(
+            child=serializers.ChoiceField(["ok", "failing", "eager", "embedded"])
+        ),
+    },
+)
+
+
 class HealthApi(APIView):
     authentication_classes: list[type] = []
     permission_classes = [AllowAny]
 
+    @extend_schema(
+        summary="Whether this process reaches its database, broker and chain node",
+        responses={(200, "application/json"): HEALTH, (503, "application/json"): HEALTH},
+    )
     def get(self, request: Request) -> Response:
         checks = health_report()
         healthy = "failing" not in checks.values()

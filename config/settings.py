@@ -69,6 +69,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    "drf_spectacular",
     "accounts",
     "labeling",
     "rewards",
@@ -152,6 +153,21 @@ REST_FRAMEWORK = {
     # `?format=` names an export format (datasets/{id}/export), not a DRF renderer.
     "URL_FORMAT_OVERRIDE": None,
     "DEFAULT_THROTTLE_RATES": {"sign_in": env("SIGN_IN_RATE", "60/minute")},
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+
+# The OpenAPI 3 description of the API, served at /api/v1/schema (drf-spectacular).
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Crowdmint API",
+    "DESCRIPTION": (
+        "Contribute and label data, read your rewards, and buy accepted datasets. Authenticate "
+        "with `Authorization: Bearer <token or API key>`. Token amounts are strings of integer "
+        "base units; every 4xx has a `detail` message."
+    ),
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SCHEMA_PATH_PREFIX": "/api/v1",
+    "COMPONENT_SPLIT_REQUEST": True,
 }
 
 # --- Sign-In with Ethereum -----------------------------------------------------------------------

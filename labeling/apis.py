@@ -9,6 +9,15 @@ from typing import Any
 from django.conf import settings
 from django.http import FileResponse, Http404, HttpRequest, HttpResponseBase, StreamingHttpResponse
 from django.urls import reverse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_field,
+    extend_schema_serializer,
+    inline_serializer,
+)
 from rest_framework import serializers, status
 from rest_framework.pagination import CursorPagination
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
@@ -24,6 +33,7 @@ from accounts.permissions import (
     user_is_buyer,
     user_is_contributor,
 )
+from config.openapi import ErrorSerializer, errors
 from labeling import exports, selectors, services
 from labeling.models import Annotation, Item, Project, WorkerSkill
 from labeling.validation import ContentError
@@ -86,6 +96,7 @@ class ItemOutputSerializer(serializers.ModelSerializer[Any]):
 class ProjectListApi(APIView):
     permission_classes = [AllowAny]
 
+    @extend_schema(summary="Open projects", responses={200: ProjectOutputSerializer(many=True)})
     def get(self, request: Request) -> Response:
         projects = selectors.project_list_open()
         return Response(ProjectOutputSerializer(projects, many=True).data)
@@ -95,6 +106,33 @@ class ItemCreateApi(APIView):
     permission_classes = [IsContributor]
     parser_classes = [JSONParser, MultiPartParser, FormParser]
 
+    @extend_schema(
+        summary="Contribute an item: text as JSON, or an image file as multipart",
+        request={
+            "application/json": inline_serializer(
+                "TextItemInput", {"text": serializers.CharField()}
+            ),
+            "multipart/form-data": inline_serializer(
+                "ImageItemInput",
+                {"file": serializers.FileField(help_text="JPEG, PNG or WebP")},
+            ),
+        },
+        responses={
+            201: ItemOutputSerializer,
+            400: ErrorSerializer,
+            404: ErrorSerializer,
+            409: OpenApiResponse(
+                inline_serializer(
+                    "DuplicateItemError",
+                    {
+                        "detail": serializers.CharField(),
+                        "existing_id": serializers.IntegerField(),
+                    },
+                ),
+                description="An exact duplicate of an item the project already has.",
+            ),
+        },
+    )
     def post(self, request: Request, project_id: int) -> Response:
         project = selectors.project_get_open(project_id=project_id)
         upload = request.FILES.get("file")
@@ -132,6 +170,14 @@ class ItemCreateApi(APIView):
 class NextTaskApi(APIView):
     permission_classes = [IsContributor]
 
+    @extend_schema(
+        summary="The next item for me to label",
+        responses={
+            200: ItemOutputSerializer,
+            204: OpenApiResponse(description="Nothing left to label."),
+            **errors(404),
+        },
+    )
     def get(self, request: Request, project_id: int) -> Response:
         project = selectors.project_get_open(project_id=project_id)
         item = selectors.item_next_for_contributor(project=project, user=request_account(request))
@@ -143,15 +189,22 @@ class NextTaskApi(APIView):
 class AnnotationCreateApi(APIView):
     permission_classes = [IsContributor]
 
+    @extend_schema_serializer(component_name="AnnotationInput")
     class InputSerializer(serializers.Serializer[Any]):
         label = serializers.CharField(max_length=100)  # type: ignore[assignment]  # a field, not Field.label
 
+    @extend_schema_serializer(component_name="Annotation")
     class OutputSerializer(serializers.Serializer[Any]):
         id = serializers.IntegerField()
         item = serializers.IntegerField(source="item_id")
         label = serializers.CharField()  # type: ignore[assignment]  # a field, not Field.label
         created_at = serializers.DateTimeField()
 
+    @extend_schema(
+        summary="Label an item",
+        request=InputSerializer,
+        responses={201: OutputSerializer, **errors(400, 404, 409)},
+    )
     def post(self, request: Request, item_id: int) -> Response:
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -169,6 +222,15 @@ class AnnotationCreateApi(APIView):
 class ItemContentApi(APIView):
     """The image bytes of an item, for contributors labeling it and buyers of accepted records."""
 
+    @extend_schema(
+        summary="An image item's bytes",
+        responses={
+            (200, "image/jpeg"): OpenApiTypes.BINARY,
+            (200, "image/png"): OpenApiTypes.BINARY,
+            (200, "image/webp"): OpenApiTypes.BINARY,
+            **errors(404),
+        },
+    )
     def get(self, request: Request, item_id: int) -> HttpResponseBase:
         item = Item.objects.filter(pk=item_id).exclude(image="").first()
         if item is None:
@@ -196,6 +258,10 @@ class DatasetOutputSerializer(ProjectOutputSerializer):
 class DatasetListApi(APIView):
     permission_classes = [IsBuyer]
 
+    @extend_schema(
+        summary="Datasets for sale, with their accepted counts",
+        responses={200: DatasetOutputSerializer(many=True)},
+    )
     def get(self, request: Request) -> Response:
         return Response(DatasetOutputSerializer(selectors.dataset_list(), many=True).data)
 
@@ -228,6 +294,18 @@ class RecordOutputSerializer(serializers.ModelSerializer[Any]):
     def get_image_url(self, item: Item) -> str | None:
         return item_content_url(self.context["request"], item)
 
+    @extend_schema_field(
+        inline_serializer(
+            "Provenance",
+            {
+                "sha256": serializers.CharField(help_text="SHA-256 of the item's content."),
+                "contributor": serializers.CharField(allow_null=True, help_text="Wallet."),
+                "labels": serializers.IntegerField(help_text="Labels the decision used."),
+                "method": serializers.CharField(help_text="The consensus method."),
+                "created_at": serializers.DateTimeField(),
+            },
+        )
+    )
     def get_provenance(self, item: Item) -> dict[str, object]:
         return {**exports.record_provenance(item), "created_at": item.created_at}
 
@@ -235,6 +313,24 @@ class RecordOutputSerializer(serializers.ModelSerializer[Any]):
 class DatasetRecordsApi(APIView):
     permission_classes = [IsBuyer]
 
+    @extend_schema(
+        summary="A dataset's accepted records, cursor-paginated",
+        parameters=[
+            OpenApiParameter("cursor", str, description="From `next` or `previous`."),
+            OpenApiParameter("page_size", int, description="Records per page, at most 1000."),
+        ],
+        responses={
+            200: inline_serializer(
+                "RecordPage",
+                {
+                    "next": serializers.URLField(allow_null=True),
+                    "previous": serializers.URLField(allow_null=True),
+                    "results": RecordOutputSerializer(many=True),
+                },
+            ),
+            **errors(404),
+        },
+    )
     def get(self, request: Request, dataset_id: int) -> Response:
         project = selectors.dataset_get_for_buyer(dataset_id=dataset_id)
         records = selectors.dataset_records(project=project).select_related(
@@ -251,6 +347,17 @@ class DatasetExportApi(APIView):
 
     permission_classes = [IsBuyer]
 
+    @extend_schema(
+        summary="Every accepted record of a dataset, streamed as JSON Lines or CSV",
+        parameters=[
+            OpenApiParameter("format", str, enum=list(exports.FORMATS), default="jsonl"),
+        ],
+        responses={
+            (200, exports.FORMATS["jsonl"]): OpenApiTypes.BINARY,
+            (200, exports.FORMATS["csv"]): OpenApiTypes.BINARY,
+            **errors(400, 404),
+        },
+    )
     def get(self, request: Request, dataset_id: int) -> HttpResponseBase:
         fmt = request.query_params.get("format", "jsonl")
         if fmt not in exports.FORMATS:
@@ -295,6 +402,20 @@ class MyProfileApi(APIView):
                 "updated_at",
             ]
 
+    @extend_schema(
+        summary="Me: my wallet, label count and estimated accuracy per project",
+        responses={
+            200: inline_serializer(
+                "MyProfile",
+                {
+                    "address": serializers.CharField(),
+                    "role": serializers.CharField(),
+                    "labels": serializers.IntegerField(),
+                    "skills": SkillOutputSerializer(many=True),
+                },
+            )
+        },
+    )
     def get(self, request: Request) -> Response:
         user = request_account(request)
         skills = selectors.worker_skills_for_user(user=user)

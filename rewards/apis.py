@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -54,6 +55,21 @@ class PayoutOutputSerializer(serializers.ModelSerializer[PayoutTransfer]):
 class MyRewardsApi(APIView):
     permission_classes = [IsContributor]
 
+    @extend_schema(
+        summary="My rewards: pending and paid totals, credits, and payouts with transactions",
+        responses={
+            200: inline_serializer(
+                "MyRewards",
+                {
+                    "address": serializers.CharField(),
+                    "pending": serializers.CharField(help_text="Integer token base units."),
+                    "paid": serializers.CharField(help_text="Integer token base units."),
+                    "entries": EntryOutputSerializer(many=True),
+                    "payouts": PayoutOutputSerializer(many=True),
+                },
+            )
+        },
+    )
     def get(self, request: Request) -> Response:
         user = request_account(request)
         summary = reward_summary_for_user(user=user)
