@@ -1,0 +1,112 @@
+"""The production recipe of the README, run for real: ``collectstatic``, then Gunicorn with
+``deploy/gunicorn.conf.py`` and ``CROWDMINT_ENV=production`` serving pages, static files and the
+API from one process (no proxy, no separate static server)."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.config.test_health import closed_port
+from tests.config.test_settings import PRODUCTION, ROOT
+
+BIN = Path(sys.executable).parent
+
+
+@pytest.fixture(scope="module")
+def production_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    tmp = tmp_path_factory.mktemp("deploy")
+    port = closed_port()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "CHAIN_"))},
+        **PRODUCTION,
+        "DATABASE_URL": f"sqlite:///{tmp / 'db.sqlite3'}",
+        "REDIS_URL": f"redis://127.0.0.1:{closed_port()}/0",
+        "CHAIN_RPC_URL": f"http://127.0.0.1:{closed_port()}",
+        "STATIC_ROOT": str(tmp / "static"),
+        "MEDIA_ROOT": str(tmp / "media"),
+        "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
+        "GUNICORN_BIND": f"127.0.0.1:{port}",
+        "WEB_CONCURRENCY": "1",
+    }
+    for command in (["migrate", "--noinput"], ["collectstatic", "--noinput"]):
+        done = subprocess.run(
+            [sys.executable, "manage.py", *command],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr
+    log = tmp / "gunicorn.log"
+    with log.open("wb") as out:
+        server = subprocess.Popen(
+            [str(BIN / "gunicorn"), "-c", "deploy/gunicorn.conf.py", "config.wsgi"],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                # The first request loads Django; plain HTTP is answered with a redirect to HTTPS.
+                requests.get(url, timeout=10, allow_redirects=False)
+                break
+            except requests.ConnectionError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"gunicorn did not start:\n{log.read_text()}")
+                time.sleep(0.2)
+        yield url
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+
+
+HTTPS = {"X-Forwarded-Proto": "https"}  # what the TLS-terminating proxy in front sends
+
+
+def test_plain_http_is_redirected_to_https(production_server: str) -> None:
+    response = requests.get(f"{production_server}/", allow_redirects=False, timeout=10)
+    assert response.status_code == 301
+    assert response.headers["Location"].startswith("https://")
+
+
+def test_pages_link_hashed_static_files_that_the_app_server_serves(production_server: str) -> None:
+    page = requests.get(f"{production_server}/login/", headers=HTTPS, timeout=10)
+    assert page.status_code == 200
+    assert "Strict-Transport-Security" in page.headers
+    [script] = re.findall(r'src="(/static/crowdmint/app\.[0-9a-f]{12}\.js)"', page.text)
+    served = requests.get(f"{production_server}{script}", headers=HTTPS, timeout=10)
+    assert served.status_code == 200
+    assert "signInWithWallet" in served.text
+    assert "immutable" in served.headers["Cache-Control"]
+    admin_css = requests.get(
+        f"{production_server}/static/admin/css/base.css", headers=HTTPS, timeout=10
+    )
+    assert admin_css.status_code == 200
+
+
+def test_the_api_answers_and_health_names_the_missing_backends(production_server: str) -> None:
+    projects = requests.get(f"{production_server}/api/v1/projects/", headers=HTTPS, timeout=10)
+    assert projects.status_code == 200 and projects.json() == []
+    health = requests.get(f"{production_server}/api/v1/health", headers=HTTPS, timeout=30)
+    assert health.status_code == 503
+    assert health.json()["checks"] == {
+        "database": "ok",
+        "broker": "failing",
+        "chain": "failing",
+    }
