@@ -1,13 +1,14 @@
 """The REST API, version 1: each app contributes its endpoints."""
 
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView
 
 from config.health import HealthApi
 
 urlpatterns = [
     path("health", HealthApi.as_view(), name="health"),
     path("schema", SpectacularAPIView.as_view(), name="schema"),
+    path("docs", SpectacularRedocView.as_view(url_name="schema"), name="docs"),
     path("", include("accounts.api_urls")),
     path("", include("labeling.api_urls")),
     path("", include("rewards.api_urls")),
