@@ -17,7 +17,7 @@ import pytest
 import requests
 
 from tests.config.test_health import closed_port
-from tests.config.test_settings import PRODUCTION, ROOT
+from tests.config.test_settings import ROOT, manage, production_env
 
 BIN = Path(sys.executable).parent
 
@@ -26,27 +26,18 @@ BIN = Path(sys.executable).parent
 def production_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     tmp = tmp_path_factory.mktemp("deploy")
     port = closed_port()
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "CHAIN_"))},
-        **PRODUCTION,
-        "DATABASE_URL": f"sqlite:///{tmp / 'db.sqlite3'}",
-        "REDIS_URL": f"redis://127.0.0.1:{closed_port()}/0",
-        "CHAIN_RPC_URL": f"http://127.0.0.1:{closed_port()}",
-        "STATIC_ROOT": str(tmp / "static"),
-        "MEDIA_ROOT": str(tmp / "media"),
-        "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
-        "GUNICORN_BIND": f"127.0.0.1:{port}",
-        "WEB_CONCURRENCY": "1",
-    }
+    env = production_env(
+        DATABASE_URL=f"sqlite:///{tmp / 'db.sqlite3'}",
+        REDIS_URL=f"redis://127.0.0.1:{closed_port()}/0",
+        CHAIN_RPC_URL=f"http://127.0.0.1:{closed_port()}",
+        STATIC_ROOT=str(tmp / "static"),
+        MEDIA_ROOT=str(tmp / "media"),
+        DJANGO_ALLOWED_HOSTS="127.0.0.1",
+        GUNICORN_BIND=f"127.0.0.1:{port}",
+        WEB_CONCURRENCY="1",
+    )
     for command in (["migrate", "--noinput"], ["collectstatic", "--noinput"]):
-        done = subprocess.run(
-            [sys.executable, "manage.py", *command],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        done = manage(*command, env=env)
         assert done.returncode == 0, done.stderr
     log = tmp / "gunicorn.log"
     with log.open("wb") as out:

@@ -22,15 +22,20 @@ PRODUCTION = {
 }
 
 
-def manage(*args: str, drop: str | None = None) -> subprocess.CompletedProcess[str]:
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "CHAIN_"))}
-    base.pop("DATABASE_URL", None)
-    base.pop("REDIS_URL", None)
-    env = {**base, **{k: v for k, v in PRODUCTION.items() if k != drop}}
+def production_env(drop: str | None = None, **extra: str) -> dict[str, str]:
+    """This process's environment without its Crowdmint settings, plus PRODUCTION (less
+    ``drop``) and ``extra``."""
+    ours = ("DJANGO_", "CHAIN_", "DATABASE_URL", "REDIS_URL")
+    base = {k: v for k, v in os.environ.items() if not k.startswith(ours)}
+    return {**base, **{k: v for k, v in PRODUCTION.items() if k != drop}, **extra}
+
+
+def manage(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """``manage.py`` in a fresh process (default environment: ``production_env()``)."""
     return subprocess.run(
         [sys.executable, "manage.py", *args],
         cwd=ROOT,
-        env=env,
+        env=production_env() if env is None else env,
         capture_output=True,
         text=True,
         timeout=120,
@@ -68,6 +73,6 @@ def test_a_complete_production_environment_passes_the_deployment_checks() -> Non
 def test_production_refuses_to_start_without_a_secret_or_backend(
     missing: str, message: str
 ) -> None:
-    result = manage("check", drop=missing)
+    result = manage("check", env=production_env(drop=missing))
     assert result.returncode != 0
     assert message in result.stderr
