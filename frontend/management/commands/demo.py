@@ -49,6 +49,7 @@ class Command(BaseCommand):
                     f"  Moderator (admin at /admin/): moderator / {password}",
                     f"  Buyer API key: {cast.buyer_key}",
                     f"    curl -H 'Authorization: Bearer {cast.buyer_key}' http://127.0.0.1:{port}/api/v1/datasets/",
+                    f"  API docs: http://127.0.0.1:{port}/api/v1/docs (OpenAPI at /api/v1/schema)",
                     "  Contributors: sign in at /login/ with a browser wallet, or as a seeded demo contributor:",
                     *[f"    {c.wallet_address}" for c in cast.contributors],
                     "",
