@@ -90,6 +90,12 @@ def test_a_contributor_signs_in_with_a_wallet_and_labels_with_the_keyboard(
     assert page.inner_text("[data-testid=who]") == wallet.address
 
     page.wait_for_selector("text=What a lovely day.")
+    # Offline, a key press says so and keeps the item; back online, the same key saves it.
+    page.context.set_offline(True)
+    page.keyboard.press("1")
+    page.wait_for_selector("[data-testid=task-status]:has-text('Could not reach the server')")
+    assert page.is_visible("text=What a lovely day.") and not Annotation.objects.exists()
+    page.context.set_offline(False)
     page.keyboard.press("1")
     page.wait_for_selector("text=Awful service.")
     page.keyboard.press("2")

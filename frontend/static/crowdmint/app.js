@@ -105,7 +105,13 @@
     }
 
     async function loadNext() {
-      const next = await api(`/api/v1/projects/${projectId}/next-task/`);
+      let next;
+      try {
+        next = await api(`/api/v1/projects/${projectId}/next-task/`);
+      } catch (err) {
+        statusEl.textContent = `Could not reach the server (${err.message || err}); reload to retry.`;
+        return;
+      }
       if (next.status === 204) return show(null);
       if (!next.ok) { statusEl.textContent = next.body ? next.body.detail : "Could not load a task."; return; }
       show(next.body);
@@ -114,12 +120,20 @@
     async function submit(label) {
       if (!current || busy) return;
       busy = true;
-      const result = await api(`/api/v1/items/${current.id}/annotations/`, {
-        method: "POST",
-        headers: { "Content-Type": "application/json" },
-        body: JSON.stringify({ label }),
-      });
-      busy = false;
+      let result;
+      try {
+        result = await api(`/api/v1/items/${current.id}/annotations/`, {
+          method: "POST",
+          headers: { "Content-Type": "application/json" },
+          body: JSON.stringify({ label }),
+        });
+      } catch (err) {
+        // Offline or the server is unreachable: keep the item on screen so the key can be pressed again.
+        statusEl.textContent = `Could not reach the server (${err.message || err}); try again.`;
+        return;
+      } finally {
+        busy = false;
+      }
       if (result.ok) {
         doneEl.textContent = String(Number(doneEl.textContent) + 1);
         statusEl.textContent = `Saved “${label}” for item ${current.id}.`;
