@@ -6,7 +6,7 @@ from collections import Counter
 from typing import Any
 
 from django.contrib import admin, messages
-from django.db.models import QuerySet
+from django.db.models import Count, QuerySet
 from django.http import HttpRequest
 
 from accounts.admin import ReadOnlyAdmin
@@ -49,6 +49,7 @@ class ItemAdmin(admin.ModelAdmin[Item]):
         "required_labels",
         "decided_label",
         "agreement",
+        "skip_count",
         "contributor",
     ]
     list_filter = ["status", "project"]
@@ -75,6 +76,14 @@ class ItemAdmin(admin.ModelAdmin[Item]):
         "created_at",
     ]
     actions = ["accept_plurality"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Item]:
+        return super().get_queryset(request).annotate(skip_total=Count("skips"))
+
+    @admin.display(description="skips", ordering="skip_total")
+    def skip_count(self, item: Item) -> int:
+        """Contributors who passed on it: many skips flag an unclear item."""
+        return int(getattr(item, "skip_total", 0))
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -11,6 +11,7 @@ urlpatterns = [
         apis.AnnotationCreateApi.as_view(),
         name="annotation-create",
     ),
+    path("items/<int:item_id>/skip", apis.ItemSkipApi.as_view(), name="item-skip"),
     path("items/<int:item_id>/content", apis.ItemContentApi.as_view(), name="item-content"),
     path("me/", apis.MyProfileApi.as_view(), name="my-profile"),
     path("datasets/", apis.DatasetListApi.as_view(), name="dataset-list"),

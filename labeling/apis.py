@@ -219,6 +219,23 @@ class AnnotationCreateApi(APIView):
         return Response(self.OutputSerializer(annotation).data, status=status.HTTP_201_CREATED)
 
 
+class ItemSkipApi(APIView):
+    permission_classes = [IsContributor]
+
+    @extend_schema(
+        summary="Pass on an item: it is not served to me again",
+        request=None,
+        responses={204: None, **errors(404, 409)},
+    )
+    def post(self, request: Request, item_id: int) -> Response:
+        item = selectors.item_get_for_contributor(item_id=item_id)
+        try:
+            services.item_skip(item=item, user=request_account(request))
+        except services.AnnotationError as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
 class ItemContentApi(APIView):
     """The image bytes of an item, for contributors labeling it and buyers of accepted records."""
 

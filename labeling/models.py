@@ -174,6 +174,26 @@ class Annotation(models.Model):
         return f"{self.annotator} → {self.label} on item {self.item_id}"
 
 
+class Skip(models.Model):
+    """A contributor passed on an item (unclear, or outside what they know): it is not served to
+    them again. Others still get it; a skip is not a label and earns nothing."""
+
+    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="skips")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="skips"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["item", "user"], name="skip_once_per_user"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} skipped item {self.item_id}"
+
+
 class WorkerSkill(models.Model):
     """A contributor's estimated quality in one project, from the last full consensus fit."""
 

@@ -30,7 +30,7 @@ def item_get_for_contributor(*, item_id: int) -> Item:
 
 
 def item_next_for_contributor(*, project: Project, user: User) -> Item | None:
-    """The next item this contributor may label: open, not theirs, not labeled by them yet.
+    """The next item this contributor may label: open, not theirs, not labeled or skipped by them.
 
     One task in ``GOLD_EVERY`` (the first one included) is a gold item with a known answer, while
     the contributor has gold items left, so skills are anchored. Otherwise items closest to a
@@ -41,6 +41,7 @@ def item_next_for_contributor(*, project: Project, user: User) -> Item | None:
         .filter(project=project, status=Item.Status.OPEN)
         .exclude(contributor=user)
         .exclude(annotations__annotator=user)
+        .exclude(skips__user=user)
     )
     done = Annotation.objects.filter(annotator=user, item__project=project).aggregate(
         total=Count("id"), gold=Count("id", filter=~Q(item__gold_label=""))

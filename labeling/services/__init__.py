@@ -14,6 +14,7 @@ from labeling.services.items import (
     annotation_create,
     item_create_image,
     item_create_text,
+    item_skip,
 )
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "item_create_text",
     "item_decide",
     "item_override",
+    "item_skip",
     "majority_vote",
     "model_vote",
     "project_refit",

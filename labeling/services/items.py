@@ -7,7 +7,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 
 from accounts.models import User
-from labeling.models import Annotation, Item, Project
+from labeling.models import Annotation, Item, Project, Skip
 from labeling.validation import ContentError, sha256_hex, validate_image, validate_text
 
 
@@ -96,6 +96,16 @@ def item_create_image(*, project: Project, contributor: User | None, data: bytes
                 raise DuplicateItemError(existing) from exc
         raise
     return item
+
+
+def item_skip(*, item: Item, user: User) -> None:
+    """Stop serving ``item`` to ``user``. Skipping twice is the same as once.
+
+    Raises ``AnnotationError`` (conflict) when the user has already labeled the item.
+    """
+    if Annotation.objects.filter(item=item, annotator=user).exists():
+        raise AnnotationError("you have already labeled this item", conflict=True)
+    Skip.objects.get_or_create(item=item, user=user)
 
 
 def annotation_create(*, item: Item, annotator: User, label: str) -> Annotation:

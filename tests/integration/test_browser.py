@@ -12,7 +12,7 @@ import pytest
 from eth_account import Account
 from eth_account.messages import encode_defunct
 
-from labeling.models import Annotation, Item, Project
+from labeling.models import Annotation, Item, Project, Skip
 from labeling.services import item_create_text
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
@@ -70,6 +70,7 @@ def test_a_contributor_signs_in_with_a_wallet_and_labels_with_the_keyboard(
     )
     first = item_create_text(project=project, contributor=None, text="What a lovely day.")
     second = item_create_text(project=project, contributor=None, text="Awful service.")
+    unclear = item_create_text(project=project, contributor=None, text="It is a phone.")
     signed: list[str] = []
 
     def wallet_sign(message: str, address: str) -> str:
@@ -99,7 +100,10 @@ def test_a_contributor_signs_in_with_a_wallet_and_labels_with_the_keyboard(
     page.keyboard.press("1")
     page.wait_for_selector("text=Awful service.")
     page.keyboard.press("2")
+    page.wait_for_selector("text=It is a phone.")
+    page.keyboard.press("s")  # can't tell: skip it, it is not served again
     page.wait_for_selector("text=No tasks left in this project")
+    assert Skip.objects.filter(item=unclear).count() == 1
     assert page.inner_text("[data-testid=done-count]") == "2"
     labels = dict(Annotation.objects.values_list("item_id", "label"))
     assert labels == {first.pk: "positive", second.pk: "negative"}

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from django.db import IntegrityError, transaction
 
-from labeling.models import Annotation, Item, Project
+from labeling.models import Annotation, Item, Project, Skip
 from labeling.services import item_create_text, item_decide
 from rewards.models import LedgerEntry
 from rewards.services import ledger_credit_decision
@@ -98,6 +98,55 @@ def test_a_body_that_is_not_a_label_object_gets_400(
     assert response.status_code == 400
     assert response.json()["detail"]
     assert not Annotation.objects.exists()
+
+
+def test_a_skipped_item_is_not_served_again_to_that_contributor_only(
+    contributor: Contributor, second_contributor: Contributor, text_project: Project
+) -> None:
+    unclear = item_create_text(project=text_project, contributor=None, text="It is a phone.")
+    clear = item_create_text(project=text_project, contributor=None, text="Love it.")
+    assert next_task(contributor, text_project).json()["id"] == unclear.pk
+    for _ in range(2):  # skipping twice is skipping once
+        skipped = contributor.api.post(f"/api/v1/items/{unclear.pk}/skip")
+        assert skipped.status_code == 204
+    assert Skip.objects.filter(item=unclear, user=contributor.user).count() == 1
+    assert next_task(contributor, text_project).json()["id"] == clear.pk
+    assert next_task(second_contributor, text_project).json()["id"] == unclear.pk
+    assert not Annotation.objects.exists()  # a skip is not a label
+
+
+def test_moderators_see_how_often_each_item_was_skipped(
+    contributor: Contributor,
+    second_contributor: Contributor,
+    text_project: Project,
+    moderator: Any,
+    django_assert_max_num_queries: Callable,
+) -> None:
+    from django.test import Client
+
+    unclear = item_create_text(project=text_project, contributor=None, text="It is a phone.")
+    item_create_text(project=text_project, contributor=None, text="Love it.")
+    for who in (contributor, second_contributor):
+        assert who.api.post(f"/api/v1/items/{unclear.pk}/skip").status_code == 204
+    browser = Client()
+    browser.force_login(moderator)
+    with django_assert_max_num_queries(12):
+        page = browser.get("/admin/labeling/item/?o=-8")  # the skips column, most first
+    assert page.status_code == 200
+    rows = [(item.pk, item.skip_total) for item in page.context["cl"].result_list]
+    assert rows[0] == (unclear.pk, 2) and rows[1][1] == 0
+
+
+def test_skipping_an_item_one_has_labeled_gets_409_and_a_missing_item_404(
+    contributor: Contributor, text_project: Project, label: Callable
+) -> None:
+    item = item_create_text(project=text_project, contributor=None, text="x")
+    assert label(contributor, item, "positive").status_code == 201
+    refused = contributor.api.post(f"/api/v1/items/{item.pk}/skip")
+    assert refused.status_code == 409
+    assert "already labeled" in refused.json()["detail"]
+    assert not Skip.objects.exists()
+    assert contributor.api.post("/api/v1/items/999999/skip").status_code == 404
 
 
 def test_labeling_ones_own_item_gets_409(

@@ -80,6 +80,13 @@
       button.addEventListener("click", () => submit(name));
       choices.appendChild(button);
     });
+    const skipButton = document.createElement("button");
+    skipButton.type = "button";
+    skipButton.className = "skip";
+    skipButton.innerHTML = "<kbd>S</kbd> ";
+    skipButton.appendChild(document.createTextNode("Skip"));
+    skipButton.addEventListener("click", () => skip());
+    choices.appendChild(skipButton);
 
     function show(item) {
       current = item;
@@ -143,8 +150,31 @@
       await loadNext();
     }
 
+    async function skip() {
+      if (!current || busy) return;
+      busy = true;
+      let result;
+      try {
+        result = await api(`/api/v1/items/${current.id}/skip`, { method: "POST" });
+      } catch (err) {
+        statusEl.textContent = `Could not reach the server (${err.message || err}); try again.`;
+        return;
+      } finally {
+        busy = false;
+      }
+      statusEl.textContent = result.ok
+        ? `Skipped item ${current.id}.`
+        : (result.body ? result.body.detail : "Could not skip the item.");
+      await loadNext();
+    }
+
     document.addEventListener("keydown", (event) => {
       if (event.target.closest && event.target.closest("input, textarea")) return;
+      if (event.key === "s" || event.key === "S") {
+        event.preventDefault();
+        skip();
+        return;
+      }
       const n = Number(event.key);
       if (Number.isInteger(n) && n >= 1 && n <= classes.length) {
         event.preventDefault();
