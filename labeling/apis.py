@@ -35,7 +35,7 @@ from accounts.permissions import (
 )
 from config.openapi import ErrorSerializer, errors
 from labeling import exports, selectors, services
-from labeling.models import Annotation, Item, Project, WorkerSkill
+from labeling.models import Annotation, ConsensusFit, Item, Project, WorkerSkill
 from labeling.validation import ContentError
 
 
@@ -264,12 +264,33 @@ class ItemContentApi(APIView):
         return response
 
 
+class AgreementOutputSerializer(serializers.ModelSerializer[ConsensusFit]):
+    """Inter-annotator agreement at the project's last full fit (null: undefined)."""
+
+    class Meta:
+        model = ConsensusFit
+        fields = [
+            "percent_agreement",
+            "fleiss_kappa",
+            "krippendorff_alpha",
+            "label_count",
+            "method",
+            "fitted_at",
+        ]
+
+
 class DatasetOutputSerializer(ProjectOutputSerializer):
     accepted_count = serializers.IntegerField()
     item_count = serializers.IntegerField()
+    agreement = serializers.SerializerMethodField()
 
     class Meta(ProjectOutputSerializer.Meta):
-        fields = [*ProjectOutputSerializer.Meta.fields, "accepted_count", "item_count"]
+        fields = [*ProjectOutputSerializer.Meta.fields, "accepted_count", "item_count", "agreement"]
+
+    @extend_schema_field(AgreementOutputSerializer(allow_null=True))
+    def get_agreement(self, project: Project) -> dict[str, Any] | None:
+        fit = getattr(project, "consensus_fit", None)  # none before the first refit
+        return None if fit is None else dict(AgreementOutputSerializer(fit).data)
 
 
 class DatasetListApi(APIView):

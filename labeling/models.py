@@ -232,6 +232,11 @@ class ConsensusFit(models.Model):
     device = models.CharField(max_length=16)
     seconds = models.FloatField()
     fitted_at = models.DateTimeField()
+    # Inter-annotator agreement over the items with two labels or more (None: undefined, e.g.
+    # fewer than two such labels, or every label the same class).
+    percent_agreement = models.FloatField(null=True, blank=True)
+    fleiss_kappa = models.FloatField(null=True, blank=True)
+    krippendorff_alpha = models.FloatField(null=True, blank=True)
 
     def __str__(self) -> str:
         return f"{self.method} fit of {self.project} at {self.fitted_at:%Y-%m-%d %H:%M}"

@@ -58,11 +58,15 @@ def item_next_for_contributor(*, project: Project, user: User) -> Item | None:
 
 
 def dataset_list() -> QuerySet[Project]:
-    """Projects with their accepted-record counts, for buyers."""
-    return Project.objects.annotate(
-        accepted_count=Count("items", filter=Q(items__status=Item.Status.ACCEPTED)),
-        item_count=Count("items"),
-    ).order_by("id")
+    """Projects with their accepted-record counts and last fit's agreement, for buyers."""
+    return (
+        Project.objects.select_related("consensus_fit")
+        .annotate(
+            accepted_count=Count("items", filter=Q(items__status=Item.Status.ACCEPTED)),
+            item_count=Count("items"),
+        )
+        .order_by("id")
+    )
 
 
 def dataset_get_for_buyer(*, dataset_id: int) -> Project:

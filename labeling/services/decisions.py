@@ -25,7 +25,14 @@ from django.utils import timezone
 
 from accounts.audit import audit_record
 from accounts.models import User
-from labeling.consensus import TORCH_METHODS, aggregate, item_posterior
+from labeling.consensus import (
+    TORCH_METHODS,
+    aggregate,
+    fleiss_kappa,
+    item_posterior,
+    krippendorff_alpha,
+    percent_agreement,
+)
 from labeling.models import Annotation, ConsensusFit, ConsensusMethod, Item, Project, WorkerSkill
 from labeling.services.items import AnnotationError
 from rewards.models import LedgerEntry, PayoutAllocation
@@ -256,6 +263,14 @@ def project_refit(*, project_id: int, device: str = "cpu") -> ConsensusFit | Non
         gold=gold or None,
     )
     seconds = time.perf_counter() - started
+    agreement = {
+        name: None if np.isnan(value) else value
+        for name, value in (
+            ("percent_agreement", percent_agreement(tasks, workers, table[:, 2], len(classes))),
+            ("fleiss_kappa", fleiss_kappa(tasks, workers, table[:, 2], len(classes))),
+            ("krippendorff_alpha", krippendorff_alpha(tasks, workers, table[:, 2], len(classes))),
+        )
+    }
 
     counts = np.bincount(workers, minlength=len(user_ids))
     gold_rows = np.array([int(i) in gold_items for i in table[:, 0]])
@@ -322,6 +337,7 @@ def project_refit(*, project_id: int, device: str = "cpu") -> ConsensusFit | Non
                 "device": device,
                 "seconds": seconds,
                 "fitted_at": now,
+                **agreement,
             },
         )
     waiting = Item.objects.filter(

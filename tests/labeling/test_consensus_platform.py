@@ -143,6 +143,30 @@ def test_a_refit_learns_who_to_trust_and_decides_waiting_items_with_it(
     )
 
 
+def test_a_refit_measures_agreement_and_buyers_see_it_with_the_dataset(
+    make_contributor: Callable[[], Contributor],
+    ds_project: Project,
+    buyer_api: Any,
+    django_assert_max_num_queries: Callable,
+) -> None:
+    good = [make_contributor() for _ in range(3)]
+    crowd_history(ds_project, good, make_contributor(), 30)
+    [before] = buyer_api.get("/api/v1/datasets/").json()
+    assert before["agreement"] is None  # no fit yet
+
+    project_refit(project_id=ds_project.pk)
+    with django_assert_max_num_queries(4):
+        [dataset] = buyer_api.get("/api/v1/datasets/").json()
+    agreement = dataset["agreement"]
+    # Every item: three labels agree, one differs. Pairwise agreement 6/12; the classes are
+    # balanced, so chance is 1/3 and Fleiss' kappa (1/2 - 1/3) / (2/3) = 1/4.
+    assert agreement["percent_agreement"] == pytest.approx(0.5)
+    assert agreement["fleiss_kappa"] == pytest.approx(0.25)
+    # Krippendorff's alpha corrects kappa for the finite sample: (n - 1) D_o / D_e, n = 120.
+    assert agreement["krippendorff_alpha"] == pytest.approx(1 - 119 * 0.5 / (120 * (2 / 3)))
+    assert agreement["label_count"] == 120 and agreement["method"] == "dawid_skene"
+
+
 def test_gold_items_come_first_then_one_task_in_ten_and_are_never_decided_or_paid(
     make_contributor: Callable[[], Contributor], ds_project: Project, settings: Any
 ) -> None:
