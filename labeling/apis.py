@@ -282,15 +282,11 @@ class AgreementOutputSerializer(serializers.ModelSerializer[ConsensusFit]):
 class DatasetOutputSerializer(ProjectOutputSerializer):
     accepted_count = serializers.IntegerField()
     item_count = serializers.IntegerField()
-    agreement = serializers.SerializerMethodField()
+    # None before the project's first refit.
+    agreement = AgreementOutputSerializer(source="consensus_fit", allow_null=True, read_only=True)
 
     class Meta(ProjectOutputSerializer.Meta):
         fields = [*ProjectOutputSerializer.Meta.fields, "accepted_count", "item_count", "agreement"]
-
-    @extend_schema_field(AgreementOutputSerializer(allow_null=True))
-    def get_agreement(self, project: Project) -> dict[str, Any] | None:
-        fit = getattr(project, "consensus_fit", None)  # none before the first refit
-        return None if fit is None else dict(AgreementOutputSerializer(fit).data)
 
 
 class DatasetListApi(APIView):

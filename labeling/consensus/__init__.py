@@ -9,7 +9,8 @@ Public API:
 * :func:`aggregate` -> :class:`AggregationResult` (``majority_vote``, ``wawa``, ``zbs``,
   ``dawid_skene``, ``one_coin``, ``glad``, ``mace``; CPU, or torch on ``cuda``/``torch-cpu``).
 * :func:`item_posterior`: one item's posterior from fitted confusion matrices, O(its answers).
-* :mod:`.metrics`: :func:`percent_agreement`, :func:`fleiss_kappa`, :func:`krippendorff_alpha`.
+* :mod:`.metrics`: :func:`percent_agreement`, :func:`fleiss_kappa`, :func:`krippendorff_alpha`,
+  or all three from one pass with :func:`agreement`.
 * :mod:`.multilabel`: multi-label consensus.
 * :func:`aggregate_boxes` -> :class:`BoxResult` (:mod:`.boxes`): bounding-box consensus; boxes
   matched across annotators by IoU (complete linkage, one box per annotator per match), fused by
@@ -22,7 +23,7 @@ from .aggregate import METHODS, TORCH_METHODS, aggregate
 from .boxes import BoxResult, aggregate_boxes, iou_matrix
 from .errors import ConsensusError, DeviceUnavailableError
 from .incremental import item_posterior
-from .metrics import fleiss_kappa, krippendorff_alpha, percent_agreement
+from .metrics import agreement, fleiss_kappa, krippendorff_alpha, percent_agreement
 from .result import AggregationResult
 from .spans import SpanResult, aggregate_spans
 
@@ -35,6 +36,7 @@ __all__ = [
     "DeviceUnavailableError",
     "SpanResult",
     "aggregate",
+    "agreement",
     "aggregate_boxes",
     "aggregate_spans",
     "fleiss_kappa",

@@ -26,17 +26,26 @@ def _counts(tasks: Any, workers: Any, labels: Any, n_classes: int | None) -> np.
     return kept
 
 
+def agreement(
+    tasks: Any, workers: Any, labels: Any, n_classes: int | None = None
+) -> dict[str, float]:
+    """All three statistics from one pass over the answers: ``percent_agreement``,
+    ``fleiss_kappa`` and ``krippendorff_alpha``, keyed by those names."""
+    counts = _counts(tasks, workers, labels, n_classes)
+    return {
+        "percent_agreement": _percent(counts),
+        "fleiss_kappa": _fleiss(counts),
+        "krippendorff_alpha": _alpha(counts),
+    }
+
+
 def percent_agreement(tasks: Any, workers: Any, labels: Any, n_classes: int | None = None) -> float:
     """Mean over tasks of the share of answer pairs that agree.
 
     Raises:
         ValueError: as :func:`aggregate` does for bad codes.
     """
-    counts = _counts(tasks, workers, labels, n_classes)
-    if counts.shape[0] == 0:
-        return float("nan")
-    m = counts.sum(axis=1)
-    return float(np.mean((counts * (counts - 1)).sum(axis=1) / (m * (m - 1))))
+    return _percent(_counts(tasks, workers, labels, n_classes))
 
 
 def fleiss_kappa(tasks: Any, workers: Any, labels: Any, n_classes: int | None = None) -> float:
@@ -45,16 +54,7 @@ def fleiss_kappa(tasks: Any, workers: Any, labels: Any, n_classes: int | None = 
     Observed agreement is the mean per-task pairwise agreement; chance agreement is
     ``sum_k p_k^2`` with ``p_k`` the overall share of class ``k``.
     """
-    counts = _counts(tasks, workers, labels, n_classes)
-    if counts.shape[0] == 0:
-        return float("nan")
-    m = counts.sum(axis=1)
-    observed = float(np.mean((counts * (counts - 1)).sum(axis=1) / (m * (m - 1))))
-    shares = counts.sum(axis=0) / counts.sum()
-    chance = float(np.sum(shares**2))
-    if chance >= 1.0:
-        return float("nan")
-    return (observed - chance) / (1.0 - chance)
+    return _fleiss(_counts(tasks, workers, labels, n_classes))
 
 
 def krippendorff_alpha(
@@ -64,7 +64,28 @@ def krippendorff_alpha(
 
     Missing answers are allowed (tasks with one answer are not pairable and are dropped).
     """
-    counts = _counts(tasks, workers, labels, n_classes)
+    return _alpha(_counts(tasks, workers, labels, n_classes))
+
+
+def _percent(counts: np.ndarray) -> float:
+    if counts.shape[0] == 0:
+        return float("nan")
+    m = counts.sum(axis=1)
+    return float(np.mean((counts * (counts - 1)).sum(axis=1) / (m * (m - 1))))
+
+
+def _fleiss(counts: np.ndarray) -> float:
+    if counts.shape[0] == 0:
+        return float("nan")
+    observed = _percent(counts)
+    shares = counts.sum(axis=0) / counts.sum()
+    chance = float(np.sum(shares**2))
+    if chance >= 1.0:
+        return float("nan")
+    return (observed - chance) / (1.0 - chance)
+
+
+def _alpha(counts: np.ndarray) -> float:
     if counts.shape[0] == 0:
         return float("nan")
     m = counts.sum(axis=1)

@@ -25,14 +25,7 @@ from django.utils import timezone
 
 from accounts.audit import audit_record
 from accounts.models import User
-from labeling.consensus import (
-    TORCH_METHODS,
-    aggregate,
-    fleiss_kappa,
-    item_posterior,
-    krippendorff_alpha,
-    percent_agreement,
-)
+from labeling.consensus import TORCH_METHODS, aggregate, agreement, item_posterior
 from labeling.models import Annotation, ConsensusFit, ConsensusMethod, Item, Project, WorkerSkill
 from labeling.services.items import AnnotationError
 from rewards.models import LedgerEntry, PayoutAllocation
@@ -263,13 +256,10 @@ def project_refit(*, project_id: int, device: str = "cpu") -> ConsensusFit | Non
         gold=gold or None,
     )
     seconds = time.perf_counter() - started
-    agreement = {
+    # Stored as None where undefined (NaN can't go through JSON).
+    agreement_now = {
         name: None if np.isnan(value) else value
-        for name, value in (
-            ("percent_agreement", percent_agreement(tasks, workers, table[:, 2], len(classes))),
-            ("fleiss_kappa", fleiss_kappa(tasks, workers, table[:, 2], len(classes))),
-            ("krippendorff_alpha", krippendorff_alpha(tasks, workers, table[:, 2], len(classes))),
-        )
+        for name, value in agreement(tasks, workers, table[:, 2], len(classes)).items()
     }
 
     counts = np.bincount(workers, minlength=len(user_ids))
@@ -337,7 +327,7 @@ def project_refit(*, project_id: int, device: str = "cpu") -> ConsensusFit | Non
                 "device": device,
                 "seconds": seconds,
                 "fitted_at": now,
-                **agreement,
+                **agreement_now,
             },
         )
     waiting = Item.objects.filter(

@@ -7,7 +7,12 @@ import pytest
 
 from labeling.consensus import aggregate
 from labeling.consensus.incremental import item_posterior
-from labeling.consensus.metrics import fleiss_kappa, krippendorff_alpha, percent_agreement
+from labeling.consensus.metrics import (
+    agreement,
+    fleiss_kappa,
+    krippendorff_alpha,
+    percent_agreement,
+)
 
 from .conftest import make_crowd
 
@@ -80,6 +85,17 @@ def test_percent_agreement_is_the_mean_pairwise_agreement() -> None:
     # Task 0: answers 0, 0, 1 -> 1 of 3 pairs agree; task 1: 1, 1 -> 1 of 1.
     assert percent_agreement([0, 0, 0, 1, 1], [0, 1, 2, 0, 1], [0, 0, 1, 1, 1]) == pytest.approx(
         (1 / 3 + 1) / 2
+    )
+
+
+def test_agreement_gives_the_three_statistics_from_one_pass() -> None:
+    answers = _from_table(FLEISS_TABLE)
+    assert agreement(*answers) == pytest.approx(
+        {
+            "percent_agreement": percent_agreement(*answers),
+            "fleiss_kappa": fleiss_kappa(*answers),
+            "krippendorff_alpha": krippendorff_alpha(*answers),
+        }
     )
 
 

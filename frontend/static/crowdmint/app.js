@@ -124,48 +124,41 @@
       show(next.body);
     }
 
-    async function submit(label) {
+    // One request about the item on screen at a time. Offline or with the server unreachable, the
+    // item stays on screen so the key can be pressed again; otherwise the next item is loaded.
+    async function act(path, options, onDone, failure) {
       if (!current || busy) return;
       busy = true;
       let result;
       try {
-        result = await api(`/api/v1/items/${current.id}/annotations/`, {
-          method: "POST",
-          headers: { "Content-Type": "application/json" },
-          body: JSON.stringify({ label }),
-        });
+        result = await api(path, Object.assign({ method: "POST" }, options));
       } catch (err) {
-        // Offline or the server is unreachable: keep the item on screen so the key can be pressed again.
         statusEl.textContent = `Could not reach the server (${err.message || err}); try again.`;
         return;
       } finally {
         busy = false;
       }
-      if (result.ok) {
-        doneEl.textContent = String(Number(doneEl.textContent) + 1);
-        statusEl.textContent = `Saved “${label}” for item ${current.id}.`;
-      } else {
-        statusEl.textContent = result.body ? result.body.detail : "Could not save the label.";
-      }
+      if (result.ok) onDone();
+      else statusEl.textContent = result.body ? result.body.detail : failure;
       await loadNext();
     }
 
-    async function skip() {
-      if (!current || busy) return;
-      busy = true;
-      let result;
-      try {
-        result = await api(`/api/v1/items/${current.id}/skip`, { method: "POST" });
-      } catch (err) {
-        statusEl.textContent = `Could not reach the server (${err.message || err}); try again.`;
-        return;
-      } finally {
-        busy = false;
-      }
-      statusEl.textContent = result.ok
-        ? `Skipped item ${current.id}.`
-        : (result.body ? result.body.detail : "Could not skip the item.");
-      await loadNext();
+    function submit(label) {
+      const id = current && current.id;
+      return act(`/api/v1/items/${id}/annotations/`, {
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ label }),
+      }, () => {
+        doneEl.textContent = String(Number(doneEl.textContent) + 1);
+        statusEl.textContent = `Saved “${label}” for item ${id}.`;
+      }, "Could not save the label.");
+    }
+
+    function skip() {
+      const id = current && current.id;
+      return act(`/api/v1/items/${id}/skip`, {}, () => {
+        statusEl.textContent = `Skipped item ${id}.`;
+      }, "Could not skip the item.");
     }
 
     document.addEventListener("keydown", (event) => {
