@@ -28,8 +28,12 @@ from accounts.models import User
 from labeling.consensus import TORCH_METHODS, aggregate, agreement, item_posterior
 from labeling.models import Annotation, ConsensusFit, ConsensusMethod, Item, Project, WorkerSkill
 from labeling.services.items import AnnotationError
-from rewards.models import LedgerEntry, PayoutAllocation
-from rewards.services import ledger_credit_decision, ledger_reverse_label_credits
+from rewards.models import LedgerEntry
+from rewards.services import (
+    item_credits_unpaid,
+    ledger_credit_decision,
+    ledger_reverse_label_credits,
+)
 
 
 @dataclass(frozen=True)
@@ -172,6 +176,12 @@ def _accept(item: Item, label: str) -> None:
     ledger_credit_decision(item=item)
 
 
+def _share_agreeing(item: Item, label: str) -> float | None:
+    """The share of the item's labels equal to ``label`` (None for an unlabeled item)."""
+    labels = list(item.annotations.values_list("label", flat=True))
+    return labels.count(label) / len(labels) if labels else None
+
+
 def item_override(*, item: Item, label: str, moderator: User) -> Item:
     """A moderator decides an item by hand (from the review queue, or one still open)."""
     if label not in item.project.classes:
@@ -180,8 +190,7 @@ def item_override(*, item: Item, label: str, moderator: User) -> Item:
         locked = Item.objects.select_for_update().select_related("project").get(pk=item.pk)
         if locked.status == Item.Status.ACCEPTED:
             raise AnnotationError("the item is already accepted", conflict=True)
-        labels = list(locked.annotations.values_list("label", flat=True))
-        locked.agreement = (labels.count(label) / len(labels)) if labels else None
+        locked.agreement = _share_agreeing(locked, label)
         locked.confidence = 1.0
         _accept(locked, label)
         audit_record(
@@ -202,13 +211,12 @@ def item_redecide(*, item_id: int, label: str, confidence: float) -> bool:
             return False
         # Lock the item's credits: a settlement allocating them waits for us, or we see it did.
         list(LedgerEntry.objects.select_for_update().filter(item=item).values_list("pk", flat=True))
-        if PayoutAllocation.objects.filter(entry__item=item).exists():
+        if not item_credits_unpaid(item=item):
             return False
         previous = item.decided_label
         ledger_reverse_label_credits(item=item)
-        labels = list(item.annotations.values_list("label", flat=True))
         item.confidence = confidence
-        item.agreement = labels.count(label) / len(labels) if labels else None
+        item.agreement = _share_agreeing(item, label)
         _accept(item, label)
         audit_record(
             actor=None, action="item.redecide", target=item, details={"from": previous, "to": label}
