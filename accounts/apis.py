@@ -12,18 +12,12 @@ from rest_framework import serializers, status
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.throttling import AnonRateThrottle
 from rest_framework.views import APIView
 
 from accounts.models import AccessToken
 from accounts.services import SignInError, access_token_revoke, siwe_nonce_issue, siwe_sign_in
 from config.openapi import errors
-
-
-class SignInThrottle(AnonRateThrottle):
-    """Sign-in endpoints are open to anyone: limit them per client address."""
-
-    scope = "sign_in"
+from config.throttling import SignInThrottle
 
 
 def siwe_expected_domain(request: Request) -> str:
@@ -125,10 +119,15 @@ class LogoutApi(APIView):
     permission_classes = [IsAuthenticated]
 
     @extend_schema(
-        summary="Revoke this token and end the session", request=None, responses={204: None}
+        summary="End this sign-in: revoke its token and end the session",
+        description="An API key is left working: keys are revoked by a moderator in admin.",
+        request=None,
+        responses={204: None},
     )
     def post(self, request: Request) -> Response:
-        if isinstance(request.auth, AccessToken):
+        # Only sign-in tokens end here. A buyer's API key is issued by a moderator and shown once;
+        # a client library calling logout must not destroy it for good.
+        if isinstance(request.auth, AccessToken) and request.auth.kind == AccessToken.Kind.SESSION:
             access_token_revoke(token=request.auth)
         logout(request._request)
         return Response(status=status.HTTP_204_NO_CONTENT)

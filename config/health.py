@@ -3,11 +3,17 @@
 Each check is ``ok``, ``failing``, or, for a backend the embedded defaults replace, ``eager``
 (Celery runs tasks in the web process) or ``embedded`` (an in-process EVM, nothing to reach). Any
 ``failing`` makes the answer 503. The public answer names no hosts or errors; those are logged.
+
+The endpoint is anonymous, so each process probes its backends at most once per
+``HEALTH_CACHE_SECONDS`` and answers from that report in between (a flood of probes can't load
+the database or the chain node); it is also rate-limited per client like every endpoint.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from collections.abc import Callable
 
 import redis
@@ -68,6 +74,26 @@ def health_report() -> dict[str, str]:
     return report
 
 
+_cache_lock = threading.Lock()
+_cached: tuple[float, dict[str, str]] | None = None
+
+
+def health_report_cached() -> dict[str, str]:
+    """``health_report()``, run at most once per ``HEALTH_CACHE_SECONDS`` in this process."""
+    global _cached
+    with _cache_lock:  # concurrent probes wait for one run instead of each running the checks
+        now = time.monotonic()
+        if _cached is None or now - _cached[0] >= settings.HEALTH_CACHE_SECONDS:
+            _cached = (now, health_report())
+        return dict(_cached[1])
+
+
+def health_cache_clear() -> None:
+    global _cached
+    with _cache_lock:
+        _cached = None
+
+
 HEALTH = inline_serializer(
     "Health",
     {
@@ -88,7 +114,7 @@ class HealthApi(APIView):
         responses={(200, "application/json"): HEALTH, (503, "application/json"): HEALTH},
     )
     def get(self, request: Request) -> Response:
-        checks = health_report()
+        checks = health_report_cached()
         healthy = "failing" not in checks.values()
         return Response(
             {"status": "ok" if healthy else "failing", "checks": checks},

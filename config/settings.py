@@ -79,6 +79,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "config.middleware.ContentSecurityPolicyMiddleware",
+    "config.middleware.ApiErrorMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -119,8 +121,17 @@ DATABASES = {
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    # Several threads of the demo server share one file; wait for the writer instead of failing.
-    DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
+    # Several threads of the demo server share one file. A deferred transaction that reads, then
+    # writes, can't wait for the write lock ("database is locked" at once, whatever the timeout):
+    # every transaction takes the write lock when it begins (IMMEDIATE) and waits up to `timeout`
+    # seconds for it; WAL lets readers go on while one thread writes.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {
+            "timeout": 20,
+            "transaction_mode": "IMMEDIATE",
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        }
+    )
     DATABASES["default"]["CONN_MAX_AGE"] = 0
     DATABASES["default"]["TEST"] = {"NAME": ""}
 
@@ -168,7 +179,24 @@ REST_FRAMEWORK = {
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
     # `?format=` names an export format (datasets/{id}/export), not a DRF renderer.
     "URL_FORMAT_OVERRIDE": None,
-    "DEFAULT_THROTTLE_RATES": {"sign_in": env("SIGN_IN_RATE", "60/minute")},
+    "DEFAULT_PARSER_CLASSES": [
+        "config.parsers.BoundedJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
+    # Every endpoint is rate-limited: per token or API key when authenticated, per client address
+    # otherwise (see NUM_PROXIES). Counters live in the cache: Redis when REDIS_URL is set, so the
+    # limits hold across processes and hosts.
+    "DEFAULT_THROTTLE_CLASSES": ["config.throttling.ApiRateThrottle"],
+    "DEFAULT_THROTTLE_RATES": {
+        "sign_in": env("SIGN_IN_RATE", "60/minute"),
+        "user": env("API_RATE", "1200/minute"),
+        "anon": env("ANON_RATE", "300/minute"),
+    },
+    # The client address is REMOTE_ADDR unless NUM_PROXIES proxies in front of the app append to
+    # X-Forwarded-For: then it is the address the outermost trusted proxy saw. Never trust a
+    # client-sent X-Forwarded-For by default (it would reset every rate limit).
+    "NUM_PROXIES": int(env("NUM_PROXIES", "0")),
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
 }
 
@@ -199,8 +227,30 @@ ACCESS_TOKEN_TTL = timedelta(days=int(env("ACCESS_TOKEN_TTL_DAYS", "7")))
 UPLOAD_MAX_BYTES = int(env("UPLOAD_MAX_BYTES", str(10 * 1024 * 1024)))
 UPLOAD_MAX_PIXELS = int(env("UPLOAD_MAX_PIXELS", str(40_000_000)))
 UPLOAD_MAX_TEXT_CHARS = int(env("UPLOAD_MAX_TEXT_CHARS", "20000"))
+# JSON request bodies: at most this many bytes and this much nesting (a deeply nested body would
+# otherwise exhaust the parser's stack).
+API_JSON_MAX_BYTES = int(env("API_JSON_MAX_BYTES", str(2 * 1024 * 1024)))
+API_JSON_MAX_DEPTH = int(env("API_JSON_MAX_DEPTH", "64"))
 DATA_UPLOAD_MAX_MEMORY_SIZE = UPLOAD_MAX_BYTES + 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = UPLOAD_MAX_BYTES + 1024 * 1024
+
+# --- Cache -------------------------------------------------------------------------------------
+# Rate-limit counters and the health report. With Redis they are shared by every process; the
+# embedded default keeps them per process.
+CACHES = {
+    "default": (
+        {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": env("REDIS_URL"),
+            "KEY_PREFIX": "crowdmint",
+            "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
+        }
+        if env("REDIS_URL")
+        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+    )
+}
+# The health report is cached this long, so probes can't be used to load the backends.
+HEALTH_CACHE_SECONDS = int(env("HEALTH_CACHE_SECONDS", "5"))
 
 # --- Celery --------------------------------------------------------------------------------------
 REDIS_URL = env("REDIS_URL")
@@ -240,6 +290,8 @@ CONSENSUS_DEFAULT_ACCURACY = float(env("CONSENSUS_DEFAULT_ACCURACY", "0.8"))
 # `consensus-gpu` (torch on CUDA) when CONSENSUS_GPU_WORKERS is on.
 CONSENSUS_LARGE_PROJECT_LABELS = int(env("CONSENSUS_LARGE_PROJECT_LABELS", "100000"))
 CONSENSUS_GPU_WORKERS = env_bool("CONSENSUS_GPU_WORKERS")
+# An item served by next-task stays viewable by that contributor this long.
+TASK_ASSIGNMENT_SECONDS = int(env("TASK_ASSIGNMENT_SECONDS", "3600"))
 # One task in GOLD_EVERY served to a contributor is a gold item (known answer), while any is left.
 GOLD_EVERY = int(env("GOLD_EVERY", "10"))
 

@@ -6,6 +6,7 @@ CHAIN_PRIVATE_KEY_FILE, CHAIN_TOKEN_ADDRESS) and passes them to ``client_from_se
 
 from __future__ import annotations
 
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,19 @@ class _LockedEthereumTesterProvider(EthereumTesterProvider):
             return super().make_request(method, params)
 
 
+def _py_evm_backend() -> Any:
+    """A fresh py-evm chain, leaving the process's recursion limit as it was.
+
+    py-evm raises the limit to 12,288 when first imported; C code that recurses (the JSON parser)
+    would then overflow the thread's stack instead of raising ``RecursionError``.
+    """
+    limit = sys.getrecursionlimit()
+    try:
+        return PyEVMBackend()
+    finally:
+        sys.setrecursionlimit(limit)
+
+
 def embedded_client() -> ChainClient:
     """A ChainClient on a brand-new in-process eth-tester (py-evm) chain; no token deployed.
 
@@ -44,7 +58,7 @@ def embedded_client() -> ChainClient:
     client). The signer is eth-tester's first prefunded account, a public test key. Each
     transaction is mined immediately. Thread-safe.
     """
-    backend = PyEVMBackend()
+    backend = _py_evm_backend()
     tester = EthereumTester(backend)
     web3 = Web3(_LockedEthereumTesterProvider(tester))
     account: LocalAccount = Account.from_key(backend.account_keys[0])
@@ -53,7 +67,7 @@ def embedded_client() -> ChainClient:
 
 def embedded_account_keys() -> list[str]:
     """The public, prefunded eth-tester keys (0x hex): for tests that need a second signer."""
-    return [str(key) for key in PyEVMBackend().account_keys]
+    return [str(key) for key in _py_evm_backend().account_keys]
 
 
 def rpc_client(url: str, private_key: str, token_address: str | None) -> ChainClient:

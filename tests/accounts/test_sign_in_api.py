@@ -216,16 +216,14 @@ def test_admin_refuses_an_api_key_for_a_contributor(
     assert b"API keys are for buyers" in response.content
 
 
-def test_sign_in_endpoints_are_rate_limited_per_client(settings: object) -> None:
+def test_sign_in_endpoints_are_rate_limited_per_client(monkeypatch: pytest.MonkeyPatch) -> None:
     from rest_framework.settings import api_settings
 
     from accounts.apis import SignInThrottle
 
-    SignInThrottle.THROTTLE_RATES = {**api_settings.DEFAULT_THROTTLE_RATES, "sign_in": "3/minute"}
-    try:
-        codes = [APIClient().get("/api/v1/auth/nonce").status_code for _ in range(4)]
-    finally:
-        SignInThrottle.THROTTLE_RATES = api_settings.DEFAULT_THROTTLE_RATES
+    rates = {**api_settings.DEFAULT_THROTTLE_RATES, "sign_in": "3/minute"}
+    monkeypatch.setattr(SignInThrottle, "THROTTLE_RATES", rates)
+    codes = [APIClient().get("/api/v1/auth/nonce").status_code for _ in range(4)]
     assert codes == [200, 200, 200, 429]
     assert SiweNonce.objects.count() == 3
 
@@ -235,3 +233,17 @@ def test_expired_nonces_are_swept() -> None:
     SiweNonce.objects.update(expires_at=timezone.now() - timedelta(hours=1))
     APIClient().get("/api/v1/auth/nonce")
     assert SiweNonce.objects.count() == 1
+
+
+def test_logout_revokes_the_sign_in_token(contributor: Contributor) -> None:
+    assert contributor.api.post("/api/v1/auth/logout").status_code == 204
+    refused = contributor.api.get("/api/v1/me/")
+    assert refused.status_code == 401 and refused.json()["detail"] == "Token revoked."
+
+
+def test_logout_with_an_api_key_leaves_the_key_working(buyer_api: APIClient) -> None:
+    from accounts.models import AccessToken
+
+    assert buyer_api.post("/api/v1/auth/logout").status_code == 204
+    assert buyer_api.get("/api/v1/datasets/").status_code == 200
+    assert AccessToken.objects.get(kind=AccessToken.Kind.API_KEY).revoked_at is None

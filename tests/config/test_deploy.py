@@ -20,6 +20,7 @@ from tests.config.test_health import closed_port
 from tests.config.test_settings import ROOT, manage, production_env
 
 BIN = Path(sys.executable).parent
+LOGS: dict[str, Path] = {}  # the gunicorn log of each running server, by URL
 
 
 @pytest.fixture(scope="module")
@@ -50,6 +51,7 @@ def production_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]
             start_new_session=True,
         )
     url = f"http://127.0.0.1:{port}"
+    LOGS[url] = log
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -101,3 +103,26 @@ def test_the_api_answers_and_health_names_the_missing_backends(production_server
         "broker": "failing",
         "chain": "failing",
     }
+
+
+def test_a_deeply_nested_body_gets_400_and_the_worker_lives_on(production_server: str) -> None:
+    deep = "[" * 200_000 + "]" * 200_000
+    headers = {**HTTPS, "Content-Type": "application/json"}
+    for _ in range(3):
+        response = requests.post(
+            f"{production_server}/api/v1/auth/siwe", data=deep, headers=headers, timeout=60
+        )
+        assert response.status_code == 400
+    assert requests.get(f"{production_server}/api/v1/projects/", headers=HTTPS, timeout=10).ok
+    log = LOGS[production_server].read_text()
+    assert log.count("Booting worker") == 1, log  # the one worker never died and was replaced
+    assert "SIGSEGV" not in log
+
+
+def test_production_errors_under_the_api_are_json(production_server: str) -> None:
+    response = requests.get(
+        f"{production_server}/api/v1/items/-1/content", headers=HTTPS, timeout=10
+    )
+    assert response.status_code == 404
+    assert response.headers["Content-Type"] == "application/json"
+    assert "Content-Security-Policy" in response.headers

@@ -38,6 +38,19 @@ window.ethereum = {
 """
 
 
+# Records every Content-Security-Policy violation a page reports, before any page script runs.
+CSP_LISTENER = """
+window.__cspViolations = [];
+document.addEventListener("securitypolicyviolation", (event) => {
+  window.__cspViolations.push(`${event.violatedDirective} ${event.blockedURI}`);
+});
+"""
+
+
+def csp_violations(page: Any) -> list[str]:
+    return list(page.evaluate("window.__cspViolations || []"))
+
+
 @pytest.fixture
 def page() -> Iterator[Any]:
     if not shutil.which(CHROMIUM):
@@ -52,7 +65,12 @@ def page() -> Iterator[Any]:
             executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
         )
         context = browser.new_context()
-        yield context.new_page()
+        context.add_init_script(CSP_LISTENER)
+        new_page = context.new_page()
+        console: list[str] = []
+        new_page.on("console", lambda message: console.append(message.text))
+        new_page.console_messages = console  # type: ignore[attr-defined]
+        yield new_page
         context.close()
         browser.close()
 
@@ -82,6 +100,7 @@ def test_a_contributor_signs_in_with_a_wallet_and_labels_with_the_keyboard(
     page.add_init_script(f"window.__walletAddress = '{wallet.address}';" + WALLET_SHIM)
 
     page.goto(f"{live_server.url}/login/?next=/projects/{project.pk}/label/")
+    assert csp_violations(page) == []
     page.click("#wallet-signin")
     page.wait_for_url(
         lambda url: url.endswith(f"/projects/{project.pk}/label/") and "login" not in url
@@ -91,6 +110,7 @@ def test_a_contributor_signs_in_with_a_wallet_and_labels_with_the_keyboard(
     assert page.inner_text("[data-testid=who]") == wallet.address
 
     page.wait_for_selector("text=What a lovely day.")
+    assert csp_violations(page) == []
     # Offline, a key press says so and keeps the item; back online, the same key saves it.
     page.context.set_offline(True)
     page.keyboard.press("1")
@@ -120,9 +140,45 @@ def test_a_contributor_signs_in_with_a_wallet_and_labels_with_the_keyboard(
     page.click("button[type=submit]")
     page.wait_for_selector("[data-testid=contribute-status]:has-text('duplicate')")
     assert Item.objects.filter(text="Brand new review.").count() == 1
+    assert csp_violations(page) == []
 
     page.goto(f"{live_server.url}/me/rewards/")
     assert page.inner_text("[data-testid=pending]") == "0"
+    page.goto(f"{live_server.url}/")
+    assert csp_violations(page) == []
+    assert not [m for m in page.console_messages if "Content Security Policy" in m]
+
+
+def test_admin_and_the_api_docs_run_under_the_content_security_policy(
+    live_server: Any, page: Any
+) -> None:
+    from accounts.models import User
+
+    User.objects.create_superuser("moderator", "mod@example.org", "correct horse battery staple")
+    project = Project.objects.create(
+        name="Sentiment", data_kind="text", classes=["positive", "negative"]
+    )
+    item = item_create_text(project=project, contributor=None, text="Fine.")
+    page.goto(f"{live_server.url}/admin/login/")
+    page.fill("input[name=username]", "moderator")
+    page.fill("input[name=password]", "correct horse battery staple")
+    page.click("input[type=submit]")
+    page.wait_for_selector("text=Site administration")
+    for path in [
+        "/admin/",
+        "/admin/labeling/item/",
+        f"/admin/labeling/item/{item.pk}/change/",
+        f"/admin/labeling/project/{project.pk}/change/",
+        "/admin/rewards/payoutbatch/",
+        "/admin/accounts/user/",
+    ]:
+        page.goto(f"{live_server.url}{path}")
+        assert csp_violations(page) == [], path
+    page.goto(f"{live_server.url}/api/v1/docs")
+    page.wait_for_selector("text=Crowdmint API")
+    page.wait_for_timeout(500)  # Redoc renders the operations after the schema arrives
+    assert csp_violations(page) == []
+    assert not [m for m in page.console_messages if "Content Security Policy" in m]
 
 
 def test_a_visitor_without_a_wallet_is_told_so(live_server: Any, page: Any) -> None:

@@ -201,4 +201,9 @@
   }
 
   window.Crowdmint = { initSignIn, initLabeling, initContribute, siweMessage };
+
+  // The pages carry no inline script (Content-Security-Policy): each names itself in <body data-page>.
+  const pages = { "sign-in": initSignIn, labeling: initLabeling, contribute: initContribute };
+  const init = pages[document.body.dataset.page];
+  if (init) init();
 })();

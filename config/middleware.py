@@ -1,0 +1,117 @@
+"""Response rules for the whole site: JSON errors under ``/api/`` and a Content-Security-Policy."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from django.core.exceptions import SuspiciousOperation
+from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
+from django.http.request import RawPostDataException
+
+logger = logging.getLogger("django.request")
+
+API_PREFIX = "/api/"
+DOCS_PATH = "/api/v1/docs"
+
+Handler = Callable[[HttpRequest], HttpResponseBase]
+
+_REASONS = {
+    400: "bad request",
+    403: "forbidden",
+    404: "not found",
+    405: "method not allowed",
+    413: "request body too large",
+    500: "internal server error: the error was logged",
+}
+
+
+def _json_error(status: int, detail: str) -> JsonResponse:
+    return JsonResponse({"detail": detail}, status=status)
+
+
+def _is_json(response: HttpResponseBase) -> bool:
+    return response.get("Content-Type", "").startswith("application/json")
+
+
+class ApiErrorMiddleware:
+    """Every error under ``/api/`` is JSON with a ``detail`` message, whoever produced it.
+
+    DRF views already answer JSON. What remains are Django's own pages: a path no route matches
+    (``/api/v1/items/-1/annotations/``), a query string with more than
+    ``DATA_UPLOAD_MAX_NUMBER_FIELDS`` parameters (raised inside DRF's content negotiation, where
+    it became a 500), and unhandled exceptions. Pages outside ``/api/`` are left alone.
+    """
+
+    def __init__(self, get_response: Handler) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponseBase:
+        if not request.path.startswith(API_PREFIX):
+            return self.get_response(request)
+        try:
+            # Parse the query string here: a SuspiciousOperation later would surface inside DRF's
+            # exception handling, which itself reads the query string again.
+            request.GET  # noqa: B018
+        except SuspiciousOperation as exc:
+            return _json_error(400, f"bad request: {exc}")
+        response = self.get_response(request)
+        if response.status_code >= 400 and not _is_json(response):
+            status = response.status_code
+            if status == 404:
+                detail = f"not found: no API endpoint at {request.path} (see /api/v1/docs)"
+            else:
+                detail = _REASONS.get(status, response.reason_phrase.lower())
+            return _json_error(status, detail)
+        return response
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if not request.path.startswith(API_PREFIX):
+            return None
+        if isinstance(exception, SuspiciousOperation | RawPostDataException):
+            return _json_error(400, f"bad request: {exception}")
+        logger.error(
+            "Internal Server Error: %s",
+            request.path,
+            exc_info=exception,
+            extra={"status_code": 500, "request": request},
+        )
+        return _json_error(500, _REASONS[500])
+
+
+# Contributor pages and admin: scripts, styles, images and requests only from this site; no
+# inline script or style (the pages' JS lives in static files), no framing, no plugins.
+PAGE_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+    "font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'self'; "
+    "form-action 'self'; frame-ancestors 'none'"
+)
+# Redoc (the API docs page) injects its own <style> elements and runs a search worker from blob:.
+DOCS_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; font-src 'self' data:; connect-src 'self'; worker-src blob:; "
+    "object-src 'none'; base-uri 'self'; form-action 'none'; frame-ancestors 'none'"
+)
+# API answers (JSON, image bytes) are never documents: nothing in them may load or run.
+API_POLICY = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+
+
+def content_security_policy(path: str) -> str:
+    if path.startswith(DOCS_PATH):
+        return DOCS_POLICY
+    if path.startswith(API_PREFIX):
+        return API_POLICY
+    return PAGE_POLICY
+
+
+class ContentSecurityPolicyMiddleware:
+    """Sends ``Content-Security-Policy`` on every response that has none of its own."""
+
+    def __init__(self, get_response: Handler) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponseBase:
+        response = self.get_response(request)
+        if "Content-Security-Policy" not in response:
+            response["Content-Security-Policy"] = content_security_policy(request.path)
+        return response

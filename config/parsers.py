@@ -1,0 +1,83 @@
+"""JSON request bodies with a size and a nesting bound, checked before Python's parser runs.
+
+Python's ``json`` module parses nested arrays and objects by recursion in C. eth-account imports
+py_ecc, which raises the interpreter's recursion limit to 100,000, so a body of 100,000 ``[``
+overflowed the C stack and killed the process (SIGSEGV) instead of raising ``RecursionError``.
+Here the nesting depth is measured without recursion first, and a body deeper than
+``API_JSON_MAX_DEPTH`` is refused with a 400; ``config.recursion`` also restores a sane recursion
+limit at start-up, as a second line of defence.
+"""
+
+from __future__ import annotations
+
+import codecs
+import json
+import re
+from collections.abc import Mapping
+from typing import IO, Any
+
+import numpy as np
+from django.conf import settings
+from rest_framework.exceptions import ParseError
+from rest_framework.parsers import JSONParser
+
+# A JSON string literal (escapes included), unrolled so the regex engine never backtracks.
+_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_NOT_A_BRACKET = re.compile(r"[^\[\]{}]+")
+
+
+class RequestTooLarge(ParseError):
+    status_code = 413
+    default_detail = "Request body too large."
+    default_code = "request_too_large"
+
+
+def json_nesting_depth(text: str) -> int:
+    """The deepest nesting of arrays and objects in ``text``, brackets inside strings ignored.
+
+    Linear time and no recursion, whatever the input; for malformed input it is an upper bound.
+    """
+    brackets = _NOT_A_BRACKET.sub("", _STRING.sub("", text))
+    if not brackets:
+        return 0
+    codes = np.frombuffer(brackets.encode("ascii"), dtype=np.uint8)
+    steps = np.where((codes == ord("[")) | (codes == ord("{")), 1, -1).astype(np.int64)
+    return int(np.cumsum(steps).max())
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def json_loads_bounded(text: str, *, max_depth: int) -> Any:
+    """``json.loads`` for untrusted text: ``ValueError`` if nested deeper than ``max_depth`` or
+    if it holds ``NaN`` or ``Infinity`` (not JSON, though Python's parser accepts them)."""
+    depth = json_nesting_depth(text)
+    if depth > max_depth:
+        raise ValueError(f"JSON nested {depth} levels deep; the limit is {max_depth}")
+    return json.loads(text, parse_constant=_refuse_constant)
+
+
+class BoundedJSONParser(JSONParser):
+    """DRF's JSON parser with ``API_JSON_MAX_BYTES`` (413 above it) and ``API_JSON_MAX_DEPTH``."""
+
+    def parse(
+        self,
+        stream: IO[Any],
+        media_type: str | None = None,
+        parser_context: Mapping[str, Any] | None = None,
+    ) -> Any:
+        context = parser_context or {}
+        encoding = context.get("encoding", settings.DEFAULT_CHARSET)
+        limit = settings.API_JSON_MAX_BYTES
+        raw = stream.read(limit + 1) if stream is not None else b""
+        if len(raw) > limit:
+            raise RequestTooLarge(f"the JSON body is over {limit} bytes")
+        try:
+            text = codecs.decode(raw, encoding)
+        except (UnicodeDecodeError, LookupError) as exc:
+            raise ParseError(f"JSON parse error - the body is not valid {encoding}") from exc
+        try:
+            return json_loads_bounded(text, max_depth=settings.API_JSON_MAX_DEPTH)
+        except ValueError as exc:
+            raise ParseError(f"JSON parse error - {exc}") from exc

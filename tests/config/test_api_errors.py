@@ -1,0 +1,73 @@
+"""Every error under ``/api/v1/`` is JSON with a ``detail``, in debug and production alike."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from rest_framework.test import APIClient
+
+from tests.conftest import Contributor
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(params=[True, False], ids=["debug", "production"])
+def debug(request: pytest.FixtureRequest, settings: Any) -> bool:
+    settings.DEBUG = request.param
+    return bool(request.param)
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("post", "/api/v1/items/-1/annotations/"),
+        ("post", "/api/v1/items/null/skip"),
+        ("get", "/api/v1/items/1.5/content"),
+        ("get", "/api/v1/datasets/abc/records/"),
+        ("get", "/api/v1/no-such-endpoint"),
+    ],
+)
+def test_a_path_no_endpoint_matches_gets_a_json_404(
+    debug: bool, contributor: Contributor, method: str, path: str
+) -> None:
+    response = getattr(contributor.api, method)(path)
+    assert response.status_code == 404
+    assert response["Content-Type"] == "application/json"
+    assert response.json()["detail"] == f"not found: no API endpoint at {path} (see /api/v1/docs)"
+
+
+def test_too_many_query_parameters_get_a_json_400(debug: bool) -> None:
+    query = "&".join(["a="] * 1001)
+    for path in ("/api/v1/projects/", "/api/v1/health", "/api/v1/datasets/"):
+        response = APIClient().get(f"{path}?{query}")
+        assert response.status_code == 400, path
+        assert "DATA_UPLOAD_MAX_NUMBER_FIELDS" in response.json()["detail"]
+
+
+def test_a_missing_trailing_slash_still_redirects(debug: bool) -> None:
+    response = APIClient().get("/api/v1/projects")
+    assert response.status_code == 301
+    assert response["Location"] == "/api/v1/projects/"
+
+
+def test_an_unhandled_error_is_a_json_500_and_is_logged(
+    settings: Any, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings.DEBUG = False
+
+    def broken() -> Any:
+        raise RuntimeError("the database fell over")
+
+    monkeypatch.setattr("labeling.selectors.project_list_open", broken)
+    response = APIClient(raise_request_exception=False).get("/api/v1/projects/")
+    assert response.status_code == 500
+    assert response.json() == {"detail": "internal server error: the error was logged"}
+    assert "the database fell over" in caplog.text
+
+
+def test_pages_outside_the_api_keep_their_html_errors(settings: Any) -> None:
+    settings.DEBUG = False
+    response = APIClient().get("/no-such-page/")
+    assert response.status_code == 404
+    assert response["Content-Type"].startswith("text/html")
