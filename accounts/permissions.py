@@ -27,6 +27,14 @@ def user_is_buyer(user: Any) -> bool:
     return user.role in (User.Role.BUYER, User.Role.MODERATOR) or user.is_staff
 
 
+def user_is_moderator(user: Any) -> bool:
+    if not user.is_authenticated:
+        return False
+    if not user.is_active or user.is_banned:
+        return False
+    return user.role == User.Role.MODERATOR or bool(user.is_staff)
+
+
 def request_account(request: Request) -> User:
     """The signed-in account of a request that a permission above has already let through."""
     user = request.user

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from django.conf import settings
-from django.http import FileResponse, Http404, HttpRequest, HttpResponseBase, StreamingHttpResponse
+from django.http import FileResponse, HttpRequest, HttpResponseBase, StreamingHttpResponse
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
@@ -20,20 +20,15 @@ from drf_spectacular.utils import (
 )
 from rest_framework import serializers, status
 from rest_framework.pagination import CursorPagination
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.permissions import (
-    IsBuyer,
-    IsContributor,
-    request_account,
-    user_is_buyer,
-    user_is_contributor,
-)
+from accounts.permissions import IsBuyer, IsContributor, request_account
 from config.openapi import ErrorSerializer, errors
+from config.parsers import BoundedJSONParser
 from labeling import exports, selectors, services
 from labeling.models import Annotation, ConsensusFit, Item, Project, WorkerSkill
 from labeling.validation import ContentError
@@ -104,7 +99,7 @@ class ProjectListApi(APIView):
 
 class ItemCreateApi(APIView):
     permission_classes = [IsContributor]
-    parser_classes = [JSONParser, MultiPartParser, FormParser]
+    parser_classes = [BoundedJSONParser, MultiPartParser, FormParser]
 
     @extend_schema(
         summary="Contribute an item: text as JSON, or an image file as multipart",
@@ -180,9 +175,11 @@ class NextTaskApi(APIView):
     )
     def get(self, request: Request, project_id: int) -> Response:
         project = selectors.project_get_open(project_id=project_id)
-        item = selectors.item_next_for_contributor(project=project, user=request_account(request))
+        user = request_account(request)
+        item = selectors.item_next_for_contributor(project=project, user=user)
         if item is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
+        services.assignment_record(item=item, user=user)
         return Response(ItemOutputSerializer(item, context={"request": request}).data)
 
 
@@ -237,7 +234,8 @@ class ItemSkipApi(APIView):
 
 
 class ItemContentApi(APIView):
-    """The image bytes of an item, for contributors labeling it and buyers of accepted records."""
+    """The image bytes of an item: for its uploader, the contributor it is served to, moderators,
+    and buyers of its dataset once accepted (``selectors.item_get_content_for_user``)."""
 
     @extend_schema(
         summary="An image item's bytes",
@@ -249,12 +247,7 @@ class ItemContentApi(APIView):
         },
     )
     def get(self, request: Request, item_id: int) -> HttpResponseBase:
-        item = Item.objects.filter(pk=item_id).exclude(image="").first()
-        if item is None:
-            raise Http404("No image item with this id.")
-        buyer_may = user_is_buyer(request.user) and item.status == Item.Status.ACCEPTED
-        if not (user_is_contributor(request.user) or buyer_may or request.user.is_staff):
-            raise Http404("No image item with this id.")
+        item = selectors.item_get_content_for_user(item_id=item_id, user=request.user)
         content_type = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}[
             item.image_format
         ]

@@ -1,6 +1,8 @@
 """Dataset exports for buyers' tools: JSON Lines (Hugging Face ``datasets``, pandas) and CSV.
 
 Rows are streamed from the database in chunks, so an export of any size holds one chunk in memory.
+Every CSV cell goes through ``config.csv_safety.csv_cell``: contributed text is untrusted, and a
+spreadsheet would run a cell such as ``=HYPERLINK(...)`` as a formula.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from collections.abc import Callable, Iterator
 
 from django.core.serializers.json import DjangoJSONEncoder
 
+from config.csv_safety import csv_cell
 from labeling.models import Item, Project
 
 FORMATS = {"jsonl": "application/x-ndjson", "csv": "text/csv"}
@@ -66,7 +69,7 @@ def export_lines(fmt: str, rows: Iterator[dict[str, object]]) -> Iterator[str]:
     writer = csv.DictWriter(buffer, fieldnames=COLUMNS)
     writer.writeheader()
     for row in rows:
-        writer.writerow({k: ("" if v is None else v) for k, v in row.items()})
+        writer.writerow({k: csv_cell(v) for k, v in row.items()})
         yield buffer.getvalue()
         buffer.seek(0)
         buffer.truncate()

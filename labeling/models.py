@@ -152,6 +152,15 @@ class Item(models.Model):
     def __str__(self) -> str:
         return f"Item {self.pk} of {self.project_id}"
 
+    def clean(self) -> None:
+        if self.gold_label and self.gold_label not in (self.project.classes or []):
+            raise ValidationError(
+                {
+                    "gold_label": f"{self.gold_label!r} is not a class of this project: "
+                    f"choose one of {', '.join(self.project.classes)}"
+                }
+            )
+
 
 class Annotation(models.Model):
     item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="annotations")
@@ -192,6 +201,31 @@ class Skip(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} skipped item {self.item_id}"
+
+
+class Assignment(models.Model):
+    """An item served to a contributor by ``next-task``: what they were shown, and when.
+
+    While it lasts (``TASK_ASSIGNMENT_SECONDS``) the contributor may fetch the item's content;
+    nobody else but its uploader, moderators and the dataset's buyers may.
+    """
+
+    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="assignments")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="assignments"
+    )
+    served_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["item", "user"], name="assignment_one_per_user"),
+        ]
+        indexes = [models.Index(fields=["user", "expires_at"])]
+
+    def __str__(self) -> str:
+        return f"item {self.item_id} served to {self.user} at {self.served_at:%Y-%m-%d %H:%M}"
 
 
 class WorkerSkill(models.Model):

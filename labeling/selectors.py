@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from django.db.models import Count, F, Q, QuerySet
 from django.http import Http404
+from django.utils import timezone
 
 from accounts.models import User
-from labeling.models import Annotation, Item, Project, WorkerSkill
+from accounts.permissions import user_is_buyer, user_is_contributor, user_is_moderator
+from labeling.models import Annotation, Assignment, Item, Project, WorkerSkill
 
 
 def project_list_open() -> QuerySet[Project]:
@@ -85,3 +89,36 @@ def dataset_records(*, project: Project) -> QuerySet[Item]:
 def worker_skills_for_user(*, user: User) -> QuerySet[WorkerSkill]:
     """A contributor's estimated accuracy per project, from the last consensus fits."""
     return WorkerSkill.objects.filter(user=user).select_related("project").order_by("project_id")
+
+
+def _item_content_allowed(item: Item, user: Any) -> bool:
+    """Who may see an item's content: one rule per line."""
+    if user_is_moderator(user):
+        return True
+    if user_is_contributor(user) and item.contributor_id == user.pk:
+        return True
+    if user_is_contributor(user) and item_is_assigned_to(item=item, user=user):
+        return True
+    if user_is_buyer(user) and item.status == Item.Status.ACCEPTED and not item.gold_label:
+        return dataset_readable_by_buyer(project=item.project, user=user)
+    return False
+
+
+def item_is_assigned_to(*, item: Item, user: User) -> bool:
+    """Whether ``next-task`` served ``item`` to ``user`` and that has not expired."""
+    return Assignment.objects.filter(item=item, user=user, expires_at__gt=timezone.now()).exists()
+
+
+def item_get_content_for_user(*, item_id: int, user: Any) -> Item:
+    """An image item whose bytes ``user`` may download: its uploader, a contributor it is served
+    to right now, a moderator, or a buyer of its dataset once it is accepted. Anyone else gets
+    the same 404 as for a missing item (ids are sequential: no hint that it exists)."""
+    item = Item.objects.select_related("project").filter(pk=item_id).exclude(image="").first()
+    if item is None or not _item_content_allowed(item, user):
+        raise Http404("No image item with this id.")
+    return item
+
+
+def dataset_readable_by_buyer(*, project: Project, user: Any) -> bool:
+    """Whether a buyer may read a dataset's records and content (every dataset, for now)."""
+    return user_is_buyer(user)

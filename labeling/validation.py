@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from django.conf import settings
 from PIL import Image, UnidentifiedImageError
 
+from labeling.image_metadata import strip_metadata
+
 ALLOWED_IMAGE_FORMATS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp"}
 
 
@@ -54,7 +56,12 @@ def validate_text(text: object) -> str:
 
 
 def validate_image(data: bytes) -> ValidImage:
-    """Accept JPEG, PNG or WebP that Pillow opens, verifies and fully decodes within the limits."""
+    """Accept JPEG, PNG or WebP that Pillow opens, verifies and fully decodes within the limits.
+
+    The result holds the image without its metadata (``labeling.image_metadata``: no GPS, camera,
+    XMP, IPTC or colour profile, nothing after the end marker; turned upright), and the SHA-256
+    of those cleaned bytes, which is what is stored, served and checked for duplicates.
+    """
     max_bytes = settings.UPLOAD_MAX_BYTES
     if not data:
         raise ContentError("the file is empty")
@@ -79,6 +86,10 @@ def validate_image(data: bytes) -> ValidImage:
             # verify() leaves the image unusable and skips pixel data for some formats: decode fully.
             with Image.open(io.BytesIO(data)) as full:
                 full.load()
+            clean = strip_metadata(data, image_format)
+            with Image.open(io.BytesIO(clean)) as stored:
+                stored.load()
+                width, height = stored.size
     except ContentError:
         raise
     except UnidentifiedImageError as exc:
@@ -88,10 +99,10 @@ def validate_image(data: bytes) -> ValidImage:
     except (OSError, SyntaxError, ValueError) as exc:
         raise ContentError(f"the image is damaged or truncated: {exc}") from exc
     return ValidImage(
-        data=data,
+        data=clean,
         format=image_format,
         extension=ALLOWED_IMAGE_FORMATS[image_format],
         width=width,
         height=height,
-        sha256=sha256_hex(data),
+        sha256=sha256_hex(clean),
     )

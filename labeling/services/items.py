@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
+from django.conf import settings
 from django.core.files.base import ContentFile
 from django.db import IntegrityError, transaction
 from django.db.models import F
+from django.utils import timezone
 
+from accounts.audit import audit_record
 from accounts.models import User
-from labeling.models import Annotation, Item, Project, Skip
+from labeling.models import Annotation, Assignment, Item, Project, Skip
 from labeling.validation import ContentError, sha256_hex, validate_image, validate_text
 
 
@@ -96,6 +101,58 @@ def item_create_image(*, project: Project, contributor: User | None, data: bytes
                 raise DuplicateItemError(existing) from exc
         raise
     return item
+
+
+def item_gold_validate(*, item: Item, label: str) -> None:
+    """Raise ``AnnotationError`` unless ``label`` may become ``item``'s gold answer ("" clears it).
+
+    The answer must be one of the project's classes, and only an open item can become gold or
+    stop being gold: a decided item has been credited and may have been sold.
+    """
+    if label and label not in item.project.classes:
+        raise AnnotationError(
+            f"{label!r} is not a class of this project: choose one of "
+            f"{', '.join(item.project.classes)}"
+        )
+    if label != item.gold_label and item.status != Item.Status.OPEN:
+        raise AnnotationError(
+            f"only open items can be made gold or stop being gold; this one is {item.status}",
+            conflict=True,
+        )
+
+
+def item_gold_set(*, item: Item, label: str, moderator: User) -> Item:
+    """Set (or clear, with ``""``) an item's gold answer, audited. Raises ``AnnotationError``."""
+    with transaction.atomic():
+        locked = Item.objects.select_for_update().select_related("project").get(pk=item.pk)
+        item_gold_validate(item=locked, label=label)
+        previous = locked.gold_label
+        locked.gold_label = label
+        locked.save(update_fields=["gold_label"])
+        audit_record(
+            actor=moderator,
+            action="item.gold",
+            target=locked,
+            details={"from": previous, "to": label},
+        )
+    return locked
+
+
+def assignment_record(*, item: Item, user: User) -> None:
+    """Record that ``item`` was served to ``user`` now (serving it again renews the record)."""
+    now = timezone.now()
+    expires_at = now + timedelta(seconds=settings.TASK_ASSIGNMENT_SECONDS)
+    renewed = Assignment.objects.filter(item=item, user=user).update(
+        served_at=now, expires_at=expires_at
+    )
+    if renewed:
+        return
+    try:
+        with transaction.atomic():
+            Assignment.objects.create(item=item, user=user, served_at=now, expires_at=expires_at)
+    except IntegrityError:
+        # The same contributor's other request created it a moment ago: renew that one.
+        Assignment.objects.filter(item=item, user=user).update(served_at=now, expires_at=expires_at)
 
 
 def item_skip(*, item: Item, user: User) -> None:
