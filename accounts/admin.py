@@ -6,14 +6,33 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
+from django.db import models, transaction
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 
 from accounts.audit import audit_record
 from accounts.models import AccessToken, AuditEvent, User
-from accounts.services import access_token_revoke, api_key_issue, user_ban, user_unban
+from accounts.services import (
+    access_token_revoke,
+    api_key_issue,
+    user_ban,
+    user_save_by_moderator,
+    user_unban,
+)
 from accounts.tokens import token_hash
+
+
+def _audit_value(value: Any) -> Any:
+    """A form value as the audit trail stores it (JSON): related objects by their names."""
+    if isinstance(value, QuerySet | list | tuple):
+        return [str(v) for v in value]
+    if isinstance(value, models.Model):
+        return str(value)
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    return str(value)
 
 
 class ReadOnlyAdmin(admin.ModelAdmin[Any]):
@@ -38,21 +57,51 @@ class UserAdmin(BaseUserAdmin[User]):
         *(BaseUserAdmin.fieldsets or ()),
         ("Crowdmint", {"fields": ["role", "wallet_address", "banned_at", "ban_reason"]}),
     ]
-    readonly_fields = ["banned_at", "ban_reason"]
+    # The wallet receives payouts: it is set by signing in with it, never edited by a moderator.
+    readonly_fields = ["wallet_address", "banned_at", "ban_reason", "last_login", "date_joined"]
     actions = ["ban_users", "unban_users"]
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # Labels, uploads and ledger entries keep their author: ban or deactivate instead.
+        return False
+
+    def save_model(self, request: HttpRequest, obj: User, form: Any, change: bool) -> None:
+        """Every moderator edit of a user goes through the service that audits it."""
+        # The add form's password fields are hashed into the user, never written to the trail.
+        secret = {"password", "password1", "password2", "usable_password"}
+        changed = {
+            name: _audit_value(form.cleaned_data.get(name))
+            for name in form.changed_data
+            if name not in secret
+        }
+        user_save_by_moderator(
+            user=obj,
+            changed=changed,
+            actor=request.user,  # type: ignore[arg-type]
+            created=not change,
+        )
+
+    def user_change_password(
+        self, request: HttpRequest, id: str, form_url: str = ""
+    ) -> HttpResponse:
+        """Django's password form, with an audit entry in the same transaction when it saves."""
+        with transaction.atomic():
+            response = super().user_change_password(request, id, form_url)
+            if request.method == "POST" and response.status_code == 302:
+                target = User.objects.get(pk=unquote(id))
+                audit_record(actor=request.user, action="user.password", target=target)  # type: ignore[arg-type]
+        return response
 
     @admin.action(description="Ban the selected users (revokes their tokens, holds their payouts)")
     def ban_users(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
         for user in queryset:
-            user_ban(user=user, reason=f"banned by {request.user}")
-            audit_record(actor=request.user, action="user.ban", target=user)  # type: ignore[arg-type]
+            user_ban(user=user, reason=f"banned by {request.user}", actor=request.user)  # type: ignore[arg-type]
         messages.success(request, f"Banned {queryset.count()} user(s).")
 
     @admin.action(description="Lift the ban of the selected users")
     def unban_users(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
         for user in queryset:
-            user_unban(user=user)
-            audit_record(actor=request.user, action="user.unban", target=user)  # type: ignore[arg-type]
+            user_unban(user=user, actor=request.user)  # type: ignore[arg-type]
         messages.success(request, f"Lifted the ban of {queryset.count()} user(s).")
 
 
@@ -114,8 +163,7 @@ class AccessTokenAdmin(admin.ModelAdmin[AccessToken]):
     @admin.action(description="Revoke the selected tokens and keys")
     def revoke(self, request: HttpRequest, queryset: QuerySet[AccessToken]) -> None:
         for token in queryset:
-            access_token_revoke(token=token)
-            audit_record(actor=request.user, action="token.revoke", target=token)  # type: ignore[arg-type]
+            access_token_revoke(token=token, actor=request.user)  # type: ignore[arg-type]
         messages.success(request, f"Revoked {queryset.count()} token(s).")
 
 

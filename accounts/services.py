@@ -152,19 +152,72 @@ def api_key_issue(*, user: User, name: str, actor: User | None = None) -> str:
     return secret
 
 
-def access_token_revoke(*, token: AccessToken) -> None:
-    AccessToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(
-        revoked_at=timezone.now()
-    )
+def access_token_revoke(*, token: AccessToken, actor: User | None = None) -> None:
+    with transaction.atomic():
+        AccessToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(
+            revoked_at=timezone.now()
+        )
+        if actor is not None:
+            audit_record(actor=actor, action="token.revoke", target=token)
 
 
-def user_ban(*, user: User, reason: str) -> None:
-    """Ban a user: their tokens stop working and they can no longer sign in."""
+def user_ban(*, user: User, reason: str, actor: User | None = None) -> None:
+    """Ban a user: their tokens stop working and they can no longer sign in.
+
+    With an ``actor`` (a moderator), the ban is recorded in the audit trail in the same
+    transaction: a ban without its audit entry, or the reverse, can't happen.
+    """
     now = timezone.now()
     with transaction.atomic():
         User.objects.filter(pk=user.pk).update(banned_at=now, ban_reason=reason[:500])
         AccessToken.objects.filter(user=user, revoked_at__isnull=True).update(revoked_at=now)
+        if actor is not None:
+            audit_record(actor=actor, action="user.ban", target=user, details={"reason": reason})
 
 
-def user_unban(*, user: User) -> None:
-    User.objects.filter(pk=user.pk).update(banned_at=None, ban_reason="")
+def user_unban(*, user: User, actor: User | None = None) -> None:
+    with transaction.atomic():
+        User.objects.filter(pk=user.pk).update(banned_at=None, ban_reason="")
+        if actor is not None:
+            audit_record(actor=actor, action="user.unban", target=user)
+
+
+# Fields a moderator may change on a user in admin. The wallet address is not among them: it
+# receives payouts, so a new wallet is proven by signing in with it, never typed in by a moderator.
+USER_ADMIN_FIELDS = frozenset(
+    {
+        "username",
+        "first_name",
+        "last_name",
+        "email",
+        "role",
+        "is_active",
+        "is_staff",
+        "is_superuser",
+        "groups",
+        "user_permissions",
+    }
+)
+
+
+def user_save_by_moderator(
+    *, user: User, changed: dict[str, object], actor: User, created: bool = False
+) -> User:
+    """Save a moderator's edit of ``user`` (already applied to the instance) with its audit entry,
+    in one transaction. ``changed`` maps each changed field to its new value (for the trail).
+
+    Raises ``ValueError`` for a field moderators may not change (the wallet address, bans: those
+    have their own services).
+    """
+    refused = sorted(set(changed) - USER_ADMIN_FIELDS)
+    if refused:
+        raise ValueError(f"moderators can't change {', '.join(refused)} here")
+    with transaction.atomic():
+        user.save()
+        audit_record(
+            actor=actor,
+            action="user.create" if created else "user.change",
+            target=user,
+            details=changed,
+        )
+    return user

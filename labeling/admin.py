@@ -5,13 +5,19 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+from django import forms
 from django.contrib import admin, messages
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest
 
 from accounts.admin import ReadOnlyAdmin
 from labeling.models import Annotation, ConsensusFit, Item, Project, WorkerSkill
-from labeling.services import AnnotationError, item_override
+from labeling.services import (
+    AnnotationError,
+    item_gold_set,
+    item_gold_validate,
+    item_override,
+)
 
 
 @admin.register(Project)
@@ -39,8 +45,25 @@ class AnnotationInline(admin.TabularInline[Annotation, Item]):
         return False
 
 
+class ItemAdminForm(forms.ModelForm[Item]):
+    """The one field moderators edit on an item: its gold answer (validated by the service)."""
+
+    class Meta:
+        model = Item
+        fields = ["gold_label"]
+
+    def clean_gold_label(self) -> str:
+        label: str = self.cleaned_data["gold_label"].strip()
+        try:
+            item_gold_validate(item=self.instance, label=label)
+        except AnnotationError as exc:
+            raise forms.ValidationError(str(exc)) from exc
+        return label
+
+
 @admin.register(Item)
 class ItemAdmin(admin.ModelAdmin[Item]):
+    form = ItemAdminForm
     list_display = [
         "id",
         "project",
@@ -56,6 +79,8 @@ class ItemAdmin(admin.ModelAdmin[Item]):
     search_fields = ["id", "content_sha256", "text"]
     list_select_related = ["project", "contributor"]
     inlines = [AnnotationInline]
+    # Everything but the gold answer is read-only: status, decision and decision_version decide
+    # money (decision_version keys ledger sources: editing it would let a re-decision pay twice).
     readonly_fields = [
         "project",
         "contributor",
@@ -70,12 +95,22 @@ class ItemAdmin(admin.ModelAdmin[Item]):
         "label_count",
         "required_labels",
         "decided_label",
+        "decision_version",
         "agreement",
         "confidence",
         "decided_at",
         "created_at",
     ]
     actions = ["accept_plurality"]
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # Items carry labels and credits: they are rejected, never deleted.
+        return False
+
+    def save_model(self, request: HttpRequest, obj: Item, form: Any, change: bool) -> None:
+        """Only the gold answer is editable; it changes through the audited service."""
+        if "gold_label" in form.changed_data:
+            item_gold_set(item=obj, label=form.cleaned_data["gold_label"], moderator=request.user)  # type: ignore[arg-type]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Item]:
         return super().get_queryset(request).annotate(skip_total=Count("skips"))

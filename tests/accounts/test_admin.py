@@ -1,0 +1,94 @@
+"""Moderators' user screens: wallets never change in admin, and every change to a user is
+audited in the same transaction as the change."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import DatabaseError
+from django.test import Client
+
+from accounts.models import AuditEvent, User
+from tests.conftest import Contributor
+from tests.support.admin import change_form_data
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def browser(moderator: User) -> Client:
+    client = Client()
+    client.force_login(moderator)
+    return client
+
+
+def change_url(user: User) -> str:
+    return f"/admin/accounts/user/{user.pk}/change/"
+
+
+def test_a_moderator_cannot_change_a_wallet_address(
+    browser: Client, contributor: Contributor
+) -> None:
+    page = browser.get(change_url(contributor.user))
+    assert "wallet_address" not in page.context["adminform"].form.fields
+    attacker = "0x" + "ab" * 20
+    response = browser.post(
+        change_url(contributor.user), change_form_data(page, wallet_address=attacker)
+    )
+    assert response.status_code == 302
+    contributor.user.refresh_from_db()
+    assert contributor.user.wallet_address == contributor.address
+
+
+def test_a_moderators_edit_of_a_user_is_audited_with_what_changed(
+    browser: Client, contributor: Contributor, moderator: User
+) -> None:
+    page = browser.get(change_url(contributor.user))
+    response = browser.post(change_url(contributor.user), change_form_data(page, role="buyer"))
+    assert response.status_code == 302
+    contributor.user.refresh_from_db()
+    assert contributor.user.role == "buyer"
+    event = AuditEvent.objects.get(action="user.change")
+    assert event.actor == moderator and event.target_id == str(contributor.user.pk)
+    assert event.details == {"role": "buyer"}
+
+
+def test_a_ban_and_its_audit_entry_are_one_transaction(
+    browser: Client, contributor: Contributor, moderator: User, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def failing_audit(**kwargs: object) -> None:
+        raise DatabaseError("audit table unavailable")
+
+    monkeypatch.setattr("accounts.services.audit_record", failing_audit)
+    with pytest.raises(DatabaseError):
+        browser.post(
+            "/admin/accounts/user/",
+            {"action": "ban_users", "_selected_action": [contributor.user.pk]},
+        )
+    contributor.user.refresh_from_db()
+    assert contributor.user.banned_at is None  # no ban without its audit entry
+    monkeypatch.undo()
+
+    browser.post(
+        "/admin/accounts/user/", {"action": "ban_users", "_selected_action": [contributor.user.pk]}
+    )
+    contributor.user.refresh_from_db()
+    assert contributor.user.banned_at is not None
+    event = AuditEvent.objects.get(action="user.ban")
+    assert event.actor == moderator and event.details == {"reason": "banned by moderator"}
+
+
+def test_users_are_never_deleted_in_admin(browser: Client, contributor: Contributor) -> None:
+    page = browser.get("/admin/accounts/user/")
+    actions = [value for value, _ in page.context["action_form"].fields["action"].choices]
+    assert "delete_selected" not in actions
+    assert browser.get(f"/admin/accounts/user/{contributor.user.pk}/delete/").status_code == 403
+
+
+def test_a_password_change_by_a_moderator_is_audited(browser: Client, moderator: User) -> None:
+    other = User.objects.create_user("second-moderator", password="x", role="moderator")
+    response = browser.post(
+        f"/admin/accounts/user/{other.pk}/password/",
+        {"password1": "a long new passphrase 42", "password2": "a long new passphrase 42"},
+    )
+    assert response.status_code == 302
+    assert AuditEvent.objects.filter(action="user.password", target_id=str(other.pk)).exists()
