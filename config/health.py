@@ -26,6 +26,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from rewards.asset import payout_asset
 from rewards.client import chain_client, chain_is_embedded
 
 logger = logging.getLogger(__name__)
@@ -54,8 +55,15 @@ def _chain() -> str:
         return "embedded"
     client = chain_client()
     client.block_number()
-    if not client.token_address:
-        raise RuntimeError("CHAIN_TOKEN_ADDRESS is not set: payouts can't be sent")
+    if not client.payout_address:
+        raise RuntimeError("no payout contract (CHAIN_TOKEN_ADDRESS / CHAIN_DISTRIBUTOR_ADDRESS)")
+    asset = payout_asset()
+    info = client.token_info()
+    if (info.symbol, info.decimals) != (asset.symbol, asset.decimals):
+        raise RuntimeError(
+            f"the chain pays {info.symbol} with {info.decimals} decimals; settings say "
+            f"{asset.symbol} with {asset.decimals} (PAYOUT_ASSET_SYMBOL, PAYOUT_ASSET_DECIMALS)"
+        )
     return "ok"
 
 

@@ -302,6 +302,23 @@ CHAIN_PRIVATE_KEY = env("CHAIN_PRIVATE_KEY")
 CHAIN_TOKEN_ADDRESS = env("CHAIN_TOKEN_ADDRESS")
 CHAIN_EXPLORER_TX_URL = env("CHAIN_EXPLORER_TX_URL")  # e.g. https://etherscan.io/tx/{tx_hash}
 PAYOUT_BATCH_MAX_RECIPIENTS = 500
+# What contributors are paid in: "mint" the platform's RewardToken (CHAIN_TOKEN_ADDRESS), or
+# "erc20": an existing ERC-20 such as a stablecoin, paid by the RewardDistributor at
+# CHAIN_DISTRIBUTOR_ADDRESS from its treasury (which approves the distributor). Amounts everywhere
+# are in the asset's base units and shown with PAYOUT_ASSET_SYMBOL and PAYOUT_ASSET_DECIMALS.
+PAYOUT_ASSET = env("PAYOUT_ASSET", "mint")
+if PAYOUT_ASSET not in ("mint", "erc20"):
+    raise ImproperlyConfigured("PAYOUT_ASSET must be mint or erc20")
+CHAIN_DISTRIBUTOR_ADDRESS = env("CHAIN_DISTRIBUTOR_ADDRESS")
+_asset_defaults = ("CMT", "18") if PAYOUT_ASSET == "mint" else ("tUSD", "6")
+PAYOUT_ASSET_SYMBOL = env("PAYOUT_ASSET_SYMBOL", _asset_defaults[0])
+PAYOUT_ASSET_DECIMALS = int(env("PAYOUT_ASSET_DECIMALS", _asset_defaults[1]))
+if PRODUCTION and PAYOUT_ASSET == "erc20":
+    for _name in ("CHAIN_DISTRIBUTOR_ADDRESS", "PAYOUT_ASSET_SYMBOL", "PAYOUT_ASSET_DECIMALS"):
+        if not env(_name):
+            raise ImproperlyConfigured(f"{_name} must be set when PAYOUT_ASSET=erc20")
+# A wallet is paid once its unpaid net reaches this (base units); smaller sums wait.
+PAYOUT_MINIMUM = int(env("PAYOUT_MINIMUM", "0"))
 # On: settlement prepares batches and a moderator approves each in admin before it is broadcast.
 PAYOUT_REQUIRE_APPROVAL = env_bool("PAYOUT_REQUIRE_APPROVAL")
 PAYOUT_RECEIPT_TIMEOUT_SECONDS = int(env("PAYOUT_RECEIPT_TIMEOUT_SECONDS", "120"))

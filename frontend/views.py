@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 
 from django.conf import settings
@@ -21,7 +22,10 @@ from accounts.models import User
 from accounts.permissions import user_is_contributor
 from accounts.services import SignInError, siwe_nonce_issue, siwe_sign_in
 from labeling import selectors as labeling_selectors
-from rewards.selectors import explorer_tx_url, reward_summary_for_user
+from rewards.asset import payout_asset
+from rewards.chain.merkle import receipt_digest
+from rewards.receipts import receipt_for_entry
+from rewards.selectors import explorer_tx_url, ledger_entry_get_for_user, reward_summary_for_user
 
 
 def home(request: HttpRequest) -> HttpResponse:
@@ -118,4 +122,23 @@ def rewards_page(request: HttpRequest) -> HttpResponse:
     skills = labeling_selectors.worker_skills_for_user(user=user)
     return render(
         request, "frontend/rewards.html", {"summary": summary, "payouts": payouts, "skills": skills}
+    )
+
+
+@login_required
+def receipt_page(request: HttpRequest, entry_id: int) -> HttpResponse:
+    """One of my receipts, with what anyone needs to verify it against the chain."""
+    user = _contributor_page(request)
+    entry = ledger_entry_get_for_user(entry_id=entry_id, user=user)
+    receipt = receipt_for_entry(entry=entry, asset=payout_asset())
+    batch = receipt.batch
+    return render(
+        request,
+        "frontend/receipt.html",
+        {
+            "receipt": receipt,
+            "digest": "0x" + receipt_digest(receipt.body).hex(),
+            "body_json": json.dumps(receipt.body, indent=2, sort_keys=True, ensure_ascii=False),
+            "explorer_url": explorer_tx_url(batch.tx_hash) if batch else None,
+        },
     )

@@ -1,9 +1,12 @@
 """The process's chain client, built from settings.
 
 ``CHAIN_RPC_URL`` set: any JSON-RPC node, signing locally with ``CHAIN_PRIVATE_KEY`` and paying
-with the token at ``CHAIN_TOKEN_ADDRESS`` (deploy one with ``manage.py deploy_token``).
-Unset: an in-process EVM with a freshly deployed token. It lives and dies with this process, so
-only code running in this process sees it (the demo does all its chain work in its server).
+with the token at ``CHAIN_TOKEN_ADDRESS`` (``PAYOUT_ASSET=mint``; deploy one with
+``manage.py deploy_token``) or the distributor at ``CHAIN_DISTRIBUTOR_ADDRESS``
+(``PAYOUT_ASSET=erc20``; ``manage.py deploy_distributor``).
+Unset: an in-process EVM with freshly deployed contracts (for erc20, a test stablecoin whose
+treasury is the signer). It lives and dies with this process, so only code running in this
+process sees it (the demo does all its chain work in its server).
 """
 
 from __future__ import annotations
@@ -38,20 +41,41 @@ def chain_is_embedded() -> bool:
     return not settings.CHAIN_RPC_URL
 
 
+#: The embedded ERC-20 treasury's balance and allowance: plenty for any demo or test.
+EMBEDDED_TREASURY_UNITS = 10**15
+
+
 def _build() -> ChainClient:
     if chain_is_embedded():
         client = embedded_client()
-        client.deploy_token()
+        if settings.PAYOUT_ASSET == "erc20":
+            asset = client.deploy_mock_stablecoin()
+            client.mint_mock_stablecoin(asset, client.address, EMBEDDED_TREASURY_UNITS)
+            distributor = client.deploy_distributor(asset, client.address)
+            client.approve(asset, distributor, EMBEDDED_TREASURY_UNITS)
+        else:
+            client.deploy_token()
         return client
+    if settings.PAYOUT_ASSET == "erc20":
+        return rpc_client(
+            settings.CHAIN_RPC_URL,
+            settings.CHAIN_PRIVATE_KEY,
+            None,
+            distributor_address=settings.CHAIN_DISTRIBUTOR_ADDRESS or None,
+        )
     token = settings.CHAIN_TOKEN_ADDRESS or None
-    client = rpc_client(settings.CHAIN_RPC_URL, settings.CHAIN_PRIVATE_KEY, token)
-    return client
+    return rpc_client(settings.CHAIN_RPC_URL, settings.CHAIN_PRIVATE_KEY, token)
 
 
 def chain_client_with_token() -> ChainClient:
-    """The client, refusing to go on without a token contract to pay with."""
+    """The client, refusing to go on without a payout contract to pay with."""
     client = chain_client()
-    if not client.token_address:
+    if not client.payout_address:
+        if settings.PAYOUT_ASSET == "erc20":
+            raise ImproperlyConfigured(
+                "CHAIN_DISTRIBUTOR_ADDRESS is not set: deploy the distributor with "
+                "`manage.py deploy_distributor` and set it"
+            )
         raise ImproperlyConfigured(
             "CHAIN_TOKEN_ADDRESS is not set: deploy the token with `manage.py deploy_token` and set it"
         )

@@ -45,6 +45,12 @@ class LedgerEntry(models.Model):
         help_text="The item whose decision earned it.",
     )
     memo = models.CharField(max_length=200, blank=True)
+    policy_version = models.PositiveIntegerField(
+        null=True, blank=True, help_text="The project's reward policy version that set the amount."
+    )
+    policy_inputs = models.JSONField(
+        default=dict, blank=True, help_text="What the policy computed the amount from."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -66,12 +72,18 @@ class LedgerEntry(models.Model):
 
 
 class PayoutBatch(models.Model):
-    """One ``batchMint`` transaction paying many wallets.
+    """One transaction paying many wallets: ``batchMint`` of the platform's token, or
+    ``batchTransfer`` of an existing ERC-20 through the RewardDistributor.
 
-    ``batch_id`` is the contract-level idempotency key: the token refuses a batch id it has already
-    processed, so re-sending a batch after a crash can never pay twice. The signed transaction and
-    its hash are recorded before broadcast.
+    ``batch_id`` is the contract-level idempotency key: the contract refuses a batch id it has
+    already processed, so re-sending a batch after a crash can never pay twice. The signed
+    transaction and its hash are recorded before broadcast. ``receipts_root`` is the Merkle root
+    of the batch's receipts (one per allocated ledger entry), which the contract stores with it.
     """
+
+    class Mode(models.TextChoices):
+        MINT = "mint", "Mint the platform's token"
+        ERC20 = "erc20", "Transfer an existing ERC-20"
 
     class Status(models.TextChoices):
         PREPARED = "prepared", "Prepared"
@@ -82,7 +94,13 @@ class PayoutBatch(models.Model):
     batch_id = models.CharField(max_length=66, unique=True)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PREPARED)
     chain_id = models.PositiveBigIntegerField()
-    token_address = models.CharField(max_length=42)
+    mode = models.CharField(max_length=8, choices=Mode.choices, default=Mode.MINT)
+    token_address = models.CharField(
+        max_length=42, help_text="The payout contract: the token (mint) or the distributor."
+    )
+    receipts_root = models.CharField(
+        max_length=66, blank=True, help_text="Merkle root of the batch's receipts (0x hex)."
+    )
     recipient_count = models.PositiveIntegerField()
     total = TokenAmountField()
     tx_hash = models.CharField(max_length=66, blank=True)
@@ -139,10 +157,16 @@ class PayoutTransfer(models.Model):
 
 class PayoutAllocation(models.Model):
     """Puts one credit into one live batch. A credit is in at most one batch at a time (unique);
-    it is paid when that batch is confirmed. A failed batch's allocations are released."""
+    it is paid when that batch is confirmed. A failed batch's allocations are released.
+
+    ``receipt`` is the credit's receipt as it was when the batch was made (what its Merkle
+    ``leaf`` commits to); it never changes afterwards.
+    """
 
     entry = models.OneToOneField(LedgerEntry, on_delete=models.PROTECT, related_name="allocation")
     batch = models.ForeignKey(PayoutBatch, on_delete=models.PROTECT, related_name="allocations")
+    receipt = models.JSONField(default=dict)
+    leaf = models.CharField(max_length=66, blank=True, help_text="0x hex")
 
     def __str__(self) -> str:
         return f"{self.entry_id} in {self.batch_id}"

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.db.models import QuerySet
+from django.http import Http404
 
 from accounts.models import User
 from rewards.models import LedgerEntry, PayoutBatch, PayoutTransfer
@@ -53,3 +54,15 @@ def reward_summary_for_user(*, user: User, limit: int = 50) -> RewardSummary:
 def explorer_tx_url(tx_hash: str) -> str | None:
     template = settings.CHAIN_EXPLORER_TX_URL
     return template.format(tx_hash=tx_hash) if template and tx_hash else None
+
+
+def ledger_entry_get_for_user(*, entry_id: int, user: User) -> LedgerEntry:
+    """One of ``user``'s own ledger entries (a receipt); anyone else's is a 404."""
+    entry = (
+        LedgerEntry.objects.select_related("user", "project", "item")
+        .filter(pk=entry_id, user=user)
+        .first()
+    )
+    if entry is None:
+        raise Http404("No receipt of yours with this id.")
+    return entry

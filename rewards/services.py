@@ -22,8 +22,10 @@ from django.utils import timezone
 from accounts.audit import audit_record
 from accounts.models import User
 from labeling.models import Item
-from rewards.chain import ChainClient, ChainError, Receipt, SignedTransaction
+from rewards.asset import payout_asset
+from rewards.chain import MINT, ChainClient, ChainError, Receipt, SignedTransaction, max_batch_size
 from rewards.models import LedgerEntry, PayoutAllocation, PayoutBatch, PayoutTransfer
+from rewards.receipts import batch_receipts
 
 logger = logging.getLogger(__name__)
 
@@ -132,13 +134,17 @@ class SettlementReport:
 
 
 def payout_batch_prepare(*, client: ChainClient) -> PayoutBatch | None:
-    """Group unpaid credits per wallet into a new batch of at most 500 recipients.
+    """Group unpaid credits per wallet into a new batch (at most 500 recipients when minting,
+    400 for an ERC-20), with a receipt per credit and the receipts' Merkle root.
 
-    Credits of users without a wallet or who are banned wait. Returns ``None`` when nothing is
-    due. Two concurrent calls can't allocate one credit twice: the allocation is one-to-one, and
-    the loser's transaction rolls back.
+    Credits of users without a wallet or who are banned wait, as do wallets whose unpaid net is
+    below ``PAYOUT_MINIMUM``. Returns ``None`` when nothing is due. Two concurrent calls can't
+    allocate one credit twice: the allocation is one-to-one, and the loser's transaction rolls
+    back.
     """
-    max_recipients = settings.PAYOUT_BATCH_MAX_RECIPIENTS
+    mode = client.mode or MINT
+    max_recipients = min(settings.PAYOUT_BATCH_MAX_RECIPIENTS, max_batch_size(mode))
+    minimum = max(1, settings.PAYOUT_MINIMUM)
     due = (
         LedgerEntry.objects.filter(
             allocation__isnull=True,
@@ -146,17 +152,20 @@ def payout_batch_prepare(*, client: ChainClient) -> PayoutBatch | None:
             user__banned_at__isnull=True,
         )
         .order_by("id")
-        .values_list("id", "user__wallet_address", "amount")
+        .values_list("id", "user_id", "user__wallet_address", "amount")
     )
-    # Net per wallet (reversals are negative); a wallet owed nothing net waits for more credits.
+    # Net per wallet (reversals are negative); a wallet owed less than the minimum net waits for
+    # more credits.
     per_wallet: OrderedDict[str, tuple[int, list[int]]] = OrderedDict()
-    for entry_id, wallet, amount in due.iterator(chunk_size=2000):
+    wallets: dict[int, str] = {}
+    for entry_id, user_id, wallet, amount in due.iterator(chunk_size=2000):
         if wallet is None:  # excluded by the filter; the column itself is nullable
             continue
+        wallets[user_id] = wallet
         net, ids = per_wallet.get(wallet, (0, []))
         ids.append(entry_id)
         per_wallet[wallet] = (net + amount, ids)
-    payable = [(wallet, net, ids) for wallet, (net, ids) in per_wallet.items() if net > 0]
+    payable = [(wallet, net, ids) for wallet, (net, ids) in per_wallet.items() if net >= minimum]
     payable = payable[:max_recipients]
     totals: OrderedDict[str, int] = OrderedDict((wallet, net) for wallet, net, _ in payable)
     entry_ids = [entry_id for _, _, ids in payable for entry_id in ids]
@@ -167,16 +176,33 @@ def payout_batch_prepare(*, client: ChainClient) -> PayoutBatch | None:
             batch = PayoutBatch.objects.create(
                 batch_id="0x" + secrets.token_hex(32),
                 chain_id=client.chain_id,
-                token_address=client.token_address or "",
+                mode=mode,
+                token_address=client.payout_address or "",
                 recipient_count=len(totals),
                 total=sum(totals.values()),
             )
+            entries = list(
+                LedgerEntry.objects.filter(pk__in=entry_ids)
+                .select_related("project", "item")
+                .order_by("id")
+            )
+            receipts, root = batch_receipts(
+                batch=batch, entries=entries, wallets=wallets, asset=payout_asset()
+            )
+            batch.receipts_root = "0x" + root.hex()
+            batch.save(update_fields=["receipts_root"])
             PayoutTransfer.objects.bulk_create(
                 PayoutTransfer(batch=batch, wallet_address=wallet, amount=amount)
                 for wallet, amount in totals.items()
             )
             PayoutAllocation.objects.bulk_create(
-                PayoutAllocation(batch=batch, entry_id=entry_id) for entry_id in entry_ids
+                PayoutAllocation(
+                    batch=batch,
+                    entry_id=receipt.entry_id,
+                    receipt=receipt.body,
+                    leaf="0x" + receipt.leaf.hex(),
+                )
+                for receipt in receipts
             )
     except IntegrityError:
         logger.info("another settlement allocated these credits first")
@@ -189,10 +215,13 @@ def _batch_id_bytes(batch: PayoutBatch) -> bytes:
 
 
 def _sign(batch: PayoutBatch, client: ChainClient) -> SignedTransaction:
-    """Sign the batch's ``batchMint`` with the signer's next nonce (nothing is sent)."""
+    """Sign the batch's payment with the signer's next nonce (nothing is sent)."""
     transfers = list(batch.transfers.order_by("id").values_list("wallet_address", "amount"))
-    return client.sign_batch_mint(
-        _batch_id_bytes(batch), [wallet for wallet, _ in transfers], [int(a) for _, a in transfers]
+    return client.sign_payout_batch(
+        _batch_id_bytes(batch),
+        bytes.fromhex(batch.receipts_root[2:]),
+        [wallet for wallet, _ in transfers],
+        [int(a) for _, a in transfers],
     )
 
 

@@ -13,6 +13,7 @@ from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.test import override_settings
@@ -38,6 +39,22 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if os.environ.get("CI") == "true" and report.skipped and not hasattr(report, "wasxfail"):
         report.outcome = "failed"
         report.longrepr = f"skipped under CI=true, where nothing may be skipped: {report.longrepr}"
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup: None, django_db_blocker: Any) -> None:
+    """On PostgreSQL, let the test database's sessions TRUNCATE the append-only ledger: the
+    suite empties every table between transactional tests. UPDATE and DELETE stay refused."""
+    from django.db import connection
+
+    with django_db_blocker.unblock():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                name = connection.settings_dict["NAME"]
+                cursor.execute(
+                    f"ALTER DATABASE \"{name}\" SET crowdmint.allow_ledger_truncate = 'on'"
+                )
+            connection.close()  # sessions opened from now on have the setting
 
 
 @dataclass

@@ -4,22 +4,22 @@ from __future__ import annotations
 
 from django import template
 
-register = template.Library()
+from rewards.asset import payout_asset
 
-TOKEN_DECIMALS = 18
+register = template.Library()
 
 
 @register.filter
 def tokens(base_units: int | None) -> str:
-    """Base units as whole tokens, exactly: 1500000000000000000 -> "1.5"."""
-    if base_units is None:
-        return ""
-    # Integer arithmetic: Decimal's default context would round past 28 digits.
-    units = int(base_units)
-    sign = "-" if units < 0 else ""
-    whole, fraction = divmod(abs(units), 10**TOKEN_DECIMALS)
-    decimals = str(fraction).rjust(TOKEN_DECIMALS, "0").rstrip("0")
-    return f"{sign}{whole}.{decimals}" if decimals else f"{sign}{whole}"
+    """Base units of the payout asset in whole units, exactly: 1500000000000000000 -> "1.5"
+    for an 18-decimal token (integer arithmetic: no rounding at any size)."""
+    return payout_asset().format(base_units, symbol=False)
+
+
+@register.filter
+def amount(base_units: int | None) -> str:
+    """Base units with the payout asset's symbol: "1.5 CMT", "12.25 tUSD"."""
+    return payout_asset().format(base_units)
 
 
 @register.filter

@@ -2,23 +2,29 @@
 
 Public API::
 
-    ChainClient, SignedTransaction, Receipt, BatchMintedEvent, TokenInfo, TokenTransfer
-    embedded_client(), rpc_client(url, private_key, token_address), client_from_settings(...)
+    ChainClient, SignedTransaction, Receipt, BatchPaidEvent, TokenInfo, TokenTransfer
+    embedded_client(), rpc_client(url, private_key, token_address, ...), client_from_settings(...)
     ChainError, ChainUnavailable, ChainConfigError, ContractCallReverted, TransactionFailed
-    batch_id_from_key(key), batch_mint_gas_limit(n), MAX_BATCH_SIZE, NODE_TX_GAS_CAP
+    batch_id_from_key(key), batch_gas_limit(n, mode), max_batch_size(mode), MINT, ERC20
+    merkle: receipt leaves and proofs the contracts verify (rewards.chain.merkle)
 """
 
 from rewards.chain.client import (
+    ERC20,
     MAX_BATCH_SIZE,
+    MAX_TRANSFER_BATCH_SIZE,
+    MINT,
     NODE_TX_GAS_CAP,
-    BatchMintedEvent,
+    BatchPaidEvent,
     ChainClient,
     Receipt,
     SignedTransaction,
     TokenInfo,
     TokenTransfer,
+    batch_gas_limit,
     batch_id_from_key,
     batch_mint_gas_limit,
+    max_batch_size,
 )
 from rewards.chain.errors import (
     ChainConfigError,
@@ -35,9 +41,12 @@ from rewards.chain.factory import (
 )
 
 __all__ = [
+    "ERC20",
     "MAX_BATCH_SIZE",
+    "MAX_TRANSFER_BATCH_SIZE",
+    "MINT",
     "NODE_TX_GAS_CAP",
-    "BatchMintedEvent",
+    "BatchPaidEvent",
     "ChainClient",
     "ChainConfigError",
     "ChainError",
@@ -48,8 +57,10 @@ __all__ = [
     "TokenInfo",
     "TokenTransfer",
     "TransactionFailed",
+    "batch_gas_limit",
     "batch_id_from_key",
     "batch_mint_gas_limit",
+    "max_batch_size",
     "client_from_settings",
     "embedded_account_keys",
     "embedded_client",

@@ -1,14 +1,21 @@
-"""A small, typed client for the RewardToken contract.
+"""A small, typed client for Crowdmint's payout contracts.
 
 This module (with the rest of ``rewards.chain``) is the only place in the project that
 imports web3. It signs locally with an ``eth_account`` key and talks to any JSON-RPC node,
 or to the in-process eth-tester chain (see ``rewards.chain.factory``).
 
-Idempotency contract for payouts: every batch is minted under a ``batch_id`` that the
-contract accepts once. Whatever ``send_raw``/``wait_for_receipt`` raise or return, the only
-authority on "did this batch pay out?" is ``is_batch_processed(batch_id)``: a killed node
-surfaces as a connection error even when the transaction was mined, and a revert reaches
-Python as a different exception type on each backend.
+Two payout modes, one interface:
+- ``mint``: the platform's RewardToken mints each batch (``batchMint``); the asset paid is the
+  token itself.
+- ``erc20``: a RewardDistributor pays each batch in an existing ERC-20 (a stablecoin), pulled
+  from a treasury by allowance (``batchTransfer``); the asset is that ERC-20.
+
+Idempotency contract for payouts: every batch is paid under a ``batch_id`` that the
+contract accepts once, with the Merkle root of its receipts. Whatever
+``send_raw``/``wait_for_receipt`` raise or return, the only authority on "did this batch pay
+out?" is ``is_batch_processed(batch_id)``: a killed node surfaces as a connection error even
+when the transaction was mined, and a revert reaches Python as a different exception type on
+each backend.
 """
 
 from __future__ import annotations
@@ -32,7 +39,7 @@ from web3.contract import Contract
 from web3.exceptions import ProviderConnectionError, TransactionNotFound
 from web3.logs import DISCARD
 
-from rewards.chain.artifact import ContractArtifact, load_reward_token_artifact
+from rewards.chain.artifact import ContractArtifact, load_artifact
 from rewards.chain.errors import (
     ChainConfigError,
     ChainError,
@@ -41,8 +48,10 @@ from rewards.chain.errors import (
     TransactionFailed,
 )
 
-#: The contract's own limit (RewardToken.MAX_BATCH_SIZE).
+#: The contracts' own limit (BatchPayouts.MAX_BATCH_SIZE).
 MAX_BATCH_SIZE = 500
+MINT = "mint"
+ERC20 = "erc20"
 #: Hardhat (and Geth's default txpool policy since Osaka) reject a tx whose gas limit
 #: exceeds 2**24; every limit this client signs stays strictly below it.
 NODE_TX_GAS_CAP = 16_777_216
@@ -54,6 +63,12 @@ NODE_TX_GAS_CAP = 16_777_216
 #: rejects on-chain, which is what the idempotency story relies on.
 BATCH_MINT_BASE_GAS = 100_000
 BATCH_MINT_GAS_PER_RECIPIENT = 30_000
+#: batchTransfer: an ERC-20 transferFrom per recipient (measured ~28k for a new wallet, ~11k
+#: for a returning one, bench/gas/results.md), with headroom for tokens heavier than
+#: OpenZeppelin's. At 32k a full batch would pass the node cap, so ERC-20 batches are smaller.
+BATCH_TRANSFER_BASE_GAS = 100_000
+BATCH_TRANSFER_GAS_PER_RECIPIENT = 32_000
+MAX_TRANSFER_BATCH_SIZE = 400
 DEFAULT_PRIORITY_FEE_WEI = 1_000_000_000
 _UINT256_MAX = 2**256 - 1
 _BATCH_ID_DOMAIN = b"crowdmint:payout-batch:"
@@ -101,10 +116,12 @@ class Receipt:
 
 
 @dataclass(frozen=True)
-class BatchMintedEvent:
-    """One ``BatchMinted(batchId, count, total)`` log of the token contract."""
+class BatchPaidEvent:
+    """One ``BatchMinted`` or ``BatchTransferred(batchId, receiptsRoot, count, total)`` log of
+    the payout contract."""
 
     batch_id: bytes
+    receipts_root: bytes
     count: int
     total: int
     tx_hash: str
@@ -131,18 +148,32 @@ class TokenInfo:
     total_supply: int
 
 
-def batch_mint_gas_limit(recipient_count: int) -> int:
-    """The gas limit ``sign_batch_mint`` uses for a batch of ``recipient_count`` recipients.
+def max_batch_size(mode: str) -> int:
+    """The most recipients one batch may pay in ``mode`` (``mint`` or ``erc20``)."""
+    return MAX_BATCH_SIZE if mode == MINT else MAX_TRANSFER_BATCH_SIZE
 
-    Raises ``ValueError`` outside 1..MAX_BATCH_SIZE.
+
+def batch_gas_limit(recipient_count: int, mode: str = MINT) -> int:
+    """The gas limit ``sign_payout_batch`` uses for a batch of ``recipient_count`` recipients.
+
+    Raises ``ValueError`` outside 1..max_batch_size(mode).
     """
-    if not 1 <= recipient_count <= MAX_BATCH_SIZE:
-        raise ValueError(f"recipient_count must be 1..{MAX_BATCH_SIZE}, got {recipient_count}")
-    return BATCH_MINT_BASE_GAS + BATCH_MINT_GAS_PER_RECIPIENT * recipient_count
+    largest = max_batch_size(mode)
+    if not 1 <= recipient_count <= largest:
+        raise ValueError(f"recipient_count must be 1..{largest}, got {recipient_count}")
+    if mode == MINT:
+        return BATCH_MINT_BASE_GAS + BATCH_MINT_GAS_PER_RECIPIENT * recipient_count
+    return BATCH_TRANSFER_BASE_GAS + BATCH_TRANSFER_GAS_PER_RECIPIENT * recipient_count
+
+
+def batch_mint_gas_limit(recipient_count: int) -> int:
+    """The gas limit of a ``batchMint`` of ``recipient_count`` recipients."""
+    return batch_gas_limit(recipient_count, MINT)
 
 
 # The largest batch must fit under the node cap; checked at import, not at payout time.
-assert batch_mint_gas_limit(MAX_BATCH_SIZE) < NODE_TX_GAS_CAP
+assert batch_gas_limit(MAX_BATCH_SIZE, MINT) < NODE_TX_GAS_CAP
+assert batch_gas_limit(MAX_TRANSFER_BATCH_SIZE, ERC20) < NODE_TX_GAS_CAP
 
 
 def batch_id_from_key(key: str) -> bytes:
@@ -164,10 +195,23 @@ def _check_batch_id(batch_id: bytes) -> bytes:
     return bytes(batch_id)
 
 
+def _check_root(root: bytes) -> bytes:
+    if not isinstance(root, bytes | bytearray) or len(root) != 32 or not any(root):
+        raise ValueError("receipts_root must be 32 bytes, not all zero")
+    return bytes(root)
+
+
 def _checksum(address: str, what: str = "address") -> ChecksumAddress:
     if not isinstance(address, str) or not Web3.is_address(address):
         raise ValueError(f"invalid {what}: {address!r}")
     return Web3.to_checksum_address(address)
+
+
+def _config_address(value: str, what: str) -> ChecksumAddress:
+    try:
+        return _checksum(value, what)
+    except ValueError as exc:
+        raise ChainConfigError(str(exc)) from None
 
 
 @contextmanager
@@ -184,14 +228,17 @@ def _translate_errors(action: str) -> Iterator[None]:
 
 
 class ChainClient:
-    """Deploys and drives one RewardToken with one locally held signing key.
+    """Deploys and drives one payout contract with one locally held signing key.
+
+    Mint mode (``token_address``): the RewardToken pays by minting. ERC-20 mode
+    (``distributor_address``): a RewardDistributor pays in its ``asset`` from its treasury.
 
     Every method raises ``ChainUnavailable`` when the node cannot be reached and
     ``ChainError`` for any other failure reported by the node; argument errors that no node
     could accept (bad address, wrong batch id length, empty batch) raise ``ValueError``
     before any I/O.
 
-    Nonces: ``sign_batch_mint`` uses the signer's pending nonce unless one is passed. The
+    Nonces: ``sign_payout_batch`` uses the signer's pending nonce unless one is passed. The
     client does not serialize concurrent signers; the payout service must (one sender).
     """
 
@@ -201,18 +248,28 @@ class ChainClient:
         account: LocalAccount,
         token_address: str | None = None,
         *,
+        distributor_address: str | None = None,
         poll_interval: float = 0.5,
     ) -> None:
         self._w3 = web3
         self._account = account
         self._poll_interval = poll_interval
-        self._artifact: ContractArtifact = load_reward_token_artifact()
+        self._token_artifact: ContractArtifact = load_artifact("RewardToken")
+        self._distributor_artifact: ContractArtifact = load_artifact("RewardDistributor")
+        self._erc20_abi = load_artifact("MockStablecoin").abi
         self._chain_id: int | None = None
-        self._token: Contract | None = None
-        self._token_address: ChecksumAddress | None = None
-        self._error_selectors = _error_selectors(self._artifact.abi)
+        self._payout: Contract | None = None
+        self._payout_address: ChecksumAddress | None = None
+        self._asset: Contract | None = None
+        self._mode: str | None = None
+        self._error_selectors = {
+            **_error_selectors(self._token_artifact.abi),
+            **_error_selectors(self._distributor_artifact.abi),
+        }
         if token_address is not None:
             self.token_address = token_address
+        if distributor_address is not None:
+            self.distributor_address = distributor_address
 
     # -- identity ---------------------------------------------------------------------------
 
@@ -230,21 +287,43 @@ class ChainClient:
         return self._chain_id
 
     @property
+    def mode(self) -> str | None:
+        """``"mint"``, ``"erc20"``, or None before a payout contract is configured."""
+        return self._mode
+
+    @property
+    def payout_address(self) -> str | None:
+        """Checksum address of the contract that pays batches (token or distributor)."""
+        return self._payout_address
+
+    @property
     def token_address(self) -> str | None:
-        """Checksum address of the RewardToken, or None before deploy/configuration."""
-        return self._token_address
+        """Checksum address of the RewardToken (mint mode), or None."""
+        return self._payout_address if self._mode == MINT else None
 
     @token_address.setter
     def token_address(self, value: str) -> None:
-        try:
-            address = _checksum(value, "token address")
-        except ValueError as exc:
-            raise ChainConfigError(str(exc)) from None
-        self._token_address = address
-        self._token = self._w3.eth.contract(address=address, abi=self._artifact.abi)
+        address = _config_address(value, "token address")
+        self._mode = MINT
+        self._payout_address = address
+        self._payout = self._w3.eth.contract(address=address, abi=self._token_artifact.abi)
+        self._asset = self._payout
+
+    @property
+    def distributor_address(self) -> str | None:
+        """Checksum address of the RewardDistributor (ERC-20 mode), or None."""
+        return self._payout_address if self._mode == ERC20 else None
+
+    @distributor_address.setter
+    def distributor_address(self, value: str) -> None:
+        address = _config_address(value, "distributor address")
+        self._mode = ERC20
+        self._payout_address = address
+        self._payout = self._w3.eth.contract(address=address, abi=self._distributor_artifact.abi)
+        self._asset = None  # read from the distributor on first use
 
     def with_signer(self, private_key: str) -> ChainClient:
-        """A client on the same node and token that signs with another key.
+        """A client on the same node and payout contract that signs with another key.
 
         Raises ChainConfigError for an invalid key (never echoed).
         """
@@ -253,34 +332,88 @@ class ChainClient:
         except Exception:
             raise ChainConfigError("not a valid secp256k1 private key") from None
         return ChainClient(
-            self._w3, account, self._token_address, poll_interval=self._poll_interval
+            self._w3,
+            account,
+            self.token_address,
+            distributor_address=self.distributor_address,
+            poll_interval=self._poll_interval,
         )
 
     def _contract(self) -> Contract:
-        if self._token is None:
-            raise ChainConfigError("no token address: deploy_token() or configure one")
-        return self._token
+        if self._payout is None:
+            raise ChainConfigError(
+                "no payout contract: deploy_token()/deploy_distributor() or configure one"
+            )
+        return self._payout
+
+    def _asset_contract(self) -> Contract:
+        if self._asset is None:
+            distributor = self._contract()
+            with _translate_errors("RewardDistributor.asset"):
+                asset = str(distributor.functions.asset().call())
+            self._asset = self._erc20(asset)
+        return self._asset
+
+    def _erc20(self, address: str) -> Contract:
+        return self._w3.eth.contract(
+            address=_checksum(address, "ERC-20 address"), abi=self._erc20_abi
+        )
+
+    @property
+    def asset_address(self) -> str:
+        """The ERC-20 whose balances the payouts raise (the token itself when minting)."""
+        return str(self._asset_contract().address)
 
     # -- deployment -------------------------------------------------------------------------
 
     def deploy_token(self, *, timeout: float = 120) -> str:
-        """Deploy a RewardToken with the signer as admin and minter; set and return its address.
+        """Deploy a RewardToken with the signer as admin and minter; pay with it from now on.
 
         Raises ChainUnavailable, TransactionFailed if the deployment reverted, ChainError if
         it was not mined within ``timeout`` seconds.
         """
-        factory = self._w3.eth.contract(abi=self._artifact.abi, bytecode=self._artifact.bytecode)
-        nonce = self.next_nonce()
-        with _translate_errors("deploy RewardToken"):
+        address = self._deploy(self._token_artifact, [self.address], timeout=timeout)
+        self.token_address = address
+        return address
+
+    def deploy_distributor(self, asset: str, treasury: str, *, timeout: float = 120) -> str:
+        """Deploy a RewardDistributor paying ``asset`` from ``treasury`` (the signer is admin
+        and distributor); pay with it from now on. The treasury must then approve it."""
+        address = self._deploy(
+            self._distributor_artifact,
+            [self.address, _checksum(asset, "asset"), _checksum(treasury, "treasury")],
+            timeout=timeout,
+        )
+        self.distributor_address = address
+        return address
+
+    def deploy_mock_stablecoin(self, *, timeout: float = 120) -> str:
+        """Deploy a 6-decimal test ERC-20 anyone may mint (tests and local nodes only)."""
+        return self._deploy(load_artifact("MockStablecoin"), [], timeout=timeout)
+
+    def mint_mock_stablecoin(self, asset: str, to: str, amount: int) -> Receipt:
+        """Mint test dollars of a MockStablecoin to ``to`` (tests and local nodes only)."""
+        call = self._erc20(asset).functions.mint(_checksum(to, "recipient"), int(amount))
+        return self._transact(call, f"mint {asset}")
+
+    def approve(self, asset: str, spender: str, amount: int) -> Receipt:
+        """``asset.approve(spender, amount)`` from the signer (a treasury approving the
+        distributor). Raises TransactionFailed if it reverted."""
+        call = self._erc20(asset).functions.approve(_checksum(spender, "spender"), int(amount))
+        return self._transact(call, f"approve {spender}")
+
+    def _deploy(self, artifact: ContractArtifact, args: list[Any], *, timeout: float) -> str:
+        factory = self._w3.eth.contract(abi=artifact.abi, bytecode=artifact.bytecode)
+        with _translate_errors(f"deploy {artifact.contract_name}"):
+            estimate = factory.constructor(*args).estimate_gas({"from": self.address})
             tx: dict[str, Any] = {
                 "from": self.address,
-                "nonce": nonce,
+                "nonce": self.next_nonce(),
                 "chainId": self.chain_id,
+                "gas": min(int(estimate * 1.25), NODE_TX_GAS_CAP - 1),
                 **self._fee_fields(),
             }
-            estimate = factory.constructor(self.address).estimate_gas({"from": self.address})
-            tx["gas"] = min(int(estimate * 1.25), NODE_TX_GAS_CAP - 1)
-            built = factory.constructor(self.address).build_transaction(tx)
+            built = factory.constructor(*args).build_transaction(tx)
             signed = self._account.sign_transaction(built)
         tx_hash = self.send_raw(bytes(signed.raw_transaction))
         receipt = self.wait_for_receipt(tx_hash, timeout=timeout)
@@ -290,32 +423,81 @@ class ChainClient:
             raise TransactionFailed(f"deployment {tx_hash} reverted")
         with _translate_errors("read deployment receipt"):
             address = self._w3.eth.get_transaction_receipt(HexStr(tx_hash))["contractAddress"]
-        self.token_address = str(address)
         return str(address)
+
+    def _transact(self, call: Any, what: str, *, timeout: float = 120) -> Receipt:
+        with _translate_errors(what):
+            estimate = call.estimate_gas({"from": self.address})
+            tx: dict[str, Any] = {
+                "from": self.address,
+                "nonce": self.next_nonce(),
+                "chainId": self.chain_id,
+                "gas": min(int(estimate * 1.25) + 10_000, NODE_TX_GAS_CAP - 1),
+                **self._fee_fields(),
+            }
+            signed = self._account.sign_transaction(dict(call.build_transaction(tx)))
+        tx_hash = self.send_raw(bytes(signed.raw_transaction))
+        receipt = self.wait_for_receipt(tx_hash, timeout=timeout)
+        if receipt is None:
+            raise ChainError(f"{what}: {tx_hash} not mined within {timeout}s")
+        if not receipt.status:
+            raise TransactionFailed(f"{what}: {tx_hash} reverted")
+        return receipt
 
     # -- reads ------------------------------------------------------------------------------
 
     def is_batch_processed(self, batch_id: bytes) -> bool:
-        """True once ``batchMint`` succeeded for ``batch_id`` (at the latest block).
+        """True once the payout contract paid ``batch_id`` (at the latest block).
 
         This is the authority for payout retries. Raises ValueError unless ``batch_id`` is
-        32 bytes, ChainConfigError without a token, ChainUnavailable, ChainError.
+        32 bytes, ChainConfigError without a payout contract, ChainUnavailable, ChainError.
         """
         batch_id = _check_batch_id(batch_id)
         contract = self._contract()
         with _translate_errors("processedBatches"):
             return bool(contract.functions.processedBatches(batch_id).call())
 
-    def balance_of(self, address: str) -> int:
-        """Token balance of ``address`` in base units (18 decimals)."""
-        owner = _checksum(address)
+    def batch_root(self, batch_id: bytes) -> bytes | None:
+        """The receipts' Merkle root the contract recorded for ``batch_id``; None if unpaid."""
+        batch_id = _check_batch_id(batch_id)
         contract = self._contract()
+        with _translate_errors("batchRoots"):
+            root = bytes(contract.functions.batchRoots(batch_id).call())
+        return root if any(root) else None
+
+    def verify_receipt(self, batch_id: bytes, proof: Sequence[bytes], leaf: bytes) -> bool:
+        """Ask the contract whether ``leaf`` is a receipt of paid batch ``batch_id``."""
+        contract = self._contract()
+        with _translate_errors("verifyReceipt"):
+            return bool(
+                contract.functions.verifyReceipt(
+                    _check_batch_id(batch_id), [bytes(p) for p in proof], bytes(leaf)
+                ).call()
+            )
+
+    def balance_of(self, address: str) -> int:
+        """Balance of ``address`` in the paid asset's base units."""
+        owner = _checksum(address)
+        contract = self._asset_contract()
         with _translate_errors("balanceOf"):
             return int(contract.functions.balanceOf(owner).call())
 
+    def allowance(self, owner: str, spender: str) -> int:
+        """The paid asset's allowance of ``owner`` to ``spender``."""
+        contract = self._asset_contract()
+        with _translate_errors("allowance"):
+            return int(contract.functions.allowance(_checksum(owner), _checksum(spender)).call())
+
+    def treasury(self) -> str | None:
+        """The distributor's treasury (ERC-20 mode); None when minting."""
+        if self._mode != ERC20:
+            return None
+        with _translate_errors("RewardDistributor.treasury"):
+            return str(self._contract().functions.treasury().call())
+
     def token_info(self) -> TokenInfo:
-        """Name, symbol, decimals and total supply of the configured token."""
-        contract = self._contract()
+        """Name, symbol, decimals and total supply of the paid asset."""
+        contract = self._asset_contract()
         with _translate_errors("token metadata"):
             return TokenInfo(
                 address=contract.address,
@@ -353,11 +535,15 @@ class ChainClient:
         return True
 
     def is_minter(self, address: str | None = None) -> bool:
-        """Whether ``address`` (default: the signer) holds MINTER_ROLE on the token."""
+        """Whether ``address`` (default: the signer) may pay batches: MINTER_ROLE on the token,
+        or DISTRIBUTOR_ROLE on the distributor."""
         who = self.address if address is None else _checksum(address)
         contract = self._contract()
         with _translate_errors("hasRole"):
-            role = contract.functions.MINTER_ROLE().call()
+            if self._mode == MINT:
+                role = contract.functions.MINTER_ROLE().call()
+            else:
+                role = contract.functions.DISTRIBUTOR_ROLE().call()
             return bool(contract.functions.hasRole(role, who).call())
 
     def get_receipt(self, tx_hash: str) -> Receipt | None:
@@ -375,11 +561,11 @@ class ChainClient:
         )
 
     def transfers_in(self, tx_hash: str) -> list[TokenTransfer]:
-        """The token's Transfer logs emitted by mined tx ``tx_hash``, in log order.
+        """The paid asset's Transfer logs emitted by mined tx ``tx_hash``, in log order.
 
         Empty for a reverted tx. Raises ChainError if the tx is not mined.
         """
-        contract = self._contract()
+        contract = self._asset_contract()
         with _translate_errors("eth_getTransactionReceipt"):
             raw = self._w3.eth.get_transaction_receipt(HexStr(tx_hash))
             events = contract.events.Transfer().process_receipt(raw, errors=DISCARD)
@@ -408,14 +594,19 @@ class ChainClient:
                 return None
             time.sleep(min(self._poll_interval, max(0.0, deadline - time.monotonic())))
 
-    def batch_minted_events(self, from_block: int = 0) -> list[BatchMintedEvent]:
-        """All ``BatchMinted`` logs of the token from ``from_block`` to the latest block."""
+    def batch_events(self, from_block: int = 0) -> list[BatchPaidEvent]:
+        """Every batch the payout contract paid (``BatchMinted``/``BatchTransferred`` logs)
+        from ``from_block`` to the latest block."""
         contract = self._contract()
-        with _translate_errors("eth_getLogs BatchMinted"):
-            logs = contract.events.BatchMinted.get_logs(from_block=from_block)
+        event = (
+            contract.events.BatchMinted if self._mode == MINT else contract.events.BatchTransferred
+        )
+        with _translate_errors("eth_getLogs batch events"):
+            logs = event.get_logs(from_block=from_block)
         return [
-            BatchMintedEvent(
+            BatchPaidEvent(
                 batch_id=bytes(log["args"]["batchId"]),
+                receipts_root=bytes(log["args"]["receiptsRoot"]),
                 count=int(log["args"]["count"]),
                 total=int(log["args"]["total"]),
                 tx_hash=_hex(log["transactionHash"]),
@@ -424,77 +615,99 @@ class ChainClient:
             for log in logs
         ]
 
-    # -- batch mint -------------------------------------------------------------------------
+    # -- payout batches ---------------------------------------------------------------------
 
-    def check_batch_mint(
-        self, batch_id: bytes, recipients: Sequence[str], amounts: Sequence[int]
+    def _batch_call(
+        self,
+        batch_id: bytes,
+        receipts_root: bytes,
+        recipients: Sequence[str],
+        amounts: Sequence[int],
+    ) -> Any:
+        contract = self._contract()
+        function = (
+            contract.functions.batchMint if self._mode == MINT else contract.functions.batchTransfer
+        )
+        return function(batch_id, receipts_root, list(recipients), [int(a) for a in amounts])
+
+    def check_payout_batch(
+        self,
+        batch_id: bytes,
+        receipts_root: bytes,
+        recipients: Sequence[str],
+        amounts: Sequence[int],
     ) -> None:
-        """Simulate ``batchMint`` from the signer (``eth_call``) without sending anything.
+        """Simulate the batch payment from the signer (``eth_call``) without sending anything.
 
         Returns None if the contract would accept the batch now. Raises ContractCallReverted
         (with the decoded custom error name when possible: BatchAlreadyProcessed,
-        BatchLengthMismatch, EmptyBatch, BatchTooLarge, ERC20InvalidReceiver,
-        AccessControlUnauthorizedAccount), ChainUnavailable, ChainConfigError. No argument
-        validation happens here: this asks the contract itself.
+        EmptyReceiptsRoot, BatchLengthMismatch, EmptyBatch, BatchTooLarge, ERC20InvalidReceiver,
+        InvalidRecipient, ERC20InsufficientAllowance, AccessControlUnauthorizedAccount),
+        ChainUnavailable, ChainConfigError. No argument validation happens here: this asks
+        the contract itself.
         """
-        contract = self._contract()
-        call = contract.functions.batchMint(
-            _check_batch_id(batch_id), list(recipients), [int(a) for a in amounts]
+        call = self._batch_call(
+            _check_batch_id(batch_id), bytes(receipts_root), recipients, amounts
         )
         try:
             call.call({"from": self.address})
         except _UNAVAILABLE_ERRORS as exc:
-            raise ChainUnavailable(f"batchMint simulation: node unavailable ({exc})") from exc
+            raise ChainUnavailable(f"batch simulation: node unavailable ({exc})") from exc
         except Exception as exc:
             # Each backend raises its own type for a revert; decode the data, not the type.
             name, args = self._decode_revert(exc)
             raise ContractCallReverted(
-                f"batchMint would revert: {name or exc}", error_name=name, error_args=args
+                f"batch payment would revert: {name or exc}", error_name=name, error_args=args
             ) from exc
 
-    def sign_batch_mint(
+    def sign_payout_batch(
         self,
         batch_id: bytes,
+        receipts_root: bytes,
         recipients: Sequence[str],
         amounts: Sequence[int],
         *,
         nonce: int | None = None,
     ) -> SignedTransaction:
-        """Sign (not send) ``batchMint(batch_id, recipients, amounts)``.
+        """Sign (not send) ``batchMint``/``batchTransfer(batch_id, receipts_root, recipients,
+        amounts)``.
 
-        The gas limit is computed (``batch_mint_gas_limit``), not estimated, so signing does
-        not depend on the batch's current on-chain state; it is always below the 2**24 node
-        cap. With ``nonce=None`` the signer's pending nonce is read from the node, as are the
+        The gas limit is computed (``batch_gas_limit``), not estimated, so signing does not
+        depend on the batch's current on-chain state; it is always below the 2**24 node cap.
+        With ``nonce=None`` the signer's pending nonce is read from the node, as are the
         EIP-1559 fees.
 
-        Raises ValueError for a batch the contract would reject whatever the state (length
-        mismatch, empty, more than MAX_BATCH_SIZE, invalid or zero address, amount outside
-        uint256), ChainConfigError without a token, ChainUnavailable, ChainError.
+        Raises ValueError for a batch the contract would reject whatever the state (zero root,
+        length mismatch, empty, too many recipients, invalid or zero address, amount outside
+        uint256), ChainConfigError without a payout contract, ChainUnavailable, ChainError.
         """
         batch_id = _check_batch_id(batch_id)
+        receipts_root = _check_root(receipts_root)
+        mode = self._mode or MINT
         if len(recipients) != len(amounts):
             raise ValueError(f"{len(recipients)} recipients but {len(amounts)} amounts")
-        if not 1 <= len(recipients) <= MAX_BATCH_SIZE:
-            raise ValueError(f"a batch has 1..{MAX_BATCH_SIZE} recipients, got {len(recipients)}")
+        largest = max_batch_size(mode)
+        if not 1 <= len(recipients) <= largest:
+            raise ValueError(f"a batch has 1..{largest} recipients, got {len(recipients)}")
         to = [_checksum(r, "recipient") for r in recipients]
         if any(int(a, 16) == 0 for a in to):
             raise ValueError("zero address recipient")
         values = [int(a) for a in amounts]
         if any(not 0 <= v <= _UINT256_MAX for v in values):
             raise ValueError("amounts must be within uint256")
-        contract = self._contract()
+        call = self._batch_call(batch_id, receipts_root, to, values)
         if nonce is None:
             nonce = self.next_nonce()
-        with _translate_errors("sign batchMint"):
+        with _translate_errors("sign batch payment"):
             tx: dict[str, Any] = {
                 "from": self.address,
                 "nonce": nonce,
                 "chainId": self.chain_id,
-                "gas": batch_mint_gas_limit(len(to)),
+                "gas": batch_gas_limit(len(to), mode),
                 **self._fee_fields(),
             }
-            built = contract.functions.batchMint(batch_id, to, values).build_transaction(tx)  # type: ignore[arg-type]
-            signed = self._account.sign_transaction(dict(built))  # type: ignore[arg-type]
+            built = call.build_transaction(tx)
+            signed = self._account.sign_transaction(dict(built))
         return SignedTransaction(
             tx_hash=_hex(signed.hash), raw=bytes(signed.raw_transaction), nonce=nonce
         )

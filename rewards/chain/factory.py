@@ -70,17 +70,26 @@ def embedded_account_keys() -> list[str]:
     return [str(key) for key in _py_evm_backend().account_keys]
 
 
-def rpc_client(url: str, private_key: str, token_address: str | None) -> ChainClient:
-    """A ChainClient on the JSON-RPC node at ``url`` (http/https), signing with ``private_key``.
+def rpc_client(
+    url: str,
+    private_key: str,
+    token_address: str | None,
+    *,
+    distributor_address: str | None = None,
+    timeout: float = RPC_TIMEOUT_S,
+) -> ChainClient:
+    """A ChainClient on the JSON-RPC node at ``url`` (http/https), signing with ``private_key``,
+    paying with the RewardToken at ``token_address`` or the RewardDistributor at
+    ``distributor_address``.
 
     Does no I/O: an unreachable node surfaces as ChainUnavailable on first use. Raises
-    ChainConfigError for a malformed url, key or token address (the key is never echoed).
+    ChainConfigError for a malformed url, key or address (the key is never echoed).
     """
     if not url.startswith(("http://", "https://")):
         raise ChainConfigError(f"CHAIN_RPC_URL must be an http(s) URL, got {url!r}")
     account = _account_from_key(private_key)
-    web3 = Web3(HTTPProvider(url, request_kwargs={"timeout": RPC_TIMEOUT_S}))
-    return ChainClient(web3, account, token_address)
+    web3 = Web3(HTTPProvider(url, request_kwargs={"timeout": timeout}))
+    return ChainClient(web3, account, token_address, distributor_address=distributor_address)
 
 
 def client_from_settings(

@@ -1,12 +1,15 @@
 #!/usr/bin/env node
-// Compiles RewardToken.sol with the pinned solc-js (no binary download) and writes
-// artifacts/RewardToken.json, which Python loads at runtime so it never needs Node.
+// Compiles Crowdmint's contracts with the pinned solc-js (no binary download) and writes one
+// artifacts/<Contract>.json each, which Python loads at runtime so it never needs Node:
+//   RewardToken        the platform's own token, minted per payout batch
+//   RewardDistributor  payouts in an existing ERC-20 (a stablecoin), pulled from a treasury
+//   MockStablecoin     a 6-decimal test token (tests and local nodes only)
 //
 // Usage: node build.mjs [--out DIR]   (DIR defaults to ./artifacts next to this file)
 //
 // The build is deterministic: pinned compiler and OpenZeppelin (package-lock.json), fixed
 // source unit names, and no metadata hash in the bytecode, so a rebuild must equal the
-// committed artifact byte for byte (tests/chain/test_artifacts.py checks it).
+// committed artifacts byte for byte (tests/chain/test_artifacts.py checks it).
 
 import { createHash } from "node:crypto";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
@@ -18,22 +21,35 @@ const require = createRequire(import.meta.url);
 const solc = require("solc");
 
 const HERE = dirname(fileURLToPath(import.meta.url));
-const CONTRACT = "RewardToken";
-const SOURCE = `${CONTRACT}.sol`;
 const EXPECTED_SOLC = "0.8.37";
+// Every source of ours, by source unit name; imports between them resolve by these names.
+const SOURCES = [
+  "BatchPayouts.sol",
+  "RewardDistributor.sol",
+  "RewardToken.sol",
+  "test/MockStablecoin.sol",
+];
+const CONTRACTS = {
+  RewardToken: "RewardToken.sol",
+  RewardDistributor: "RewardDistributor.sol",
+  MockStablecoin: "test/MockStablecoin.sol",
+};
 
 // evmVersion is pinned because solc 0.8.37 defaults to osaka, which py-evm cannot execute.
-// viaIR + runs=10000: batchMint is the hot path; the IR pipeline saves ~330 gas per recipient
-// over the legacy one (bench/gas/results.md). bytecodeHash "none" keeps the bytecode free of
-// a metadata hash, so the committed artifact is reproducible byte for byte.
+// viaIR + runs=10000: the batch loops are the hot path; the IR pipeline saves ~330 gas per
+// recipient over the legacy one (bench/gas/results.md). bytecodeHash "none" keeps the bytecode
+// free of a metadata hash, so the committed artifacts are reproducible byte for byte.
 const SETTINGS = {
   evmVersion: "cancun",
   optimizer: { enabled: true, runs: 10000 },
   viaIR: true,
   metadata: { bytecodeHash: "none" },
-  outputSelection: {
-    [SOURCE]: { [CONTRACT]: ["abi", "evm.bytecode.object", "evm.deployedBytecode.object"] },
-  },
+  outputSelection: Object.fromEntries(
+    Object.entries(CONTRACTS).map(([name, source]) => [
+      source,
+      { [name]: ["abi", "evm.bytecode.object", "evm.deployedBytecode.object"] },
+    ]),
+  ),
 };
 
 function parseOut(argv) {
@@ -57,29 +73,41 @@ function main() {
   if (!version.startsWith(`${EXPECTED_SOLC}+`)) {
     throw new Error(`solc ${EXPECTED_SOLC} required, got ${version}; run npm ci`);
   }
-  const source = readFileSync(join(HERE, SOURCE), "utf8");
-  const input = { language: "Solidity", sources: { [SOURCE]: { content: source } }, settings: SETTINGS };
+  const contents = Object.fromEntries(
+    SOURCES.map((name) => [name, readFileSync(join(HERE, name), "utf8")]),
+  );
+  // One digest of every source of ours: a change to any of them needs a rebuild.
+  const sourcesSha256 = createHash("sha256");
+  for (const name of SOURCES) sourcesSha256.update(`${name}\n${contents[name]}\n`);
+  const input = {
+    language: "Solidity",
+    sources: Object.fromEntries(SOURCES.map((name) => [name, { content: contents[name] }])),
+    settings: SETTINGS,
+  };
   const output = JSON.parse(solc.compile(JSON.stringify(input), { import: findImports }));
 
   const diagnostics = output.errors ?? [];
   for (const d of diagnostics) process.stderr.write(`${d.formattedMessage ?? d.message}\n`);
   if (diagnostics.some((d) => d.severity === "error")) process.exit(1);
 
-  const compiled = output.contracts[SOURCE][CONTRACT];
-  const artifact = {
-    contractName: CONTRACT,
-    abi: compiled.abi,
-    bytecode: `0x${compiled.evm.bytecode.object}`,
-    deployedBytecode: `0x${compiled.evm.deployedBytecode.object}`,
-    compiler: { version, settings: SETTINGS },
-    sourceSha256: createHash("sha256").update(source).digest("hex"),
-  };
-
   const outDir = parseOut(process.argv.slice(2));
   mkdirSync(outDir, { recursive: true });
-  const outFile = join(outDir, `${CONTRACT}.json`);
-  writeFileSync(outFile, `${JSON.stringify(artifact, null, 2)}\n`);
-  process.stdout.write(`wrote ${outFile} (${compiled.evm.deployedBytecode.object.length / 2} bytes runtime)\n`);
+  for (const [name, source] of Object.entries(CONTRACTS)) {
+    const compiled = output.contracts[source][name];
+    const artifact = {
+      contractName: name,
+      sourceName: source,
+      abi: compiled.abi,
+      bytecode: `0x${compiled.evm.bytecode.object}`,
+      deployedBytecode: `0x${compiled.evm.deployedBytecode.object}`,
+      compiler: { version, settings: SETTINGS },
+      sourcesSha256: sourcesSha256.copy().digest("hex"),
+    };
+    const outFile = join(outDir, `${name}.json`);
+    writeFileSync(outFile, `${JSON.stringify(artifact, null, 2)}\n`);
+    const size = compiled.evm.deployedBytecode.object.length / 2;
+    process.stdout.write(`wrote ${outFile} (${size} bytes runtime)\n`);
+  }
 }
 
 main();

@@ -9,6 +9,8 @@ from eth_utils import keccak, to_checksum_address
 from rewards.chain import ChainClient, Receipt
 
 ONE_TOKEN = 10**18
+#: A receipts root for batches whose receipts the test doesn't look at.
+ROOT = keccak(text="receipts of a test batch")
 
 
 def wallets(count: int, *, seed: str = "contributor") -> list[str]:
@@ -17,10 +19,16 @@ def wallets(count: int, *, seed: str = "contributor") -> list[str]:
 
 
 def mint(
-    client: ChainClient, batch_id: bytes, recipients: Sequence[str], amounts: Sequence[int]
+    client: ChainClient,
+    batch_id: bytes,
+    recipients: Sequence[str],
+    amounts: Sequence[int],
+    *,
+    root: bytes = ROOT,
 ) -> Receipt:
-    """Sign, broadcast and wait for one batchMint; return its receipt (reverted or not)."""
-    signed = client.sign_batch_mint(batch_id, list(recipients), list(amounts))
+    """Sign, broadcast and wait for one batch payment (batchMint or batchTransfer, by the
+    client's mode); return its receipt (reverted or not)."""
+    signed = client.sign_payout_batch(batch_id, root, list(recipients), list(amounts))
     client.send_raw(signed.raw)
     receipt = client.wait_for_receipt(signed.tx_hash, timeout=30)
     assert receipt is not None

@@ -1,4 +1,4 @@
-"""The committed RewardToken artifact is what the committed source compiles to.
+"""The committed contract artifacts are what the committed sources compile to.
 
 The rebuild needs Node and ``rewards/contracts/node_modules`` (``make contracts``). Without
 them the rebuild test skips on a developer machine and fails under CI=true, where CI
@@ -16,9 +16,14 @@ from pathlib import Path
 
 import pytest
 
-from rewards.chain.artifact import ARTIFACT_PATH, SOURCE_PATH, load_reward_token_artifact
-
-CONTRACTS_DIR = SOURCE_PATH.parent
+from rewards.chain.artifact import (
+    ARTIFACTS_DIR,
+    CONTRACT_NAMES,
+    CONTRACTS_DIR,
+    SOURCE_NAMES,
+    load_artifact,
+    sources_sha256,
+)
 
 
 def _node_or_skip() -> str:
@@ -32,18 +37,28 @@ def _node_or_skip() -> str:
     pytest.skip(reason)
 
 
-def test_the_artifact_was_built_from_the_committed_source() -> None:
-    source_sha = hashlib.sha256(SOURCE_PATH.read_bytes()).hexdigest()
-
-    assert load_reward_token_artifact().source_sha256 == source_sha, (
-        "RewardToken.sol changed without a rebuild: run `make contracts` and commit the artifact"
+@pytest.mark.parametrize("name", CONTRACT_NAMES)
+def test_each_artifact_was_built_from_the_committed_sources(name: str) -> None:
+    assert load_artifact(name).sources_sha256 == sources_sha256(), (
+        "a .sol source changed without a rebuild: run `make contracts` and commit the artifacts"
     )
 
 
-def test_the_artifact_targets_cancun_with_the_pinned_compiler() -> None:
-    settings = json.loads(ARTIFACT_PATH.read_text())["compiler"]["settings"]
+def test_every_solidity_source_is_part_of_the_build() -> None:
+    on_disk = sorted(
+        str(p.relative_to(CONTRACTS_DIR))
+        for p in CONTRACTS_DIR.rglob("*.sol")
+        if "node_modules" not in p.parts
+    )
+    assert on_disk == sorted(SOURCE_NAMES)
+    assert hashlib.sha256(b"").hexdigest() != sources_sha256()
 
-    assert load_reward_token_artifact().compiler_version.startswith("0.8.37+")
+
+@pytest.mark.parametrize("name", CONTRACT_NAMES)
+def test_the_artifact_targets_cancun_with_the_pinned_compiler(name: str) -> None:
+    settings = json.loads((ARTIFACTS_DIR / f"{name}.json").read_text())["compiler"]["settings"]
+
+    assert load_artifact(name).compiler_version.startswith("0.8.37+")
     assert settings["evmVersion"] == "cancun"  # py-evm cannot run solc 0.8.37's default, osaka
     assert settings["optimizer"]["enabled"] is True
 
@@ -71,8 +86,11 @@ def test_a_fresh_build_reproduces_the_committed_artifact(tmp_path: Path) -> None
         timeout=300,
     )
 
-    rebuilt = json.loads((tmp_path / "RewardToken.json").read_text())
-    committed = json.loads(ARTIFACT_PATH.read_text())
-    for key in ("abi", "bytecode", "deployedBytecode", "compiler", "sourceSha256"):
-        assert rebuilt[key] == committed[key], f"{key} differs: run `make contracts` and commit"
-    assert (tmp_path / "RewardToken.json").read_bytes() == ARTIFACT_PATH.read_bytes()
+    for name in CONTRACT_NAMES:
+        rebuilt = json.loads((tmp_path / f"{name}.json").read_text())
+        committed = json.loads((ARTIFACTS_DIR / f"{name}.json").read_text())
+        for key in ("abi", "bytecode", "deployedBytecode", "compiler", "sourcesSha256"):
+            assert rebuilt[key] == committed[key], f"{name} {key} differs: `make contracts`"
+        assert (tmp_path / f"{name}.json").read_bytes() == (
+            ARTIFACTS_DIR / f"{name}.json"
+        ).read_bytes()

@@ -22,7 +22,7 @@ from rewards.chain import (
     embedded_client,
     rpc_client,
 )
-from tests.chain.support import ONE_TOKEN, wallets
+from tests.chain.support import ONE_TOKEN, ROOT, wallets
 
 BATCH = batch_id_from_key("payout-batch-1")
 # eth-tester's second prefunded key: public test data, not a secret.
@@ -30,7 +30,7 @@ TEST_KEY = embedded_account_keys()[1]
 
 
 def test_the_signed_hash_is_the_hash_of_the_mined_transaction(client: ChainClient) -> None:
-    signed = client.sign_batch_mint(BATCH, wallets(2), [1, 2])
+    signed = client.sign_payout_batch(BATCH, ROOT, wallets(2), [1, 2])
 
     sent_hash = client.send_raw(signed.raw)
     receipt = client.wait_for_receipt(signed.tx_hash)
@@ -41,9 +41,9 @@ def test_the_signed_hash_is_the_hash_of_the_mined_transaction(client: ChainClien
 
 
 def test_the_node_knows_a_sent_transaction_and_not_an_unsent_one(client: ChainClient) -> None:
-    sent = client.sign_batch_mint(BATCH, wallets(1), [1])
+    sent = client.sign_payout_batch(BATCH, ROOT, wallets(1), [1])
     client.send_raw(sent.raw)
-    unsent = client.sign_batch_mint(batch_id_from_key("unsent"), wallets(1), [1])
+    unsent = client.sign_payout_batch(batch_id_from_key("unsent"), ROOT, wallets(1), [1])
 
     assert client.has_transaction(sent.tx_hash)
     assert not client.has_transaction(unsent.tx_hash)
@@ -51,14 +51,14 @@ def test_the_node_knows_a_sent_transaction_and_not_an_unsent_one(client: ChainCl
 
 def test_the_confirmed_nonce_counts_mined_transactions(client: ChainClient) -> None:
     before = client.confirmed_nonce()
-    signed = client.sign_batch_mint(BATCH, wallets(1), [1])
+    signed = client.sign_payout_batch(BATCH, ROOT, wallets(1), [1])
     client.send_raw(signed.raw)
 
     assert client.confirmed_nonce() == before + 1 == signed.nonce + 1 == client.next_nonce()
 
 
 def test_signing_does_not_broadcast(client: ChainClient) -> None:
-    signed = client.sign_batch_mint(BATCH, wallets(1), [1])
+    signed = client.sign_payout_batch(BATCH, ROOT, wallets(1), [1])
 
     assert client.get_receipt(signed.tx_hash) is None
     assert client.next_nonce() == signed.nonce
@@ -67,7 +67,7 @@ def test_signing_does_not_broadcast(client: ChainClient) -> None:
 
 def test_broadcasting_the_same_bytes_twice_is_not_fatal(client: ChainClient) -> None:
     (alice,) = wallets(1)
-    signed = client.sign_batch_mint(BATCH, [alice], [ONE_TOKEN])
+    signed = client.sign_payout_batch(BATCH, ROOT, [alice], [ONE_TOKEN])
 
     assert client.send_raw(signed.raw) == signed.tx_hash
     assert client.send_raw(signed.raw) == signed.tx_hash
@@ -76,7 +76,7 @@ def test_broadcasting_the_same_bytes_twice_is_not_fatal(client: ChainClient) -> 
 
 def test_a_consumed_nonce_is_not_fatal_and_leaves_the_tx_unmined(client: ChainClient) -> None:
     used_nonce = client.next_nonce() - 1  # the deployment's
-    signed = client.sign_batch_mint(BATCH, wallets(1), [1], nonce=used_nonce)
+    signed = client.sign_payout_batch(BATCH, ROOT, wallets(1), [1], nonce=used_nonce)
 
     assert client.send_raw(signed.raw) == signed.tx_hash
     assert client.get_receipt(signed.tx_hash) is None
@@ -84,7 +84,7 @@ def test_a_consumed_nonce_is_not_fatal_and_leaves_the_tx_unmined(client: ChainCl
 
 
 def test_a_nonce_gap_is_rejected(client: ChainClient) -> None:
-    signed = client.sign_batch_mint(BATCH, wallets(1), [1], nonce=client.next_nonce() + 5)
+    signed = client.sign_payout_batch(BATCH, ROOT, wallets(1), [1], nonce=client.next_nonce() + 5)
 
     with pytest.raises(ChainError):
         client.send_raw(signed.raw)
@@ -103,7 +103,7 @@ def test_the_largest_batch_gas_limit_stays_under_the_node_cap() -> None:
 
 def test_a_full_batch_of_new_wallets_fits_its_gas_limit(client: ChainClient) -> None:
     recipients = wallets(MAX_BATCH_SIZE)
-    signed = client.sign_batch_mint(BATCH, recipients, [ONE_TOKEN] * MAX_BATCH_SIZE)
+    signed = client.sign_payout_batch(BATCH, ROOT, recipients, [ONE_TOKEN] * MAX_BATCH_SIZE)
 
     client.send_raw(signed.raw)
     receipt = client.wait_for_receipt(signed.tx_hash)
@@ -148,7 +148,9 @@ def test_concurrent_readers_and_a_writer_share_the_embedded_chain(client: ChainC
     for reader in readers:
         reader.start()
     for i, recipient in enumerate(recipients):
-        signed = client.sign_batch_mint(batch_id_from_key(f"b{i}"), [recipient], [ONE_TOKEN])
+        signed = client.sign_payout_batch(
+            batch_id_from_key(f"b{i}"), ROOT, [recipient], [ONE_TOKEN]
+        )
         client.send_raw(signed.raw)
     for reader in readers:
         reader.join()

@@ -10,7 +10,7 @@ from rewards.chain import (
     ContractCallReverted,
     batch_id_from_key,
 )
-from tests.chain.support import ONE_TOKEN, mint, wallets
+from tests.chain.support import ONE_TOKEN, ROOT, mint, wallets
 
 BATCH = batch_id_from_key("payout-batch-1")
 ZERO_ADDRESS = "0x" + "00" * 20
@@ -48,7 +48,7 @@ def test_batch_mint_emits_one_transfer_per_recipient_and_one_batch_minted(
     assert [(t.from_address, t.to_address, t.value) for t in transfers] == [
         (ZERO_ADDRESS, r, a) for r, a in zip(recipients, amounts, strict=True)
     ]
-    [event] = client.batch_minted_events()
+    [event] = client.batch_events()
     assert (event.batch_id, event.count, event.total) == (BATCH, 3, 18)
     assert (event.tx_hash, event.block_number) == (receipt.tx_hash, receipt.block_number)
 
@@ -68,7 +68,7 @@ def test_replaying_a_batch_id_reverts_on_chain_and_pays_nothing(client: ChainCli
     assert client.is_batch_processed(BATCH)
     assert [client.balance_of(alice), client.balance_of(bob)] == [ONE_TOKEN, ONE_TOKEN]
     assert client.transfers_in(replay.tx_hash) == []
-    assert len(client.batch_minted_events()) == 1
+    assert len(client.batch_events()) == 1
 
 
 def test_the_contract_names_a_replayed_batch_in_its_revert(client: ChainClient) -> None:
@@ -76,7 +76,7 @@ def test_the_contract_names_a_replayed_batch_in_its_revert(client: ChainClient) 
     mint(client, BATCH, [alice], [ONE_TOKEN])
 
     with pytest.raises(ContractCallReverted) as excinfo:
-        client.check_batch_mint(BATCH, [alice], [ONE_TOKEN])
+        client.check_payout_batch(BATCH, ROOT, [alice], [ONE_TOKEN])
 
     assert excinfo.value.error_name == "BatchAlreadyProcessed"
     assert excinfo.value.error_args == (BATCH,)
@@ -112,7 +112,7 @@ def test_the_contract_rejects_a_malformed_batch(
     client: ChainClient, recipients: list[str], amounts: list[int], error_name: str
 ) -> None:
     with pytest.raises(ContractCallReverted) as excinfo:
-        client.check_batch_mint(BATCH, recipients, amounts)
+        client.check_payout_batch(BATCH, ROOT, recipients, amounts)
 
     assert excinfo.value.error_name == error_name
     assert not client.is_batch_processed(BATCH)
@@ -136,7 +136,7 @@ def test_the_client_refuses_to_sign_a_batch_the_contract_would_reject(
     nonce_before = client.next_nonce()
 
     with pytest.raises(ValueError):
-        client.sign_batch_mint(BATCH, recipients, amounts)
+        client.sign_payout_batch(BATCH, ROOT, recipients, amounts)
 
     assert client.next_nonce() == nonce_before
 
@@ -145,7 +145,7 @@ def test_a_non_minter_cannot_mint(client: ChainClient, stranger: ChainClient) ->
     (alice,) = wallets(1)
 
     with pytest.raises(ContractCallReverted) as excinfo:
-        stranger.check_batch_mint(BATCH, [alice], [ONE_TOKEN])
+        stranger.check_payout_batch(BATCH, ROOT, [alice], [ONE_TOKEN])
     receipt = mint(stranger, BATCH, [alice], [ONE_TOKEN])
 
     assert excinfo.value.error_name == "AccessControlUnauthorizedAccount"
@@ -156,7 +156,7 @@ def test_a_non_minter_cannot_mint(client: ChainClient, stranger: ChainClient) ->
 
 
 def test_a_valid_batch_passes_the_simulation(client: ChainClient) -> None:
-    assert client.check_batch_mint(BATCH, wallets(2), [1, 2]) is None
+    assert client.check_payout_batch(BATCH, ROOT, wallets(2), [1, 2]) is None
     assert not client.is_batch_processed(BATCH)
 
 

@@ -17,7 +17,7 @@ from rewards.chain import (
     batch_mint_gas_limit,
     rpc_client,
 )
-from tests.chain.support import ONE_TOKEN, mint, wallets
+from tests.chain.support import ONE_TOKEN, ROOT, mint, wallets
 from tests.support.hardhat import HARDHAT_CHAIN_ID, HARDHAT_KEY_0, HardhatNode
 
 pytestmark = pytest.mark.integration
@@ -41,7 +41,7 @@ def test_it_deploys_and_mints_a_batch_on_a_real_node(client: ChainClient) -> Non
     assert receipt.status
     assert [client.balance_of(r) for r in recipients] == amounts
     assert client.is_batch_processed(batch)
-    [event] = client.batch_minted_events()
+    [event] = client.batch_events()
     assert (event.batch_id, event.count, event.total) == (batch, 3, 6 * ONE_TOKEN)
 
 
@@ -52,7 +52,7 @@ def test_a_replayed_batch_pays_nothing_on_a_real_node(client: ChainClient) -> No
 
     # Hardhat answers a reverting tx with an RPC error although it mined it; send_raw
     # returns the hash either way and the state says what happened.
-    signed = client.sign_batch_mint(batch, [alice], [5 * ONE_TOKEN])
+    signed = client.sign_payout_batch(batch, ROOT, [alice], [5 * ONE_TOKEN])
     assert client.send_raw(signed.raw) == signed.tx_hash
     replay = client.wait_for_receipt(signed.tx_hash, timeout=30)
 
@@ -75,7 +75,7 @@ def test_a_full_batch_stays_under_the_node_gas_cap(client: ChainClient) -> None:
 def test_a_killed_node_surfaces_as_chain_unavailable(
     hardhat: HardhatNode, client: ChainClient
 ) -> None:
-    signed = client.sign_batch_mint(batch_id_from_key("never-sent"), wallets(1), [1])
+    signed = client.sign_payout_batch(batch_id_from_key("never-sent"), ROOT, wallets(1), [1])
 
     hardhat.stop()
 

@@ -18,9 +18,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from rewards.chain.artifact import SOURCE_PATH
+from rewards.chain.artifact import CONTRACTS_DIR
 
-CONTRACTS_DIR = SOURCE_PATH.parent
 # Hardhat's well-known account #0: a public test key that every Hardhat node prefunds.
 HARDHAT_KEY_0 = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
 HARDHAT_CHAIN_ID = 31337

@@ -1,0 +1,54 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.37;
+
+import {MerkleProof} from "@openzeppelin/contracts/utils/cryptography/MerkleProof.sol";
+
+/// @title Idempotent payout batches that commit to their receipts
+/// @notice Every payout batch has a `batchId` chosen by the payout service before sending, and the
+///         Merkle root of the receipts it pays (one leaf per ledger entry). A batch id is paid at
+///         most once: its root is stored when it is paid, and a second payment reverts.
+/// @dev The payout service never trusts an RPC error to know whether a batch landed (a node that
+///      dies after mining still answers with a connection error); it reads
+///      `processedBatches(batchId)`. Anyone can check a receipt against the stored root with
+///      `verifyReceipt` (OpenZeppelin MerkleProof: sorted-pair keccak256).
+abstract contract BatchPayouts {
+    /// @notice Upper bound on recipients per batch: keeps a batch well under a node's
+    ///         per-transaction gas cap (Hardhat: 16,777,216) even when every wallet is new.
+    uint256 public constant MAX_BATCH_SIZE = 500;
+
+    /// @notice batchId => Merkle root of the batch's receipts; zero until the batch is paid.
+    mapping(bytes32 batchId => bytes32 receiptsRoot) public batchRoots;
+
+    error BatchAlreadyProcessed(bytes32 batchId);
+    error BatchLengthMismatch(uint256 recipients, uint256 amounts);
+    error EmptyBatch();
+    error BatchTooLarge(uint256 count, uint256 max);
+    error EmptyReceiptsRoot();
+
+    /// @notice Whether `batchId` has been paid.
+    function processedBatches(bytes32 batchId) external view returns (bool) {
+        return batchRoots[batchId] != bytes32(0);
+    }
+
+    /// @notice Whether `leaf` is one of the receipts of the paid batch `batchId`.
+    function verifyReceipt(bytes32 batchId, bytes32[] calldata proof, bytes32 leaf)
+        external
+        view
+        returns (bool)
+    {
+        bytes32 root = batchRoots[batchId];
+        return root != bytes32(0) && MerkleProof.verifyCalldata(proof, root, leaf);
+    }
+
+    /// @dev Checks a batch and records it as paid, in the transaction that pays it.
+    function _recordBatch(bytes32 batchId, bytes32 receiptsRoot, uint256 count, uint256 amounts)
+        internal
+    {
+        if (batchRoots[batchId] != bytes32(0)) revert BatchAlreadyProcessed(batchId);
+        if (receiptsRoot == bytes32(0)) revert EmptyReceiptsRoot();
+        if (count != amounts) revert BatchLengthMismatch(count, amounts);
+        if (count == 0) revert EmptyBatch();
+        if (count > MAX_BATCH_SIZE) revert BatchTooLarge(count, MAX_BATCH_SIZE);
+        batchRoots[batchId] = receiptsRoot;
+    }
+}
