@@ -277,6 +277,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "rewards.tasks.settle_rewards",
         "schedule": SETTLE_INTERVAL_SECONDS,
     },
+    "reconcile-payouts": {
+        "task": "rewards.tasks.reconcile_payouts",
+        "schedule": int(env("RECONCILE_INTERVAL_SECONDS", "3600")),
+    },
     "refit-projects": {
         "task": "labeling.tasks.refit_projects",
         "schedule": int(env("CONSENSUS_REFIT_SECONDS", "3600")),
@@ -301,7 +305,7 @@ CHAIN_RPC_URL = env("CHAIN_RPC_URL")
 CHAIN_PRIVATE_KEY = env("CHAIN_PRIVATE_KEY")
 CHAIN_TOKEN_ADDRESS = env("CHAIN_TOKEN_ADDRESS")
 CHAIN_EXPLORER_TX_URL = env("CHAIN_EXPLORER_TX_URL")  # e.g. https://etherscan.io/tx/{tx_hash}
-PAYOUT_BATCH_MAX_RECIPIENTS = 500
+PAYOUT_BATCH_MAX_RECIPIENTS = int(env("PAYOUT_BATCH_MAX_RECIPIENTS", "500"))
 # What contributors are paid in: "mint" the platform's RewardToken (CHAIN_TOKEN_ADDRESS), or
 # "erc20": an existing ERC-20 such as a stablecoin, paid by the RewardDistributor at
 # CHAIN_DISTRIBUTOR_ADDRESS from its treasury (which approves the distributor). Amounts everywhere
@@ -322,6 +326,12 @@ PAYOUT_MINIMUM = int(env("PAYOUT_MINIMUM", "0"))
 # On: settlement prepares batches and a moderator approves each in admin before it is broadcast.
 PAYOUT_REQUIRE_APPROVAL = env_bool("PAYOUT_REQUIRE_APPROVAL")
 PAYOUT_RECEIPT_TIMEOUT_SECONDS = int(env("PAYOUT_RECEIPT_TIMEOUT_SECONDS", "120"))
+# Reconciliation (rewards.reconcile): how often Celery beat checks the payout invariants against
+# the chain, over the batches of the last RECONCILE_WINDOW_DAYS (and every unfinished one), reading
+# payment events from CHAIN_START_BLOCK (the block the payout contract was deployed in).
+RECONCILE_INTERVAL_SECONDS = int(env("RECONCILE_INTERVAL_SECONDS", "3600"))
+RECONCILE_WINDOW_DAYS = int(env("RECONCILE_WINDOW_DAYS", "7"))
+CHAIN_START_BLOCK = int(env("CHAIN_START_BLOCK", "0"))
 if CHAIN_RPC_URL and not CHAIN_PRIVATE_KEY:
     raise ImproperlyConfigured(
         "CHAIN_RPC_URL is set: CHAIN_PRIVATE_KEY (or CHAIN_PRIVATE_KEY_FILE) is required"

@@ -1,69 +1,206 @@
-"""Moderators' screens for money: the ledger (read-only) and payout batches."""
+"""Moderators' screens for money: the ledger (read-only), payout batches (approve or hold with a
+reason, settle now), the payout settings, and reconciliation runs (alerts)."""
 
 from __future__ import annotations
 
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ImproperlyConfigured, PermissionDenied
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed
 from django.shortcuts import redirect
-from django.urls import URLPattern, path
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path, reverse
+from django.utils.html import format_html
 
 from accounts.admin import ReadOnlyAdmin
 from accounts.audit import audit_record
+from rewards.approval import batch_needs_approval, payout_settings
+from rewards.asset import payout_asset
 from rewards.chain import ChainError
 from rewards.client import chain_client_with_token
-from rewards.models import LedgerEntry, PayoutBatch, PayoutTransfer
-from rewards.services import payout_batch_approve, payouts_settle
+from rewards.models import (
+    LedgerEntry,
+    PayoutBatch,
+    PayoutSettings,
+    PayoutTransfer,
+    ReconciliationRun,
+)
+from rewards.selectors import explorer_tx_url
+from rewards.services import (
+    payout_batch_approve,
+    payout_batch_hold,
+    payout_settings_update,
+    payouts_settle,
+)
+
+APPROVE_PERMISSION = "rewards.approve_payoutbatch"
+
+
+def _amount(value: int | None) -> str:
+    return payout_asset().format(value)
 
 
 @admin.register(LedgerEntry)
 class LedgerEntryAdmin(ReadOnlyAdmin):
-    list_display = ["id", "user", "amount", "reason", "source", "project", "created_at"]
+    list_display = ["id", "user", "amount_display", "reason", "source", "project", "created_at"]
     list_filter = ["reason", "project"]
     search_fields = ["user__wallet_address", "source"]
     list_select_related = ["user", "project"]
+
+    @admin.display(description="amount", ordering="amount")
+    def amount_display(self, entry: LedgerEntry) -> str:
+        return _amount(entry.amount)
 
 
 class PayoutTransferInline(admin.TabularInline[PayoutTransfer, PayoutBatch]):
     model = PayoutTransfer
     extra = 0
     can_delete = False
-    readonly_fields = ["wallet_address", "amount"]
+    fields = ["wallet_address", "amount_display"]
+    readonly_fields = ["wallet_address", "amount_display"]
 
     def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False
+
+    @admin.display(description="amount")
+    def amount_display(self, transfer: PayoutTransfer) -> str:
+        return _amount(transfer.amount)
+
+
+class ReasonForm(forms.Form):
+    reason = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
+        max_length=500,
+        help_text="Recorded in the audit trail with your name.",
+    )
 
 
 @admin.register(PayoutBatch)
 class PayoutBatchAdmin(ReadOnlyAdmin):
     list_display = [
-        "batch_id",
+        "short_batch_id",
         "status",
+        "waiting",
+        "mode",
         "recipient_count",
-        "total",
+        "total_display",
         "approved_by",
-        "tx_hash",
+        "transaction",
         "block_number",
         "gas_used",
         "created_at",
     ]
-    list_filter = ["status"]
+    list_filter = ["status", "mode"]
     search_fields = ["batch_id", "tx_hash", "transfers__wallet_address"]
     inlines = [PayoutTransferInline]
     change_list_template = "admin/rewards/payoutbatch/change_list.html"
-    actions = ["approve"]
+    actions = ["approve", "hold"]
+
+    @admin.display(description="batch id", ordering="batch_id")
+    def short_batch_id(self, batch: PayoutBatch) -> str:
+        return f"{batch.batch_id[:10]}…"
+
+    @admin.display(description="total", ordering="total")
+    def total_display(self, batch: PayoutBatch) -> str:
+        return _amount(batch.total)
+
+    @admin.display(description="waiting for")
+    def waiting(self, batch: PayoutBatch) -> str:
+        if batch.status != PayoutBatch.Status.PREPARED:
+            return ""
+        if batch.held_at is not None:
+            return f"held: {batch.hold_reason}"
+        if batch.approved_at is None and batch_needs_approval(batch):
+            return "approval"
+        return "the next settlement"
+
+    @admin.display(description="transaction")
+    def transaction(self, batch: PayoutBatch) -> str:
+        if not batch.tx_hash:
+            return ""
+        url = explorer_tx_url(batch.tx_hash)
+        short = f"{batch.tx_hash[:10]}…"
+        return format_html('<a href="{}">{}</a>', url, short) if url else short
+
+    def has_approve_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm(APPROVE_PERMISSION)
+
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        latest = ReconciliationRun.objects.first()
+        if latest is not None and not latest.ok:
+            url = reverse("admin:rewards_reconciliationrun_change", args=[latest.pk])
+            messages.error(
+                request,
+                format_html(
+                    'The last reconciliation with the chain FAILED ({}): <a href="{}">see why</a>.',
+                    f"{latest.created_at:%Y-%m-%d %H:%M}",
+                    url,
+                ),
+            )
+        return super().changelist_view(request, extra_context)
+
+    def _confirm(
+        self, request: HttpRequest, queryset: QuerySet[PayoutBatch], verb: str, effect: str
+    ) -> tuple[str | None, TemplateResponse | None]:
+        """The reason from a confirmed form, or the confirmation page to show first."""
+        form = ReasonForm(request.POST if "apply" in request.POST else None)
+        if "apply" in request.POST and form.is_valid():
+            return str(form.cleaned_data["reason"]), None
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"{verb.capitalize()} payout batches",
+            "verb": verb,
+            "effect": effect,
+            "batches": [(b, _amount(b.total)) for b in queryset],
+            "total": _amount(sum(int(b.total) for b in queryset)),
+            "form": form,
+            "action": request.POST.get("action", ""),
+            "opts": self.model._meta,
+        }
+        page = TemplateResponse(request, "admin/rewards/payoutbatch/confirm_action.html", context)
+        return None, page
 
     @admin.action(
-        description="Approve the selected prepared batches for payment", permissions=["view"]
+        description="Approve the selected prepared batches for payment",
+        permissions=["approve"],
     )
-    def approve(self, request: HttpRequest, queryset: QuerySet[PayoutBatch]) -> None:
-        """With PAYOUT_REQUIRE_APPROVAL, a prepared batch is broadcast only once approved."""
+    def approve(
+        self, request: HttpRequest, queryset: QuerySet[PayoutBatch]
+    ) -> TemplateResponse | None:
+        """With approval required (or above the threshold), a batch is sent only once approved."""
+        reason, page = self._confirm(
+            request, queryset, "approve", "The next settlement sends them to the chain."
+        )
+        if page is not None:
+            return page
         approved = sum(
-            payout_batch_approve(batch=batch, moderator=request.user)  # type: ignore[arg-type]
+            payout_batch_approve(batch=batch, moderator=request.user, reason=reason or "")  # type: ignore[arg-type]
             for batch in queryset
         )
         messages.success(request, f"Approved {approved} batch(es); the next settlement pays them.")
+        return None
+
+    @admin.action(description="Hold the selected prepared batches", permissions=["approve"])
+    def hold(
+        self, request: HttpRequest, queryset: QuerySet[PayoutBatch]
+    ) -> TemplateResponse | None:
+        reason, page = self._confirm(
+            request, queryset, "hold", "They are not sent until a moderator approves them."
+        )
+        if page is not None:
+            return page
+        held = sum(
+            payout_batch_hold(batch=batch, moderator=request.user, reason=reason or "")  # type: ignore[arg-type]
+            for batch in queryset
+        )
+        messages.success(request, f"Held {held} batch(es).")
+        return None
 
     def get_urls(self) -> list[URLPattern]:
         settle = path(
@@ -77,7 +214,7 @@ class PayoutBatchAdmin(ReadOnlyAdmin):
         """Pay every due credit now (the same service Celery beat and ``settle_rewards`` run)."""
         if request.method != "POST":
             return HttpResponseNotAllowed(["POST"])
-        if not request.user.has_perm("rewards.view_payoutbatch"):
+        if not request.user.has_perm(APPROVE_PERMISSION):
             raise PermissionDenied
         try:
             report = payouts_settle(client=chain_client_with_token())
@@ -88,3 +225,107 @@ class PayoutBatchAdmin(ReadOnlyAdmin):
                 audit_record(actor=request.user, action="payout.settle", target=batch)  # type: ignore[arg-type]
             messages.success(request, f"Settlement: {report.summary}.")
         return redirect("admin:rewards_payoutbatch_changelist")
+
+
+class PayoutSettingsForm(forms.ModelForm[PayoutSettings]):
+    """The approval threshold in whole units of the payout asset, with a reason."""
+
+    threshold = forms.CharField(
+        required=False,
+        help_text="In whole units (e.g. 2500 or 12.5). Batches above it wait for approval; "
+        "empty: no threshold.",
+    )
+    reason = forms.CharField(max_length=500, help_text="Recorded in the audit trail.")
+
+    class Meta:
+        model = PayoutSettings
+        fields: list[str] = []
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance.approval_threshold is not None:
+            self.fields["threshold"].initial = payout_asset().format(
+                self.instance.approval_threshold, symbol=False
+            )
+        self.fields["threshold"].label = f"Approval threshold ({payout_asset().symbol})"
+
+    def clean_threshold(self) -> int | None:
+        text = str(self.cleaned_data["threshold"]).strip()
+        if not text:
+            return None
+        decimals = payout_asset().decimals
+        try:
+            value = Decimal(text)
+        except InvalidOperation as exc:
+            raise forms.ValidationError("Give a number, e.g. 2500 or 12.5.") from exc
+        units = value.scaleb(decimals)
+        if value < 0 or units != units.to_integral_value():
+            raise forms.ValidationError(f"A non-negative amount with at most {decimals} decimals.")
+        return int(units)
+
+
+@admin.register(PayoutSettings)
+class PayoutSettingsAdmin(admin.ModelAdmin[PayoutSettings]):
+    form = PayoutSettingsForm
+    list_display = ["__str__", "threshold_display", "updated_by", "updated_at"]
+    readonly_fields = ["updated_by", "updated_at"]
+
+    @admin.display(description="approval threshold")
+    def threshold_display(self, row: PayoutSettings) -> str:
+        if row.approval_threshold is None:
+            return "none"
+        return _amount(row.approval_threshold)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return request.user.has_perm(APPROVE_PERMISSION)
+
+    def get_object(
+        self, request: HttpRequest, object_id: str, from_field: str | None = None
+    ) -> PayoutSettings | None:
+        payout_settings()  # the one row exists to be edited
+        return super().get_object(request, object_id, from_field)
+
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        payout_settings()
+        return super().changelist_view(request, extra_context)
+
+    def save_model(
+        self, request: HttpRequest, obj: PayoutSettings, form: Any, change: bool
+    ) -> None:
+        payout_settings_update(
+            approval_threshold=form.cleaned_data["threshold"],
+            moderator=request.user,  # type: ignore[arg-type]
+            reason=form.cleaned_data["reason"],
+        )
+
+
+@admin.register(ReconciliationRun)
+class ReconciliationRunAdmin(ReadOnlyAdmin):
+    list_display = ["created_at", "ok", "checked_batches", "failing", "error"]
+    list_filter = ["ok"]
+    readonly_fields = ["created_at", "ok", "checked_batches", "report", "error"]
+    fields = ["created_at", "ok", "checked_batches", "report", "error"]
+
+    @admin.display(description="failing invariants")
+    def failing(self, run: ReconciliationRun) -> str:
+        return ", ".join(str(r["name"]) for r in run.results if not r.get("ok"))
+
+    @admin.display(description="invariants")
+    def report(self, run: ReconciliationRun) -> str:
+        lines = []
+        for result in run.results:
+            verdict = "ok" if result.get("ok") else "FAILED"
+            lines.append(
+                f"{verdict}: {result['name']} — {result['description']} "
+                f"({result['checked']} checked)"
+            )
+            lines += [f"    {v}" for v in result.get("violations", [])]
+        return "\n".join(lines) or "—"

@@ -28,7 +28,6 @@ from rewards.selectors import (
     reward_summary_for_user,
 )
 
-
 ASSET = inline_serializer(
     "PayoutAsset",
     {

@@ -118,6 +118,15 @@ class PayoutBatch(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     approved_at = models.DateTimeField(null=True, blank=True)
+    held_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    held_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="A moderator put it on hold: it is not sent until approved.",
+    )
+    hold_reason = models.CharField(max_length=500, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     submitted_at = models.DateTimeField(null=True, blank=True)
     confirmed_at = models.DateTimeField(null=True, blank=True)
@@ -125,6 +134,7 @@ class PayoutBatch(models.Model):
     class Meta:
         ordering = ["-id"]
         verbose_name_plural = "payout batches"
+        permissions = [("approve_payoutbatch", "Can approve, hold and settle payout batches")]
         constraints = [
             models.CheckConstraint(
                 condition=Q(status="prepared") | Q(status="failed") | ~Q(tx_hash=""),
@@ -170,3 +180,45 @@ class PayoutAllocation(models.Model):
 
     def __str__(self) -> str:
         return f"{self.entry_id} in {self.batch_id}"
+
+
+class ReconciliationRun(models.Model):
+    """One check of the payout invariants against the chain (``rewards.reconcile``): Celery beat
+    runs it every ``RECONCILE_INTERVAL_SECONDS``; a failing run is an alert in admin."""
+
+    ok = models.BooleanField()
+    checked_batches = models.PositiveIntegerField()
+    results = models.JSONField(help_text="Each invariant: name, ok, what was checked, violations.")
+    error = models.TextField(
+        blank=True, help_text="Why the run could not complete, if it couldn't."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        verdict = "ok" if self.ok else "FAILING"
+        return f"Reconciliation {self.created_at:%Y-%m-%d %H:%M}: {verdict}"
+
+
+class PayoutSettings(models.Model):
+    """Moderator-set payout rules (one row): batches above a total wait for approval."""
+
+    # None: no threshold. (TokenAmountField is typed for its non-null uses.)
+    approval_threshold = TokenAmountField(  # type: ignore[misc]
+        null=True,
+        blank=True,
+        help_text="Batches whose total is above this (base units) wait for a moderator's "
+        "approval. Empty: only PAYOUT_REQUIRE_APPROVAL decides.",
+    )
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    updated_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name_plural = "payout settings"
+
+    def __str__(self) -> str:
+        return "Payout settings"

@@ -17,14 +17,23 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from accounts.audit import audit_record
 from accounts.models import User
 from labeling.models import Item
+from rewards.approval import batch_may_be_sent
 from rewards.asset import payout_asset
 from rewards.chain import MINT, ChainClient, ChainError, Receipt, SignedTransaction, max_batch_size
-from rewards.models import LedgerEntry, PayoutAllocation, PayoutBatch, PayoutTransfer
+from rewards.failpoints import failpoint
+from rewards.models import (
+    LedgerEntry,
+    PayoutAllocation,
+    PayoutBatch,
+    PayoutSettings,
+    PayoutTransfer,
+)
 from rewards.receipts import batch_receipts
 
 logger = logging.getLogger(__name__)
@@ -207,6 +216,7 @@ def payout_batch_prepare(*, client: ChainClient) -> PayoutBatch | None:
     except IntegrityError:
         logger.info("another settlement allocated these credits first")
         return None
+    failpoint("after_prepare")
     return batch
 
 
@@ -228,6 +238,7 @@ def _sign(batch: PayoutBatch, client: ChainClient) -> SignedTransaction:
 def payout_batch_submit(*, batch: PayoutBatch, client: ChainClient) -> PayoutBatch:
     """Sign the batch's transaction, record its hash, then broadcast it (after the commit)."""
     signed = _sign(batch, client)
+    failpoint("after_sign")
     claimed = PayoutBatch.objects.filter(pk=batch.pk, status=PayoutBatch.Status.PREPARED).update(
         status=PayoutBatch.Status.SUBMITTED,
         tx_hash=signed.tx_hash,
@@ -238,7 +249,9 @@ def payout_batch_submit(*, batch: PayoutBatch, client: ChainClient) -> PayoutBat
     batch.refresh_from_db()
     if claimed != 1:
         return batch  # another settlement run submitted it
+    failpoint("after_persist")
     _broadcast(batch, signed.raw, client)
+    failpoint("after_broadcast")
     return batch
 
 
@@ -266,13 +279,17 @@ def payout_batch_reconcile(
         batch.refresh_from_db()
         if batch.status != PayoutBatch.Status.SUBMITTED:
             return batch
+        failpoint("before_receipt")
         receipt = client.get_receipt(batch.tx_hash)
         if receipt is None and wait and client.has_transaction(batch.tx_hash):
             receipt = client.wait_for_receipt(
                 batch.tx_hash, timeout=settings.PAYOUT_RECEIPT_TIMEOUT_SECONDS
             )
-        if client.is_batch_processed(_batch_id_bytes(batch)):
+        processed = client.is_batch_processed(_batch_id_bytes(batch))
+        failpoint("after_receipt")
+        if processed:
             _mark_confirmed(batch, receipt if receipt is not None and receipt.status else None)
+            failpoint("after_confirm")
         elif receipt is not None:
             _mark_failed(
                 batch, f"transaction {batch.tx_hash} reverted in block {receipt.block_number}"
@@ -323,27 +340,85 @@ def _resign(batch: PayoutBatch, client: ChainClient) -> None:
         _broadcast(batch, signed.raw, client)
 
 
-def payout_batch_approve(*, batch: PayoutBatch, moderator: User) -> bool:
-    """A moderator approves a prepared batch for broadcast (when approval is required).
+def payout_batch_approve(*, batch: PayoutBatch, moderator: User, reason: str = "") -> bool:
+    """A moderator approves a prepared batch for broadcast (and lifts a hold), with a reason.
 
-    Returns whether this call approved it (``False``: already approved, or no longer prepared).
+    Returns whether this call approved it (``False``: already approved and not held, or no
+    longer prepared).
     """
     with transaction.atomic():
-        approved = PayoutBatch.objects.filter(
-            pk=batch.pk, status=PayoutBatch.Status.PREPARED, approved_at__isnull=True
-        ).update(approved_by=moderator, approved_at=timezone.now())
+        approved = (
+            PayoutBatch.objects.filter(pk=batch.pk, status=PayoutBatch.Status.PREPARED)
+            .filter(Q(approved_at__isnull=True) | Q(held_at__isnull=False))
+            .update(
+                approved_by=moderator,
+                approved_at=timezone.now(),
+                held_by=None,
+                held_at=None,
+                hold_reason="",
+            )
+        )
         if approved:
             audit_record(
                 actor=moderator,
                 action="payout.approve",
                 target=batch,
-                details={"total": str(batch.total)},
+                details={"total": str(batch.total), "reason": reason},
             )
     return bool(approved)
 
 
+def payout_batch_hold(*, batch: PayoutBatch, moderator: User, reason: str) -> bool:
+    """A moderator holds a prepared batch: it is not sent until approved. Returns whether this
+    call put it on hold (``False``: it was already sent, or already held)."""
+    with transaction.atomic():
+        held = PayoutBatch.objects.filter(
+            pk=batch.pk, status=PayoutBatch.Status.PREPARED, held_at__isnull=True
+        ).update(
+            held_by=moderator,
+            held_at=timezone.now(),
+            hold_reason=reason[:500],
+            approved_by=None,
+            approved_at=None,
+        )
+        if held:
+            audit_record(
+                actor=moderator,
+                action="payout.hold",
+                target=batch,
+                details={"total": str(batch.total), "reason": reason},
+            )
+    return bool(held)
+
+
+def payout_settings_update(
+    *, approval_threshold: int | None, moderator: User, reason: str
+) -> PayoutSettings:
+    """Set the total above which batches wait for approval (None: no threshold), audited."""
+    with transaction.atomic():
+        row = PayoutSettings.objects.select_for_update().get_or_create(pk=1)[0]
+        previous = row.approval_threshold
+        row.approval_threshold = approval_threshold  # type: ignore[assignment]
+        row.updated_by = moderator
+        row.updated_at = timezone.now()
+        row.save(update_fields=["approval_threshold", "updated_by", "updated_at"])
+        audit_record(
+            actor=moderator,
+            action="payout.settings",
+            target=row,
+            details={
+                "approval_threshold": {
+                    "from": None if previous is None else str(previous),
+                    "to": None if approval_threshold is None else str(approval_threshold),
+                },
+                "reason": reason,
+            },
+        )
+    return row
+
+
 def _may_submit(batch: PayoutBatch) -> bool:
-    return batch.approved_at is not None or not settings.PAYOUT_REQUIRE_APPROVAL
+    return batch_may_be_sent(batch)
 
 
 def payouts_settle(*, client: ChainClient) -> SettlementReport:

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from celery import shared_task
+from django.conf import settings
+from django.utils import timezone
 
 from rewards.client import chain_client_with_token
+from rewards.reconcile import reconciliation_record
 from rewards.services import payouts_settle
 
 
@@ -18,3 +23,11 @@ def settle_rewards() -> dict[str, list[str]]:
         "failed": report.failed,
         "awaiting_approval": report.awaiting_approval,
     }
+
+
+@shared_task(acks_late=True, time_limit=900, soft_time_limit=840)
+def reconcile_payouts() -> bool:
+    """Check the payout invariants against the chain; a failing run is an alert in admin."""
+    since = timezone.now() - timedelta(days=settings.RECONCILE_WINDOW_DAYS)
+    run = reconciliation_record(client=chain_client_with_token(), since=since)
+    return run.ok

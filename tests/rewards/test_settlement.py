@@ -260,15 +260,22 @@ def test_with_approval_required_batches_wait_for_a_moderator(
 
     browser = Client()
     browser.force_login(moderator)
+    selected = {"action": "approve", "_selected_action": [batch.pk]}
+    confirm = browser.post("/admin/rewards/payoutbatch/", selected)
+    assert confirm.status_code == 200  # a confirmation page naming what it will do
+    assert b"You are about to <strong>approve</strong> 1 batch(es)" in confirm.content
+    batch.refresh_from_db()
+    assert batch.approved_at is None
     response = browser.post(
         "/admin/rewards/payoutbatch/",
-        {"action": "approve", "_selected_action": [batch.pk]},
+        {**selected, "apply": "1", "reason": "checked the wallets"},
         follow=True,
     )
     assert response.status_code == 200
     batch.refresh_from_db()
     assert batch.approved_by == moderator and batch.approved_at is not None
-    assert AuditEvent.objects.filter(action="payout.approve", target_id=str(batch.pk)).exists()
+    event = AuditEvent.objects.get(action="payout.approve", target_id=str(batch.pk))
+    assert event.actor == moderator and event.details["reason"] == "checked the wallets"
 
     payouts_settle(client=chain)
     batch.refresh_from_db()
