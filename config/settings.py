@@ -277,6 +277,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "rewards.tasks.settle_rewards",
         "schedule": SETTLE_INTERVAL_SECONDS,
     },
+    "credit-pending-decisions": {
+        "task": "rewards.tasks.credit_pending_decisions",
+        "schedule": 300,
+    },
     "reconcile-payouts": {
         "task": "rewards.tasks.reconcile_payouts",
         "schedule": int(env("RECONCILE_INTERVAL_SECONDS", "3600")),
@@ -321,6 +325,8 @@ if PRODUCTION and PAYOUT_ASSET == "erc20":
     for _name in ("CHAIN_DISTRIBUTOR_ADDRESS", "PAYOUT_ASSET_SYMBOL", "PAYOUT_ASSET_DECIMALS"):
         if not env(_name):
             raise ImproperlyConfigured(f"{_name} must be set when PAYOUT_ASSET=erc20")
+# Reward policies' epoch budgets count credits per epoch of this many hours (UTC, from 1970).
+REWARD_EPOCH_HOURS = int(env("REWARD_EPOCH_HOURS", "24"))
 # A wallet is paid once its unpaid net reaches this (base units); smaller sums wait.
 PAYOUT_MINIMUM = int(env("PAYOUT_MINIMUM", "0"))
 # On: settlement prepares batches and a moderator approves each in admin before it is broadcast.

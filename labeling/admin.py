@@ -18,21 +18,32 @@ from labeling.services import (
     item_gold_validate,
     item_override,
 )
+from rewards.asset import payout_asset
 
 
 @admin.register(Project)
 class ProjectAdmin(admin.ModelAdmin[Project]):
-    list_display = [
-        "name",
-        "data_kind",
-        "overlap",
-        "reward_per_label",
-        "reward_per_item",
-        "is_open",
-        "created_at",
-    ]
+    list_display = ["name", "data_kind", "overlap", "consensus_method", "is_open", "created_at"]
     list_filter = ["data_kind", "is_open"]
     search_fields = ["name"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        # Rates are set by a new version of the project's reward policy (Rewards > Reward
+        # policies): every amount is then traceable to the version that set it.
+        if obj is None:
+            return []
+        return ["rates"]
+
+    def get_exclude(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        return [] if obj is None else ["reward_per_label", "reward_per_item"]
+
+    @admin.display(description="rates (set by the reward policy)")
+    def rates(self, project: Project) -> str:
+        asset = payout_asset()
+        return (
+            f"{asset.format(project.reward_per_label)} per agreeing label at full weight, "
+            f"{asset.format(project.reward_per_item)} per accepted contribution"
+        )
 
 
 class AnnotationInline(admin.TabularInline[Annotation, Item]):

@@ -32,11 +32,22 @@ from config.parsers import BoundedJSONParser
 from labeling import exports, selectors, services
 from labeling.models import Annotation, ConsensusFit, Item, Project, WorkerSkill
 from labeling.validation import ContentError
+from rewards.asset import payout_asset
 
 
 class ProjectOutputSerializer(serializers.ModelSerializer[Any]):
-    reward_per_label = serializers.CharField()
-    reward_per_item = serializers.CharField()
+    reward_per_label = serializers.CharField(
+        help_text="Base units of the payout asset for an agreeing label at full weight."
+    )
+    reward_per_item = serializers.CharField(help_text="Base units per accepted contribution.")
+    reward_per_label_display = serializers.SerializerMethodField()
+    reward_per_item_display = serializers.SerializerMethodField()
+
+    def get_reward_per_label_display(self, project: Project) -> str:
+        return payout_asset().format(project.reward_per_label)
+
+    def get_reward_per_item_display(self, project: Project) -> str:
+        return payout_asset().format(project.reward_per_item)
 
     class Meta:
         model = Project
@@ -52,6 +63,8 @@ class ProjectOutputSerializer(serializers.ModelSerializer[Any]):
             "acceptance_threshold",
             "reward_per_label",
             "reward_per_item",
+            "reward_per_label_display",
+            "reward_per_item_display",
             "licence",
         ]
 

@@ -274,3 +274,48 @@ class ConsensusFit(models.Model):
 
     def __str__(self) -> str:
         return f"{self.method} fit of {self.project} at {self.fitted_at:%Y-%m-%d %H:%M}"
+
+
+class Decision(models.Model):
+    """A decision about an item, recorded as a fact: the label, how sure, from which labels.
+
+    Every acceptance (by the crowd online, by a refit, or by a moderator) appends one, versioned
+    per item. The rewards app turns each into ledger entries (once: ``DecisionCredit``); labeling
+    itself never touches money. The policy inputs are here: the posterior, the number of classes,
+    and, for each agreeing label, its labeler's estimated accuracy when it was decided.
+    """
+
+    class DecidedBy(models.TextChoices):
+        CROWD = "crowd", "The crowd's consensus"
+        REFIT = "refit", "A refit of the consensus model"
+        MODERATOR = "moderator", "A moderator"
+
+    item = models.ForeignKey(Item, on_delete=models.PROTECT, related_name="decisions")
+    version = models.PositiveIntegerField(help_text="The item's decision_version it set.")
+    label = models.CharField(max_length=100)
+    posterior = models.FloatField(help_text="Probability of the label (1.0 for a moderator).")
+    agreement = models.FloatField(null=True, blank=True)
+    method = models.CharField(max_length=16)
+    decided_by = models.CharField(max_length=10, choices=DecidedBy.choices)
+    moderator = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+    )
+    n_classes = models.PositiveSmallIntegerField()
+    agreeing = models.JSONField(
+        default=list,
+        help_text='The labels that agree: [{"annotation": id, "user": id, "accuracy": a|null}].',
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["item", "version"], name="decision_once_per_version"),
+        ]
+
+    def __str__(self) -> str:
+        return f"item {self.item_id} v{self.version}: {self.label} ({self.decided_by})"

@@ -28,6 +28,7 @@ from rewards.models import (
     PayoutSettings,
     PayoutTransfer,
     ReconciliationRun,
+    RewardPolicy,
 )
 from rewards.selectors import explorer_tx_url
 from rewards.services import (
@@ -35,6 +36,8 @@ from rewards.services import (
     payout_batch_hold,
     payout_settings_update,
     payouts_settle,
+    reward_policy_current,
+    reward_policy_update,
 )
 
 APPROVE_PERMISSION = "rewards.approve_payoutbatch"
@@ -227,6 +230,146 @@ class PayoutBatchAdmin(ReadOnlyAdmin):
         return redirect("admin:rewards_payoutbatch_changelist")
 
 
+def units_to_base(text: str, *, required: bool = True) -> int | None:
+    """A moderator's "12.5" in the payout asset's units, as base units (exact)."""
+    text = text.strip()
+    if not text:
+        if required:
+            raise forms.ValidationError("Give an amount, e.g. 0 or 12.5.")
+        return None
+    decimals = payout_asset().decimals
+    try:
+        value = Decimal(text)
+    except InvalidOperation as exc:
+        raise forms.ValidationError("Give a number, e.g. 2500 or 12.5.") from exc
+    units = value.scaleb(decimals)
+    if value < 0 or units != units.to_integral_value():
+        raise forms.ValidationError(f"A non-negative amount with at most {decimals} decimals.")
+    return int(units)
+
+
+class RewardPolicyForm(forms.ModelForm[RewardPolicy]):
+    """A new version of a project's reward policy, amounts in whole units of the asset."""
+
+    per_label_units = forms.CharField(label="Per agreeing label", initial="0")
+    per_item_units = forms.CharField(label="Per accepted contribution", initial="0")
+    gold_bonus_units = forms.CharField(label="Per right gold answer", initial="0")
+    epoch_budget_units = forms.CharField(
+        label="Budget per epoch", required=False, help_text="Empty: no budget."
+    )
+
+    class Meta:
+        model = RewardPolicy
+        fields = ["project", "weight_by_posterior", "weight_by_skill", "note"]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        symbol = payout_asset().symbol
+        for name in ("per_label_units", "per_item_units", "gold_bonus_units", "epoch_budget_units"):
+            if name in self.fields:
+                self.fields[name].label = f"{self.fields[name].label} ({symbol})"
+        if "note" in self.fields:  # absent on the read-only view of a past version
+            self.fields["note"].required = True
+            self.fields["note"].help_text = "Why this version (recorded in the audit trail)."
+
+    def clean_per_label_units(self) -> int | None:
+        return units_to_base(self.cleaned_data["per_label_units"])
+
+    def clean_per_item_units(self) -> int | None:
+        return units_to_base(self.cleaned_data["per_item_units"])
+
+    def clean_gold_bonus_units(self) -> int | None:
+        return units_to_base(self.cleaned_data["gold_bonus_units"])
+
+    def clean_epoch_budget_units(self) -> int | None:
+        return units_to_base(self.cleaned_data["epoch_budget_units"], required=False)
+
+
+@admin.register(RewardPolicy)
+class RewardPolicyAdmin(admin.ModelAdmin[RewardPolicy]):
+    """Versions are never edited: "add" makes the project's next version from the form."""
+
+    form = RewardPolicyForm
+    list_display = [
+        "project",
+        "version",
+        "label_display",
+        "item_display",
+        "gold_display",
+        "weight_by_posterior",
+        "weight_by_skill",
+        "budget_display",
+        "created_by",
+        "created_at",
+    ]
+    list_filter = ["project"]
+    list_select_related = ["project", "created_by"]
+
+    @admin.display(description="per label")
+    def label_display(self, policy: RewardPolicy) -> str:
+        return _amount(policy.per_label)
+
+    @admin.display(description="per contribution")
+    def item_display(self, policy: RewardPolicy) -> str:
+        return _amount(policy.per_item)
+
+    @admin.display(description="gold bonus")
+    def gold_display(self, policy: RewardPolicy) -> str:
+        return _amount(policy.gold_bonus)
+
+    @admin.display(description="epoch budget")
+    def budget_display(self, policy: RewardPolicy) -> str:
+        return "none" if policy.epoch_budget is None else _amount(policy.epoch_budget)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm(APPROVE_PERMISSION)
+
+    def get_changeform_initial_data(self, request: HttpRequest) -> dict[str, Any]:
+        initial: dict[str, Any] = dict(super().get_changeform_initial_data(request))
+        project_id = request.GET.get("project")
+        if project_id and str(project_id).isdigit():
+            from labeling.models import Project
+
+            project = Project.objects.filter(pk=int(project_id)).first()
+            if project is not None:
+                current = reward_policy_current(project=project)
+                fmt = payout_asset()
+                initial.update(
+                    per_label_units=fmt.format(current.per_label, symbol=False),
+                    per_item_units=fmt.format(current.per_item, symbol=False),
+                    gold_bonus_units=fmt.format(current.gold_bonus, symbol=False),
+                    epoch_budget_units=""
+                    if current.epoch_budget is None
+                    else fmt.format(current.epoch_budget, symbol=False),
+                    weight_by_posterior=current.weight_by_posterior,
+                    weight_by_skill=current.weight_by_skill,
+                )
+        return initial
+
+    def save_model(self, request: HttpRequest, obj: RewardPolicy, form: Any, change: bool) -> None:
+        data = form.cleaned_data
+        policy = reward_policy_update(
+            project=data["project"],
+            changes={
+                "per_label": data["per_label_units"],
+                "per_item": data["per_item_units"],
+                "gold_bonus": data["gold_bonus_units"],
+                "epoch_budget": data["epoch_budget_units"],
+                "weight_by_posterior": data["weight_by_posterior"],
+                "weight_by_skill": data["weight_by_skill"],
+            },
+            moderator=request.user,  # type: ignore[arg-type]
+            note=data["note"],
+        )
+        obj.pk = policy.pk  # the admin's redirect and messages name the new version
+
+
 class PayoutSettingsForm(forms.ModelForm[PayoutSettings]):
     """The approval threshold in whole units of the payout asset, with a reason."""
 
@@ -250,18 +393,7 @@ class PayoutSettingsForm(forms.ModelForm[PayoutSettings]):
         self.fields["threshold"].label = f"Approval threshold ({payout_asset().symbol})"
 
     def clean_threshold(self) -> int | None:
-        text = str(self.cleaned_data["threshold"]).strip()
-        if not text:
-            return None
-        decimals = payout_asset().decimals
-        try:
-            value = Decimal(text)
-        except InvalidOperation as exc:
-            raise forms.ValidationError("Give a number, e.g. 2500 or 12.5.") from exc
-        units = value.scaleb(decimals)
-        if value < 0 or units != units.to_integral_value():
-            raise forms.ValidationError(f"A non-negative amount with at most {decimals} decimals.")
-        return int(units)
+        return units_to_base(str(self.cleaned_data["threshold"]), required=False)
 
 
 @admin.register(PayoutSettings)

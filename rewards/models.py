@@ -22,8 +22,10 @@ class LedgerEntry(models.Model):
     class Reason(models.TextChoices):
         CONTRIBUTION = "contribution", "Accepted contribution"
         LABEL = "label", "Accepted label"
+        GOLD = "gold", "Gold answer bonus"
         ADJUSTMENT = "adjustment", "Moderator adjustment"
         REVERSAL = "reversal", "Reversal of an unpaid credit"
+        BUDGET = "budget", "Scaled down to the epoch's budget"
 
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="ledger_entries"
@@ -48,6 +50,11 @@ class LedgerEntry(models.Model):
     policy_version = models.PositiveIntegerField(
         null=True, blank=True, help_text="The project's reward policy version that set the amount."
     )
+    epoch = models.BigIntegerField(
+        null=True,
+        blank=True,
+        help_text="The budget epoch it was credited in (hours since 1970 / REWARD_EPOCH_HOURS).",
+    )
     policy_inputs = models.JSONField(
         default=dict, blank=True, help_text="What the policy computed the amount from."
     )
@@ -60,9 +67,11 @@ class LedgerEntry(models.Model):
             models.UniqueConstraint(
                 fields=["reason", "source"], name="ledger_entry_once_per_source"
             ),
-            # Credits are positive; only a reversal (of a credit not yet paid) is negative.
+            # Credits are positive; only a reversal (of a credit not yet paid) and a budget
+            # reduction are negative.
             models.CheckConstraint(
-                condition=Q(amount__gt=0) | (Q(reason="reversal") & Q(amount__lt=0)),
+                condition=Q(amount__gt=0)
+                | (Q(reason__in=["reversal", "budget"]) & Q(amount__lt=0)),
                 name="ledger_entry_amount_sign",
             ),
         ]
@@ -222,3 +231,84 @@ class PayoutSettings(models.Model):
 
     def __str__(self) -> str:
         return "Payout settings"
+
+
+class RewardPolicy(models.Model):
+    """How a project pays, versioned: a new version for every change, never edited in place.
+
+    Every ledger entry names the version that set its amount and the inputs it used. A label
+    that agrees with an accepted decision earns ``per_label`` x (how sure the decision is, above
+    chance) x (how skilled its labeler is, above chance); an accepted contribution earns
+    ``per_item``; a right gold answer earns ``gold_bonus`` x (the labeler's gold accuracy, above
+    chance). Within one epoch (``REWARD_EPOCH_HOURS``) a project pays at most ``epoch_budget``:
+    above it, that epoch's credits are scaled down proportionally when it closes.
+    """
+
+    project = models.ForeignKey(
+        "labeling.Project", on_delete=models.PROTECT, related_name="reward_policies"
+    )
+    version = models.PositiveIntegerField()
+    per_label = TokenAmountField(default=0, help_text="Base units for an agreeing label.")
+    per_item = TokenAmountField(default=0, help_text="Base units for an accepted contribution.")
+    gold_bonus = TokenAmountField(default=0, help_text="Base units for a right gold answer.")
+    weight_by_posterior = models.BooleanField(
+        default=True, help_text="Scale label rewards by the decision's posterior above chance."
+    )
+    weight_by_skill = models.BooleanField(
+        default=True, help_text="Scale label rewards by the labeler's estimated accuracy."
+    )
+    epoch_budget = TokenAmountField(  # type: ignore[misc]
+        null=True, blank=True, help_text="At most this much per epoch (base units); empty: none."
+    )
+    note = models.CharField(max_length=500, blank=True, help_text="Why this version.")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["project_id", "-version"]
+        verbose_name_plural = "reward policies"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["project", "version"], name="reward_policy_one_per_version"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.project} reward policy v{self.version}"
+
+
+class DecisionCredit(models.Model):
+    """A recorded decision turned into ledger entries: at most once (one-to-one)."""
+
+    decision = models.OneToOneField(
+        "labeling.Decision", on_delete=models.PROTECT, related_name="credit"
+    )
+    policy = models.ForeignKey(RewardPolicy, on_delete=models.PROTECT, related_name="+")
+    entries = models.PositiveIntegerField(help_text="Ledger entries it wrote.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"credits of decision {self.decision_id}"
+
+
+class EpochClose(models.Model):
+    """A project's budget epoch, closed: what it spent and how much was scaled down."""
+
+    project = models.ForeignKey("labeling.Project", on_delete=models.PROTECT, related_name="+")
+    epoch = models.BigIntegerField()
+    budget = TokenAmountField()
+    spent = TokenAmountField(help_text="Net credits of the epoch before scaling (base units).")
+    scaled_to = TokenAmountField(help_text="Net credits after scaling (at most the budget).")
+    policy = models.ForeignKey(RewardPolicy, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-epoch"]
+        constraints = [
+            models.UniqueConstraint(fields=["project", "epoch"], name="epoch_close_once"),
+        ]
+
+    def __str__(self) -> str:
+        return f"epoch {self.epoch} of {self.project}"

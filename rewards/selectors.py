@@ -9,6 +9,7 @@ from django.db.models import QuerySet
 from django.http import Http404
 
 from accounts.models import User
+from labeling.models import Item
 from rewards.models import LedgerEntry, PayoutBatch, PayoutTransfer
 
 
@@ -49,6 +50,11 @@ def reward_summary_for_user(*, user: User, limit: int = 50) -> RewardSummary:
         entries=list(ledger_entries_for_user(user=user)[:limit]),
         payouts=payouts,
     )
+
+
+def item_credits_unpaid(*, item: Item) -> bool:
+    """Whether none of the item's credits has been put into a payout batch yet."""
+    return not LedgerEntry.objects.filter(item=item, allocation__isnull=False).exists()
 
 
 def explorer_tx_url(tx_hash: str) -> str | None:

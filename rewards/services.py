@@ -14,6 +14,7 @@ import logging
 import secrets
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -22,18 +23,22 @@ from django.utils import timezone
 
 from accounts.audit import audit_record
 from accounts.models import User
-from labeling.models import Item
+from labeling.models import Annotation, Decision, Item, Project
 from rewards.approval import batch_may_be_sent
 from rewards.asset import payout_asset
 from rewards.chain import MINT, ChainClient, ChainError, Receipt, SignedTransaction, max_batch_size
 from rewards.failpoints import failpoint
 from rewards.models import (
+    DecisionCredit,
+    EpochClose,
     LedgerEntry,
     PayoutAllocation,
     PayoutBatch,
     PayoutSettings,
     PayoutTransfer,
+    RewardPolicy,
 )
+from rewards.policy import Reward, budget_scale, contribution_reward, gold_reward, label_reward
 from rewards.receipts import batch_receipts
 
 logger = logging.getLogger(__name__)
@@ -47,78 +52,351 @@ def label_credit_source(annotation_id: int, decision_version: int) -> str:
     return f"annotation:{annotation_id}@{decision_version}"
 
 
-def ledger_credit_decision(*, item: Item) -> None:
-    """Credit an accepted item's contributor and the labelers who agreed with the decision.
+def reward_epoch(at: datetime) -> int:
+    """The budget epoch ``at`` falls in: whole ``REWARD_EPOCH_HOURS`` since 1970 (UTC)."""
+    return int(at.timestamp()) // (settings.REWARD_EPOCH_HOURS * 3600)
 
-    Call inside the transaction that accepts the item. Crediting the same decision again adds
-    nothing: the ledger's ``(reason, source)`` constraint drops the repeats.
-    """
-    project = item.project
-    entries: list[LedgerEntry] = []
-    if item.contributor_id is not None and project.reward_per_item > 0:
-        entries.append(
-            LedgerEntry(
-                user_id=item.contributor_id,
-                amount=project.reward_per_item,
-                reason=LedgerEntry.Reason.CONTRIBUTION,
-                source=f"item:{item.pk}",
+
+def reward_policy_current(*, project: Project) -> RewardPolicy:
+    """The project's latest reward policy; the first use makes version 1 from the project's
+    rates (with posterior and skill weighting)."""
+    policy = RewardPolicy.objects.filter(project=project).order_by("-version").first()
+    if policy is not None:
+        return policy
+    try:
+        with transaction.atomic():
+            return RewardPolicy.objects.create(
                 project=project,
-                item=item,
+                version=1,
+                per_label=project.reward_per_label,
+                per_item=project.reward_per_item,
+                note="the project's rates when it was first credited",
             )
-        )
-    if project.reward_per_label > 0:
-        agreeing = item.annotations.filter(label=item.decided_label).values_list(
-            "pk", "annotator_id"
-        )
-        entries.extend(
-            LedgerEntry(
-                user_id=annotator_id,
-                amount=project.reward_per_label,
-                reason=LedgerEntry.Reason.LABEL,
-                source=label_credit_source(annotation_id, item.decision_version),
-                project=project,
-                item=item,
-            )
-            for annotation_id, annotator_id in agreeing
-        )
-    LedgerEntry.objects.bulk_create(entries, ignore_conflicts=True)
+    except IntegrityError:
+        # Another process made version 1 first.
+        return RewardPolicy.objects.get(project=project, version=1)
 
 
-def item_credits_unpaid(*, item: Item) -> bool:
-    """Whether none of the item's credits has been put into a payout batch yet."""
-    return not LedgerEntry.objects.filter(item=item, allocation__isnull=False).exists()
+POLICY_FIELDS = (
+    "per_label",
+    "per_item",
+    "gold_bonus",
+    "weight_by_posterior",
+    "weight_by_skill",
+    "epoch_budget",
+)
 
 
-def ledger_reverse_label_credits(*, item: Item) -> int:
-    """Cancel the label credits of an item's current decision with reversal entries.
+def reward_policy_update(
+    *, project: Project, changes: dict[str, object], moderator: User, note: str
+) -> RewardPolicy:
+    """A new version of the project's reward policy: the current one with ``changes``.
 
-    Call inside the transaction that re-decides the item, after checking with
-    ``item_credits_unpaid``; the credits are locked so a settlement can't allocate them meanwhile.
-    Returns how many credits were reversed.
+    The project's displayed rates follow it; the change is audited. Entries already credited
+    keep the version they were made under. Raises ``ValueError`` for an unknown field or a
+    negative amount.
     """
+    unknown = set(changes) - set(POLICY_FIELDS)
+    if unknown:
+        raise ValueError(f"not reward policy fields: {', '.join(sorted(unknown))}")
+    for name in ("per_label", "per_item", "gold_bonus", "epoch_budget"):
+        value = changes.get(name)
+        if value is not None and int(value) < 0:  # type: ignore[call-overload]
+            raise ValueError(f"{name} can't be negative")
+    with transaction.atomic():
+        Project.objects.select_for_update().get(pk=project.pk)  # one new version at a time
+        current = reward_policy_current(project=project)
+        values = {name: getattr(current, name) for name in POLICY_FIELDS} | changes
+        policy = RewardPolicy.objects.create(
+            project=project,
+            version=current.version + 1,
+            note=note[:500],
+            created_by=moderator,
+            **values,
+        )
+        Project.objects.filter(pk=project.pk).update(
+            reward_per_label=policy.per_label, reward_per_item=policy.per_item
+        )
+        audit_record(
+            actor=moderator,
+            action="reward_policy.update",
+            target=policy,
+            details={
+                "project": project.pk,
+                "version": policy.version,
+                "changes": {k: None if v is None else str(v) for k, v in changes.items()},
+                "note": note,
+            },
+        )
+    return policy
+
+
+def _entry(
+    *,
+    user_id: int,
+    reason: str,
+    source: str,
+    reward: Reward,
+    policy: RewardPolicy,
+    item: Item | None,
+    epoch: int,
+    memo: str = "",
+) -> LedgerEntry:
+    return LedgerEntry(
+        user_id=user_id,
+        amount=reward.amount,
+        reason=reason,
+        source=source,
+        project_id=policy.project_id,
+        item=item,
+        memo=memo,
+        policy_version=policy.version,
+        policy_inputs=reward.inputs,
+        epoch=epoch,
+    )
+
+
+def _net_of(credits: list[LedgerEntry]) -> dict[int, int]:
+    """Each credit's amount net of the budget reductions already taken from it."""
+    net = {credit.pk: int(credit.amount) for credit in credits}
+    sources = {f"budget:{credit.pk}": credit.pk for credit in credits}
+    for source, amount in LedgerEntry.objects.filter(
+        reason=LedgerEntry.Reason.BUDGET, source__in=list(sources)
+    ).values_list("source", "amount"):
+        net[sources[source]] += int(amount)
+    return net
+
+
+def _reverse_label_credits(item: Item, version: int, epoch: int) -> int:
+    """Cancel the label credits of an item's decision ``version`` with reversal entries (each
+    credit's net, after any budget reduction). The credits must be unpaid and locked."""
     annotation_ids = list(item.annotations.values_list("pk", flat=True))
-    sources = [label_credit_source(pk, item.decision_version) for pk in annotation_ids]
+    sources = [label_credit_source(pk, version) for pk in annotation_ids]
     credits = list(
         LedgerEntry.objects.select_for_update()
         .filter(reason=LedgerEntry.Reason.LABEL, source__in=sources)
         .order_by("id")
     )
+    net = _net_of(credits)
     LedgerEntry.objects.bulk_create(
         [
             LedgerEntry(
                 user_id=credit.user_id,
-                amount=-credit.amount,
+                amount=-net[credit.pk],
                 reason=LedgerEntry.Reason.REVERSAL,
                 source=f"reversal:{credit.pk}",
                 project_id=credit.project_id,
                 item_id=credit.item_id,
                 memo=f"item {item.pk} re-decided",
+                policy_version=credit.policy_version,
+                policy_inputs={"reverses": credit.pk},
+                epoch=epoch,
             )
             for credit in credits
+            if net[credit.pk] > 0
         ],
         ignore_conflicts=True,
     )
     return len(credits)
+
+
+def decision_credit(*, decision_id: int) -> int:
+    """Turn one recorded decision into ledger entries; returns how many it wrote.
+
+    Once per decision (``DecisionCredit``; repeats write nothing): the item's contributor is
+    credited for its first acceptance, each label that agrees with the decision as the project's
+    reward policy says, and a re-decision first reverses the previous decision's label credits,
+    which are unpaid (settlement leaves alone the credits of an item whose latest decision isn't
+    credited yet, and labeling re-decides only unpaid items).
+    """
+    with transaction.atomic():
+        decision = Decision.objects.select_related("item__project").get(pk=decision_id)
+        item = decision.item
+        # Lock the item's credits: a settlement allocating them waits for us, or we see it did.
+        list(LedgerEntry.objects.select_for_update().filter(item=item).values_list("pk", flat=True))
+        if DecisionCredit.objects.filter(decision=decision).exists():
+            return 0
+        project = item.project
+        policy = reward_policy_current(project=project)
+        epoch = reward_epoch(timezone.now())
+        previous = (
+            Decision.objects.filter(item=item, version__lt=decision.version)
+            .order_by("-version")
+            .first()
+        )
+        if previous is not None:
+            _reverse_label_credits(item, previous.version, epoch)
+        entries: list[LedgerEntry] = []
+        if item.contributor_id is not None and policy.per_item > 0:
+            entries.append(
+                _entry(
+                    user_id=item.contributor_id,
+                    reason=LedgerEntry.Reason.CONTRIBUTION,
+                    source=f"item:{item.pk}",
+                    reward=contribution_reward(base=int(policy.per_item)),
+                    policy=policy,
+                    item=item,
+                    epoch=epoch,
+                )
+            )
+        if policy.per_label > 0:
+            for agreeing in decision.agreeing:
+                accuracy = agreeing.get("accuracy")
+                reward = label_reward(
+                    base=int(policy.per_label),
+                    posterior=decision.posterior,
+                    accuracy=settings.CONSENSUS_DEFAULT_ACCURACY if accuracy is None else accuracy,
+                    accuracy_source="default" if accuracy is None else "fit",
+                    n_classes=decision.n_classes,
+                    weight_by_posterior=policy.weight_by_posterior,
+                    weight_by_skill=policy.weight_by_skill,
+                )
+                if reward.amount <= 0:
+                    continue
+                entries.append(
+                    _entry(
+                        user_id=int(agreeing["user"]),
+                        reason=LedgerEntry.Reason.LABEL,
+                        source=label_credit_source(int(agreeing["annotation"]), decision.version),
+                        reward=reward,
+                        policy=policy,
+                        item=item,
+                        epoch=epoch,
+                    )
+                )
+        created = LedgerEntry.objects.bulk_create(entries, ignore_conflicts=True)
+        DecisionCredit.objects.create(decision=decision, policy=policy, entries=len(created))
+    return len(entries)
+
+
+def decisions_credit_pending() -> int:
+    """Credit every recorded decision not credited yet (a sweep after lost tasks); returns how
+    many it credited."""
+    pending = Decision.objects.filter(credit__isnull=True).order_by("id")
+    return sum(1 for pk in pending.values_list("pk", flat=True) if decision_credit(decision_id=pk))
+
+
+def gold_answer_credit(*, annotation_id: int) -> bool:
+    """The gold bonus of one answer to a gold item, if it is right and the policy has a bonus.
+
+    Weighted by the labeler's gold accuracy in the project so far (``rewards.policy``). Once per
+    answer (its ledger source). Returns whether it credited.
+    """
+    annotation = Annotation.objects.select_related("item__project").filter(pk=annotation_id).first()
+    if annotation is None or not annotation.item.gold_label:
+        return False
+    item = annotation.item
+    if annotation.label != item.gold_label:
+        return False
+    policy = reward_policy_current(project=item.project)
+    if policy.gold_bonus <= 0:
+        return False
+    answered = Annotation.objects.filter(
+        annotator_id=annotation.annotator_id,
+        item__project=item.project,
+        item__gold_label__gt="",
+        pk__lte=annotation.pk,
+    ).values_list("label", "item__gold_label")
+    correct = sum(1 for label, gold in answered if label == gold)
+    reward = gold_reward(
+        base=int(policy.gold_bonus),
+        correct=correct,
+        answered=len(answered),
+        n_classes=len(item.project.classes),
+    )
+    if reward.amount <= 0:
+        return False
+    created = LedgerEntry.objects.bulk_create(
+        [
+            _entry(
+                user_id=annotation.annotator_id,
+                reason=LedgerEntry.Reason.GOLD,
+                source=f"gold:{annotation.pk}",
+                reward=reward,
+                policy=policy,
+                item=item,
+                epoch=reward_epoch(timezone.now()),
+            )
+        ],
+        ignore_conflicts=True,
+    )
+    return bool(created and created[0].pk)
+
+
+def ledger_close_epochs(*, now: datetime | None = None) -> list[EpochClose]:
+    """Close every ended epoch of every project whose policy has a budget: scale that epoch's
+    credits down proportionally (``budget`` entries) when their net is above it. Idempotent;
+    a closed epoch stays closed."""
+    current = reward_epoch(now or timezone.now())
+    closed: list[EpochClose] = []
+    for project_id, latest in budgeted_policies().items():
+        done = set(EpochClose.objects.filter(project_id=project_id).values_list("epoch", flat=True))
+        epochs = (
+            LedgerEntry.objects.filter(project_id=project_id, epoch__lt=current)
+            .exclude(epoch__in=done)
+            .values_list("epoch", flat=True)
+            .distinct()
+        )
+        for epoch in sorted({e for e in epochs if e is not None}):
+            closed.append(_close_epoch(project_id, epoch, latest))
+    return closed
+
+
+def budgeted_policies() -> dict[int, RewardPolicy]:
+    """The current policy of every project whose current policy has an epoch budget."""
+    latest: dict[int, RewardPolicy] = {}
+    for policy in RewardPolicy.objects.order_by("project_id", "version"):
+        latest[policy.project_id] = policy
+    return {pid: p for pid, p in latest.items() if p.epoch_budget is not None}
+
+
+def _close_epoch(project_id: int, epoch: int, policy: RewardPolicy) -> EpochClose:
+    budget = int(policy.epoch_budget or 0)
+    with transaction.atomic():
+        entries = list(
+            LedgerEntry.objects.select_for_update()
+            .filter(project_id=project_id, epoch=epoch)
+            .order_by("id")
+        )
+        existing = EpochClose.objects.filter(project_id=project_id, epoch=epoch).first()
+        if existing is not None:
+            return existing
+        net = sum(int(e.amount) for e in entries)
+        positives = [e for e in entries if e.amount > 0 and e.reason != LedgerEntry.Reason.BUDGET]
+        cuts = budget_scale(positives=[int(e.amount) for e in positives], net=net, budget=budget)
+        LedgerEntry.objects.bulk_create(
+            [
+                LedgerEntry(
+                    user_id=entry.user_id,
+                    amount=-cut,
+                    reason=LedgerEntry.Reason.BUDGET,
+                    source=f"budget:{entry.pk}",
+                    project_id=project_id,
+                    item_id=entry.item_id,
+                    memo=f"epoch {epoch} spent {net} of a {budget} budget",
+                    policy_version=policy.version,
+                    policy_inputs={
+                        "rule": "budget",
+                        "epoch": epoch,
+                        "budget": str(budget),
+                        "spent": str(net),
+                        "credit": entry.pk,
+                    },
+                    epoch=epoch,
+                )
+                for entry, cut in zip(positives, cuts, strict=True)
+                if cut > 0
+            ],
+            ignore_conflicts=True,
+        )
+        return EpochClose.objects.create(
+            project_id=project_id,
+            epoch=epoch,
+            budget=budget,
+            spent=net,
+            scaled_to=net - sum(cuts),
+            policy=policy,
+        )
 
 
 # --- Settlement -----------------------------------------------------------------------------------
@@ -142,51 +420,84 @@ class SettlementReport:
         return text
 
 
-def payout_batch_prepare(*, client: ChainClient) -> PayoutBatch | None:
-    """Group unpaid credits per wallet into a new batch (at most 500 recipients when minting,
-    400 for an ERC-20), with a receipt per credit and the receipts' Merkle root.
+def _payable_entries() -> list[tuple[int, int, str, int]]:
+    """Unpaid entries that may be paid now, locked for this transaction, in id order:
+    ``(entry id, user id, wallet, amount)``.
 
-    Credits of users without a wallet or who are banned wait, as do wallets whose unpaid net is
-    below ``PAYOUT_MINIMUM``. Returns ``None`` when nothing is due. Two concurrent calls can't
-    allocate one credit twice: the allocation is one-to-one, and the loser's transaction rolls
-    back.
+    Waiting: users without a wallet or banned; items whose latest decision isn't credited yet
+    (its re-decision may still reverse their label credits); and, for projects with an epoch
+    budget, epochs not closed yet (their credits may still be scaled down).
     """
-    mode = client.mode or MINT
-    max_recipients = min(settings.PAYOUT_BATCH_MAX_RECIPIENTS, max_batch_size(mode))
-    minimum = max(1, settings.PAYOUT_MINIMUM)
     due = (
-        LedgerEntry.objects.filter(
+        LedgerEntry.objects.select_for_update(of=("self",))
+        .filter(
             allocation__isnull=True,
             user__wallet_address__isnull=False,
             user__banned_at__isnull=True,
         )
         .order_by("id")
-        .values_list("id", "user_id", "user__wallet_address", "amount")
+        .values_list("id", "user_id", "user__wallet_address", "amount", "item_id", "project_id")
     )
-    # Net per wallet (reversals are negative); a wallet owed less than the minimum net waits for
-    # more credits.
-    per_wallet: OrderedDict[str, tuple[int, list[int]]] = OrderedDict()
-    wallets: dict[int, str] = {}
-    for entry_id, user_id, wallet, amount in due.iterator(chunk_size=2000):
-        if wallet is None:  # excluded by the filter; the column itself is nullable
+    rows = list(due)
+    pending_items = set(
+        Decision.objects.filter(
+            credit__isnull=True, item_id__in={row[4] for row in rows if row[4] is not None}
+        ).values_list("item_id", flat=True)
+    )
+    budgeted = set(budgeted_policies())
+    closed = set(
+        EpochClose.objects.filter(project_id__in=budgeted).values_list("project_id", "epoch")
+    )
+    epochs = dict(
+        LedgerEntry.objects.filter(
+            pk__in=[row[0] for row in rows if row[5] in budgeted]
+        ).values_list("pk", "epoch")
+    )
+    payable = []
+    for entry_id, user_id, wallet, amount, item_id, project_id in rows:
+        if wallet is None or item_id in pending_items:
             continue
-        wallets[user_id] = wallet
-        net, ids = per_wallet.get(wallet, (0, []))
-        ids.append(entry_id)
-        per_wallet[wallet] = (net + amount, ids)
-    payable = [(wallet, net, ids) for wallet, (net, ids) in per_wallet.items() if net >= minimum]
-    payable = payable[:max_recipients]
-    totals: OrderedDict[str, int] = OrderedDict((wallet, net) for wallet, net, _ in payable)
-    entry_ids = [entry_id for _, _, ids in payable for entry_id in ids]
-    if not totals:
-        return None
+        if project_id in budgeted and (project_id, epochs.get(entry_id)) not in closed:
+            continue
+        payable.append((entry_id, user_id, wallet, int(amount)))
+    return payable
+
+
+def payout_batch_prepare(*, client: ChainClient) -> PayoutBatch | None:
+    """Group payable credits per wallet into a new batch (at most 500 recipients when minting,
+    400 for an ERC-20), with a receipt per credit and the receipts' Merkle root.
+
+    Wallets whose payable net is below ``PAYOUT_MINIMUM`` wait (``_payable_entries`` says what
+    else waits). Returns ``None`` when nothing is due. The credits are locked while the batch is
+    made, so a concurrent settlement or re-decision waits; and a credit can be in one live batch
+    only (the allocation is one-to-one).
+    """
+    mode = client.mode or MINT
+    max_recipients = min(settings.PAYOUT_BATCH_MAX_RECIPIENTS, max_batch_size(mode))
+    minimum = max(1, settings.PAYOUT_MINIMUM)
+    chain_id, contract = client.chain_id, client.payout_address or ""  # no I/O in the transaction
     try:
         with transaction.atomic():
+            # Net per wallet (reversals and budget cuts are negative).
+            per_wallet: OrderedDict[str, tuple[int, list[int]]] = OrderedDict()
+            wallets: dict[int, str] = {}
+            for entry_id, user_id, wallet, amount in _payable_entries():
+                wallets[user_id] = wallet
+                net, ids = per_wallet.get(wallet, (0, []))
+                ids.append(entry_id)
+                per_wallet[wallet] = (net + amount, ids)
+            payable = [
+                (wallet, net, ids) for wallet, (net, ids) in per_wallet.items() if net >= minimum
+            ][:max_recipients]
+            if not payable:
+                return None
+            totals = OrderedDict((wallet, net) for wallet, net, _ in payable)
+            entry_ids = [entry_id for _, _, ids in payable for entry_id in ids]
             batch = PayoutBatch.objects.create(
                 batch_id="0x" + secrets.token_hex(32),
-                chain_id=client.chain_id,
+                chain_id=chain_id,
                 mode=mode,
-                token_address=client.payout_address or "",
+                token_address=contract,
                 recipient_count=len(totals),
                 total=sum(totals.values()),
             )
@@ -427,6 +738,7 @@ def payouts_settle(*, client: ChainClient) -> SettlementReport:
     With ``PAYOUT_REQUIRE_APPROVAL``, new batches wait, prepared, until a moderator approves them.
     Safe to run twice, concurrently, or after a crash at any point.
     """
+    ledger_close_epochs()
     touched: list[PayoutBatch] = []
     waiting: list[PayoutBatch] = []
     for batch in PayoutBatch.objects.filter(status=PayoutBatch.Status.PREPARED).order_by("id"):

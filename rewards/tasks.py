@@ -10,7 +10,12 @@ from django.utils import timezone
 
 from rewards.client import chain_client_with_token
 from rewards.reconcile import reconciliation_record
-from rewards.services import payouts_settle
+from rewards.services import (
+    decision_credit,
+    decisions_credit_pending,
+    gold_answer_credit,
+    payouts_settle,
+)
 
 
 @shared_task(acks_late=True, time_limit=900, soft_time_limit=840)
@@ -31,3 +36,26 @@ def reconcile_payouts() -> bool:
     since = timezone.now() - timedelta(days=settings.RECONCILE_WINDOW_DAYS)
     run = reconciliation_record(client=chain_client_with_token(), since=since)
     return run.ok
+
+
+@shared_task(
+    acks_late=True, autoretry_for=(Exception,), retry_backoff=True, max_retries=8, time_limit=120
+)
+def credit_decision(decision_id: int) -> int:
+    """Turn a recorded decision into ledger entries (enqueued by labeling on commit); safe to
+    run twice: a credited decision writes nothing."""
+    return decision_credit(decision_id=decision_id)
+
+
+@shared_task(
+    acks_late=True, autoretry_for=(Exception,), retry_backoff=True, max_retries=8, time_limit=60
+)
+def credit_gold_answer(annotation_id: int) -> bool:
+    """The gold bonus of one answer (enqueued by labeling on commit); once per answer."""
+    return gold_answer_credit(annotation_id=annotation_id)
+
+
+@shared_task(acks_late=True, time_limit=900, soft_time_limit=840)
+def credit_pending_decisions() -> int:
+    """Celery beat: credit any decision whose task was lost (a broker outage at commit)."""
+    return decisions_credit_pending()

@@ -145,30 +145,50 @@ def moderator(db: None) -> User:
     return user
 
 
+def flat_rates(project: Project) -> Project:
+    """Pay the project's rates as they are: a reward policy without posterior or skill weights
+    (the tests of weighted pay set up their own)."""
+    from rewards.models import RewardPolicy
+
+    RewardPolicy.objects.create(
+        project=project,
+        version=1,
+        per_label=project.reward_per_label,
+        per_item=project.reward_per_item,
+        weight_by_posterior=False,
+        weight_by_skill=False,
+    )
+    return project
+
+
 @pytest.fixture
 def text_project(db: None) -> Project:
-    return Project.objects.create(
-        name="Sentiment",
-        data_kind=Project.DataKind.TEXT,
-        classes=["positive", "negative"],
-        consensus_method="majority_vote",
-        overlap=3,
-        max_labels=5,
-        reward_per_label=10,
-        reward_per_item=25,
+    return flat_rates(
+        Project.objects.create(
+            name="Sentiment",
+            data_kind=Project.DataKind.TEXT,
+            classes=["positive", "negative"],
+            consensus_method="majority_vote",
+            overlap=3,
+            max_labels=5,
+            reward_per_label=10,
+            reward_per_item=25,
+        )
     )
 
 
 @pytest.fixture
 def image_project(db: None) -> Project:
-    return Project.objects.create(
-        name="Colours",
-        data_kind=Project.DataKind.IMAGE,
-        classes=["red", "green", "blue"],
-        consensus_method="majority_vote",
-        overlap=3,
-        reward_per_label=10,
-        reward_per_item=25,
+    return flat_rates(
+        Project.objects.create(
+            name="Colours",
+            data_kind=Project.DataKind.IMAGE,
+            classes=["red", "green", "blue"],
+            consensus_method="majority_vote",
+            overlap=3,
+            reward_per_label=10,
+            reward_per_item=25,
+        )
     )
 
 

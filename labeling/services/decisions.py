@@ -25,15 +25,22 @@ from django.utils import timezone
 
 from accounts.audit import audit_record
 from accounts.models import User
+from config.celery import app as celery_app
 from labeling.consensus import TORCH_METHODS, aggregate, agreement, item_posterior
-from labeling.models import Annotation, ConsensusFit, ConsensusMethod, Item, Project, WorkerSkill
+from labeling.models import (
+    Annotation,
+    ConsensusFit,
+    ConsensusMethod,
+    Item,
+    Project,
+    WorkerSkill,
+)
+from labeling.models import (
+    Decision as DecisionRecord,
+)
 from labeling.services.items import AnnotationError
 from rewards.models import LedgerEntry
-from rewards.services import (
-    item_credits_unpaid,
-    ledger_credit_decision,
-    ledger_reverse_label_credits,
-)
+from rewards.selectors import item_credits_unpaid
 
 
 @dataclass(frozen=True)
@@ -152,13 +159,22 @@ def item_decide(*, item_id: int, reopen_review: bool = False) -> Item:
                 item.status = Item.Status.REVIEW
                 item.save(update_fields=["status", "confidence", "agreement"])
             return item
-        _accept(item, decision.label)
+        _accept(item, decision.label, decided_by=DecisionRecord.DecidedBy.CROWD)
     return item
 
 
-def _accept(item: Item, label: str) -> None:
-    """Record an item's (new) decision and credit it; inside the deciding transaction, with the
-    item locked and its ``confidence`` and ``agreement`` set."""
+def decision_credit_enqueue(decision_id: int) -> None:
+    """Ask the rewards app to turn a recorded decision into ledger entries (a Celery task,
+    by name: labeling records facts, it never moves money)."""
+    celery_app.signature("rewards.tasks.credit_decision", args=(decision_id,)).apply_async()
+
+
+def _accept(
+    item: Item, label: str, *, decided_by: str, moderator: User | None = None
+) -> DecisionRecord:
+    """Record an item's (new) decision, as the item's state and as a ``Decision`` fact whose
+    credit is enqueued on commit; inside the deciding transaction, with the item locked and its
+    ``confidence`` and ``agreement`` set."""
     item.status = Item.Status.ACCEPTED
     item.decided_label = label
     item.decision_version += 1
@@ -173,7 +189,31 @@ def _accept(item: Item, label: str) -> None:
             "decided_at",
         ]
     )
-    ledger_credit_decision(item=item)
+    agreeing = list(
+        item.annotations.filter(label=label).order_by("id").values_list("pk", "annotator_id")
+    )
+    accuracy = dict(
+        WorkerSkill.objects.filter(
+            project_id=item.project_id, user_id__in=[user for _, user in agreeing]
+        ).values_list("user_id", "accuracy")
+    )
+    record = DecisionRecord.objects.create(
+        item=item,
+        version=item.decision_version,
+        label=label,
+        posterior=1.0 if item.confidence is None else item.confidence,
+        agreement=item.agreement,
+        method=item.project.consensus_method,
+        decided_by=decided_by,
+        moderator=moderator,
+        n_classes=len(item.project.classes),
+        agreeing=[
+            {"annotation": pk, "user": user, "accuracy": accuracy.get(user)}
+            for pk, user in agreeing
+        ],
+    )
+    transaction.on_commit(lambda: decision_credit_enqueue(record.pk))
+    return record
 
 
 def _share_agreeing(item: Item, label: str) -> float | None:
@@ -192,7 +232,7 @@ def item_override(*, item: Item, label: str, moderator: User) -> Item:
             raise AnnotationError("the item is already accepted", conflict=True)
         locked.agreement = _share_agreeing(locked, label)
         locked.confidence = 1.0
-        _accept(locked, label)
+        _accept(locked, label, decided_by=DecisionRecord.DecidedBy.MODERATOR, moderator=moderator)
         audit_record(
             actor=moderator, action="item.override", target=locked, details={"label": label}
         )
@@ -202,8 +242,9 @@ def item_override(*, item: Item, label: str, moderator: User) -> Item:
 def item_redecide(*, item_id: int, label: str, confidence: float) -> bool:
     """Change an accepted item's label to the refit's, if none of its credits is in a payout yet.
 
-    The old decision's label credits are reversed and the labelers who agree with the new label
-    are credited, in one transaction. Returns whether the item changed.
+    Records the new decision; the rewards app then reverses the old decision's label credits and
+    credits the labelers who agree with the new label (settlement holds the item's credits until
+    it has). Returns whether the item changed.
     """
     with transaction.atomic():
         item = Item.objects.select_for_update().select_related("project").get(pk=item_id)
@@ -214,10 +255,9 @@ def item_redecide(*, item_id: int, label: str, confidence: float) -> bool:
         if not item_credits_unpaid(item=item):
             return False
         previous = item.decided_label
-        ledger_reverse_label_credits(item=item)
         item.confidence = confidence
         item.agreement = _share_agreeing(item, label)
-        _accept(item, label)
+        _accept(item, label, decided_by=DecisionRecord.DecidedBy.REFIT)
         audit_record(
             actor=None, action="item.redecide", target=item, details={"from": previous, "to": label}
         )

@@ -165,6 +165,13 @@ def item_skip(*, item: Item, user: User) -> None:
     Skip.objects.get_or_create(item=item, user=user)
 
 
+def gold_answer_credit_enqueue(annotation_id: int) -> None:
+    """Ask the rewards app for the gold bonus of an answer (a Celery task, by name)."""
+    from config.celery import app
+
+    app.signature("rewards.tasks.credit_gold_answer", args=(annotation_id,)).apply_async()
+
+
 def annotation_create(*, item: Item, annotator: User, label: str) -> Annotation:
     """Record one contributor's label for an item, and enqueue its decision once it has enough.
 
@@ -185,8 +192,12 @@ def annotation_create(*, item: Item, annotator: User, label: str) -> Annotation:
                 raise AnnotationError("this item is already decided", conflict=True)
             annotation = Annotation.objects.create(item=locked, annotator=annotator, label=label)
             Item.objects.filter(pk=locked.pk).update(label_count=F("label_count") + 1)
-            # Gold items have a known answer: their labels measure the labeler, not the item.
-            if not locked.gold_label and locked.label_count + 1 >= locked.required_labels:
+            # Gold items have a known answer: their labels measure the labeler, not the item,
+            # and a right one may earn the policy's gold bonus (the rewards app decides).
+            if locked.gold_label:
+                annotation_id = annotation.pk
+                transaction.on_commit(lambda: gold_answer_credit_enqueue(annotation_id))
+            elif locked.label_count + 1 >= locked.required_labels:
                 from labeling.tasks import decide_item
 
                 item_id = locked.pk

@@ -9,28 +9,38 @@ from typing import Any
 
 import numpy as np
 import pytest
+from django.test import TestCase
 
 from labeling.models import Annotation, ConsensusFit, Item, Project, WorkerSkill
 from labeling.services import annotation_create, item_create_text, item_decide, project_refit
 from labeling.tasks import refit_projects, refit_route
 from rewards.models import LedgerEntry
-from tests.conftest import Contributor
+from tests.conftest import Contributor, flat_rates
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
 def ds_project(db: None) -> Project:
-    return Project.objects.create(
-        name="Animals",
-        data_kind=Project.DataKind.TEXT,
-        classes=["cat", "dog", "bird"],
-        consensus_method="dawid_skene",
-        overlap=2,
-        max_labels=5,
-        reward_per_label=10,
-        reward_per_item=25,
+    return flat_rates(
+        Project.objects.create(
+            name="Animals",
+            data_kind=Project.DataKind.TEXT,
+            classes=["cat", "dog", "bird"],
+            consensus_method="dawid_skene",
+            overlap=2,
+            max_labels=5,
+            reward_per_label=10,
+            reward_per_item=25,
+        )
     )
+
+
+def committed(action: Callable[[], Any]) -> Any:
+    """Run ``action`` and what its transactions enqueued on commit (the decisions' credits), as
+    eager Celery would after a real commit."""
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        return action()
 
 
 @pytest.fixture
@@ -96,7 +106,7 @@ def accept_at(project: Project, threshold: float, item: Item) -> None:
     """Decide ``item`` under a laxer threshold (as a project configured so would have)."""
     project.acceptance_threshold = threshold
     project.save(update_fields=["acceptance_threshold"])
-    item_decide(item_id=item.pk)
+    committed(lambda: item_decide(item_id=item.pk))
     project.acceptance_threshold = 0.95
     project.save(update_fields=["acceptance_threshold"])
 
@@ -290,7 +300,7 @@ def test_a_refit_re_decides_an_accepted_item_whose_credits_are_unpaid(
         a.user.pk for a in adversaries
     }
 
-    project_refit(project_id=ds_project.pk)
+    committed(lambda: project_refit(project_id=ds_project.pk))
     item.refresh_from_db()
     assert (item.decided_label, item.decision_version) == ("cat", 2)
     balances = {
@@ -312,7 +322,7 @@ def test_a_paid_item_is_never_re_decided(contest: Contest, ds_project: Project, 
     from rewards.services import payouts_settle
 
     payouts_settle(client=chain)
-    project_refit(project_id=ds_project.pk)
+    committed(lambda: project_refit(project_id=ds_project.pk))
     contest.item.refresh_from_db()
     assert (contest.item.decided_label, contest.item.decision_version) == ("dog", 1)
     assert not LedgerEntry.objects.filter(reason="reversal").exists()

@@ -192,5 +192,7 @@ def test_the_project_list_shows_open_projects(
         "acceptance_threshold": 0.95,
         "reward_per_label": "10",
         "reward_per_item": "25",
+        "reward_per_label_display": "0.00000000000000001 CMT",
+        "reward_per_item_display": "0.000000000000000025 CMT",
         "licence": "CC-BY-4.0",
     }

@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 from django.db import IntegrityError, transaction
 
-from labeling.models import Annotation, Item, Project, Skip
+from labeling.models import Annotation, Decision, Item, Project, Skip
 from labeling.services import item_create_text, item_decide
 from rewards.models import LedgerEntry
-from rewards.services import ledger_credit_decision
+from rewards.services import decision_credit
 from tests.conftest import Contributor
 
 pytestmark = pytest.mark.django_db
@@ -182,7 +182,9 @@ def test_the_decision_is_enqueued_on_commit_and_credits_the_agreeing_crowd(
     assert len(callbacks) == 1
     item.refresh_from_db()
     assert item.status == Item.Status.OPEN  # not decided inside the request's transaction
-    callbacks[0]()
+    with django_capture_on_commit_callbacks(execute=True) as credits_enqueued:
+        callbacks[0]()
+    assert len(credits_enqueued) == 1  # the decision's credit, enqueued on its commit
 
     item.refresh_from_db()
     assert item.status == Item.Status.ACCEPTED
@@ -206,8 +208,8 @@ def test_deciding_twice_credits_once(
         label(who, item, "negative")
     assert LedgerEntry.objects.count() == 3
     item_decide(item_id=item.pk)  # a retried task: the item is decided already
-    item.refresh_from_db()
-    ledger_credit_decision(item=item)  # the same decision credited again: the constraint drops it
+    [decision] = Decision.objects.filter(item=item)
+    assert decision_credit(decision_id=decision.pk) == 0  # credited once already
     assert LedgerEntry.objects.count() == 3
 
 

@@ -1,0 +1,99 @@
+"""Reward amounts from a project's reward policy: integer arithmetic on base units.
+
+Weights are how far a probability is above chance, on a 0..1 scale: for K classes,
+``(p - 1/K) / (1 - 1/K)``, clamped. A coin-flip decision or a labeler at chance weighs 0; a
+certain decision or a perfect labeler weighs 1. Weights are rounded to parts per million, then
+``base x posterior weight x skill weight`` is floored to a whole base unit, so every amount is
+reproducible from the inputs stored on its ledger entry.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+PPM = 1_000_000
+
+
+@dataclass(frozen=True)
+class Reward:
+    amount: int
+    inputs: dict[str, object]
+
+
+def above_chance(probability: float, n_classes: int) -> float:
+    """How far ``probability`` is above chance (1/K), scaled to 0..1."""
+    chance = 1.0 / n_classes
+    return min(1.0, max(0.0, (probability - chance) / (1.0 - chance)))
+
+
+def _ppm(weight: float) -> int:
+    return round(weight * PPM)
+
+
+def label_reward(
+    *,
+    base: int,
+    posterior: float,
+    accuracy: float,
+    accuracy_source: str,
+    n_classes: int,
+    weight_by_posterior: bool,
+    weight_by_skill: bool,
+) -> Reward:
+    """What one label that agrees with an accepted decision earns."""
+    posterior_ppm = _ppm(above_chance(posterior, n_classes)) if weight_by_posterior else PPM
+    skill_ppm = _ppm(above_chance(accuracy, n_classes)) if weight_by_skill else PPM
+    amount = base * posterior_ppm * skill_ppm // (PPM * PPM)
+    return Reward(
+        amount=amount,
+        inputs={
+            "rule": "label",
+            "base": str(base),
+            "posterior": posterior,
+            "posterior_weight_ppm": posterior_ppm,
+            "accuracy": accuracy,
+            "accuracy_source": accuracy_source,
+            "skill_weight_ppm": skill_ppm,
+            "n_classes": n_classes,
+        },
+    )
+
+
+def contribution_reward(*, base: int) -> Reward:
+    """What an accepted contribution earns its uploader."""
+    return Reward(amount=base, inputs={"rule": "contribution", "base": str(base)})
+
+
+def gold_reward(*, base: int, correct: int, answered: int, n_classes: int) -> Reward:
+    """What a right gold answer earns: the bonus weighted by the labeler's gold accuracy so far
+    (this answer included, with one right and one wrong answer added as a prior), above chance:
+    a labeler who guesses earns about nothing however lucky one answer was."""
+    accuracy = (correct + 1) / (answered + 2)
+    weight = _ppm(above_chance(accuracy, n_classes))
+    return Reward(
+        amount=base * weight // PPM,
+        inputs={
+            "rule": "gold",
+            "base": str(base),
+            "gold_correct": correct,
+            "gold_answered": answered,
+            "gold_accuracy": accuracy,
+            "weight_ppm": weight,
+            "n_classes": n_classes,
+        },
+    )
+
+
+def budget_scale(*, positives: list[int], net: int, budget: int) -> list[int]:
+    """How much to take off each positive credit of an epoch so its net is at most ``budget``.
+
+    ``net`` is the epoch's credits minus its reversals. Each credit ``a`` keeps
+    ``floor(a x (budget - reversals) / sum(positives))``, so the epoch's net lands at or just
+    under the budget; nothing is taken when the net is within it.
+    """
+    total = sum(positives)
+    if net <= budget or total == 0:
+        return [0] * len(positives)
+    reversals = net - total  # <= 0
+    room = budget - reversals  # what the positive credits may keep, together
+    return [a - a * room // total for a in positives]
