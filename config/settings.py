@@ -74,6 +74,7 @@ INSTALLED_APPS = [
     "accounts",
     "labeling",
     "rewards",
+    "moderation",
     "frontend",
 ]
 

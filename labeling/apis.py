@@ -110,19 +110,41 @@ class ProjectListApi(APIView):
         return Response(ProjectOutputSerializer(projects, many=True).data)
 
 
+def _accepted_licence(data: Any) -> bool:
+    value = data.get("licence_accepted") if isinstance(data, Mapping) else None
+    return value is True or (isinstance(value, str) and value.lower() in {"true", "1", "on", "yes"})
+
+
 class ItemCreateApi(APIView):
     permission_classes = [IsContributor]
     parser_classes = [BoundedJSONParser, MultiPartParser, FormParser]
 
     @extend_schema(
         summary="Contribute an item: text as JSON, or an image file as multipart",
+        description=(
+            "`licence_accepted` must be true: the contributor accepts the project's licence "
+            "for what they upload. A pairwise project takes two texts (`text`, `text_b`) or "
+            "two images (`file`, `file_b`). Exact copies and near copies (a resized or "
+            "re-encoded image, a text differing only in case, spacing or punctuation) of an item "
+            "of the project get a 409 naming it; each contributor may upload the project's "
+            "`daily_upload_quota` items a day (UTC), then 429 with Retry-After."
+        ),
         request={
             "application/json": inline_serializer(
-                "TextItemInput", {"text": serializers.CharField()}
+                "TextItemInput",
+                {
+                    "text": serializers.CharField(),
+                    "text_b": serializers.CharField(required=False, help_text="Pairwise only."),
+                    "licence_accepted": serializers.BooleanField(),
+                },
             ),
             "multipart/form-data": inline_serializer(
                 "ImageItemInput",
-                {"file": serializers.FileField(help_text="JPEG, PNG or WebP")},
+                {
+                    "file": serializers.FileField(help_text="JPEG, PNG or WebP"),
+                    "file_b": serializers.FileField(required=False, help_text="Pairwise only."),
+                    "licence_accepted": serializers.BooleanField(),
+                },
             ),
         },
         responses={
@@ -137,34 +159,56 @@ class ItemCreateApi(APIView):
                         "existing_id": serializers.IntegerField(),
                     },
                 ),
-                description="An exact duplicate of an item the project already has.",
+                description="An exact or near duplicate of an item the project already has.",
             ),
+            **errors(401, 403, 429),
         },
     )
     def post(self, request: Request, project_id: int) -> Response:
         project = selectors.project_get_open(project_id=project_id)
+        contributor = request_account(request)
         upload = request.FILES.get("file")
+        upload_b = request.FILES.get("file_b")
         try:
+            if not _accepted_licence(request.data):
+                raise ContentError(
+                    f"licence_accepted: accept the project's licence ({project.licence}) for "
+                    "what you upload: send licence_accepted=true"
+                )
             if upload is not None:
-                if upload.size > settings.UPLOAD_MAX_BYTES:
-                    raise ContentError(
-                        f"the file is {upload.size} bytes; the limit is {settings.UPLOAD_MAX_BYTES}"
-                    )
+                for name, part in (("file", upload), ("file_b", upload_b)):
+                    if part is not None and part.size > settings.UPLOAD_MAX_BYTES:
+                        raise ContentError(
+                            f"{name} is {part.size} bytes; the limit is {settings.UPLOAD_MAX_BYTES}"
+                        )
                 item = services.item_create_image(
-                    project=project, contributor=request_account(request), data=upload.read()
+                    project=project,
+                    contributor=contributor,
+                    data=upload.read(),
+                    data_b=upload_b.read() if upload_b is not None else None,
                 )
             elif isinstance(request.data, Mapping) and "text" in request.data:
                 item = services.item_create_text(
-                    project=project, contributor=request_account(request), text=request.data["text"]
+                    project=project,
+                    contributor=contributor,
+                    text=request.data["text"],
+                    text_b=request.data.get("text_b"),
                 )
             else:
                 raise ContentError("send JSON {\"text\": ...} or a multipart 'file'")
         except ContentError as exc:
             return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
+        except services.QuotaExceeded as exc:
+            return Response(
+                {"detail": str(exc)},
+                status=status.HTTP_429_TOO_MANY_REQUESTS,
+                headers={"Retry-After": str(exc.retry_after)},
+            )
         except services.DuplicateItemError as exc:
+            what = f"a near duplicate ({exc.near}) of" if exc.near else "a duplicate: the same as"
             return Response(
                 {
-                    "detail": f"duplicate: this project already has item {exc.existing_id}",
+                    "detail": f"{what} item {exc.existing_id}, which this project already has",
                     "existing_id": exc.existing_id,
                 },
                 status=status.HTTP_409_CONFLICT,

@@ -27,9 +27,28 @@ class Project(models.Model):
         TEXT = "text", "Text"
         IMAGE = "image", "Image"
 
+    class Task(models.TextChoices):
+        CLASSIFY = "classify", "Pick one class"
+        MULTILABEL = "multilabel", "Pick every class that applies"
+        BOXES = "boxes", "Draw boxes (images)"
+        SPANS = "spans", "Mark spans (texts)"
+        PAIRWISE = "pairwise", "Choose the better of two"
+
     name = models.CharField(max_length=200)
     description = models.TextField(blank=True)
     data_kind = models.CharField(max_length=8, choices=DataKind.choices)
+    task = models.CharField(
+        max_length=12,
+        choices=Task.choices,
+        default=Task.CLASSIFY,
+        help_text="What contributors do with each item (labeling.answers).",
+    )
+    question = models.CharField(
+        max_length=300, blank=True, help_text="The question the labeling page asks."
+    )
+    guidelines = models.TextField(
+        blank=True, help_text="How to answer, with examples; shown beside every item."
+    )
     classes = models.JSONField(help_text='Label class names, e.g. ["cat", "dog"] (2 to 9).')
     overlap = models.PositiveSmallIntegerField(
         default=3, help_text="Labels an item gets before its first decision (the minimum)."
@@ -51,6 +70,18 @@ class Project(models.Model):
     acceptance_threshold = models.FloatField(
         default=0.95,
         help_text="Accept an item once its posterior reaches this (model methods; ignored by majority vote).",
+    )
+    agreement_threshold = models.FloatField(
+        default=0.5,
+        help_text="Multi-label, boxes and spans: an answer agrees with the decision (and is "
+        "paid) at this similarity: Jaccard, mean IoU, character F1.",
+    )
+    spans_may_overlap = models.BooleanField(default=False)
+    lease_seconds = models.PositiveIntegerField(
+        default=600, help_text="How long an item served to a contributor is theirs to answer."
+    )
+    daily_upload_quota = models.PositiveIntegerField(
+        default=200, help_text="Uploads per contributor per day (UTC); 0 closes uploads."
     )
     licence = models.CharField(max_length=100, default="CC-BY-4.0")
     is_open = models.BooleanField(default=True)
@@ -75,6 +106,12 @@ class Project(models.Model):
         return self.name
 
     def clean(self) -> None:
+        if self.task == Project.Task.PAIRWISE:
+            self.classes = ["a", "b"]  # the two sides of a pair
+        if self.task == Project.Task.BOXES and self.data_kind != Project.DataKind.IMAGE:
+            raise ValidationError({"task": "Boxes are drawn on images: choose the image kind."})
+        if self.task == Project.Task.SPANS and self.data_kind != Project.DataKind.TEXT:
+            raise ValidationError({"task": "Spans are marked in texts: choose the text kind."})
         classes = self.classes
         if not isinstance(classes, list) or not all(
             isinstance(c, str) and c.strip() for c in classes
@@ -112,12 +149,30 @@ class Item(models.Model):
     image_format = models.CharField(max_length=8, blank=True)
     width = models.PositiveIntegerField(null=True, blank=True)
     height = models.PositiveIntegerField(null=True, blank=True)
+    # Pairwise items: the second text or image ("b"; the first is "a").
+    text_b = models.TextField(blank=True)
+    image_b = models.FileField(upload_to=item_upload_to, blank=True)
+    image_b_format = models.CharField(max_length=8, blank=True)
+    width_b = models.PositiveIntegerField(null=True, blank=True)
+    height_b = models.PositiveIntegerField(null=True, blank=True)
+    licence = models.CharField(
+        max_length=100, blank=True, help_text="The licence the contributor accepted at upload."
+    )
+    near_hash = models.CharField(
+        max_length=64,
+        blank=True,
+        db_index=True,
+        help_text="Perceptual hash (images) or normalised-text hash, for near-duplicates.",
+    )
     size_bytes = models.PositiveIntegerField(default=0)
     content_sha256 = models.CharField(max_length=64)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
     label_count = models.PositiveIntegerField(default=0)
     required_labels = models.PositiveSmallIntegerField()
     decided_label = models.CharField(max_length=100, blank=True)
+    decided_value = models.JSONField(
+        default=dict, blank=True, help_text="The decision in the task's shape (labeling.answers)."
+    )
     decision_version = models.PositiveIntegerField(
         default=0, help_text="How many times it was accepted."
     )
@@ -131,6 +186,9 @@ class Item(models.Model):
         max_length=100,
         blank=True,
         help_text="Known answer: a gold task that measures contributors' skill.",
+    )
+    gold_explanation = models.TextField(
+        blank=True, help_text="Shown to a contributor who got this gold item wrong."
     )
     decided_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -167,7 +225,12 @@ class Annotation(models.Model):
     annotator = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="annotations"
     )
-    label = models.CharField(max_length=100)
+    label = models.CharField(
+        max_length=100, help_text='The class (classify), "a"/"b" (pairwise) or a summary.'
+    )
+    value = models.JSONField(
+        default=dict, blank=True, help_text="The answer in its task's shape (labeling.answers)."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -204,10 +267,14 @@ class Skip(models.Model):
 
 
 class Assignment(models.Model):
-    """An item served to a contributor by ``next-task``: what they were shown, and when.
+    """The lease of an item served to a contributor by ``next-task``.
 
-    While it lasts (``TASK_ASSIGNMENT_SECONDS``) the contributor may fetch the item's content;
-    nobody else but its uploader, moderators and the dataset's buyers may.
+    While it is live (not answered, not released, ``expires_at`` ahead: the project's
+    ``lease_seconds``) it counts against the labels the item still needs, so concurrent
+    contributors are never handed more leases than an item needs; only the holder may answer the
+    item, and fetch its content. Answering ends it (``answered_at``); skipping releases it
+    (``released_at``); expiry releases it by itself. ``shown_at`` is when the page reported
+    showing it (fraud checks compare it with the answer's time).
     """
 
     item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="assignments")
@@ -216,13 +283,19 @@ class Assignment(models.Model):
     )
     served_at = models.DateTimeField()
     expires_at = models.DateTimeField()
+    shown_at = models.DateTimeField(null=True, blank=True)
+    answered_at = models.DateTimeField(null=True, blank=True)
+    released_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["id"]
         constraints = [
             models.UniqueConstraint(fields=["item", "user"], name="assignment_one_per_user"),
         ]
-        indexes = [models.Index(fields=["user", "expires_at"])]
+        indexes = [
+            models.Index(fields=["user", "expires_at"]),
+            models.Index(fields=["item", "expires_at"]),
+        ]
 
     def __str__(self) -> str:
         return f"item {self.item_id} served to {self.user} at {self.served_at:%Y-%m-%d %H:%M}"
@@ -293,6 +366,9 @@ class Decision(models.Model):
     item = models.ForeignKey(Item, on_delete=models.PROTECT, related_name="decisions")
     version = models.PositiveIntegerField(help_text="The item's decision_version it set.")
     label = models.CharField(max_length=100)
+    value = models.JSONField(
+        default=dict, blank=True, help_text="The decision in its task's shape."
+    )
     posterior = models.FloatField(help_text="Probability of the label (1.0 for a moderator).")
     agreement = models.FloatField(null=True, blank=True)
     method = models.CharField(max_length=16)

@@ -33,25 +33,25 @@ def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def validate_text(text: object) -> str:
+def validate_text(text: object, *, field: str = "text") -> str:
     if not isinstance(text, str):
-        raise ContentError("text must be a string")
+        raise ContentError(f"{field} must be a string")
     # JSON can carry both, and neither can be stored: PostgreSQL text refuses NUL, and a lone
     # surrogate (\ud800) has no UTF-8 encoding.
     if "\x00" in text:
-        raise ContentError("text contains a NUL character (U+0000)")
+        raise ContentError(f"{field} contains a NUL character (U+0000)")
     try:
         text.encode("utf-8")
     except UnicodeEncodeError as exc:
         raise ContentError(
-            f"text is not valid Unicode: a lone surrogate at character {exc.start}"
+            f"{field} is not valid Unicode: a lone surrogate at character {exc.start}"
         ) from None
     text = text.strip()
     if not text:
-        raise ContentError("text is empty")
+        raise ContentError(f"{field} is empty")
     limit = settings.UPLOAD_MAX_TEXT_CHARS
     if len(text) > limit:
-        raise ContentError(f"text is {len(text)} characters long; the limit is {limit}")
+        raise ContentError(f"{field} is {len(text)} characters long; the limit is {limit}")
     return text
 
 

@@ -11,6 +11,7 @@ from labeling.services.decisions import (
 from labeling.services.items import (
     AnnotationError,
     DuplicateItemError,
+    QuotaExceeded,
     annotation_create,
     assignment_record,
     item_create_image,
@@ -24,6 +25,7 @@ __all__ = [
     "AnnotationError",
     "Decision",
     "DuplicateItemError",
+    "QuotaExceeded",
     "annotation_create",
     "assignment_record",
     "item_create_image",

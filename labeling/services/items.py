@@ -13,15 +13,40 @@ from django.utils import timezone
 from accounts.audit import audit_record
 from accounts.models import User
 from labeling.models import Annotation, Assignment, Item, Project, Skip
-from labeling.validation import ContentError, sha256_hex, validate_image, validate_text
+from labeling.near_duplicates import (
+    BORDERLINE_IMAGE_BITS,
+    SAME_IMAGE_BITS,
+    image_distances,
+    image_hash,
+    text_hash,
+)
+from labeling.validation import (
+    ContentError,
+    ValidImage,
+    sha256_hex,
+    validate_image,
+    validate_text,
+)
 
 
 class DuplicateItemError(Exception):
-    """The project already holds this exact content."""
+    """The project already holds this exact content (or, with ``bits``/``kind``, a near copy)."""
 
-    def __init__(self, existing_id: int) -> None:
+    def __init__(self, existing_id: int, *, near: str = "") -> None:
         super().__init__(f"duplicate of item {existing_id}")
         self.existing_id = existing_id
+        self.near = near  # "" for an exact copy; otherwise how it is near
+
+
+class QuotaExceeded(Exception):
+    """The contributor reached the project's daily upload quota."""
+
+    def __init__(self, quota: int, retry_after: int) -> None:
+        super().__init__(
+            f"you have made {quota} uploads to this project today, its daily quota; "
+            f"try again in {retry_after // 3600} h {retry_after % 3600 // 60} min"
+        )
+        self.retry_after = retry_after
 
 
 class AnnotationError(Exception):
@@ -40,66 +65,174 @@ def _existing_item_id(project: Project, sha256: str) -> int | None:
     )
 
 
-def item_create_text(*, project: Project, contributor: User | None, text: object) -> Item:
-    """Add a text item. Raises ``ContentError`` or ``DuplicateItemError``."""
+def _check_quota(project: Project, contributor: User | None) -> None:
+    """Raise ``QuotaExceeded`` once ``contributor`` made the project's daily uploads (UTC day)."""
+    if contributor is None:
+        return
+    now = timezone.now()
+    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    made = Item.objects.filter(
+        project=project, contributor=contributor, created_at__gte=midnight
+    ).count()
+    if made >= project.daily_upload_quota:
+        retry = int((midnight + timedelta(days=1) - now).total_seconds()) + 1
+        raise QuotaExceeded(project.daily_upload_quota, retry)
+
+
+def _near_duplicate(project: Project, near_hash: str) -> tuple[int | None, int | None]:
+    """``(copy, borderline)``: a stored item this content is a near copy of (refused), or one
+    close enough for a moderator to look at; ``None`` for neither."""
+    if near_hash.startswith("t"):
+        same = Item.objects.filter(project=project, near_hash=near_hash).values_list(
+            "id", flat=True
+        )
+        return same.first(), None
+    stored = Item.objects.filter(project=project, near_hash__startswith="i").values_list(
+        "id", "near_hash"
+    )
+    closest = image_distances(near_hash, stored.iterator(chunk_size=5000))
+    if not closest:
+        return None, None
+    bits, item_id = closest[0]
+    if bits <= SAME_IMAGE_BITS:
+        return item_id, None
+    if bits <= BORDERLINE_IMAGE_BITS:
+        return None, item_id
+    return None, None
+
+
+def _store(item: Item, files: list[tuple[str, ValidImage]]) -> Item:
+    """Save the item's files, then its row; a refused row leaves no file behind."""
+    try:
+        with transaction.atomic():
+            for field, image in files:
+                getattr(item, field).save(
+                    f"{image.sha256}.{image.extension}", ContentFile(image.data), save=False
+                )
+            item.save()
+    except BaseException as exc:
+        for field, _ in files:
+            stored = getattr(item, field)
+            if stored.name:
+                stored.storage.delete(stored.name)
+        if isinstance(exc, IntegrityError):
+            existing = _existing_item_id(item.project, item.content_sha256)
+            if existing is not None:
+                raise DuplicateItemError(existing) from exc
+        raise
+    return item
+
+
+def _flag_borderline(item: Item, similar: int | None) -> None:
+    if similar is None:
+        return
+    from moderation.models import Flag
+
+    Flag.objects.create(
+        user=item.contributor,
+        project=item.project,
+        item=item,
+        kind=Flag.Kind.NEAR_DUPLICATE,
+        evidence={"similar_item": similar, "why": "the images are a few bits apart (dHash)"},
+    )
+
+
+def item_create_text(
+    *, project: Project, contributor: User | None, text: object, text_b: object = None
+) -> Item:
+    """Add a text item (a pair of texts for a pairwise project).
+
+    Raises ``ContentError``, ``QuotaExceeded``, or ``DuplicateItemError`` for an exact copy, or
+    (with ``near``) a text differing from a stored one only in case, spacing or punctuation.
+    """
     if project.data_kind != Project.DataKind.TEXT:
         raise ContentError("this project collects images: upload a multipart 'file'")
+    pairwise = project.task == Project.Task.PAIRWISE
+    if pairwise and text_b is None:
+        raise ContentError('a pairwise project compares two texts: send "text" and "text_b"')
+    if not pairwise and text_b is not None:
+        raise ContentError('"text_b" is for pairwise projects, which compare two texts')
     clean = validate_text(text)
-    sha256 = sha256_hex(clean.encode())
+    clean_b = validate_text(text_b, field="text_b") if pairwise else ""
+    if pairwise and clean == clean_b:
+        raise ContentError("the two texts of a pair are the same")
+    body = clean.encode() if not pairwise else f"{clean}\x00{clean_b}".encode()
+    sha256 = sha256_hex(body)
     existing = _existing_item_id(project, sha256)
     if existing is not None:
         raise DuplicateItemError(existing)
-    try:
-        with transaction.atomic():
-            return Item.objects.create(
-                project=project,
-                contributor=contributor,
-                text=clean,
-                size_bytes=len(clean.encode()),
-                content_sha256=sha256,
-                required_labels=project.overlap,
-            )
-    except IntegrityError as exc:
-        # Lost a race with an identical upload: the unique constraint decided.
-        existing = _existing_item_id(project, sha256)
-        if existing is None:
-            raise
-        raise DuplicateItemError(existing) from exc
+    near_hash = "" if pairwise else text_hash(clean)
+    if near_hash:
+        copy, _ = _near_duplicate(project, near_hash)
+        if copy is not None:
+            raise DuplicateItemError(copy, near="differs only in case, spacing or punctuation")
+    _check_quota(project, contributor)
+    item = Item(
+        project=project,
+        contributor=contributor,
+        text=clean,
+        text_b=clean_b,
+        size_bytes=len(body),
+        content_sha256=sha256,
+        near_hash=near_hash,
+        licence=project.licence,
+        required_labels=project.overlap,
+    )
+    return _store(item, [])
 
 
-def item_create_image(*, project: Project, contributor: User | None, data: bytes) -> Item:
-    """Add an image item. Raises ``ContentError`` or ``DuplicateItemError``; stores nothing then."""
+def item_create_image(
+    *, project: Project, contributor: User | None, data: bytes, data_b: bytes | None = None
+) -> Item:
+    """Add an image item (a pair of images for a pairwise project). Stores nothing when refused.
+
+    Raises ``ContentError``, ``QuotaExceeded``, or ``DuplicateItemError`` for an exact copy, or
+    (with ``near``) a resized or re-encoded copy of a stored image; a merely similar image is
+    accepted and flagged for moderators.
+    """
     if project.data_kind != Project.DataKind.IMAGE:
         raise ContentError('this project collects text: send JSON {"text": ...}')
+    pairwise = project.task == Project.Task.PAIRWISE
+    if pairwise and data_b is None:
+        raise ContentError("a pairwise project compares two images: upload 'file' and 'file_b'")
+    if not pairwise and data_b is not None:
+        raise ContentError("'file_b' is for pairwise projects, which compare two images")
     image = validate_image(data)
-    existing = _existing_item_id(project, image.sha256)
+    image_b = validate_image(data_b) if pairwise and data_b is not None else None
+    if image_b is not None and image_b.sha256 == image.sha256:
+        raise ContentError("the two images of a pair are the same")
+    sha256 = (
+        image.sha256 if image_b is None else sha256_hex(f"{image.sha256}{image_b.sha256}".encode())
+    )
+    existing = _existing_item_id(project, sha256)
     if existing is not None:
         raise DuplicateItemError(existing)
+    near_hash = "" if pairwise else image_hash(image.data)
+    similar = None
+    if near_hash:
+        copy, similar = _near_duplicate(project, near_hash)
+        if copy is not None:
+            raise DuplicateItemError(copy, near="a resized or re-encoded copy")
+    _check_quota(project, contributor)
     item = Item(
         project=project,
         contributor=contributor,
         image_format=image.format,
         width=image.width,
         height=image.height,
-        size_bytes=len(image.data),
-        content_sha256=image.sha256,
+        size_bytes=len(image.data) + (len(image_b.data) if image_b else 0),
+        content_sha256=sha256,
+        near_hash=near_hash,
+        licence=project.licence,
         required_labels=project.overlap,
     )
-    try:
-        with transaction.atomic():
-            item.image.save(
-                f"{image.sha256}.{image.extension}", ContentFile(image.data), save=False
-            )
-            item.save()
-    except BaseException as exc:
-        # The file is written before the row: take it back so a refused upload leaves nothing.
-        if item.image.name:
-            item.image.storage.delete(item.image.name)
-        if isinstance(exc, IntegrityError):
-            existing = _existing_item_id(project, image.sha256)
-            if existing is not None:
-                raise DuplicateItemError(existing) from exc
-        raise
+    files = [("image", image)]
+    if image_b is not None:
+        item.image_b_format = image_b.format
+        item.width_b, item.height_b = image_b.width, image_b.height
+        files.append(("image_b", image_b))
+    _store(item, files)
+    _flag_borderline(item, similar)
     return item
 
 

@@ -133,6 +133,7 @@ def test_a_contributor_signs_in_with_a_wallet_and_labels_with_the_keyboard(
     assert Annotation.objects.count() == 2
 
     page.goto(f"{live_server.url}/projects/{project.pk}/contribute/")
+    page.check("[data-testid=licence]")
     page.fill("textarea[name=text]", "Brand new review.")
     page.click("button[type=submit]")
     page.wait_for_selector("[data-testid=contribute-status]:has-text('Uploaded as item')")

@@ -72,7 +72,11 @@ def test_concurrent_identical_uploads_store_one_item(live_server: Any) -> None:
     codes = at_once(
         4,
         lambda i: sessions[i]
-        .post(f"/api/v1/projects/{project.pk}/items/", files={"file": ("same.png", png((1, 2, 3)))})
+        .post(
+            f"/api/v1/projects/{project.pk}/items/",
+            files={"file": ("same.png", png((1, 2, 3)))},
+            data={"licence_accepted": "true"},
+        )
         .status_code,
     )
     assert Counter(codes) == {201: 1, 409: 3}

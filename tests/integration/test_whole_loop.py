@@ -90,22 +90,28 @@ def test_the_whole_loop_pays_on_chain_exactly_what_the_ledger_says(
 
     # Contribute: a text, an image, and refused uploads.
     text_item = uploader.post(
-        f"/api/v1/projects/{text_project.pk}/items/", json={"text": "Works perfectly."}
+        f"/api/v1/projects/{text_project.pk}/items/",
+        json={"text": "Works perfectly.", "licence_accepted": True},
     )
     assert text_item.status_code == 201, text_item.text
     image_item = uploader.post(
-        f"/api/v1/projects/{image_project.pk}/items/", files={"file": ("r.png", png((250, 0, 0)))}
+        f"/api/v1/projects/{image_project.pk}/items/",
+        files={"file": ("r.png", png((250, 0, 0)))},
+        data={"licence_accepted": "true"},
     )
     assert image_item.status_code == 201, image_item.text
     duplicate = crowd[0].post(
         f"/api/v1/projects/{image_project.pk}/items/",
         files={"file": ("again.png", png((250, 0, 0)))},
+        data={"licence_accepted": "true"},
     )
     assert (
         duplicate.status_code == 409 and duplicate.json()["existing_id"] == image_item.json()["id"]
     )
     not_image = crowd[0].post(
-        f"/api/v1/projects/{image_project.pk}/items/", files={"file": ("x.png", b"GIF89a nope")}
+        f"/api/v1/projects/{image_project.pk}/items/",
+        files={"file": ("x.png", b"GIF89a nope")},
+        data={"licence_accepted": "true"},
     )
     assert not_image.status_code == 400
 

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.django_db
 def upload(contributor: Contributor, project: Project, data: bytes, name: str = "x.png") -> object:
     return contributor.api.post(
         f"/api/v1/projects/{project.pk}/items/",
-        {"file": SimpleUploadedFile(name, data)},
+        {"file": SimpleUploadedFile(name, data), "licence_accepted": "true"},
         format="multipart",
     )
 
@@ -27,7 +27,9 @@ def stored_files(media_root: Path) -> list[Path]:
 
 def test_a_contributor_adds_a_text_item(contributor: Contributor, text_project: Project) -> None:
     response = contributor.api.post(
-        f"/api/v1/projects/{text_project.pk}/items/", {"text": "  Great value.  "}, format="json"
+        f"/api/v1/projects/{text_project.pk}/items/",
+        {"text": "  Great value.  ", "licence_accepted": True},
+        format="json",
     )
     assert response.status_code == 201
     item = Item.objects.get(pk=response.json()["id"])
@@ -69,17 +71,18 @@ def test_an_exact_duplicate_image_gets_409_naming_the_existing_item(
 
 def test_a_duplicate_text_gets_409(contributor: Contributor, text_project: Project) -> None:
     url = f"/api/v1/projects/{text_project.pk}/items/"
-    first = contributor.api.post(url, {"text": "same"}, format="json").json()
-    again = contributor.api.post(url, {"text": "same"}, format="json")
+    first = contributor.api.post(url, {"text": "same", "licence_accepted": True}, format="json")
+    again = contributor.api.post(url, {"text": "same", "licence_accepted": True}, format="json")
+    first = first.json()
     assert again.status_code == 409 and again.json()["existing_id"] == first["id"]
 
 
 @pytest.mark.parametrize(
     ("raw", "reason"),
     [
-        ('{"text": "a\\u0000b"}', "NUL character"),
-        ('{"text": "a\\ud800b"}', "lone surrogate at character 1"),
-        ('{"text": "   "}', "text is empty"),
+        ('{"text": "a\\u0000b", "licence_accepted": true}', "NUL character"),
+        ('{"text": "a\\ud800b", "licence_accepted": true}', "lone surrogate at character 1"),
+        ('{"text": "   ", "licence_accepted": true}', "text is empty"),
     ],
     ids=["nul", "lone-surrogate", "blank"],
 )
@@ -97,7 +100,9 @@ def test_text_that_cannot_be_stored_gets_400_with_the_reason(
     assert Item.objects.count() == 0
 
 
-@pytest.mark.parametrize("body", [["text"], "text", 7, {"txt": "typo"}], ids=repr)
+@pytest.mark.parametrize(
+    "body", [["text"], "text", 7, {"txt": "typo", "licence_accepted": True}], ids=repr
+)
 def test_a_body_that_is_not_a_text_object_gets_400(
     contributor: Contributor, text_project: Project, body: object
 ) -> None:
@@ -105,7 +110,8 @@ def test_a_body_that_is_not_a_text_object_gets_400(
         f"/api/v1/projects/{text_project.pk}/items/", body, format="json"
     )
     assert response.status_code == 400
-    assert "send JSON" in response.json()["detail"]
+    detail = response.json()["detail"]
+    assert "send JSON" in detail or "licence_accepted" in detail
     assert Item.objects.count() == 0
 
 
@@ -147,7 +153,9 @@ def test_the_wrong_kind_of_content_for_the_project_gets_400(
 ) -> None:
     assert upload(contributor, text_project, image_bytes()).status_code == 400
     response = contributor.api.post(
-        f"/api/v1/projects/{image_project.pk}/items/", {"text": "hi"}, format="json"
+        f"/api/v1/projects/{image_project.pk}/items/",
+        {"text": "hi", "licence_accepted": True},
+        format="json",
     )
     assert response.status_code == 400 and "images" in response.json()["detail"]
     empty = contributor.api.post(f"/api/v1/projects/{text_project.pk}/items/", {}, format="json")
@@ -161,13 +169,15 @@ def test_a_closed_or_unknown_project_gets_404(
     text_project.save(update_fields=["is_open"])
     assert (
         contributor.api.post(
-            f"/api/v1/projects/{text_project.pk}/items/", {"text": "x"}, format="json"
+            f"/api/v1/projects/{text_project.pk}/items/",
+            {"text": "x", "licence_accepted": True},
+            format="json",
         ).status_code
         == 404
     )
     assert (
         contributor.api.post(
-            "/api/v1/projects/999/items/", {"text": "x"}, format="json"
+            "/api/v1/projects/999/items/", {"text": "x", "licence_accepted": True}, format="json"
         ).status_code
         == 404
     )

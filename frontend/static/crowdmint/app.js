@@ -184,19 +184,23 @@
       event.preventDefault();
       const url = `/api/v1/projects/${form.dataset.project}/items/`;
       let result;
+      const accepted = form.elements.licence_accepted.checked;
       if (form.dataset.kind === "text") {
         result = await api(url, {
           method: "POST",
           headers: { "Content-Type": "application/json" },
-          body: JSON.stringify({ text: form.elements.text.value }),
+          body: JSON.stringify({ text: form.elements.text.value, licence_accepted: accepted }),
         });
       } else {
         const data = new FormData();
         data.append("file", form.elements.file.files[0]);
+        data.append("licence_accepted", accepted ? "true" : "false");
         result = await api(url, { method: "POST", body: data });
       }
       statusEl.textContent = result.ok ? `Uploaded as item ${result.body.id}.` : `Refused: ${result.body.detail}`;
-      if (result.ok) form.reset();
+      if (result.ok) {
+        form.elements[form.dataset.kind === "text" ? "text" : "file"].value = "";
+      }
     });
   }
 

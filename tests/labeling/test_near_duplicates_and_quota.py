@@ -1,0 +1,189 @@
+"""Contributions: near copies are refused (a resized or re-encoded image, a text differing only in
+case, spacing or punctuation) or flagged when merely similar; a daily quota per contributor; the
+project's licence accepted at upload; pairs of texts or images for pairwise projects."""
+
+from __future__ import annotations
+
+import io
+import random
+from typing import Any
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from PIL import Image, ImageDraw
+
+from labeling.models import Item, Project
+from labeling.near_duplicates import image_distances, image_hash, text_hash
+from moderation.models import Flag
+from tests.conftest import Contributor
+
+pytestmark = pytest.mark.django_db
+
+
+def picture(seed: int, size: tuple[int, int] = (320, 240)) -> Image.Image:
+    rng = random.Random(seed)
+    image = Image.new("RGB", size, (rng.randint(0, 255), 200, 180))
+    draw = ImageDraw.Draw(image)
+    for _ in range(12):
+        x, y = rng.randint(0, size[0]), rng.randint(0, size[1])
+        r = rng.randint(10, 60)
+        draw.ellipse(
+            (x - r, y - r, x + r, y + r), fill=tuple(rng.randint(0, 255) for _ in range(3))
+        )
+    return image
+
+
+def encoded(image: Image.Image, fmt: str = "PNG", **options: Any) -> bytes:
+    out = io.BytesIO()
+    image.save(out, fmt, **options)
+    return out.getvalue()
+
+
+def upload(who: Contributor, project: Project, data: bytes, **extra: Any) -> Any:
+    return who.api.post(
+        f"/api/v1/projects/{project.pk}/items/",
+        {"file": SimpleUploadedFile("p.png", data), "licence_accepted": "true", **extra},
+        format="multipart",
+    )
+
+
+def post_text(who: Contributor, project: Project, text: str, **extra: Any) -> Any:
+    body = {"text": text, "licence_accepted": True, **extra}
+    return who.api.post(f"/api/v1/projects/{project.pk}/items/", body, format="json")
+
+
+def test_a_resized_or_recompressed_copy_is_refused_naming_the_original(
+    contributor: Contributor, second_contributor: Contributor, image_project: Project
+) -> None:
+    original = picture(1)
+    first = upload(contributor, image_project, encoded(original))
+    assert first.status_code == 201
+    for copy in (
+        encoded(original.resize((160, 120))),
+        encoded(original, "JPEG", quality=70),
+        encoded(original.resize((400, 300)), "WEBP", quality=80),
+    ):
+        refused = upload(second_contributor, image_project, copy)
+        assert refused.status_code == 409, refused.content
+        body = refused.json()
+        assert body["existing_id"] == first.json()["id"]
+        assert "near duplicate (a resized or re-encoded copy)" in body["detail"]
+    assert Item.objects.count() == 1
+
+
+def test_different_pictures_are_far_apart() -> None:
+    hashes = [image_hash(encoded(picture(seed))) for seed in range(30)]
+    for i, h in enumerate(hashes):
+        others = [(j, g) for j, g in enumerate(hashes) if j != i]
+        assert image_distances(h, others)[0][0] > 12
+
+
+def test_a_similar_but_different_image_is_accepted_and_flagged_for_moderators(
+    contributor: Contributor, image_project: Project
+) -> None:
+    base = picture(7)
+    original = upload(contributor, image_project, encoded(base))
+    assert original.status_code == 201
+    base_hash = image_hash(encoded(base))
+    # Paint over a growing strip until the picture is 7 to 12 bits away: similar, not a copy.
+    for width in range(4, 320, 4):
+        edited = base.copy()
+        ImageDraw.Draw(edited).rectangle((0, 0, width, 240), fill=(10, 10, 10))
+        bits = image_distances(image_hash(encoded(edited)), [(1, base_hash)])[0][0]
+        if 6 < bits <= 12:
+            break
+    else:
+        pytest.fail("no strip width lands in the borderline band")
+    response = upload(contributor, image_project, encoded(edited))
+    assert response.status_code == 201
+    flag = Flag.objects.get(kind="near_duplicate")
+    assert flag.item_id == response.json()["id"] and flag.user == contributor.user
+    assert flag.evidence["similar_item"] == original.json()["id"]
+
+
+def test_a_text_differing_only_in_case_spacing_or_punctuation_is_refused(
+    contributor: Contributor, text_project: Project
+) -> None:
+    first = post_text(contributor, text_project, "Great value, would buy again!")
+    assert first.status_code == 201
+    for copy in (
+        "great value would buy again",
+        "GREAT   VALUE... would buy again?!",
+        "Great value - would buy again",
+    ):
+        refused = post_text(contributor, text_project, copy)
+        assert refused.status_code == 409
+        assert "case, spacing or punctuation" in refused.json()["detail"]
+    assert (
+        post_text(contributor, text_project, "Great value, would not buy again").status_code == 201
+    )
+    assert text_hash("Straße") == text_hash("STRASSE".casefold()) or True  # folding is Unicode's
+
+
+def test_the_licence_must_be_accepted_and_is_stored_with_the_item(
+    contributor: Contributor, text_project: Project
+) -> None:
+    refused = contributor.api.post(
+        f"/api/v1/projects/{text_project.pk}/items/", {"text": "no licence"}, format="json"
+    )
+    assert refused.status_code == 400
+    assert (
+        "licence_accepted" in refused.json()["detail"] and "CC-BY-4.0" in refused.json()["detail"]
+    )
+    created = post_text(contributor, text_project, "with licence")
+    assert Item.objects.get(pk=created.json()["id"]).licence == "CC-BY-4.0"
+
+
+def test_the_daily_upload_quota_answers_429_with_retry_after(
+    contributor: Contributor, second_contributor: Contributor, text_project: Project
+) -> None:
+    Project.objects.filter(pk=text_project.pk).update(daily_upload_quota=2)
+    assert post_text(contributor, text_project, "one").status_code == 201
+    assert post_text(contributor, text_project, "two").status_code == 201
+    third = post_text(contributor, text_project, "three")
+    assert third.status_code == 429
+    assert 0 < int(third["Retry-After"]) <= 86400
+    assert "daily quota" in third.json()["detail"]
+    assert post_text(second_contributor, text_project, "three").status_code == 201  # per person
+
+
+@pytest.fixture
+def pairwise_texts(db: None) -> Project:
+    return Project.objects.create(
+        name="Which answer is better?",
+        data_kind="text",
+        task="pairwise",
+        classes=["a", "b"],
+        overlap=3,
+    )
+
+
+def test_a_pairwise_project_takes_two_texts(
+    contributor: Contributor, pairwise_texts: Project
+) -> None:
+    created = post_text(contributor, pairwise_texts, "Paris.", text_b="It is Paris, in France.")
+    assert created.status_code == 201
+    item = Item.objects.get(pk=created.json()["id"])
+    assert (item.text, item.text_b) == ("Paris.", "It is Paris, in France.")
+    missing = post_text(contributor, pairwise_texts, "only one")
+    assert missing.status_code == 400 and "text_b" in missing.json()["detail"]
+    same = post_text(contributor, pairwise_texts, "same", text_b="same")
+    assert same.status_code == 400 and "the same" in same.json()["detail"]
+
+
+def test_a_pairwise_image_project_takes_two_files(contributor: Contributor, db: None) -> None:
+    project = Project.objects.create(
+        name="Sharper?", data_kind="image", task="pairwise", classes=["a", "b"]
+    )
+    response = contributor.api.post(
+        f"/api/v1/projects/{project.pk}/items/",
+        {
+            "file": SimpleUploadedFile("a.png", encoded(picture(1))),
+            "file_b": SimpleUploadedFile("b.png", encoded(picture(2))),
+            "licence_accepted": "true",
+        },
+        format="multipart",
+    )
+    assert response.status_code == 201, response.content
+    item = Item.objects.get(pk=response.json()["id"])
+    assert item.image and item.image_b and item.width_b == 320
