@@ -9,7 +9,7 @@ from django.db.models import QuerySet
 from django.http import Http404
 
 from accounts.models import User
-from labeling.models import Item
+from labeling.models import Annotation, Item
 from rewards.models import LedgerEntry, PayoutBatch, PayoutTransfer
 
 
@@ -19,6 +19,22 @@ class RewardSummary:
     paid: int
     entries: list[LedgerEntry]
     payouts: list[PayoutTransfer]
+    labels_waiting: int = 0  # my labels on items the crowd hasn't decided yet
+
+
+def entry_description(entry: LedgerEntry) -> str:
+    """What a ledger entry was for, in words: "Label on item 12 (Product review sentiment)"."""
+    where = f" ({entry.project.name})" if entry.project is not None else ""
+    item = f" on item {entry.item_id}" if entry.item_id is not None else ""
+    what = {
+        LedgerEntry.Reason.LABEL: "Label",
+        LedgerEntry.Reason.CONTRIBUTION: "Accepted upload",
+        LedgerEntry.Reason.GOLD: "Right gold answer",
+        LedgerEntry.Reason.REVERSAL: "Reversal (the item was re-decided)",
+        LedgerEntry.Reason.BUDGET: "Scaled to the project's budget",
+        LedgerEntry.Reason.ADJUSTMENT: "Adjustment",
+    }.get(LedgerEntry.Reason(entry.reason), entry.reason)
+    return f"{what}{item}{where}"
 
 
 def ledger_entries_for_user(*, user: User) -> QuerySet[LedgerEntry]:
@@ -44,11 +60,15 @@ def reward_summary_for_user(*, user: User, limit: int = 50) -> RewardSummary:
             .select_related("batch")
             .order_by("-batch_id")[:limit]
         )
+    waiting = Annotation.objects.filter(
+        annotator=user, item__status__in=[Item.Status.OPEN, Item.Status.REVIEW], item__gold_label=""
+    ).count()
     return RewardSummary(
         pending=total - paid,
         paid=paid,
         entries=list(ledger_entries_for_user(user=user)[:limit]),
         payouts=payouts,
+        labels_waiting=waiting,
     )
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from django import template
 
 from rewards.asset import payout_asset
+from rewards.models import LedgerEntry
+from rewards.selectors import entry_description as describe
 
 register = template.Library()
 
@@ -28,3 +30,9 @@ def short_hash(value: str, length: int = 10) -> str:
     if not value or len(value) <= 2 * length:
         return value or ""
     return f"{value[:length]}…{value[-4:]}"
+
+
+@register.filter
+def entry_description(entry: LedgerEntry) -> str:
+    """What a ledger entry was for, in words (not its ledger source)."""
+    return describe(entry)

@@ -100,3 +100,40 @@ def test_token_amounts_are_shown_exactly_in_whole_tokens() -> None:
     assert tokens(0) == "0"
     assert tokens(10**18 * 12) == "12"
     assert short_hash("0x" + "ab" * 32) == "0xabababab…abab"
+
+
+def test_the_rewards_page_names_credits_and_counts_labels_waiting(
+    make_contributor: Any, text_project: Project
+) -> None:
+    from django.utils import timezone
+
+    from labeling.models import Annotation, WorkerSkill
+    from labeling.services import item_create_text
+
+    me = make_contributor()
+    waiting = item_create_text(project=text_project, contributor=None, text="undecided")
+    Annotation.objects.create(item=waiting, annotator=me.user, label="positive")
+    decided = item_create_text(project=text_project, contributor=None, text="decided")
+    LedgerEntry.objects.create(
+        user=me.user,
+        amount=10**18,
+        reason="label",
+        source="annotation:1",
+        project=text_project,
+        item=decided,
+    )
+    WorkerSkill.objects.create(
+        project=text_project,
+        user=me.user,
+        accuracy=0.9,
+        confusion=[],
+        label_count=1,
+        updated_at=timezone.now(),
+    )
+    browser = Client()
+    browser.force_login(me.user)
+    html = browser.get("/me/rewards/").content.decode()
+    assert 'data-testid="labels-waiting">1<' in html
+    assert f"Label on item {decided.pk} (Sentiment)" in html
+    assert "annotation:1" not in html
+    assert "<time datetime=" in html
