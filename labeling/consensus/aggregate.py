@@ -9,7 +9,7 @@ from typing import Any, Literal
 import numpy as np
 
 from . import _torch_backend, dawid_skene, glad, mace, voting
-from ._data import prepare, prepare_gold
+from ._data import Repeats, prepare, prepare_gold
 from .errors import DeviceUnavailableError
 from .result import AggregationResult
 
@@ -84,14 +84,14 @@ def aggregate(
     n_workers: int | None = None,
     precision: Literal["float32", "float64"] = "float64",
     n_threads: int | None = None,
+    repeats: Repeats | str = "all",
 ) -> AggregationResult:
     """Infer each task's true class from a crowd's answers.
 
     Args:
         tasks, workers, labels: equal-length 1-D integer arrays of 0-based codes; answer ``i`` is
-            worker ``workers[i]`` saying ``labels[i]`` about task ``tasks[i]``. When the same
-            (task, worker) pair appears more than once, the LAST answer (highest index) counts and
-            the earlier ones are ignored.
+            worker ``workers[i]`` saying ``labels[i]`` about task ``tasks[i]``. A (task, worker)
+            pair may appear more than once: see ``repeats``.
         n_classes: the number of classes; default ``max(labels) + 1``.
         method: ``"majority_vote"``, ``"wawa"``, ``"zbs"`` (zero-based skill), ``"dawid_skene"``,
             ``"one_coin"`` (one-coin Dawid-Skene), ``"glad"`` or ``"mace"``.
@@ -110,6 +110,9 @@ def aggregate(
             faster on large inputs); everything else is float64.
         n_threads: threads for Dawid-Skene's CPU passes (default: the CPUs available, capped; one
             for small inputs). The result does not depend on it.
+        repeats: what a (task, worker) pair answered more than once counts as: ``"all"`` (the
+            default) counts every answer, each one more draw from the worker (as crowd-kit does);
+            ``"last"`` keeps only the last (highest index), for answers that correct earlier ones.
 
     Returns:
         An :class:`AggregationResult`. Ties between classes go to the lowest class code; a task
@@ -117,7 +120,8 @@ def aggregate(
 
     Raises:
         ValueError: mismatched lengths, non-integer or negative codes, a label ``>= n_classes``, a
-            gold entry out of range, an unknown method or device, ``max_iter < 0``, NaN ``tol``.
+            gold entry out of range, an unknown method or device, ``max_iter < 0``, NaN ``tol``,
+            an unknown ``repeats``.
         DeviceUnavailableError: a torch device was requested but torch is not installed, CUDA is
             not available, or the method has no torch backend.
     """
@@ -130,7 +134,7 @@ def aggregate(
     if precision not in ("float32", "float64"):
         raise ValueError(f"precision must be 'float32' or 'float64', got {precision!r}")
     resolved = _resolve_device(device, method)
-    data = prepare(tasks, workers, labels, n_classes, n_tasks, n_workers)
+    data = prepare(tasks, workers, labels, n_classes, n_tasks, n_workers, repeats=repeats)
     gold_tasks, gold_labels = prepare_gold(gold, data)
     if data.n == 0:
         return _empty_result(data.n_tasks, data.n_workers, data.n_classes, method, gold)
