@@ -46,7 +46,13 @@ def child(engine: str, n_labels: int) -> None:
         before = _rss_mb()
         start = time.perf_counter()
         result = aggregate(
-            tasks, workers, labels, max_iter=50, tol=float("-inf"), precision=precision
+            tasks,
+            workers,
+            labels,
+            method="dawid_skene",
+            max_iter=50,
+            tol=float("-inf"),
+            precision=precision,
         )
         seconds = time.perf_counter() - start
         predicted = result.labels

@@ -13,9 +13,12 @@ from ._data import Repeats, prepare, prepare_gold
 from .errors import DeviceUnavailableError
 from .result import AggregationResult
 
-Method = Literal["majority_vote", "wawa", "zbs", "dawid_skene", "one_coin", "glad", "mace"]
+Method = Literal[
+    "majority_vote", "wawa", "zbs", "dawid_skene", "one_coin", "glad", "mace", "bayes_ds"
+]
 
 METHODS: tuple[str, ...] = (
+    "bayes_ds",
     "majority_vote",
     "wawa",
     "zbs",
@@ -73,7 +76,7 @@ def aggregate(
     workers: Any,
     labels: Any,
     n_classes: int | None = None,
-    method: Method | str = "dawid_skene",
+    method: Method | str = "bayes_ds",
     device: str = "cpu",
     max_iter: int = 100,
     tol: float = 1e-5,
@@ -93,7 +96,8 @@ def aggregate(
             worker ``workers[i]`` saying ``labels[i]`` about task ``tasks[i]``. A (task, worker)
             pair may appear more than once: see ``repeats``.
         n_classes: the number of classes; default ``max(labels) + 1``.
-        method: ``"majority_vote"``, ``"wawa"``, ``"zbs"`` (zero-based skill), ``"dawid_skene"``,
+        method: ``"bayes_ds"`` (Bayesian Dawid-Skene, the default; see :mod:`.bayes`),
+            ``"majority_vote"``, ``"wawa"``, ``"zbs"`` (zero-based skill), ``"dawid_skene"``,
             ``"one_coin"`` (one-coin Dawid-Skene), ``"glad"`` or ``"mace"``.
         device: ``"cpu"`` (NumPy); ``"cuda"``/``"cuda:N"`` (torch on a GPU) or ``"torch-cpu"``
             (torch on the CPU) for ``dawid_skene`` and ``one_coin``; ``"auto"`` picks ``"cuda"``
@@ -101,7 +105,8 @@ def aggregate(
         max_iter: the iteration cap of the iterative methods.
         tol: the convergence threshold (see each method; ``-inf`` forces ``max_iter`` iterations).
         gold: known classes ``{task: label}``; those tasks' posteriors are clamped to one-hot at
-            every step, which anchors the worker parameters.
+            every step, which anchors the worker parameters. ``bayes_ds`` also calibrates its
+            other posteriors on them (``calibration_floor``).
         seed: seeds the random restarts of ``mace``; every method is deterministic for the same
             input and seed.
         n_tasks, n_workers: the number of task / worker rows in the result (default: max code + 1),
@@ -155,7 +160,7 @@ def aggregate(
         return voting.wawa(data, gold_tasks, gold_labels)
     if method == "zbs":
         return voting.zero_based_skill(data, gold_tasks, gold_labels, max_iter, tol)
-    if method in ("dawid_skene", "one_coin"):
+    if method in ("dawid_skene", "one_coin", "bayes_ds"):
         return dawid_skene.dawid_skene(
             data,
             gold_tasks,
@@ -165,6 +170,7 @@ def aggregate(
             one_coin=method == "one_coin",
             precision=precision,
             n_threads=n_threads,
+            bayesian=method == "bayes_ds",
         )
     if method == "glad":
         return glad.glad(data, gold_tasks, gold_labels, max_iter, tol)

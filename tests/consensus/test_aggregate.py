@@ -57,7 +57,7 @@ def test_with_repeats_last_only_the_last_answer_of_a_pair_counts(method: str) ->
     np.testing.assert_allclose(result.posteriors, once.posteriors, atol=1e-12)
 
 
-@pytest.mark.parametrize("method", ["majority_vote", "wawa", "dawid_skene"])
+@pytest.mark.parametrize("method", ["majority_vote", "wawa", "dawid_skene", "bayes_ds"])
 def test_by_default_every_answer_of_a_repeated_pair_counts(method: str) -> None:
     # Worker 0 says 1 twice, workers 1 and 2 say 0 once each: twice is not once.
     tasks, workers, labels = [0, 0, 0, 0, 1, 1], [0, 1, 2, 0, 0, 1], [1, 0, 0, 1, 0, 0]
