@@ -234,8 +234,13 @@ CELERY_BEAT_SCHEDULE = {
 }
 
 # --- Consensus -----------------------------------------------------------------------------------
-# A labeler no fit has seen yet is assumed this accurate (errors spread evenly over classes).
+# A labeler no fit has seen yet is assumed this accurate (errors spread evenly over classes); it
+# is also the weak prior every fitted labeler's confusion is shrunk toward. Above 1/2, so that an
+# unseen labeler's answer is evidence for its class whatever the number of classes.
 CONSENSUS_DEFAULT_ACCURACY = float(env("CONSENSUS_DEFAULT_ACCURACY", "0.8"))
+if not 0.5 < CONSENSUS_DEFAULT_ACCURACY < 1.0:
+    raise ImproperlyConfigured("CONSENSUS_DEFAULT_ACCURACY must be above 0.5 and below 1")
+
 # Projects with at least this many labels are refitted on the `consensus` queue, or on
 # `consensus-gpu` (torch on CUDA) when CONSENSUS_GPU_WORKERS is on.
 CONSENSUS_LARGE_PROJECT_LABELS = int(env("CONSENSUS_LARGE_PROJECT_LABELS", "100000"))
