@@ -15,6 +15,10 @@ evidence behind them, a labeler the fit hasn't seen is a one-coin labeler of
 (``labeling.consensus.incremental``). So a vote of fresh labelers with ``decisive_margin`` more
 answers for one class than for any other decides the item whatever the last fit said.
 
+An item that can't get its next label goes to review: at once when no contributor is left who
+could give it (``item_labelers_left``), and after ``CONSENSUS_LABEL_WAIT_SECONDS`` without a new
+label (``items_review_stalled``, run by Celery beat).
+
 Majority vote keeps its own rule: a clear plurality after ``overlap`` labels wins; a tie asks for
 one more label.
 """
@@ -24,10 +28,13 @@ from __future__ import annotations
 import time
 from collections import Counter
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 import numpy as np
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Count, F, Max
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from accounts.audit import audit_record
@@ -43,6 +50,7 @@ from labeling.consensus import (
     one_coin,
 )
 from labeling.models import Annotation, ConsensusFit, ConsensusMethod, Item, Project, WorkerSkill
+from labeling.selectors import contributors_able_to_label, item_labelers_left
 from labeling.services.items import AnnotationError
 from rewards.models import LedgerEntry
 from rewards.services import (
@@ -124,7 +132,8 @@ def item_decide(*, item_id: int, reopen_review: bool = False) -> Item:
     """Decide an item from its labels; safe to run twice and concurrently.
 
     Accepting credits the item's contributor and the agreeing labelers in the same transaction.
-    Not sure yet: one more label is asked for, up to ``max_labels``; then the review queue. With
+    Not sure yet: one more label is asked for, up to ``max_labels``, then the review queue; the
+    review queue at once if no contributor is left who could give that label. With
     ``reopen_review``, an item in review is accepted if the current model is now sure of it.
     Gold items are never decided: their answer is known.
     """
@@ -142,9 +151,18 @@ def item_decide(*, item_id: int, reopen_review: bool = False) -> Item:
         if decision.label is None:
             if item.status == Item.Status.REVIEW:
                 item.save(update_fields=["confidence", "agreement"])
-            elif item.required_labels < item.project.max_labels:
+            elif item.required_labels < item.project.max_labels and item_labelers_left(item=item):
                 item.required_labels += 1
                 item.save(update_fields=["required_labels", "confidence", "agreement"])
+            elif item.required_labels < item.project.max_labels:
+                item.status = Item.Status.REVIEW
+                item.save(update_fields=["status", "confidence", "agreement"])
+                audit_record(
+                    actor=None,
+                    action="item.review_stalled",
+                    target=item,
+                    details={"reason": "no contributor left to label it"},
+                )
             else:
                 item.status = Item.Status.REVIEW
                 item.save(update_fields=["status", "confidence", "agreement"])
@@ -372,3 +390,56 @@ def _redecide_accepted(
         confidence = float(posteriors[task, labels[task]])
         if label != decided and confidence >= project.acceptance_threshold:
             item_redecide(item_id=item_id, label=label, confidence=confidence)
+
+
+def items_review_stalled(*, now: datetime | None = None) -> int:
+    """Send to the review queue every open item of an open project that can't get its next label:
+    no contributor is left who could give it one (``item_labelers_left``), or it has waited longer
+    than ``CONSENSUS_LABEL_WAIT_SECONDS`` (0: never) since its last label, or its upload if it has
+    none. Gold items and items with all the labels they asked for are left alone. Audited; safe to
+    run twice and concurrently (a conditional update claims each item). Returns how many moved.
+    """
+    now = now or timezone.now()
+    waiting = Item.objects.filter(
+        status=Item.Status.OPEN,
+        gold_label="",
+        project__is_open=True,
+        label_count__lt=F("required_labels"),
+    )
+    reasons: dict[int, str] = {}
+    wait = settings.CONSENSUS_LABEL_WAIT_SECONDS
+    if wait:
+        cutoff = now - timedelta(seconds=wait)
+        for item_id in (
+            waiting.alias(last_label=Coalesce(Max("annotations__created_at"), F("created_at")))
+            .filter(last_label__lt=cutoff)
+            .values_list("id", flat=True)
+        ):
+            reasons[item_id] = f"no new label for {wait} s"
+    # An item can only run out of labelers when the uploader, its labelers and its skippers could
+    # be all of them: check those few one by one.
+    able = contributors_able_to_label().count()
+    short = (
+        waiting.exclude(pk__in=reasons)
+        .alias(skipped=Count("skips", distinct=True))
+        .alias(headroom=F("required_labels") + F("skipped") + 1)
+        .filter(headroom__gt=able)
+    )
+    for item in short:
+        if not item_labelers_left(item=item):
+            reasons[item.pk] = "no contributor left to label it"
+    moved = 0
+    for item_id, reason in reasons.items():
+        with transaction.atomic():
+            claimed = Item.objects.filter(
+                pk=item_id, status=Item.Status.OPEN, label_count__lt=F("required_labels")
+            ).update(status=Item.Status.REVIEW)
+            if claimed:
+                audit_record(
+                    actor=None,
+                    action="item.review_stalled",
+                    target=Item(pk=item_id),
+                    details={"reason": reason},
+                )
+                moved += 1
+    return moved

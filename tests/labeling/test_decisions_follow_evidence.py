@@ -1,10 +1,11 @@
 """Online decisions that follow the evidence (issue 9): whatever the last fit looked like, a clear
-vote of fresh labelers decides its item, and a fit calibrated on gold items is believed no more
-than the gold items allow."""
+vote of fresh labelers decides its item; a fit calibrated on gold items is believed no more than
+the gold items allow; and an item that can't get its next label goes to the review queue."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import numpy as np
@@ -15,16 +16,18 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from accounts.models import User
+from accounts.models import AuditEvent, User
 from frontend.seed import TEXTS, seed_demo
 from labeling.consensus import decisive_margin
 from labeling.models import Annotation, ConsensusFit, Item, Project, WorkerSkill
 from labeling.services import (
     item_create_text,
     item_decide,
+    items_review_stalled,
     model_vote,
     project_refit,
 )
+from labeling.tasks import review_stalled_items
 from tests.conftest import Contributor
 
 pytestmark = pytest.mark.django_db
@@ -118,6 +121,23 @@ def test_the_seeded_item_with_five_negatives_and_one_positive_is_decided(
             item_decide(item_id=item.pk)
     item.refresh_from_db()
     assert (item.status, item.decided_label) == (Item.Status.ACCEPTED, "negative")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_demo_items_needing_a_label_no_contributor_can_give_go_to_review(demo: Any) -> None:
+    # Overlap 3 and four contributors: an item whose three possible labelers disagreed asked for
+    # a fourth label nobody can give. It went to review at once (it used to wait forever), and
+    # the seed's refit, which re-decides the items in review, then decided it.
+    split = [
+        item
+        for item in Item.objects.filter(project=demo.text_project, label_count=3)
+        if len(set(item.annotations.values_list("label", flat=True))) > 1
+    ]
+    assert split
+    for item in split:
+        event = AuditEvent.objects.get(action="item.review_stalled", target_id=str(item.pk))
+        assert event.details == {"reason": "no contributor left to label it"}
+        assert item.status == Item.Status.ACCEPTED and item.decided_label == "positive"
 
 
 # --- Any fit --------------------------------------------------------------------------------
@@ -232,3 +252,104 @@ def test_gold_items_that_show_a_deceived_crowd_keep_its_verdicts_below_the_thres
     # four unanimous items in five, and that is what the posterior now says: no acceptance.
     decision = model_vote(project, [(who.user.pk, "yes") for who in crowd])
     assert decision.label is None and 0.72 < decision.confidence < 0.88
+
+
+# --- Items that can't get their next label ----------------------------------------------------
+
+
+@pytest.fixture
+def small_project(db: None) -> Project:
+    return Project.objects.create(
+        name="Small crowd",
+        data_kind=Project.DataKind.TEXT,
+        classes=["cat", "dog"],
+        overlap=3,
+        max_labels=5,
+    )
+
+
+def test_an_item_nobody_is_left_to_label_goes_to_review_when_it_asks_for_more(
+    small_project: Project, make_contributor: Callable[[], Contributor], label: Callable
+) -> None:
+    uploader, *labelers = [make_contributor() for _ in range(4)]
+    item = item_create_text(project=small_project, contributor=uploader.user, text="?")
+    for who, value in zip(labelers, ["cat", "dog", "cat"], strict=True):
+        label(who, item, value)
+    item.refresh_from_db()
+    assert item.status == Item.Status.REVIEW and item.required_labels == 3
+    event = AuditEvent.objects.get(action="item.review_stalled", target_id=str(item.pk))
+    assert event.details == {"reason": "no contributor left to label it"}
+
+
+def test_with_a_contributor_left_it_asks_for_one_more_label(
+    small_project: Project, make_contributor: Callable[[], Contributor], label: Callable
+) -> None:
+    uploader, *labelers = [make_contributor() for _ in range(5)]
+    item = item_create_text(project=small_project, contributor=uploader.user, text="?")
+    for who, value in zip(labelers[:3], ["cat", "dog", "cat"], strict=True):
+        label(who, item, value)
+    item.refresh_from_db()
+    assert (item.status, item.required_labels) == (Item.Status.OPEN, 4)
+
+
+def test_skips_and_bans_count_against_the_labelers_left(
+    small_project: Project, make_contributor: Callable[[], Contributor], label: Callable
+) -> None:
+    uploader, a, b, skipper, banned = [make_contributor() for _ in range(5)]
+    item = item_create_text(project=small_project, contributor=uploader.user, text="?")
+    skipper.api.post(f"/api/v1/items/{item.pk}/skip")
+    label(a, item, "cat")
+    label(b, item, "dog")
+    assert items_review_stalled() == 0  # `banned` could still label it
+    User.objects.filter(pk=banned.user.pk).update(banned_at=timezone.now())
+    assert review_stalled_items() == 1  # the beat task
+    item.refresh_from_db()
+    assert item.status == Item.Status.REVIEW
+    assert items_review_stalled() == 0  # safe to run again
+
+
+def test_an_item_waiting_longer_than_the_setting_goes_to_review(
+    small_project: Project, make_contributor: Callable[[], Contributor], settings: Any
+) -> None:
+    settings.CONSENSUS_LABEL_WAIT_SECONDS = 3600
+    crowd = [make_contributor() for _ in range(6)]
+    old, recent, unlabeled = (
+        item_create_text(project=small_project, contributor=None, text=t)
+        for t in ("old", "recent", "never labeled")
+    )
+    for item in (old, recent):
+        Annotation.objects.create(item=item, annotator=crowd[0].user, label="cat")
+        Item.objects.filter(pk=item.pk).update(label_count=1)
+    now = timezone.now()
+    Annotation.objects.filter(item=old).update(created_at=now - timedelta(hours=2))
+    Item.objects.filter(pk__in=[old.pk, recent.pk]).update(created_at=now - timedelta(hours=3))
+    Item.objects.filter(pk=unlabeled.pk).update(created_at=now - timedelta(minutes=61))
+    gold = item_create_text(project=small_project, contributor=None, text="gold")
+    Item.objects.filter(pk=gold.pk).update(gold_label="cat", created_at=now - timedelta(days=9))
+
+    assert items_review_stalled(now=now) == 2
+    statuses = dict(Item.objects.values_list("text", "status"))
+    assert statuses == {
+        "old": Item.Status.REVIEW,
+        "recent": Item.Status.OPEN,
+        "never labeled": Item.Status.REVIEW,
+        "gold": Item.Status.OPEN,
+    }
+    event = AuditEvent.objects.get(action="item.review_stalled", target_id=str(old.pk))
+    assert event.details == {"reason": "no new label for 3600 s"}
+
+
+def test_the_waiting_rule_can_be_turned_off(
+    small_project: Project, make_contributor: Callable[[], Contributor], settings: Any
+) -> None:
+    settings.CONSENSUS_LABEL_WAIT_SECONDS = 0
+    [make_contributor() for _ in range(4)]
+    item = item_create_text(project=small_project, contributor=None, text="old")
+    Item.objects.filter(pk=item.pk).update(created_at=timezone.now() - timedelta(days=30))
+    assert items_review_stalled() == 0
+
+
+def test_celery_beat_runs_the_check() -> None:
+    schedule = django_settings.CELERY_BEAT_SCHEDULE["review-stalled-items"]
+    assert schedule["task"] == "labeling.tasks.review_stalled_items"
+    assert review_stalled_items.name == schedule["task"]
