@@ -32,6 +32,8 @@ N_COMMUNITIES = 3
 # worker's hundreds, strong next to a worker's handful (a worker with 2 answers per row keeps
 # about 2/12 of their own estimate).
 STRENGTH = 10.0
+# Workers per block of the responsibilities' computation.
+_WORKER_BLOCK = 1 << 14
 # Pseudo-answers per row of a community's own estimate, shaped like the community's starting row:
 # a class that (almost) no task is believed to have keeps its starting rows, so a careful
 # community stays careful about it instead of drifting to uniform rows that would make answers of
@@ -60,18 +62,23 @@ class CommunityPrior:
         pseudo = STRENGTH * self.rows  # (M, K, K)
         row_pseudo = pseudo.sum(axis=2)  # (M, K)
         row_counts = counts.sum(axis=2)  # (W, K)
-        # log Dirichlet-multinomial likelihood of each worker's rows under each community.
-        log_like = (
-            log_gamma(row_pseudo)[None] - log_gamma(row_pseudo[None] + row_counts[:, None])
-        ).sum(axis=2) + (log_gamma(pseudo[None] + counts[:, None]) - log_gamma(pseudo)[None]).sum(
-            axis=(2, 3)
-        )
+        n_workers = counts.shape[0]
+        # log Dirichlet-multinomial likelihood of each worker's rows under each community, a
+        # block of workers at a time (the (workers, M, K, K) temporaries stay small).
+        log_like = np.empty((n_workers, pseudo.shape[0]))
+        constant = log_gamma(row_pseudo).sum(axis=1) - log_gamma(pseudo).sum(axis=(1, 2))
+        for lo in range(0, n_workers, _WORKER_BLOCK):
+            hi = min(lo + _WORKER_BLOCK, n_workers)
+            log_like[lo:hi] = (
+                constant[None]
+                - log_gamma(row_pseudo[None] + row_counts[lo:hi, None]).sum(axis=2)
+                + log_gamma(pseudo[None] + counts[lo:hi, None]).sum(axis=(2, 3))
+            )
         log_like += np.log(self.weights)[None]
         log_like -= log_like.max(axis=1, keepdims=True)
         resp = np.exp(log_like)
         resp /= resp.sum(axis=1, keepdims=True)
         self.responsibility = resp
-        n_workers = counts.shape[0]
         self.weights = (resp.sum(axis=0) + 1.0) / (n_workers + N_COMMUNITIES)
         pooled = np.einsum("wc,wkl->ckl", resp, counts) + _COMMUNITY_SMOOTHING * self.start
         self.rows = pooled / pooled.sum(axis=2, keepdims=True)

@@ -420,7 +420,7 @@ def items_review_stalled(*, now: datetime | None = None) -> int:
     # be all of them: check those few one by one.
     able = contributors_able_to_label().count()
     short = (
-        waiting.exclude(pk__in=reasons)
+        waiting.exclude(pk__in=list(reasons))
         .alias(skipped=Count("skips", distinct=True))
         .alias(headroom=F("required_labels") + F("skipped") + 1)
         .filter(headroom__gt=able)

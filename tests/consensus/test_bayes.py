@@ -153,3 +153,15 @@ def test_ece_and_the_confident_share_follow_their_definitions() -> None:
     assert confident_accuracy(posteriors, truth, 0.95) == (0.5, 2)
     share, n = confident_accuracy(posteriors, truth, 0.99)
     assert n == 0 and math.isnan(share)
+
+
+def test_the_community_step_gives_the_same_prior_block_by_block(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from labeling.consensus import bayes
+
+    counts = np.random.default_rng(1).gamma(1.0, 3.0, size=(37, 3, 3))
+    whole = bayes.CommunityPrior(37, 3).update(counts)
+    monkeypatch.setattr(bayes, "_WORKER_BLOCK", 5)
+    blocks = bayes.CommunityPrior(37, 3).update(counts)
+    np.testing.assert_allclose(blocks, whole, rtol=1e-12)
