@@ -7,7 +7,7 @@ strategy (crowd-kit's defaults). Unlike the original MACE (and crowd-kit), the c
 learned (the mean posterior, with a Dirichlet(1) prior): with a fixed uniform prior, a crowd whose
 classes are imbalanced is explained as spamming toward the common class, and every minority
 answer then reads as "knowing" (on a binary crowd of 3 answers per task with 90% of one class, the
-uniform prior cost 15-20 points of accuracy; see ``bench/consensus/results/heldout.md``).
+uniform prior put MACE 10-15 points below majority vote; see ``bench/consensus/results/heldout.md``).
 ``_RESTARTS`` random initialisations,
 seeded by ``seed``, each run until the log marginal likelihood improves by less than ``tol`` per
 answer (at most ``max_iter`` iterations); the restart with the highest likelihood wins.
