@@ -10,6 +10,7 @@ import pytest
 
 from bench.consensus.synthetic import crowd as synthetic_crowd
 from labeling.consensus import (
+    DeviceUnavailableError,
     aggregate,
     confident_accuracy,
     expected_calibration_error,
@@ -165,3 +166,9 @@ def test_the_community_step_gives_the_same_prior_block_by_block(
     monkeypatch.setattr(bayes, "_WORKER_BLOCK", 5)
     blocks = bayes.CommunityPrior(37, 3).update(counts)
     np.testing.assert_allclose(blocks, whole, rtol=1e-12)
+
+
+def test_bayes_ds_runs_on_the_cpu_only() -> None:
+    with pytest.raises(DeviceUnavailableError, match="no torch backend"):
+        aggregate([0, 0], [0, 1], [1, 1], device="torch-cpu")
+    assert aggregate([0, 0], [0, 1], [1, 1], device="auto").labels.tolist() == [1]
