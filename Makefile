@@ -63,7 +63,9 @@ bench-consensus: venv
 	test -x .venv-bench/bin/python || $(PYTHON) -m venv .venv-bench
 	.venv-bench/bin/pip install --quiet -r bench/consensus/requirements.txt
 	PYTHONPATH=. .venv-bench/bin/python bench/consensus/accuracy.py
+	PYTHONPATH=. .venv-bench/bin/python bench/consensus/heldout.py
 	PYTHONPATH=. .venv-bench/bin/python bench/consensus/speed.py
+	PYTHONPATH=. $(BIN)/python bench/consensus/calibration.py
 	PYTHONPATH=. $(BIN)/python bench/consensus/redundancy.py
 
 # On a machine with a CUDA GPU and torch's CUDA build in the venv: up to 100M answers.

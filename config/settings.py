@@ -290,11 +290,26 @@ CELERY_BEAT_SCHEDULE = {
         "task": "labeling.tasks.refit_projects",
         "schedule": int(env("CONSENSUS_REFIT_SECONDS", "3600")),
     },
+    # Items that can't get their next label go to review (CONSENSUS_LABEL_WAIT_SECONDS).
+    "review-stalled-items": {
+        "task": "labeling.tasks.review_stalled_items",
+        "schedule": 600,
+    },
 }
 
 # --- Consensus -----------------------------------------------------------------------------------
-# A labeler no fit has seen yet is assumed this accurate (errors spread evenly over classes).
+# A labeler no fit has seen yet is assumed this accurate (errors spread evenly over classes); it
+# is also the weak prior every fitted labeler's confusion is shrunk toward. Above 1/2, so that an
+# unseen labeler's answer is evidence for its class whatever the number of classes.
 CONSENSUS_DEFAULT_ACCURACY = float(env("CONSENSUS_DEFAULT_ACCURACY", "0.8"))
+if not 0.5 < CONSENSUS_DEFAULT_ACCURACY < 1.0:
+    raise ImproperlyConfigured("CONSENSUS_DEFAULT_ACCURACY must be above 0.5 and below 1")
+# An open item still waiting for a label this long after its last one (or its upload) goes to the
+# moderators' review queue; 0 turns the rule off. An item no eligible contributor is left to label
+# goes there at once, whatever this says.
+CONSENSUS_LABEL_WAIT_SECONDS = int(env("CONSENSUS_LABEL_WAIT_SECONDS", "86400"))
+if CONSENSUS_LABEL_WAIT_SECONDS < 0:
+    raise ImproperlyConfigured("CONSENSUS_LABEL_WAIT_SECONDS must be 0 (off) or positive")
 # Projects with at least this many labels are refitted on the `consensus` queue, or on
 # `consensus-gpu` (torch on CUDA) when CONSENSUS_GPU_WORKERS is on.
 CONSENSUS_LARGE_PROJECT_LABELS = int(env("CONSENSUS_LARGE_PROJECT_LABELS", "100000"))

@@ -184,6 +184,7 @@ class ConsensusFitAdmin(ReadOnlyAdmin):
         "label_count",
         "iterations",
         "converged",
+        "calibration_floor",
         "device",
         "seconds",
         "fitted_at",

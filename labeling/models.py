@@ -13,6 +13,7 @@ MAX_CLASSES = 9  # the labeling page binds keys 1-9
 
 
 class ConsensusMethod(models.TextChoices):
+    BAYES_DS = "bayes_ds", "Bayesian Dawid-Skene"
     MAJORITY_VOTE = "majority_vote", "Majority vote"
     WAWA = "wawa", "Wawa (worker agreement with aggregate)"
     ZBS = "zbs", "Zero-based skill"
@@ -64,7 +65,7 @@ class Project(models.Model):
     consensus_method = models.CharField(
         max_length=16,
         choices=ConsensusMethod.choices,
-        default=ConsensusMethod.DAWID_SKENE,
+        default=ConsensusMethod.BAYES_DS,
         help_text="How the crowd's labels are turned into a decision.",
     )
     acceptance_threshold = models.FloatField(
@@ -331,7 +332,17 @@ class ConsensusFit(models.Model):
     method = models.CharField(max_length=16)
     priors = models.JSONField()
     default_confusion = models.JSONField(
-        help_text="The average labeler, for labelers the fit hasn't seen."
+        help_text=(
+            "The fit's average labeler, for moderators. Decisions count a labeler the fit "
+            "hasn't seen as a one-coin labeler of CONSENSUS_DEFAULT_ACCURACY."
+        )
+    )
+    calibration_floor = models.FloatField(
+        default=0.0,
+        help_text=(
+            "Share of items on which, judging by the gold items, the crowd's labels carry no "
+            "information; every posterior is mixed with that much of a uniform one (0: no gold)."
+        ),
     )
     iterations = models.PositiveIntegerField()
     converged = models.BooleanField()

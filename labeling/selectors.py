@@ -61,6 +61,25 @@ def item_next_for_contributor(*, project: Project, user: User) -> Item | None:
     )
 
 
+def contributors_able_to_label() -> QuerySet[User]:
+    """Accounts that may label today: contributors with a wallet, active and not banned (the
+    conditions of ``accounts.permissions.user_is_contributor``)."""
+    return (
+        User.objects.filter(role=User.Role.CONTRIBUTOR, is_active=True, banned_at__isnull=True)
+        .exclude(wallet_address__isnull=True)
+        .exclude(wallet_address="")
+    )
+
+
+def item_labelers_left(*, item: Item) -> int:
+    """How many contributors could still give ``item`` a label: able to label, not its uploader,
+    and neither labeled nor skipped it."""
+    able = contributors_able_to_label()
+    if item.contributor_id is not None:
+        able = able.exclude(pk=item.contributor_id)
+    return able.exclude(annotations__item=item).exclude(skips__item=item).count()
+
+
 def dataset_list() -> QuerySet[Project]:
     """Projects with their accepted-record counts and last fit's agreement, for buyers."""
     return (

@@ -44,6 +44,12 @@ def refit_route(project: Project, label_count: int) -> tuple[str, str]:
 
 
 @shared_task(acks_late=True, time_limit=120)
+def review_stalled_items() -> int:
+    """Celery beat: open items that can't get their next label go to the review queue."""
+    return services.items_review_stalled()
+
+
+@shared_task(acks_late=True, time_limit=120)
 def refit_projects() -> int:
     """Celery beat: enqueue a refit of every open project that has labels, on its queue."""
     projects = Project.objects.filter(is_open=True).annotate(labels=Count("items__annotations"))

@@ -1,7 +1,9 @@
 """Accuracy of every method on every real crowd dataset, ours beside crowd-kit 1.4.2, same run.
 
 Two tables: each dataset as published, and the mean over seeded resamples of its answers (the same
-draws for both engines), which tells real differences from single near-tie tasks.
+draws for both engines), which tells real differences from single near-tie tasks. ``bayes_ds``,
+the default, has no crowd-kit twin: its row shows crowd-kit's DawidSkene, the baseline it must
+beat (issue 9: mean >= 1 point above it, never more than 0.5 point below on a dataset).
 
 Run: PYTHONPATH=. .venv-bench/bin/python bench/consensus/accuracy.py
 Writes bench/consensus/results/accuracy.md. ``CROWD_BENCHMARKS`` points at the datasets (default:
@@ -31,6 +33,7 @@ OUT = Path(__file__).parent / "results" / "accuracy.md"
 RESAMPLES = 10
 RESAMPLE_FRACTION = 0.9
 TOLERANCE = 0.001  # the target: ours >= crowd-kit's - 0.1 percentage point
+DEFAULT = "bayes_ds"  # the library's and the platform's default; compared with crowd-kit's DS
 
 Scores = dict[tuple[str, str], float]
 
@@ -51,6 +54,17 @@ difficulty integrated out by quadrature, or after 300 iterations) and returns 0 
 0.343 for 2. Stopping after one iteration would keep that task (face 0.6301) but loses web (0.8017
 against crowd-kit's 0.8213), so we keep the converged fit. Over the resamples, where such ties
 fall either way, GLAD on face is {glad_face_resampled}.
+
+**mace** learns the class prior (a Dirichlet(1) posterior mean) where MACE and crowd-kit keep it
+uniform: on imbalanced crowds the uniform prior reads the common class as spam (see
+`heldout.md`), so our MACE is a different model from crowd-kit's, not a port.
+
+**bayes_ds** (the default) is Dawid-Skene with Dirichlet priors; its row compares it with
+crowd-kit's DawidSkene. One set of constants for every crowd (`labeling/consensus/bayes.py`):
+three communities, a community row worth 10 answers. The strength was looked at on these crowds
+and on the synthetic crowds of `calibration.md`: 10 and 20 give the same mean here (0.8849,
+0.8851) and 5 loses web (~0.82; mean 0.8777); on the synthetic crowds 10 is the best of the three
+(20 loses up to 1.3 points, 5 up to 0.7). Treat the web cell as the fragile one.
 
 Resamples: each of the {resamples} draws keeps a random {percent}% of the answers (seed = draw
 number, the same draw for both engines); a cell is the mean accuracy over the draws.
@@ -104,11 +118,12 @@ def _score(
     frame: pd.DataFrame, truth: pd.DataFrame, crowdkit: dict[str, Callable[[], object]]
 ) -> tuple[dict[str, float], dict[str, float]]:
     truth = truth[truth.task.isin(frame.task)]
-    ours = {method: _accuracy(_ours(frame, method), truth) for method in crowdkit}
+    ours = {method: _accuracy(_ours(frame, method), truth) for method in [DEFAULT, *crowdkit]}
     theirs = {
         method: _accuracy(make().fit_predict(frame), truth)  # type: ignore[attr-defined]
         for method, make in crowdkit.items()
     }
+    theirs[DEFAULT] = theirs["dawid_skene"]
     return ours, theirs
 
 
@@ -136,25 +151,31 @@ def _crowdkit_mace_recoded(frame: pd.DataFrame, truth: pd.DataFrame) -> float:
 
 
 def _table(methods: list[str], ours: Scores, theirs: Scores) -> list[str]:
-    lines = ["| method | " + " | ".join(DATASETS) + " |", "|---|" + "---|" * len(DATASETS)]
+    lines = [
+        "| method | " + " | ".join(DATASETS) + " | mean |",
+        "|---|" + "---|" * (len(DATASETS) + 1),
+    ]
     for method in methods:
         cells = []
         for name in DATASETS:
             a, b = ours[name, method], theirs[name, method]
             cell = f"{a:.4f} / {b:.4f}"
             cells.append(f"**{cell}**" if a < b - TOLERANCE else cell)
-        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+        mine = np.mean([ours[n, method] for n in DATASETS])
+        other = np.mean([theirs[n, method] for n in DATASETS])
+        label = f"{method} (default; crowd-kit: DawidSkene)" if method == DEFAULT else method
+        lines.append(f"| {label} | " + " | ".join(cells) + f" | {mine:.4f} / {other:.4f} |")
     best = [
         f"{max(ours[n, m] for m in methods):.4f} / {max(theirs[n, m] for m in methods):.4f}"
         for n in DATASETS
     ]
-    lines.append("| **best** | " + " | ".join(best) + " |")
+    lines.append("| **best** | " + " | ".join(best) + " | |")
     return lines
 
 
 def main() -> None:
     crowdkit = _crowdkit()
-    methods = list(crowdkit)
+    methods = [DEFAULT, *crowdkit]
     ours: Scores = {}
     theirs: Scores = {}
     ours_resampled: Scores = {}

@@ -33,10 +33,19 @@ def run(
     if device.startswith("cuda"):
         import torch
 
-        aggregate(tasks[:1000], workers[:1000], labels[:1000], device=device, max_iter=2)  # warm-up
+        aggregate(  # warm-up
+            tasks[:1000],
+            workers[:1000],
+            labels[:1000],
+            method="dawid_skene",
+            device=device,
+            max_iter=2,
+        )
         torch.cuda.synchronize()
     start = time.perf_counter()
-    result = aggregate(tasks, workers, labels, device=device, max_iter=50, tol=float("-inf"))
+    result = aggregate(
+        tasks, workers, labels, method="dawid_skene", device=device, max_iter=50, tol=float("-inf")
+    )
     if device.startswith("cuda"):
         import torch
 

@@ -8,7 +8,9 @@ answer :func:`labeling.consensus.item_posterior` gives the item's posterior, and
 policy stops once ``max(posterior) >= threshold`` after at least ``MIN_LABELS`` answers. Fixed
 overlap ``n`` uses the first ``n`` answers of the same sequences (common random numbers), decided by
 majority vote and by the same posterior. "True confusions" replaces the Dawid-Skene estimates by
-the generating matrices: the upper bound of what a perfect worker model could save.
+the generating matrices: the upper bound of what a perfect worker model could save. "The
+platform's online model" is what ``labeling/services/decisions.py`` uses: a ``bayes_ds`` fit, each
+labeler's rows shrunk toward a one-coin labeler of 0.8 worth two answers, bounded class priors.
 
 Run: PYTHONPATH=. .venv/bin/python bench/consensus/redundancy.py
 Writes bench/consensus/results/redundancy.md.
@@ -24,7 +26,13 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from labeling.consensus import aggregate, item_posterior
+from labeling.consensus import (
+    aggregate,
+    bounded_priors,
+    class_priors,
+    item_posterior,
+    labeler_confusions,
+)
 
 sys.path.insert(0, str(Path(__file__).parent))
 from synthetic import worker_confusions
@@ -119,9 +127,27 @@ def run_seed(seed: int) -> dict[str, float]:
     )
     smoothed = (ds_conf * seen[:, :, None] + SMOOTHING) / (seen[:, :, None] + K * SMOOTHING)
 
+    # What the platform's online decisions use: a bayes_ds fit, each labeler's rows shrunk toward a
+    # one-coin labeler of 0.8 worth 2 answers (CONSENSUS_DEFAULT_ACCURACY, LABELER_PRIOR_STRENGTH),
+    # bounded class priors.
+    warm_tasks = np.repeat(np.arange(WARMUP_TASKS), WARMUP_OVERLAP)
+    bayes = aggregate(
+        warm_tasks,
+        warm_workers.ravel(),
+        warm_labels.ravel(),
+        n_classes=K,
+        n_workers=N_WORKERS,
+        method="bayes_ds",
+    )
+    online_conf = labeler_confusions(
+        warm_tasks, warm_workers.ravel(), warm_labels.ravel(), bayes.posteriors, N_WORKERS, 0.8, 2.0
+    )
+    online_prior = bounded_priors(class_priors(bayes.posteriors))
+
     truth = rng.integers(0, K, N_ITEMS)
     workers, labels = _answers(true_conf, truth, SWEEP_MAX_LABELS, rng)
     posts = {
+        "platform": _prefix_posteriors(online_conf, online_prior, workers, labels),
         "ds": _prefix_posteriors(smoothed, ds_prior, workers, labels),
         "ds_raw": _prefix_posteriors(ds_conf, ds_prior, workers, labels),
         "true": _prefix_posteriors(true_conf, np.full(K, 1.0 / K), workers, labels),
@@ -175,6 +201,7 @@ def main() -> None:
         "|---|---|---|",
     ]
     for source, name in (
+        ("platform", "the platform's online model (bayes_ds fit, shrunk rows)"),
         ("ds", "DS confusions"),
         ("ds_raw", "unsmoothed DS confusions"),
         ("true", "true confusions"),
@@ -187,6 +214,13 @@ def main() -> None:
         )
         lines.append(
             cell(f"fixed {overlap}, DS posterior", overlap, mean[f"fixed/ds/{overlap}/accuracy"])
+        )
+        lines.append(
+            cell(
+                f"fixed {overlap}, the platform's online posterior",
+                overlap,
+                mean[f"fixed/platform/{overlap}/accuracy"],
+            )
         )
     fixed7 = mean[f"fixed/ds/{MAX_LABELS}/accuracy"]
     adaptive_key = f"adaptive/ds/{THRESHOLD}/{MAX_LABELS}"
@@ -228,7 +262,9 @@ def main() -> None:
 
     lines.append(best_fixed("mv").format("fixed, majority vote"))
     lines.append(best_fixed("ds").format("fixed, DS posterior"))
+    lines.append(best_fixed("platform").format("fixed, the platform's online posterior"))
     lines.append(best_fixed("true").format("fixed, true-confusion posterior"))
+    lines.append(best_adaptive("platform").format("adaptive, the platform's online model"))
     lines.append(best_adaptive("ds").format("adaptive, DS confusions"))
     lines.append(best_adaptive("ds_raw").format("adaptive, unsmoothed DS confusions"))
     lines.append(best_adaptive("true").format("adaptive, true confusions"))

@@ -3,6 +3,8 @@
 Each run is a fresh subprocess (so peak RSS is that run's alone): it builds the seeded crowd, then
 times one aggregate call (ours: `aggregate(..., max_iter=50, tol=-inf)`, everything included:
 validation, de-duplication, layout) or `DawidSkene(n_iter=50, tol=-inf).fit` on the DataFrame.
+`ours-bayes_ds` times the default method the same way (50 iterations of the same engine, plus its
+community prior's M-step).
 
 Run: PYTHONPATH=. .venv-bench/bin/python bench/consensus/speed.py
 Writes bench/consensus/results/speed.md.
@@ -42,11 +44,18 @@ def child(engine: str, n_labels: int) -> None:
     if engine.startswith("ours"):
         from labeling.consensus import aggregate
 
-        precision = engine.split("-")[1]
+        method = "bayes_ds" if engine == "ours-bayes_ds" else "dawid_skene"
+        precision = "float64" if method == "bayes_ds" else engine.split("-")[1]
         before = _rss_mb()
         start = time.perf_counter()
         result = aggregate(
-            tasks, workers, labels, max_iter=50, tol=float("-inf"), precision=precision
+            tasks,
+            workers,
+            labels,
+            method=method,
+            max_iter=50,
+            tol=float("-inf"),
+            precision=precision,
         )
         seconds = time.perf_counter() - start
         predicted = result.labels
@@ -79,7 +88,7 @@ def child(engine: str, n_labels: int) -> None:
 def main() -> None:
     rows = []
     for n in SIZES:
-        engines = ["ours-float64", "ours-float32"]
+        engines = ["ours-float64", "ours-float32", "ours-bayes_ds"]
         if n in CROWDKIT_SIZES:
             engines.append("crowd-kit")
         for engine in engines:

@@ -63,3 +63,47 @@ def crowd(
         draw = rng.random(hi - lo)[:, None]
         labels[lo:hi] = np.minimum((draw > cum).sum(axis=1), k - 1)
     return tasks, workers, labels, truth, confusions
+
+
+def shaped_crowd(
+    n_tasks: int,
+    k: int,
+    overlap: int,
+    n_workers: int,
+    seed: int = 0,
+    *,
+    honest: bool = False,
+    zipf: float = 0.0,
+    class_prior: list[float] | None = None,
+    repeat_share: float = 0.0,
+) -> tuple[IntArray, IntArray, IntArray, IntArray]:
+    """``(tasks, workers, labels, truth)`` of a crowd shaped like the held-out ones.
+
+    ``honest``: one-coin workers of accuracy 0.7-0.95 instead of :func:`worker_confusions`' mix.
+    ``zipf``: worker ``i`` is drawn with weight ``1 / (i + 1) ** zipf`` (0: uniform), so a few
+    workers give most answers and most give a handful. ``class_prior``: the truth's class shares
+    (default uniform). ``repeat_share``: that share of (task, worker) pairs get a second answer, a
+    fresh draw from the same worker.
+    """
+    rng = np.random.default_rng(seed)
+    if honest:
+        accuracy = rng.uniform(0.7, 0.95, n_workers)
+        confusions = np.repeat(((1.0 - accuracy) / max(k - 1, 1))[:, None, None], k, axis=1)
+        confusions = np.repeat(confusions, k, axis=2)
+        confusions[:, np.arange(k), np.arange(k)] = accuracy[:, None]
+    else:
+        confusions = worker_confusions(n_workers, k, rng)
+    truth = rng.choice(k, size=n_tasks, p=class_prior)
+    weight = 1.0 / np.arange(1, n_workers + 1) ** zipf
+    weight /= weight.sum()
+    tasks = np.repeat(np.arange(n_tasks, dtype=np.int64), overlap)
+    workers = np.concatenate(
+        [rng.choice(n_workers, size=overlap, replace=False, p=weight) for _ in range(n_tasks)]
+    ).astype(np.int64)
+    again = rng.random(tasks.size) < repeat_share
+    tasks = np.concatenate([tasks, tasks[again]])
+    workers = np.concatenate([workers, workers[again]])
+    cumulative = np.cumsum(confusions[workers, truth[tasks]], axis=1)
+    labels = np.minimum((rng.random(tasks.size)[:, None] > cumulative).sum(axis=1), k - 1)
+    order = np.argsort(tasks, kind="stable")  # a repeat follows its task's other answers
+    return tasks[order], workers[order], labels[order].astype(np.int64), truth

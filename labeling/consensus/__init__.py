@@ -6,9 +6,14 @@ persists the result.
 
 Public API:
 
-* :func:`aggregate` -> :class:`AggregationResult` (``majority_vote``, ``wawa``, ``zbs``,
-  ``dawid_skene``, ``one_coin``, ``glad``, ``mace``; CPU, or torch on ``cuda``/``torch-cpu``).
-* :func:`item_posterior`: one item's posterior from fitted confusion matrices, O(its answers).
+* :func:`aggregate` -> :class:`AggregationResult` (``bayes_ds``, the default, ``majority_vote``,
+  ``wawa``, ``zbs``, ``dawid_skene``, ``one_coin``, ``glad``, ``mace``; CPU, or torch on
+  ``cuda``/``torch-cpu`` for ``dawid_skene`` and ``one_coin``).
+* :func:`item_posterior`: one item's posterior from fitted confusion matrices, O(its answers);
+  :func:`labeler_confusions`, :func:`class_priors`, :func:`bounded_priors`, :func:`one_coin` and
+  :func:`decisive_margin` (:mod:`.incremental`) are what the online decisions keep from a fit.
+* :mod:`.calibration`: :func:`expected_calibration_error` and :func:`confident_accuracy`;
+  :func:`gold_floor` (:mod:`.bayes`) calibrates posteriors on gold tasks.
 * :mod:`.metrics`: :func:`percent_agreement`, :func:`fleiss_kappa`, :func:`krippendorff_alpha`,
   or all three from one pass with :func:`agreement`.
 * :mod:`.multilabel`: multi-label consensus.
@@ -20,15 +25,26 @@ Public API:
 """
 
 from .aggregate import METHODS, TORCH_METHODS, aggregate
+from .bayes import apply_floor, gold_floor
 from .boxes import BoxResult, aggregate_boxes, iou_matrix
+from .calibration import confident_accuracy, expected_calibration_error
 from .errors import ConsensusError, DeviceUnavailableError
-from .incremental import item_posterior
+from .incremental import (
+    PRIOR_FLOOR_SHARE,
+    bounded_priors,
+    class_priors,
+    decisive_margin,
+    item_posterior,
+    labeler_confusions,
+    one_coin,
+)
 from .metrics import agreement, fleiss_kappa, krippendorff_alpha, percent_agreement
 from .result import AggregationResult
 from .spans import SpanResult, aggregate_spans
 
 __all__ = [
     "METHODS",
+    "PRIOR_FLOOR_SHARE",
     "TORCH_METHODS",
     "AggregationResult",
     "BoxResult",
@@ -39,9 +55,18 @@ __all__ = [
     "agreement",
     "aggregate_boxes",
     "aggregate_spans",
+    "apply_floor",
+    "bounded_priors",
+    "class_priors",
+    "confident_accuracy",
+    "decisive_margin",
+    "expected_calibration_error",
     "fleiss_kappa",
+    "gold_floor",
     "iou_matrix",
     "item_posterior",
     "krippendorff_alpha",
+    "labeler_confusions",
+    "one_coin",
     "percent_agreement",
 ]

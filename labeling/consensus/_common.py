@@ -67,3 +67,27 @@ def clamp_gold(posteriors: FloatArray, gold_tasks: IntArray, gold_labels: IntArr
     if gold_tasks.size:
         posteriors[gold_tasks] = 0.0
         posteriors[gold_tasks, gold_labels] = 1.0
+
+
+def log_gamma(x: npt.ArrayLike) -> FloatArray:
+    """``log Gamma(x)`` for ``x > 0``, elementwise (NumPy has none; SciPy is not a dependency).
+
+    The recurrence ``log Gamma(x) = log Gamma(x + 8) - log(x (x + 1) ... (x + 7))`` moves every
+    value to ``x >= 8``, where Stirling's series to ``x^-9`` is exact to double precision.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    small = x < 8.0
+    shifted = np.where(small, x + 8.0, x)
+    correction = np.zeros_like(x)
+    if small.any():
+        product = np.ones_like(x)
+        for i in range(8):
+            product = np.where(small, product * (x + i), product)
+        correction = np.where(small, np.log(product), 0.0)
+    inv = 1.0 / shifted
+    inv2 = inv * inv
+    series = inv * (1 / 12 - inv2 * (1 / 360 - inv2 * (1 / 1260 - inv2 * (1 / 1680 - inv2 / 1188))))
+    result: FloatArray = (
+        (shifted - 0.5) * np.log(shifted) - shifted + 0.5 * np.log(2 * np.pi) + series - correction
+    )
+    return result

@@ -1,20 +1,24 @@
-"""Input validation and the canonical, de-duplicated form of a crowd's answers."""
+"""Input validation and the canonical form of a crowd's answers (sorted; repeats kept or not)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
 
 IntArray = npt.NDArray[np.int64]
 
+Repeats = Literal["all", "last"]
+REPEATS: tuple[str, ...] = ("all", "last")
+
 
 @dataclass(frozen=True, eq=False)
 class CrowdData:
-    """One answer per (task, worker) pair, sorted by task then worker.
+    """A crowd's answers sorted by task then worker (a stable sort: a pair's repeated answers stay
+    in input order); with ``repeats="last"`` only the last answer of each pair is kept.
 
     ``tasks``, ``workers`` and ``labels`` are int64 arrays of equal length ``n``. ``task_start`` has
     ``n_tasks + 1`` entries: the answers of task ``t`` are ``start[t]:start[t + 1]``.
@@ -72,13 +76,21 @@ def prepare(
     n_classes: int | None = None,
     n_tasks: int | None = None,
     n_workers: int | None = None,
+    repeats: Repeats | str = "all",
 ) -> CrowdData:
-    """Validate the three code arrays and keep the last answer of each (task, worker) pair.
+    """Validate the three code arrays and sort them by (task, worker).
+
+    ``repeats``: what a (task, worker) pair answered more than once counts as. ``"all"`` keeps
+    every answer (each is one more draw from the worker, as crowd-kit counts them); ``"last"``
+    keeps the last one (a later answer corrects an earlier one).
 
     Raises:
         ValueError: the arrays are not 1-D integer arrays of equal length; a code is negative; a
-            label is ``>= n_classes``; a task or worker code is ``>= n_tasks`` / ``>= n_workers``.
+            label is ``>= n_classes``; a task or worker code is ``>= n_tasks`` / ``>= n_workers``;
+            ``repeats`` is neither ``"all"`` nor ``"last"``.
     """
+    if repeats not in REPEATS:
+        raise ValueError(f"repeats must be 'all' or 'last', got {repeats!r}")
     task_codes = _as_codes(tasks, "tasks")
     worker_codes = _as_codes(workers, "workers")
     label_codes = _as_codes(labels, "labels")
@@ -107,7 +119,7 @@ def prepare(
     w = _bound(worker_codes, n_workers, "n_workers", "worker")
 
     if n:
-        # Sort by (task, worker); a stable sort keeps duplicates in input order, so the last answer
+        # Sort by (task, worker); a stable sort keeps repeats in input order, so the last answer
         # of a pair is the last of its run. Input that is already in that order (what a
         # `ORDER BY task, worker` query gives) skips the sort.
         key = task_codes * max(w, 1) + worker_codes
@@ -116,9 +128,12 @@ def prepare(
         else:
             order = np.argsort(key, kind="stable")
             key = key[order]
-        keep = np.empty(n, dtype=bool)
-        keep[-1] = True
-        np.not_equal(key[1:], key[:-1], out=keep[:-1])
+        if repeats == "last":
+            keep = np.empty(n, dtype=bool)
+            keep[-1] = True
+            np.not_equal(key[1:], key[:-1], out=keep[:-1])
+        else:
+            keep = np.ones(n, dtype=bool)
         if order is None:
             if not keep.all():
                 task_codes, worker_codes, label_codes = (

@@ -9,13 +9,16 @@ from typing import Any, Literal
 import numpy as np
 
 from . import _torch_backend, dawid_skene, glad, mace, voting
-from ._data import prepare, prepare_gold
+from ._data import Repeats, prepare, prepare_gold
 from .errors import DeviceUnavailableError
 from .result import AggregationResult
 
-Method = Literal["majority_vote", "wawa", "zbs", "dawid_skene", "one_coin", "glad", "mace"]
+Method = Literal[
+    "majority_vote", "wawa", "zbs", "dawid_skene", "one_coin", "glad", "mace", "bayes_ds"
+]
 
 METHODS: tuple[str, ...] = (
+    "bayes_ds",
     "majority_vote",
     "wawa",
     "zbs",
@@ -73,7 +76,7 @@ def aggregate(
     workers: Any,
     labels: Any,
     n_classes: int | None = None,
-    method: Method | str = "dawid_skene",
+    method: Method | str = "bayes_ds",
     device: str = "cpu",
     max_iter: int = 100,
     tol: float = 1e-5,
@@ -84,16 +87,17 @@ def aggregate(
     n_workers: int | None = None,
     precision: Literal["float32", "float64"] = "float64",
     n_threads: int | None = None,
+    repeats: Repeats | str = "all",
 ) -> AggregationResult:
     """Infer each task's true class from a crowd's answers.
 
     Args:
         tasks, workers, labels: equal-length 1-D integer arrays of 0-based codes; answer ``i`` is
-            worker ``workers[i]`` saying ``labels[i]`` about task ``tasks[i]``. When the same
-            (task, worker) pair appears more than once, the LAST answer (highest index) counts and
-            the earlier ones are ignored.
+            worker ``workers[i]`` saying ``labels[i]`` about task ``tasks[i]``. A (task, worker)
+            pair may appear more than once: see ``repeats``.
         n_classes: the number of classes; default ``max(labels) + 1``.
-        method: ``"majority_vote"``, ``"wawa"``, ``"zbs"`` (zero-based skill), ``"dawid_skene"``,
+        method: ``"bayes_ds"`` (Bayesian Dawid-Skene, the default; see :mod:`.bayes`),
+            ``"majority_vote"``, ``"wawa"``, ``"zbs"`` (zero-based skill), ``"dawid_skene"``,
             ``"one_coin"`` (one-coin Dawid-Skene), ``"glad"`` or ``"mace"``.
         device: ``"cpu"`` (NumPy); ``"cuda"``/``"cuda:N"`` (torch on a GPU) or ``"torch-cpu"``
             (torch on the CPU) for ``dawid_skene`` and ``one_coin``; ``"auto"`` picks ``"cuda"``
@@ -101,7 +105,8 @@ def aggregate(
         max_iter: the iteration cap of the iterative methods.
         tol: the convergence threshold (see each method; ``-inf`` forces ``max_iter`` iterations).
         gold: known classes ``{task: label}``; those tasks' posteriors are clamped to one-hot at
-            every step, which anchors the worker parameters.
+            every step, which anchors the worker parameters. ``bayes_ds`` also calibrates its
+            other posteriors on them (``calibration_floor``).
         seed: seeds the random restarts of ``mace``; every method is deterministic for the same
             input and seed.
         n_tasks, n_workers: the number of task / worker rows in the result (default: max code + 1),
@@ -110,6 +115,9 @@ def aggregate(
             faster on large inputs); everything else is float64.
         n_threads: threads for Dawid-Skene's CPU passes (default: the CPUs available, capped; one
             for small inputs). The result does not depend on it.
+        repeats: what a (task, worker) pair answered more than once counts as: ``"all"`` (the
+            default) counts every answer, each one more draw from the worker (as crowd-kit does);
+            ``"last"`` keeps only the last (highest index), for answers that correct earlier ones.
 
     Returns:
         An :class:`AggregationResult`. Ties between classes go to the lowest class code; a task
@@ -117,7 +125,8 @@ def aggregate(
 
     Raises:
         ValueError: mismatched lengths, non-integer or negative codes, a label ``>= n_classes``, a
-            gold entry out of range, an unknown method or device, ``max_iter < 0``, NaN ``tol``.
+            gold entry out of range, an unknown method or device, ``max_iter < 0``, NaN ``tol``,
+            an unknown ``repeats``.
         DeviceUnavailableError: a torch device was requested but torch is not installed, CUDA is
             not available, or the method has no torch backend.
     """
@@ -130,7 +139,7 @@ def aggregate(
     if precision not in ("float32", "float64"):
         raise ValueError(f"precision must be 'float32' or 'float64', got {precision!r}")
     resolved = _resolve_device(device, method)
-    data = prepare(tasks, workers, labels, n_classes, n_tasks, n_workers)
+    data = prepare(tasks, workers, labels, n_classes, n_tasks, n_workers, repeats=repeats)
     gold_tasks, gold_labels = prepare_gold(gold, data)
     if data.n == 0:
         return _empty_result(data.n_tasks, data.n_workers, data.n_classes, method, gold)
@@ -151,7 +160,7 @@ def aggregate(
         return voting.wawa(data, gold_tasks, gold_labels)
     if method == "zbs":
         return voting.zero_based_skill(data, gold_tasks, gold_labels, max_iter, tol)
-    if method in ("dawid_skene", "one_coin"):
+    if method in ("dawid_skene", "one_coin", "bayes_ds"):
         return dawid_skene.dawid_skene(
             data,
             gold_tasks,
@@ -161,6 +170,7 @@ def aggregate(
             one_coin=method == "one_coin",
             precision=precision,
             n_threads=n_threads,
+            bayesian=method == "bayes_ds",
         )
     if method == "glad":
         return glad.glad(data, gold_tasks, gold_labels, max_iter, tol)

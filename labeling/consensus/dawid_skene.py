@@ -29,6 +29,7 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
+from . import bayes
 from ._common import EPS, FloatArray, IntArray
 from ._data import CrowdData
 from ._layout import EMLayout, pair_view
@@ -51,11 +52,17 @@ def default_threads() -> int:
 
 
 def _ds_tables(
-    counts: npt.NDArray[np.float64], n_workers: int, k: int, one_coin: bool, answers: FloatArray
+    counts: npt.NDArray[np.float64],
+    n_workers: int,
+    k: int,
+    one_coin: bool,
+    answers: FloatArray,
+    community: bayes.CommunityPrior | None = None,
 ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
     """Confusion by answer ``(W, K, K)`` [w, answer l, true k] (:func:`_confusion` turns it into
     the result's layout) and its log, ``(W * K, K)``: row ``w * K + l``, column ``k`` =
-    log P(answer l | truth k) for worker ``w``.
+    log P(answer l | truth k) for worker ``w``. With ``community`` (Bayesian Dawid-Skene) the rows
+    are posterior means under the community prior, which it re-estimates from ``counts``.
 
     Runs every iteration on ``W * K^2`` values: it avoids NumPy reductions over short axes,
     which cost a C-level loop call per row.
@@ -73,6 +80,10 @@ def _ds_tables(
             confusion[:, np.arange(k), np.arange(k)] = skill[:, None]
             np.clip(confusion, EPS, 1.0 - EPS, out=confusion)
         by_answer_conf = np.transpose(confusion, (0, 2, 1))
+    elif community is not None:
+        soft = np.transpose(by_answer, (0, 2, 1))  # [w, true, answer]
+        rows = bayes.posterior_rows(soft, community.update(soft))
+        by_answer_conf = np.transpose(rows, (0, 2, 1))
     else:
         clipped = np.maximum(by_answer, EPS)
         totals = np.einsum("wlk->wk", clipped)
@@ -144,8 +155,15 @@ def dawid_skene(
     one_coin: bool = False,
     precision: Precision = "float64",
     n_threads: int | None = None,
+    bayesian: bool = False,
 ) -> AggregationResult:
     """Fit Dawid-Skene (or one-coin Dawid-Skene) by EM; see the module docstring.
+
+    ``bayesian`` fits Bayesian Dawid-Skene (:mod:`.bayes`): confusion rows and class prior are
+    posterior means under Dirichlet priors (the rows' prior a mixture of community rows learned
+    from the crowd); it stops when no confusion entry or class probability moves by ``tol`` or
+    more. Its gold tasks also calibrate it: the result's ``calibration_floor`` (see
+    :func:`.bayes.gold_floor`) is mixed into every other task's posterior.
 
     ``worker_skill`` is each worker's expected accuracy: the mean posterior probability of the
     class they answered. ``confusion[w, k, l]`` = P(answer l | truth k). ``precision="float32"``
@@ -240,6 +258,11 @@ def dawid_skene(
             return by_class / per_task
         return _column_sums(block_mass)
 
+    def class_prior(mass: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        if bayesian:
+            return bayes.class_prior(mass, n_labeled)
+        return mass / n_labeled
+
     def m_piece(thread: int, p: int) -> None:
         layout.segment_sums(posterior_rows, p, m_buffers[thread], m_where[thread], segments)
 
@@ -252,8 +275,9 @@ def dawid_skene(
         vote = False
         blocks.run(n_pieces, m_piece)
         layout.combine(segments, counts, cell_sums)
-        prior = total_mass(_column_sums(counts)) / n_labeled
-        by_answer_conf, log_rows = _ds_tables(counts, n_workers, k, one_coin, answers)
+        community = bayes.CommunityPrior(n_workers, k) if bayesian else None
+        prior = class_prior(total_mass(_column_sums(counts)))
+        by_answer_conf, log_rows = _ds_tables(counts, n_workers, k, one_coin, answers, community)
 
         elbo = -np.inf
         converged = False
@@ -273,14 +297,26 @@ def dawid_skene(
             layout.combine(segments, counts, cell_sums)
             by_class = _column_sums(counts)
             mass = total_mass(by_class)
-            prior = mass / n_labeled
+            previous_prior, previous_conf = prior, by_answer_conf
+            prior = class_prior(mass)
             # Entropy of the posteriors, non-gold tasks: sum of log Z - E[logit], and E[logit]
             # is linear in the soft counts, so it costs O(W K^2) instead of a pass over tasks.
             expected_logit = (
                 float(np.sum(counts * rest)) + float(mass @ log_prior) - block_gold_logit.sum()
             )
             entropy = block_log_total.sum() - expected_logit
-            by_answer_conf, log_rows = _ds_tables(counts, n_workers, k, one_coin, answers)
+            by_answer_conf, log_rows = _ds_tables(
+                counts, n_workers, k, one_coin, answers, community
+            )
+            if community is not None:
+                moved = max(
+                    float(np.abs(by_answer_conf - previous_conf).max(initial=0.0)),
+                    float(np.abs(prior - previous_prior).max(initial=0.0)),
+                )
+                if moved < tol:
+                    converged = True
+                    break
+                continue
             # crowd-kit's evidence lower bound: E[log p(answers, z)] + H(posterior), per answer.
             log_prior = np.log(np.maximum(prior, EPS))
             new_elbo = (
@@ -298,6 +334,24 @@ def dawid_skene(
     if gold_tasks.size:
         posteriors[gold_tasks] = 0.0
         posteriors[gold_tasks, gold_labels] = 1.0
+    floor = 0.0
+    if community is not None and gold_tasks.size:
+        answered = gold_in  # gold tasks with answers: the others tell nothing about the crowd
+        soft = np.transpose(counts.reshape(n_workers, k, k), (0, 2, 1))
+        held_out = bayes.held_out_gold_posteriors(
+            data.tasks,
+            data.workers,
+            data.labels,
+            gold_tasks[answered],
+            gold_labels[answered],
+            soft,
+            community.prior_counts,
+            prior,
+        )
+        floor = bayes.gold_floor(held_out, gold_labels[answered])
+        not_gold = np.ones(data.n_tasks, dtype=bool)
+        not_gold[gold_tasks] = False
+        posteriors[not_gold] = bayes.apply_floor(posteriors[not_gold], floor)
     mask = data.labeled
     mask[gold_tasks] = True
     labels = np.argmax(posteriors, axis=1).astype(np.int64)
@@ -313,7 +367,8 @@ def dawid_skene(
         confusion=_confusion(by_answer_conf),
         iterations=iterations,
         converged=converged,
-        method="one_coin" if one_coin else "dawid_skene",
+        method="bayes_ds" if bayesian else "one_coin" if one_coin else "dawid_skene",
+        calibration_floor=floor,
     )
 
 

@@ -1,9 +1,14 @@
 """MACE: Multi-Annotator Competence Estimation (Hovy et al., NAACL 2013), variational Bayes.
 
 Each worker either knows the answer (probability ``s_w``) and gives the truth, or spams, drawing a
-label from their own strategy ``xi_w``. So ``P(answer l | truth k) = (1 - s_w) xi_w[l] + s_w [l = k]``
-with a uniform class prior. Variational Bayes with ``Beta(0.5, 0.5)`` on the spam/know split and
-``Dirichlet(10)`` on the strategy (crowd-kit's defaults); ``_RESTARTS`` random initialisations,
+label from their own strategy ``xi_w``. So ``P(answer l | truth k) = (1 - s_w) xi_w[l] + s_w [l = k]``.
+Variational Bayes with ``Beta(0.5, 0.5)`` on the spam/know split and ``Dirichlet(10)`` on the
+strategy (crowd-kit's defaults). Unlike the original MACE (and crowd-kit), the class prior is
+learned (the mean posterior, with a Dirichlet(1) prior): with a fixed uniform prior, a crowd whose
+classes are imbalanced is explained as spamming toward the common class, and every minority
+answer then reads as "knowing" (on a binary crowd of 3 answers per task with 90% of one class, the
+uniform prior put MACE 10-15 points below majority vote; see ``bench/consensus/results/heldout.md``).
+``_RESTARTS`` random initialisations,
 seeded by ``seed``, each run until the log marginal likelihood improves by less than ``tol`` per
 answer (at most ``max_iter`` iterations); the restart with the highest likelihood wins.
 """
@@ -51,7 +56,7 @@ class _Fit:
         self.gold_labels = gold_labels
 
     def e_step(
-        self, know: FloatArray, strategy: FloatArray
+        self, know: FloatArray, strategy: FloatArray, prior: FloatArray
     ) -> tuple[FloatArray, FloatArray, float]:
         """Posteriors ``(T, K)``, each answer's probability of being "known", log likelihood."""
         data = self.data
@@ -65,7 +70,7 @@ class _Fit:
         logits = logits + np.bincount(
             data.tasks * k + data.labels, weights=log_on - log_off, minlength=data.n_tasks * k
         ).reshape(data.n_tasks, k)
-        logits -= np.log(k)
+        logits = logits + np.log(prior)[None]
         top = logits.max(axis=1, keepdims=True)
         posteriors = np.exp(logits - top)
         total = posteriors.sum(axis=1, keepdims=True)
@@ -75,6 +80,14 @@ class _Fit:
         p_truth = posteriors[data.tasks, data.labels]
         knew = p_truth * know_part / (spam_part + know_part)
         return posteriors, knew, likelihood
+
+    def class_prior(self, posteriors: FloatArray) -> FloatArray:
+        """The mean posterior over the answered tasks, with a Dirichlet(1) prior."""
+        labeled = self.data.labeled
+        prior: FloatArray = (posteriors[labeled].sum(axis=0) + 1.0) / (
+            int(labeled.sum()) + self.data.n_classes
+        )
+        return prior
 
     def m_step(self, knew: FloatArray) -> tuple[FloatArray, FloatArray]:
         data = self.data
@@ -162,17 +175,20 @@ def mace(
             shares = normalize_rows(vote_scores(data), data.labeled)
             clamp_gold(shares, gold_tasks, gold_labels)
             know, strategy = fit.m_step(shares[data.tasks, data.labels])
+            prior = fit.class_prior(shares)
         else:
             draws = _worker_uniforms(data, seed, restart, 2 + k)
             know = draws[:, :2] / draws[:, :2].sum(axis=1, keepdims=True)
             strategy = draws[:, 2:] / draws[:, 2:].sum(axis=1, keepdims=True)
-        posteriors, knew, likelihood = fit.e_step(know, strategy)
+            prior = np.full(k, 1.0 / k)
+        posteriors, knew, likelihood = fit.e_step(know, strategy, prior)
         converged = False
         iterations = 0
         for _ in range(max_iter):
             iterations += 1
             know, strategy = fit.m_step(knew)
-            posteriors, knew, new_likelihood = fit.e_step(know, strategy)
+            prior = fit.class_prior(posteriors)
+            posteriors, knew, new_likelihood = fit.e_step(know, strategy, prior)
             improved = (new_likelihood - likelihood) / max(data.n, 1)
             likelihood = new_likelihood
             if abs(improved) < tol:

@@ -1,7 +1,8 @@
 """Inter-annotator agreement on nominal labels: percent agreement, Fleiss' kappa, Krippendorff's alpha.
 
-All three take the same ``(tasks, workers, labels)`` code arrays as :func:`aggregate` (the last
-answer of a repeated (task, worker) pair counts) and use only the tasks with at least two answers.
+All three take the same ``(tasks, workers, labels)`` code arrays as :func:`aggregate`, keep only the
+last answer of a repeated (task, worker) pair (a worker agreeing with themselves is not agreement
+between annotators) and use only the tasks with at least two answers.
 Each returns ``nan`` when fewer than two such answers exist or when the statistic is undefined
 (e.g. every answer is the same class, so chance agreement is 1).
 """
@@ -18,7 +19,7 @@ from ._data import prepare
 
 def _counts(tasks: Any, workers: Any, labels: Any, n_classes: int | None) -> np.ndarray:
     """``(T', K)`` answer counts of the tasks with at least two answers."""
-    data = prepare(tasks, workers, labels, n_classes)
+    data = prepare(tasks, workers, labels, n_classes, repeats="last")
     if data.n == 0:
         return np.zeros((0, data.n_classes))
     counts: np.ndarray = vote_scores(data)

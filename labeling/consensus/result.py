@@ -30,6 +30,9 @@ class AggregationResult:
         converged: whether the stopping criterion was met before ``max_iter`` (always ``True`` for
             one-pass methods).
         method: the method's name, as passed to :func:`aggregate`.
+        calibration_floor: for ``bayes_ds`` with gold tasks, the share ``e`` of tasks on which,
+            judging by the gold tasks, the crowd's answers carry no information (correlated
+            errors); every non-gold posterior row is ``(1 - e) * model + e / K``. 0 otherwise.
     """
 
     labels: IntArray
@@ -39,6 +42,7 @@ class AggregationResult:
     iterations: int
     converged: bool
     method: str
+    calibration_floor: float = 0.0
 
     @property
     def n_tasks(self) -> int:

@@ -4,9 +4,20 @@ Online, each item is decided from its own labels in O(its labels): the posterior
 given the current confusion matrices of its labelers (``labeling.consensus.item_posterior``). The
 item is accepted once that posterior reaches the project's threshold after ``overlap`` labels;
 otherwise it asks for one more label, up to ``max_labels``, and then goes to the moderators' review
-queue (adaptive redundancy: fewer labels where the crowd agrees). Periodically, a full EM fit of
-the whole project (``project_refit``) re-estimates every labeler's confusion matrix and the class
+queue (adaptive redundancy: fewer labels where the crowd agrees). Periodically, a full fit of the
+whole project (``project_refit``) re-estimates every labeler's confusion matrix and the class
 priors, and re-decides the items still waiting.
+
+What the online decision keeps from a fit cannot talk a clear vote out of its answer: each
+labeler's rows and the class priors are shrunk toward a weak symmetric prior in proportion to the
+evidence behind them, a labeler the fit hasn't seen is a one-coin labeler of
+``CONSENSUS_DEFAULT_ACCURACY``, and no class is believed rarer than a tenth of its uniform share
+(``labeling.consensus.incremental``). So a vote of fresh labelers with ``decisive_margin`` more
+answers for one class than for any other decides the item whatever the last fit said.
+
+An item that can't get its next label goes to review: at once when no contributor is left who
+could give it (``item_labelers_left``), and after ``CONSENSUS_LABEL_WAIT_SECONDS`` without a new
+label (``items_review_stalled``, run by Celery beat).
 
 Majority vote keeps its own rule: a clear plurality after ``overlap`` labels wins; a tie asks for
 one more label.
@@ -17,16 +28,28 @@ from __future__ import annotations
 import time
 from collections import Counter
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 import numpy as np
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Count, F, Max
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from accounts.audit import audit_record
 from accounts.models import User
 from config.celery import app as celery_app
-from labeling.consensus import TORCH_METHODS, aggregate, agreement, item_posterior
+from labeling.consensus import (
+    TORCH_METHODS,
+    aggregate,
+    agreement,
+    bounded_priors,
+    class_priors,
+    item_posterior,
+    labeler_confusions,
+    one_coin,
+)
 from labeling.models import (
     Annotation,
     ConsensusFit,
@@ -38,6 +61,7 @@ from labeling.models import (
 from labeling.models import (
     Decision as DecisionRecord,
 )
+from labeling.selectors import contributors_able_to_label, item_labelers_left
 from labeling.services.items import AnnotationError
 from rewards.models import LedgerEntry
 from rewards.selectors import item_credits_unpaid
@@ -52,23 +76,9 @@ class Decision:
     agreement: float
 
 
-def one_coin_confusion(accuracy: float, n_classes: int) -> list[list[float]]:
-    """A confusion matrix for a labeler known only by an accuracy: errors spread evenly."""
-    off = (1.0 - accuracy) / (n_classes - 1)
-    return [[accuracy if k == j else off for j in range(n_classes)] for k in range(n_classes)]
-
-
-def smoothed_confusion(confusion: np.ndarray, label_count: int) -> list[list[float]]:
-    """A fitted confusion matrix with a Dirichlet(1) prior on each row.
-
-    EM's estimates have exact zeros for errors a labeler was never seen to make; used as they are,
-    a few labels from such a labeler make an item look certain (on synthetic crowds, items
-    accepted at 0.95 were only 87% right). Each row is treated as seen ``label_count / K`` times.
-    """
-    k = confusion.shape[0]
-    seen = label_count / k
-    smoothed: list[list[float]] = ((confusion * seen + 1.0) / (seen + k)).tolist()
-    return smoothed
+# How many answers the weak one-coin prior of a fitted labeler's confusion row is worth: a row the
+# fit saw two answers for is half the labeler's own estimate, a row with no evidence is the prior.
+LABELER_PRIOR_STRENGTH = 2.0
 
 
 def majority_vote(labels: list[str]) -> Decision:
@@ -86,8 +96,8 @@ def majority_vote(labels: list[str]) -> Decision:
 def model_vote(project: Project, answers: list[tuple[int, str]]) -> Decision:
     """The posterior decision from the labelers' current confusion matrices.
 
-    A labeler the last fit hasn't seen gets the fit's average labeler, or before any fit a
-    one-coin labeler of ``CONSENSUS_DEFAULT_ACCURACY``.
+    A labeler the last fit hasn't seen is a one-coin labeler of ``CONSENSUS_DEFAULT_ACCURACY``;
+    the fit's class priors are bounded (``bounded_priors``) and its calibration floor applied.
     """
     classes: list[str] = project.classes
     k = len(classes)
@@ -98,12 +108,8 @@ def model_vote(project: Project, answers: list[tuple[int, str]]) -> Decision:
     fit = ConsensusFit.objects.filter(project=project).first()
     if fit is not None and len(fit.priors) != k:
         fit = None  # the classes changed since the last fit: its estimates no longer apply
-    priors = fit.priors if fit is not None else [1.0 / k] * k
-    fallback = (
-        fit.default_confusion
-        if fit is not None
-        else one_coin_confusion(settings.CONSENSUS_DEFAULT_ACCURACY, k)
-    )
+    priors = bounded_priors(fit.priors if fit is not None else [1.0] * k)
+    unseen = one_coin(settings.CONSENSUS_DEFAULT_ACCURACY, k).tolist()
     known = {
         user_id: confusion
         for user_id, confusion in WorkerSkill.objects.filter(
@@ -111,11 +117,10 @@ def model_vote(project: Project, answers: list[tuple[int, str]]) -> Decision:
         ).values_list("user_id", "confusion")
         if fit is not None and len(confusion) == k
     }
-    confusions = np.array(
-        [known.get(user_id, fallback) for user_id, _ in answers], dtype=np.float64
-    )
+    confusions = np.array([known.get(user_id, unseen) for user_id, _ in answers], dtype=np.float64)
     codes = np.array([index[label] for _, label in answers])
-    posterior = item_posterior(confusions, priors, np.arange(len(answers)), codes)
+    floor = min(max(fit.calibration_floor, 0.0), 1.0) if fit is not None else 0.0
+    posterior = item_posterior(confusions, priors, np.arange(len(answers)), codes, floor=floor)
     best = int(np.argmax(posterior))
     confidence = float(posterior[best])
     agreement = float(np.mean(codes == best))
@@ -134,7 +139,8 @@ def item_decide(*, item_id: int, reopen_review: bool = False) -> Item:
     """Decide an item from its labels; safe to run twice and concurrently.
 
     Accepting credits the item's contributor and the agreeing labelers in the same transaction.
-    Not sure yet: one more label is asked for, up to ``max_labels``; then the review queue. With
+    Not sure yet: one more label is asked for, up to ``max_labels``, then the review queue; the
+    review queue at once if no contributor is left who could give that label. With
     ``reopen_review``, an item in review is accepted if the current model is now sure of it.
     Gold items are never decided: their answer is known.
     """
@@ -152,9 +158,18 @@ def item_decide(*, item_id: int, reopen_review: bool = False) -> Item:
         if decision.label is None:
             if item.status == Item.Status.REVIEW:
                 item.save(update_fields=["confidence", "agreement"])
-            elif item.required_labels < item.project.max_labels:
+            elif item.required_labels < item.project.max_labels and item_labelers_left(item=item):
                 item.required_labels += 1
                 item.save(update_fields=["required_labels", "confidence", "agreement"])
+            elif item.required_labels < item.project.max_labels:
+                item.status = Item.Status.REVIEW
+                item.save(update_fields=["status", "confidence", "agreement"])
+                audit_record(
+                    actor=None,
+                    action="item.review_stalled",
+                    target=item,
+                    details={"reason": "no contributor left to label it"},
+                )
             else:
                 item.status = Item.Status.REVIEW
                 item.save(update_fields=["status", "confidence", "agreement"])
@@ -265,10 +280,12 @@ def item_redecide(*, item_id: int, label: str, confidence: float) -> bool:
 
 
 def project_refit(*, project_id: int, device: str = "cpu") -> ConsensusFit | None:
-    """Fit the project's consensus model on all its labels with full EM, store every labeler's
-    skill and confusion matrix and the class priors, then re-decide the items still waiting.
+    """Fit the project's consensus model on all its labels, store every labeler's skill and
+    confusion matrix and the class priors (shrunk for online decisions), then re-decide the items
+    still waiting.
 
-    Gold items (with a known answer) anchor the fit. Returns ``None`` for a project without labels.
+    Gold items (with a known answer) anchor the fit, and calibrate it (``calibration_floor``,
+    ``bayes_ds``). Returns ``None`` for a project without labels.
     """
     project = Project.objects.get(pk=project_id)
     classes: list[str] = project.classes
@@ -318,22 +335,28 @@ def project_refit(*, project_id: int, device: str = "cpu") -> ConsensusFit | Non
         workers[gold_rows & (gold_truth == table[:, 2])], minlength=len(user_ids)
     )
     now = timezone.now()
+    # Online, each labeler is their soft counts in this fit plus a weak one-coin prior; a row the
+    # fit saw no evidence for stays informative (see labeling.consensus.labeler_confusions).
+    confusions = labeler_confusions(
+        tasks,
+        workers,
+        table[:, 2],
+        result.posteriors,
+        len(user_ids),
+        settings.CONSENSUS_DEFAULT_ACCURACY,
+        LABELER_PRIOR_STRENGTH,
+    )
     skills: list[WorkerSkill] = []
     for code, user_id in enumerate(user_ids):
         accuracy = float(result.worker_skill[code])
         if np.isnan(accuracy):
             continue
-        confusion = (
-            smoothed_confusion(result.confusion[code], int(counts[code]))
-            if result.confusion is not None
-            else one_coin_confusion(min(max(accuracy, 1e-3), 1 - 1e-3), len(classes))
-        )
         skills.append(
             WorkerSkill(
                 project=project,
                 user_id=int(user_id),
                 accuracy=accuracy,
-                confusion=confusion,
+                confusion=confusions[code].tolist(),
                 label_count=int(counts[code]),
                 gold_answered=int(gold_answered[code]),
                 gold_correct=int(gold_correct[code]),
@@ -341,13 +364,12 @@ def project_refit(*, project_id: int, device: str = "cpu") -> ConsensusFit | Non
             )
         )
     labeled = result.labels >= 0
-    priors = result.posteriors[labeled].mean(axis=0)
-    priors = (priors + 1e-6) / (priors + 1e-6).sum()
+    priors = class_priors(result.posteriors[labeled])
     weights = np.array([s.label_count for s in skills], dtype=np.float64)
     default_confusion = (
         np.average(np.array([s.confusion for s in skills]), axis=0, weights=weights).tolist()
         if skills
-        else one_coin_confusion(settings.CONSENSUS_DEFAULT_ACCURACY, len(classes))
+        else one_coin(settings.CONSENSUS_DEFAULT_ACCURACY, len(classes)).tolist()
     )
     with transaction.atomic():
         WorkerSkill.objects.bulk_create(
@@ -369,6 +391,7 @@ def project_refit(*, project_id: int, device: str = "cpu") -> ConsensusFit | Non
                 "method": method,
                 "priors": priors.tolist(),
                 "default_confusion": default_confusion,
+                "calibration_floor": result.calibration_floor,
                 "iterations": result.iterations,
                 "converged": result.converged,
                 "label_count": len(rows),
@@ -407,3 +430,56 @@ def _redecide_accepted(
         confidence = float(posteriors[task, labels[task]])
         if label != decided and confidence >= project.acceptance_threshold:
             item_redecide(item_id=item_id, label=label, confidence=confidence)
+
+
+def items_review_stalled(*, now: datetime | None = None) -> int:
+    """Send to the review queue every open item of an open project that can't get its next label:
+    no contributor is left who could give it one (``item_labelers_left``), or it has waited longer
+    than ``CONSENSUS_LABEL_WAIT_SECONDS`` (0: never) since its last label, or its upload if it has
+    none. Gold items and items with all the labels they asked for are left alone. Audited; safe to
+    run twice and concurrently (a conditional update claims each item). Returns how many moved.
+    """
+    now = now or timezone.now()
+    waiting = Item.objects.filter(
+        status=Item.Status.OPEN,
+        gold_label="",
+        project__is_open=True,
+        label_count__lt=F("required_labels"),
+    )
+    reasons: dict[int, str] = {}
+    wait = settings.CONSENSUS_LABEL_WAIT_SECONDS
+    if wait:
+        cutoff = now - timedelta(seconds=wait)
+        for item_id in (
+            waiting.alias(last_label=Coalesce(Max("annotations__created_at"), F("created_at")))
+            .filter(last_label__lt=cutoff)
+            .values_list("id", flat=True)
+        ):
+            reasons[item_id] = f"no new label for {wait} s"
+    # An item can only run out of labelers when the uploader, its labelers and its skippers could
+    # be all of them: check those few one by one.
+    able = contributors_able_to_label().count()
+    short = (
+        waiting.exclude(pk__in=list(reasons))
+        .alias(skipped=Count("skips", distinct=True))
+        .alias(headroom=F("required_labels") + F("skipped") + 1)
+        .filter(headroom__gt=able)
+    )
+    for item in short:
+        if not item_labelers_left(item=item):
+            reasons[item.pk] = "no contributor left to label it"
+    moved = 0
+    for item_id, reason in reasons.items():
+        with transaction.atomic():
+            claimed = Item.objects.filter(
+                pk=item_id, status=Item.Status.OPEN, label_count__lt=F("required_labels")
+            ).update(status=Item.Status.REVIEW)
+            if claimed:
+                audit_record(
+                    actor=None,
+                    action="item.review_stalled",
+                    target=Item(pk=item_id),
+                    details={"reason": reason},
+                )
+                moved += 1
+    return moved

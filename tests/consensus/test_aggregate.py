@@ -50,12 +50,27 @@ def test_trailing_tasks_and_workers_get_rows_when_counts_are_given(method: str) 
 
 
 @pytest.mark.parametrize("method", METHODS)
-def test_the_last_answer_of_a_repeated_pair_counts(method: str) -> None:
-    # Worker 0 first says 0 then corrects to 1; with workers 1 and 2 split, the correction decides.
-    result = aggregate([0, 0, 0, 0], [0, 1, 2, 0], [0, 0, 1, 1], method=method)
-    assert result.labels.tolist() == [1] if method != "mace" else result.labels[0] in (0, 1)
+def test_with_repeats_last_only_the_last_answer_of_a_pair_counts(method: str) -> None:
+    # Worker 0 first says 0 then corrects to 1: with repeats="last" the first answer is gone.
+    result = aggregate([0, 0, 0, 0], [0, 1, 2, 0], [0, 0, 1, 1], method=method, repeats="last")
     once = aggregate([0, 0, 0], [1, 2, 0], [0, 1, 1], method=method)
     np.testing.assert_allclose(result.posteriors, once.posteriors, atol=1e-12)
+
+
+@pytest.mark.parametrize("method", ["majority_vote", "wawa", "dawid_skene", "bayes_ds"])
+def test_by_default_every_answer_of_a_repeated_pair_counts(method: str) -> None:
+    # Worker 0 says 1 twice, workers 1 and 2 say 0 once each: twice is not once.
+    tasks, workers, labels = [0, 0, 0, 0, 1, 1], [0, 1, 2, 0, 0, 1], [1, 0, 0, 1, 0, 0]
+    every = aggregate(tasks, workers, labels, method=method)
+    last = aggregate(tasks, workers, labels, method=method, repeats="last")
+    assert every.posteriors[0, 1] > last.posteriors[0, 1]
+    in_order = aggregate([0, 0, 0, 0, 1, 1], [0, 0, 1, 2, 0, 1], [1, 1, 0, 0, 0, 0], method=method)
+    np.testing.assert_allclose(every.posteriors, in_order.posteriors, atol=1e-9)
+
+
+def test_repeats_must_be_all_or_last() -> None:
+    with pytest.raises(ValueError, match="repeats"):
+        aggregate([0], [0], [0], repeats="first")
 
 
 @pytest.mark.parametrize("method", METHODS)

@@ -108,7 +108,12 @@ def test_the_thread_count_does_not_change_a_bit(tiny_pieces: None, precision: st
 
 def test_float32_stays_within_1e_5_of_float64() -> None:
     crowd = make_crowd(n_tasks=2000, n_classes=4, seed=21)
-    kwargs = {"max_iter": 40, "tol": float("-inf"), "gold": {0: int(crowd.truth[0])}}
+    kwargs = {
+        "method": "dawid_skene",
+        "max_iter": 40,
+        "tol": float("-inf"),
+        "gold": {0: int(crowd.truth[0])},
+    }
     wide = aggregate(crowd.tasks, crowd.workers, crowd.labels, **kwargs)
     narrow = aggregate(crowd.tasks, crowd.workers, crowd.labels, precision="float32", **kwargs)
     np.testing.assert_allclose(narrow.posteriors, wide.posteriors, atol=1e-5)
@@ -130,7 +135,9 @@ def test_a_task_whose_every_class_underflows_is_rescued(precision: str) -> None:
         workers.append(chosen)
         labels.append(np.full(6, t % 2))
     t_, w_, l_ = (np.concatenate(part) for part in (tasks, workers, labels))
-    result = aggregate(t_, w_, l_, max_iter=10, tol=float("-inf"), precision=precision)
+    result = aggregate(
+        t_, w_, l_, method="dawid_skene", max_iter=10, tol=float("-inf"), precision=precision
+    )
     assert np.isfinite(result.posteriors).all()
     np.testing.assert_allclose(result.posteriors.sum(axis=1), 1.0, atol=1e-6)
     expected = _reference_dawid_skene(t_, w_, l_, 2, 10)

@@ -65,12 +65,13 @@ def test_dawid_skene_learns_a_confusion_matrix() -> None:
 
 def test_float32_precision_agrees_with_float64() -> None:
     crowd = make_crowd(n_tasks=500, n_classes=4, seed=16)
-    wide = aggregate(crowd.tasks, crowd.workers, crowd.labels, max_iter=30, tol=float("-inf"))
+    kwargs = {"method": "dawid_skene", "max_iter": 30}
+    wide = aggregate(crowd.tasks, crowd.workers, crowd.labels, tol=float("-inf"), **kwargs)
     narrow = aggregate(
         crowd.tasks,
         crowd.workers,
         crowd.labels,
-        max_iter=30,
+        **kwargs,
         tol=float("-inf"),
         precision="float32",
     )
@@ -128,7 +129,13 @@ def test_the_fast_layout_matches_a_plain_implementation(answers_on_task_zero: in
     tasks, workers, labels = tasks[pairs], workers[pairs], labels[pairs]
     order = rng.permutation(tasks.size)
     result = aggregate(
-        tasks[order], workers[order], labels[order], n_classes=3, max_iter=5, tol=float("-inf")
+        tasks[order],
+        workers[order],
+        labels[order],
+        n_classes=3,
+        method="dawid_skene",
+        max_iter=5,
+        tol=float("-inf"),
     )
     expected = _reference_dawid_skene(tasks, workers, labels, 3, 5)
     np.testing.assert_allclose(result.posteriors, expected, atol=1e-9)

@@ -250,14 +250,25 @@ def test_contributors_see_their_estimated_accuracy(
     assert b"My accuracy" in browser.get("/me/rewards/").content
 
 
-def test_fitted_confusions_are_smoothed_so_no_error_is_impossible() -> None:
-    from labeling.services.decisions import smoothed_confusion
-
-    perfect = np.eye(3)
-    smoothed = np.array(smoothed_confusion(perfect, label_count=30))
-    assert np.allclose(smoothed.sum(axis=1), 1.0)
-    assert smoothed.min() == pytest.approx(1 / 13)  # 10 sightings per row plus the prior's 3
-    assert np.allclose(smoothed_confusion(perfect, label_count=3_000_000), perfect, atol=1e-5)
+def test_stored_confusions_follow_the_evidence_and_are_never_degenerate(
+    make_contributor: Callable[[], Contributor], ds_project: Project
+) -> None:
+    good = [make_contributor() for _ in range(3)]
+    adversary = make_contributor()
+    crowd_history(ds_project, good, adversary, 30)
+    # A labeler seen on two cat items only: their dog and bird rows have no evidence at all.
+    newcomer = make_contributor()
+    for item in Item.objects.filter(project=ds_project)[:6:3]:
+        Annotation.objects.create(item=item, annotator=newcomer.user, label="cat")
+    project_refit(project_id=ds_project.pk)
+    rows = np.array(WorkerSkill.objects.get(user=newcomer.user, project=ds_project).confusion)
+    assert (rows > 0).all() and np.allclose(rows.sum(axis=1), 1.0)
+    # Two answers against a prior worth two: half their own estimate, half the one-coin labeler.
+    np.testing.assert_allclose(rows[0], [(2 + 2 * 0.8) / 4, 0.2 / 4, 0.2 / 4], atol=0.02)
+    # No evidence: the one-coin row of CONSENSUS_DEFAULT_ACCURACY, so their answers still count.
+    np.testing.assert_allclose(rows[1:], [[0.1, 0.8, 0.1], [0.1, 0.1, 0.8]], atol=1e-6)
+    prolific = np.array(WorkerSkill.objects.get(user=good[0].user, project=ds_project).confusion)
+    assert np.diagonal(prolific).min() > 0.9  # 30 answers outweigh the prior
 
 
 @dataclass
