@@ -272,6 +272,10 @@ CELERY_TASK_SOFT_TIME_LIMIT = 240
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 SETTLE_INTERVAL_SECONDS = int(env("SETTLE_INTERVAL_SECONDS", "600"))
 CELERY_TASK_DEFAULT_QUEUE = "celery"
+# Payouts have their own queue, served by one worker with concurrency 1 (`-Q payouts -c 1`): one
+# signer, so batches never race for the minter's nonce, and a backlog of decisions can't delay
+# them. Decisions stay on the default queue; refits of large projects go to `consensus`.
+CELERY_TASK_ROUTES = {"rewards.tasks.settle_rewards": {"queue": "payouts"}}
 CELERY_BEAT_SCHEDULE = {
     "settle-rewards": {
         "task": "rewards.tasks.settle_rewards",
