@@ -325,6 +325,8 @@ if PRODUCTION:
     SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", True)
     SECURE_HSTS_SECONDS = int(env("DJANGO_SECURE_HSTS_SECONDS", "3600"))
     SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS")
+    # Probes and the metrics scraper talk plain HTTP to the process itself, behind the proxy.
+    SECURE_REDIRECT_EXEMPT = [r"^api/v1/health", r"^metrics$"]
 
 LOGGING = {
     "version": 1,

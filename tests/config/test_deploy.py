@@ -126,3 +126,14 @@ def test_production_errors_under_the_api_are_json(production_server: str) -> Non
     assert response.status_code == 404
     assert response.headers["Content-Type"] == "application/json"
     assert "Content-Security-Policy" in response.headers
+
+
+def test_probes_answer_plain_http_and_liveness_ignores_failing_backends(
+    production_server: str,
+) -> None:
+    # No X-Forwarded-Proto: a probe on the host talks to gunicorn directly.
+    live = requests.get(f"{production_server}/api/v1/health/live", timeout=10)
+    assert live.status_code == 200 and live.json() == {"status": "ok"}
+    ready = requests.get(f"{production_server}/api/v1/health/ready", timeout=30)
+    assert ready.status_code == 503
+    assert ready.json()["checks"]["broker"] == "failing"
