@@ -71,6 +71,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Redoc's files for /api/v1/docs, served from here (no CDN)
+    "django_prometheus",  # request, response and database metrics at /metrics (config/metrics.py)
     "accounts",
     "labeling",
     "rewards",
@@ -78,6 +79,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    "config.request_id.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "config.middleware.ContentSecurityPolicyMiddleware",
     "config.middleware.ApiErrorMiddleware",
@@ -87,12 +90,13 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 if PRODUCTION:
     # Serves the collected static files (admin, the contributor pages' JS and CSS) from the app
     # server itself, compressed and with cache-busting names: no separate web server needed.
     # Elsewhere runserver and the test servers serve them from the apps.
-    MIDDLEWARE.insert(1, "whitenoise.middleware.WhiteNoiseMiddleware")
+    MIDDLEWARE.insert(3, "whitenoise.middleware.WhiteNoiseMiddleware")
 
 ROOT_URLCONF = "config.urls"
 
@@ -270,6 +274,8 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_TIME_LIMIT = 300
 CELERY_TASK_SOFT_TIME_LIMIT = 240
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Workers log through LOGGING below (JSON with the request id when LOG_FORMAT=json).
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 SETTLE_INTERVAL_SECONDS = int(env("SETTLE_INTERVAL_SECONDS", "600"))
 CELERY_TASK_DEFAULT_QUEUE = "celery"
 # Payouts have their own queue, served by one worker with concurrency 1 (`-Q payouts -c 1`): one
@@ -328,15 +334,40 @@ if PRODUCTION:
     # Probes and the metrics scraper talk plain HTTP to the process itself, behind the proxy.
     SECURE_REDIRECT_EXEMPT = [r"^api/v1/health", r"^metrics$"]
 
+# --- Metrics and logs ----------------------------------------------------------------------------
+# GET /metrics (config/metrics.py): for a bearer METRICS_TOKEN, or from an address in
+# METRICS_ALLOWED_NETWORKS (comma-separated CIDRs; the address as the rate limits see it).
+METRICS_TOKEN = env("METRICS_TOKEN")
+# prometheus_client's multi-process mode writes to this directory from any process that has it set
+# (web, workers, even manage.py): it must exist before the first metric is touched.
+if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    Path(os.environ["PROMETHEUS_MULTIPROC_DIR"]).mkdir(parents=True, exist_ok=True)
+METRICS_ALLOWED_NETWORKS = env("METRICS_ALLOWED_NETWORKS", "" if PRODUCTION else "127.0.0.0/8,::1")
+
+# LOG_FORMAT=json: one JSON object per line (config/request_id.py), with the request id that the
+# response's X-Request-ID shows, in the web processes and in the Celery tasks the request enqueued.
+LOG_FORMAT = env("LOG_FORMAT", "plain")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "filters": {"request_id": {"()": "config.request_id.RequestIdFilter"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+        "json": {"()": "config.request_id.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "filters": ["request_id"],
+            "formatter": "json" if LOG_FORMAT == "json" else "plain",
+        }
+    },
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
     "loggers": {
         "web3": {"level": "WARNING"},
         "eth": {"level": "WARNING"},
         # Eager Celery would log every task inline with the request log.
         "celery.app.trace": {"level": "INFO" if REDIS_URL else "WARNING"},
+        "crowdmint.tasks": {"level": "INFO" if REDIS_URL else "WARNING"},
     },
 }

@@ -27,6 +27,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.permissions import IsBuyer, IsContributor, request_account
+from config.metrics import LABELS
 from config.openapi import ErrorSerializer, errors
 from config.parsers import BoundedJSONParser
 from labeling import exports, selectors, services
@@ -213,6 +214,7 @@ class AnnotationCreateApi(APIView):
         except services.AnnotationError as exc:
             code = status.HTTP_409_CONFLICT if exc.conflict else status.HTTP_400_BAD_REQUEST
             return Response({"detail": str(exc)}, status=code)
+        LABELS.inc()
         return Response(self.OutputSerializer(annotation).data, status=status.HTTP_201_CREATED)
 
 
