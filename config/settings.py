@@ -121,7 +121,12 @@ WSGI_APPLICATION = "config.wsgi.application"
 _default_db = f"sqlite:///{BASE_DIR / 'var' / 'crowdmint.sqlite3'}"
 DATABASES = {
     "default": dj_database_url.parse(
-        required("DATABASE_URL", _default_db), conn_max_age=60, conn_health_checks=True
+        required("DATABASE_URL", _default_db),
+        conn_max_age=60,
+        # No `SELECT 1` before each request's first query (it was a seventh of the submit path's
+        # statements). A connection the server dropped fails one request, and Django then
+        # replaces it (it closes connections that errored at the end of the request).
+        conn_health_checks=env_bool("DATABASE_CONN_HEALTH_CHECKS"),
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
@@ -226,6 +231,9 @@ SIWE_DOMAIN = env("SIWE_DOMAIN")
 SIWE_CHAIN_ID = int(env("SIWE_CHAIN_ID", "1"))
 SIWE_NONCE_TTL = timedelta(minutes=10)
 ACCESS_TOKEN_TTL = timedelta(days=int(env("ACCESS_TOKEN_TTL_DAYS", "7")))
+# Each process reuses a bearer token's lookup this long (accounts/authentication.py): a revocation,
+# ban or role change made elsewhere reaches it within this many seconds. 0: look up every request.
+AUTH_CACHE_SECONDS = float(env("AUTH_CACHE_SECONDS", "5"))
 
 # --- Uploads -------------------------------------------------------------------------------------
 UPLOAD_MAX_BYTES = int(env("UPLOAD_MAX_BYTES", str(10 * 1024 * 1024)))
