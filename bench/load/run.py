@@ -81,6 +81,13 @@ def backend_pids(server_url: str, database: str) -> list[int]:
     return [int(r[0]) for r in rows]
 
 
+def machine_busy_seconds() -> float:
+    """CPU time the whole machine spent busy (all cores), from /proc/stat."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return (sum(fields[:8]) - idle) / CLK_TCK
+
+
 class CpuMeter:
     """CPU time of the web server's process group, its database backends and (optionally) the
     Celery worker's process group between two marks; processes that appear in between count
@@ -95,6 +102,8 @@ class CpuMeter:
         sample = {
             "web": cpu_seconds(group_pids(self.server_pgid)),
             "db": cpu_seconds(backend_pids(self.pg_server, self.database)),
+            "loadgen": cpu_seconds([os.getpid()]),
+            "machine": {0: machine_busy_seconds()},
         }
         if self.worker_pgid:
             sample["worker"] = cpu_seconds(group_pids(self.worker_pgid))
@@ -410,6 +419,12 @@ def one_run(
     )
     summary = result.summary()
     spent = meter.spent()
+    ours = sum(v for k, v in spent.items() if k != "machine")
+    # What else ran on the machine meanwhile (this benchmark's machine is shared): cores' worth.
+    summary["other_processes_cores"] = round(
+        max(0.0, spent["machine"] - ours) / args_seconds(result), 2
+    )
+    summary["machine_busy_cores"] = round(spent["machine"] / args_seconds(result), 2)
     ok = summary["ok"] or 1
     summary["cpu_ms_per_submit"] = {
         "web": round(1000 * spent["web"] / ok, 2),
@@ -418,9 +433,14 @@ def one_run(
     }
     if "worker" in spent:
         summary["cpu_ms_per_submit"]["worker"] = round(1000 * spent["worker"] / ok, 2)
+    summary["cpu_ms_per_submit"]["loadgen"] = round(1000 * spent["loadgen"] / ok, 2)
     summary["checks"] = target.verify(target.acked(result.answers))
     summary.update(target=target.name, shape=shape)
     return summary
+
+
+def args_seconds(result: Any) -> float:
+    return float(result.seconds)
 
 
 def machine() -> dict[str, str]:
