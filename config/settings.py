@@ -276,8 +276,17 @@ else:
     CELERY_RESULT_BACKEND = "cache+memory://"
     CELERY_TASK_ALWAYS_EAGER = True
     CELERY_TASK_EAGER_PROPAGATES = True
+# A task is acknowledged when it ends, not when it starts: if its process dies (SIGKILL, OOM,
+# a lost host) it runs again. A pool process killed mid-task: the worker puts the message back at
+# once (reject on worker lost). A whole worker killed: its unacknowledged messages go back to
+# their queue after CELERY_VISIBILITY_TIMEOUT seconds, which must exceed the longest task (a
+# refit may take an hour), or a slow task would also be started a second time. Every task is
+# idempotent, so running twice does its work once.
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": int(env("CELERY_VISIBILITY_TIMEOUT", "3900"))
+}
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_TIME_LIMIT = 300
 CELERY_TASK_SOFT_TIME_LIMIT = 240
