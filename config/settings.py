@@ -123,7 +123,7 @@ _default_db = f"sqlite:///{BASE_DIR / 'var' / 'crowdmint.sqlite3'}"
 DATABASES = {
     "default": dj_database_url.parse(
         required("DATABASE_URL", _default_db),
-        conn_max_age=60,
+        conn_max_age=int(env("DATABASE_CONN_MAX_AGE", "60")),
         # No `SELECT 1` before each request's first query (it was a seventh of the submit path's
         # statements). A connection the server dropped fails one request, and Django then
         # replaces it (it closes connections that errored at the end of the request).

@@ -112,6 +112,7 @@ export DJANGO_SECRET_KEY=$("$BIN/python" -c 'import secrets; print(secrets.token
 export DJANGO_ALLOWED_HOSTS=127.0.0.1,localhost
 export DJANGO_SECURE_SSL_REDIRECT=0
 export DATABASE_URL=$STACK_PG/$STACK_DB
+export DATABASE_CONN_MAX_AGE=600
 export REDIS_URL=$STACK_REDIS
 export CHAIN_RPC_URL=http://127.0.0.1:$STACK_CHAIN_PORT
 export CHAIN_PRIVATE_KEY=$HARDHAT_KEY_0
