@@ -95,9 +95,10 @@ def add_request_id_header(headers: dict[str, Any] | None = None, **_: Any) -> No
 
 
 def task_started(task: Any = None, task_id: str = "", **_: Any) -> None:
-    """``task_prerun``: the task runs under the id of the request that enqueued it (or a new one)."""
+    """``task_prerun``: the task runs under the id of the request that enqueued it: from the
+    message's headers in a worker, the current one when it runs eagerly, else a new one."""
     header = getattr(task.request, "request_id", None) if task is not None else None
-    request_id = request_id_from(header)
+    request_id = request_id_from(header or REQUEST_ID.get() or None)
     task.request.crowdmint_request_id_token = REQUEST_ID.set(request_id)
     task_logger.info(
         "task started", extra={"task_id": task_id, "task_name": getattr(task, "name", "")}

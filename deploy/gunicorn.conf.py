@@ -29,8 +29,14 @@ forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 def on_starting(server: Any) -> None:
     directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     if directory:
-        shutil.rmtree(directory, ignore_errors=True)
+        # Empty it, but keep the directory itself: systemd's RuntimeDirectory lives in /run, where
+        # the app's user could not create it again.
         Path(directory).mkdir(parents=True, exist_ok=True)
+        for entry in Path(directory).iterdir():
+            if entry.is_dir():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
 
 
 def child_exit(server: Any, worker: Any) -> None:

@@ -82,3 +82,15 @@ def test_the_request_id_goes_into_a_published_task_and_back_out_in_the_worker(
     task_finished(task=task, task_id="t-9", state="SUCCESS")
     assert REQUEST_ID.get() == ""
     assert [r.message for r in caplog.records] == ["task started", "task finished"]
+
+
+def test_a_task_run_eagerly_keeps_the_request_id_of_the_request_running_it() -> None:
+    task = SimpleNamespace(name="labeling.tasks.decide_item", request=SimpleNamespace())
+    token = REQUEST_ID.set("req-eager")
+    try:
+        task_started(task=task, task_id="t-1")
+        assert REQUEST_ID.get() == "req-eager"
+        task_finished(task=task, task_id="t-1", state="SUCCESS")
+        assert REQUEST_ID.get() == "req-eager"
+    finally:
+        REQUEST_ID.reset(token)

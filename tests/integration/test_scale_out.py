@@ -152,15 +152,16 @@ def locked_item(item_id: int) -> Any:
 
 
 def waiting_on_a_lock() -> bool:
-    with (
-        psycopg2.connect(integration.test_database_url()) as connection,
-        connection.cursor() as cursor,
-    ):
-        cursor.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-            "AND wait_event_type = 'Lock'"
-        )
-        return bool(cursor.fetchone()[0])
+    connection = psycopg2.connect(integration.test_database_url())
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND wait_event_type = 'Lock'"
+            )
+            return bool(cursor.fetchone()[0])
+    finally:
+        connection.close()  # psycopg2's `with connection` ends a transaction, not the connection
 
 
 def test_a_worker_killed_mid_task_still_decides_and_pays_exactly_once(
