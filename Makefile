@@ -8,7 +8,8 @@ STAMP := $(VENV)/.installed-stamp
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/crowdmint
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 
-.PHONY: demo test lint unit integration test-gpu venv contracts bench-gas bench-consensus bench-gpu clean
+.PHONY: demo test lint unit integration test-gpu venv contracts bench-gas bench-consensus bench-gpu clean \
+	stack stack-stop bench-load
 
 venv: $(STAMP)
 
@@ -50,6 +51,21 @@ test: lint unit
 ifeq ($(CI),true)
 	$(MAKE) integration
 endif
+
+# A production-like stack on 127.0.0.1 from this machine's PostgreSQL and Redis: gunicorn, two
+# Celery workers (decisions; payouts), beat and a Hardhat node (deploy/stack.sh; pids in var/stack/).
+stack: venv
+	bash deploy/stack.sh start
+
+stack-stop:
+	bash deploy/stack.sh stop
+
+# Annotation submits against `make stack` and Label Studio 1.23.2 (its own venv, .venv-peer), with
+# the same load generator in the same run: 1, 8, 32 and 128 clients, 60 s each, both shapes.
+# Quick look: make bench-load LOAD_ARGS="--clients 32 --seconds 10"
+LOAD_ARGS ?=
+bench-load: venv
+	bash bench/load/all.sh $(LOAD_ARGS)
 
 # Rebuild the reward token's ABI and bytecode from source (needs Node 20 and npm).
 contracts:

@@ -1,9 +1,21 @@
-"""``Authorization: Bearer <secret>`` for sign-in tokens and buyers' API keys."""
+"""``Authorization: Bearer <secret>`` for sign-in tokens and buyers' API keys.
+
+The token and its user are looked up once per ``AUTH_CACHE_SECONDS`` per process (a busy
+contributor sends a label every second or two; the lookup was one of the submit path's queries).
+The cost: a revocation, a ban or a change of role made in another process takes effect there
+within that many seconds. In this process it is immediate: the services that revoke, ban or edit
+a user clear the cache (``auth_cache_clear``) when their transaction commits. ``0`` turns the
+cache off.
+"""
 
 from __future__ import annotations
 
+import copy
+import threading
+import time
 from datetime import timedelta
 
+from django.conf import settings
 from django.utils import timezone
 from rest_framework import authentication, exceptions
 from rest_framework.request import Request
@@ -13,6 +25,32 @@ from accounts.tokens import token_hash
 
 # Record last use at most this often: a write per request would serialise a busy buyer's reads.
 _LAST_USED_RESOLUTION = timedelta(minutes=1)
+_CACHE_MAX_ENTRIES = 10_000
+
+_cache: dict[str, tuple[float, AccessToken]] = {}
+_cache_lock = threading.Lock()
+
+
+def auth_cache_clear() -> None:
+    """Forget every cached token of this process (after a revocation, a ban, a user edit)."""
+    with _cache_lock:
+        _cache.clear()
+
+
+def _token_for(key_hash: str) -> AccessToken | None:
+    ttl = settings.AUTH_CACHE_SECONDS
+    now = time.monotonic()
+    if ttl > 0:
+        hit = _cache.get(key_hash)
+        if hit is not None and now - hit[0] < ttl:
+            return hit[1]
+    token = AccessToken.objects.select_related("user").filter(key_hash=key_hash).first()
+    if token is not None and ttl > 0:
+        with _cache_lock:
+            if len(_cache) >= _CACHE_MAX_ENTRIES:
+                _cache.clear()
+            _cache[key_hash] = (now, token)
+    return token
 
 
 class BearerTokenAuthentication(authentication.BaseAuthentication):
@@ -33,22 +71,23 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
         return self._authenticate_secret(secret)
 
     def _authenticate_secret(self, secret: str) -> tuple[User, AccessToken]:
-        token = (
-            AccessToken.objects.select_related("user").filter(key_hash=token_hash(secret)).first()
-        )
+        cached = _token_for(token_hash(secret))
         now = timezone.now()
-        if token is None:
+        if cached is None:
             raise exceptions.AuthenticationFailed("Invalid token.")
-        if token.revoked_at is not None:
+        if cached.revoked_at is not None:
             raise exceptions.AuthenticationFailed("Token revoked.")
-        if token.expires_at is not None and token.expires_at <= now:
+        if cached.expires_at is not None and cached.expires_at <= now:
             raise exceptions.AuthenticationFailed("Token expired: sign in again.")
-        user = token.user
-        if not user.is_active or user.is_banned:
+        if not cached.user.is_active or cached.user.is_banned:
             raise exceptions.AuthenticationFailed("Account disabled or banned.")
-        if token.last_used_at is None or now - token.last_used_at > _LAST_USED_RESOLUTION:
-            AccessToken.objects.filter(pk=token.pk).update(last_used_at=now)
-        return user, token
+        if cached.last_used_at is None or now - cached.last_used_at > _LAST_USED_RESOLUTION:
+            AccessToken.objects.filter(pk=cached.pk).update(last_used_at=now)
+            cached.last_used_at = now
+        # Each request gets its own instances: a view may change request.user.
+        token = copy.copy(cached)
+        token.user = copy.copy(cached.user)
+        return token.user, token
 
     def authenticate_header(self, request: Request) -> str:
         return self.keyword

@@ -12,6 +12,7 @@ from eth_utils.address import to_checksum_address
 
 from accounts import siwe
 from accounts.audit import audit_record
+from accounts.authentication import auth_cache_clear
 from accounts.models import AccessToken, SiweNonce, User
 from accounts.tokens import token_generate, token_hash
 
@@ -154,6 +155,7 @@ def api_key_issue(*, user: User, name: str, actor: User | None = None) -> str:
 
 def access_token_revoke(*, token: AccessToken, actor: User | None = None) -> None:
     with transaction.atomic():
+        _forget_cached_tokens()
         AccessToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(
             revoked_at=timezone.now()
         )
@@ -169,6 +171,7 @@ def user_ban(*, user: User, reason: str, actor: User | None = None) -> None:
     """
     now = timezone.now()
     with transaction.atomic():
+        _forget_cached_tokens()
         User.objects.filter(pk=user.pk).update(banned_at=now, ban_reason=reason[:500])
         AccessToken.objects.filter(user=user, revoked_at__isnull=True).update(revoked_at=now)
         if actor is not None:
@@ -177,6 +180,7 @@ def user_ban(*, user: User, reason: str, actor: User | None = None) -> None:
 
 def user_unban(*, user: User, actor: User | None = None) -> None:
     with transaction.atomic():
+        _forget_cached_tokens()
         User.objects.filter(pk=user.pk).update(banned_at=None, ban_reason="")
         if actor is not None:
             audit_record(actor=actor, action="user.unban", target=user)
@@ -213,6 +217,7 @@ def user_save_by_moderator(
     if refused:
         raise ValueError(f"moderators can't change {', '.join(refused)} here")
     with transaction.atomic():
+        _forget_cached_tokens()
         user.save()
         audit_record(
             actor=actor,
@@ -221,3 +226,11 @@ def user_save_by_moderator(
             details=changed,
         )
     return user
+
+
+def _forget_cached_tokens() -> None:
+    """This process's bearer-token cache forgets every token now and again when the transaction
+    commits (a request between the two must not cache the old state); other processes follow
+    within ``AUTH_CACHE_SECONDS``."""
+    auth_cache_clear()
+    transaction.on_commit(auth_cache_clear)

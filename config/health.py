@@ -1,4 +1,10 @@
-"""``GET /api/v1/health``: can this process reach what it needs? For load balancers and monitors.
+"""Health probes for load balancers, orchestrators and monitors.
+
+``GET /api/v1/health/live``: the process answers (liveness). It touches nothing else, not even
+the rate limiter's cache: a failing database must not get every web process restarted.
+
+``GET /api/v1/health/ready`` (and ``GET /api/v1/health``, its older name): can this process reach
+what it needs (readiness)?
 
 Each check is ``ok``, ``failing``, or, for a backend the embedded defaults replace, ``eager``
 (Celery runs tasks in the web process) or ``embedded`` (an in-process EVM, nothing to reach). Any
@@ -113,7 +119,24 @@ HEALTH = inline_serializer(
 )
 
 
-class HealthApi(APIView):
+LIVE = inline_serializer("Liveness", {"status": serializers.ChoiceField(["ok"])})
+
+
+class LiveApi(APIView):
+    authentication_classes: list[type] = []
+    permission_classes = [AllowAny]
+    # Liveness must not depend on Redis (the rate limiter's store): it does no work to limit.
+    throttle_classes: list[type] = []
+
+    @extend_schema(
+        summary="Whether this process answers (no backend is touched)",
+        responses={(200, "application/json"): LIVE},
+    )
+    def get(self, request: Request) -> Response:
+        return Response({"status": "ok"})
+
+
+class ReadyApi(APIView):
     authentication_classes: list[type] = []
     permission_classes = [AllowAny]
 
@@ -128,3 +151,7 @@ class HealthApi(APIView):
             {"status": "ok" if healthy else "failing", "checks": checks},
             status=200 if healthy else 503,
         )
+
+
+class HealthApi(ReadyApi):
+    """``/api/v1/health``: the readiness probe under the name it had first."""

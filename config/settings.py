@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import dj_database_url
 import django_stubs_ext
@@ -71,6 +72,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Redoc's files for /api/v1/docs, served from here (no CDN)
+    "django_prometheus",  # request, response and database metrics at /metrics (config/metrics.py)
     "accounts",
     "labeling",
     "rewards",
@@ -79,6 +81,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    "config.request_id.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "config.middleware.ContentSecurityPolicyMiddleware",
     "config.middleware.ApiErrorMiddleware",
@@ -88,12 +92,13 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 if PRODUCTION:
     # Serves the collected static files (admin, the contributor pages' JS and CSS) from the app
     # server itself, compressed and with cache-busting names: no separate web server needed.
     # Elsewhere runserver and the test servers serve them from the apps.
-    MIDDLEWARE.insert(1, "whitenoise.middleware.WhiteNoiseMiddleware")
+    MIDDLEWARE.insert(3, "whitenoise.middleware.WhiteNoiseMiddleware")
 
 ROOT_URLCONF = "config.urls"
 
@@ -118,7 +123,12 @@ WSGI_APPLICATION = "config.wsgi.application"
 _default_db = f"sqlite:///{BASE_DIR / 'var' / 'crowdmint.sqlite3'}"
 DATABASES = {
     "default": dj_database_url.parse(
-        required("DATABASE_URL", _default_db), conn_max_age=60, conn_health_checks=True
+        required("DATABASE_URL", _default_db),
+        conn_max_age=int(env("DATABASE_CONN_MAX_AGE", "60")),
+        # No `SELECT 1` before each request's first query (it was a seventh of the submit path's
+        # statements). A connection the server dropped fails one request, and Django then
+        # replaces it (it closes connections that errored at the end of the request).
+        conn_health_checks=env_bool("DATABASE_CONN_HEALTH_CHECKS"),
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
@@ -154,7 +164,7 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "frontend" / "static"]
 STATIC_ROOT = Path(env("STATIC_ROOT", str(BASE_DIR / "staticfiles")))
-STORAGES = {
+STORAGES: dict[str, dict[str, Any]] = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     # Production serves `collectstatic` output with hashed names (cache them forever); elsewhere
     # files come straight from the apps, no collectstatic needed.
@@ -166,6 +176,32 @@ STORAGES = {
 }
 MEDIA_ROOT = Path(env("MEDIA_ROOT", str(BASE_DIR / "var" / "media")))
 MEDIA_URL = "media/"
+# Uploaded images are shared by every web process and worker: MEDIA_ROOT on a shared filesystem,
+# or S3-compatible object storage (AWS S3, MinIO, Ceph, R2...) when MEDIA_S3_BUCKET is set, through
+# django-storages (`pip install "django-storages[s3]"`: not installed by default). Files stay
+# private (no public ACL): the app streams each image to the users allowed to see it.
+MEDIA_S3_BUCKET = env("MEDIA_S3_BUCKET")
+if MEDIA_S3_BUCKET:
+    import importlib.util
+
+    if importlib.util.find_spec("storages") is None or importlib.util.find_spec("boto3") is None:
+        raise ImproperlyConfigured(
+            'MEDIA_S3_BUCKET is set: install django-storages with S3 ("django-storages[s3]")'
+        )
+    STORAGES["default"] = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": MEDIA_S3_BUCKET,
+            "endpoint_url": env("MEDIA_S3_ENDPOINT_URL") or None,
+            "region_name": env("MEDIA_S3_REGION") or None,
+            "access_key": env("MEDIA_S3_ACCESS_KEY_ID") or None,
+            "secret_key": env("MEDIA_S3_SECRET_ACCESS_KEY") or None,
+            "location": env("MEDIA_S3_PREFIX"),
+            "default_acl": None,
+            "querystring_auth": True,
+            "file_overwrite": False,
+        },
+    }
 
 LOGIN_URL = "frontend:login"
 
@@ -223,6 +259,9 @@ SIWE_DOMAIN = env("SIWE_DOMAIN")
 SIWE_CHAIN_ID = int(env("SIWE_CHAIN_ID", "1"))
 SIWE_NONCE_TTL = timedelta(minutes=10)
 ACCESS_TOKEN_TTL = timedelta(days=int(env("ACCESS_TOKEN_TTL_DAYS", "7")))
+# Each process reuses a bearer token's lookup this long (accounts/authentication.py): a revocation,
+# ban or role change made elsewhere reaches it within this many seconds. 0: look up every request.
+AUTH_CACHE_SECONDS = float(env("AUTH_CACHE_SECONDS", "5"))
 
 # --- Uploads -------------------------------------------------------------------------------------
 UPLOAD_MAX_BYTES = int(env("UPLOAD_MAX_BYTES", str(10 * 1024 * 1024)))
@@ -265,14 +304,29 @@ else:
     CELERY_RESULT_BACKEND = "cache+memory://"
     CELERY_TASK_ALWAYS_EAGER = True
     CELERY_TASK_EAGER_PROPAGATES = True
+# A task is acknowledged when it ends, not when it starts: if its process dies (SIGKILL, OOM,
+# a lost host) it runs again. A pool process killed mid-task: the worker puts the message back at
+# once (reject on worker lost). A whole worker killed: its unacknowledged messages go back to
+# their queue after CELERY_VISIBILITY_TIMEOUT seconds, which must exceed the longest task (a
+# refit may take an hour), or a slow task would also be started a second time. Every task is
+# idempotent, so running twice does its work once.
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": int(env("CELERY_VISIBILITY_TIMEOUT", "3900"))
+}
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_TIME_LIMIT = 300
 CELERY_TASK_SOFT_TIME_LIMIT = 240
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Workers log through LOGGING below (JSON with the request id when LOG_FORMAT=json).
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 SETTLE_INTERVAL_SECONDS = int(env("SETTLE_INTERVAL_SECONDS", "600"))
 CELERY_TASK_DEFAULT_QUEUE = "celery"
+# Payouts have their own queue, served by one worker with concurrency 1 (`-Q payouts -c 1`): one
+# signer, so batches never race for the minter's nonce, and a backlog of decisions can't delay
+# them. Decisions stay on the default queue; refits of large projects go to `consensus`.
+CELERY_TASK_ROUTES = {"rewards.tasks.settle_rewards": {"queue": "payouts"}}
 CELERY_BEAT_SCHEDULE = {
     "settle-rewards": {
         "task": "rewards.tasks.settle_rewards",
@@ -370,16 +424,43 @@ if PRODUCTION:
     SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", True)
     SECURE_HSTS_SECONDS = int(env("DJANGO_SECURE_HSTS_SECONDS", "3600"))
     SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS")
+    # Probes and the metrics scraper talk plain HTTP to the process itself, behind the proxy.
+    SECURE_REDIRECT_EXEMPT = [r"^api/v1/health", r"^metrics$"]
 
+# --- Metrics and logs ----------------------------------------------------------------------------
+# GET /metrics (config/metrics.py): for a bearer METRICS_TOKEN, or from an address in
+# METRICS_ALLOWED_NETWORKS (comma-separated CIDRs; the address as the rate limits see it).
+METRICS_TOKEN = env("METRICS_TOKEN")
+# prometheus_client's multi-process mode writes to this directory from any process that has it set
+# (web, workers, even manage.py): it must exist before the first metric is touched.
+if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    Path(os.environ["PROMETHEUS_MULTIPROC_DIR"]).mkdir(parents=True, exist_ok=True)
+METRICS_ALLOWED_NETWORKS = env("METRICS_ALLOWED_NETWORKS", "" if PRODUCTION else "127.0.0.0/8,::1")
+
+# LOG_FORMAT=json: one JSON object per line (config/request_id.py), with the request id that the
+# response's X-Request-ID shows, in the web processes and in the Celery tasks the request enqueued.
+LOG_FORMAT = env("LOG_FORMAT", "plain")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "filters": {"request_id": {"()": "config.request_id.RequestIdFilter"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+        "json": {"()": "config.request_id.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "filters": ["request_id"],
+            "formatter": "json" if LOG_FORMAT == "json" else "plain",
+        }
+    },
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
     "loggers": {
         "web3": {"level": "WARNING"},
         "eth": {"level": "WARNING"},
         # Eager Celery would log every task inline with the request log.
         "celery.app.trace": {"level": "INFO" if REDIS_URL else "WARNING"},
+        "crowdmint.tasks": {"level": "INFO" if REDIS_URL else "WARNING"},
     },
 }

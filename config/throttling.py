@@ -1,37 +1,98 @@
 """Rate limits for every endpoint: per token or API key when authenticated, per client otherwise.
 
 The client address is what DRF's ``NUM_PROXIES`` says it is: ``REMOTE_ADDR`` by default, so a
-spoofed ``X-Forwarded-For`` header changes nothing. Counters live in the default cache (Redis when
-``REDIS_URL`` is set, so every process and host shares them). If the cache can't be reached the
-request is let through and the failure logged: an outage of Redis must not take the API down with
-it (the health probe reports the broker as failing).
+spoofed ``X-Forwarded-For`` header changes nothing. Counters live in Redis when ``REDIS_URL`` is
+set (so every process and host shares them), in the process's cache otherwise. If Redis can't be
+reached the request is let through and the failure logged: an outage of Redis must not take the
+API down with it (the health probe reports the broker as failing).
+
+The limit is a fixed window that opens at a client's first request: one counter per client that
+expires ``duration`` seconds after it was created, and one pipelined round trip per request
+(create the counter if missing, increment it, read its time to live). DRF's own throttle keeps
+the time of every request in the window and reads and rewrites that whole list on each request:
+two round trips, and a list that grows with the rate; this one costs the same at any rate. The
+price: a client that waits for its window to end can spend a second budget right after the
+first.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from typing import Any
 
+import redis
+from django.conf import settings
+from django.core.cache import cache
 from rest_framework.request import Request
-from rest_framework.throttling import AnonRateThrottle, SimpleRateThrottle
+from rest_framework.throttling import SimpleRateThrottle
 
 from accounts.models import AccessToken
 
 logger = logging.getLogger(__name__)
 
+_redis_lock = threading.Lock()
+_redis_clients: dict[str, redis.Redis] = {}
 
-class FailOpenMixin:
-    """Let a request through when the throttle's cache is unreachable."""
+
+def _redis() -> redis.Redis | None:
+    url = settings.REDIS_URL
+    if not url:
+        return None
+    client = _redis_clients.get(url)
+    if client is None:
+        with _redis_lock:
+            client = _redis_clients.setdefault(
+                url, redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
+            )
+    return client
+
+
+def window_count(key: str, duration: int) -> tuple[int, float]:
+    """Count one more request in ``key``'s window, which opens at its first request and lasts
+    ``duration`` seconds; returns the count and the seconds left in the window."""
+    client = _redis()
+    if client is not None:
+        pipe = client.pipeline(transaction=False)
+        pipe.set(key, 0, ex=duration, nx=True)
+        pipe.incr(key)
+        pipe.ttl(key)
+        _, count, ttl = pipe.execute()  # type: ignore[no-untyped-call]
+        return int(count), float(ttl if ttl > 0 else duration)
+    cache.add(key, 0, duration)
+    try:
+        return int(cache.incr(key)), float(duration)
+    except ValueError:  # expired between add and incr
+        cache.add(key, 1, duration)
+        return 1, float(duration)
+
+
+class FixedWindowThrottle(SimpleRateThrottle):
+    """``num_requests`` per ``duration``-second window, counted in Redis; fails open."""
+
+    cache_format = "crowdmint:throttle:%(scope)s:%(ident)s"
+    retry_after = 0.0
+    num_requests: int | None
+    duration: int | None
 
     def allow_request(self, request: Request, view: Any) -> bool:
+        if self.rate is None:
+            return True
+        key = self.get_cache_key(request, view)
+        if key is None or self.num_requests is None or self.duration is None:
+            return True
         try:
-            return bool(super().allow_request(request, view))  # type: ignore[misc]
+            count, self.retry_after = window_count(key, self.duration)
         except Exception:  # redis-py's errors, whatever the client version raises
             logger.warning("rate-limit cache unreachable: request let through", exc_info=True)
             return True
+        return count <= self.num_requests
+
+    def wait(self) -> float | None:
+        return max(1.0, self.retry_after)
 
 
-class ApiRateThrottle(FailOpenMixin, SimpleRateThrottle):
+class ApiRateThrottle(FixedWindowThrottle):
     """``API_RATE`` per token, API key or signed-in session; ``ANON_RATE`` per client address."""
 
     scope = "user"
@@ -52,7 +113,10 @@ class ApiRateThrottle(FailOpenMixin, SimpleRateThrottle):
         return self.cache_format % {"scope": self.scope, "ident": ident}
 
 
-class SignInThrottle(FailOpenMixin, AnonRateThrottle):
+class SignInThrottle(FixedWindowThrottle):
     """Sign-in endpoints are open to anyone: ``SIGN_IN_RATE`` per client address."""
 
     scope = "sign_in"
+
+    def get_cache_key(self, request: Request, view: Any) -> str:
+        return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}

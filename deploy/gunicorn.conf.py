@@ -7,6 +7,9 @@ worker would be killed by its timeout mid-stream. Tune with ``GUNICORN_BIND``, `
 
 import multiprocessing
 import os
+import shutil
+from pathlib import Path
+from typing import Any
 
 bind = os.environ.get("GUNICORN_BIND", "0.0.0.0:8000")
 workers = int(os.environ.get("WEB_CONCURRENCY", min(4, multiprocessing.cpu_count() + 1)))
@@ -18,3 +21,35 @@ accesslog = "-"
 errorlog = "-"
 # The proxy in front terminates TLS and sends X-Forwarded-Proto (trusted from these addresses).
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+
+
+# Prometheus' multi-process mode (config/metrics.py): each worker writes its samples to files in
+# PROMETHEUS_MULTIPROC_DIR and /metrics adds them up. The directory starts empty at each start (old
+# files would add a previous run's counts), and the files of a worker that exits are dropped.
+def on_starting(server: Any) -> None:
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if directory:
+        # Empty it, but keep the directory itself: systemd's RuntimeDirectory lives in /run, where
+        # the app's user could not create it again.
+        Path(directory).mkdir(parents=True, exist_ok=True)
+        for entry in Path(directory).iterdir():
+            if entry.is_dir():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)
+
+
+# With LOG_FORMAT=json the access log is JSON lines too, with the request id the app returned.
+if os.environ.get("LOG_FORMAT") == "json":
+    access_log_format = (
+        '{"time": "%(t)s", "logger": "gunicorn.access", "remote": "%(h)s", "method": "%(m)s", '
+        '"path": "%(U)s", "status": %(s)s, "bytes": %(B)s, "duration_us": %(D)s, '
+        '"request_id": "%({x-request-id}o)s"}'
+    )

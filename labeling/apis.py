@@ -7,7 +7,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from django.conf import settings
-from django.http import FileResponse, HttpRequest, HttpResponseBase, StreamingHttpResponse
+from django.http import (
+    FileResponse,
+    Http404,
+    HttpRequest,
+    HttpResponseBase,
+    StreamingHttpResponse,
+)
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
@@ -27,6 +33,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.permissions import IsBuyer, IsContributor, request_account
+from config.metrics import LABELS
 from config.openapi import ErrorSerializer, errors
 from config.parsers import BoundedJSONParser
 from labeling import exports, selectors, services
@@ -262,14 +269,18 @@ class AnnotationCreateApi(APIView):
     def post(self, request: Request, item_id: int) -> Response:
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        item = selectors.item_get_for_contributor(item_id=item_id)
         try:
-            annotation = services.annotation_create(
-                item=item, annotator=request_account(request), label=data.validated_data["label"]
+            annotation = services.annotation_submit(
+                item_id=item_id,
+                annotator=request_account(request),
+                label=data.validated_data["label"],
             )
+        except services.ItemUnavailable as exc:
+            raise Http404("No item with this id in an open project.") from exc
         except services.AnnotationError as exc:
             code = status.HTTP_409_CONFLICT if exc.conflict else status.HTTP_400_BAD_REQUEST
             return Response({"detail": str(exc)}, status=code)
+        LABELS.inc()
         return Response(self.OutputSerializer(annotation).data, status=status.HTTP_201_CREATED)
 
 

@@ -12,7 +12,12 @@ from labeling.models import Project
 
 
 @shared_task(
-    acks_late=True, autoretry_for=(Exception,), retry_backoff=True, max_retries=5, time_limit=60
+    acks_late=True,
+    autoretry_for=(Exception,),
+    retry_backoff=True,
+    max_retries=5,
+    time_limit=60,
+    ignore_result=True,  # nobody reads it: the decision is in the database
 )
 def decide_item(item_id: int) -> str:
     """Decide an item once it has enough labels. Idempotent: a decided item is left alone."""

@@ -227,3 +227,11 @@ def chain(settings: object) -> Iterator[object]:
     chain_client_reset()
     yield chain_client()
     chain_client_reset()
+
+
+@pytest.fixture(autouse=True)
+def fresh_auth_cache() -> None:
+    """Bearer-token lookups are cached per process; each test starts without them."""
+    from accounts.authentication import auth_cache_clear
+
+    auth_cache_clear()

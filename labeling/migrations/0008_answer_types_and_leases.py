@@ -85,7 +85,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='item',
             name='near_hash',
-            field=models.CharField(blank=True, db_index=True, help_text='Perceptual hash (images) or normalised-text hash, for near-duplicates.', max_length=64),
+            field=models.CharField(blank=True, db_index=True, help_text='Perceptual hash (images) or normalised-text hash, for near-duplicates.', max_length=72),
         ),
         migrations.AddField(
             model_name='item',

@@ -40,6 +40,7 @@ from django.utils import timezone
 from accounts.audit import audit_record
 from accounts.models import User
 from config.celery import app as celery_app
+from config.metrics import DECISION_LATENCY
 from labeling.consensus import (
     TORCH_METHODS,
     aggregate,
@@ -149,9 +150,13 @@ def item_decide(*, item_id: int, reopen_review: bool = False) -> Item:
         allowed = {Item.Status.OPEN, Item.Status.REVIEW} if reopen_review else {Item.Status.OPEN}
         if item.status not in allowed or item.gold_label:
             return item
-        answers = list(item.annotations.order_by("id").values_list("annotator_id", "label"))
-        if len(answers) < item.required_labels:
+        rows = list(
+            item.annotations.order_by("id").values_list("annotator_id", "label", "created_at")
+        )
+        if len(rows) < item.required_labels:
             return item
+        answers = [(annotator_id, label) for annotator_id, label, _ in rows]
+        last_label_at = max(created_at for _, _, created_at in rows)
         decision = _decide(item.project, answers)
         item.confidence = decision.confidence
         item.agreement = decision.agreement
@@ -173,9 +178,17 @@ def item_decide(*, item_id: int, reopen_review: bool = False) -> Item:
             else:
                 item.status = Item.Status.REVIEW
                 item.save(update_fields=["status", "confidence", "agreement"])
+                _observe_decision_latency(last_label_at)
             return item
         _accept(item, decision.label, decided_by=DecisionRecord.DecidedBy.CROWD)
+        _observe_decision_latency(last_label_at)
     return item
+
+
+def _observe_decision_latency(last_label_at: datetime) -> None:
+    """Label-to-decision time, for /metrics; recorded once the decision is committed."""
+    seconds = (timezone.now() - last_label_at).total_seconds()
+    transaction.on_commit(lambda: DECISION_LATENCY.observe(max(0.0, seconds)))
 
 
 def decision_credit_enqueue(decision_id: int) -> None:

@@ -39,6 +39,7 @@ from web3.contract import Contract
 from web3.exceptions import ProviderConnectionError, TransactionNotFound
 from web3.logs import DISCARD
 
+from config.metrics import CHAIN_RPC_ERRORS
 from rewards.chain.artifact import ContractArtifact, load_artifact
 from rewards.chain.errors import (
     ChainConfigError,
@@ -222,8 +223,10 @@ def _translate_errors(action: str) -> Iterator[None]:
     except ChainError:
         raise
     except _UNAVAILABLE_ERRORS as exc:
+        CHAIN_RPC_ERRORS.labels("unavailable").inc()
         raise ChainUnavailable(f"{action}: node unavailable ({type(exc).__name__}: {exc})") from exc
     except Exception as exc:
+        CHAIN_RPC_ERRORS.labels("error").inc()
         raise ChainError(f"{action}: {type(exc).__name__}: {exc}") from exc
 
 
@@ -652,6 +655,7 @@ class ChainClient:
         try:
             call.call({"from": self.address})
         except _UNAVAILABLE_ERRORS as exc:
+            CHAIN_RPC_ERRORS.labels("unavailable").inc()
             raise ChainUnavailable(f"batch simulation: node unavailable ({exc})") from exc
         except Exception as exc:
             # Each backend raises its own type for a revert; decode the data, not the type.

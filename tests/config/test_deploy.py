@@ -4,6 +4,7 @@ API from one process (no proxy, no separate static server)."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -20,6 +21,7 @@ from tests.config.test_health import closed_port
 from tests.config.test_settings import ROOT, manage, production_env
 
 BIN = Path(sys.executable).parent
+METRICS_TOKEN = "metrics-token-for-this-test-only"
 LOGS: dict[str, Path] = {}  # the gunicorn log of each running server, by URL
 
 
@@ -36,6 +38,9 @@ def production_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]
         DJANGO_ALLOWED_HOSTS="127.0.0.1",
         GUNICORN_BIND=f"127.0.0.1:{port}",
         WEB_CONCURRENCY="1",
+        PROMETHEUS_MULTIPROC_DIR=str(tmp / "metrics"),
+        METRICS_TOKEN=METRICS_TOKEN,
+        LOG_FORMAT="json",
     )
     for command in (["migrate", "--noinput"], ["collectstatic", "--noinput"]):
         done = manage(*command, env=env)
@@ -126,3 +131,45 @@ def test_production_errors_under_the_api_are_json(production_server: str) -> Non
     assert response.status_code == 404
     assert response.headers["Content-Type"] == "application/json"
     assert "Content-Security-Policy" in response.headers
+
+
+def test_probes_answer_plain_http_and_liveness_ignores_failing_backends(
+    production_server: str,
+) -> None:
+    # No X-Forwarded-Proto: a probe on the host talks to gunicorn directly.
+    live = requests.get(f"{production_server}/api/v1/health/live", timeout=10)
+    assert live.status_code == 200 and live.json() == {"status": "ok"}
+    ready = requests.get(f"{production_server}/api/v1/health/ready", timeout=30)
+    assert ready.status_code == 503
+    assert ready.json()["checks"]["broker"] == "failing"
+
+
+def test_metrics_add_up_the_workers_files_and_need_the_token(production_server: str) -> None:
+    requests.get(f"{production_server}/api/v1/projects/", headers=HTTPS, timeout=10)
+    assert requests.get(f"{production_server}/metrics", timeout=10).status_code == 403
+    scrape = requests.get(
+        f"{production_server}/metrics",
+        headers={"Authorization": f"Bearer {METRICS_TOKEN}"},
+        timeout=10,
+    )
+    assert scrape.status_code == 200
+    assert "django_http_requests_total_by_method_total" in scrape.text
+    assert 'crowdmint_payout_batches{state="confirmed"} 0.0' in scrape.text
+
+
+def test_logs_are_json_lines_with_the_request_id_of_the_response(production_server: str) -> None:
+    reply = requests.get(
+        f"{production_server}/api/v1/projects/",
+        headers={**HTTPS, "X-Request-ID": "deploy-test-42"},
+        timeout=10,
+    )
+    assert reply.headers["X-Request-ID"] == "deploy-test-42"
+    time.sleep(0.5)  # the access log line is written after the response
+    lines = [
+        line
+        for line in LOGS[production_server].read_text().splitlines()
+        if "deploy-test-42" in line
+    ]
+    assert lines, LOGS[production_server].read_text()[-2000:]
+    entry = json.loads(lines[-1])
+    assert entry["request_id"] == "deploy-test-42" and entry["status"] == 200

@@ -60,3 +60,34 @@ def test_an_unreachable_chain_node_makes_it_503_without_naming_the_host(
     assert response.status_code == 503
     assert response.json()["checks"]["chain"] == "failing"
     assert "127.0.0.1" not in response.content.decode()
+
+
+def test_liveness_answers_without_touching_any_backend(
+    settings: Any, django_assert_num_queries: Any
+) -> None:
+    settings.REDIS_URL = f"redis://127.0.0.1:{closed_port()}/0"
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": settings.REDIS_URL,
+        }
+    }
+    with django_assert_num_queries(0):
+        response = APIClient().get("/api/v1/health/live")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+
+
+def test_readiness_is_what_the_health_probe_always_answered(settings: Any) -> None:
+    assert APIClient().get("/api/v1/health/ready").json() == {
+        "status": "ok",
+        "checks": {"database": "ok", "broker": "eager", "chain": "embedded"},
+    }
+    settings.REDIS_URL = f"redis://127.0.0.1:{closed_port()}/0"
+    from config.health import health_cache_clear
+
+    health_cache_clear()
+    ready = APIClient().get("/api/v1/health/ready")
+    alias = APIClient().get("/api/v1/health")
+    assert ready.status_code == alias.status_code == 503
+    assert ready.json() == alias.json()

@@ -76,3 +76,33 @@ def test_production_refuses_to_start_without_a_secret_or_backend(
     result = manage("check", env=production_env(drop=missing))
     assert result.returncode != 0
     assert message in result.stderr
+
+
+def test_media_on_s3_needs_django_storages_and_says_so() -> None:
+    import importlib.util
+
+    result = manage("check", env=production_env(MEDIA_S3_BUCKET="crowdmint-media"))
+    if importlib.util.find_spec("storages") is None:
+        assert result.returncode != 0
+        assert "django-storages[s3]" in result.stderr
+    else:
+        assert result.returncode == 0, result.stderr
+
+
+def test_media_on_s3_is_the_default_storage_when_configured(tmp_path: Path) -> None:
+    """With django-storages installed (not a requirement), the settings select S3 storage."""
+    import importlib.util
+
+    if importlib.util.find_spec("storages") is None or importlib.util.find_spec("boto3") is None:
+        # Nothing to check without the optional package: the test above covers that case.
+        return
+    shown = manage(
+        "shell",
+        "-c",
+        "from django.core.files.storage import storages; s = storages['default']; "
+        "print(type(s).__name__, s.bucket_name, s.endpoint_url)",
+        env=production_env(
+            MEDIA_S3_BUCKET="crowdmint-media", MEDIA_S3_ENDPOINT_URL="http://127.0.0.1:9000"
+        ),
+    )
+    assert shown.stdout.split()[-3:] == ["S3Storage", "crowdmint-media", "http://127.0.0.1:9000"]

@@ -62,7 +62,8 @@ def test_database_url() -> str:
 
 @pytest.fixture
 def celery_worker(hardhat: HardhatNode, token: ChainClient, tmp_path: Path) -> Iterator[Worker]:
-    """A real ``celery -A config worker`` process (prefork, two children) on the test database."""
+    """A real ``celery -A config worker`` process (prefork, two children) on the test database,
+    serving the default queue and the payouts queue."""
     from config.celery import app
 
     redis.Redis.from_url(settings.REDIS_URL).flushdb()  # no stale tasks from an earlier run
@@ -87,6 +88,7 @@ def celery_worker(hardhat: HardhatNode, token: ChainClient, tmp_path: Path) -> I
                 "worker",
                 "--loglevel=INFO",
                 "--concurrency=2",
+                "--queues=celery,payouts",
                 "--without-heartbeat",
                 "--without-gossip",
                 "--without-mingle",

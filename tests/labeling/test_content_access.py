@@ -12,6 +12,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from accounts.models import User
+from accounts.services import user_ban
 from labeling.models import Assignment, Item, Project
 from tests.conftest import Contributor, image_bytes
 from tests.labeling.test_contributions import upload
@@ -91,5 +92,5 @@ def test_anonymous_clients_get_401_and_a_banned_uploader_nothing(
     contributor: Contributor, image_item: Item
 ) -> None:
     assert content(APIClient(), image_item) == 401
-    User.objects.filter(pk=contributor.user.pk).update(banned_at=timezone.now())
+    user_ban(user=contributor.user, reason="spam")
     assert content(contributor.api, image_item) == 401  # a banned account's token stops working

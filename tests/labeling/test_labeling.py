@@ -184,7 +184,8 @@ def test_the_decision_is_enqueued_on_commit_and_credits_the_agreeing_crowd(
     assert item.status == Item.Status.OPEN  # not decided inside the request's transaction
     with django_capture_on_commit_callbacks(execute=True) as credits_enqueued:
         callbacks[0]()
-    assert len(credits_enqueued) == 1  # the decision's credit, enqueued on its commit
+    # The decision's credit (and its latency metric), enqueued on the decision's commit.
+    assert len(credits_enqueued) == 2
 
     item.refresh_from_db()
     assert item.status == Item.Status.ACCEPTED

@@ -1,0 +1,59 @@
+"""Bearer tokens are looked up once per AUTH_CACHE_SECONDS per process: a ban or revocation
+through the services takes effect at once, one written by another process within that time."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from accounts.models import AccessToken, User
+from accounts.services import access_token_revoke, user_ban
+from tests.conftest import Contributor
+
+pytestmark = pytest.mark.django_db
+
+
+def me(contributor: Contributor) -> int:
+    return int(contributor.api.get("/api/v1/me/").status_code)
+
+
+def test_a_cached_token_costs_no_query(contributor: Contributor) -> None:
+    assert me(contributor) == 200
+    with CaptureQueriesContext(connection) as queries:
+        assert me(contributor) == 200
+    assert not [q for q in queries.captured_queries if "accounts_accesstoken" in q["sql"]]
+
+
+def test_a_ban_or_revocation_through_the_services_is_immediate(
+    contributor: Contributor, second_contributor: Contributor
+) -> None:
+    assert me(contributor) == me(second_contributor) == 200
+    user_ban(user=contributor.user, reason="spam")
+    assert me(contributor) == 401
+    access_token_revoke(token=AccessToken.objects.get(user=second_contributor.user))
+    assert me(second_contributor) == 401
+
+
+def test_a_ban_written_elsewhere_takes_effect_within_the_cache_period(
+    contributor: Contributor, settings: Any
+) -> None:
+    settings.AUTH_CACHE_SECONDS = 0.3
+    assert me(contributor) == 200
+    # As another process would: straight to the database, this process's cache not told.
+    User.objects.filter(pk=contributor.user.pk).update(banned_at=timezone.now())
+    time.sleep(0.35)
+    assert me(contributor) == 401
+
+
+def test_without_the_cache_every_request_reads_the_token(
+    contributor: Contributor, settings: Any
+) -> None:
+    settings.AUTH_CACHE_SECONDS = 0
+    assert me(contributor) == 200
+    AccessToken.objects.filter(user=contributor.user).update(revoked_at=timezone.now())
+    assert me(contributor) == 401

@@ -1,0 +1,99 @@
+"""The label submit path on PostgreSQL: one statement that locks the item, checks every rule,
+counts and inserts; each refusal still gets its own answer, and the decision is enqueued on the
+real broker once the label that completes the item is committed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import redis
+from django.conf import settings
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
+from rest_framework.test import APIClient
+
+from accounts.models import AccessToken, User
+from accounts.services import access_token_issue
+from labeling.models import Annotation, Item, Project
+from labeling.services import AnnotationError, annotation_submit, item_create_text
+
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+
+
+def labeler(name: str) -> tuple[User, APIClient]:
+    user = User.objects.create(
+        username=name, wallet_address="0x" + name.encode().hex().ljust(40, "0")
+    )
+    secret, _ = access_token_issue(user=user, kind=AccessToken.Kind.SESSION)
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
+    return user, api
+
+
+@pytest.fixture
+def project() -> Project:
+    return Project.objects.create(
+        name="P", data_kind="text", classes=["a", "b"], consensus_method="majority_vote", overlap=3
+    )
+
+
+@pytest.fixture
+def broker() -> redis.Redis:
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    client.flushdb()
+    return client
+
+
+def post(api: APIClient, item_id: int, label: str = "a") -> Any:
+    return api.post(f"/api/v1/items/{item_id}/annotations/", {"label": label}, format="json")
+
+
+def test_a_label_is_one_statement_and_the_third_enqueues_the_decision(
+    project: Project, broker: redis.Redis
+) -> None:
+    item = item_create_text(project=project, contributor=None, text="x")
+    warm_up = item_create_text(project=project, contributor=None, text="warm-up")
+    apis = [labeler(f"l{i}")[1] for i in range(3)]
+    assert post(apis[2], warm_up.pk).status_code == 201  # its token lookup is cached from here
+    for api in apis[:2]:
+        post(api, item.pk)
+    assert broker.llen("celery") == 0
+    with CaptureQueriesContext(connection) as queries:
+        reply = post(apis[2], item.pk)
+    assert reply.status_code == 201, reply.content
+    assert len(queries.captured_queries) == 1, queries.captured_queries
+    item.refresh_from_db()
+    assert item.label_count == 3 and Annotation.objects.filter(item=item).count() == 3
+    assert broker.llen("celery") == 1  # decide_item, published after the commit
+
+
+def test_each_refusal_gets_its_reason_and_changes_nothing(project: Project) -> None:
+    uploader, uploader_api = labeler("uploader")
+    _, api = labeler("labeler")
+    item = item_create_text(project=project, contributor=uploader, text="y")
+    assert post(api, item.pk, "zzz").status_code == 400
+    assert post(uploader_api, item.pk).status_code == 409  # own item
+    assert post(api, item.pk).status_code == 201
+    again = post(api, item.pk)
+    assert again.status_code == 409 and "already labeled" in again.json()["detail"]
+    assert post(api, 10**9).status_code == 404
+    Item.objects.filter(pk=item.pk).update(status=Item.Status.REVIEW)
+    _, late = labeler("late")
+    assert post(late, item.pk).status_code == 409
+    Project.objects.filter(pk=project.pk).update(is_open=False)
+    assert post(late, item.pk).status_code == 404
+    item.refresh_from_db()
+    assert item.label_count == 1 == Annotation.objects.filter(item=item).count()
+
+
+def test_a_refused_label_inside_a_transaction_leaves_the_transaction_usable(
+    project: Project,
+) -> None:
+    user, _ = labeler("inside")
+    item = item_create_text(project=project, contributor=None, text="z")
+    with transaction.atomic():
+        annotation_submit(item_id=item.pk, annotator=user, label="a")
+        with pytest.raises(AnnotationError):
+            annotation_submit(item_id=item.pk, annotator=user, label="b")
+        assert Item.objects.get(pk=item.pk).label_count == 1
