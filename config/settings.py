@@ -239,6 +239,12 @@ REST_FRAMEWORK = {
 
 # The OpenAPI 3 description of the API, served at /api/v1/schema (drf-spectacular).
 SPECTACULAR_SETTINGS = {
+    # Several components have a "status" of their own.
+    "ENUM_NAME_OVERRIDES": {
+        "ItemStatusEnum": "labeling.models.Item.Status",
+        "PayoutBatchStatusEnum": "rewards.models.PayoutBatch.Status",
+        "ProjectTaskEnum": "labeling.models.Project.Task",
+    },
     "TITLE": "Crowdmint API",
     "DESCRIPTION": (
         "Contribute and label data, read your rewards, and buy accepted datasets. Authenticate "
@@ -368,10 +374,8 @@ if CONSENSUS_LABEL_WAIT_SECONDS < 0:
 # `consensus-gpu` (torch on CUDA) when CONSENSUS_GPU_WORKERS is on.
 CONSENSUS_LARGE_PROJECT_LABELS = int(env("CONSENSUS_LARGE_PROJECT_LABELS", "100000"))
 CONSENSUS_GPU_WORKERS = env_bool("CONSENSUS_GPU_WORKERS")
-# An item served by next-task stays viewable by that contributor this long.
-TASK_ASSIGNMENT_SECONDS = int(env("TASK_ASSIGNMENT_SECONDS", "3600"))
-# One task in GOLD_EVERY served to a contributor is a gold item (known answer), while any is left.
-GOLD_EVERY = int(env("GOLD_EVERY", "10"))
+# A contributor may withdraw an answer this long after giving it, while its item is undecided.
+UNDO_SECONDS = int(env("UNDO_SECONDS", "60"))
 
 # --- Chain ---------------------------------------------------------------------------------------
 # Empty CHAIN_RPC_URL: an in-process EVM (eth-tester), fresh in every process.

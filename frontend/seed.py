@@ -106,7 +106,7 @@ def seed_demo(*, moderator_password: str) -> DemoCast:
             if n == 2 and index % 3 == 0:
                 label = next(c for c in project.classes if c != truth)
             item.refresh_from_db()
-            annotation_create(item=item, annotator=labeler, label=label)
+            annotation_create(item=item, annotator=labeler, label=label, leased_only=False)
     # Fit each project's model once, as Celery beat would: skills for the profiles, and the items
     # that were left unsure by the default prior are re-decided.
     for project in (text_project, image_project):

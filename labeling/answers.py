@@ -129,7 +129,7 @@ def validate_answer(context: AnswerContext, body: object) -> Answer:
         if len(set(labels)) != len(labels):
             raise AnswerError("labels", "lists a class twice")
         ordered = [c for c in context.classes if c in labels]
-        return Answer(label=",".join(ordered), value={"labels": ordered})
+        return Answer(label=summary("multilabel", {"labels": ordered}), value={"labels": ordered})
     if context.task == "boxes":
         return _boxes(context, body)
     return _spans(context, body)
@@ -154,8 +154,7 @@ def _boxes(context: AnswerContext, body: Mapping[str, Any]) -> Answer:
             )
         label = _class(box["label"], f"{field}.label", context.classes)
         boxes.append({"x": x, "y": y, "w": w, "h": h, "label": label})
-    summary = f"{len(boxes)} box" + ("" if len(boxes) == 1 else "es")
-    return Answer(label=summary, value={"boxes": boxes})
+    return Answer(label=summary("boxes", {"boxes": boxes}), value={"boxes": boxes})
 
 
 def _spans(context: AnswerContext, body: Mapping[str, Any]) -> Answer:
@@ -185,8 +184,18 @@ def _spans(context: AnswerContext, body: Mapping[str, Any]) -> Answer:
                     f"[{before['start']}, {before['end']}) and [{after['start']}, "
                     f"{after['end']}) overlap; this project doesn't allow overlapping spans",
                 )
-    summary = f"{len(spans)} span" + ("" if len(spans) == 1 else "s")
-    return Answer(label=summary, value={"spans": spans})
+    return Answer(label=summary("spans", {"spans": spans}), value={"spans": spans})
+
+
+def summary(task: str, value: Mapping[str, Any]) -> str:
+    """An answer's short label: its class, choice, classes, or how many boxes or spans."""
+    if task == "multilabel":
+        return ",".join(value.get("labels", []))
+    if task in ("boxes", "spans"):
+        n = len(value.get(task, []))
+        noun = {"boxes": ("box", "boxes"), "spans": ("span", "spans")}[task]
+        return f"{n} {noun[0] if n == 1 else noun[1]}"
+    return str(value.get(TASK_FIELDS[task], ""))
 
 
 # --- Agreement with a decision ----------------------------------------------------------------

@@ -4,6 +4,7 @@ and buyers (datasets and their accepted records)."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
@@ -21,7 +22,6 @@ from drf_spectacular.utils import (
     OpenApiResponse,
     extend_schema,
     extend_schema_field,
-    extend_schema_serializer,
     inline_serializer,
 )
 from rest_framework import serializers, status
@@ -63,7 +63,12 @@ class ProjectOutputSerializer(serializers.ModelSerializer[Any]):
             "name",
             "description",
             "data_kind",
+            "task",
+            "question",
+            "guidelines",
             "classes",
+            "agreement_threshold",
+            "spans_may_overlap",
             "overlap",
             "max_labels",
             "consensus_method",
@@ -76,17 +81,22 @@ class ProjectOutputSerializer(serializers.ModelSerializer[Any]):
         ]
 
 
-def item_content_url(request: Request | HttpRequest, item: Item) -> str | None:
-    if not item.image:
+def item_content_url(request: Request | HttpRequest, item: Item, side: str = "a") -> str | None:
+    if not (item.image_b if side == "b" else item.image):
         return None
-    return request.build_absolute_uri(reverse("item-content", args=[item.pk]))
+    url = reverse("item-content", args=[item.pk])
+    return request.build_absolute_uri(url + ("?side=b" if side == "b" else ""))
 
 
 class ItemOutputSerializer(serializers.ModelSerializer[Any]):
+    """An item as contributors see it: the same fields for every item, gold or not."""
+
     project = serializers.IntegerField(source="project_id")
     data_kind = serializers.CharField(source="project.data_kind")
+    task = serializers.CharField(source="project.task")
     classes = serializers.JSONField(source="project.classes")
     image_url = serializers.SerializerMethodField()
+    image_b_url = serializers.SerializerMethodField()
 
     class Meta:
         model = Item
@@ -94,10 +104,15 @@ class ItemOutputSerializer(serializers.ModelSerializer[Any]):
             "id",
             "project",
             "data_kind",
+            "task",
             "text",
+            "text_b",
             "image_url",
+            "image_b_url",
             "width",
             "height",
+            "width_b",
+            "height_b",
             "content_sha256",
             "classes",
             "status",
@@ -106,6 +121,18 @@ class ItemOutputSerializer(serializers.ModelSerializer[Any]):
 
     def get_image_url(self, item: Item) -> str | None:
         return item_content_url(self.context["request"], item)
+
+    def get_image_b_url(self, item: Item) -> str | None:
+        return item_content_url(self.context["request"], item, "b")
+
+
+class TaskOutputSerializer(ItemOutputSerializer):
+    """A served item with its lease."""
+
+    lease_expires_at = serializers.DateTimeField(source="lease.expires_at")
+
+    class Meta(ItemOutputSerializer.Meta):
+        fields = [*ItemOutputSerializer.Meta.fields, "lease_expires_at"]
 
 
 class ProjectListApi(APIView):
@@ -230,50 +257,129 @@ class NextTaskApi(APIView):
     permission_classes = [IsContributor]
 
     @extend_schema(
-        summary="The next item for me to label",
+        summary="The next item for me to label, leased to me",
+        description=(
+            "Returns an item leased to the caller for the project's `lease_seconds`: a lease "
+            "they already hold, or a new one. While the lease lives, the item's place is "
+            "theirs and only they may answer it. `after` (the item on screen) asks for another "
+            "one, to preload; a contributor holds at most two leases per project."
+        ),
+        parameters=[OpenApiParameter("after", int, description="An item id to skip over.")],
         responses={
-            200: ItemOutputSerializer,
+            200: TaskOutputSerializer,
             204: OpenApiResponse(description="Nothing left to label."),
-            **errors(404),
+            **errors(400, 401, 403, 404),
         },
     )
     def get(self, request: Request, project_id: int) -> Response:
         project = selectors.project_get_open(project_id=project_id)
-        user = request_account(request)
-        item = selectors.item_next_for_contributor(project=project, user=user)
-        if item is None:
+        after = request.query_params.get("after")
+        if after is not None and not after.isdigit():
+            return Response({"detail": "after must be an item id"}, status=400)
+        lease = services.task_lease_next(
+            project=project,
+            user=request_account(request),
+            after=int(after) if after is not None else None,
+        )
+        if lease is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
-        services.assignment_record(item=item, user=user)
-        return Response(ItemOutputSerializer(item, context={"request": request}).data)
+        item = lease.item
+        item.lease = lease  # type: ignore[attr-defined]
+        return Response(TaskOutputSerializer(item, context={"request": request}).data)
+
+
+class ProgressApi(APIView):
+    permission_classes = [IsContributor]
+
+    @extend_schema(
+        summary="My progress in a project: items left for me, my labels today",
+        responses={
+            200: inline_serializer(
+                "Progress",
+                {
+                    "left": serializers.IntegerField(help_text="Open items I may still label."),
+                    "open": serializers.IntegerField(help_text="Open items in the project."),
+                    "labeled_today": serializers.IntegerField(),
+                    "labeled": serializers.IntegerField(),
+                },
+            ),
+            **errors(401, 403, 404),
+        },
+    )
+    def get(self, request: Request, project_id: int) -> Response:
+        project = selectors.project_get_open(project_id=project_id)
+        return Response(
+            selectors.progress_for_contributor(project=project, user=request_account(request))
+        )
+
+
+class AnnotationOutputSerializer(serializers.Serializer[Any]):
+    id = serializers.IntegerField()
+    item = serializers.IntegerField(source="item_id")
+    label = serializers.CharField()  # type: ignore[assignment]  # a field, not Field.label
+    value = serializers.JSONField()
+    created_at = serializers.DateTimeField()
+    undo_until = serializers.SerializerMethodField()
+
+    def get_undo_until(self, annotation: Annotation) -> str:
+        until = annotation.created_at + timedelta(seconds=settings.UNDO_SECONDS)
+        return until.isoformat().replace("+00:00", "Z")
 
 
 class AnnotationCreateApi(APIView):
     permission_classes = [IsContributor]
 
-    @extend_schema_serializer(component_name="AnnotationInput")
-    class InputSerializer(serializers.Serializer[Any]):
-        label = serializers.CharField(max_length=100)  # type: ignore[assignment]  # a field, not Field.label
-
-    @extend_schema_serializer(component_name="Annotation")
-    class OutputSerializer(serializers.Serializer[Any]):
-        id = serializers.IntegerField()
-        item = serializers.IntegerField(source="item_id")
-        label = serializers.CharField()  # type: ignore[assignment]  # a field, not Field.label
-        created_at = serializers.DateTimeField()
-
     @extend_schema(
-        summary="Label an item",
-        request=InputSerializer,
-        responses={201: OutputSerializer, **errors(400, 404, 409)},
+        summary="Answer an item leased to me",
+        description=(
+            'The body depends on the project\'s task: `{"label": "cat"}` (classify), '
+            '`{"labels": [...]}` (multilabel), `{"boxes": [{"x", "y", "w", '
+            '"h", "label"}]}` (pixels, origin top-left), `{"spans": [{"start", '
+            '"end", "label"}]}` (character offsets, end exclusive), `{"choice": '
+            '"a"|"b"}` (pairwise). A 400 names the field at fault. A wrong answer to a '
+            "gold item comes back with `feedback` (the expected answer and why)."
+        ),
+        request=inline_serializer(
+            "AnswerInput",
+            {
+                "label": serializers.CharField(required=False),
+                "labels": serializers.ListField(child=serializers.CharField(), required=False),
+                "boxes": serializers.ListField(child=serializers.DictField(), required=False),
+                "spans": serializers.ListField(child=serializers.DictField(), required=False),
+                "choice": serializers.ChoiceField(["a", "b"], required=False),
+            },
+        ),
+        responses={
+            201: inline_serializer(
+                "AnswerCreated",
+                {
+                    "id": serializers.IntegerField(),
+                    "item": serializers.IntegerField(),
+                    "label": serializers.CharField(),
+                    "value": serializers.JSONField(),
+                    "created_at": serializers.DateTimeField(),
+                    "undo_until": serializers.DateTimeField(),
+                    "feedback": inline_serializer(
+                        "GoldFeedback",
+                        {
+                            "correct": serializers.BooleanField(),
+                            "expected": serializers.JSONField(),
+                            "explanation": serializers.CharField(),
+                        },
+                        required=False,
+                    ),
+                },
+            ),
+            **errors(400, 401, 403, 404, 409),
+        },
     )
     def post(self, request: Request, item_id: int) -> Response:
-        data = self.InputSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
+        body = request.data
+        if not isinstance(body, Mapping):
+            return Response({"detail": "send a JSON object with your answer"}, status=400)
         try:
-            annotation = services.annotation_submit(
-                item_id=item_id,
-                annotator=request_account(request),
-                label=data.validated_data["label"],
+            submitted = services.annotation_submit(
+                item_id=item_id, annotator=request_account(request), body=dict(body)
             )
         except services.ItemUnavailable as exc:
             raise Http404("No item with this id in an open project.") from exc
@@ -281,7 +387,93 @@ class AnnotationCreateApi(APIView):
             code = status.HTTP_409_CONFLICT if exc.conflict else status.HTTP_400_BAD_REQUEST
             return Response({"detail": str(exc)}, status=code)
         LABELS.inc()
-        return Response(self.OutputSerializer(annotation).data, status=status.HTTP_201_CREATED)
+        data = dict(AnnotationOutputSerializer(submitted.annotation).data)
+        if submitted.feedback is not None:
+            data["feedback"] = {
+                "correct": False,
+                "expected": submitted.feedback.expected,
+                "explanation": submitted.feedback.explanation,
+            }
+        return Response(data, status=status.HTTP_201_CREATED)
+
+
+class AnnotationWithdrawApi(APIView):
+    permission_classes = [IsContributor]
+
+    @extend_schema(
+        summary="Undo: withdraw my answer (within UNDO_SECONDS, while the item is undecided)",
+        description="The item's lease comes back to me: I can answer it again.",
+        request=None,
+        responses={204: None, **errors(401, 403, 404, 409)},
+    )
+    def delete(self, request: Request, annotation_id: int) -> Response:
+        try:
+            services.annotation_withdraw(
+                annotation_id=annotation_id, annotator=request_account(request)
+            )
+        except services.ItemUnavailable as exc:
+            raise Http404("No answer of yours with this id.") from exc
+        except services.AnnotationError as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class MyLabelsApi(APIView):
+    permission_classes = [IsContributor]
+
+    @extend_schema(
+        summary="My recent answers, newest first (the labeling page's history)",
+        parameters=[OpenApiParameter("project", int, description="Only this project.")],
+        responses={
+            200: inline_serializer(
+                "MyLabel",
+                {
+                    "id": serializers.IntegerField(),
+                    "item": serializers.IntegerField(),
+                    "project": serializers.IntegerField(),
+                    "label": serializers.CharField(),
+                    "value": serializers.JSONField(),
+                    "created_at": serializers.DateTimeField(),
+                    "undo_until": serializers.DateTimeField(),
+                    "item_status": serializers.CharField(),
+                },
+                many=True,
+            ),
+            **errors(400, 401, 403),
+        },
+    )
+    def get(self, request: Request) -> Response:
+        project = request.query_params.get("project")
+        if project is not None and not project.isdigit():
+            return Response({"detail": "project must be a project id"}, status=400)
+        rows = selectors.labels_recent_for_user(
+            user=request_account(request), project_id=int(project) if project else None
+        )
+        return Response(
+            [
+                {
+                    **AnnotationOutputSerializer(a).data,
+                    "project": a.item.project_id,
+                    "item_status": a.item.status,
+                }
+                for a in rows
+            ]
+        )
+
+
+class ItemShownApi(APIView):
+    permission_classes = [IsContributor]
+
+    @extend_schema(
+        summary="The labeling page reports when it showed a leased item",
+        request=None,
+        responses={204: None, **errors(401, 403, 404, 409)},
+    )
+    def post(self, request: Request, item_id: int) -> Response:
+        item = selectors.item_get_for_contributor(item_id=item_id)
+        if not services.lease_shown(item=item, user=request_account(request)):
+            return Response({"detail": services.NOT_ASSIGNED}, status=status.HTTP_409_CONFLICT)
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class ItemSkipApi(APIView):
@@ -290,7 +482,7 @@ class ItemSkipApi(APIView):
     @extend_schema(
         summary="Pass on an item: it is not served to me again",
         request=None,
-        responses={204: None, **errors(404, 409)},
+        responses={204: None, **errors(401, 403, 404, 409)},
     )
     def post(self, request: Request, item_id: int) -> Response:
         item = selectors.item_get_for_contributor(item_id=item_id)
@@ -306,7 +498,8 @@ class ItemContentApi(APIView):
     and buyers of its dataset once accepted (``selectors.item_get_content_for_user``)."""
 
     @extend_schema(
-        summary="An image item's bytes",
+        summary="An image item's bytes (`?side=b`: a pairwise item's second image)",
+        parameters=[OpenApiParameter("side", str, enum=["a", "b"])],
         responses={
             (200, "image/jpeg"): OpenApiTypes.BINARY,
             (200, "image/png"): OpenApiTypes.BINARY,
@@ -316,10 +509,13 @@ class ItemContentApi(APIView):
     )
     def get(self, request: Request, item_id: int) -> HttpResponseBase:
         item = selectors.item_get_content_for_user(item_id=item_id, user=request.user)
-        content_type = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}[
-            item.image_format
-        ]
-        response = FileResponse(item.image.open("rb"), content_type=content_type)
+        side_b = request.query_params.get("side") == "b"
+        if side_b and not item.image_b:
+            raise Http404("This item has no second image.")
+        fmt = item.image_b_format if side_b else item.image_format
+        content_type = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}[fmt]
+        stored = item.image_b if side_b else item.image
+        response = FileResponse(stored.open("rb"), content_type=content_type)
         response["Cache-Control"] = "private, max-age=3600"
         response["X-Content-Type-Options"] = "nosniff"
         return response
@@ -369,17 +565,31 @@ class RecordPagination(CursorPagination):
 
 
 class RecordOutputSerializer(serializers.ModelSerializer[Any]):
+    """An accepted record in its task's natural shape: ``value`` is the decision (a class,
+    classes, boxes in pixels of the ``width`` x ``height`` image, spans with their text, a
+    choice between ``a`` and ``b``)."""
+
+    task = serializers.CharField(source="project.task")
     image_url = serializers.SerializerMethodField()
+    image_b_url = serializers.SerializerMethodField()
     label = serializers.CharField(source="decided_label")  # type: ignore[assignment]  # a field, not Field.label
+    # Not get_value: that name is the serializer's own (DRF reads input through it).
+    value = serializers.SerializerMethodField(method_name="record_value")
     provenance = serializers.SerializerMethodField()
 
     class Meta:
         model = Item
         fields = [
             "id",
+            "task",
             "text",
+            "text_b",
             "image_url",
+            "image_b_url",
+            "width",
+            "height",
             "label",
+            "value",
             "agreement",
             "confidence",
             "decided_at",
@@ -388,6 +598,18 @@ class RecordOutputSerializer(serializers.ModelSerializer[Any]):
 
     def get_image_url(self, item: Item) -> str | None:
         return item_content_url(self.context["request"], item)
+
+    def get_image_b_url(self, item: Item) -> str | None:
+        return item_content_url(self.context["request"], item, "b")
+
+    @extend_schema_field(OpenApiTypes.OBJECT)
+    def record_value(self, item: Item) -> dict[str, Any]:
+        value = dict(item.decided_value or {"label": item.decided_label})
+        if "spans" in value:  # each span with the text it marks
+            value["spans"] = [
+                {**span, "text": item.text[span["start"] : span["end"]]} for span in value["spans"]
+            ]
+        return value
 
     @extend_schema_field(
         inline_serializer(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.conf import settings
 from django.db.models import Count, F, Q, QuerySet
 from django.http import Http404
 from django.utils import timezone
@@ -31,34 +30,6 @@ def item_get_for_contributor(*, item_id: int) -> Item:
     if item is None:
         raise Http404("No item with this id in an open project.")
     return item
-
-
-def item_next_for_contributor(*, project: Project, user: User) -> Item | None:
-    """The next item this contributor may label: open, not theirs, not labeled or skipped by them.
-
-    One task in ``GOLD_EVERY`` (the first one included) is a gold item with a known answer, while
-    the contributor has gold items left, so skills are anchored. Otherwise items closest to a
-    decision come first, so labels finish items instead of spreading thin.
-    """
-    candidates = (
-        Item.objects.select_related("project")
-        .filter(project=project, status=Item.Status.OPEN)
-        .exclude(contributor=user)
-        .exclude(annotations__annotator=user)
-        .exclude(skips__user=user)
-    )
-    done = Annotation.objects.filter(annotator=user, item__project=project).aggregate(
-        total=Count("id"), gold=Count("id", filter=~Q(item__gold_label=""))
-    )
-    if done["gold"] * settings.GOLD_EVERY <= done["total"]:
-        gold = candidates.exclude(gold_label="").order_by("id").first()
-        if gold is not None:
-            return gold
-    return (
-        candidates.filter(gold_label="", label_count__lt=F("required_labels"))
-        .order_by("-label_count", "id")
-        .first()
-    )
 
 
 def contributors_able_to_label() -> QuerySet[User]:
@@ -124,8 +95,15 @@ def _item_content_allowed(item: Item, user: Any) -> bool:
 
 
 def item_is_assigned_to(*, item: Item, user: User) -> bool:
-    """Whether ``next-task`` served ``item`` to ``user`` and that has not expired."""
-    return Assignment.objects.filter(item=item, user=user, expires_at__gt=timezone.now()).exists()
+    """Whether ``item`` is leased to ``user`` right now, or they answered it (their history)."""
+    live = Assignment.objects.filter(
+        item=item,
+        user=user,
+        answered_at__isnull=True,
+        released_at__isnull=True,
+        expires_at__gt=timezone.now(),
+    )
+    return live.exists() or Annotation.objects.filter(item=item, annotator=user).exists()
 
 
 def item_get_content_for_user(*, item_id: int, user: Any) -> Item:
@@ -141,3 +119,33 @@ def item_get_content_for_user(*, item_id: int, user: Any) -> Item:
 def dataset_readable_by_buyer(*, project: Project, user: Any) -> bool:
     """Whether a buyer may read a dataset's records and content (every dataset, for now)."""
     return user_is_buyer(user)
+
+
+def labels_recent_for_user(
+    *, user: User, project_id: int | None = None, limit: int = 20
+) -> list[Annotation]:
+    """A contributor's latest answers, newest first, with their items."""
+    rows = Annotation.objects.filter(annotator=user).select_related("item")
+    if project_id is not None:
+        rows = rows.filter(item__project_id=project_id)
+    return list(rows.order_by("-id")[:limit])
+
+
+def progress_for_contributor(*, project: Project, user: User) -> dict[str, int]:
+    """How far along a contributor is in a project (the labeling page's header)."""
+    midnight = timezone.now().replace(hour=0, minute=0, second=0, microsecond=0)
+    mine = Annotation.objects.filter(annotator=user, item__project=project)
+    open_items = Item.objects.filter(project=project, status=Item.Status.OPEN)
+    left = (
+        open_items.exclude(contributor=user)
+        .exclude(annotations__annotator=user)
+        .exclude(skips__user=user)
+        .filter(Q(gold_label__gt="") | Q(label_count__lt=F("required_labels")))
+        .count()
+    )
+    return {
+        "left": left,
+        "open": open_items.count(),
+        "labeled_today": mine.filter(created_at__gte=midnight).count(),
+        "labeled": mine.count(),
+    }

@@ -98,6 +98,14 @@ def sign_in(api: APIClient, account: LocalAccount) -> dict[str, object]:
     return response.json()
 
 
+def serve(item: object, *contributors: object) -> None:
+    """Lease ``item`` to each contributor, as ``next-task`` would have served it to them."""
+    from labeling.services import lease_grant
+
+    for who in contributors:
+        lease_grant(item=item, user=getattr(who, "user", who))  # type: ignore[arg-type]
+
+
 @pytest.fixture
 def make_contributor(db: None) -> Callable[[], Contributor]:
     def make() -> Contributor:

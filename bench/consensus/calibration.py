@@ -10,7 +10,7 @@ dataset and method, both against the published truth:
   tasks that is.
 
 Without gold: each method on each dataset as published. With gold: one task in ten (the platform's
-``GOLD_EVERY`` default) drawn at random as gold, ``GOLD_DRAWS`` seeded draws, measured on the other
+rate for a contributor with a trusted record) drawn at random as gold, ``GOLD_DRAWS`` seeded draws, measured on the other
 nine tenths; gold anchors every method's fit, and ``bayes_ds`` also calibrates on it (its
 ``calibration_floor``). Ours only: this is also the quick accuracy check of our methods
 (``accuracy.py`` runs crowd-kit beside them and takes ~25 minutes; this takes about one).

@@ -1,5 +1,11 @@
 """State changes of the labeling pipeline. One function per use case; each owns its transaction."""
 
+from labeling.services.assignment import (
+    lease_grant,
+    lease_release,
+    lease_shown,
+    task_lease_next,
+)
 from labeling.services.decisions import (
     Decision,
     item_decide,
@@ -10,13 +16,16 @@ from labeling.services.decisions import (
     project_refit,
 )
 from labeling.services.items import (
+    NOT_ASSIGNED,
     AnnotationError,
     DuplicateItemError,
+    GoldFeedback,
     ItemUnavailable,
     QuotaExceeded,
+    Submitted,
     annotation_create,
     annotation_submit,
-    assignment_record,
+    annotation_withdraw,
     item_create_image,
     item_create_text,
     item_gold_set,
@@ -25,6 +34,14 @@ from labeling.services.items import (
 )
 
 __all__ = [
+    "NOT_ASSIGNED",
+    "GoldFeedback",
+    "Submitted",
+    "annotation_withdraw",
+    "lease_grant",
+    "lease_release",
+    "lease_shown",
+    "task_lease_next",
     "AnnotationError",
     "Decision",
     "DuplicateItemError",
@@ -32,7 +49,6 @@ __all__ = [
     "ItemUnavailable",
     "annotation_create",
     "annotation_submit",
-    "assignment_record",
     "item_create_image",
     "item_create_text",
     "item_decide",

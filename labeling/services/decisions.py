@@ -29,6 +29,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import numpy as np
 from django.conf import settings
@@ -41,6 +42,8 @@ from accounts.audit import audit_record
 from accounts.models import User
 from config.celery import app as celery_app
 from config.metrics import DECISION_LATENCY
+from labeling.answers import agrees
+from labeling.answers import summary as answer_summary
 from labeling.consensus import (
     TORCH_METHODS,
     aggregate,
@@ -64,17 +67,21 @@ from labeling.models import (
 )
 from labeling.selectors import contributors_able_to_label, item_labelers_left
 from labeling.services.items import AnnotationError
+from labeling.services.shapes import GEOMETRIC_MAJORITY, box_vote, multilabel_vote, span_vote
 from rewards.models import LedgerEntry
 from rewards.selectors import item_credits_unpaid
 
 
 @dataclass(frozen=True)
 class Decision:
-    """The crowd's answer for one item: a label, or ``None`` while it is not sure enough."""
+    """The crowd's answer for one item: a label, or ``None`` while it is not sure enough; for
+    the set tasks (multi-label, boxes, spans) ``value`` is the decided answer and ``label`` its
+    summary."""
 
     label: str | None
     confidence: float
     agreement: float
+    value: dict[str, Any] | None = None
 
 
 # How many answers the weak one-coin prior of a fitted labeler's confusion row is worth: a row the
@@ -130,10 +137,27 @@ def model_vote(project: Project, answers: list[tuple[int, str]]) -> Decision:
     return Decision(label=classes[best], confidence=confidence, agreement=agreement)
 
 
-def _decide(project: Project, answers: list[tuple[int, str]]) -> Decision:
+SET_TASKS = {Project.Task.MULTILABEL, Project.Task.BOXES, Project.Task.SPANS}
+
+
+def _decide(item: Item, answers: list[tuple[int, str, dict[str, Any]]]) -> Decision:
+    project = item.project
+    if project.task in SET_TASKS:
+        if project.task == Project.Task.MULTILABEL:
+            value, confidence, agreement = multilabel_vote(project, answers)
+            sure = confidence >= project.acceptance_threshold
+        else:
+            vote = box_vote(project, answers) if project.task == Project.Task.BOXES else None
+            value, confidence, agreement = vote or span_vote(project, item.text, answers)
+            sure = confidence >= GEOMETRIC_MAJORITY
+        if not sure:
+            return Decision(label=None, confidence=confidence, agreement=agreement)
+        summary = answer_summary(project.task, value)
+        return Decision(label=summary, confidence=confidence, agreement=agreement, value=value)
+    pairs = [(user, label) for user, label, _ in answers]
     if project.consensus_method == ConsensusMethod.MAJORITY_VOTE:
-        return majority_vote([label for _, label in answers])
-    return model_vote(project, answers)
+        return majority_vote([label for _, label in pairs])
+    return model_vote(project, pairs)
 
 
 def item_decide(*, item_id: int, reopen_review: bool = False) -> Item:
@@ -151,13 +175,15 @@ def item_decide(*, item_id: int, reopen_review: bool = False) -> Item:
         if item.status not in allowed or item.gold_label:
             return item
         rows = list(
-            item.annotations.order_by("id").values_list("annotator_id", "label", "created_at")
+            item.annotations.order_by("id").values_list(
+                "annotator_id", "label", "value", "created_at"
+            )
         )
         if len(rows) < item.required_labels:
             return item
-        answers = [(annotator_id, label) for annotator_id, label, _ in rows]
-        last_label_at = max(created_at for _, _, created_at in rows)
-        decision = _decide(item.project, answers)
+        answers = [(annotator_id, label, value) for annotator_id, label, value, _ in rows]
+        last_label_at = max(created_at for _, _, _, created_at in rows)
+        decision = _decide(item, answers)
         item.confidence = decision.confidence
         item.agreement = decision.agreement
         if decision.label is None:
@@ -180,7 +206,9 @@ def item_decide(*, item_id: int, reopen_review: bool = False) -> Item:
                 item.save(update_fields=["status", "confidence", "agreement"])
                 _observe_decision_latency(last_label_at)
             return item
-        _accept(item, decision.label, decided_by=DecisionRecord.DecidedBy.CROWD)
+        _accept(
+            item, decision.label, value=decision.value, decided_by=DecisionRecord.DecidedBy.CROWD
+        )
         _observe_decision_latency(last_label_at)
     return item
 
@@ -197,29 +225,58 @@ def decision_credit_enqueue(decision_id: int) -> None:
     celery_app.signature("rewards.tasks.credit_decision", args=(decision_id,)).apply_async()
 
 
+def decided_value_of(item: Item, label: str, value: dict[str, Any] | None) -> dict[str, Any]:
+    """A decision in its task's shape: ``value`` for the set tasks, else from the label."""
+    if value is not None:
+        return value
+    if item.project.task == Project.Task.PAIRWISE:
+        return {"choice": label}
+    return {"label": label}
+
+
 def _accept(
-    item: Item, label: str, *, decided_by: str, moderator: User | None = None
+    item: Item,
+    label: str,
+    *,
+    decided_by: str,
+    value: dict[str, Any] | None = None,
+    moderator: User | None = None,
 ) -> DecisionRecord:
     """Record an item's (new) decision, as the item's state and as a ``Decision`` fact whose
     credit is enqueued on commit; inside the deciding transaction, with the item locked and its
-    ``confidence`` and ``agreement`` set."""
+    ``confidence`` and ``agreement`` set. The answers that agree with it (per the task:
+    ``labeling.answers.agrees``) are the ones its credit pays."""
+    project = item.project
+    decided = decided_value_of(item, label, value)
     item.status = Item.Status.ACCEPTED
     item.decided_label = label
+    item.decided_value = decided
     item.decision_version += 1
     item.decided_at = timezone.now()
     item.save(
         update_fields=[
             "status",
             "decided_label",
+            "decided_value",
             "decision_version",
             "agreement",
             "confidence",
             "decided_at",
         ]
     )
-    agreeing = list(
-        item.annotations.filter(label=label).order_by("id").values_list("pk", "annotator_id")
-    )
+    agreeing = [
+        (pk, user)
+        for pk, user, answer_label, answer in item.annotations.order_by("id").values_list(
+            "pk", "annotator_id", "label", "value"
+        )
+        # Rows stored without a value (history, imports) are classifications by their label.
+        if agrees(
+            project.task,
+            answer or decided_value_of(item, answer_label, None),
+            decided,
+            project.agreement_threshold,
+        )
+    ]
     accuracy = dict(
         WorkerSkill.objects.filter(
             project_id=item.project_id, user_id__in=[user for _, user in agreeing]
@@ -229,6 +286,7 @@ def _accept(
         item=item,
         version=item.decision_version,
         label=label,
+        value=decided,
         posterior=1.0 if item.confidence is None else item.confidence,
         agreement=item.agreement,
         method=item.project.consensus_method,

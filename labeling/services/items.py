@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from contextlib import nullcontext
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -14,6 +17,7 @@ from django.utils import timezone
 
 from accounts.audit import audit_record
 from accounts.models import User
+from labeling.answers import Answer, AnswerContext, AnswerError, agrees, validate_answer
 from labeling.models import Annotation, Assignment, Item, Project, Skip
 from labeling.near_duplicates import (
     BORDERLINE_IMAGE_BITS,
@@ -22,6 +26,7 @@ from labeling.near_duplicates import (
     image_hash,
     text_hash,
 )
+from labeling.services.assignment import lease_release
 from labeling.validation import (
     ContentError,
     ValidImage,
@@ -273,63 +278,122 @@ def item_gold_set(*, item: Item, label: str, moderator: User) -> Item:
     return locked
 
 
-def assignment_record(*, item: Item, user: User) -> None:
-    """Record that ``item`` was served to ``user`` now (serving it again renews the record)."""
-    now = timezone.now()
-    expires_at = now + timedelta(seconds=settings.TASK_ASSIGNMENT_SECONDS)
-    renewed = Assignment.objects.filter(item=item, user=user).update(
-        served_at=now, expires_at=expires_at
-    )
-    if renewed:
-        return
-    try:
-        with transaction.atomic():
-            Assignment.objects.create(item=item, user=user, served_at=now, expires_at=expires_at)
-    except IntegrityError:
-        # The same contributor's other request created it a moment ago: renew that one.
-        Assignment.objects.filter(item=item, user=user).update(served_at=now, expires_at=expires_at)
-
-
 def item_skip(*, item: Item, user: User) -> None:
-    """Stop serving ``item`` to ``user``. Skipping twice is the same as once.
+    """Stop serving ``item`` to ``user`` and give its lease back. Skipping twice is the same as
+    once.
 
     Raises ``AnnotationError`` (conflict) when the user has already labeled the item.
     """
     if Annotation.objects.filter(item=item, annotator=user).exists():
         raise AnnotationError("you have already labeled this item", conflict=True)
-    Skip.objects.get_or_create(item=item, user=user)
+    with transaction.atomic():
+        Skip.objects.get_or_create(item=item, user=user)
+        lease_release(item=item, user=user)
 
 
 def gold_answer_credit_enqueue(annotation_id: int) -> None:
-    """Ask the rewards app for the gold bonus of an answer (a Celery task, by name)."""
+    """Ask the rewards app for the gold bonus of an answer (a Celery task, by name), once the
+    answer can no longer be withdrawn."""
     from config.celery import app
 
-    app.signature("rewards.tasks.credit_gold_answer", args=(annotation_id,)).apply_async()
+    app.signature("rewards.tasks.credit_gold_answer", args=(annotation_id,)).apply_async(
+        countdown=settings.UNDO_SECONDS
+    )
 
 
 class ItemUnavailable(Exception):
     """No item with this id in an open project."""
 
 
-def annotation_create(*, item: Item, annotator: User, label: str) -> Annotation:
-    """Record one contributor's label for an item, and enqueue its decision once it has enough.
+NOT_ASSIGNED = "this item was not assigned to you, or its lease expired: ask for your next task"
 
-    Raises ``AnnotationError``: 400-like for an unknown class, conflict for a second label by the
-    same contributor, one's own contribution or an item already decided.
-    """
+
+@dataclass(frozen=True)
+class GoldFeedback:
+    """What a contributor is told after a wrong answer to a gold item (a right one is told
+    nothing: gold must look like any other item)."""
+
+    expected: dict[str, Any]
+    explanation: str
+
+
+def answer_context(item: Item) -> AnswerContext:
     project = item.project
-    if label not in project.classes:
-        raise AnnotationError(
-            f"unknown class {label!r}: choose one of {', '.join(project.classes)}"
-        )
+    return AnswerContext(
+        task=project.task,
+        classes=project.classes,
+        spans_may_overlap=project.spans_may_overlap,
+        text=item.text,
+        width=item.width,
+        height=item.height,
+    )
+
+
+def gold_value(item: Item) -> dict[str, Any]:
+    """A gold item's known answer in its task's shape."""
+    if item.project.task == Project.Task.PAIRWISE:
+        return {"choice": item.gold_label}
+    return {"label": item.gold_label}
+
+
+def gold_feedback(item: Item, value: dict[str, Any]) -> GoldFeedback | None:
+    if not item.gold_label:
+        return None
+    expected = gold_value(item)
+    if agrees(item.project.task, value, expected, item.project.agreement_threshold):
+        return None
+    return GoldFeedback(expected=expected, explanation=item.gold_explanation)
+
+
+def _answer(item: Item, body: Mapping[str, Any] | None, label: str | None) -> Answer:
+    if body is None:
+        field = "choice" if item.project.task == Project.Task.PAIRWISE else "label"
+        body = {field: label}
+    try:
+        return validate_answer(answer_context(item), body)
+    except AnswerError as exc:
+        raise AnnotationError(str(exc)) from exc
+
+
+def annotation_create(
+    *,
+    item: Item,
+    annotator: User,
+    label: str | None = None,
+    body: Mapping[str, Any] | None = None,
+    leased_only: bool = True,
+) -> Annotation:
+    """Record one contributor's answer to an item (``body`` in the project task's shape, or a
+    ``label`` for classify and pairwise), and enqueue the item's decision once it has enough.
+
+    With ``leased_only`` (the API), the item must be leased to the contributor right now; the
+    lease is then answered. Raises ``AnnotationError``: 400-like for an answer that doesn't fit
+    the project (naming the field), conflict for an item not assigned to them, a second answer,
+    one's own contribution or an item already decided.
+    """
+    answer = _answer(item, body, label)
     if item.contributor_id == annotator.pk:
         raise AnnotationError("contributors cannot label their own items", conflict=True)
+    now = timezone.now()
     try:
         with transaction.atomic():
             locked = Item.objects.select_for_update().get(pk=item.pk)
             if locked.status != Item.Status.OPEN:
                 raise AnnotationError("this item is already decided", conflict=True)
-            annotation = Annotation.objects.create(item=locked, annotator=annotator, label=label)
+            if Annotation.objects.filter(item=locked, annotator=annotator).exists():
+                raise AnnotationError("you have already labeled this item", conflict=True)
+            answered = Assignment.objects.filter(
+                item=locked,
+                user=annotator,
+                answered_at__isnull=True,
+                released_at__isnull=True,
+                expires_at__gt=now,
+            ).update(answered_at=now)
+            if leased_only and not answered:
+                raise AnnotationError(NOT_ASSIGNED, conflict=True)
+            annotation = Annotation.objects.create(
+                item=locked, annotator=annotator, label=answer.label, value=answer.value
+            )
             Item.objects.filter(pk=locked.pk).update(label_count=F("label_count") + 1)
             _enqueue_after_label(
                 locked.pk,
@@ -341,6 +405,50 @@ def annotation_create(*, item: Item, annotator: User, label: str) -> Annotation:
     except IntegrityError as exc:
         raise AnnotationError("you have already labeled this item", conflict=True) from exc
     return annotation
+
+
+def annotation_withdraw(*, annotation_id: int, annotator: User) -> Item:
+    """Undo: withdraw one's own answer within ``UNDO_SECONDS`` while its item is undecided.
+    The item's lease is given back to the contributor, who can answer it again.
+
+    Raises ``AnnotationError`` (conflict) when the window has passed or the item was decided;
+    ``ItemUnavailable`` when it isn't theirs.
+    """
+    now = timezone.now()
+    with transaction.atomic():
+        annotation = (
+            Annotation.objects.select_related("item__project")
+            .filter(pk=annotation_id, annotator=annotator)
+            .first()
+        )
+        if annotation is None:
+            raise ItemUnavailable()
+        item = Item.objects.select_for_update().select_related("project").get(pk=annotation.item_id)
+        if (now - annotation.created_at).total_seconds() > settings.UNDO_SECONDS:
+            raise AnnotationError(
+                f"an answer can be withdrawn for {settings.UNDO_SECONDS} seconds", conflict=True
+            )
+        if item.status != Item.Status.OPEN:
+            raise AnnotationError("this item is already decided", conflict=True)
+        gold = bool(item.gold_label)
+        annotation.delete()
+        Item.objects.filter(pk=item.pk).update(label_count=F("label_count") - 1)
+        Assignment.objects.filter(item=item, user=annotator).update(
+            answered_at=None,
+            released_at=None,
+            expires_at=now + timedelta(seconds=item.project.lease_seconds),
+        )
+        if gold:
+            # Its bonus (if eager Celery already paid it) is reversed; usually it waits out
+            # the undo window and finds the answer gone.
+            transaction.on_commit(lambda: _gold_reversal_enqueue(annotation_id))
+    return item
+
+
+def _gold_reversal_enqueue(annotation_id: int) -> None:
+    from config.celery import app
+
+    app.signature("rewards.tasks.reverse_gold_answer", args=(annotation_id,)).apply_async()
 
 
 def _enqueue_after_label(
@@ -357,46 +465,74 @@ def _enqueue_after_label(
         transaction.on_commit(lambda: decide_item.delay(item_id))
 
 
-# PostgreSQL: the whole submit in one statement, its own transaction. The UPDATE takes the item's
-# row lock and counts the label only if every rule holds (open project, open item, a class of the
-# project, not the labeler's own item); the INSERT adds the label, and the unique constraint on
-# (item, annotator) refuses a second one, which aborts the statement, count included.
+# PostgreSQL: a classify or pairwise answer in one statement, its own transaction. The UPDATE
+# takes the item's row lock and counts the answer only if every rule holds (open project of that
+# task, open item, a class of the project, not the labeler's own item, a live lease of theirs);
+# the INSERT adds the answer, and the unique constraint on (item, annotator) refuses a second one,
+# which aborts the statement, count included; the lease is marked answered with it.
 _SUBMIT_SQL = f"""
 WITH counted AS (
     UPDATE {Item._meta.db_table} AS i
     SET label_count = i.label_count + 1
     FROM {Project._meta.db_table} AS p
-    WHERE i.id = %(item)s AND p.id = i.project_id AND p.is_open
+    WHERE i.id = %(item)s AND p.id = i.project_id AND p.is_open AND p.task = %(task)s
       AND i.status = %(open)s
       AND i.contributor_id IS DISTINCT FROM %(annotator)s
       AND p.classes @> jsonb_build_array(%(label)s::text)
-    RETURNING i.id, i.label_count, i.required_labels, i.gold_label
+      AND EXISTS (
+          SELECT 1 FROM {Assignment._meta.db_table} AS a
+          WHERE a.item_id = i.id AND a.user_id = %(annotator)s AND a.answered_at IS NULL
+            AND a.released_at IS NULL AND a.expires_at > %(now)s
+      )
+    RETURNING i.id, i.label_count, i.required_labels, i.gold_label, i.gold_explanation
 ), added AS (
     INSERT INTO {Annotation._meta.db_table} (item_id, annotator_id, label, value, created_at)
-    SELECT id, %(annotator)s, %(label)s, jsonb_build_object('label', %(label)s::text), %(now)s
+    SELECT id, %(annotator)s, %(label)s, %(value)s::jsonb, %(now)s
     FROM counted
     RETURNING id, item_id
+), answered AS (
+    UPDATE {Assignment._meta.db_table} AS a SET answered_at = %(now)s
+    FROM added WHERE a.item_id = added.item_id AND a.user_id = %(annotator)s
+    RETURNING a.id
 )
-SELECT added.id, counted.label_count, counted.required_labels, counted.gold_label
+SELECT added.id, counted.label_count, counted.required_labels, counted.gold_label,
+       counted.gold_explanation
 FROM added JOIN counted ON counted.id = added.item_id
 """
+_FAST_TASKS = {"label": Project.Task.CLASSIFY, "choice": Project.Task.PAIRWISE}
 
 
-def annotation_submit(*, item_id: int, annotator: User, label: str) -> Annotation:
-    """``annotation_create`` for an item of an open project given by id: the API's submit path.
+@dataclass(frozen=True)
+class Submitted:
+    annotation: Annotation
+    feedback: GoldFeedback | None
 
-    On PostgreSQL a label costs one statement and no explicit transaction (see ``_SUBMIT_SQL``);
-    when it is refused, a second look finds out why. Elsewhere (SQLite) it is
-    ``annotation_create``. Raises ``ItemUnavailable`` (no such item in an open project) and
-    ``AnnotationError`` like ``annotation_create``.
+
+def annotation_submit(*, item_id: int, annotator: User, body: Mapping[str, Any]) -> Submitted:
+    """``annotation_create`` for a leased item given by id: the API's submit path, with the
+    feedback a wrong gold answer gets.
+
+    On PostgreSQL a classify or pairwise answer costs one statement and no explicit transaction
+    (see ``_SUBMIT_SQL``); when it is refused, a second look finds out why. Other answers, and
+    SQLite, take ``annotation_create``. Raises ``ItemUnavailable`` (no such item in an open
+    project) and ``AnnotationError`` like ``annotation_create``.
     """
-    if connection.vendor != "postgresql":
-        return annotation_create(item=_open_item(item_id), annotator=annotator, label=label)
+    field = next(iter(body), None) if len(body) == 1 else None
+    value = body.get(field) if field is not None else None
+    if connection.vendor != "postgresql" or field not in _FAST_TASKS or not isinstance(value, str):
+        item = _open_item(item_id)
+        annotation = annotation_create(item=item, annotator=annotator, body=body)
+        return Submitted(annotation, gold_feedback(item, annotation.value))
+    task = _FAST_TASKS[field]
+    if task == Project.Task.PAIRWISE and value not in ("a", "b"):
+        raise AnnotationError('choice: must be "a" or "b"')
     now = timezone.now()
     params: dict[str, Any] = {
         "item": item_id,
         "annotator": annotator.pk,
-        "label": label,
+        "label": value,
+        "value": json.dumps({field: value}),
+        "task": task,
         "now": now,
         "open": Item.Status.OPEN,
     }
@@ -410,13 +546,22 @@ def annotation_submit(*, item_id: int, annotator: User, label: str) -> Annotatio
         raise AnnotationError("you have already labeled this item", conflict=True) from exc
     if row is None:
         # Refused by a rule: the ORM path says which one (and raises).
-        annotation_create(item=_open_item(item_id), annotator=annotator, label=label)
+        annotation_create(item=_open_item(item_id), annotator=annotator, body=body)
         raise AssertionError("a submit refused in SQL was accepted on a second look")
-    annotation_id, labels, required, gold_label = row
+    annotation_id, labels, required, gold_label, explanation = row
     _enqueue_after_label(item_id, annotation_id, gold_label, labels, required)
-    return Annotation(
-        id=annotation_id, item_id=item_id, annotator=annotator, label=label, created_at=now
+    annotation = Annotation(
+        id=annotation_id,
+        item_id=item_id,
+        annotator=annotator,
+        label=value,
+        value={field: value},
+        created_at=now,
     )
+    feedback = None
+    if gold_label and gold_label != value:
+        feedback = GoldFeedback(expected={field: gold_label}, explanation=explanation)
+    return Submitted(annotation, feedback)
 
 
 def _open_item(item_id: int) -> Item:

@@ -44,6 +44,10 @@ for i in range(20):
     tokens.append(access_token_issue(user=user, kind="session")[0])
 one = item_create_text(project=project, contributor=None, text="one contributor, twenty tries")
 many = item_create_text(project=project, contributor=None, text="twenty contributors at once")
+from labeling.services import lease_grant
+for user in User.objects.filter(username__startswith="c"):
+    lease_grant(item=one, user=user)
+    lease_grant(item=many, user=user)
 print(json.dumps({"tokens": tokens, "one": one.pk, "many": many.pk}))
 """
 

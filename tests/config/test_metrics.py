@@ -13,7 +13,7 @@ from labeling.models import Item, Project
 from labeling.services import item_create_text
 from rewards.client import chain_client_reset
 from tests.config.test_health import closed_port
-from tests.conftest import Contributor
+from tests.conftest import Contributor, serve
 
 pytestmark = pytest.mark.django_db
 
@@ -78,8 +78,10 @@ def test_labels_are_counted_and_a_decision_records_its_latency(
         sample("crowdmint_decision_latency_seconds_count"),
     )
     for _ in range(3):
+        who = make_contributor()
+        serve(item, who)
         with django_capture_on_commit_callbacks(execute=True):
-            reply = make_contributor().api.post(
+            reply = who.api.post(
                 f"/api/v1/items/{item.pk}/annotations/", {"label": "positive"}, format="json"
             )
         assert reply.status_code == 201

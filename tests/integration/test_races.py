@@ -52,6 +52,7 @@ def test_concurrent_labels_by_one_contributor_make_one_annotation(live_server: A
     )
     item = item_create_text(project=project, contributor=None, text="race")
     session = Session(live_server.url, Account.create())
+    assert session.get(f"/api/v1/projects/{project.pk}/next-task/").json()["id"] == item.pk
     codes = at_once(
         6,
         lambda i: session.post(
@@ -108,4 +109,24 @@ def test_concurrent_settlements_pay_once(hardhat: Any, token: ChainClient) -> No
     for i, user in enumerate(users):
         assert token.balance_of(user.wallet_address) == 10**18 + i
     assert token.token_info().total_supply == sum(10**18 + i for i in range(20))
+    assert connection.vendor == "postgresql"
+
+
+def test_twenty_concurrent_callers_lease_an_item_needing_three_exactly_three_times(
+    live_server: Any,
+) -> None:
+    from eth_account import Account
+
+    from labeling.models import Assignment
+
+    project = Project.objects.create(
+        name="Leases", data_kind="text", classes=["a", "b"], overlap=3, max_labels=3
+    )
+    item = item_create_text(project=project, contributor=None, text="only three may take it")
+    sessions = [Session(live_server.url, Account.create()) for _ in range(20)]
+    replies = at_once(20, lambda i: sessions[i].get(f"/api/v1/projects/{project.pk}/next-task/"))
+    served = [r.json()["id"] for r in replies if r.status_code == 200]
+    assert served == [item.pk] * 3, [r.status_code for r in replies]
+    assert sum(r.status_code == 204 for r in replies) == 17
+    assert Assignment.objects.filter(item=item).count() == 3
     assert connection.vendor == "postgresql"

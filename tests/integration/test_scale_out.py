@@ -187,6 +187,7 @@ def test_a_worker_killed_mid_task_still_decides_and_pays_exactly_once(
     item = item_create_text(project=project, contributor=uploader, text="Works perfectly.")
     crowd = [Session(live_server.url, Account.create()) for _ in range(3)]
     for i, session in enumerate(crowd):
+        assert session.get(f"/api/v1/projects/{project.pk}/next-task/").json()["id"] == item.pk
         reply = session.post(
             f"/api/v1/items/{item.pk}/annotations/",
             json={"label": "positive"},

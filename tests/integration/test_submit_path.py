@@ -17,6 +17,7 @@ from accounts.models import AccessToken, User
 from accounts.services import access_token_issue
 from labeling.models import Annotation, Item, Project
 from labeling.services import AnnotationError, annotation_submit, item_create_text
+from tests.conftest import serve
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -54,7 +55,11 @@ def test_a_label_is_one_statement_and_the_third_enqueues_the_decision(
 ) -> None:
     item = item_create_text(project=project, contributor=None, text="x")
     warm_up = item_create_text(project=project, contributor=None, text="warm-up")
-    apis = [labeler(f"l{i}")[1] for i in range(3)]
+    cast = [labeler(f"l{i}") for i in range(3)]
+    apis = [api for _, api in cast]
+    for user, _ in cast:  # served both items, as next-task would have
+        serve(item, user)
+        serve(warm_up, user)
     assert post(apis[2], warm_up.pk).status_code == 201  # its token lookup is cached from here
     for api in apis[:2]:
         post(api, item.pk)
@@ -70,8 +75,11 @@ def test_a_label_is_one_statement_and_the_third_enqueues_the_decision(
 
 def test_each_refusal_gets_its_reason_and_changes_nothing(project: Project) -> None:
     uploader, uploader_api = labeler("uploader")
-    _, api = labeler("labeler")
+    user, api = labeler("labeler")
     item = item_create_text(project=project, contributor=uploader, text="y")
+    not_served = post(api, item.pk)
+    assert not_served.status_code == 409 and "not assigned to you" in not_served.json()["detail"]
+    serve(item, user, uploader)
     assert post(api, item.pk, "zzz").status_code == 400
     assert post(uploader_api, item.pk).status_code == 409  # own item
     assert post(api, item.pk).status_code == 201
@@ -79,7 +87,8 @@ def test_each_refusal_gets_its_reason_and_changes_nothing(project: Project) -> N
     assert again.status_code == 409 and "already labeled" in again.json()["detail"]
     assert post(api, 10**9).status_code == 404
     Item.objects.filter(pk=item.pk).update(status=Item.Status.REVIEW)
-    _, late = labeler("late")
+    late_user, late = labeler("late")
+    serve(item, late_user)
     assert post(late, item.pk).status_code == 409
     Project.objects.filter(pk=project.pk).update(is_open=False)
     assert post(late, item.pk).status_code == 404
@@ -92,8 +101,9 @@ def test_a_refused_label_inside_a_transaction_leaves_the_transaction_usable(
 ) -> None:
     user, _ = labeler("inside")
     item = item_create_text(project=project, contributor=None, text="z")
+    serve(item, user)
     with transaction.atomic():
-        annotation_submit(item_id=item.pk, annotator=user, label="a")
+        annotation_submit(item_id=item.pk, annotator=user, body={"label": "a"})
         with pytest.raises(AnnotationError):
-            annotation_submit(item_id=item.pk, annotator=user, label="b")
+            annotation_submit(item_id=item.pk, annotator=user, body={"label": "b"})
         assert Item.objects.get(pk=item.pk).label_count == 1

@@ -15,7 +15,7 @@ from labeling.models import Annotation, ConsensusFit, Item, Project, WorkerSkill
 from labeling.services import annotation_create, item_create_text, item_decide, project_refit
 from labeling.tasks import refit_projects, refit_route
 from rewards.models import LedgerEntry
-from tests.conftest import Contributor, flat_rates
+from tests.conftest import Contributor, flat_rates, serve
 
 pytestmark = pytest.mark.django_db
 
@@ -46,6 +46,7 @@ def committed(action: Callable[[], Any]) -> Any:
 @pytest.fixture
 def label(django_capture_on_commit_callbacks: Callable) -> Callable[[Contributor, Item, str], None]:
     def post(contributor: Contributor, item: Item, value: str) -> None:
+        serve(item, contributor)  # as next-task would have leased it
         with django_capture_on_commit_callbacks(execute=True):
             response = contributor.api.post(
                 f"/api/v1/items/{item.pk}/annotations/", {"label": value}, format="json"
@@ -177,33 +178,21 @@ def test_a_refit_measures_agreement_and_buyers_see_it_with_the_dataset(
     assert agreement["label_count"] == 120 and agreement["method"] == "dawid_skene"
 
 
-def test_gold_items_come_first_then_one_task_in_ten_and_are_never_decided_or_paid(
-    make_contributor: Callable[[], Contributor], ds_project: Project, settings: Any
+def test_gold_items_are_never_decided_or_paid_and_count_in_the_skills(
+    make_contributor: Callable[[], Contributor], ds_project: Project
 ) -> None:
-    settings.GOLD_EVERY = 3
-    ds_project.overlap, ds_project.max_labels = 1, 1
-    ds_project.save(update_fields=["overlap", "max_labels"])
     worker = make_contributor()
     gold = [
         item_create_text(project=ds_project, contributor=None, text=f"gold {i}") for i in range(2)
     ]
     Item.objects.filter(pk__in=[g.pk for g in gold]).update(gold_label="cat")
-    for i in range(4):
-        item_create_text(project=ds_project, contributor=None, text=f"plain {i}")
-
-    served = []
-    for _ in range(6):
-        task = worker.api.get(f"/api/v1/projects/{ds_project.pk}/next-task/").json()
-        served.append(task["text"])
-        item = Item.objects.get(pk=task["id"])
-        annotation_create(item=item, annotator=worker.user, label="cat")
-    assert served == ["gold 0", "plain 0", "plain 1", "gold 1", "plain 2", "plain 3"]
     for g in gold:
+        g.refresh_from_db()
+        annotation_create(item=g, annotator=worker.user, label="cat", leased_only=False)
         item_decide(item_id=g.pk)
         g.refresh_from_db()
         assert g.status == Item.Status.OPEN and g.decided_label == ""
     assert not LedgerEntry.objects.filter(source__in=[f"item:{g.pk}" for g in gold]).exists()
-
     project_refit(project_id=ds_project.pk)
     skill = WorkerSkill.objects.get(user=worker.user, project=ds_project)
     assert (skill.gold_answered, skill.gold_correct) == (2, 2)
@@ -288,7 +277,7 @@ def contest(make_contributor: Callable[[], Contributor], ds_project: Project) ->
         crowd_history(ds_project, good, adversary, 15, tag=f"{n}-")
     item = item_create_text(project=ds_project, contributor=None, text="contested")
     for who, value in [(adversaries[0], "dog"), (adversaries[1], "dog"), (good[0], "cat")]:
-        annotation_create(item=item, annotator=who.user, label=value)
+        annotation_create(item=item, annotator=who.user, label=value, leased_only=False)
     accept_at(ds_project, 0.8, item)
     item.refresh_from_db()
     return Contest(good, adversaries, item)

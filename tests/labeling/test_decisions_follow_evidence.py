@@ -28,7 +28,7 @@ from labeling.services import (
     project_refit,
 )
 from labeling.tasks import review_stalled_items
-from tests.conftest import Contributor
+from tests.conftest import Contributor, serve
 
 pytestmark = pytest.mark.django_db
 
@@ -38,6 +38,7 @@ def label(django_capture_on_commit_callbacks: Callable) -> Callable[[Contributor
     """Post a label through the API and run what its transaction enqueued (the decision)."""
 
     def post(contributor: Contributor, item: Item, value: str) -> None:
+        serve(item, contributor)  # as next-task would have leased it
         with django_capture_on_commit_callbacks(execute=True):
             response = contributor.api.post(
                 f"/api/v1/items/{item.pk}/annotations/", {"label": value}, format="json"
@@ -110,6 +111,7 @@ def test_the_seeded_item_with_five_negatives_and_one_positive_is_decided(
         if user.pk in api_of:
             label(api_of[user.pk], item, value)
         else:  # a seeded contributor, signed in through the session as the demo's login does
+            serve(item, user)
             browser = Client()
             browser.force_login(user)
             response = browser.post(

@@ -12,12 +12,14 @@ from labeling.models import Annotation, Decision, Item, Project, Skip
 from labeling.services import item_create_text, item_decide
 from rewards.models import LedgerEntry
 from rewards.services import decision_credit
-from tests.conftest import Contributor
+from tests.conftest import Contributor, serve
 
 pytestmark = pytest.mark.django_db
 
 
 def post_label(contributor: Contributor, item: Item, value: str) -> object:
+    """Answer an item as a contributor it was served to."""
+    serve(item, contributor)
     return contributor.api.post(
         f"/api/v1/items/{item.pk}/annotations/", {"label": value}, format="json"
     )

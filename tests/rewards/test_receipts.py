@@ -17,7 +17,7 @@ from rewards.chain import ChainClient
 from rewards.chain.merkle import leaf_of_receipt, receipt_digest, verify_proof
 from rewards.models import LedgerEntry, PayoutAllocation, PayoutBatch
 from rewards.services import payouts_settle
-from tests.conftest import Contributor
+from tests.conftest import Contributor, serve
 
 pytestmark = pytest.mark.django_db
 
@@ -33,6 +33,7 @@ def decided(
     labelers = [make_contributor() for _ in range(3)]
     item = item_create_text(project=text_project, contributor=uploader.user, text="Great value.")
     for who, label in zip(labelers, ["positive", "positive", "negative"], strict=True):
+        serve(item, who)
         with django_capture_on_commit_callbacks(execute=True):
             response = who.api.post(
                 f"/api/v1/items/{item.pk}/annotations/", {"label": label}, format="json"

@@ -222,8 +222,14 @@ def test_a_right_gold_answer_earns_the_weighted_bonus_once(project: Project) -> 
         Item.objects.filter(pk=gold.pk).update(gold_label="yes")
         golds.append(gold)
     for gold in golds[:5]:
-        committed(lambda g=gold: annotation_create(item=g, annotator=steady, label="yes"))
-    wrong = committed(lambda: annotation_create(item=golds[5], annotator=steady, label="no"))
+        committed(
+            lambda g=gold: annotation_create(
+                item=g, annotator=steady, label="yes", leased_only=False
+            )
+        )
+    wrong = committed(
+        lambda: annotation_create(item=golds[5], annotator=steady, label="no", leased_only=False)
+    )
     bonuses = list(LedgerEntry.objects.filter(reason="gold").order_by("id"))
     assert len(bonuses) == 5 and f"gold:{wrong.pk}" not in {b.source for b in bonuses}
     amounts = [int(b.amount) for b in bonuses]
