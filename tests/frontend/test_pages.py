@@ -73,9 +73,23 @@ def test_sign_in_goes_back_only_to_a_page_of_this_site(
 def test_the_demo_seeds_labels_decides_and_pays(chain: Any, settings: Any) -> None:
     settings.DEMO_MODE = True
     call_command("demo", no_serve=True)
-    assert Project.objects.count() == 2
-    assert Item.objects.filter(status=Item.Status.ACCEPTED).count() >= 7
-    assert Item.objects.filter(status=Item.Status.OPEN).exists()  # work left for visitors
+    # One project of every task, text and image where both apply.
+    kinds = set(Project.objects.values_list("task", "data_kind"))
+    assert kinds == {
+        ("classify", "text"),
+        ("classify", "image"),
+        ("multilabel", "text"),
+        ("multilabel", "image"),
+        ("boxes", "image"),
+        ("spans", "text"),
+        ("pairwise", "text"),
+        ("pairwise", "image"),
+    }
+    for project in Project.objects.all():  # some decided and paid, some left for visitors
+        decided = Item.objects.filter(project=project, status=Item.Status.ACCEPTED)
+        assert decided.exists(), project.name
+        assert Item.objects.filter(project=project, status=Item.Status.OPEN).exists(), project.name
+        assert LedgerEntry.objects.filter(project=project, allocation__isnull=False).exists()
     batch = PayoutBatch.objects.get()
     assert batch.status == PayoutBatch.Status.CONFIRMED
     for account in demo_accounts():
