@@ -136,7 +136,12 @@ class Item(models.Model):
         REVIEW = "review", "Needs review"
         REJECTED = "rejected", "Rejected"
 
-    project = models.ForeignKey(Project, on_delete=models.PROTECT, related_name="items")
+    # No index of its own: (project, status, id) below serves every lookup by project. A
+    # single-column project index was the one PostgreSQL picked, on a fresh project whose
+    # statistics were stale, for the duplicate check (reading every item of the project).
+    project = models.ForeignKey(
+        Project, on_delete=models.PROTECT, related_name="items", db_index=False
+    )
     contributor = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         null=True,
@@ -196,8 +201,10 @@ class Item(models.Model):
     class Meta:
         ordering = ["id"]
         constraints = [
+            # The content hash leads, so the duplicate check can ask by hash alone (see
+            # labeling.services.items.item_id_with_content): no project index can serve that.
             models.UniqueConstraint(
-                fields=["project", "content_sha256"], name="item_unique_content_per_project"
+                fields=["content_sha256", "project"], name="item_unique_content_per_project"
             ),
             models.CheckConstraint(
                 condition=~Q(status="accepted")
