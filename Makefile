@@ -31,7 +31,7 @@ demo: venv
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy --strict accounts config frontend labeling moderation rewards
+	$(BIN)/mypy --strict accounts config frontend labeling market moderation rewards
 
 unit: venv
 	env -u DATABASE_URL -u REDIS_URL -u CHAIN_RPC_URL $(BIN)/pytest -m "not integration and not gpu"

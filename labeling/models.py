@@ -84,6 +84,11 @@ class Project(models.Model):
         default=200, help_text="Uploads per contributor per day (UTC); 0 closes uploads."
     )
     licence = models.CharField(max_length=100, default="CC-BY-4.0")
+    price = TokenAmountField(
+        default=0,
+        help_text="What a buyer pays for the dataset on-chain, in base units of the payout "
+        "asset (POST /api/v1/datasets/{id}/purchase); 0: not sold on-chain, moderators grant it.",
+    )
     is_open = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -100,6 +105,7 @@ class Project(models.Model):
             models.CheckConstraint(
                 condition=Q(reward_per_item__gte=0), name="project_reward_per_item_nonneg"
             ),
+            models.CheckConstraint(condition=Q(price__gte=0), name="project_price_nonneg"),
         ]
 
     def __str__(self) -> str:
@@ -191,6 +197,12 @@ class Item(models.Model):
         max_length=100,
         blank=True,
         help_text="Known answer: a gold task that measures contributors' skill.",
+    )
+    prelabel = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="An answer imported from another tool (labeling.imports), in the task's shape: "
+        "for moderators; never shown to contributors, whose answers it would anchor.",
     )
     gold_explanation = models.TextField(
         blank=True, help_text="Shown to a contributor who got this gold item wrong."
