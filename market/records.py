@@ -70,6 +70,8 @@ def _single(params: Mapping[str, Any], name: str) -> str | None:
 
 
 def _parse_datetime(raw: str) -> datetime:
+    # An unencoded "+02:00" in a URL arrives as " 02:00": read it as the offset it was.
+    raw = re.sub(r"(T\d\d:\d\d(?::\d\d(?:\.\d+)?)?) (\d\d:?\d\d)$", r"\1+\2", raw)
     value = parse_datetime(raw) if "T" in raw or " " in raw else None
     if value is None:
         day = parse_date(raw)
