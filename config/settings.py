@@ -321,6 +321,9 @@ DATASET_TREASURY_ADDRESS = env("DATASET_TREASURY_ADDRESS")
 DATASET_PURCHASE_CONFIRMATIONS = int(env("DATASET_PURCHASE_CONFIRMATIONS", "1"))
 # An export's files are deleted this long after it is built.
 DATASET_EXPORT_TTL_HOURS = int(env("DATASET_EXPORT_TTL_HOURS", "24"))
+# Exports and imports run in Celery tasks with this time limit (a crashed build is taken over
+# after it).
+DATASET_EXPORT_TIME_LIMIT_SECONDS = int(env("DATASET_EXPORT_TIME_LIMIT_SECONDS", "3600"))
 # Imports: rows per bulk insert, and at most this many rejected rows are listed in the report.
 IMPORT_BATCH_SIZE = int(env("IMPORT_BATCH_SIZE", "5000"))
 IMPORT_REPORT_MAX_ROWS = int(env("IMPORT_REPORT_MAX_ROWS", "1000"))

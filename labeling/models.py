@@ -170,7 +170,7 @@ class Item(models.Model):
         max_length=100, blank=True, help_text="The licence the contributor accepted at upload."
     )
     near_hash = models.CharField(
-        max_length=64,
+        max_length=72,  # "t" + 64 hex digits for texts: 64 refused every text on PostgreSQL
         blank=True,
         db_index=True,
         help_text="Perceptual hash (images) or normalised-text hash, for near-duplicates.",

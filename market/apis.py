@@ -20,6 +20,7 @@ from drf_spectacular.utils import (
     inline_serializer,
 )
 from rest_framework import serializers, status
+from rest_framework.exceptions import APIException
 from rest_framework.pagination import CursorPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -27,11 +28,12 @@ from rest_framework.views import APIView
 
 from accounts.permissions import IsBuyer, request_account
 from config.openapi import ErrorSerializer, errors
-from config.throttling import ApiRateThrottle, DatasetReadThrottle
+from config.throttling import ApiRateThrottle, DatasetReadThrottle, ExportRequestThrottle
 from labeling.apis import ProjectOutputSerializer
 from labeling.models import ConsensusFit, Project
+from market import ranges, selectors, services, streams
 from market import records as rec
-from market import selectors, services, streams
+from market.models import DatasetExport
 from rewards.asset import payout_asset
 from rewards.client import chain_client
 
@@ -358,3 +360,289 @@ class DatasetExportStreamApi(APIView):
             f'attachment; filename="{streams.export_filename(project, fmt)}"'
         )
         return response
+
+
+# --- Background exports -----------------------------------------------------------------------
+
+
+class ExportOutputSerializer(serializers.Serializer[Any]):
+    id = serializers.IntegerField()
+    dataset = serializers.IntegerField(source="project_id")
+    format = serializers.ChoiceField(choices=DatasetExport.Format.choices)
+    filters = serializers.DictField(help_text="The record filters it was asked with.")
+    status = serializers.ChoiceField(choices=DatasetExport.Status.choices)
+    progress = serializers.IntegerField(help_text="0 to 100.")
+    records = serializers.IntegerField()
+    size_bytes = serializers.IntegerField()
+    sha256 = serializers.CharField(help_text="Of the file; empty until done.")
+    error = serializers.CharField(help_text="Why it failed; empty otherwise.")
+    created_at = serializers.DateTimeField()
+    finished_at = serializers.DateTimeField(allow_null=True)
+    expires_at = serializers.DateTimeField(allow_null=True)
+    download_url = serializers.SerializerMethodField()
+    croissant_url = serializers.SerializerMethodField()
+    card_url = serializers.SerializerMethodField()
+
+    def _url(self, export: DatasetExport, name: str) -> str | None:
+        request: Request = self.context["request"]
+        return request.build_absolute_uri(reverse(name, args=[export.pk]))
+
+    @extend_schema_field(serializers.URLField(allow_null=True))
+    def get_download_url(self, export: DatasetExport) -> str | None:
+        return self._url(export, "export-download") if export.file else None
+
+    @extend_schema_field(serializers.URLField(allow_null=True))
+    def get_croissant_url(self, export: DatasetExport) -> str | None:
+        return self._url(export, "export-croissant") if export.croissant else None
+
+    @extend_schema_field(
+        serializers.URLField(
+            allow_null=True,
+            help_text="Parquet: the dataset card (README.md); Label Studio: label_config.xml.",
+        )
+    )
+    def get_card_url(self, export: DatasetExport) -> str | None:
+        return self._url(export, "export-card") if export.card else None
+
+
+class DatasetExportsApi(APIView):
+    """``POST /api/v1/datasets/{id}/exports/``: build an export in the background (202)."""
+
+    permission_classes = [IsBuyer]
+
+    def get_throttles(self) -> list[Any]:
+        if self.request.method == "POST":
+            return [ApiRateThrottle(), ExportRequestThrottle()]
+        return [ApiRateThrottle(), DatasetReadThrottle()]
+
+    @extend_schema_serializer(component_name="ExportInput")
+    class InputSerializer(serializers.Serializer[Any]):
+        format = serializers.ChoiceField(choices=DatasetExport.Format.choices)
+        min_confidence = serializers.FloatField(required=False)
+        label = serializers.CharField(required=False)  # type: ignore[assignment]  # a field, not Field.label
+        decided_after = serializers.DateTimeField(required=False)
+        min_labels = serializers.IntegerField(required=False, min_value=1)
+        decided_by = serializers.ChoiceField(choices=list(rec.DECIDED_BY), required=False)
+
+    @extend_schema(
+        summary="Request an export of a dataset, built in the background",
+        description=(
+            "Formats: `jsonl`, `csv`, `parquet` (with a Hugging Face dataset card), "
+            "`label_studio` (JSON tasks with annotations, with its `label_config.xml`), and for "
+            "boxes projects `coco` and `yolo` (zips with the images). The record filters are "
+            "those of `records/`. Poll `GET /api/v1/exports/{id}/` until `status` is `done`."
+        ),
+        request=InputSerializer,
+        responses={
+            202: ExportOutputSerializer,
+            400: OpenApiResponse(
+                ErrorSerializer, description="Unknown format, one that doesn't fit, bad filter."
+            ),
+            403: OpenApiResponse(
+                ErrorSerializer, description="Not a buyer, or no access grant for the dataset."
+            ),
+            **errors(401, 404, 429),
+        },
+    )
+    def post(self, request: Request, dataset_id: int) -> Response:
+        buyer = request_account(request)
+        project = selectors.dataset_get_for_buyer(dataset_id=dataset_id, user=buyer)
+        body = request.data if isinstance(request.data, dict) else {}
+        if not isinstance(request.data, dict):
+            return Response(
+                {"detail": 'send a JSON object: {"format": "jsonl", ...filters}'},
+                status=status.HTTP_400_BAD_REQUEST,
+            )
+        fmt = body.get("format")
+        if not isinstance(fmt, str) or fmt not in DatasetExport.Format.values:
+            return Response(
+                {
+                    "detail": f"format: {fmt!r} is not one of "
+                    f"{', '.join(DatasetExport.Format.values)}"
+                },
+                status=status.HTTP_400_BAD_REQUEST,
+            )
+        params = {k: v for k, v in body.items() if k != "format"}
+        if any(isinstance(v, dict | list) for v in params.values()):
+            return Response(
+                {"detail": "filters are single values (numbers, strings)"},
+                status=status.HTTP_400_BAD_REQUEST,
+            )
+        try:
+            filters = rec.parse_filters(
+                {k: "" if v is None else str(v) for k, v in params.items()}, project
+            )
+            export = services.export_request(
+                project=project,
+                buyer=buyer,
+                fmt=fmt,
+                filters=filters,
+                base_url=request.build_absolute_uri("/"),
+            )
+        except (rec.FilterError, services.ExportError) as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
+        export.refresh_from_db()  # an eager build has already run
+        data = ExportOutputSerializer(export, context={"request": request}).data
+        headers = {
+            "Location": request.build_absolute_uri(reverse("export-detail", args=[export.pk]))
+        }
+        return Response(data, status=status.HTTP_202_ACCEPTED, headers=headers)
+
+    @extend_schema(
+        summary="My exports of a dataset, newest first",
+        responses={200: ExportOutputSerializer(many=True), **errors(401, 403, 404, 429)},
+    )
+    def get(self, request: Request, dataset_id: int) -> Response:
+        buyer = request_account(request)
+        project = selectors.dataset_get_for_buyer(dataset_id=dataset_id, user=buyer)
+        exports = selectors.exports_for_buyer(user=buyer).filter(project=project)
+        return Response(
+            ExportOutputSerializer(exports, many=True, context={"request": request}).data
+        )
+
+
+class ExportDetailApi(APIView):
+    permission_classes = [IsBuyer]
+    throttle_classes = BUYER_THROTTLES
+
+    @extend_schema(
+        summary="An export's status and progress; its download URL once done",
+        responses={200: ExportOutputSerializer, **errors(401, 403, 404, 429)},
+    )
+    def get(self, request: Request, export_id: int) -> Response:
+        export = selectors.export_get_for_buyer(export_id=export_id, user=request_account(request))
+        return Response(ExportOutputSerializer(export, context={"request": request}).data)
+
+
+def _export_file(export: DatasetExport, field: str) -> Any:
+    stored = getattr(export, field)
+    if export.status == DatasetExport.Status.EXPIRED:
+        raise Gone(
+            f"export {export.pk} expired at {export.expires_at:%Y-%m-%d %H:%M} UTC: request a new one"
+        )
+    if not stored:
+        raise NotReady(f"export {export.pk} is {export.status}: no file yet")
+    return stored
+
+
+class Gone(APIException):
+    status_code = status.HTTP_410_GONE
+    default_code = "gone"
+
+
+class NotReady(APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_code = "not_ready"
+
+
+DOWNLOAD_RESPONSES: dict[Any, Any] = {
+    (200, "application/octet-stream"): OpenApiTypes.BINARY,
+    (206, "application/octet-stream"): OpenApiResponse(
+        OpenApiTypes.BINARY, description="The byte range asked for with `Range: bytes=a-b`."
+    ),
+    409: OpenApiResponse(ErrorSerializer, description="Not built yet (or failed)."),
+    410: OpenApiResponse(ErrorSerializer, description="Expired: its files are deleted."),
+    416: OpenApiResponse(ErrorSerializer, description="A range outside the file."),
+    **errors(401, 403, 404, 429),
+}
+
+
+class ExportDownloadApi(APIView):
+    """The export's file, with HTTP ``Range`` (resume a download, read a Parquet footer)."""
+
+    permission_classes = [IsBuyer]
+    throttle_classes = BUYER_THROTTLES
+
+    @extend_schema(
+        summary="Download an export (supports Range)",
+        parameters=[
+            OpenApiParameter(
+                "Range",
+                str,
+                OpenApiParameter.HEADER,
+                description="One byte range: `bytes=0-1023`, `bytes=1024-`, `bytes=-512`.",
+            )
+        ],
+        responses=DOWNLOAD_RESPONSES,
+    )
+    def get(self, request: Request, export_id: int) -> HttpResponseBase:
+        export = selectors.export_get_for_buyer(export_id=export_id, user=request_account(request))
+        stored = _export_file(export, "file")
+        content_type = _CONTENT_TYPES.get(export.format, "application/octet-stream")
+        name = stored.name.rsplit("/", 1)[-1]
+        return ranges.ranged_response(
+            request, stored, content_type=content_type, filename=name, etag=export.sha256
+        )
+
+
+_CONTENT_TYPES = {
+    "jsonl": "application/x-ndjson",
+    "csv": "text/csv; charset=utf-8",
+    "coco": "application/zip",
+    "yolo": "application/zip",
+    "label_studio": "application/json",
+    "parquet": "application/vnd.apache.parquet",
+}
+
+
+class ExportCroissantApi(APIView):
+    permission_classes = [IsBuyer]
+    throttle_classes = BUYER_THROTTLES
+
+    @extend_schema(
+        summary="The export's Croissant JSON-LD description (licence, provenance, fields)",
+        responses={
+            (200, "application/ld+json"): OpenApiTypes.OBJECT,
+            409: OpenApiResponse(ErrorSerializer, description="Not built yet."),
+            410: OpenApiResponse(ErrorSerializer, description="Expired."),
+            **errors(401, 403, 404, 429),
+        },
+    )
+    def get(self, request: Request, export_id: int) -> HttpResponseBase:
+        export = selectors.export_get_for_buyer(export_id=export_id, user=request_account(request))
+        stored = _export_file(export, "croissant")
+        return ranges.ranged_response(
+            request,
+            stored,
+            content_type="application/ld+json",
+            filename=stored.name.rsplit("/", 1)[-1],
+            etag="",
+        )
+
+
+class ExportCardApi(APIView):
+    permission_classes = [IsBuyer]
+    throttle_classes = BUYER_THROTTLES
+
+    @extend_schema(
+        summary="The export's companion file: a Parquet export's dataset card (README.md), a "
+        "Label Studio export's label_config.xml",
+        responses={
+            (200, "text/markdown"): OpenApiTypes.STR,
+            (200, "application/xml"): OpenApiTypes.STR,
+            409: OpenApiResponse(ErrorSerializer, description="None for this export, or not yet."),
+            410: OpenApiResponse(ErrorSerializer, description="Expired."),
+            **errors(401, 403, 404, 429),
+        },
+    )
+    def get(self, request: Request, export_id: int) -> HttpResponseBase:
+        export = selectors.export_get_for_buyer(export_id=export_id, user=request_account(request))
+        stored = _export_file(export, "card")
+        name = stored.name.rsplit("/", 1)[-1]
+        kind = "text/markdown; charset=utf-8" if name.endswith(".md") else "application/xml"
+        return ranges.ranged_response(request, stored, content_type=kind, filename=name, etag="")
+
+
+class MyExportsApi(APIView):
+    permission_classes = [IsBuyer]
+    throttle_classes = BUYER_THROTTLES
+
+    @extend_schema(
+        summary="My exports, newest first (the last 50)",
+        responses={200: ExportOutputSerializer(many=True), **errors(401, 403, 429)},
+    )
+    def get(self, request: Request) -> Response:
+        exports = selectors.exports_for_buyer(user=request_account(request))
+        return Response(
+            ExportOutputSerializer(exports, many=True, context={"request": request}).data
+        )

@@ -112,6 +112,9 @@ class DatasetExport(models.Model):
     )
     format = models.CharField(max_length=16, choices=Format.choices)
     filters = models.JSONField(default=dict, blank=True, help_text="The record filters, as given.")
+    base_url = models.CharField(
+        max_length=300, help_text="The site as the buyer reached it: image and file URLs."
+    )
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.QUEUED)
     progress = models.PositiveSmallIntegerField(default=0, help_text="0 to 100.")
     records = models.PositiveIntegerField(default=0)
@@ -135,3 +138,55 @@ class DatasetExport(models.Model):
 
     def __str__(self) -> str:
         return f"export {self.pk} of {self.project} ({self.format}, {self.status})"
+
+
+def import_upload_to(job: ItemImport, filename: str) -> str:
+    return f"imports/{job.project_id}/{filename}"
+
+
+class ItemImport(models.Model):
+    """A moderator's bulk import of items (and optionally their answers, as pre-labels or gold)
+    from a Label Studio JSON export, a CSV or a JSON Lines file; run by a Celery task."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    class Format(models.TextChoices):
+        LABEL_STUDIO = "label_studio", "Label Studio JSON tasks"
+        CSV = "csv", "CSV (a text column)"
+        JSONL = "jsonl", 'JSON Lines ({"text": ...} per line)'
+
+    class Answers(models.TextChoices):
+        IGNORE = "ignore", "Ignore them"
+        PRELABEL = "prelabel", "Keep them as pre-labels (for moderators)"
+        GOLD = "gold", "Make them gold answers"
+
+    project = models.ForeignKey(Project, on_delete=models.PROTECT, related_name="imports")
+    moderator = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="item_imports"
+    )
+    file = models.FileField(upload_to=import_upload_to, max_length=300)
+    format = models.CharField(max_length=16, choices=Format.choices)
+    answers = models.CharField(max_length=10, choices=Answers.choices, default=Answers.IGNORE)
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.QUEUED)
+    progress = models.PositiveSmallIntegerField(default=0, help_text="0 to 100.")
+    rows = models.PositiveIntegerField(default=0, help_text="Rows read so far.")
+    created = models.PositiveIntegerField(default=0)
+    duplicates = models.PositiveIntegerField(default=0)
+    rejected = models.PositiveIntegerField(default=0)
+    report = models.JSONField(
+        default=list, blank=True, help_text='Rejected rows: [{"row": n, "error": "..."}].'
+    )
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"import {self.pk} into {self.project} ({self.status})"
