@@ -219,6 +219,11 @@ SPECTACULAR_SETTINGS = {
     "SCHEMA_PATH_PREFIX": "/api/v1",
     "COMPONENT_SPLIT_REQUEST": True,
     "REDOC_DIST": "SIDECAR",
+    # Enum components as usual, then every error each endpoint can return (401/403/404/429).
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "config.openapi.document_common_errors",
+    ],
 }
 
 # --- Sign-In with Ethereum -----------------------------------------------------------------------
