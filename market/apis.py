@@ -351,8 +351,8 @@ class DatasetExportStreamApi(APIView):
             filters = rec.parse_filters(request.query_params, project, allowed=("format",))
         except rec.FilterError as exc:
             return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
-        tuples = rec.record_values(rec.records_queryset(project, filters))
-        rows = rec.record_rows(tuples.iterator(chunk_size=2000), project, content_url_for(request))
+        tuples = rec.record_tuples(rec.records_queryset(project, filters))
+        rows = rec.record_rows(tuples, project, content_url_for(request))
         response = StreamingHttpResponse(
             streams.stream_chunks(fmt, rows), content_type=streams.STREAM_FORMATS[fmt]
         )

@@ -38,6 +38,8 @@ class Built:
     layout: str = "column"
     columns: tuple[str, ...] = ()
     contained: tuple[tuple[str, str], ...] = field(default=())  # (path in archive, mime)
+    #: The main file's SHA-256, when the writer computed it while writing (else it is read).
+    sha256: str = ""
 
 
 #: Opens a stored image (``Item.image.name``) for reading, e.g. ``default_storage.open``.

@@ -31,7 +31,6 @@ SCHEMA = pa.schema(
         ("width", pa.int32()),
         ("height", pa.int32()),
         ("label", pa.string()),
-        ("value", pa.string()),
         ("agreement", pa.float64()),
         ("confidence", pa.float64()),
         ("decided_at", pa.timestamp("us", tz="UTC")),
@@ -42,6 +41,7 @@ SCHEMA = pa.schema(
         ("labels", pa.int32()),
         ("licence", pa.string()),
         ("created_at", pa.timestamp("us", tz="UTC")),
+        ("value", pa.string()),
     ]
 )
 assert tuple(SCHEMA.names) == EXPORT_COLUMNS
@@ -74,10 +74,7 @@ def _table(batch: list[dict[str, Any]]) -> pa.Table:
         values = [row[name] for row in batch]
         kind = SCHEMA.field(name).type
         if name == "value":
-            columns[name] = pa.array(
-                [json.dumps(v, ensure_ascii=False, separators=(",", ":")) for v in values],
-                pa.string(),
-            )
+            columns[name] = pa.array([row["value_json"] for row in batch], pa.string())
         elif pa.types.is_timestamp(kind):
             columns[name] = _timestamps(values)
         else:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 from labeling.models import Project
@@ -20,15 +21,19 @@ def _write(fmt: str, directory: Path, project: Project, rows: Rows) -> Built:
             count += 1
             yield row
 
-    with path.open("w", encoding="utf-8", newline="") as out:
+    digest = hashlib.sha256()
+    with path.open("wb") as out:
         for chunk in stream_chunks(fmt, counted(rows)):
-            out.write(chunk)
+            data = chunk.encode("utf-8")
+            digest.update(data)
+            out.write(data)
     return Built(
         path=path,
         filename=path.name,
         content_type=STREAM_FORMATS[fmt],
         records=count,
         columns=EXPORT_COLUMNS,
+        sha256=digest.hexdigest(),
     )
 
 

@@ -105,17 +105,20 @@ def _with_progress(
         yield row
 
 
-def _store(export: DatasetExport, field: str, path: Path, name: str) -> tuple[str, int]:
-    """Save ``path`` into the export's ``field``; returns its SHA-256 and size."""
-    digest = hashlib.sha256()
-    size = 0
+def _store(
+    export: DatasetExport, field: str, path: Path, name: str, sha256: str = ""
+) -> tuple[str, int]:
+    """Save ``path`` into the export's ``field``; returns its SHA-256 (computed here unless
+    the writer did) and size."""
+    if not sha256:
+        digest = hashlib.sha256()
+        with path.open("rb") as source:
+            for block in iter(lambda: source.read(1 << 20), b""):
+                digest.update(block)
+        sha256 = digest.hexdigest()
     with path.open("rb") as source:
-        for block in iter(lambda: source.read(1 << 20), b""):
-            digest.update(block)
-            size += len(block)
-        source.seek(0)
         getattr(export, field).save(name, File(source), save=False)
-    return digest.hexdigest(), size
+    return sha256, path.stat().st_size
 
 
 def open_stored(name: str) -> IO[bytes]:
@@ -136,14 +139,12 @@ def export_build(*, export_id: int) -> DatasetExport:
         total = queryset.count()
         writer = formats.writer_for(export.format, project)
         content_url = _content_url(export.base_url)
-        rows = records.record_rows(
-            records.record_values(queryset).iterator(chunk_size=CHUNK), project, content_url
-        )
+        rows = records.record_rows(records.record_tuples(queryset, CHUNK), project, content_url)
         with tempfile.TemporaryDirectory(prefix="crowdmint-export-") as directory:
             built = writer(
                 Path(directory), project, _with_progress(rows, export.pk, total), open_stored
             )
-            sha256, size = _store(export, "file", built.path, built.filename)
+            sha256, size = _store(export, "file", built.path, built.filename, built.sha256)
             if built.card is not None:
                 _store(export, "card", built.card, built.card_filename)
         document = croissant.document(

@@ -148,7 +148,7 @@ def test_an_export_from_crowdmint_in_label_studio_format_imports_back(
     from django.utils import timezone
 
     from market.formats import label_studio
-    from market.records import RecordFilters, record_rows, record_values, records_queryset
+    from market.records import RecordFilters, record_rows, record_tuples, records_queryset
 
     for text, label in (("good", "positive"), ("bad", "negative")):
         item = item_create_text(project=text_project, contributor=None, text=text)
@@ -156,7 +156,7 @@ def test_an_export_from_crowdmint_in_label_studio_format_imports_back(
             status="accepted", decided_label=label, decided_at=timezone.now()
         )
     rows = record_rows(
-        iter(record_values(records_queryset(text_project, RecordFilters()))),
+        record_tuples(records_queryset(text_project, RecordFilters())),
         text_project,
         lambda pk, side: "",
     )

@@ -199,3 +199,26 @@ def test_the_schema_documents_every_filter() -> None:
         )
         assert parameters["decided_by"]["schema"]["enum"] == ["crowd", "moderator"]
         assert parameters["decided_after"]["schema"]["format"] == "date-time"
+
+
+def test_a_jsonl_line_is_the_generic_encoders_json() -> None:
+    """The hand-written line equals ``json.dumps`` of the record (escapes, nulls, numbers)."""
+    from market.records import EXPORT_COLUMNS
+    from market.streams import jsonl_line
+
+    row: dict[str, Any] = {name: None for name in EXPORT_COLUMNS}
+    row.update(
+        id=7,
+        text='quote " backslash \\ newline \n tab \t nul-ish \u0001 é 😀 \u2028',
+        label="positive",
+        agreement=1.0,
+        confidence=0.123456789012345,
+        labels=3,
+        width=640,
+        decided_at="2030-01-01T00:00:00.000000Z",
+        value={"label": "positive"},
+        value_json='{"label":"positive"}',
+    )
+    expected = {name: row[name] for name in EXPORT_COLUMNS}
+    assert json.loads(jsonl_line(row)) == expected
+    assert list(json.loads(jsonl_line(row))) == list(EXPORT_COLUMNS)
