@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-stamp
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/crowdmint
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 
-.PHONY: demo test lint unit integration test-gpu venv contracts bench-gas bench-consensus bench-gpu clean \
+.PHONY: demo test lint unit integration test-gpu venv contracts bench-gas bench-consensus bench-gpu bench-exports clean \
 	stack stack-stop bench-load
 
 venv: $(STAMP)
@@ -32,7 +32,7 @@ demo: venv
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy --strict accounts config frontend labeling moderation rewards
+	$(BIN)/mypy --strict accounts config frontend labeling market moderation rewards
 
 unit: venv
 	env -u DATABASE_URL -u REDIS_URL -u CHAIN_RPC_URL $(BIN)/pytest -m "not integration and not gpu"
@@ -87,6 +87,12 @@ bench-consensus: venv
 # On a machine with a CUDA GPU and torch's CUDA build in the venv: up to 100M answers.
 bench-gpu: venv
 	PYTHONPATH=. $(BIN)/python bench/consensus/gpu.py
+
+# Export (background and streamed) and import of 10k and 100k records: time and peak memory, on
+# SQLite, and on PostgreSQL with BENCH_DATABASE_URL=postgres://.../crowdmint_bench (dropped and
+# made again).
+bench-exports: venv
+	$(BIN)/python bench/exports/bench.py --records 10000,100000 $(if $(BENCH_DATABASE_URL),--database-url $(BENCH_DATABASE_URL) --out bench/exports/results-postgresql.md)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache

@@ -13,5 +13,6 @@ urlpatterns = [
     path("docs", SpectacularRedocView.as_view(url_name="schema"), name="docs"),
     path("", include("accounts.api_urls")),
     path("", include("labeling.api_urls")),
+    path("", include("market.api_urls")),
     path("", include("rewards.api_urls")),
 ]

@@ -37,3 +37,51 @@ class BearerTokenScheme(OpenApiAuthenticationExtension):  # type: ignore[no-unty
             "scheme": "bearer",
             "description": "A session token from POST /api/v1/auth/siwe, or a buyer's API key.",
         }
+
+
+#: What every signed-in endpoint can answer whatever its own errors, and why.
+_COMMON_ERRORS = {
+    "401": "No credentials, or an invalid, expired or revoked token or API key.",
+    "403": "Signed in, but this account's role (or a missing grant) doesn't allow it.",
+    "404": "No such object, or one this account may not see.",
+    "429": "Rate limit reached: retry after the Retry-After header's seconds.",
+}
+
+
+def document_common_errors(
+    result: dict[str, Any], generator: Any, request: Any, public: bool
+) -> dict[str, Any]:
+    """drf-spectacular post-processing hook: every operation lists the errors any endpoint of
+    its kind can return, in the one error shape: 401 and 403 where credentials are required,
+    404 where the path names an object, 429 everywhere (every endpoint is rate-limited)."""
+    error = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+    for path, operations in result.get("paths", {}).items():
+        for operation in operations.values():
+            if not isinstance(operation, dict) or "responses" not in operation:
+                continue
+            responses = operation["responses"]
+            codes = ["429"]
+            if {} not in operation.get("security", [{}]):
+                codes += ["401", "403"]
+            if "{" in path:
+                codes.append("404")
+            for code in codes:
+                responses.setdefault(code, {"description": _COMMON_ERRORS[code], "content": error})
+    result.setdefault("components", {}).setdefault("schemas", {}).setdefault(
+        "Error", ErrorSerializerSchema
+    )
+    return result
+
+
+ErrorSerializerSchema: dict[str, Any] = {
+    "type": "object",
+    "description": "Every 4xx: a message, and for a validation error the messages per field.",
+    "properties": {
+        "detail": {"type": "string"},
+        "errors": {
+            "type": "object",
+            "additionalProperties": {"type": "array", "items": {"type": "string"}},
+        },
+    },
+    "required": ["detail"],
+}

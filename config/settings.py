@@ -75,6 +75,7 @@ INSTALLED_APPS = [
     "django_prometheus",  # request, response and database metrics at /metrics (config/metrics.py)
     "accounts",
     "labeling",
+    "market",
     "rewards",
     "moderation",
     "frontend",
@@ -229,6 +230,10 @@ REST_FRAMEWORK = {
         "sign_in": env("SIGN_IN_RATE", "60/minute"),
         "user": env("API_RATE", "1200/minute"),
         "anon": env("ANON_RATE", "300/minute"),
+        # Per API key, on top of API_RATE: dataset reads (records pages, downloads), and export
+        # requests (each one reads the whole dataset in a worker).
+        "dataset": env("DATASET_RATE", "600/minute"),
+        "export": env("EXPORT_RATE", "30/hour"),
     },
     # The client address is REMOTE_ADDR unless NUM_PROXIES proxies in front of the app append to
     # X-Forwarded-For: then it is the address the outermost trusted proxy saw. Never trust a
@@ -256,6 +261,11 @@ SPECTACULAR_SETTINGS = {
     "SCHEMA_PATH_PREFIX": "/api/v1",
     "COMPONENT_SPLIT_REQUEST": True,
     "REDOC_DIST": "SIDECAR",
+    # Enum components as usual, then every error each endpoint can return (401/403/404/429).
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "config.openapi.document_common_errors",
+    ],
 }
 
 # --- Sign-In with Ethereum -----------------------------------------------------------------------
@@ -346,6 +356,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "rewards.tasks.reconcile_payouts",
         "schedule": int(env("RECONCILE_INTERVAL_SECONDS", "3600")),
     },
+    "expire-exports": {
+        "task": "market.tasks.expire_exports",
+        "schedule": 900,
+    },
     "refit-projects": {
         "task": "labeling.tasks.refit_projects",
         "schedule": int(env("CONSENSUS_REFIT_SECONDS", "3600")),
@@ -376,6 +390,21 @@ CONSENSUS_LARGE_PROJECT_LABELS = int(env("CONSENSUS_LARGE_PROJECT_LABELS", "1000
 CONSENSUS_GPU_WORKERS = env_bool("CONSENSUS_GPU_WORKERS")
 # A contributor may withdraw an answer this long after giving it, while its item is undecided.
 UNDO_SECONDS = int(env("UNDO_SECONDS", "60"))
+
+# --- Datasets for buyers (market) -----------------------------------------------------------------
+# Where buyers pay for datasets on-chain, in the payout asset (POST /api/v1/datasets/{id}/purchase).
+# Empty: nothing is sold on-chain; moderators give grants in admin.
+DATASET_TREASURY_ADDRESS = env("DATASET_TREASURY_ADDRESS")
+# A purchase counts once its transaction is this many blocks deep (1: mined).
+DATASET_PURCHASE_CONFIRMATIONS = int(env("DATASET_PURCHASE_CONFIRMATIONS", "1"))
+# An export's files are deleted this long after it is built.
+DATASET_EXPORT_TTL_HOURS = int(env("DATASET_EXPORT_TTL_HOURS", "24"))
+# Exports and imports run in Celery tasks with this time limit (a crashed build is taken over
+# after it).
+DATASET_EXPORT_TIME_LIMIT_SECONDS = int(env("DATASET_EXPORT_TIME_LIMIT_SECONDS", "3600"))
+# Imports: rows per bulk insert, and at most this many rejected rows are listed in the report.
+IMPORT_BATCH_SIZE = int(env("IMPORT_BATCH_SIZE", "5000"))
+IMPORT_REPORT_MAX_ROWS = int(env("IMPORT_REPORT_MAX_ROWS", "1000"))
 
 # --- Chain ---------------------------------------------------------------------------------------
 # Empty CHAIN_RPC_URL: an in-process EVM (eth-tester), fresh in every process.

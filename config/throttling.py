@@ -120,3 +120,25 @@ class SignInThrottle(FixedWindowThrottle):
 
     def get_cache_key(self, request: Request, view: Any) -> str:
         return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}
+
+
+class PerKeyScopedThrottle(FixedWindowThrottle):
+    """A rate of its own ``scope`` per token or API key (per user for a session), on top of
+    ``API_RATE``: buyers' dataset reads (``DATASET_RATE``) and export requests (``EXPORT_RATE``)."""
+
+    def get_cache_key(self, request: Request, view: Any) -> str | None:
+        if isinstance(request.auth, AccessToken):
+            ident = f"token-{request.auth.pk}"
+        elif request.user and request.user.is_authenticated:
+            ident = f"user-{request.user.pk}"
+        else:
+            return None  # anonymous requests are refused before; ANON_RATE counts them
+        return self.cache_format % {"scope": self.scope, "ident": ident}
+
+
+class DatasetReadThrottle(PerKeyScopedThrottle):
+    scope = "dataset"
+
+
+class ExportRequestThrottle(PerKeyScopedThrottle):
+    scope = "export"

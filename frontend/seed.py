@@ -15,6 +15,7 @@ from accounts.models import User
 from accounts.services import api_key_issue, user_get_or_create_for_wallet
 from labeling.models import Item, Project
 from labeling.services import annotation_create, item_create_image, item_create_text, project_refit
+from market.services import grant_give
 
 TEXTS = [
     ("I love how fast this phone charges, best purchase this year.", "positive"),
@@ -71,7 +72,8 @@ ANSWER_PAIRS = [
 @dataclass(frozen=True)
 class DemoCast:
     moderator_password: str
-    buyer_key: str
+    buyer_key: str  # a grant on every dataset
+    text_buyer_key: str  # a grant on the text dataset only
     contributors: list[User]
     text_project: Project
     image_project: Project
@@ -98,6 +100,10 @@ def seed_demo(*, moderator_password: str) -> DemoCast:
     moderator.save(update_fields=["role"])
     buyer = User.objects.create_user("buyer", "buyer@example.org", role=User.Role.BUYER)
     buyer_key = api_key_issue(user=buyer, name="demo key")
+    text_buyer = User.objects.create_user(
+        "text-buyer", "text-buyer@example.org", role=User.Role.BUYER
+    )
+    text_buyer_key = api_key_issue(user=text_buyer, name="demo key (text dataset only)")
     contributors = [user_get_or_create_for_wallet(address=a.address) for a in demo_accounts()]
 
     text_project = Project.objects.create(
@@ -109,6 +115,7 @@ def seed_demo(*, moderator_password: str) -> DemoCast:
         reward_per_label=10**18,
         reward_per_item=2 * 10**18,
         licence="CC-BY-4.0",
+        price=50 * 10**18,
     )
     image_project = Project.objects.create(
         name="Dominant colour",
@@ -119,6 +126,7 @@ def seed_demo(*, moderator_password: str) -> DemoCast:
         reward_per_label=10**18,
         reward_per_item=2 * 10**18,
         licence="CC0-1.0",
+        price=80 * 10**18,
     )
     text_items = [
         item_create_text(project=text_project, contributor=contributors[i % 4], text=text)
@@ -149,13 +157,19 @@ def seed_demo(*, moderator_password: str) -> DemoCast:
     # that were left unsure by the default prior are re-decided.
     for project in (text_project, image_project):
         project_refit(project_id=project.pk)
+    task_projects = _seed_other_tasks(contributors)
+    # Access grants, as a moderator gives them in admin (audited).
+    for project in (text_project, image_project, *task_projects):
+        grant_give(project=project, buyer=buyer, moderator=moderator, note="demo")
+    grant_give(project=text_project, buyer=text_buyer, moderator=moderator, note="demo")
     return DemoCast(
         moderator_password=moderator_password,
         buyer_key=buyer_key,
+        text_buyer_key=text_buyer_key,
         contributors=contributors,
         text_project=text_project,
         image_project=image_project,
-        task_projects=_seed_other_tasks(contributors),
+        task_projects=task_projects,
     )
 
 

@@ -12,5 +12,6 @@ urlpatterns = [
     path("projects/<int:project_id>/label/", views.label_page, name="label"),
     path("projects/<int:project_id>/contribute/", views.contribute_page, name="contribute"),
     path("me/rewards/", views.rewards_page, name="rewards"),
+    path("buyers/", views.buyers_page, name="buyers"),
     path("me/receipts/<int:entry_id>/", views.receipt_page, name="receipt"),
 ]

@@ -86,6 +86,12 @@ def demo_login(request: HttpRequest) -> HttpResponse:
     return redirect(_safe_next(request, request.POST.get("next")))
 
 
+def buyers_page(request: HttpRequest) -> HttpResponse:
+    """The buyers' page: the catalogue, samples and exports, all read from the API with the
+    buyer's key (entered in the page, kept in the tab's session storage)."""
+    return render(request, "frontend/buyers.html")
+
+
 @require_POST
 def logout_view(request: HttpRequest) -> HttpResponse:
     logout(request)

@@ -22,13 +22,4 @@ urlpatterns = [
     path("me/labels/", apis.MyLabelsApi.as_view(), name="my-labels"),
     path("items/<int:item_id>/content", apis.ItemContentApi.as_view(), name="item-content"),
     path("me/", apis.MyProfileApi.as_view(), name="my-profile"),
-    path("datasets/", apis.DatasetListApi.as_view(), name="dataset-list"),
-    path(
-        "datasets/<int:dataset_id>/records/",
-        apis.DatasetRecordsApi.as_view(),
-        name="dataset-records",
-    ),
-    path(
-        "datasets/<int:dataset_id>/export", apis.DatasetExportApi.as_view(), name="dataset-export"
-    ),
 ]

@@ -8,36 +8,28 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.http import (
-    FileResponse,
-    Http404,
-    HttpRequest,
-    HttpResponseBase,
-    StreamingHttpResponse,
-)
+from django.http import FileResponse, Http404, HttpRequest, HttpResponseBase
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiParameter,
     OpenApiResponse,
     extend_schema,
-    extend_schema_field,
     inline_serializer,
 )
 from rest_framework import serializers, status
-from rest_framework.pagination import CursorPagination
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.permissions import IsBuyer, IsContributor, request_account
+from accounts.permissions import IsContributor, request_account
 from config.metrics import LABELS
 from config.openapi import ErrorSerializer, errors
 from config.parsers import BoundedJSONParser
-from labeling import exports, selectors, services
-from labeling.models import Annotation, ConsensusFit, Item, Project, WorkerSkill
+from labeling import selectors, services
+from labeling.models import Annotation, Item, Project, WorkerSkill
 from labeling.validation import ContentError
 from rewards.asset import payout_asset
 
@@ -498,203 +490,37 @@ class ItemContentApi(APIView):
     and buyers of its dataset once accepted (``selectors.item_get_content_for_user``)."""
 
     @extend_schema(
-        summary="An image item's bytes (`?side=b`: a pairwise item's second image)",
-        parameters=[OpenApiParameter("side", str, enum=["a", "b"])],
+        summary="An image item's bytes",
+        parameters=[
+            OpenApiParameter(
+                "side",
+                str,
+                enum=["a", "b"],
+                default="a",
+                description="A pairwise item's second image: b.",
+            )
+        ],
         responses={
             (200, "image/jpeg"): OpenApiTypes.BINARY,
             (200, "image/png"): OpenApiTypes.BINARY,
             (200, "image/webp"): OpenApiTypes.BINARY,
-            **errors(404),
-        },
-    )
-    def get(self, request: Request, item_id: int) -> HttpResponseBase:
-        item = selectors.item_get_content_for_user(item_id=item_id, user=request.user)
-        side_b = request.query_params.get("side") == "b"
-        if side_b and not item.image_b:
-            raise Http404("This item has no second image.")
-        fmt = item.image_b_format if side_b else item.image_format
-        content_type = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}[fmt]
-        stored = item.image_b if side_b else item.image
-        response = FileResponse(stored.open("rb"), content_type=content_type)
-        response["Cache-Control"] = "private, max-age=3600"
-        response["X-Content-Type-Options"] = "nosniff"
-        return response
-
-
-class AgreementOutputSerializer(serializers.ModelSerializer[ConsensusFit]):
-    """Inter-annotator agreement at the project's last full fit (null: undefined)."""
-
-    class Meta:
-        model = ConsensusFit
-        fields = [
-            "percent_agreement",
-            "fleiss_kappa",
-            "krippendorff_alpha",
-            "label_count",
-            "method",
-            "fitted_at",
-        ]
-
-
-class DatasetOutputSerializer(ProjectOutputSerializer):
-    accepted_count = serializers.IntegerField()
-    item_count = serializers.IntegerField()
-    # None before the project's first refit.
-    agreement = AgreementOutputSerializer(source="consensus_fit", allow_null=True, read_only=True)
-
-    class Meta(ProjectOutputSerializer.Meta):
-        fields = [*ProjectOutputSerializer.Meta.fields, "accepted_count", "item_count", "agreement"]
-
-
-class DatasetListApi(APIView):
-    permission_classes = [IsBuyer]
-
-    @extend_schema(
-        summary="Datasets for sale, with their accepted counts",
-        responses={200: DatasetOutputSerializer(many=True)},
-    )
-    def get(self, request: Request) -> Response:
-        return Response(DatasetOutputSerializer(selectors.dataset_list(), many=True).data)
-
-
-class RecordPagination(CursorPagination):
-    ordering = "id"
-    page_size = 100
-    page_size_query_param = "page_size"
-    max_page_size = 1000
-
-
-class RecordOutputSerializer(serializers.ModelSerializer[Any]):
-    """An accepted record in its task's natural shape: ``value`` is the decision (a class,
-    classes, boxes in pixels of the ``width`` x ``height`` image, spans with their text, a
-    choice between ``a`` and ``b``)."""
-
-    task = serializers.CharField(source="project.task")
-    image_url = serializers.SerializerMethodField()
-    image_b_url = serializers.SerializerMethodField()
-    label = serializers.CharField(source="decided_label")  # type: ignore[assignment]  # a field, not Field.label
-    # Not get_value: that name is the serializer's own (DRF reads input through it).
-    value = serializers.SerializerMethodField(method_name="record_value")
-    provenance = serializers.SerializerMethodField()
-
-    class Meta:
-        model = Item
-        fields = [
-            "id",
-            "task",
-            "text",
-            "text_b",
-            "image_url",
-            "image_b_url",
-            "width",
-            "height",
-            "label",
-            "value",
-            "agreement",
-            "confidence",
-            "decided_at",
-            "provenance",
-        ]
-
-    def get_image_url(self, item: Item) -> str | None:
-        return item_content_url(self.context["request"], item)
-
-    def get_image_b_url(self, item: Item) -> str | None:
-        return item_content_url(self.context["request"], item, "b")
-
-    @extend_schema_field(OpenApiTypes.OBJECT)
-    def record_value(self, item: Item) -> dict[str, Any]:
-        value = dict(item.decided_value or {"label": item.decided_label})
-        if "spans" in value:  # each span with the text it marks
-            value["spans"] = [
-                {**span, "text": item.text[span["start"] : span["end"]]} for span in value["spans"]
-            ]
-        return value
-
-    @extend_schema_field(
-        inline_serializer(
-            "Provenance",
-            {
-                "sha256": serializers.CharField(help_text="SHA-256 of the item's content."),
-                "contributor": serializers.CharField(allow_null=True, help_text="Wallet."),
-                "labels": serializers.IntegerField(help_text="Labels the decision used."),
-                "method": serializers.CharField(help_text="The consensus method."),
-                "created_at": serializers.DateTimeField(),
-            },
-        )
-    )
-    def get_provenance(self, item: Item) -> dict[str, object]:
-        return {**exports.record_provenance(item), "created_at": item.created_at}
-
-
-class DatasetRecordsApi(APIView):
-    permission_classes = [IsBuyer]
-
-    @extend_schema(
-        summary="A dataset's accepted records, cursor-paginated",
-        parameters=[
-            OpenApiParameter("cursor", str, description="From `next` or `previous`."),
-            OpenApiParameter("page_size", int, description="Records per page, at most 1000."),
-        ],
-        responses={
-            200: inline_serializer(
-                "RecordPage",
-                {
-                    "next": serializers.URLField(allow_null=True),
-                    "previous": serializers.URLField(allow_null=True),
-                    "results": RecordOutputSerializer(many=True),
-                },
-            ),
-            **errors(404),
-        },
-    )
-    def get(self, request: Request, dataset_id: int) -> Response:
-        project = selectors.dataset_get_for_buyer(dataset_id=dataset_id)
-        records = selectors.dataset_records(project=project).select_related(
-            "contributor", "project"
-        )
-        paginator = RecordPagination()
-        page = paginator.paginate_queryset(records, request, view=self)
-        data = RecordOutputSerializer(page, many=True, context={"request": request}).data
-        return paginator.get_paginated_response(data)
-
-
-class DatasetExportApi(APIView):
-    """``GET /api/v1/datasets/{id}/export?format=jsonl|csv``: every accepted record, streamed."""
-
-    permission_classes = [IsBuyer]
-
-    @extend_schema(
-        summary="Every accepted record of a dataset, streamed as JSON Lines or CSV",
-        parameters=[
-            OpenApiParameter("format", str, enum=list(exports.FORMATS), default="jsonl"),
-        ],
-        responses={
-            (200, exports.FORMATS["jsonl"]): OpenApiTypes.BINARY,
-            (200, exports.FORMATS["csv"]): OpenApiTypes.BINARY,
             **errors(400, 404),
         },
     )
-    def get(self, request: Request, dataset_id: int) -> HttpResponseBase:
-        fmt = request.query_params.get("format", "jsonl")
-        if fmt not in exports.FORMATS:
+    def get(self, request: Request, item_id: int) -> HttpResponseBase:
+        side = request.query_params.get("side", "a")
+        if side not in ("a", "b"):
             return Response(
-                {"detail": f"unknown format {fmt!r}: use {' or '.join(exports.FORMATS)}"},
-                status=status.HTTP_400_BAD_REQUEST,
+                {"detail": f"side: {side!r}: use a or b"}, status=status.HTTP_400_BAD_REQUEST
             )
-        project = selectors.dataset_get_for_buyer(dataset_id=dataset_id)
-        records = selectors.dataset_records(project=project).select_related(
-            "contributor", "project"
+        item = selectors.item_get_content_for_user(item_id=item_id, user=request.user, side=side)
+        image, fmt = (
+            (item.image_b, item.image_b_format) if side == "b" else (item.image, item.image_format)
         )
-        rows = exports.export_rows(
-            records.iterator(chunk_size=2000), lambda item: item_content_url(request, item)
-        )
-        response = StreamingHttpResponse(
-            exports.export_lines(fmt, rows), content_type=exports.FORMATS[fmt]
-        )
-        response["Content-Disposition"] = (
-            f'attachment; filename="{exports.export_filename(project, fmt)}"'
-        )
+        content_type = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}[fmt]
+        response = FileResponse(image.open("rb"), content_type=content_type)
+        response["Cache-Control"] = "private, max-age=3600"
+        response["X-Content-Type-Options"] = "nosniff"
         return response
 
 

@@ -85,6 +85,11 @@ class Project(models.Model):
         default=200, help_text="Uploads per contributor per day (UTC); 0 closes uploads."
     )
     licence = models.CharField(max_length=100, default="CC-BY-4.0")
+    price = TokenAmountField(
+        default=0,
+        help_text="What a buyer pays for the dataset on-chain, in base units of the payout "
+        "asset (POST /api/v1/datasets/{id}/purchase); 0: not sold on-chain, moderators grant it.",
+    )
     is_open = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -101,6 +106,7 @@ class Project(models.Model):
             models.CheckConstraint(
                 condition=Q(reward_per_item__gte=0), name="project_reward_per_item_nonneg"
             ),
+            models.CheckConstraint(condition=Q(price__gte=0), name="project_price_nonneg"),
         ]
 
     def __str__(self) -> str:
@@ -137,7 +143,12 @@ class Item(models.Model):
         REVIEW = "review", "Needs review"
         REJECTED = "rejected", "Rejected"
 
-    project = models.ForeignKey(Project, on_delete=models.PROTECT, related_name="items")
+    # No index of its own: (project, status, id) below serves every lookup by project. A
+    # single-column project index was the one PostgreSQL picked, on a fresh project whose
+    # statistics were stale, for the duplicate check (reading every item of the project).
+    project = models.ForeignKey(
+        Project, on_delete=models.PROTECT, related_name="items", db_index=False
+    )
     contributor = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         null=True,
@@ -160,7 +171,7 @@ class Item(models.Model):
         max_length=100, blank=True, help_text="The licence the contributor accepted at upload."
     )
     near_hash = models.CharField(
-        max_length=72,
+        max_length=72,  # "t" + 64 hex digits for texts: 64 refused every text on PostgreSQL
         blank=True,
         db_index=True,
         help_text="Perceptual hash (images) or normalised-text hash, for near-duplicates.",
@@ -188,6 +199,12 @@ class Item(models.Model):
         blank=True,
         help_text="Known answer: a gold task that measures contributors' skill.",
     )
+    prelabel = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="An answer imported from another tool (labeling.imports), in the task's shape: "
+        "for moderators; never shown to contributors, whose answers it would anchor.",
+    )
     gold_explanation = models.TextField(
         blank=True, help_text="Shown to a contributor who got this gold item wrong."
     )
@@ -197,8 +214,10 @@ class Item(models.Model):
     class Meta:
         ordering = ["id"]
         constraints = [
+            # The content hash leads, so the duplicate check can ask by hash alone (see
+            # labeling.services.items.item_id_with_content): no project index can serve that.
             models.UniqueConstraint(
-                fields=["project", "content_sha256"], name="item_unique_content_per_project"
+                fields=["content_sha256", "project"], name="item_unique_content_per_project"
             ),
             models.CheckConstraint(
                 condition=~Q(status="accepted")

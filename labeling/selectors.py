@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import Count, F, Q, QuerySet
+from django.db.models import F, Q, QuerySet
 from django.http import Http404
 from django.utils import timezone
 
 from accounts.models import User
 from accounts.permissions import user_is_buyer, user_is_contributor, user_is_moderator
 from labeling.models import Annotation, Assignment, Item, Project, WorkerSkill
+from market.selectors import dataset_readable_by_buyer
 
 
 def project_list_open() -> QuerySet[Project]:
@@ -51,31 +52,6 @@ def item_labelers_left(*, item: Item) -> int:
     return able.exclude(annotations__item=item).exclude(skips__item=item).count()
 
 
-def dataset_list() -> QuerySet[Project]:
-    """Projects with their accepted-record counts and last fit's agreement, for buyers."""
-    return (
-        Project.objects.select_related("consensus_fit")
-        .annotate(
-            accepted_count=Count("items", filter=Q(items__status=Item.Status.ACCEPTED)),
-            item_count=Count("items"),
-        )
-        .order_by("id")
-    )
-
-
-def dataset_get_for_buyer(*, dataset_id: int) -> Project:
-    project = Project.objects.filter(pk=dataset_id).first()
-    if project is None:
-        raise Http404("No dataset with this id.")
-    return project
-
-
-def dataset_records(*, project: Project) -> QuerySet[Item]:
-    return Item.objects.filter(
-        project=project, status=Item.Status.ACCEPTED, gold_label=""
-    ).order_by("id")
-
-
 def worker_skills_for_user(*, user: User) -> QuerySet[WorkerSkill]:
     """A contributor's estimated accuracy per project, from the last consensus fits."""
     return WorkerSkill.objects.filter(user=user).select_related("project").order_by("project_id")
@@ -90,7 +66,7 @@ def _item_content_allowed(item: Item, user: Any) -> bool:
     if user_is_contributor(user) and item_is_assigned_to(item=item, user=user):
         return True
     if user_is_buyer(user) and item.status == Item.Status.ACCEPTED and not item.gold_label:
-        return dataset_readable_by_buyer(project=item.project, user=user)
+        return dataset_readable_by_buyer(project=item.project, user=user)  # a grant
     return False
 
 
@@ -106,19 +82,15 @@ def item_is_assigned_to(*, item: Item, user: User) -> bool:
     return live.exists() or Annotation.objects.filter(item=item, annotator=user).exists()
 
 
-def item_get_content_for_user(*, item_id: int, user: Any) -> Item:
+def item_get_content_for_user(*, item_id: int, user: Any, side: str = "a") -> Item:
     """An image item whose bytes ``user`` may download: its uploader, a contributor it is served
     to right now, a moderator, or a buyer of its dataset once it is accepted. Anyone else gets
     the same 404 as for a missing item (ids are sequential: no hint that it exists)."""
-    item = Item.objects.select_related("project").filter(pk=item_id).exclude(image="").first()
+    field = "image_b" if side == "b" else "image"  # a pair's second image: side "b"
+    item = Item.objects.select_related("project").filter(pk=item_id).exclude(**{field: ""}).first()
     if item is None or not _item_content_allowed(item, user):
         raise Http404("No image item with this id.")
     return item
-
-
-def dataset_readable_by_buyer(*, project: Project, user: Any) -> bool:
-    """Whether a buyer may read a dataset's records and content (every dataset, for now)."""
-    return user_is_buyer(user)
 
 
 def labels_recent_for_user(

@@ -136,11 +136,23 @@ def third_contributor(make_contributor: Callable[[], Contributor]) -> Contributo
 
 
 @pytest.fixture
-def buyer_api(db: None) -> APIClient:
-    buyer = User.objects.create_user("buyer", role=User.Role.BUYER)
+def buyer(db: None) -> User:
+    return User.objects.create_user("buyer", role=User.Role.BUYER)
+
+
+@pytest.fixture
+def buyer_api(buyer: User) -> APIClient:
+    """The buyer's API key: it lists every dataset, and reads those it holds a grant for."""
     api = APIClient()
     api.credentials(HTTP_AUTHORIZATION=f"Bearer {api_key_issue(user=buyer, name='test')}")
     return api
+
+
+def give_grant(project: Project, buyer: User) -> None:
+    """A moderator's access grant for ``buyer`` to ``project``'s dataset (as admin gives it)."""
+    from market.models import DatasetGrant
+
+    DatasetGrant.objects.create(project=project, buyer=buyer, source="moderator")
 
 
 @pytest.fixture

@@ -65,11 +65,19 @@ class AnnotationError(Exception):
 
 
 def _existing_item_id(project: Project, sha256: str) -> int | None:
-    return (
-        Item.objects.filter(project=project, content_sha256=sha256)
-        .values_list("id", flat=True)
-        .first()
-    )
+    return item_id_with_content(project_id=project.pk, sha256=sha256)
+
+
+def item_id_with_content(*, project_id: int, sha256: str) -> int | None:
+    """The project's item with this content hash, if any.
+
+    Asked by the hash alone (one or a few rows, across projects), then the project is picked
+    here: with a ``project_id`` condition PostgreSQL may scan a project index instead of the
+    unique (content_sha256, project) one while a fresh project's statistics are stale (8.6 ms
+    instead of 0.05 ms per upload at 30k items, until ANALYZE).
+    """
+    rows = Item.objects.filter(content_sha256=sha256).order_by().values_list("project_id", "id")
+    return next((item_id for project, item_id in rows if project == project_id), None)
 
 
 def _check_quota(project: Project, contributor: User | None) -> None:
@@ -90,10 +98,10 @@ def _near_duplicate(project: Project, near_hash: str) -> tuple[int | None, int |
     """``(copy, borderline)``: a stored item this content is a near copy of (refused), or one
     close enough for a moderator to look at; ``None`` for neither."""
     if near_hash.startswith("t"):
-        same = Item.objects.filter(project=project, near_hash=near_hash).values_list(
-            "id", flat=True
-        )
-        return same.first(), None
+        # By the hash alone, like the exact check (``item_id_with_content``): no project index.
+        same = Item.objects.filter(near_hash=near_hash).order_by("id")
+        rows = same.values_list("project_id", "id")
+        return next((pk for owner, pk in rows if owner == project.pk), None), None
     stored = Item.objects.filter(project=project, near_hash__startswith="i").values_list(
         "id", "near_hash"
     )

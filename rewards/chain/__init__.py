@@ -2,7 +2,7 @@
 
 Public API::
 
-    ChainClient, SignedTransaction, Receipt, BatchPaidEvent, TokenInfo, TokenTransfer
+    ChainClient, SignedTransaction, Receipt, BatchPaidEvent, TokenInfo, TokenTransfer, AssetPayment
     embedded_client(), rpc_client(url, private_key, token_address, ...), client_from_settings(...)
     ChainError, ChainUnavailable, ChainConfigError, ContractCallReverted, TransactionFailed
     batch_id_from_key(key), batch_gas_limit(n, mode), max_batch_size(mode), MINT, ERC20
@@ -15,6 +15,7 @@ from rewards.chain.client import (
     MAX_TRANSFER_BATCH_SIZE,
     MINT,
     NODE_TX_GAS_CAP,
+    AssetPayment,
     BatchPaidEvent,
     ChainClient,
     Receipt,
@@ -46,6 +47,7 @@ __all__ = [
     "MAX_TRANSFER_BATCH_SIZE",
     "MINT",
     "NODE_TX_GAS_CAP",
+    "AssetPayment",
     "BatchPaidEvent",
     "ChainClient",
     "ChainConfigError",

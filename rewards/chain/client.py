@@ -139,6 +139,26 @@ class TokenTransfer:
 
 
 @dataclass(frozen=True)
+class AssetPayment:
+    """What a mined transaction did with the paid asset: whether it succeeded, where and how
+    deep it is, who sent it, and its ``Transfer`` logs of that asset (in log order)."""
+
+    tx_hash: str
+    status: bool
+    block_number: int
+    confirmations: int
+    sender: str
+    asset: str
+    transfers: tuple[TokenTransfer, ...]
+
+    def paid_to(self, address: str) -> int:
+        """Base units this transaction moved to ``address`` (0 for a reverted one)."""
+        if not self.status:
+            return 0
+        return sum(t.value for t in self.transfers if t.to_address.lower() == address.lower())
+
+
+@dataclass(frozen=True)
 class TokenInfo:
     """ERC-20 metadata and supply of the token at the latest block."""
 
@@ -581,6 +601,48 @@ class ChainClient:
             for e in events
             if e["address"] == contract.address
         ]
+
+    def asset_payment(self, tx_hash: str) -> AssetPayment | None:
+        """The paid asset's transfers made by ``tx_hash`` with its status and confirmations
+        (a dataset purchase is proven this way); None if the node has not mined it.
+
+        Raises ValueError for a malformed hash, ChainUnavailable, ChainError.
+        """
+        if not re.fullmatch(r"0x[0-9a-fA-F]{64}", tx_hash):
+            raise ValueError("a transaction hash is 0x and 64 hex digits")
+        contract = self._asset_contract()
+        with _translate_errors("eth_getTransactionReceipt"):
+            try:
+                raw = self._w3.eth.get_transaction_receipt(HexStr(tx_hash))
+            except TransactionNotFound:
+                return None
+            events = contract.events.Transfer().process_receipt(raw, errors=DISCARD)
+            latest = int(self._w3.eth.block_number)
+        block = int(raw["blockNumber"])
+        return AssetPayment(
+            tx_hash=_hex(raw["transactionHash"]),
+            status=bool(raw["status"]),
+            block_number=block,
+            confirmations=max(0, latest - block + 1),
+            sender=str(raw["from"]),
+            asset=str(contract.address),
+            transfers=tuple(
+                TokenTransfer(
+                    from_address=str(e["args"]["from"]),
+                    to_address=str(e["args"]["to"]),
+                    value=int(e["args"]["value"]),
+                )
+                for e in events
+                if e["address"] == contract.address
+            ),
+        )
+
+    def transfer_asset(self, to: str, amount: int) -> Receipt:
+        """Transfer ``amount`` base units of the paid asset from the signer to ``to`` (a
+        buyer paying for a dataset on a test or local node). Raises TransactionFailed."""
+        contract = self._asset_contract()
+        call = contract.functions.transfer(_checksum(to, "recipient"), int(amount))
+        return self._transact(call, f"transfer to {to}")
 
     def wait_for_receipt(self, tx_hash: str, timeout: float = 120) -> Receipt | None:
         """Poll until ``tx_hash`` is mined; None after ``timeout`` seconds.

@@ -56,3 +56,40 @@ def test_the_docs_page_renders_the_schema_with_a_bundled_redoc() -> None:
     bundle = "drf_spectacular_sidecar/redoc/bundles/redoc.standalone.js"
     assert f"/static/{bundle}" in html
     assert finders.find(bundle) is not None  # served from the app, not a CDN
+
+
+def test_every_operation_documents_the_errors_any_endpoint_of_its_kind_returns() -> None:
+    schema = (
+        APIClient().get("/api/v1/schema", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()
+    )
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            codes = set(operation["responses"])
+            assert "429" in codes, (method, path)  # every endpoint is rate-limited
+            if {} not in operation.get("security", [{}]):
+                assert {"401", "403"} <= codes, (method, path)
+            if "{" in path:
+                assert "404" in codes, (method, path)
+            for code, response in operation["responses"].items():
+                if code in ("401", "403", "429") and "content" in response:
+                    [body] = response["content"].values()
+                    assert body["schema"] == {"$ref": "#/components/schemas/Error"}, (path, code)
+
+
+def test_the_buyers_enums_are_in_the_schema() -> None:
+    schema = (
+        APIClient().get("/api/v1/schema", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()
+    )
+    components = schema["components"]["schemas"]
+    record = components["RecordOutput"]["properties"]
+    assert components[record["decided_by"]["$ref"].rsplit("/", 1)[1]]["enum"] == [
+        "crowd",
+        "moderator",
+    ]
+    export = components["ExportOutput"]["properties"]
+    formats = components[export["format"]["$ref"].rsplit("/", 1)[1]]["enum"]
+    assert formats == ["jsonl", "csv", "coco", "yolo", "label_studio", "parquet"]
+    statuses = components[export["status"]["$ref"].rsplit("/", 1)[1]]["enum"]
+    assert statuses == ["queued", "running", "done", "failed", "expired"]
+    dataset = components["DatasetOutput"]["properties"]
+    assert "$ref" in dataset["task"] and "$ref" in dataset["data_kind"]

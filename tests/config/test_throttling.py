@@ -21,7 +21,13 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def rates(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    low = {"sign_in": "3/minute", "user": "5/minute", "anon": "4/minute"}
+    low = {
+        "sign_in": "3/minute",
+        "user": "5/minute",
+        "anon": "4/minute",
+        "dataset": "100/minute",
+        "export": "100/hour",
+    }
     for throttle in (SimpleRateThrottle, ApiRateThrottle, SignInThrottle):
         monkeypatch.setattr(throttle, "THROTTLE_RATES", low)
     return low
@@ -89,6 +95,23 @@ def test_each_api_key_has_its_own_budget(rates: dict[str, str]) -> None:
     second.credentials(HTTP_AUTHORIZATION=f"Bearer {keys[1]}")
     assert [first.get("/api/v1/datasets/").status_code for _ in range(6)][-1] == 429
     assert second.get("/api/v1/datasets/").status_code == 200
+
+
+def test_dataset_reads_have_a_budget_of_their_own_per_key(
+    rates: dict[str, str], contributor: Contributor
+) -> None:
+    rates["dataset"] = "2/minute"  # below API_RATE's 5: the buyers' scope is what refuses
+    buyer = User.objects.create_user("buyer", role=User.Role.BUYER)
+    keys = [api_key_issue(user=buyer, name=name) for name in ("a", "b")]
+    first, second = APIClient(), APIClient()
+    first.credentials(HTTP_AUTHORIZATION=f"Bearer {keys[0]}")
+    second.credentials(HTTP_AUTHORIZATION=f"Bearer {keys[1]}")
+    codes = [first.get("/api/v1/datasets/").status_code for _ in range(3)]
+    assert codes == [200, 200, 429]
+    assert int(first.get("/api/v1/datasets/")["Retry-After"]) > 0
+    assert second.get("/api/v1/datasets/").status_code == 200
+    # Other endpoints still count only against API_RATE.
+    assert contributor.api.get("/api/v1/me/").status_code == 200
 
 
 def test_anonymous_endpoints_and_the_health_probe_are_limited_per_address(

@@ -151,3 +151,14 @@ def test_the_rewards_page_names_credits_and_counts_labels_waiting(
     assert f"Label on item {decided.pk} (Sentiment)" in html
     assert "annotation:1" not in html
     assert "<time datetime=" in html
+
+
+def test_the_buyers_page_asks_for_a_key_and_loads_its_script() -> None:
+    from django.test import Client
+
+    page = Client().get("/buyers/")
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert 'id="buyer-key"' in html and 'type="password"' in html
+    assert "/static/crowdmint/buyers.js" in html and "<script>" not in html
+    assert "default-src 'self'" in page["Content-Security-Policy"]

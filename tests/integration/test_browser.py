@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -186,3 +187,49 @@ def test_a_visitor_without_a_wallet_is_told_so(live_server: Any, page: Any) -> N
     page.goto(f"{live_server.url}/login/")
     page.click("#wallet-signin")
     page.wait_for_selector("text=No browser wallet found")
+
+
+def test_a_buyer_enters_a_key_once_browses_datasets_and_downloads_an_export(
+    live_server: Any, page: Any, celery_worker: Any
+) -> None:
+    from django.utils import timezone
+
+    from accounts.models import User
+    from accounts.services import api_key_issue
+    from tests.conftest import give_grant
+
+    bought = Project.objects.create(
+        name="Sentiment", data_kind="text", classes=["positive", "negative"], licence="CC0-1.0"
+    )
+    Project.objects.create(name="Colours", data_kind="image", classes=["red", "blue"], price=10)
+    for text in ("<b>not markup</b>", "Fine."):
+        item = item_create_text(project=bought, contributor=None, text=text)
+        Item.objects.filter(pk=item.pk).update(
+            status="accepted", decided_label="positive", decided_at=timezone.now(), confidence=0.97
+        )
+    buyer = User.objects.create_user("buyer", role=User.Role.BUYER)
+    give_grant(bought, buyer)
+    key = api_key_issue(user=buyer, name="browser")
+
+    page.goto(f"{live_server.url}/buyers/")
+    page.wait_for_selector("text=Enter the API key")
+    page.fill("#buyer-key", key)
+    page.click("#buyer-key-form button[type=submit]")
+    page.wait_for_selector("text=2 datasets; you hold grants for 1.")
+    card = page.locator(f"[data-testid=dataset-{bought.pk}]")
+    card.locator("text=<b>not markup</b>").wait_for()  # text, never HTML
+    assert "licence CC0-1.0" in card.inner_text() and "mean posterior 0.970" in card.inner_text()
+    assert "Price" in page.locator("[data-testid^=dataset-]").nth(1).inner_text()
+    # The key is kept for the tab: a reload shows the datasets without asking again.
+    page.reload()
+    page.wait_for_selector("text=2 datasets; you hold grants for 1.")
+    card = page.locator(f"[data-testid=dataset-{bought.pk}]")
+    card.locator("select[name=format]").select_option("csv")
+    card.locator(".export-form button").click()
+    card.locator("text=done").wait_for(timeout=60_000)
+    with page.expect_download() as download:
+        card.locator("[data-testid=download]").click()
+    path = download.value.path()
+    content = Path(path).read_text(encoding="utf-8")
+    assert content.startswith("id,text,") and "<b>not markup</b>" in content
+    assert csp_violations(page) == []

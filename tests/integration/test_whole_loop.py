@@ -22,7 +22,7 @@ from labeling.models import Item, Project
 from rewards.chain import ChainClient
 from rewards.models import PayoutBatch
 from rewards.selectors import reward_summary_for_user
-from tests.conftest import sign, siwe_text
+from tests.conftest import give_grant, sign, siwe_text
 from tests.integration.conftest import Worker
 from tests.support.hardhat import HARDHAT_KEY_0
 
@@ -196,6 +196,13 @@ def test_the_whole_loop_pays_on_chain_exactly_what_the_ledger_says(
     assert mine["paid"] == str(8 * 10**18) and mine["payouts"][0]["tx_hash"] == batch.tx_hash
     buyer = User.objects.create_user("buyer", role=User.Role.BUYER)
     key = api_key_issue(user=buyer, name="integration")
+    no_grant = requests.get(
+        f"{base}/api/v1/datasets/{image_project.pk}/records/",
+        headers={"Authorization": f"Bearer {key}"},
+        timeout=10,
+    )
+    assert no_grant.status_code == 403 and no_grant.json()["missing"] == "grant"
+    give_grant(image_project, buyer)
     records = requests.get(
         f"{base}/api/v1/datasets/{image_project.pk}/records/",
         headers={"Authorization": f"Bearer {key}"},

@@ -12,10 +12,11 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import TestCase
 from PIL import Image
 
+from accounts.models import User
 from labeling.models import Item, Project
 from labeling.services import item_create_image, item_create_text
 from rewards.models import LedgerEntry
-from tests.conftest import Contributor, flat_rates, serve
+from tests.conftest import Contributor, flat_rates, give_grant, serve
 
 pytestmark = pytest.mark.django_db
 
@@ -93,7 +94,7 @@ def test_multilabel_validates_each_class(crowd: list[Contributor], tags: Project
 
 
 def test_multilabel_decides_every_class_and_pays_the_close_answers(
-    crowd: list[Contributor], tags: Project, buyer_api: Any
+    crowd: list[Contributor], tags: Project, buyer_api: Any, buyer: User
 ) -> None:
     item = item_create_text(project=tags, contributor=None, text="a dog in a park")
     answers = [["outdoor", "animal"], ["animal", "outdoor"], ["outdoor", "animal", "people"]]
@@ -112,6 +113,7 @@ def test_multilabel_decides_every_class_and_pays_the_close_answers(
     paid = set(LedgerEntry.objects.filter(reason="label").values_list("user_id", flat=True))
     # Jaccard 2/3 for the one who added "people": above the 0.5 agreement threshold, paid too.
     assert paid == {who.user.pk for who in crowd}
+    give_grant(tags, buyer)
     record = buyer_api.get(f"/api/v1/datasets/{tags.pk}/records/").json()["results"][0]
     assert record["task"] == "multilabel" and record["value"] == {"labels": ["outdoor", "animal"]}
 
@@ -152,7 +154,7 @@ def test_boxes_must_lie_inside_the_image_with_an_area_and_a_class(
 
 
 def test_boxes_are_fused_and_the_close_drawers_paid_with_the_record_in_pixels(
-    crowd: list[Contributor], cars: Project, buyer_api: Any
+    crowd: list[Contributor], cars: Project, buyer_api: Any, buyer: User
 ) -> None:
     item = item_create_image(project=cars, contributor=crowd[3].user, data=png())
     drawn = [
@@ -169,6 +171,7 @@ def test_boxes_are_fused_and_the_close_drawers_paid_with_the_record_in_pixels(
     assert fused[0]["x"] == pytest.approx(11, abs=1) and fused[0]["w"] == pytest.approx(49.5, abs=1)
     paid = set(LedgerEntry.objects.filter(reason="label").values_list("user_id", flat=True))
     assert paid == {crowd[0].user.pk, crowd[1].user.pk}
+    give_grant(cars, buyer)
     record = buyer_api.get(f"/api/v1/datasets/{cars.pk}/records/").json()["results"][0]
     assert (record["width"], record["height"]) == (200, 100)
     assert record["value"]["boxes"] == fused and record["label"] == "2 boxes"
@@ -219,7 +222,7 @@ def test_overlapping_spans_are_accepted_where_the_project_allows_them(
 
 
 def test_spans_are_voted_per_character_and_the_record_carries_their_text(
-    crowd: list[Contributor], entities: Project, buyer_api: Any
+    crowd: list[Contributor], entities: Project, buyer_api: Any, buyer: User
 ) -> None:
     item = item_create_text(project=entities, contributor=crowd[3].user, text=TEXT)
     marked = [
@@ -232,6 +235,7 @@ def test_spans_are_voted_per_character_and_the_record_carries_their_text(
     item.refresh_from_db()
     assert item.status == Item.Status.ACCEPTED
     assert item.decided_value == {"spans": [span(0, 12, "PER"), span(25, 31, "LOC")]}
+    give_grant(entities, buyer)
     record = buyer_api.get(f"/api/v1/datasets/{entities.pk}/records/").json()["results"][0]
     assert [(s["text"], s["label"]) for s in record["value"]["spans"]] == [
         ("Ada Lovelace", "PER"),
@@ -243,7 +247,7 @@ def test_spans_are_voted_per_character_and_the_record_carries_their_text(
 
 
 def test_pairwise_choices_decide_which_side_is_better(
-    crowd: list[Contributor], buyer_api: Any
+    crowd: list[Contributor], buyer_api: Any, buyer: User
 ) -> None:
     project = make_project("pairwise", "text", ["a", "b"], consensus_method="majority_vote")
     item = item_create_text(
@@ -255,6 +259,7 @@ def test_pairwise_choices_decide_which_side_is_better(
         assert answer(who, item, {"choice": choice}).status_code == 201
     item.refresh_from_db()
     assert item.decided_value == {"choice": "b"}
+    give_grant(project, buyer)
     record = buyer_api.get(f"/api/v1/datasets/{project.pk}/records/").json()["results"][0]
     assert (record["text"], record["text_b"], record["value"]) == (
         "Paris.",

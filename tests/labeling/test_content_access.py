@@ -14,7 +14,7 @@ from rest_framework.test import APIClient
 from accounts.models import User
 from accounts.services import user_ban
 from labeling.models import Assignment, Item, Project
-from tests.conftest import Contributor, image_bytes
+from tests.conftest import Contributor, give_grant, image_bytes
 from tests.labeling.test_contributions import upload
 
 pytestmark = pytest.mark.django_db
@@ -66,16 +66,19 @@ def test_a_closed_projects_images_are_not_downloadable_by_other_contributors(
 
 
 def test_an_accepted_item_sold_to_buyers_is_not_downloadable_by_contributors(
-    second_contributor: Contributor, image_item: Item, buyer_api: APIClient
+    second_contributor: Contributor, image_item: Item, buyer_api: APIClient, buyer: User
 ) -> None:
     accept(image_item)
+    assert content(buyer_api, image_item) == 404  # no grant for its dataset yet
+    give_grant(image_item.project, buyer)
     assert content(second_contributor.api, image_item) == 404
     assert content(buyer_api, image_item) == 200
 
 
 def test_buyers_see_only_accepted_items_and_never_gold(
-    buyer_api: APIClient, image_item: Item
+    buyer_api: APIClient, buyer: User, image_item: Item
 ) -> None:
+    give_grant(image_item.project, buyer)
     assert content(buyer_api, image_item) == 404
     accept(image_item)
     Item.objects.filter(pk=image_item.pk).update(gold_label="red")

@@ -9,9 +9,11 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
+from accounts.models import User
 from config.csv_safety import csv_cell
 from labeling.models import Item, Project
 from labeling.services import item_create_text
+from tests.conftest import give_grant
 
 pytestmark = pytest.mark.django_db
 
@@ -26,8 +28,9 @@ PAYLOADS = [
 
 
 def test_contributed_text_that_starts_a_formula_is_exported_as_text(
-    text_project: Project, buyer_api: Any
+    text_project: Project, buyer_api: Any, buyer: User
 ) -> None:
+    give_grant(text_project, buyer)
     for text in [*PAYLOADS, "plain text", "a = b"]:
         item = item_create_text(project=text_project, contributor=None, text=f"{text}")
         Item.objects.filter(pk=item.pk).update(

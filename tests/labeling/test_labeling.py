@@ -8,11 +8,12 @@ from typing import Any
 import pytest
 from django.db import IntegrityError, transaction
 
+from accounts.models import User
 from labeling.models import Annotation, Decision, Item, Project, Skip
 from labeling.services import item_create_text, item_decide
 from rewards.models import LedgerEntry
 from rewards.services import decision_credit
-from tests.conftest import Contributor, serve
+from tests.conftest import Contributor, give_grant, serve
 
 pytestmark = pytest.mark.django_db
 
@@ -252,8 +253,10 @@ def test_buyers_read_accepted_records_with_cursor_pagination_in_constant_queries
     make_contributor: Callable[[], Contributor],
     text_project: Project,
     buyer_api: object,
+    buyer: User,
     django_assert_max_num_queries: Callable,
 ) -> None:
+    give_grant(text_project, buyer)
     uploader = make_contributor()
     for n in range(7):
         item = item_create_text(project=text_project, contributor=uploader.user, text=f"text {n}")
@@ -284,12 +287,13 @@ def test_buyers_read_accepted_records_with_cursor_pagination_in_constant_queries
 
 
 def test_buyers_export_accepted_records_as_jsonl_and_csv(
-    make_contributor: Callable[[], Contributor], text_project: Project, buyer_api: Any
+    make_contributor: Callable[[], Contributor], text_project: Project, buyer_api: Any, buyer: User
 ) -> None:
     import csv
     import io
     import json
 
+    give_grant(text_project, buyer)
     uploader = make_contributor()
     for n in range(3):
         item = item_create_text(

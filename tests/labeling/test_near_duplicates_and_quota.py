@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image, ImageDraw
 
 from labeling.models import Item, Project
@@ -187,3 +189,23 @@ def test_a_pairwise_image_project_takes_two_files(contributor: Contributor, db: 
     assert response.status_code == 201, response.content
     item = Item.objects.get(pk=response.json()["id"])
     assert item.image and item.image_b and item.width_b == 320
+
+
+def _text_hash_reference(text: str) -> str:
+    """The normalisation as first written, one character at a time (the fast table must agree)."""
+    import hashlib
+    import re
+    import unicodedata
+
+    folded = unicodedata.normalize("NFKC", text).casefold()
+    kept = "".join(
+        " " if unicodedata.category(c)[0] in "PSZ" else c for c in folded if c.isprintable()
+    )
+    normalised = re.sub(r"\s+", " ", kept).strip()
+    return "t" + hashlib.sha256(normalised.encode("utf-8")).hexdigest()
+
+
+@given(st.text(max_size=60))
+@settings(max_examples=300, deadline=None)
+def test_the_fast_text_normalisation_agrees_with_the_reference(text: str) -> None:
+    assert text_hash(text) == _text_hash_reference(text)

@@ -1,0 +1,217 @@
+"""Moderators' screens for dataset grants (given and revoked through audited services),
+purchases and exports (read-only)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.utils.html import format_html
+
+from accounts.admin import ReadOnlyAdmin
+from accounts.models import User
+from market.models import DatasetExport, DatasetGrant, DatasetPurchase, ItemImport
+from market.services import GrantError, ItemImportError, grant_give, grant_revoke, import_request
+
+
+class GrantAddForm(forms.ModelForm[DatasetGrant]):
+    class Meta:
+        model = DatasetGrant
+        fields = ["project", "buyer", "note"]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        buyer = self.fields["buyer"]
+        if isinstance(buyer, forms.ModelChoiceField):
+            buyer.queryset = User.objects.filter(role=User.Role.BUYER).order_by("username")
+
+
+@admin.register(DatasetGrant)
+class DatasetGrantAdmin(admin.ModelAdmin[DatasetGrant]):
+    """Give a buyer a dataset (Add), revoke grants (action); both audited. Never edited."""
+
+    list_display = ["buyer", "project", "source", "granted_by", "created_at", "revoked_at"]
+    list_filter = ["source", "project"]
+    search_fields = ["buyer__username", "purchase__tx_hash"]
+    actions = ["revoke_grants"]
+    readonly_fields = [
+        "project",
+        "buyer",
+        "source",
+        "granted_by",
+        "purchase",
+        "note",
+        "created_at",
+        "revoked_at",
+        "revoked_by",
+    ]
+
+    def get_form(
+        self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any
+    ) -> Any:
+        if obj is None:
+            kwargs["form"] = GrantAddForm
+        return super().get_form(request, obj, change, **kwargs)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        return [] if obj is None else list(self.readonly_fields)
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return ["project", "buyer", "note"] if obj is None else list(self.readonly_fields)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # revoke instead: the trail keeps who had access when
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return obj is None and super().has_change_permission(request, obj)
+
+    def save_model(self, request: HttpRequest, obj: DatasetGrant, form: Any, change: bool) -> None:
+        moderator = request.user
+        assert isinstance(moderator, User)
+        try:
+            saved = grant_give(
+                project=obj.project, buyer=obj.buyer, moderator=moderator, note=obj.note
+            )
+        except GrantError as exc:
+            # Shown on the page; nothing was written.
+            self.message_user(request, exc.message, messages.ERROR)
+            raise _GrantRefused(exc.message) from exc
+        obj.pk = saved.pk
+
+    def add_view(self, request: HttpRequest, form_url: str = "", extra_context: Any = None) -> Any:
+        try:
+            return super().add_view(request, form_url, extra_context)
+        except _GrantRefused:
+            from django.shortcuts import redirect
+
+            return redirect(request.path)
+
+    @admin.action(description="Revoke the selected grants (audited)")
+    def revoke_grants(self, request: HttpRequest, queryset: QuerySet[DatasetGrant]) -> None:
+        moderator = request.user
+        assert isinstance(moderator, User)
+        revoked = sum(grant_revoke(grant=g, moderator=moderator) for g in queryset)
+        self.message_user(request, f"{revoked} grant(s) revoked.", messages.SUCCESS)
+
+
+class _GrantRefused(Exception):
+    """A refused add in admin: the message is shown, nothing was written."""
+
+
+@admin.register(DatasetPurchase)
+class DatasetPurchaseAdmin(ReadOnlyAdmin):
+    list_display = ["tx_hash", "project", "buyer", "amount", "block_number", "created_at"]
+    search_fields = ["tx_hash", "buyer__username", "payer"]
+
+
+@admin.register(DatasetExport)
+class DatasetExportAdmin(ReadOnlyAdmin):
+    list_display = ["id", "project", "buyer", "format", "status", "records", "size_bytes"]
+    list_filter = ["status", "format"]
+
+
+class ItemImportForm(forms.ModelForm[ItemImport]):
+    class Meta:
+        model = ItemImport
+        fields = ["project", "file", "format", "answers"]
+
+
+@admin.register(ItemImport)
+class ItemImportAdmin(admin.ModelAdmin[ItemImport]):
+    """Moderators import items from a file (Add): a Celery task runs it; the list shows its
+    progress and counts, the page the rejected rows. Images: ``manage.py import_items``."""
+
+    list_display = [
+        "id",
+        "project",
+        "format",
+        "status",
+        "progress_bar",
+        "rows",
+        "created",
+        "duplicates",
+        "rejected",
+        "created_at",
+    ]
+    list_filter = ["status", "format"]
+    readonly_fields = [
+        "project",
+        "moderator",
+        "file",
+        "format",
+        "answers",
+        "status",
+        "progress_bar",
+        "rows",
+        "created",
+        "duplicates",
+        "rejected",
+        "rejected_rows",
+        "error",
+        "created_at",
+        "started_at",
+        "finished_at",
+    ]
+
+    def get_form(
+        self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any
+    ) -> Any:
+        if obj is None:
+            kwargs["form"] = ItemImportForm
+        return super().get_form(request, obj, change, **kwargs)
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return ["project", "file", "format", "answers"] if obj is None else self.readonly_fields
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return [] if obj is None else self.readonly_fields
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return obj is None and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.display(description="progress")
+    def progress_bar(self, job: ItemImport) -> str:
+        return format_html(
+            '<progress max="100" value="{}"></progress> {}%', job.progress, job.progress
+        )
+
+    @admin.display(description="rejected rows (the first ones)")
+    def rejected_rows(self, job: ItemImport) -> str:
+        lines = [f"row {r['row']}: {r['error']}" for r in job.report]
+        more = job.rejected - len(lines)
+        if more > 0:
+            lines.append(f"… and {more} more")
+        return "\n".join(lines) or "none"
+
+    def save_model(self, request: HttpRequest, obj: ItemImport, form: Any, change: bool) -> None:
+        moderator = request.user
+        assert isinstance(moderator, User)
+        upload = form.cleaned_data["file"]
+        try:
+            job = import_request(
+                project=obj.project,
+                moderator=moderator,
+                name=upload.name,
+                data=upload.read(),
+                fmt=obj.format,
+                answers=obj.answers,
+            )
+        except ItemImportError as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+            raise _GrantRefused(str(exc)) from exc
+        obj.pk = job.pk
+        self.message_user(request, "The import is queued: this list shows its progress.")
+
+    def add_view(self, request: HttpRequest, form_url: str = "", extra_context: Any = None) -> Any:
+        try:
+            return super().add_view(request, form_url, extra_context)
+        except _GrantRefused:
+            from django.shortcuts import redirect
+
+            return redirect(request.path)

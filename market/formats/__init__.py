@@ -1,0 +1,79 @@
+"""Export formats: each writes a dataset's records, streamed one chunk at a time, into files
+in a working directory; ``market.services.exports`` stores them.
+
+| format | file | read back by |
+|---|---|---|
+| ``jsonl`` | JSON Lines, one record per line | ``datasets``, pandas, ``json`` |
+| ``csv`` | CSV with a header, flat columns, formula-safe | ``csv``, pandas, spreadsheets |
+| ``coco`` | zip: ``annotations/instances.json`` + ``images/`` (boxes projects) | ``pycocotools.coco.COCO`` |
+| ``yolo`` | zip: ``images/``, ``labels/*.txt``, ``data.yaml`` (boxes projects) | Ultralytics YOLO layout |
+| ``label_studio`` | JSON array of Label Studio tasks with annotations (+ ``label_config.xml``) | Label Studio import |
+| ``parquet`` | Parquet (+ the dataset card ``README.md``) | ``datasets.load_dataset("parquet")`` |
+
+Every export also gets a Croissant JSON-LD description (``market.formats.croissant``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from labeling.models import Project
+
+
+@dataclass(frozen=True)
+class Built:
+    """What a format wrote: the main file, an optional companion (dataset card, labeling
+    config), and what Croissant needs to describe the main file."""
+
+    path: Path
+    filename: str
+    content_type: str
+    records: int
+    card: Path | None = None
+    card_filename: str = ""
+    #: Croissant: how the records are read from the file ("column" or "jsonPath"), or "archive".
+    layout: str = "column"
+    columns: tuple[str, ...] = ()
+    contained: tuple[tuple[str, str], ...] = field(default=())  # (path in archive, mime)
+    #: The main file's SHA-256, when the writer computed it while writing (else it is read).
+    sha256: str = ""
+
+
+#: Opens a stored image (``Item.image.name``) for reading, e.g. ``default_storage.open``.
+OpenImage = Callable[[str], IO[bytes]]
+Rows = Iterator[dict[str, Any]]
+Writer = Callable[[Path, Project, Rows, OpenImage], Built]
+
+
+class FormatError(ValueError):
+    """A format that doesn't fit the dataset (COCO for a text project)."""
+
+
+def writer_for(fmt: str, project: Project) -> Writer:
+    """The writer of ``fmt`` for ``project``. Raises ``FormatError`` when it doesn't apply."""
+    from market.formats import coco, label_studio, parquet, text, yolo
+
+    if fmt in ("coco", "yolo") and project.task != Project.Task.BOXES:
+        raise FormatError(
+            f"{fmt} describes bounding boxes: dataset {project.pk} is a {project.task} project "
+            "(use jsonl, csv, parquet or label_studio)"
+        )
+    writers: dict[str, Writer] = {
+        "jsonl": text.write_jsonl,
+        "csv": text.write_csv,
+        "coco": coco.write,
+        "yolo": yolo.write,
+        "label_studio": label_studio.write,
+        "parquet": parquet.write,
+    }
+    if fmt not in writers:
+        raise FormatError(f"unknown format {fmt!r}: use {', '.join(writers)}")
+    return writers[fmt]
+
+
+def slug(project: Project) -> str:
+    name = "".join(c if c.isalnum() else "-" for c in project.name.lower()).strip("-")
+    return f"crowdmint-{project.pk}-{(name or 'dataset')[:60]}"

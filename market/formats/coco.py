@@ -1,0 +1,125 @@
+"""COCO object detection (boxes projects): a zip of ``annotations/instances.json`` and the
+images under ``images/``.
+
+COCO boxes are ``[x, y, width, height]`` in pixels from the top-left corner: the decided
+``{"x", "y", "w", "h", "label"}`` boxes as they are. Category ids start at 1, in the project's
+class order. The JSON is one object holding two long arrays; to stay in constant memory the two
+arrays are written to temporary files first and then copied into the archive.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import zipfile
+from pathlib import Path
+from typing import Any
+
+from labeling.models import Project
+from market.formats import Built, OpenImage, Rows, slug
+
+
+def image_name(row: dict[str, Any]) -> str:
+    extension = str(row["image_path"]).rsplit(".", 1)[-1].lower()
+    return f"{row['id']}.{extension}"
+
+
+def copy_image(
+    archive: zipfile.ZipFile, open_image: OpenImage, row: dict[str, Any], name: str
+) -> None:
+    """Copy a stored image into the archive, streamed; stored as it is (already compressed)."""
+    info = zipfile.ZipInfo(name, date_time=(2000, 1, 1, 0, 0, 0))
+    info.compress_type = zipfile.ZIP_STORED
+    with open_image(row["image_path"]) as source, archive.open(info, "w") as target:
+        shutil.copyfileobj(source, target, 1 << 16)
+
+
+def _dump(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def write(directory: Path, project: Project, rows: Rows, open_image: OpenImage) -> Built:
+    classes = list(project.classes)
+    category = {name: n + 1 for n, name in enumerate(classes)}
+    images_part, annotations_part = directory / "images.part", directory / "annotations.part"
+    path = directory / f"{slug(project)}-coco.zip"
+    count = annotation_id = 0
+    with (
+        zipfile.ZipFile(path, "w", zipfile.ZIP_STORED, allowZip64=True) as archive,
+        images_part.open("w", encoding="utf-8") as images,
+        annotations_part.open("w", encoding="utf-8") as annotations,
+    ):
+        for row in rows:
+            if not row["image_path"]:
+                continue
+            name = image_name(row)
+            copy_image(archive, open_image, row, f"images/{name}")
+            images.write(
+                ("," if count else "")
+                + _dump(
+                    {
+                        "id": row["id"],
+                        "file_name": name,
+                        "width": row["width"],
+                        "height": row["height"],
+                        "date_captured": row["created_at"],
+                        "license": 1,
+                        "crowdmint": {
+                            "confidence": row["confidence"],
+                            "agreement": row["agreement"],
+                            "decided_at": row["decided_at"],
+                            "decided_by": row["decided_by"],
+                            "sha256": row["sha256"],
+                        },
+                    }
+                )
+            )
+            count += 1
+            for box in row["value"].get("boxes", []):
+                annotation_id += 1
+                x, y, w, h = (float(box[k]) for k in ("x", "y", "w", "h"))
+                annotations.write(
+                    ("," if annotation_id > 1 else "")
+                    + _dump(
+                        {
+                            "id": annotation_id,
+                            "image_id": row["id"],
+                            "category_id": category[box["label"]],
+                            "bbox": [x, y, w, h],
+                            "area": w * h,
+                            "iscrowd": 0,
+                            "segmentation": [],
+                        }
+                    )
+                )
+        images.flush()
+        annotations.flush()
+        head = {
+            "info": {
+                "description": f"{project.name}: accepted boxes from Crowdmint",
+                "version": "1.0",
+                "contributor": "Crowdmint contributors",
+            },
+            "licenses": [{"id": 1, "name": project.licence, "url": ""}],
+            "categories": [
+                {"id": n, "name": name, "supercategory": ""} for name, n in category.items()
+            ],
+        }
+        with archive.open("annotations/instances.json", "w", force_zip64=True) as out:
+            out.write(_dump(head)[:-1].encode() + b',"images":[')
+            with images_part.open("rb") as text_in:
+                shutil.copyfileobj(text_in, out, 1 << 16)
+            out.write(b'],"annotations":[')
+            with annotations_part.open("rb") as text_in:
+                shutil.copyfileobj(text_in, out, 1 << 16)
+            out.write(b"]}")
+    images_part.unlink()
+    annotations_part.unlink()
+    return Built(
+        path=path,
+        filename=path.name,
+        content_type="application/zip",
+        records=count,
+        layout="archive",
+        contained=(("annotations/instances.json", "application/json"), ("images/*", "image/*")),
+    )

@@ -1,0 +1,230 @@
+"""Readers of import files: Label Studio JSON tasks, CSV and JSON Lines, one row at a time.
+
+Each reader yields ``(row_number, Row | RowError)``; a row it can't read is reported, never
+fatal. Rows carry the item's content (``text``, ``text_b`` for pairs, ``image``/``image_b`` as
+paths relative to the images folder) and, optionally, an answer in the project's task shape
+(``labeling.answers``), from a Label Studio annotation or the ``label``/``labels``/``boxes``/
+``spans``/``choice`` field of a CSV or JSONL row. The Label Studio JSON array is decoded one task
+at a time, so a file of any size is read in constant memory.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+ANSWER_FIELDS = ("label", "labels", "boxes", "spans", "choice")
+
+
+@dataclass
+class Row:
+    text: str | None = None
+    text_b: str | None = None
+    image: str | None = None
+    image_b: str | None = None
+    answer: dict[str, Any] | None = None
+    #: Label Studio boxes are in percent of the image: converted once its size is known.
+    percent_boxes: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class RowError:
+    message: str
+
+
+Parsed = Iterator[tuple[int, Row | RowError]]
+
+
+def _text_stream(binary: IO[bytes]) -> IO[str]:
+    reader: Any = codecs.getreader("utf-8-sig")
+    stream: IO[str] = reader(binary, errors="strict")
+    return stream
+
+
+def _answer_from_fields(data: dict[str, Any], parse_json: bool) -> dict[str, Any] | None:
+    answer = {k: data[k] for k in ANSWER_FIELDS if data.get(k) not in (None, "")}
+    if not answer:
+        return None
+    if parse_json:  # CSV cells: lists and objects are JSON
+        for key in ("labels", "boxes", "spans"):
+            if key in answer and isinstance(answer[key], str):
+                answer[key] = json.loads(answer[key])
+    return answer
+
+
+def _row_from_fields(data: dict[str, Any], parse_json: bool, answers: bool) -> Row | RowError:
+    known = {"text", "text_b", "image", "image_b", *ANSWER_FIELDS}
+    try:
+        answer = _answer_from_fields(data, parse_json) if answers else None
+    except ValueError as exc:
+        return RowError(f"an answer field is not valid JSON: {exc}")
+    row = Row(
+        text=data.get("text"),
+        text_b=data.get("text_b"),
+        image=data.get("image") or None,
+        image_b=data.get("image_b") or None,
+        answer=answer,
+    )
+    if row.text is None and row.image is None:
+        extra = sorted(set(data) - known)
+        hint = f" (found {', '.join(extra)})" if extra else ""
+        return RowError(f'a row needs "text" or "image"{hint}')
+    return row
+
+
+def read_csv(source: IO[bytes], answers: bool = True) -> Parsed:
+    reader = csv.DictReader(_text_stream(source))
+    try:
+        for number, record in enumerate(reader, start=1):
+            if None in record:
+                yield number, RowError("more cells than the header has columns")
+                continue
+            yield number, _row_from_fields({k: v for k, v in record.items() if k}, True, answers)
+    except (UnicodeDecodeError, csv.Error) as exc:
+        yield reader.line_num, RowError(f"the file can't be read from here on: {exc}")
+
+
+def read_jsonl(source: IO[bytes], answers: bool = True) -> Parsed:
+    for number, raw in enumerate(source, start=1):
+        line = raw.strip()
+        if not line:
+            continue
+        try:
+            data = json.loads(line)
+        except (ValueError, UnicodeDecodeError) as exc:
+            yield number, RowError(f"not a JSON object: {exc}")
+            continue
+        if not isinstance(data, dict):
+            yield number, RowError("each line must be a JSON object")
+            continue
+        yield number, _row_from_fields(data, False, answers)
+
+
+def _json_array_items(source: IO[bytes], chunk_size: int = 1 << 16) -> Iterator[Any]:
+    """The items of a top-level JSON array, decoded one at a time."""
+    decoder = json.JSONDecoder()
+    stream = _text_stream(source)
+    buffer = ""
+    position = 0
+    started = False
+    eof = False
+    while True:
+        while position < len(buffer) and buffer[position] in " \t\r\n,":
+            position += 1
+        if position >= len(buffer) - 1 and not eof:
+            chunk = stream.read(chunk_size)
+            eof = not chunk
+            buffer = buffer[position:] + chunk
+            position = 0
+            continue
+        if not started:
+            if position >= len(buffer):
+                raise ValueError("the file is empty: expected a JSON array of tasks")
+            if buffer[position] != "[":
+                raise ValueError("expected a JSON array of Label Studio tasks")
+            started = True
+            position += 1
+            continue
+        if position < len(buffer) and buffer[position] == "]":
+            return
+        if position >= len(buffer):
+            raise ValueError("the JSON array is not closed")
+        try:
+            item, end = decoder.raw_decode(buffer, position)
+        except json.JSONDecodeError:
+            if eof:
+                raise
+            chunk = stream.read(chunk_size)
+            eof = not chunk
+            buffer = buffer[position:] + chunk
+            position = 0
+            continue
+        position = end
+        yield item
+
+
+def _ls_data(data: dict[str, Any]) -> Row | RowError:
+    if not isinstance(data, dict):
+        return RowError('"data" must be an object')
+    for a, b in (("text1", "text2"), ("text", "text_b")):
+        if isinstance(data.get(a), str) and isinstance(data.get(b), str):
+            return Row(text=data[a], text_b=data[b])
+    for a, b in (("image1", "image2"), ("image", "image_b")):
+        if isinstance(data.get(a), str) and isinstance(data.get(b), str):
+            return Row(image=data[a], image_b=data[b])
+    if isinstance(data.get("text"), str):
+        return Row(text=data["text"])
+    if isinstance(data.get("image"), str):
+        return Row(image=data["image"])
+    strings = [v for v in data.values() if isinstance(v, str)]
+    if len(strings) == 1:  # a config with another name for its one text
+        return Row(text=strings[0])
+    return RowError('"data" needs a "text" or "image" field')
+
+
+def _ls_answer(task: dict[str, Any], row: Row) -> RowError | None:
+    annotations = [
+        a
+        for a in task.get("annotations") or []
+        if isinstance(a, dict) and not a.get("was_cancelled")
+    ]
+    if not annotations:
+        return None
+    result = annotations[0].get("result") or []
+    if not isinstance(result, list):
+        return RowError("an annotation's result must be a list")
+    choices: list[str] = []
+    boxes: list[dict[str, Any]] = []
+    spans: list[dict[str, Any]] = []
+    pairwise: str | None = None
+    for region in result:
+        if not isinstance(region, dict) or not isinstance(region.get("value"), dict):
+            return RowError("each result region needs a value object")
+        kind, value = region.get("type"), region["value"]
+        if kind == "choices":
+            choices.extend(value.get("choices") or [])
+        elif kind == "rectanglelabels":
+            for label in value.get("rectanglelabels") or []:
+                boxes.append({**value, "label": label})
+        elif kind == "labels":
+            for label in value.get("labels") or []:
+                spans.append({"start": value.get("start"), "end": value.get("end"), "label": label})
+        elif kind == "pairwise":
+            selected = value.get("selected")
+            pairwise = "a" if selected == "left" else "b" if selected == "right" else None
+        else:
+            return RowError(f"result type {kind!r} is not imported")
+    if pairwise is not None:
+        row.answer = {"choice": pairwise}
+    elif boxes:
+        row.percent_boxes = boxes
+    elif spans:
+        row.answer = {"spans": spans}
+    elif choices:
+        row.answer = {"labels": choices} if len(choices) > 1 else {"label": choices[0]}
+    return None
+
+
+def read_label_studio(source: IO[bytes], answers: bool = True) -> Parsed:
+    number = 0
+    try:
+        for task in _json_array_items(source):
+            number += 1
+            if not isinstance(task, dict):
+                yield number, RowError("each task must be an object")
+                continue
+            row = _ls_data(task.get("data"))  # type: ignore[arg-type]
+            if isinstance(row, Row) and answers:
+                problem = _ls_answer(task, row)
+                if problem is not None:
+                    row = problem
+            yield number, row
+    except (ValueError, UnicodeDecodeError) as exc:
+        yield number + 1, RowError(f"the file can't be read from here on: {exc}")
+
+
+READERS = {"label_studio": read_label_studio, "csv": read_csv, "jsonl": read_jsonl}

@@ -1,0 +1,94 @@
+"""File responses with HTTP ``Range`` (RFC 9110 section 14): one byte range, resumable
+downloads and partial reads (a Parquet reader fetches the footer first)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import IO, Any
+
+from django.http import FileResponse, HttpResponse, HttpResponseBase, StreamingHttpResponse
+from rest_framework.request import Request
+
+_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+CHUNK = 1 << 16
+
+
+def parse_range(header: str, size: int) -> tuple[int, int] | None:
+    """``(first, last)`` byte of a single ``bytes=`` range, inclusive, clamped to the file.
+
+    Returns None for a header to ignore (another unit, several ranges, malformed: RFC 9110 lets
+    a server answer those with the whole file); raises ``ValueError`` for an unsatisfiable one.
+    """
+    match = _RANGE.match(header.strip())
+    if match is None:
+        return None
+    first, last = match.groups()
+    if not first and not last:
+        return None
+    if not first:  # the last N bytes
+        length = int(last)
+        if length == 0:
+            raise ValueError("empty suffix range")
+        return max(0, size - length), size - 1
+    start = int(first)
+    if start >= size:
+        raise ValueError("range starts after the end of the file")
+    end = int(last) if last else size - 1
+    if end < start:
+        return None
+    return start, min(end, size - 1)
+
+
+def _slice(stream: IO[bytes], start: int, length: int) -> Iterator[bytes]:
+    try:
+        stream.seek(start)
+        left = length
+        while left > 0:
+            block = stream.read(min(CHUNK, left))
+            if not block:
+                break
+            left -= len(block)
+            yield block
+    finally:
+        stream.close()
+
+
+def ranged_response(
+    request: Request, stored: Any, *, content_type: str, filename: str, etag: str
+) -> HttpResponseBase:
+    """The stored file, whole (200) or the asked range (206); 416 for a range past its end."""
+    size = stored.size
+    header = request.headers.get("Range", "")
+    if_range = request.headers.get("If-Range", "")
+    tag = f'"{etag}"' if etag else ""
+    wanted: tuple[int, int] | None = None
+    if header and (not if_range or (tag and if_range == tag)):
+        try:
+            wanted = parse_range(header, size)
+        except ValueError:
+            refused = HttpResponse(
+                b'{"detail": "range not satisfiable: the file has %d bytes"}' % size,
+                status=416,
+                content_type="application/json",
+            )
+            refused["Content-Range"] = f"bytes */{size}"
+            return refused
+    response: HttpResponseBase
+    if wanted is None:
+        response = FileResponse(stored.open("rb"), content_type=content_type)
+        response["Content-Length"] = str(size)
+    else:
+        start, end = wanted
+        length = end - start + 1
+        response = StreamingHttpResponse(
+            _slice(stored.open("rb"), start, length), status=206, content_type=content_type
+        )
+        response["Content-Range"] = f"bytes {start}-{end}/{size}"
+        response["Content-Length"] = str(length)
+    response["Accept-Ranges"] = "bytes"
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    response["Cache-Control"] = "private, no-store"
+    if tag:
+        response["ETag"] = tag
+    return response

@@ -1,0 +1,353 @@
+"""A dataset's records as buyers get them, in one shape for the API, the streams and every export
+format: filters, who decided, and one timestamp format.
+
+Rows are read as tuples (``values_list``), never as model instances: an export of 100,000
+records builds no ``Item``. Timestamps are ISO 8601 in UTC with a ``Z`` and microseconds,
+``2030-01-01T00:00:00.000000Z``, in JSON, JSON Lines, CSV and every other format.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, time
+from typing import Any
+
+from django.db import connection
+from django.db.models import F, FilteredRelation, Q, QuerySet, TextField, Value
+from django.db.models.functions import Cast, Coalesce
+from django.utils.dateparse import parse_date, parse_datetime
+
+from labeling.models import Item, Project
+
+DECIDED_BY = ("crowd", "moderator")
+FILTERS = ("min_confidence", "label", "decided_after", "min_labels", "decided_by")
+
+
+def iso_utc(value: datetime | str | None) -> str | None:
+    """``2030-01-01T12:00:00.000000Z``: the one timestamp format of every export. Takes a
+    datetime, or a timestamp as the database returned it (SQLite: naive UTC text)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        if len(value) == 26 and value[10] == " ":  # SQLite's own "YYYY-MM-DD HH:MM:SS.ffffff"
+            return f"{value[:10]}T{value[11:]}Z"
+        value = datetime.fromisoformat(value)
+    if value.tzinfo is None or not value.utcoffset():
+        text = value.isoformat(timespec="microseconds")
+        return (text[:-6] if value.tzinfo is not None else text) + "Z"
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+
+
+class FilterError(ValueError):
+    """A malformed record filter; ``field`` names the query parameter."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+@dataclass(frozen=True)
+class RecordFilters:
+    """Which accepted records to return. Every field is optional; all given must hold."""
+
+    min_confidence: float | None = None
+    label: str | None = None
+    decided_after: datetime | None = None
+    min_labels: int | None = None
+    decided_by: str | None = None
+
+    def as_json(self) -> dict[str, object]:
+        data = {k: v for k, v in asdict(self).items() if v is not None}
+        if self.decided_after is not None:
+            data["decided_after"] = iso_utc(self.decided_after)
+        return data
+
+
+def _single(params: Mapping[str, Any], name: str) -> str | None:
+    getlist = getattr(params, "getlist", None)
+    values = getlist(name) if getlist is not None else [params[name]] if name in params else []
+    if not values:
+        return None
+    if len(values) > 1:
+        raise FilterError(name, "give it once")
+    return str(values[0])
+
+
+def _parse_datetime(raw: str) -> datetime:
+    # An unencoded "+02:00" in a URL arrives as " 02:00": read it as the offset it was.
+    raw = re.sub(r"(T\d\d:\d\d(?::\d\d(?:\.\d+)?)?) (\d\d:?\d\d)$", r"\1+\2", raw)
+    value = parse_datetime(raw) if "T" in raw or " " in raw else None
+    if value is None:
+        day = parse_date(raw)
+        if day is None:
+            raise ValueError(raw)
+        value = datetime.combine(day, time.min)
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)  # documented: no offset means UTC
+    return value
+
+
+def parse_filters(
+    params: Mapping[str, Any], project: Project, *, allowed: tuple[str, ...] = ()
+) -> RecordFilters:
+    """Read the record filters from query parameters (or a JSON body) for ``project``.
+
+    Raises ``FilterError`` naming the parameter: a malformed value, a label that is not one of
+    the project's, a parameter repeated, or a parameter that is neither a filter nor in
+    ``allowed`` (a typo such as ``min_confidance`` must not return every record).
+    """
+    for name in params:
+        if name not in FILTERS and name not in allowed:
+            known = ", ".join([*FILTERS, *allowed])
+            raise FilterError(name, f"unknown parameter; use {known}")
+    values: dict[str, Any] = {}
+    raw = _single(params, "min_confidence")
+    if raw is not None:
+        try:
+            number = float(raw)
+        except ValueError:
+            raise FilterError("min_confidence", f"{raw!r} is not a number") from None
+        if not math.isfinite(number) or not 0.0 <= number <= 1.0:
+            raise FilterError("min_confidence", f"{raw!r} is not a probability from 0 to 1")
+        values["min_confidence"] = number
+    raw = _single(params, "label")
+    if raw is not None:
+        classes = list(project.classes or [])
+        if raw not in classes:
+            raise FilterError("label", f"{raw!r} is not a class of this dataset: {classes}")
+        values["label"] = raw
+    raw = _single(params, "decided_after")
+    if raw is not None:
+        try:
+            values["decided_after"] = _parse_datetime(raw.strip())
+        except (ValueError, OverflowError):
+            raise FilterError(
+                "decided_after",
+                f"{raw!r} is not an ISO 8601 date or date-time (2030-01-01, 2030-01-01T12:00:00Z)",
+            ) from None
+    raw = _single(params, "min_labels")
+    if raw is not None:
+        if not re.fullmatch(r"\+?\d{1,6}", raw.strip()):
+            raise FilterError("min_labels", f"{raw!r} is not a whole number from 1 to 999999")
+        number = int(raw)
+        if number < 1:
+            raise FilterError("min_labels", "must be at least 1")
+        values["min_labels"] = number
+    raw = _single(params, "decided_by")
+    if raw is not None:
+        if raw not in DECIDED_BY:
+            raise FilterError("decided_by", f"{raw!r}: use crowd or moderator")
+        values["decided_by"] = raw
+    return RecordFilters(**values)
+
+
+def filters_from_json(data: Mapping[str, Any], project: Project) -> RecordFilters:
+    """Filters stored with an export (``RecordFilters.as_json``), read back."""
+    return parse_filters({k: str(v) for k, v in data.items()}, project)
+
+
+def _label_condition(project: Project, label: str) -> Q:
+    task = project.task
+    if task in (Project.Task.CLASSIFY, Project.Task.PAIRWISE):
+        return Q(decided_label=label)
+    if task == Project.Task.MULTILABEL:
+        # decided_label holds the classes in project order, joined by commas.
+        return (
+            Q(decided_label=label)
+            | Q(decided_label__startswith=f"{label},")
+            | Q(decided_label__endswith=f",{label}")
+            | Q(decided_label__contains=f",{label},")
+        )
+    # Boxes and spans: records with at least one box or span of that class. The JSON text is
+    # matched (SQLite has no JSON containment lookup); the spacing differs between backends.
+    pattern = r'"label": ?' + re.escape(json.dumps(label))
+    return Q(decided_value_text__regex=pattern)
+
+
+#: The columns read for every record, in order (``record_rows`` turns them into a record).
+COLUMNS = (
+    "id",
+    "text",
+    "text_b",
+    "image",
+    "image_b",
+    "width",
+    "height",
+    "decided_label",
+    "decided_value",
+    "agreement",
+    "confidence",
+    "decided_at",
+    "decided_by_raw",
+    "method_raw",
+    "content_sha256",
+    "contributor_wallet",
+    "label_count",
+    "licence",
+    "created_at",
+)
+
+
+def records_queryset(project: Project, filters: RecordFilters) -> QuerySet[Item]:
+    """The accepted, non-gold items of ``project`` that pass ``filters``, by id, annotated with
+    who decided them (``labeling.Decision``; items decided before decisions were recorded count
+    as the crowd's) and the method of that decision."""
+    # The item's current decision, joined once by the unique (item, version) index.
+    items = Item.objects.filter(
+        project=project, status=Item.Status.ACCEPTED, gold_label=""
+    ).annotate(
+        current=FilteredRelation(
+            "decisions", condition=Q(decisions__version=F("decision_version"))
+        ),
+        decided_by_raw=Coalesce(F("current__decided_by"), Value("crowd")),
+        method_raw=F("current__method"),
+        contributor_wallet=F("contributor__wallet_address"),
+    )
+    if filters.min_confidence is not None:
+        items = items.filter(confidence__gte=filters.min_confidence)
+    if filters.label is not None:
+        if project.task in (Project.Task.BOXES, Project.Task.SPANS):
+            items = items.annotate(decided_value_text=Cast("decided_value", TextField()))
+        items = items.filter(_label_condition(project, filters.label))
+    if filters.decided_after is not None:
+        items = items.filter(decided_at__gt=filters.decided_after)
+    if filters.min_labels is not None:
+        items = items.filter(label_count__gte=filters.min_labels)
+    if filters.decided_by is not None:
+        items = items.filter(decided_by_raw=filters.decided_by)
+    return items.order_by("id")
+
+
+def record_values(queryset: QuerySet[Item]) -> QuerySet[Any]:
+    """``queryset`` as tuples of ``COLUMNS``: what ``record_rows`` reads."""
+    return queryset.values_list(*COLUMNS)
+
+
+def record_tuples(queryset: QuerySet[Item], chunk: int = 2000) -> Iterator[tuple[Any, ...]]:
+    """The tuples of ``record_values(queryset)`` as the database returns them, ``chunk`` at a
+    time from a server-side cursor (PostgreSQL): no per-value conversion by the ORM, which cost
+    more than the query (timestamps and JSON are read as text by ``record_rows``)."""
+    sql, params = record_values(queryset).query.sql_with_params()
+    with connection.chunked_cursor() as cursor:
+        cursor.execute(sql, params)
+        while rows := cursor.fetchmany(chunk):
+            yield from rows
+
+
+def decided_value(task: str, label: str, value: Any) -> tuple[dict[str, Any], str]:
+    """The decision in its task's shape (``labeling.answers``), and as compact JSON text.
+    Classify and pairwise decisions are rebuilt from the label (items decided before values
+    were stored have none); ``value`` may be the database's JSON text or the parsed object."""
+    if task == Project.Task.CLASSIFY:
+        return {"label": label}, '{"label":' + _encode(label) + "}"
+    if task == Project.Task.PAIRWISE:
+        return {"choice": label}, '{"choice":' + _encode(label) + "}"
+    parsed = json.loads(value) if isinstance(value, str) else value
+    if not isinstance(parsed, dict) or not parsed:
+        return {}, "{}"
+    return parsed, json.dumps(parsed, ensure_ascii=False, separators=(",", ":"))
+
+
+_encode = json.JSONEncoder(ensure_ascii=False).encode
+
+
+ContentUrl = Callable[[int, str], str]
+
+
+def _spans_with_text(spans: list[dict[str, Any]], text: str) -> list[dict[str, Any]]:
+    """Each span with the characters it marks, so a buyer needn't slice the text."""
+    return [{**span, "text": text[span["start"] : span["end"]]} for span in spans]
+
+
+def record_rows(
+    rows: Iterator[tuple[Any, ...]], project: Project, content_url: ContentUrl
+) -> Iterator[dict[str, Any]]:
+    """Records as flat dicts, from ``record_values`` tuples; ``content_url(item_id, side)`` is
+    the URL of an item's image (``side`` "a" or "b"), fetchable with the buyer's key only."""
+    task = project.task
+    for (
+        pk,
+        text,
+        text_b,
+        image,
+        image_b,
+        width,
+        height,
+        label,
+        value,
+        agreement,
+        confidence,
+        decided_at,
+        decided_by,
+        method,
+        sha256,
+        contributor,
+        label_count,
+        licence,
+        created_at,
+    ) in rows:
+        moderator = decided_by == "moderator"
+        value_object, value_json = decided_value(task, label, value)
+        if task == Project.Task.SPANS and text and value_object.get("spans"):
+            value_object = {**value_object, "spans": _spans_with_text(value_object["spans"], text)}
+            value_json = json.dumps(value_object, ensure_ascii=False, separators=(",", ":"))
+        yield {
+            "id": pk,
+            "task": task,
+            "text": text or None,
+            "text_b": text_b or None,
+            "image_url": content_url(pk, "a") if image else None,
+            "image_b_url": content_url(pk, "b") if image_b else None,
+            "width": width,
+            "height": height,
+            "label": label,
+            "value": value_object,
+            "value_json": value_json,
+            "agreement": agreement,
+            "confidence": confidence,
+            "decided_at": iso_utc(decided_at),
+            "decided_by": "moderator" if moderator else "crowd",
+            # A moderator's decision used no consensus method (it used to say dawid_skene).
+            "method": None if moderator else (method or project.consensus_method),
+            "sha256": sha256,
+            "contributor": contributor,
+            "labels": label_count,
+            "licence": licence or project.licence,
+            "created_at": iso_utc(created_at),
+            "image_path": image or None,
+            "image_b_path": image_b or None,
+        }
+
+
+#: The columns of flat exports (JSON Lines, CSV, Parquet), in order.
+EXPORT_COLUMNS = (
+    "id",
+    "text",
+    "text_b",
+    "image_url",
+    "image_b_url",
+    "width",
+    "height",
+    "label",
+    "agreement",
+    "confidence",
+    "decided_at",
+    "decided_by",
+    "method",
+    "sha256",
+    "contributor",
+    "labels",
+    "licence",
+    "created_at",
+    "value",
+)
+
+
+def export_record(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A record as flat exports write it (no storage paths)."""
+    return {name: row[name] for name in EXPORT_COLUMNS}

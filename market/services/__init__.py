@@ -1,0 +1,27 @@
+"""State changes of datasets for buyers. One function per use case; each owns its transaction."""
+
+from market.services.exports import ExportError, export_build, export_request, exports_expire
+from market.services.grants import GrantError, dataset_purchase, grant_give, grant_revoke
+from market.services.imports import (
+    ImportReport,
+    ItemImportError,
+    import_request,
+    import_run,
+    items_import,
+)
+
+__all__ = [
+    "ExportError",
+    "GrantError",
+    "ItemImportError",
+    "ImportReport",
+    "dataset_purchase",
+    "export_build",
+    "export_request",
+    "exports_expire",
+    "grant_give",
+    "grant_revoke",
+    "import_request",
+    "import_run",
+    "items_import",
+]

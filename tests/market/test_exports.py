@@ -1,0 +1,511 @@
+"""Background exports: requested (202), built by the task into the media storage, polled,
+downloaded with Range, expired; every format read back by its own ecosystem's reader
+(pycocotools, Hugging Face datasets, csv/json, YAML), and a Croissant description beside each."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import zipfile
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+import pytest
+import yaml
+from django.core.files.storage import default_storage
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+from accounts.models import User
+from accounts.services import api_key_issue
+from labeling.models import Decision, Item, Project
+from labeling.services import item_create_image, item_create_text
+from market.models import DatasetExport
+from market.services import exports_expire
+from tests.conftest import give_grant
+
+pytestmark = pytest.mark.django_db
+
+
+def accept(item: Item, label: str, value: dict[str, Any] | None = None, **extra: Any) -> Item:
+    Item.objects.filter(pk=item.pk).update(
+        status=Item.Status.ACCEPTED,
+        decided_label=label,
+        decided_value=value or {},
+        decided_at=timezone.now(),
+        confidence=extra.get("confidence", 0.98),
+        agreement=1.0,
+        label_count=3,
+        decision_version=1,
+    )
+    Decision.objects.create(
+        item=item,
+        version=1,
+        label=label,
+        posterior=0.98,
+        method="dawid_skene",
+        decided_by=extra.get("decided_by", "crowd"),
+        n_classes=2,
+    )
+    return item
+
+
+@pytest.fixture
+def texts(text_project: Project, buyer: User) -> Project:
+    give_grant(text_project, buyer)
+    accept(item_create_text(project=text_project, contributor=None, text="=1+1 great"), "positive")
+    accept(
+        item_create_text(project=text_project, contributor=None, text="awful, sadly"), "negative"
+    )
+    item_create_text(project=text_project, contributor=None, text="not decided")
+    return text_project
+
+
+def picture(width: int, height: int, fmt: str) -> bytes:
+    """An image unlike the others (a gradient whose direction depends on the size)."""
+    from PIL import Image
+
+    image = Image.new("RGB", (width, height))
+    image.putdata(
+        [
+            ((x * 255) // width, (y * 255) // height, (x * y) % 256)
+            for y in range(height)
+            for x in range(width)
+        ]
+        if width > height
+        else [
+            ((y * 255) // height, 255 - (x * 255) // width, 0)
+            for y in range(height)
+            for x in range(width)
+        ]
+    )
+    out = io.BytesIO()
+    image.save(out, format=fmt)
+    return out.getvalue()
+
+
+@pytest.fixture
+def boxes(buyer: User) -> Project:
+    project = Project.objects.create(
+        name="Pets",
+        data_kind=Project.DataKind.IMAGE,
+        task=Project.Task.BOXES,
+        classes=["cat", "dog"],
+        licence="CC0-1.0",
+    )
+    give_grant(project, buyer)
+    first = item_create_image(project=project, contributor=None, data=picture(64, 48, "PNG"))
+    accept(
+        first,
+        "2 boxes",
+        {
+            "boxes": [
+                {"x": 4.0, "y": 6.0, "w": 20.0, "h": 10.0, "label": "cat"},
+                {"x": 30.0, "y": 20.0, "w": 34.0, "h": 28.0, "label": "dog"},
+            ]
+        },
+    )
+    second = item_create_image(project=project, contributor=None, data=picture(40, 40, "JPEG"))
+    accept(second, "0 boxes", {"boxes": []})
+    return project
+
+
+def request_export(
+    api: APIClient, project: Project, capture: Any, fmt: str, **filters: Any
+) -> dict[str, Any]:
+    with capture(execute=True):
+        response = api.post(
+            f"/api/v1/datasets/{project.pk}/exports/", {"format": fmt, **filters}, format="json"
+        )
+    assert response.status_code == 202, response.json()
+    assert response["Location"].endswith(f"/api/v1/exports/{response.json()['id']}/")
+    detail = api.get(f"/api/v1/exports/{response.json()['id']}/").json()
+    assert detail["status"] == "done", detail
+    return detail
+
+
+def download(api: APIClient, url: str, **headers: Any) -> Any:
+    return api.get(url, **headers)
+
+
+def body(response: Any) -> bytes:
+    return b"".join(response.streaming_content)
+
+
+# --- The lifecycle ----------------------------------------------------------------------------
+
+
+def test_an_export_is_queued_then_built_and_downloadable_with_range(
+    texts: Project, buyer_api: APIClient, django_capture_on_commit_callbacks: Any
+) -> None:
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        response = buyer_api.post(
+            f"/api/v1/datasets/{texts.pk}/exports/", {"format": "jsonl"}, format="json"
+        )
+    assert response.status_code == 202
+    queued = response.json()
+    assert (queued["status"], queued["progress"], queued["download_url"]) == ("queued", 0, None)
+    assert buyer_api.get(f"/api/v1/exports/{queued['id']}/download").status_code == 409
+    assert len(callbacks) == 1
+    callbacks[0]()  # the worker builds it
+    done = buyer_api.get(f"/api/v1/exports/{queued['id']}/").json()
+    assert (done["status"], done["progress"], done["records"]) == ("done", 100, 2)
+    whole = buyer_api.get(done["download_url"])
+    data = body(whole)
+    assert whole["Accept-Ranges"] == "bytes" and len(data) == done["size_bytes"]
+    assert [json.loads(line)["text"] for line in data.splitlines()] == [
+        "=1+1 great",
+        "awful, sadly",
+    ]
+    import hashlib
+
+    assert hashlib.sha256(data).hexdigest() == done["sha256"]
+    assert whole["ETag"] == f'"{done["sha256"]}"'
+
+    part = download(buyer_api, done["download_url"], HTTP_RANGE="bytes=2-11")
+    assert part.status_code == 206 and body(part) == data[2:12]
+    assert part["Content-Range"] == f"bytes 2-11/{len(data)}"
+    tail = download(buyer_api, done["download_url"], HTTP_RANGE="bytes=-5")
+    assert body(tail) == data[-5:]
+    rest = download(buyer_api, done["download_url"], HTTP_RANGE=f"bytes={len(data) - 3}-")
+    assert body(rest) == data[-3:]
+    beyond = download(buyer_api, done["download_url"], HTTP_RANGE=f"bytes={len(data)}-")
+    assert beyond.status_code == 416 and beyond["Content-Range"] == f"bytes */{len(data)}"
+    several = download(buyer_api, done["download_url"], HTTP_RANGE="bytes=0-1,4-5")
+    assert several.status_code == 200 and body(several) == data  # the whole file instead
+    stale = download(buyer_api, done["download_url"], HTTP_RANGE="bytes=0-1", HTTP_IF_RANGE='"x"')
+    assert stale.status_code == 200  # the file changed since: all of it
+    mine = buyer_api.get("/api/v1/exports/").json()
+    assert [e["id"] for e in mine] == [queued["id"]]
+
+
+def test_exports_are_private_to_their_buyer_and_need_the_grant(
+    texts: Project, buyer_api: APIClient, buyer: User, django_capture_on_commit_callbacks: Any
+) -> None:
+    done = request_export(buyer_api, texts, django_capture_on_commit_callbacks, "csv")
+    other = User.objects.create_user("other", role=User.Role.BUYER)
+    other_api = APIClient()
+    other_api.credentials(HTTP_AUTHORIZATION=f"Bearer {api_key_issue(user=other, name='k')}")
+    assert other_api.get(f"/api/v1/exports/{done['id']}/").status_code == 404
+    assert other_api.get(done["download_url"]).status_code == 404
+    assert APIClient().get(done["download_url"]).status_code == 401
+    assert (
+        other_api.post(
+            f"/api/v1/datasets/{texts.pk}/exports/", {"format": "csv"}, format="json"
+        ).status_code
+        == 403
+    )
+    from market.models import DatasetGrant
+
+    DatasetGrant.objects.filter(buyer=buyer).update(revoked_at=timezone.now())
+    assert buyer_api.get(done["download_url"]).status_code == 403
+
+
+@pytest.mark.parametrize(
+    ("payload", "message"),
+    [
+        ({"format": "xlsx"}, "format"),
+        ({}, "format"),
+        ({"format": "coco"}, "bounding boxes"),
+        ({"format": "yolo"}, "bounding boxes"),
+        ({"format": "jsonl", "min_confidence": "lots"}, "min_confidence"),
+        ({"format": "jsonl", "label": "neutral"}, "label"),
+        ({"format": "jsonl", "min_labels": {"$gt": 1}}, "single values"),
+        ({"format": "jsonl", "colour": "red"}, "colour"),
+    ],
+)
+def test_a_bad_export_request_is_a_400_and_queues_nothing(
+    texts: Project, buyer_api: APIClient, payload: dict[str, Any], message: str
+) -> None:
+    response = buyer_api.post(f"/api/v1/datasets/{texts.pk}/exports/", payload, format="json")
+    assert response.status_code == 400 and message in response.json()["detail"]
+    assert not DatasetExport.objects.exists()
+    assert (
+        buyer_api.post(
+            f"/api/v1/datasets/{texts.pk}/exports/", ["jsonl"], format="json"
+        ).status_code
+        == 400
+    )
+
+
+def test_an_export_applies_the_record_filters(
+    texts: Project, buyer_api: APIClient, django_capture_on_commit_callbacks: Any
+) -> None:
+    done = request_export(
+        buyer_api, texts, django_capture_on_commit_callbacks, "jsonl", label="negative"
+    )
+    assert done["filters"] == {"label": "negative"} and done["records"] == 1
+
+
+def test_a_failed_build_says_why_and_leaves_no_file(
+    texts: Project,
+    buyer_api: APIClient,
+    django_capture_on_commit_callbacks: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    media_root: Path,
+) -> None:
+    from market.formats import text
+
+    def broken(*args: Any) -> Any:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(text, "write_jsonl", broken)
+    with django_capture_on_commit_callbacks(execute=True):
+        export_id = buyer_api.post(
+            f"/api/v1/datasets/{texts.pk}/exports/", {"format": "jsonl"}, format="json"
+        ).json()["id"]
+    failed = buyer_api.get(f"/api/v1/exports/{export_id}/").json()
+    assert failed["status"] == "failed" and "disk full" in failed["error"]
+    assert failed["download_url"] is None
+    assert (
+        not list((media_root / "exports").rglob("*.*"))
+        if (media_root / "exports").exists()
+        else True
+    )
+
+
+def test_expired_exports_lose_their_files_and_answer_410(
+    texts: Project, buyer_api: APIClient, django_capture_on_commit_callbacks: Any, settings: Any
+) -> None:
+    done = request_export(buyer_api, texts, django_capture_on_commit_callbacks, "parquet")
+    export = DatasetExport.objects.get(pk=done["id"])
+    expected = export.finished_at + timedelta(hours=settings.DATASET_EXPORT_TTL_HOURS)  # type: ignore[operator]
+    assert export.expires_at == expected
+    names = [export.file.name, export.croissant.name, export.card.name]
+    assert all(default_storage.exists(n) for n in names)
+    assert exports_expire() == 0
+    DatasetExport.objects.filter(pk=export.pk).update(expires_at=timezone.now())
+    assert exports_expire() == 1
+    assert not any(default_storage.exists(n) for n in names)
+    assert buyer_api.get(done["download_url"]).status_code == 410
+    assert buyer_api.get(f"/api/v1/exports/{done['id']}/").json()["status"] == "expired"
+
+
+def test_export_requests_have_their_own_rate_per_key(
+    texts: Project, buyer_api: APIClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from config.throttling import ExportRequestThrottle
+
+    monkeypatch.setattr(
+        ExportRequestThrottle,
+        "THROTTLE_RATES",
+        {**ExportRequestThrottle.THROTTLE_RATES, "export": "2/hour"},
+    )
+    codes = [
+        buyer_api.post(
+            f"/api/v1/datasets/{texts.pk}/exports/", {"format": "csv"}, format="json"
+        ).status_code
+        for _ in range(3)
+    ]
+    assert codes == [202, 202, 429]
+    assert buyer_api.get(f"/api/v1/datasets/{texts.pk}/records/").status_code == 200
+
+
+# --- Each format, read back -------------------------------------------------------------------
+
+
+def test_csv_exports_are_flat_and_formula_safe(
+    texts: Project, buyer_api: APIClient, django_capture_on_commit_callbacks: Any
+) -> None:
+    done = request_export(buyer_api, texts, django_capture_on_commit_callbacks, "csv")
+    rows = list(csv.DictReader(io.StringIO(body(buyer_api.get(done["download_url"])).decode())))
+    assert [r["text"] for r in rows] == ["'=1+1 great", "awful, sadly"]
+    assert rows[0]["value"] == '{"label":"positive"}' and rows[0]["decided_by"] == "crowd"
+    assert rows[0]["decided_at"].endswith("Z")
+
+
+def test_parquet_exports_load_with_hugging_face_datasets_and_carry_a_card(
+    texts: Project,
+    buyer_api: APIClient,
+    django_capture_on_commit_callbacks: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    done = request_export(buyer_api, texts, django_capture_on_commit_callbacks, "parquet")
+    path = tmp_path / "data.parquet"
+    path.write_bytes(body(buyer_api.get(done["download_url"])))
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    import datasets
+
+    loaded = datasets.load_dataset(
+        "parquet", data_files=str(path), split="train", cache_dir=str(tmp_path / "cache")
+    )
+    assert loaded.num_rows == 2
+    assert loaded["text"] == ["=1+1 great", "awful, sadly"]  # Parquet needs no CSV escaping
+    assert loaded["label"] == ["positive", "negative"]
+    assert loaded.features["decided_at"].dtype == "timestamp[us, tz=UTC]"
+    assert json.loads(loaded["value"][1]) == {"label": "negative"}
+    assert pq.ParquetFile(path).metadata.num_rows == 2
+
+    card = body(buyer_api.get(done["card_url"])).decode()
+    front = yaml.safe_load(card.split("---")[1])
+    assert front["license"] == "cc-by-4.0" and front["task_categories"] == ["text-classification"]
+    assert front["configs"][0]["data_files"][0]["split"] == "train"
+    assert "# Sentiment" in card and "decided_by" in card
+    # A folder holding the card and the file loads as a dataset, as on the Hub.
+    folder = tmp_path / "repo"
+    folder.mkdir()
+    (folder / "README.md").write_text(card)
+    (folder / front["configs"][0]["data_files"][0]["path"]).write_bytes(path.read_bytes())
+    from_card = datasets.load_dataset(str(folder), split="train", cache_dir=str(tmp_path / "c2"))
+    assert from_card.num_rows == 2
+
+
+def test_label_studio_exports_are_its_json_tasks_with_annotations(
+    texts: Project, buyer_api: APIClient, django_capture_on_commit_callbacks: Any
+) -> None:
+    done = request_export(buyer_api, texts, django_capture_on_commit_callbacks, "label_studio")
+    tasks = json.loads(body(buyer_api.get(done["download_url"])))
+    assert [t["data"]["text"] for t in tasks] == ["=1+1 great", "awful, sadly"]
+    [annotation] = tasks[1]["annotations"]
+    assert annotation["result"] == [
+        {
+            "from_name": "label",
+            "to_name": "text",
+            "type": "choices",
+            "value": {"choices": ["negative"]},
+        }
+    ]
+    assert annotation["was_cancelled"] is False and annotation["created_at"].endswith("Z")
+    assert tasks[0]["meta"]["crowdmint"]["decided_by"] == "crowd"
+    config = body(buyer_api.get(done["card_url"])).decode()
+    assert '<Choices name="label" toName="text" choice="single">' in config
+    assert '<Choice value="negative"/>' in config
+    # Every from_name/to_name in the results is a tag of the config (what Label Studio checks).
+    import xml.etree.ElementTree as ET
+
+    names = {tag.get("name") for tag in ET.fromstring(config).iter()}
+    assert {annotation["result"][0]["from_name"], annotation["result"][0]["to_name"]} <= names
+
+
+def test_coco_exports_load_with_pycocotools_with_their_images(
+    boxes: Project,
+    buyer_api: APIClient,
+    django_capture_on_commit_callbacks: Any,
+    tmp_path: Path,
+) -> None:
+    from pycocotools.coco import COCO
+
+    done = request_export(buyer_api, boxes, django_capture_on_commit_callbacks, "coco")
+    archive = zipfile.ZipFile(io.BytesIO(body(buyer_api.get(done["download_url"]))))
+    archive.extractall(tmp_path)
+    coco = COCO(str(tmp_path / "annotations" / "instances.json"))
+    assert [c["name"] for c in coco.loadCats(coco.getCatIds())] == ["cat", "dog"]
+    [with_boxes, empty] = coco.loadImgs(sorted(coco.getImgIds()))
+    assert (with_boxes["width"], with_boxes["height"]) == (64, 48)
+    anns = coco.loadAnns(coco.getAnnIds(imgIds=[with_boxes["id"]]))
+    assert [(a["bbox"], a["category_id"], a["area"]) for a in anns] == [
+        ([4.0, 6.0, 20.0, 10.0], 1, 200.0),
+        ([30.0, 20.0, 34.0, 28.0], 2, 952.0),
+    ]
+    assert coco.getAnnIds(imgIds=[empty["id"]]) == []
+    from PIL import Image
+
+    with Image.open(tmp_path / "images" / with_boxes["file_name"]) as image:
+        assert image.size == (64, 48)  # the image itself is inside the archive
+
+
+def test_yolo_exports_are_images_labels_and_data_yaml(
+    boxes: Project,
+    buyer_api: APIClient,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    done = request_export(buyer_api, boxes, django_capture_on_commit_callbacks, "yolo")
+    archive = zipfile.ZipFile(io.BytesIO(body(buyer_api.get(done["download_url"]))))
+    data = yaml.safe_load(archive.read("data.yaml"))
+    assert data["names"] == {0: "cat", 1: "dog"} and data["nc"] == 2 and data["train"] == "images"
+    images = sorted(n for n in archive.namelist() if n.startswith("images/"))
+    labels = sorted(n for n in archive.namelist() if n.startswith("labels/"))
+    assert [n.split("/")[1].rsplit(".", 1)[0] for n in images] == [
+        n.split("/")[1].removesuffix(".txt") for n in labels
+    ]
+    first = min(labels, key=lambda n: int(n.split("/")[1].split(".")[0]))
+    lines = [line.split() for line in archive.read(first).decode().splitlines()]
+    # cat: x 4..24 of 64, y 6..16 of 48 -> centre (14/64, 11/48), size (20/64, 10/48)
+    assert lines[0] == ["0", "0.218750", "0.229167", "0.312500", "0.208333"]
+    assert lines[1][0] == "1" and all(0 <= float(v) <= 1 for v in lines[1][1:])
+
+
+def test_images_in_exports_need_the_buyers_key(
+    boxes: Project, buyer_api: APIClient, django_capture_on_commit_callbacks: Any
+) -> None:
+    done = request_export(buyer_api, boxes, django_capture_on_commit_callbacks, "jsonl")
+    rows = [json.loads(line) for line in body(buyer_api.get(done["download_url"])).splitlines()]
+    url = rows[0]["image_url"]
+    assert url.startswith("http://testserver/api/v1/items/") and url.endswith("/content")
+    assert APIClient().get(url).status_code == 401
+    assert buyer_api.get(url).status_code == 200
+    assert rows[0]["value"]["boxes"][0]["label"] == "cat"
+
+
+def test_boxes_records_filter_by_a_class_among_their_boxes(
+    boxes: Project, buyer_api: APIClient
+) -> None:
+    records = buyer_api.get(f"/api/v1/datasets/{boxes.pk}/records/", {"label": "dog"}).json()
+    assert [r["label"] for r in records["results"]] == ["2 boxes"]
+
+
+# --- Croissant --------------------------------------------------------------------------------
+
+CROISSANT_TYPES = {"sc:Integer", "sc:Float", "sc:Text", "sc:Date", "sc:URL", "sc:Boolean"}
+
+
+def check_croissant(doc: dict[str, Any], data: bytes) -> None:
+    """The Croissant 1.0 specification's requirements, checked by hand (``mlcroissant`` needs
+    ``jsonpath-rw``, which PyPI has only as a source distribution)."""
+    import hashlib
+
+    assert doc["@context"]["@vocab"] == "https://schema.org/"
+    assert doc["@context"]["cr"] == "http://mlcommons.org/croissant/"
+    assert doc["conformsTo"] == "http://mlcommons.org/croissant/1.0"
+    assert doc["@type"] == "sc:Dataset"
+    for required in ("name", "description", "license", "url", "creator", "datePublished"):
+        assert doc[required], required
+    assert doc["license"].startswith("https://spdx.org/licenses/")
+    files = {f["@id"]: f for f in doc["distribution"]}
+    main = files["export-file"]
+    assert main["@type"] == "cr:FileObject" and main["contentUrl"].endswith("/download")
+    assert main["sha256"] == hashlib.sha256(data).hexdigest()
+    assert main["contentSize"] == f"{len(data)} B"
+    for entry in files.values():
+        assert entry["@type"] in ("cr:FileObject", "cr:FileSet") and entry["encodingFormat"]
+        if "containedIn" in entry:
+            assert entry["containedIn"]["@id"] in files
+    for record_set in doc["recordSet"]:
+        assert record_set["@type"] == "cr:RecordSet"
+        for field in record_set["field"]:
+            assert field["@type"] == "cr:Field" and field["dataType"] in CROISSANT_TYPES
+            assert field["@id"].startswith(record_set["@id"] + "/")
+            assert field["source"]["fileObject"]["@id"] in files
+            assert set(field["source"]["extract"]) <= {"column", "jsonPath"}
+    assert "rai:dataAnnotationProtocol" in doc
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "csv", "parquet", "label_studio"])
+def test_every_text_export_has_a_croissant_description(
+    texts: Project, buyer_api: APIClient, django_capture_on_commit_callbacks: Any, fmt: str
+) -> None:
+    done = request_export(buyer_api, texts, django_capture_on_commit_callbacks, fmt)
+    response = buyer_api.get(done["croissant_url"])
+    assert response["Content-Type"] == "application/ld+json"
+    doc = json.loads(body(response))
+    check_croissant(doc, body(buyer_api.get(done["download_url"])))
+    if fmt in ("jsonl", "csv", "parquet"):
+        [records] = doc["recordSet"]
+        columns = [f["source"]["extract"]["column"] for f in records["field"]]
+        assert columns[:3] == ["id", "text", "text_b"] and "decided_by" in columns
+
+
+@pytest.mark.parametrize("fmt", ["coco", "yolo"])
+def test_archives_have_a_croissant_description_of_what_they_contain(
+    boxes: Project, buyer_api: APIClient, django_capture_on_commit_callbacks: Any, fmt: str
+) -> None:
+    done = request_export(buyer_api, boxes, django_capture_on_commit_callbacks, fmt)
+    doc = json.loads(body(buyer_api.get(done["croissant_url"])))
+    check_croissant(doc, body(buyer_api.get(done["download_url"])))
+    assert any(f.get("containedIn") for f in doc["distribution"])
+    assert doc["license"] == "https://spdx.org/licenses/CC0-1.0.html"

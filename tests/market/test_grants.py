@@ -1,0 +1,322 @@
+"""Access to datasets: a grant per buyer and dataset, given by a moderator (audited) or bought
+on-chain (verified from the transaction's receipt and Transfer logs, on the embedded EVM with a
+real ERC-20); without one a 403 says what is missing."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from django.test import Client
+from django.utils import timezone
+from eth_account import Account
+from rest_framework.test import APIClient
+
+from accounts.models import AuditEvent, User
+from accounts.services import api_key_issue
+from labeling.models import ConsensusFit, Item, Project
+from labeling.services import item_create_text
+from market.models import DatasetGrant, DatasetPurchase
+from rewards.chain import ChainClient
+from tests.conftest import give_grant
+
+pytestmark = pytest.mark.django_db
+
+PRICE = 5_000_000  # 5 tUSD (6 decimals)
+
+
+def accept(project: Project, text: str, label: str = "positive", **fields: Any) -> Item:
+    item = item_create_text(project=project, contributor=None, text=text)
+    Item.objects.filter(pk=item.pk).update(
+        status=Item.Status.ACCEPTED,
+        decided_label=label,
+        decided_at=timezone.now(),
+        confidence=fields.pop("confidence", 0.97),
+        **fields,
+    )
+    return item
+
+
+def records(api: APIClient, project: Project, **params: Any) -> Any:
+    return api.get(f"/api/v1/datasets/{project.pk}/records/", params)
+
+
+# --- Grants -----------------------------------------------------------------------------------
+
+
+def test_without_a_grant_a_buyer_gets_403_naming_the_grant_and_how_to_buy_it(
+    text_project: Project, buyer_api: APIClient, settings: Any
+) -> None:
+    settings.DATASET_TREASURY_ADDRESS = "0x" + "ab" * 20
+    Project.objects.filter(pk=text_project.pk).update(price=PRICE)
+    accept(text_project, "fine")
+    for path in ("records/", "export"):
+        response = buyer_api.get(f"/api/v1/datasets/{text_project.pk}/{path}")
+        assert response.status_code == 403
+        body = response.json()
+        assert body["missing"] == "grant" and body["dataset"] == text_project.pk
+        assert "no access grant" in body["detail"] and "/purchase" in body["detail"]
+        assert body["price"] == str(PRICE) and body["treasury"] == settings.DATASET_TREASURY_ADDRESS
+
+
+def test_a_grant_opens_one_dataset_only(
+    text_project: Project, image_project: Project, buyer_api: APIClient, buyer: User
+) -> None:
+    accept(text_project, "fine")
+    give_grant(text_project, buyer)
+    assert records(buyer_api, text_project).status_code == 200
+    assert records(buyer_api, image_project).status_code == 403
+    other = User.objects.create_user("other", role=User.Role.BUYER)
+    other_api = APIClient()
+    other_api.credentials(HTTP_AUTHORIZATION=f"Bearer {api_key_issue(user=other, name='k')}")
+    assert records(other_api, text_project).status_code == 403
+
+
+def test_a_closed_dataset_stays_readable_with_a_grant_and_a_revoked_one_closes_it(
+    text_project: Project, buyer_api: APIClient, buyer: User
+) -> None:
+    accept(text_project, "fine")
+    give_grant(text_project, buyer)
+    Project.objects.filter(pk=text_project.pk).update(is_open=False)
+    assert [r["text"] for r in records(buyer_api, text_project).json()["results"]] == ["fine"]
+    DatasetGrant.objects.filter(buyer=buyer).update(revoked_at=timezone.now())
+    assert records(buyer_api, text_project).status_code == 403
+
+
+def test_contributors_and_strangers_never_read_datasets(
+    text_project: Project, contributor: Any
+) -> None:
+    assert records(contributor.api, text_project).status_code == 403
+    assert records(APIClient(), text_project).status_code == 401
+    assert APIClient().get("/api/v1/datasets/").status_code == 401
+
+
+def test_the_list_shows_every_dataset_with_granted_counts_task_licence_price_and_quality(
+    text_project: Project,
+    image_project: Project,
+    buyer_api: APIClient,
+    buyer: User,
+    django_assert_max_num_queries: Any,
+) -> None:
+    Project.objects.filter(pk=image_project.pk).update(is_open=False, price=PRICE)
+    accept(text_project, "one", confidence=0.9)
+    accept(text_project, "two", confidence=1.0)
+    item_create_text(project=text_project, contributor=None, text="open")
+    ConsensusFit.objects.create(
+        project=text_project,
+        method="dawid_skene",
+        priors=[0.5, 0.5],
+        default_confusion=[[0.8, 0.2], [0.2, 0.8]],
+        iterations=3,
+        converged=True,
+        label_count=9,
+        device="cpu",
+        seconds=0.1,
+        fitted_at=timezone.now(),
+        percent_agreement=0.9,
+        fleiss_kappa=0.8,
+        krippendorff_alpha=0.79,
+    )
+    give_grant(text_project, buyer)
+    with django_assert_max_num_queries(4):
+        datasets = buyer_api.get("/api/v1/datasets/").json()
+    text, image = datasets
+    assert (text["id"], text["granted"], image["granted"]) == (text_project.pk, True, False)
+    assert text["accepted_count"] == 2 and text["item_count"] == 3
+    assert text["task"] == "classify" and text["classes"] == ["positive", "negative"]
+    assert text["licence"] == "CC-BY-4.0" and text["price"] == "0"
+    assert image["is_open"] is False and image["price"] == str(PRICE)
+    assert image["price_display"].endswith(" CMT")
+    quality = text["quality"]
+    assert quality["mean_posterior"] == pytest.approx(0.95)
+    assert quality["agreement"]["fleiss_kappa"] == 0.8
+    assert image["quality"] == {"agreement": None, "mean_posterior": None}
+
+
+def test_a_moderator_gives_and_revokes_grants_in_admin_audited(
+    text_project: Project, buyer: User, moderator: User, buyer_api: APIClient
+) -> None:
+    admin = Client()
+    admin.force_login(moderator)
+    response = admin.post(
+        "/admin/market/datasetgrant/add/",
+        {"project": text_project.pk, "buyer": buyer.pk, "note": "invoice 42"},
+    )
+    assert response.status_code == 302
+    grant = DatasetGrant.objects.get()
+    assert (grant.source, grant.granted_by, grant.note) == ("moderator", moderator, "invoice 42")
+    event = AuditEvent.objects.get(action="dataset.grant")
+    assert event.actor == moderator and event.details["buyer"] == buyer.pk
+    assert records(buyer_api, text_project).status_code == 200
+    # A second grant for the same buyer and dataset is refused, and nothing is written.
+    admin.post("/admin/market/datasetgrant/add/", {"project": text_project.pk, "buyer": buyer.pk})
+    assert DatasetGrant.objects.count() == 1
+    admin.post(
+        "/admin/market/datasetgrant/",
+        {"action": "revoke_grants", "_selected_action": [grant.pk]},
+    )
+    grant.refresh_from_db()
+    assert grant.revoked_at is not None and grant.revoked_by == moderator
+    assert AuditEvent.objects.filter(action="dataset.grant_revoke", actor=moderator).exists()
+    assert records(buyer_api, text_project).status_code == 403
+
+
+def test_moderators_read_every_dataset(text_project: Project, moderator: User) -> None:
+    accept(text_project, "fine")
+    browser = Client()
+    browser.force_login(moderator)
+    assert browser.get(f"/api/v1/datasets/{text_project.pk}/records/").status_code == 200
+
+
+# --- Purchases on the embedded EVM ------------------------------------------------------------
+
+
+@pytest.fixture
+def stablecoin(settings: Any) -> Iterator[ChainClient]:
+    """The embedded chain paying in a real 6-decimal ERC-20; the signer holds plenty of it and
+    plays the buyer's wallet."""
+    from rewards.client import chain_client, chain_client_reset
+
+    settings.PAYOUT_ASSET = "erc20"
+    settings.PAYOUT_ASSET_SYMBOL = "tUSD"
+    settings.PAYOUT_ASSET_DECIMALS = 6
+    settings.DATASET_TREASURY_ADDRESS = Account.create().address
+    chain_client_reset()
+    yield chain_client()
+    chain_client_reset()
+
+
+def buy(api: APIClient, project: Project, tx_hash: str) -> Any:
+    return api.post(f"/api/v1/datasets/{project.pk}/purchase", {"tx_hash": tx_hash}, format="json")
+
+
+@pytest.fixture
+def priced(text_project: Project) -> Project:
+    Project.objects.filter(pk=text_project.pk).update(price=PRICE)
+    text_project.refresh_from_db()
+    accept(text_project, "bought")
+    return text_project
+
+
+def test_a_transfer_of_the_price_to_the_treasury_buys_a_grant_once(
+    stablecoin: ChainClient, priced: Project, buyer_api: APIClient, buyer: User, settings: Any
+) -> None:
+    assert records(buyer_api, priced).status_code == 403
+    tx = stablecoin.transfer_asset(settings.DATASET_TREASURY_ADDRESS, PRICE).tx_hash
+    response = buy(buyer_api, priced, tx)
+    assert response.status_code == 201, response.json()
+    body = response.json()
+    assert body["source"] == "purchase" and body["tx_hash"] == tx and body["amount"] == str(PRICE)
+    assert records(buyer_api, priced).json()["results"][0]["text"] == "bought"
+    purchase = DatasetPurchase.objects.get()
+    assert purchase.payer == stablecoin.address and purchase.amount == PRICE
+    assert AuditEvent.objects.filter(action="dataset.purchase", actor=buyer).exists()
+
+    # The same hash again, by anyone, for any dataset: refused, nothing written.
+    other = User.objects.create_user("other", role=User.Role.BUYER)
+    other_api = APIClient()
+    other_api.credentials(HTTP_AUTHORIZATION=f"Bearer {api_key_issue(user=other, name='k')}")
+    replay = buy(other_api, priced, tx.upper().replace("0X", "0x"))
+    assert replay.status_code == 409 and "already used" in replay.json()["detail"]
+    assert DatasetGrant.objects.count() == 1 and DatasetPurchase.objects.count() == 1
+
+
+def test_a_payment_below_the_price_or_elsewhere_buys_nothing(
+    stablecoin: ChainClient, priced: Project, buyer_api: APIClient, settings: Any
+) -> None:
+    short = stablecoin.transfer_asset(settings.DATASET_TREASURY_ADDRESS, PRICE - 1).tx_hash
+    refused = buy(buyer_api, priced, short)
+    assert refused.status_code == 400
+    assert (
+        "paid 4.999999 tUSD" in refused.json()["detail"]
+        and "costs 5 tUSD" in refused.json()["detail"]
+    )
+    elsewhere = stablecoin.transfer_asset(Account.create().address, PRICE).tx_hash
+    assert buy(buyer_api, priced, elsewhere).status_code == 400
+    # Another token's transfer to the treasury is not a payment in the payout asset.
+    other_token = stablecoin.deploy_mock_stablecoin()
+    stablecoin.mint_mock_stablecoin(other_token, settings.DATASET_TREASURY_ADDRESS, PRICE)
+    minted = stablecoin.mint_mock_stablecoin(
+        other_token, settings.DATASET_TREASURY_ADDRESS, PRICE
+    ).tx_hash
+    assert buy(buyer_api, priced, minted).status_code == 400
+    assert not DatasetGrant.objects.exists() and not DatasetPurchase.objects.exists()
+
+
+def test_unknown_and_malformed_transactions_are_400(
+    stablecoin: ChainClient, priced: Project, buyer_api: APIClient
+) -> None:
+    unknown = buy(buyer_api, priced, "0x" + "12" * 32)
+    assert unknown.status_code == 400 and "not on the chain" in unknown.json()["detail"]
+    for bad in ("0x1234", "not a hash", "0x" + "zz" * 32, "", 12):
+        response = buy(buyer_api, priced, bad)  # type: ignore[arg-type]
+        assert response.status_code == 400 and response.json()["detail"]
+    assert (
+        buyer_api.post(f"/api/v1/datasets/{priced.pk}/purchase", {}, format="json").status_code
+        == 400
+    )
+    assert buy(buyer_api, Project(pk=9999), "0x" + "12" * 32).status_code == 404
+
+
+def test_a_purchase_waits_for_the_confirmations_it_needs(
+    stablecoin: ChainClient, priced: Project, buyer_api: APIClient, settings: Any
+) -> None:
+    settings.DATASET_PURCHASE_CONFIRMATIONS = 3
+    tx = stablecoin.transfer_asset(settings.DATASET_TREASURY_ADDRESS, PRICE).tx_hash
+    early = buy(buyer_api, priced, tx)
+    assert early.status_code == 409 and "1 of the 3 confirmations" in early.json()["detail"]
+    for _ in range(2):  # two more blocks
+        stablecoin.transfer_asset(Account.create().address, 1)
+    assert buy(buyer_api, priced, tx).status_code == 201
+
+
+def test_a_buyer_with_a_wallet_on_record_must_pay_from_it(
+    stablecoin: ChainClient, priced: Project, buyer_api: APIClient, buyer: User, settings: Any
+) -> None:
+    User.objects.filter(pk=buyer.pk).update(wallet_address=Account.create().address)
+    tx = stablecoin.transfer_asset(settings.DATASET_TREASURY_ADDRESS, PRICE).tx_hash
+    refused = buy(buyer_api, priced, tx)
+    assert refused.status_code == 400 and "not from your wallet" in refused.json()["detail"]
+
+
+def test_datasets_without_a_price_or_a_treasury_are_not_sold_on_chain(
+    stablecoin: ChainClient, text_project: Project, buyer_api: APIClient, settings: Any
+) -> None:
+    tx = stablecoin.transfer_asset(settings.DATASET_TREASURY_ADDRESS, PRICE).tx_hash
+    free = buy(buyer_api, text_project, tx)
+    assert free.status_code == 409 and "not sold on-chain" in free.json()["detail"]
+    settings.DATASET_TREASURY_ADDRESS = ""
+    Project.objects.filter(pk=text_project.pk).update(price=PRICE)
+    assert buy(buyer_api, text_project, tx).status_code == 409
+    assert not DatasetPurchase.objects.exists()
+
+
+def test_a_buyer_who_holds_a_grant_keeps_the_transaction_unused(
+    stablecoin: ChainClient, priced: Project, buyer_api: APIClient, buyer: User, settings: Any
+) -> None:
+    give_grant(priced, buyer)
+    tx = stablecoin.transfer_asset(settings.DATASET_TREASURY_ADDRESS, PRICE).tx_hash
+    response = buy(buyer_api, priced, tx)
+    assert response.status_code == 409 and "already hold" in response.json()["detail"]
+    assert not DatasetPurchase.objects.exists()
+
+
+def test_the_demo_seeds_a_buyer_of_everything_and_a_buyer_of_the_text_dataset(
+    settings: Any,
+) -> None:
+    from frontend.seed import seed_demo
+    from rewards.client import chain_client_reset
+
+    chain_client_reset()
+    cast = seed_demo(moderator_password="pw-for-the-test")
+    everything, text_only = APIClient(), APIClient()
+    everything.credentials(HTTP_AUTHORIZATION=f"Bearer {cast.buyer_key}")
+    text_only.credentials(HTTP_AUTHORIZATION=f"Bearer {cast.text_buyer_key}")
+    datasets = 2 + len(cast.task_projects)
+    assert [d["granted"] for d in everything.get("/api/v1/datasets/").json()] == [True] * datasets
+    granted = [d["granted"] for d in text_only.get("/api/v1/datasets/").json()]
+    assert granted == [True] + [False] * (datasets - 1)
+    assert records(text_only, cast.text_project).status_code == 200
+    assert records(text_only, cast.image_project).status_code == 403
+    chain_client_reset()

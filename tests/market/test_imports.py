@@ -1,0 +1,247 @@
+"""Bulk import of items by moderators: Label Studio JSON, CSV and JSON Lines; every row
+validated, rejected rows reported, duplicates skipped, answers kept as pre-labels or gold; from
+``manage.py import_items`` (with a progress bar) and from admin (with progress)."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.test import Client
+
+from accounts.models import User
+from labeling.models import Item, Project
+from labeling.services import item_create_text
+from market.models import ItemImport
+from market.services import ItemImportError, items_import
+from tests.conftest import image_bytes
+
+pytestmark = pytest.mark.django_db
+
+
+def run(path: Path, project: Project, *args: str) -> tuple[str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    call_command(
+        "import_items", str(path), "--project", str(project.pk), *args, stdout=out, stderr=err
+    )
+    return out.getvalue(), err.getvalue()
+
+
+def test_a_jsonl_import_creates_items_skips_duplicates_and_reports_rejected_rows(
+    text_project: Project, tmp_path: Path
+) -> None:
+    item_create_text(project=text_project, contributor=None, text="Already here")
+    lines = [
+        {"text": "first"},
+        {"text": "second"},
+        {"text": "first"},  # the same as row 1
+        {"text": "FIRST!"},  # differs only in case and punctuation: a near copy
+        {"text": "already here"},  # a near copy of a stored item
+        {"text": ""},
+        {"text": "nul \u0000 inside"},
+        {"text": "x" * 20001},
+        {"image": "cat.png"},
+        {"title": "no text"},
+        ["not", "an", "object"],
+    ]
+    path = tmp_path / "items.jsonl"
+    path.write_text(
+        "\n".join(json.dumps(line) for line in lines) + "\n{broken json\n", encoding="utf-8"
+    )
+    out, err = run(path, text_project)
+    assert "12 rows" in out and "2 items created, 3 duplicates skipped, 7 rejected" in out
+    assert "row 6: text is empty" in out and "row 7: text contains a NUL" in out
+    assert "row 9: this project collects text" in out
+    assert 'row 10: a row needs "text" or "image" (found title)' in out
+    assert "row 12: not a JSON object" in out
+    assert "rows/s" in err and "100%" in err  # the progress bar
+    created = Item.objects.filter(project=text_project).order_by("id")
+    assert [i.text for i in created] == ["Already here", "first", "second"]
+    new = created[1]
+    assert (new.status, new.required_labels, new.licence) == ("open", 3, text_project.licence)
+    assert new.near_hash.startswith("t") and len(new.content_sha256) == 64
+    assert new.contributor is None and new.created_at is not None
+    # Importing the same file again creates nothing.
+    again, _ = run(path, text_project, "--quiet")
+    assert "0 items created, 5 duplicates skipped" in again
+
+
+def test_a_csv_import_makes_the_answers_gold_or_prelabels(
+    text_project: Project, tmp_path: Path
+) -> None:
+    path = tmp_path / "items.csv"
+    path.write_text(
+        'text,label\n"=cmd, quoted",positive\nplain,negative\nunknown class,neutral\nno answer,\n',
+        encoding="utf-8",
+    )
+    out, _ = run(path, text_project, "--answers", "gold", "--quiet")
+    assert "3 items created" in out and "row 3: answer: label: unknown class 'neutral'" in out
+    gold = dict(Item.objects.filter(project=text_project).values_list("text", "gold_label"))
+    assert gold == {"=cmd, quoted": "positive", "plain": "negative", "no answer": ""}
+
+    other = Project.objects.create(name="Other", data_kind="text", classes=["positive", "negative"])
+    run(path, other, "--answers", "prelabel", "--quiet")
+    prelabels = dict(Item.objects.filter(project=other).values_list("text", "prelabel"))
+    assert prelabels["plain"] == {"label": "negative"} and prelabels["no answer"] == {}
+    assert not Item.objects.filter(project=other).exclude(gold_label="").exists()
+
+
+def test_a_label_studio_export_imports_with_its_annotations(tmp_path: Path) -> None:
+    spans = Project.objects.create(
+        name="Entities", data_kind="text", task="spans", classes=["PER", "ORG"]
+    )
+    tasks = [
+        {
+            "id": 7,
+            "data": {"text": "Ada Lovelace met Babbage"},
+            "annotations": [
+                {
+                    "was_cancelled": False,
+                    "result": [
+                        {
+                            "type": "labels",
+                            "from_name": "label",
+                            "to_name": "text",
+                            "value": {
+                                "start": 0,
+                                "end": 12,
+                                "text": "Ada Lovelace",
+                                "labels": ["PER"],
+                            },
+                        }
+                    ],
+                }
+            ],
+        },
+        {"data": {"review": "a config naming its text otherwise"}, "annotations": []},
+        {
+            "data": {"text": "out of range"},
+            "annotations": [
+                {
+                    "result": [
+                        {"type": "labels", "value": {"start": 0, "end": 99, "labels": ["PER"]}}
+                    ]
+                }
+            ],
+        },
+        {"data": {"number": 3}},
+        "not a task",
+    ]
+    path = tmp_path / "export.json"
+    path.write_text(json.dumps(tasks, indent=1), encoding="utf-8")
+    out, _ = run(path, spans, "--answers", "prelabel", "--quiet")
+    assert "5 rows" in out and "2 items created" in out and "3 rejected" in out
+    assert "row 3: answer: spans[0]: is outside the text" in out
+    assert 'row 4: "data" needs a "text" or "image" field' in out
+    assert "row 5: each task must be an object" in out
+    first = Item.objects.get(project=spans, text="Ada Lovelace met Babbage")
+    assert first.prelabel == {"spans": [{"start": 0, "end": 12, "label": "PER"}]}
+
+
+def test_an_export_from_crowdmint_in_label_studio_format_imports_back(
+    text_project: Project, tmp_path: Path
+) -> None:
+    from django.utils import timezone
+
+    from market.formats import label_studio
+    from market.records import RecordFilters, record_rows, record_tuples, records_queryset
+
+    for text, label in (("good", "positive"), ("bad", "negative")):
+        item = item_create_text(project=text_project, contributor=None, text=text)
+        Item.objects.filter(pk=item.pk).update(
+            status="accepted", decided_label=label, decided_at=timezone.now()
+        )
+    rows = record_rows(
+        record_tuples(records_queryset(text_project, RecordFilters())),
+        text_project,
+        lambda pk, side: "",
+    )
+    built = label_studio.write(tmp_path, text_project, rows, lambda name: io.BytesIO())
+    copy = Project.objects.create(name="Copy", data_kind="text", classes=["positive", "negative"])
+    run(built.path, copy, "--answers", "gold", "--quiet")
+    assert dict(Item.objects.filter(project=copy).values_list("text", "gold_label")) == {
+        "good": "positive",
+        "bad": "negative",
+    }
+
+
+def test_images_are_imported_from_a_folder_and_never_from_outside_it(
+    image_project: Project, tmp_path: Path
+) -> None:
+    folder = tmp_path / "images"
+    folder.mkdir()
+    (folder / "red.png").write_bytes(image_bytes("PNG", size=(30, 20)))
+    (tmp_path / "secret.png").write_bytes(image_bytes("PNG", size=(31, 20), colour=(0, 0, 255)))
+    (folder / "broken.png").write_bytes(b"not an image")
+    path = folder / "items.csv"
+    path.write_text(
+        "image,label\nred.png,red\n../secret.png,blue\nbroken.png,red\nhttp://x/y.png,red\nmissing.png,red\n",
+        encoding="utf-8",
+    )
+    out, _ = run(path, image_project, "--images", str(folder), "--answers", "prelabel", "--quiet")
+    assert "1 items created" in out and "4 rejected" in out
+    assert "row 2: image: '../secret.png' is outside the images folder" in out
+    assert "row 4: image: 'http://x/y.png' is a URL" in out
+    assert "row 5: image: no file 'missing.png'" in out
+    item = Item.objects.get(project=image_project)
+    assert (item.width, item.height, item.image_format, item.prelabel) == (
+        30,
+        20,
+        "PNG",
+        {"label": "red"},
+    )
+    with item.image.open("rb") as stored:
+        assert stored.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_refused_imports_say_why_before_reading(text_project: Project, tmp_path: Path) -> None:
+    path = tmp_path / "items.txt"
+    path.write_text("text\n")
+    with pytest.raises(CommandError, match="pass --format"):
+        run(path, text_project)
+    with pytest.raises(CommandError, match="no project"):
+        call_command("import_items", str(path), "--project", "999", "--format", "csv")
+    multilabel = Project.objects.create(
+        name="Tags", data_kind="text", task="multilabel", classes=["a", "b"]
+    )
+    with pytest.raises(ItemImportError, match="gold answers are single classes"):
+        items_import(project=multilabel, source=io.BytesIO(b""), fmt="jsonl", answers="gold")
+
+
+def test_a_moderator_imports_a_file_in_admin_and_sees_its_progress_and_report(
+    text_project: Project, moderator: User, django_capture_on_commit_callbacks: Any
+) -> None:
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    browser = Client()
+    browser.force_login(moderator)
+    upload = SimpleUploadedFile("items.jsonl", b'{"text": "one"}\n{"text": ""}\n{"text": "two"}\n')
+    with django_capture_on_commit_callbacks(execute=True):
+        response = browser.post(
+            "/admin/market/itemimport/add/",
+            {"project": text_project.pk, "file": upload, "format": "jsonl", "answers": "ignore"},
+        )
+    assert response.status_code == 302
+    job = ItemImport.objects.get()
+    assert (job.status, job.progress, job.rows, job.created, job.rejected) == ("done", 100, 3, 2, 1)
+    assert job.report == [{"row": 2, "error": "text is empty"}] and job.moderator == moderator
+    listing = browser.get("/admin/market/itemimport/").content.decode()
+    assert '<progress max="100" value="100">' in listing
+    page = browser.get(f"/admin/market/itemimport/{job.pk}/change/").content.decode()
+    assert "row 2: text is empty" in page
+    refused = browser.post(
+        "/admin/market/itemimport/add/",
+        {
+            "project": Project.objects.create(
+                name="T", data_kind="text", task="spans", classes=["a", "b"]
+            ).pk,
+            "file": SimpleUploadedFile("x.jsonl", b"{}"),
+            "format": "jsonl",
+            "answers": "gold",
+        },
+    )
+    assert refused.status_code == 302 and ItemImport.objects.count() == 1
