@@ -7,11 +7,16 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
+from django.contrib.auth.admin import GroupAdmin as BaseGroupAdmin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
+from django.contrib.auth.models import Group
 from django.db import models, transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
+from django.urls import URLPattern, path, reverse
+from django.utils.html import format_html
 
+from accounts.admin_audit import AuditedModelAdmin
 from accounts.audit import audit_record
 from accounts.models import AccessToken, AuditEvent, User
 from accounts.services import (
@@ -35,7 +40,7 @@ def _audit_value(value: Any) -> Any:
     return str(value)
 
 
-class ReadOnlyAdmin(admin.ModelAdmin[Any]):
+class ReadOnlyAdmin(AuditedModelAdmin[Any]):
     """A list moderators may read but never edit: ledgers and trails are append-only."""
 
     def has_add_permission(self, request: HttpRequest) -> bool:
@@ -48,9 +53,25 @@ class ReadOnlyAdmin(admin.ModelAdmin[Any]):
         return False
 
 
+admin.site.unregister(Group)
+
+
+@admin.register(Group)
+class GroupAdmin(BaseGroupAdmin, AuditedModelAdmin[Group]):
+    """Groups carry permissions (moderators, payout managers): their changes are audited."""
+
+
 @admin.register(User)
-class UserAdmin(BaseUserAdmin[User]):
-    list_display = ["username", "wallet_address", "role", "is_staff", "banned_at", "date_joined"]
+class UserAdmin(BaseUserAdmin[User], AuditedModelAdmin[User]):  # type: ignore[misc]
+    list_display = [
+        "username",
+        "wallet_address",
+        "role",
+        "is_staff",
+        "banned_at",
+        "date_joined",
+        "report_link",
+    ]
     list_filter = ["role", "is_staff", "is_active"]
     search_fields = ["username", "wallet_address", "email"]
     fieldsets = [
@@ -64,6 +85,23 @@ class UserAdmin(BaseUserAdmin[User]):
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         # Labels, uploads and ledger entries keep their author: ban or deactivate instead.
         return False
+
+    @admin.display(description="report")
+    def report_link(self, user: User) -> str:
+        url = reverse("admin:accounts_user_report", args=[user.pk])
+        return format_html('<a href="{}">report</a>', url)
+
+    def get_urls(self) -> list[URLPattern]:
+        from moderation.admin_views import contributor_report_view
+
+        def report(request: HttpRequest, user_id: int) -> HttpResponse:
+            return contributor_report_view(self, request, user_id)
+
+        view = self.admin_site.admin_view(report)
+        return [
+            path("<int:user_id>/report/", view, name="accounts_user_report"),
+            *super().get_urls(),
+        ]
 
     def save_model(self, request: HttpRequest, obj: User, form: Any, change: bool) -> None:
         """Every moderator edit of a user goes through the service that audits it."""
@@ -120,7 +158,7 @@ class ApiKeyForm(forms.ModelForm[AccessToken]):
 
 
 @admin.register(AccessToken)
-class AccessTokenAdmin(admin.ModelAdmin[AccessToken]):
+class AccessTokenAdmin(AuditedModelAdmin[AccessToken]):
     list_display = [
         "prefix",
         "kind",

@@ -8,9 +8,19 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.db.models import Count, QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
+from django.http.response import HttpResponseBase
+from django.urls import URLPattern, path, reverse
+from django.utils.html import format_html
 
 from accounts.admin import ReadOnlyAdmin
+from accounts.admin_audit import AuditedModelAdmin
+from labeling.admin_review import (
+    item_image_view,
+    item_name,
+    review_action_view,
+    review_queue_view,
+)
 from labeling.models import Annotation, ConsensusFit, Item, Project, WorkerSkill
 from labeling.services import (
     AnnotationError,
@@ -22,7 +32,7 @@ from rewards.asset import payout_asset
 
 
 @admin.register(Project)
-class ProjectAdmin(admin.ModelAdmin[Project]):
+class ProjectAdmin(AuditedModelAdmin[Project]):
     list_display = ["name", "data_kind", "overlap", "consensus_method", "is_open", "created_at"]
     list_filter = ["data_kind", "is_open"]
     search_fields = ["name"]
@@ -47,6 +57,8 @@ class ProjectAdmin(admin.ModelAdmin[Project]):
 
 
 class AnnotationInline(admin.TabularInline[Annotation, Item]):
+    """Every label of the item, beside it."""
+
     model = Annotation
     extra = 0
     can_delete = False
@@ -73,16 +85,15 @@ class ItemAdminForm(forms.ModelForm[Item]):
 
 
 @admin.register(Item)
-class ItemAdmin(admin.ModelAdmin[Item]):
+class ItemAdmin(AuditedModelAdmin[Item]):
     form = ItemAdminForm
     list_display = [
-        "id",
-        "project",
+        "name",
         "status",
         "label_count",
         "required_labels",
         "decided_label",
-        "agreement",
+        "agreement_display",
         "skip_count",
         "contributor",
     ]
@@ -96,7 +107,7 @@ class ItemAdmin(admin.ModelAdmin[Item]):
         "project",
         "contributor",
         "text",
-        "image",
+        "image_preview",
         "image_format",
         "width",
         "height",
@@ -113,6 +124,47 @@ class ItemAdmin(admin.ModelAdmin[Item]):
         "created_at",
     ]
     actions = ["accept_plurality"]
+    change_list_template = "admin/crowdmint/item_change_list.html"
+
+    @admin.display(description="item", ordering="id")
+    def name(self, item: Item) -> str:
+        return item_name(item)
+
+    @admin.display(description="agreement", ordering="agreement")
+    def agreement_display(self, item: Item) -> str:
+        return "—" if item.agreement is None else f"{item.agreement:.0%}"
+
+    @admin.display(description="image")
+    def image_preview(self, item: Item) -> str:
+        if not item.image:
+            return "—"
+        url = reverse("admin:labeling_item_image", args=[item.pk])
+        return format_html(
+            '<a href="{}"><img class="crowdmint-thumb" src="{}" alt=""></a>', url, url
+        )
+
+    def get_urls(self) -> list[URLPattern]:
+        site = self.admin_site
+
+        def image(request: HttpRequest, item_id: int) -> HttpResponseBase:
+            return item_image_view(self, request, item_id, side=request.GET.get("side", "a"))
+
+        def queue(request: HttpRequest) -> HttpResponse:
+            return review_queue_view(self, request)
+
+        def review(request: HttpRequest, item_id: int, action: str) -> HttpResponse:
+            return review_action_view(self, request, item_id, action)
+
+        return [
+            path("review/", site.admin_view(queue), name="labeling_item_review_queue"),
+            path(
+                "<int:item_id>/review/<str:action>/",
+                site.admin_view(review),
+                name="labeling_item_review",
+            ),
+            path("<int:item_id>/image/", site.admin_view(image), name="labeling_item_image"),
+            *super().get_urls(),
+        ]
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         # Items carry labels and credits: they are rejected, never deleted.
@@ -154,9 +206,13 @@ class ItemAdmin(admin.ModelAdmin[Item]):
 
 @admin.register(Annotation)
 class AnnotationAdmin(ReadOnlyAdmin):
-    list_display = ["id", "item", "annotator", "label", "created_at"]
+    list_display = ["id", "item_display", "annotator", "label", "created_at"]
     list_filter = ["item__project"]
-    list_select_related = ["item", "annotator"]
+    list_select_related = ["item__project", "annotator"]
+
+    @admin.display(description="item", ordering="item")
+    def item_display(self, annotation: Annotation) -> str:
+        return item_name(annotation.item)
 
 
 @admin.register(WorkerSkill)
@@ -164,7 +220,7 @@ class WorkerSkillAdmin(ReadOnlyAdmin):
     list_display = [
         "user",
         "project",
-        "accuracy",
+        "accuracy_display",
         "label_count",
         "gold_answered",
         "gold_correct",
@@ -175,6 +231,10 @@ class WorkerSkillAdmin(ReadOnlyAdmin):
     list_select_related = ["user", "project"]
     ordering = ["accuracy"]
 
+    @admin.display(description="accuracy", ordering="accuracy")
+    def accuracy_display(self, skill: WorkerSkill) -> str:
+        return f"{skill.accuracy:.1%}"
+
 
 @admin.register(ConsensusFit)
 class ConsensusFitAdmin(ReadOnlyAdmin):
@@ -184,8 +244,16 @@ class ConsensusFitAdmin(ReadOnlyAdmin):
         "label_count",
         "iterations",
         "converged",
-        "calibration_floor",
+        "calibration_floor_display",
         "device",
-        "seconds",
+        "seconds_display",
         "fitted_at",
     ]
+
+    @admin.display(description="calibration floor")
+    def calibration_floor_display(self, fit: ConsensusFit) -> str:
+        return f"{fit.calibration_floor:.1%}"
+
+    @admin.display(description="seconds")
+    def seconds_display(self, fit: ConsensusFit) -> str:
+        return f"{fit.seconds:.2f}"

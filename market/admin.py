@@ -12,6 +12,7 @@ from django.http import HttpRequest
 from django.utils.html import format_html
 
 from accounts.admin import ReadOnlyAdmin
+from accounts.admin_audit import AuditedModelAdmin
 from accounts.models import User
 from market.models import DatasetExport, DatasetGrant, DatasetPurchase, ItemImport
 from market.services import GrantError, ItemImportError, grant_give, grant_revoke, import_request
@@ -30,7 +31,7 @@ class GrantAddForm(forms.ModelForm[DatasetGrant]):
 
 
 @admin.register(DatasetGrant)
-class DatasetGrantAdmin(admin.ModelAdmin[DatasetGrant]):
+class DatasetGrantAdmin(AuditedModelAdmin[DatasetGrant]):
     """Give a buyer a dataset (Add), revoke grants (action); both audited. Never edited."""
 
     list_display = ["buyer", "project", "source", "granted_by", "created_at", "revoked_at"]
@@ -120,7 +121,7 @@ class ItemImportForm(forms.ModelForm[ItemImport]):
 
 
 @admin.register(ItemImport)
-class ItemImportAdmin(admin.ModelAdmin[ItemImport]):
+class ItemImportAdmin(AuditedModelAdmin[ItemImport]):
     """Moderators import items from a file (Add): a Celery task runs it; the list shows its
     progress and counts, the page the rejected rows. Images: ``manage.py import_items``."""
 

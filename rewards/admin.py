@@ -17,6 +17,7 @@ from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 
 from accounts.admin import ReadOnlyAdmin
+from accounts.admin_audit import AuditedModelAdmin
 from accounts.audit import audit_record
 from rewards.approval import batch_needs_approval, payout_settings
 from rewards.asset import payout_asset
@@ -286,7 +287,7 @@ class RewardPolicyForm(forms.ModelForm[RewardPolicy]):
 
 
 @admin.register(RewardPolicy)
-class RewardPolicyAdmin(admin.ModelAdmin[RewardPolicy]):
+class RewardPolicyAdmin(AuditedModelAdmin[RewardPolicy]):
     """Versions are never edited: "add" makes the project's next version from the form."""
 
     form = RewardPolicyForm
@@ -397,7 +398,7 @@ class PayoutSettingsForm(forms.ModelForm[PayoutSettings]):
 
 
 @admin.register(PayoutSettings)
-class PayoutSettingsAdmin(admin.ModelAdmin[PayoutSettings]):
+class PayoutSettingsAdmin(AuditedModelAdmin[PayoutSettings]):
     form = PayoutSettingsForm
     list_display = ["__str__", "threshold_display", "updated_by", "updated_at"]
     readonly_fields = ["updated_by", "updated_at"]
