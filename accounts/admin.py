@@ -86,6 +86,14 @@ class UserAdmin(BaseUserAdmin[User], AuditedModelAdmin[User]):  # type: ignore[m
         # Labels, uploads and ledger entries keep their author: ban or deactivate instead.
         return False
 
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        fields = list(self.readonly_fields)
+        if obj is not None and not request.user.is_superuser:
+            # Rights are given by a superuser: a moderator can't join "payout managers" or make
+            # themselves a superuser by editing an account.
+            fields += ["is_staff", "is_superuser", "groups", "user_permissions"]
+        return fields
+
     @admin.display(description="report")
     def report_link(self, user: User) -> str:
         url = reverse("admin:accounts_user_report", args=[user.pk])

@@ -30,22 +30,42 @@ from labeling.services import (
 )
 from rewards.asset import payout_asset
 
+# Payout rights (rewards.admin.APPROVE_PERMISSION): set what contributors and buyers pay.
+PAYOUT_PERMISSION = "rewards.approve_payoutbatch"
+
 
 @admin.register(Project)
 class ProjectAdmin(AuditedModelAdmin[Project]):
-    list_display = ["name", "data_kind", "overlap", "consensus_method", "is_open", "created_at"]
+    list_display = [
+        "name",
+        "data_kind",
+        "task",
+        "overlap",
+        "consensus_method",
+        "rates_short",
+        "price_display",
+        "is_open",
+        "created_at",
+    ]
     list_filter = ["data_kind", "is_open"]
     search_fields = ["name"]
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         # Rates are set by a new version of the project's reward policy (Rewards > Reward
-        # policies): every amount is then traceable to the version that set it.
-        if obj is None:
-            return []
-        return ["rates"]
+        # policies): every amount is then traceable to the version that set it. The price is
+        # money too: only moderators with payout rights set it.
+        fields = [] if obj is None else ["rates"]
+        if not request.user.has_perm(PAYOUT_PERMISSION):
+            fields.append("price_display")
+        return fields
 
     def get_exclude(self, request: HttpRequest, obj: Any = None) -> list[str]:
-        return [] if obj is None else ["reward_per_label", "reward_per_item"]
+        excluded = [] if obj is None else ["reward_per_label", "reward_per_item"]
+        if not request.user.has_perm(PAYOUT_PERMISSION):
+            # Without payout rights a new project starts at zero rates, set later by a reward
+            # policy; the price stays as it is.
+            excluded = ["reward_per_label", "reward_per_item", "price"]
+        return excluded
 
     @admin.display(description="rates (set by the reward policy)")
     def rates(self, project: Project) -> str:
@@ -54,6 +74,18 @@ class ProjectAdmin(AuditedModelAdmin[Project]):
             f"{asset.format(project.reward_per_label)} per agreeing label at full weight, "
             f"{asset.format(project.reward_per_item)} per accepted contribution"
         )
+
+    @admin.display(description="per label / contribution")
+    def rates_short(self, project: Project) -> str:
+        asset = payout_asset()
+        return (
+            f"{asset.format_rounded(project.reward_per_label)} / "
+            f"{asset.format_rounded(project.reward_per_item)}"
+        )
+
+    @admin.display(description="price", ordering="price")
+    def price_display(self, project: Project) -> str:
+        return "not sold on-chain" if not project.price else payout_asset().format(project.price)
 
 
 class AnnotationInline(admin.TabularInline[Annotation, Item]):

@@ -69,7 +69,16 @@ class FlagDecisionForm(forms.Form):
 
 @admin.register(Flag)
 class FlagAdmin(AuditedModelAdmin[Flag]):
-    list_display = ["id", "kind", "who", "project", "item", "state", "evidence_short", "created_at"]
+    list_display = [
+        "id",
+        "kind",
+        "who",
+        "project",
+        "item_display",
+        "state",
+        "evidence_short",
+        "created_at",
+    ]
     list_filter = ["state", "kind"]
     search_fields = ["user__wallet_address", "user__username"]
     list_select_related = ["user", "project", "item__project"]
@@ -77,7 +86,7 @@ class FlagAdmin(AuditedModelAdmin[Flag]):
         "kind",
         "who",
         "project",
-        "item",
+        "item_display",
         "evidence_readable",
         "state",
         "created_at",
@@ -103,6 +112,13 @@ class FlagAdmin(AuditedModelAdmin[Flag]):
             return "—"
         url = reverse("admin:accounts_user_report", args=[flag.user.pk])
         return format_html('<a href="{}">{}</a>', url, str(flag.user))
+
+    @admin.display(description="item", ordering="item")
+    def item_display(self, flag: Flag) -> str:
+        if flag.item is None:
+            return "—"
+        url = reverse("admin:labeling_item_change", args=[flag.item.pk])
+        return format_html('<a href="{}">{} #{}</a>', url, flag.item.project.name, flag.item.pk)
 
     @admin.display(description="evidence")
     def evidence_short(self, flag: Flag) -> str:

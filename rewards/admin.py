@@ -3,7 +3,6 @@ reason, settle now), the payout settings, and reconciliation runs (alerts)."""
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from django import forms
@@ -23,6 +22,7 @@ from rewards.approval import batch_needs_approval, payout_settings
 from rewards.asset import payout_asset
 from rewards.chain import ChainError
 from rewards.client import chain_client_with_token
+from rewards.forms import units_to_base
 from rewards.models import (
     LedgerEntry,
     PayoutBatch,
@@ -229,24 +229,6 @@ class PayoutBatchAdmin(ReadOnlyAdmin):
                 audit_record(actor=request.user, action="payout.settle", target=batch)  # type: ignore[arg-type]
             messages.success(request, f"Settlement: {report.summary}.")
         return redirect("admin:rewards_payoutbatch_changelist")
-
-
-def units_to_base(text: str, *, required: bool = True) -> int | None:
-    """A moderator's "12.5" in the payout asset's units, as base units (exact)."""
-    text = text.strip()
-    if not text:
-        if required:
-            raise forms.ValidationError("Give an amount, e.g. 0 or 12.5.")
-        return None
-    decimals = payout_asset().decimals
-    try:
-        value = Decimal(text)
-    except InvalidOperation as exc:
-        raise forms.ValidationError("Give a number, e.g. 2500 or 12.5.") from exc
-    units = value.scaleb(decimals)
-    if value < 0 or units != units.to_integral_value():
-        raise forms.ValidationError(f"A non-negative amount with at most {decimals} decimals.")
-    return int(units)
 
 
 class RewardPolicyForm(forms.ModelForm[RewardPolicy]):

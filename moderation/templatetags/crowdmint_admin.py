@@ -13,18 +13,10 @@ from rewards.asset import payout_asset
 register = template.Library()
 
 
-def token_units(base_units: int | None, decimals: int = 2) -> str:
-    """Base units as whole units of the payout asset, rounded for reading: "12.35 CMT"."""
-    if base_units is None:
-        return "—"
-    asset = payout_asset()
-    value = int(base_units) / 10**asset.decimals
-    return f"{value:,.{decimals}f} {asset.symbol}"
-
-
 @register.filter
 def tokens(base_units: int | None) -> str:
-    return token_units(base_units)
+    """Base units as units of the payout asset, rounded for reading: "12.35 CMT"."""
+    return payout_asset().format_rounded(base_units)
 
 
 @register.filter
