@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from typing import Any
 
 from django import forms
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
+from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 
 from accounts.admin import ReadOnlyAdmin
 from accounts.admin_audit import AuditedModelAdmin
 from labeling.admin_review import (
+    accept_plurality_action,
     item_image_view,
     item_name,
     review_action_view,
@@ -26,7 +27,6 @@ from labeling.services import (
     AnnotationError,
     item_gold_set,
     item_gold_validate,
-    item_override,
 )
 from rewards.asset import payout_asset
 
@@ -218,22 +218,11 @@ class ItemAdmin(AuditedModelAdmin[Item]):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
-    @admin.action(description="Accept with the most frequent label (moderator decision, credited)")
-    def accept_plurality(self, request: HttpRequest, queryset: QuerySet[Item]) -> None:
-        done = 0
-        for item in queryset.select_related("project"):
-            labels = list(item.annotations.values_list("label", flat=True))
-            if not labels:
-                messages.warning(request, f"{item}: no labels to choose from.")
-                continue
-            top = Counter(labels).most_common(1)[0][0]
-            try:
-                item_override(item=item, label=top, moderator=request.user)  # type: ignore[arg-type]
-            except AnnotationError as exc:
-                messages.warning(request, f"{item}: {exc}")
-                continue
-            done += 1
-        messages.success(request, f"Accepted {done} item(s).")
+    @admin.action(description="Accept items in review with their most frequent label…")
+    def accept_plurality(
+        self, request: HttpRequest, queryset: QuerySet[Item]
+    ) -> TemplateResponse | None:
+        return accept_plurality_action(self, request, queryset)
 
 
 @admin.register(Annotation)

@@ -8,6 +8,7 @@ file (MEDIA_ROOT is not served: uploads are private).
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -224,6 +225,59 @@ def review_action_view(
         "hidden": [("label", label)] if action == "accept" else [],
         "submit": f"Yes, {ACTIONS[action].lower()} it",
         "back_url": queue_url,
+        "opts": model_admin.model._meta,
+    }
+    return TemplateResponse(request, "admin/crowdmint/confirm.html", context)
+
+
+def accept_plurality_action(
+    model_admin: ModelAdmin[Any], request: HttpRequest, queryset: Any
+) -> TemplateResponse | None:
+    """The bulk action: accept each selected item in review with its most frequent label, after
+    a confirmation page listing each item, its label and who it credits, with one reason."""
+    selected = list(queryset.values_list("pk", flat=True))
+    plan: list[tuple[Item, str]] = []
+    for item in review_queue().filter(pk__in=selected):
+        labels = [a.label for a in item.annotations.all()]
+        if labels and item.project.task in LABEL_TASKS:
+            plan.append((item, Counter(labels).most_common(1)[0][0]))
+    form = ReviewForm(request.POST if "apply" in request.POST else None)
+    if "apply" in request.POST and form.is_valid():
+        moderator = request.user
+        assert isinstance(moderator, User)
+        done = 0
+        for item, label in plan:
+            try:
+                item_review_accept(
+                    item=item, label=label, moderator=moderator, reason=form.cleaned_data["reason"]
+                )
+            except AnnotationError as exc:
+                messages.warning(request, f"{item_name(item)}: {exc}")
+                continue
+            done += 1
+        messages.success(request, f"Accepted {done} item(s).")
+        return None
+    skipped = len(selected) - len(plan)
+    context = {
+        **model_admin.admin_site.each_context(request),
+        "title": "Accept with the most frequent label",
+        "effect": f"accept {len(plan)} item(s) in review, each with its most frequent label.",
+        "targets": [f"{item_name(item)} → {label!r}" for item, label in plan],
+        "credits": [
+            f"{item_name(item)}: {line}"
+            for item, label in plan
+            for line in _credits_if_accepted(item, label)
+        ],
+        "notes": [
+            f"{skipped} selected item(s) are left alone: not in review, unlabeled, or of a task "
+            "whose answer isn't one class."
+        ]
+        if skipped
+        else [],
+        "form": form,
+        "hidden": [("action", "accept_plurality")] + [("_selected_action", pk) for pk in selected],
+        "submit": "Yes, accept them",
+        "back_url": reverse("admin:labeling_item_changelist"),
         "opts": model_admin.model._meta,
     }
     return TemplateResponse(request, "admin/crowdmint/confirm.html", context)

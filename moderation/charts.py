@@ -42,11 +42,16 @@ def _frame(width: int, height: int, title: str, body: list[str]) -> SafeString:
 
 
 def _axis_labels(labels: Sequence[str], xs: list[float], y: float, every: int) -> list[str]:
+    """Every ``every``-th label under its x; the first and last kept inside the frame."""
+    last = len(labels) - 1
+    shown = [i for i in range(len(labels)) if i % every == 0 and last - i >= every / 2]
+    if last >= 0:
+        shown.append(last)
+    anchors = {0: "start", last: "end"} if last > 0 else {}
     return [
-        f'<text x="{x:.1f}" y="{y:.1f}" font-size="10" text-anchor="middle" fill="{TEXT}">'
-        f"{escape(label)}</text>"
-        for i, (label, x) in enumerate(zip(labels, xs, strict=True))
-        if i % every == 0 or i == len(labels) - 1
+        f'<text x="{xs[i]:.1f}" y="{y:.1f}" font-size="10" '
+        f'text-anchor="{anchors.get(i, "middle")}" fill="{TEXT}">{escape(labels[i])}</text>'
+        for i in shown
     ]
 
 
@@ -62,10 +67,11 @@ def bar_chart(
     top, bottom, left, right = 20, 20, 8, 8
     plot_h = height - top - bottom
     plot_w = width - left - right
-    peak = max((v for _, v in points), default=0.0) or 1.0
+    top_value = max((v for _, v in points), default=0.0)
+    peak = top_value or 1.0  # the scale; an all-zero chart says max 0
     body = [
         f'<text x="{left}" y="12" font-size="11" fill="{TEXT}">{escape(title)} '
-        f"(max {escape(_number(peak))}{escape(unit)})</text>",
+        f"(max {escape(_number(top_value))}{escape(unit)})</text>",
         f'<line x1="{left}" y1="{top + plot_h}" x2="{width - right}" y2="{top + plot_h}" '
         f'stroke="{GRID}"/>',
     ]
@@ -102,10 +108,11 @@ def line_chart(
     top, bottom, left, right = 20, 20, 8, 8
     plot_h = height - top - bottom
     plot_w = width - left - right
-    peak = max((v for _, v in points), default=0.0) or 1.0
+    top_value = max((v for _, v in points), default=0.0)
+    peak = top_value or 1.0  # the scale; an all-zero chart says max 0
     body = [
         f'<text x="{left}" y="12" font-size="11" fill="{TEXT}">{escape(title)} '
-        f"(max {escape(_number(peak))}{escape(unit)})</text>",
+        f"(max {escape(_number(top_value))}{escape(unit)})</text>",
         f'<line x1="{left}" y1="{top + plot_h}" x2="{width - right}" y2="{top + plot_h}" '
         f'stroke="{GRID}"/>',
     ]
@@ -154,7 +161,7 @@ def heat_map(
     count, when given) and says both in its tooltip. Rows and columns are named."""
     label_w = max((len(r) for r in rows), default=4) * 7 + 12
     head_h = 34
-    width = label_w + cell * len(columns) + 8
+    width = max(label_w + cell * len(columns) + 8, len(title) * 6 + 8)
     height = head_h + cell * len(rows) + 8
     body = [f'<text x="0" y="12" font-size="11" fill="{TEXT}">{escape(title)}</text>']
     for j, name in enumerate(columns):
@@ -169,15 +176,61 @@ def heat_map(
             f'<text x="{label_w - 6}" y="{y + cell / 2 + 4:.0f}" font-size="10" '
             f'text-anchor="end" fill="{TEXT}">{escape(name)}</text>'
         )
+        empty = counts is not None and not any(counts[i])  # no evidence for this row
         for j, share in enumerate(matrix[i]):
             x = label_w + j * cell
             count = f" ({counts[i][j]})" if counts is not None else ""
             ink = "#ffffff" if share > 0.55 else TEXT
+            shown = "–" if empty else f"{share:.0%}"
             body.append(
                 f'<rect x="{x}" y="{y}" width="{cell - 2}" height="{cell - 2}" '
-                f'fill="{_shade(share)}" stroke="{GRID}">'
-                f"<title>{escape(name)} → {escape(columns[j])}: {share:.0%}{count}</title></rect>"
+                f'fill="{"#f4f4f4" if empty else _shade(share)}" stroke="{GRID}">'
+                f"<title>{escape(name)} → {escape(columns[j])}: {shown}{count}</title></rect>"
                 f'<text x="{x + cell / 2 - 1:.0f}" y="{y + cell / 2 + 3:.0f}" font-size="10" '
-                f'text-anchor="middle" fill="{ink}">{share:.0%}</text>'
+                f'text-anchor="middle" fill="{ink}">{shown}</text>'
             )
+    return _frame(width, height, title, body)
+
+
+def stacked_bars(
+    rows: Sequence[tuple[str, Sequence[float]]],
+    *,
+    series: Sequence[tuple[str, str]],
+    title: str,
+    width: int = 560,
+    row_height: int = 18,
+) -> SafeString:
+    """One horizontal bar per row, split into ``series`` (name, colour) in proportion to the
+    row's values, with a legend; each segment's tooltip gives its value."""
+    label_w = min(max((len(name) for name, _ in rows), default=4) * 6 + 12, 200)
+    top = 34
+    height = top + row_height * len(rows) + 6
+    plot_w = width - label_w - 8
+    body = [f'<text x="0" y="12" font-size="11" fill="{TEXT}">{escape(title)}</text>']
+    x = 0.0
+    for name, colour in series:
+        body.append(
+            f'<rect x="{x:.0f}" y="18" width="10" height="10" fill="{colour}"/>'
+            f'<text x="{x + 14:.0f}" y="27" font-size="10" fill="{TEXT}">{escape(name)}</text>'
+        )
+        x += 14 + len(name) * 6 + 12
+    for i, (name, values) in enumerate(rows):
+        y = top + i * row_height
+        short = name if len(name) * 6 + 12 <= label_w else name[: (label_w - 12) // 6 - 1] + "…"
+        body.append(
+            f'<text x="{label_w - 6}" y="{y + row_height - 5}" font-size="10" text-anchor="end" '
+            f'fill="{TEXT}">{escape(short)}<title>{escape(name)}</title></text>'
+        )
+        total = sum(values) or 1.0
+        x = float(label_w)
+        for (part, colour), value in zip(series, values, strict=True):
+            w = plot_w * value / total
+            if w <= 0:
+                continue
+            body.append(
+                f'<rect x="{x:.1f}" y="{y + 2}" width="{w:.1f}" height="{row_height - 4}" '
+                f'fill="{colour}"><title>{escape(name)}: {escape(_number(value))} '
+                f"{escape(part)}</title></rect>"
+            )
+            x += w
     return _frame(width, height, title, body)

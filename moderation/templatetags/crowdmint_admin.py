@@ -7,10 +7,17 @@ from typing import Any
 from django import template
 
 from moderation.backoffice import dashboard_read
-from moderation.charts import bar_chart, line_chart
+from moderation.charts import bar_chart, line_chart, stacked_bars
 from rewards.asset import payout_asset
 
 register = template.Library()
+
+PROGRESS_SERIES = [
+    ("open", "#bcd3de"),
+    ("in review", "#e0a030"),
+    ("accepted", "#417690"),
+    ("rejected", "#ba2121"),
+]
 
 
 @register.filter
@@ -40,8 +47,9 @@ def crowdmint_dashboard() -> dict[str, Any]:
             title="Payouts per day (confirmed), last 30 days",
             unit=f" {asset.symbol}",
         ),
-        "progress_chart": bar_chart(
-            [(p.project.name, p.accepted) for p in board.projects],
-            title="Accepted items per project",
+        "progress_chart": stacked_bars(
+            [(p.project.name, [p.open, p.review, p.accepted, p.rejected]) for p in board.projects],
+            series=PROGRESS_SERIES,
+            title="Progress per project (items)",
         ),
     }
