@@ -24,19 +24,29 @@ def contributor_report_view(
     if user is None:
         raise Http404("No user with this id.")
     report = contributor_report(user=user)
-    heat_maps = [
-        (
-            confusion,
+    heat_maps = []
+    for confusion in report.confusions:
+        charts = [
             heat_map(
                 confusion.shares,
                 rows=confusion.classes,
                 columns=confusion.classes,
                 counts=confusion.counts,
                 title=f"{confusion.project.name}: decided (rows) vs labeled (columns)",
-            ),
-        )
-        for confusion in report.confusions
-    ]
+            )
+        ]
+        fitted = confusion.skill.confusion if confusion.skill is not None else None
+        if fitted and len(fitted) == len(confusion.classes):
+            # The consensus model's estimate, from every label of the project (last full fit).
+            charts.append(
+                heat_map(
+                    fitted,
+                    rows=confusion.classes,
+                    columns=confusion.classes,
+                    title=f"{confusion.project.name}: the consensus model's estimate",
+                )
+            )
+        heat_maps.append((confusion, charts))
     context = {
         **model_admin.admin_site.each_context(request),
         "title": f"Contributor {user}",

@@ -122,7 +122,8 @@ def test_a_contributors_report_shows_gold_confusion_labels_earnings_and_flags(
     assert report.pending == 10 and report.paid == 0
     assert report.wallets == [labelers[0].wallet_address, other]
     html = page.content.decode()
-    assert html.count('class="crowdmint-chart"') == 2  # the heat map, labels per day
+    # labels vs decisions, the model's estimate (its WorkerSkill), labels per day
+    assert html.count('class="crowdmint-chart"') == 3
     assert "100% right of 1 gold answer(s)" in html
     assert "Accounts arriving as a cluster" in html
     assert "0.00 CMT" in html  # 10 base units, rounded for reading
