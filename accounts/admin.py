@@ -13,10 +13,11 @@ from django.contrib.auth.models import Group
 from django.db import models, transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 
-from accounts.admin_audit import AuditedModelAdmin
+from accounts.admin_audit import AuditedModelAdmin, reason_or_confirmation
 from accounts.audit import audit_record
 from accounts.models import AccessToken, AuditEvent, User
 from accounts.services import (
@@ -138,13 +139,27 @@ class UserAdmin(BaseUserAdmin[User], AuditedModelAdmin[User]):  # type: ignore[m
                 audit_record(actor=request.user, action="user.password", target=target)  # type: ignore[arg-type]
         return response
 
-    @admin.action(description="Ban the selected users (revokes their tokens, holds their payouts)")
-    def ban_users(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
+    @admin.action(
+        description="Ban the selected users (revokes their tokens, holds their payouts)…",
+        permissions=["change"],
+    )
+    def ban_users(self, request: HttpRequest, queryset: QuerySet[User]) -> TemplateResponse | None:
+        reason, page = reason_or_confirmation(
+            self,
+            request,
+            effect=f"ban {queryset.count()} user(s): their sign-in tokens and API keys stop "
+            "working and their unpaid rewards wait; nothing already paid is touched.",
+            targets=[str(user) for user in queryset],
+            submit="Ban them",
+        )
+        if page is not None:
+            return page
         for user in queryset:
-            user_ban(user=user, reason=f"banned by {request.user}", actor=request.user)  # type: ignore[arg-type]
+            user_ban(user=user, reason=reason or "", actor=request.user)  # type: ignore[arg-type]
         messages.success(request, f"Banned {queryset.count()} user(s).")
+        return None
 
-    @admin.action(description="Lift the ban of the selected users")
+    @admin.action(description="Lift the ban of the selected users", permissions=["change"])
     def unban_users(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
         for user in queryset:
             user_unban(user=user, actor=request.user)  # type: ignore[arg-type]
@@ -206,7 +221,7 @@ class AccessTokenAdmin(AuditedModelAdmin[AccessToken]):
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
-    @admin.action(description="Revoke the selected tokens and keys")
+    @admin.action(description="Revoke the selected tokens and keys", permissions=["change"])
     def revoke(self, request: HttpRequest, queryset: QuerySet[AccessToken]) -> None:
         for token in queryset:
             access_token_revoke(token=token, actor=request.user)  # type: ignore[arg-type]

@@ -18,6 +18,8 @@ from django.contrib.admin.utils import flatten_fieldsets
 from django.db import models, router, transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.template.response import TemplateResponse
+from django.urls import reverse
 
 from accounts.audit import audit_record
 from accounts.models import User
@@ -125,3 +127,45 @@ class AuditedModelAdmin(admin.ModelAdmin[_M]):
             for obj in queryset:
                 self._audit(request, obj, "delete")
             super().delete_queryset(request, queryset)
+
+
+class ReasonForm(forms.Form):
+    reason = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
+        max_length=500,
+        help_text="Recorded in the audit trail with your name.",
+    )
+
+
+def reason_or_confirmation(
+    model_admin: admin.ModelAdmin[Any],
+    request: HttpRequest,
+    *,
+    effect: str,
+    targets: list[str],
+    submit: str,
+    notes: list[str] | None = None,
+    credits: list[str] | None = None,
+) -> tuple[str | None, TemplateResponse | None]:
+    """For a bulk admin action: the reason from its confirmed form, or first the confirmation
+    page (what it will do, to what, who it credits) asking for it."""
+    form = ReasonForm(request.POST if "apply" in request.POST else None)
+    if "apply" in request.POST and form.is_valid():
+        return str(form.cleaned_data["reason"]), None
+    selected = request.POST.getlist("_selected_action")
+    opts = model_admin.model._meta
+    context = {
+        **model_admin.admin_site.each_context(request),
+        "title": submit,
+        "effect": effect,
+        "targets": targets,
+        "credits": credits or [],
+        "notes": notes or [],
+        "form": form,
+        "hidden": [("action", request.POST.get("action", ""))]
+        + [("_selected_action", pk) for pk in selected],
+        "submit": f"Yes, {submit.lower()}",
+        "back_url": reverse(f"admin:{opts.app_label}_{opts.model_name}_changelist"),
+        "opts": opts,
+    }
+    return None, TemplateResponse(request, "admin/crowdmint/confirm.html", context)

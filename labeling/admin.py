@@ -218,7 +218,10 @@ class ItemAdmin(AuditedModelAdmin[Item]):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
-    @admin.action(description="Accept items in review with their most frequent label…")
+    @admin.action(
+        description="Accept items in review with their most frequent label…",
+        permissions=["change"],
+    )
     def accept_plurality(
         self, request: HttpRequest, queryset: QuerySet[Item]
     ) -> TemplateResponse | None:

@@ -90,7 +90,7 @@ class DatasetGrantAdmin(AuditedModelAdmin[DatasetGrant]):
 
             return redirect(request.path)
 
-    @admin.action(description="Revoke the selected grants (audited)")
+    @admin.action(description="Revoke the selected grants (audited)", permissions=["change"])
     def revoke_grants(self, request: HttpRequest, queryset: QuerySet[DatasetGrant]) -> None:
         moderator = request.user
         assert isinstance(moderator, User)

@@ -171,7 +171,7 @@ class FlagAdmin(AuditedModelAdmin[Flag]):
         }
         return TemplateResponse(request, "admin/crowdmint/confirm.html", context)
 
-    @admin.action(description="Confirm the selected flags")
+    @admin.action(description="Confirm the selected flags…", permissions=["change"])
     def confirm_flags(self, request: HttpRequest, queryset: QuerySet[Flag]) -> Any:
         return self._decide(
             request,
@@ -183,7 +183,9 @@ class FlagAdmin(AuditedModelAdmin[Flag]):
             ),
         )
 
-    @admin.action(description="Confirm the selected flags and ban their contributors")
+    @admin.action(
+        description="Confirm the selected flags and ban their contributors…", permissions=["change"]
+    )
     def confirm_and_ban(self, request: HttpRequest, queryset: QuerySet[Flag]) -> Any:
         return self._decide(
             request,
@@ -195,7 +197,7 @@ class FlagAdmin(AuditedModelAdmin[Flag]):
             ),
         )
 
-    @admin.action(description="Dismiss the selected flags")
+    @admin.action(description="Dismiss the selected flags…", permissions=["change"])
     def dismiss_flags(self, request: HttpRequest, queryset: QuerySet[Flag]) -> Any:
         return self._decide(
             request,

@@ -206,3 +206,22 @@ def test_the_project_form_takes_token_units(browser: Client, moderator: User) ->
     assert "0.25 CMT / 1.00 CMT" in listing and "12.5 CMT" in listing
     change = browser.get(f"/admin/labeling/project/{project.pk}/change/")
     assert 'value="12.5"' in change.content.decode()
+
+
+def test_a_payout_manager_alone_cannot_ban_or_decide_flags(labelers: list[User]) -> None:
+    from moderation.models import Flag
+
+    flag = Flag.objects.create(user=labelers[0], kind=Flag.Kind.SPEED)
+    browser = staff("payer", PAYOUT_MANAGERS)
+    for url in ("/admin/accounts/user/", "/admin/moderation/flag/"):
+        page = browser.get(url)
+        assert page.status_code == 200  # they may read
+        form = page.context["action_form"]
+        assert form is None or not [v for v, _ in form.fields["action"].choices if v]
+    browser.post(
+        "/admin/moderation/flag/",
+        {"action": "confirm_and_ban", "_selected_action": [flag.pk], "apply": "1", "reason": "x"},
+    )
+    flag.refresh_from_db()
+    labelers[0].refresh_from_db()
+    assert flag.state == Flag.State.OPEN and not labelers[0].is_banned
