@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
 from django import forms
 from django.contrib import admin
@@ -11,7 +12,7 @@ from django.http import HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 
 from accounts.admin import ReadOnlyAdmin
 from accounts.admin_audit import AuditedModelAdmin
@@ -28,6 +29,7 @@ from labeling.services import (
     item_gold_set,
     item_gold_validate,
 )
+from labeling.services.review import LABEL_TASKS
 from rewards.asset import payout_asset
 
 # Payout rights (rewards.admin.APPROVE_PERMISSION): set what contributors and buyers pay.
@@ -138,6 +140,7 @@ class ItemAdmin(AuditedModelAdmin[Item]):
     readonly_fields = [
         "project",
         "contributor",
+        "review_links",
         "text",
         "image_preview",
         "image_format",
@@ -165,6 +168,22 @@ class ItemAdmin(AuditedModelAdmin[Item]):
     @admin.display(description="agreement", ordering="agreement")
     def agreement_display(self, item: Item) -> str:
         return "—" if item.agreement is None else f"{item.agreement:.0%}"
+
+    @admin.display(description="decide")
+    def review_links(self, item: Item) -> str:
+        """Links to the review decisions' confirmation pages, for an item in review."""
+        if item.status != Item.Status.REVIEW:
+            return "—"
+
+        def url(action: str) -> str:
+            return reverse("admin:labeling_item_review", args=[item.pk, action])
+
+        accept = [
+            (f"{url('accept')}?{urlencode({'label': label})}", f"accept as {label}")
+            for label in (item.project.classes if item.project.task in LABEL_TASKS else [])
+        ]
+        links = [*accept, (url("reject"), "reject"), (url("send_back"), "send back")]
+        return format_html_join(" · ", '<a href="{}">{}</a>', links)
 
     @admin.display(description="image")
     def image_preview(self, item: Item) -> str:

@@ -216,3 +216,9 @@ def test_rejecting_and_sending_back_from_the_queue(
     other.refresh_from_db()
     assert (other.status, other.required_labels) == ("open", 4)
     assert not LedgerEntry.objects.exists()
+
+
+def test_an_item_in_review_links_to_its_decisions(browser: Client, review_item: Item) -> None:
+    html = browser.get(f"/admin/labeling/item/{review_item.pk}/change/").content.decode()
+    assert f"/admin/labeling/item/{review_item.pk}/review/accept/?label=negative" in html
+    assert f"/admin/labeling/item/{review_item.pk}/review/send_back/" in html
