@@ -54,7 +54,12 @@ def _changed_fields(message: Any) -> list[str]:
 class AuditedModelAdmin(admin.ModelAdmin[_M]):
     """A ModelAdmin whose adds, changes and deletes are audited (who, what, when, why)."""
 
+    # False where the change form edits nothing (every field read-only, decisions are actions).
+    audit_reason_on_forms = True
+
     def _may_write(self, request: HttpRequest, obj: Any) -> bool:
+        if not self.audit_reason_on_forms:
+            return False
         if obj is None:
             return self.has_add_permission(request)
         return self.has_change_permission(request, obj)

@@ -69,6 +69,21 @@ class ProjectAdmin(AuditedModelAdmin[Project]):
             excluded = ["reward_per_label", "reward_per_item", "price"]
         return excluded
 
+    def formfield_for_dbfield(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        # The model's help texts speak of base units; the form takes units of the asset.
+        units = {
+            "reward_per_label": "Per accepted label, at full weight",
+            "reward_per_item": "Per accepted contribution",
+            "price": "What a buyer pays for the dataset on-chain; 0: not sold, moderators grant it",
+        }
+        if db_field.name in units:
+            asset = payout_asset()
+            kwargs["help_text"] = (
+                f"{units[db_field.name]}. In {asset.symbol}, e.g. 12.5 "
+                f"(exact to {asset.decimals} decimals)."
+            )
+        return super().formfield_for_dbfield(db_field, request, **kwargs)
+
     @admin.display(description="rates (set by the reward policy)")
     def rates(self, project: Project) -> str:
         asset = payout_asset()

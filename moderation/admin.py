@@ -9,7 +9,7 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
@@ -93,12 +93,25 @@ class FlagAdmin(AuditedModelAdmin[Flag]):
         "resolved_by",
         "resolved_at",
         "resolution_note",
+        "how_to_decide",
     ]
 
     def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         return list(self.readonly_fields)
 
     actions = ["confirm_flags", "confirm_and_ban", "dismiss_flags"]
+    audit_reason_on_forms = False  # nothing to edit: flags are decided by the actions
+
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        # A flag is read here and decided from the list's actions (each asks for a reason).
+        context = {"show_save": False, "show_save_and_continue": False, **(extra_context or {})}
+        return super().change_view(request, object_id, form_url, context)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # flags are raised by the checks, with their evidence
@@ -127,6 +140,17 @@ class FlagAdmin(AuditedModelAdmin[Flag]):
             for k, v in (flag.evidence or {}).items()
         )
         return text[:160] + ("…" if len(text) > 160 else "")
+
+    @admin.display(description="decide")
+    def how_to_decide(self, flag: Flag) -> str:
+        if flag.state != Flag.State.OPEN:
+            return "—"
+        url = reverse("admin:moderation_flag_changelist")
+        return format_html(
+            'Select it in <a href="{}?state__exact=open">the open flags</a> and choose confirm, '
+            "confirm and ban, or dismiss: each asks for a reason first.",
+            url,
+        )
 
     @admin.display(description="evidence")
     def evidence_readable(self, flag: Flag) -> SafeString:

@@ -46,6 +46,7 @@ def test_the_flags_queue_shows_evidence_readably_and_filters(
     assert "agreement: 0.988" in html and "partner: 0x" in html
     detail = browser.get(f"/admin/moderation/flag/{flag.pk}/change/").content.decode()
     assert "<li>items: 1, 2, 3</li>" in detail
+    assert 'name="_save"' not in detail  # read here, decided by the list's actions
     by_kind = browser.get("/admin/moderation/flag/", {"kind__exact": "speed"})
     assert by_kind.context["cl"].result_count == 1
 
