@@ -206,14 +206,20 @@ class ItemAdmin(AuditedModelAdmin[Item]):
             return "—"
         url = reverse("admin:labeling_item_image", args=[item.pk])
         return format_html(
-            '<a href="{}"><img class="crowdmint-thumb" src="{}" alt=""></a>', url, url
+            '<a href="{}"><img class="crowdmint-thumb" src="{}?thumb=1" alt=""></a>', url, url
         )
 
     def get_urls(self) -> list[URLPattern]:
         site = self.admin_site
 
         def image(request: HttpRequest, item_id: int) -> HttpResponseBase:
-            return item_image_view(self, request, item_id, side=request.GET.get("side", "a"))
+            return item_image_view(
+                self,
+                request,
+                item_id,
+                side=request.GET.get("side", "a"),
+                thumbnail=request.GET.get("thumb") == "1",
+            )
 
         def queue(request: HttpRequest) -> HttpResponse:
             return review_queue_view(self, request)

@@ -8,6 +8,7 @@ file (MEDIA_ROOT is not served: uploads are private).
 
 from __future__ import annotations
 
+import io
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +29,7 @@ from django.http.response import HttpResponseBase
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from PIL import Image
 
 from accounts.models import User
 from labeling.answers import agrees
@@ -46,6 +48,7 @@ from rewards.models import RewardPolicy
 
 PAGE_SIZE = 25
 EXCERPT = 600
+THUMBNAIL = 320  # pixels, the longest side of a review queue thumbnail
 CONTENT_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
 
 
@@ -63,19 +66,37 @@ def _may_review(model_admin: ModelAdmin[Any], request: HttpRequest) -> None:
         raise PermissionDenied
 
 
+def _thumbnail(stored: Any) -> bytes:
+    """A PNG at most ``THUMBNAIL`` pixels on its longest side (stored images were validated at
+    upload, and Pillow's decompression-bomb limit still applies)."""
+    with stored.open("rb") as handle, Image.open(handle) as image:
+        image.thumbnail((THUMBNAIL, THUMBNAIL))
+        out = io.BytesIO()
+        image.convert("RGBA" if image.mode in ("RGBA", "LA", "P") else "RGB").save(out, "PNG")
+    return out.getvalue()
+
+
 def item_image_view(
-    model_admin: ModelAdmin[Any], request: HttpRequest, item_id: int, side: str = "a"
+    model_admin: ModelAdmin[Any],
+    request: HttpRequest,
+    item_id: int,
+    side: str = "a",
+    thumbnail: bool = False,
 ) -> HttpResponseBase:
-    """The stored image of an item, for staff who may view items (``admin_view`` already
-    refused anyone else); 404 for an item without that image."""
+    """The stored image of an item (``thumbnail``: scaled down, as PNG), for staff who may view
+    items (``admin_view`` already refused anyone else); 404 for an item without that image."""
     if not model_admin.has_view_permission(request):
         raise PermissionDenied
     field, fmt_field = ("image_b", "image_b_format") if side == "b" else ("image", "image_format")
     item = Item.objects.filter(pk=item_id).exclude(**{field: ""}).first()
     if item is None:
         raise Http404("No image item with this id.")
-    content_type = CONTENT_TYPES.get(getattr(item, fmt_field), "application/octet-stream")
-    response = FileResponse(getattr(item, field).open("rb"), content_type=content_type)
+    response: HttpResponseBase
+    if thumbnail:
+        response = HttpResponse(_thumbnail(getattr(item, field)), content_type="image/png")
+    else:
+        content_type = CONTENT_TYPES.get(getattr(item, fmt_field), "application/octet-stream")
+        response = FileResponse(getattr(item, field).open("rb"), content_type=content_type)
     response["Cache-Control"] = "private, max-age=3600"
     response["X-Content-Type-Options"] = "nosniff"
     return response

@@ -3,9 +3,12 @@ thumbnails for staff only, and the review queue with its confirmation pages."""
 
 from __future__ import annotations
 
+import io
+
 import pytest
 from django.test import Client
 from django.utils import timezone
+from PIL import Image
 
 from accounts.models import AuditEvent, User
 from labeling.models import Annotation, Item, Project, WorkerSkill
@@ -132,19 +135,25 @@ def test_a_contributors_report_shows_gold_confusion_labels_earnings_and_flags(
 def test_thumbnails_are_served_to_staff_only(
     browser: Client, image_project: Project, moderator: User
 ) -> None:
-    item = item_create_image(project=image_project, contributor=None, data=image_bytes())
+    item = item_create_image(
+        project=image_project, contributor=None, data=image_bytes(size=(800, 600))
+    )
     Item.objects.filter(pk=item.pk).update(status=Item.Status.REVIEW)
     url = f"/admin/labeling/item/{item.pk}/image/"
     response = browser.get(url)
     assert response.status_code == 200 and response["Content-Type"] == "image/png"
     assert b"".join(response.streaming_content).startswith(b"\x89PNG")  # type: ignore[attr-defined]
+    thumb = browser.get(url, {"thumb": "1"})
+    assert thumb["Content-Type"] == "image/png"
+    assert Image.open(io.BytesIO(thumb.content)).size == (320, 240)
     assert Client().get(url).status_code == 302  # to the admin login
+    assert Client().get(url, {"thumb": "1"}).status_code == 302
     stranger = User.objects.create_user("stranger", password="x")
     client = Client()
     client.force_login(stranger)
     assert client.get(url).status_code == 302
     queue = browser.get("/admin/labeling/item/review/").content.decode()
-    assert f'src="{url}"' in queue
+    assert f'src="{url}?thumb=1"' in queue and f'href="{url}"' in queue
     assert browser.get("/admin/labeling/item/999/image/").status_code == 404
 
 
