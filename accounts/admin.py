@@ -159,11 +159,32 @@ class UserAdmin(BaseUserAdmin[User], AuditedModelAdmin[User]):  # type: ignore[m
         messages.success(request, f"Banned {queryset.count()} user(s).")
         return None
 
-    @admin.action(description="Lift the ban of the selected users", permissions=["change"])
-    def unban_users(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
+    @admin.action(description="Lift the ban of the selected users…", permissions=["change"])
+    def unban_users(
+        self, request: HttpRequest, queryset: QuerySet[User]
+    ) -> TemplateResponse | None:
+        reason, page = reason_or_confirmation(
+            self,
+            request,
+            effect=f"lift the ban of {queryset.count()} user(s): they can sign in again and "
+            "their unpaid rewards are paid at the next settlement.",
+            targets=[str(user) for user in queryset],
+            submit="Lift the bans",
+        )
+        if page is not None:
+            return page
         for user in queryset:
-            user_unban(user=user, actor=request.user)  # type: ignore[arg-type]
+            with transaction.atomic():
+                user_unban(user=user, actor=request.user)  # type: ignore[arg-type]
+                # user_unban's own entry has no reason: the why goes beside it, in its transaction.
+                audit_record(
+                    actor=request.user,  # type: ignore[arg-type]
+                    action="user.unban_reason",
+                    target=user,
+                    details={"reason": reason},
+                )
         messages.success(request, f"Lifted the ban of {queryset.count()} user(s).")
+        return None
 
 
 class ApiKeyForm(forms.ModelForm[AccessToken]):

@@ -9,10 +9,11 @@ from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.template.response import TemplateResponse
 from django.utils.html import format_html
 
 from accounts.admin import ReadOnlyAdmin
-from accounts.admin_audit import AuditedModelAdmin
+from accounts.admin_audit import AuditedModelAdmin, reason_or_confirmation
 from accounts.models import User
 from market.models import DatasetExport, DatasetGrant, DatasetPurchase, ItemImport
 from market.services import GrantError, ItemImportError, grant_give, grant_revoke, import_request
@@ -90,12 +91,29 @@ class DatasetGrantAdmin(AuditedModelAdmin[DatasetGrant]):
 
             return redirect(request.path)
 
-    @admin.action(description="Revoke the selected grants (audited)", permissions=["change"])
-    def revoke_grants(self, request: HttpRequest, queryset: QuerySet[DatasetGrant]) -> None:
+    @admin.action(description="Revoke the selected grants (audited)…", permissions=["change"])
+    def revoke_grants(
+        self, request: HttpRequest, queryset: QuerySet[DatasetGrant]
+    ) -> TemplateResponse | None:
+        reason, page = reason_or_confirmation(
+            self,
+            request,
+            effect=f"revoke {queryset.count()} grant(s): those buyers can no longer read or "
+            "export these datasets (a purchase is not refunded).",
+            targets=[
+                f"{g.buyer} on {g.project}" for g in queryset.select_related("buyer", "project")
+            ],
+            submit="Revoke them",
+        )
+        if page is not None:
+            return page
         moderator = request.user
         assert isinstance(moderator, User)
-        revoked = sum(grant_revoke(grant=g, moderator=moderator) for g in queryset)
+        revoked = sum(
+            grant_revoke(grant=g, moderator=moderator, reason=reason or "") for g in queryset
+        )
         self.message_user(request, f"{revoked} grant(s) revoked.", messages.SUCCESS)
+        return None
 
 
 class _GrantRefused(Exception):

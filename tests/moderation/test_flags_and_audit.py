@@ -113,3 +113,23 @@ def test_adding_and_deleting_through_admin_are_audited(browser: Client, moderato
     browser.post(f"/admin/auth/group/{group_id}/delete/", {"post": "yes"})
     deleted = AuditEvent.objects.get(action="admin.delete")
     assert deleted.target_id == group_id and deleted.actor == moderator
+
+
+def test_lifting_a_ban_asks_why_and_records_it(
+    browser: Client, labelers: list[User], moderator: User
+) -> None:
+    from accounts.services import user_ban
+
+    user_ban(user=labelers[0], reason="test", actor=moderator)
+    lift = {"action": "unban_users", "_selected_action": [labelers[0].pk]}
+    page = browser.post("/admin/accounts/user/", lift)
+    assert "lift the ban of 1 user(s)" in page.content.decode()
+    labelers[0].refresh_from_db()
+    assert labelers[0].is_banned
+    browser.post("/admin/accounts/user/", {**lift, "apply": "1", "reason": "appeal accepted"})
+    labelers[0].refresh_from_db()
+    assert not labelers[0].is_banned
+    assert AuditEvent.objects.filter(action="user.unban", actor=moderator).exists()
+    assert AuditEvent.objects.get(action="user.unban_reason").details == {
+        "reason": "appeal accepted"
+    }
