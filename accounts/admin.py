@@ -53,6 +53,28 @@ class ReadOnlyAdmin(AuditedModelAdmin[Any]):
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        """Token amounts shown in units of the payout asset (exact), not raw base units."""
+        from rewards.fields import TokenAmountField
+
+        amounts = {f.name for f in self.model._meta.fields if isinstance(f, TokenAmountField)}
+        return [
+            _token_amount_display(name) if name in amounts else name
+            for name in super().get_fields(request, obj)
+        ]
+
+
+def _token_amount_display(name: str) -> Any:
+    from rewards.asset import payout_asset
+
+    def display(obj: Any) -> str:
+        value = getattr(obj, name)
+        return "—" if value is None else payout_asset().format(value)
+
+    display.short_description = name.replace("_", " ")  # type: ignore[attr-defined]
+    display.__name__ = f"{name}_in_units"
+    return display
+
 
 admin.site.unregister(Group)
 

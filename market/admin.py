@@ -17,6 +17,7 @@ from accounts.admin_audit import AuditedModelAdmin, reason_or_confirmation
 from accounts.models import User
 from market.models import DatasetExport, DatasetGrant, DatasetPurchase, ItemImport
 from market.services import GrantError, ItemImportError, grant_give, grant_revoke, import_request
+from rewards.asset import payout_asset
 
 
 class GrantAddForm(forms.ModelForm[DatasetGrant]):
@@ -122,8 +123,12 @@ class _GrantRefused(Exception):
 
 @admin.register(DatasetPurchase)
 class DatasetPurchaseAdmin(ReadOnlyAdmin):
-    list_display = ["tx_hash", "project", "buyer", "amount", "block_number", "created_at"]
+    list_display = ["tx_hash", "project", "buyer", "amount_display", "block_number", "created_at"]
     search_fields = ["tx_hash", "buyer__username", "payer"]
+
+    @admin.display(description="amount", ordering="amount")
+    def amount_display(self, purchase: DatasetPurchase) -> str:
+        return payout_asset().format(purchase.amount)
 
 
 @admin.register(DatasetExport)

@@ -225,3 +225,31 @@ def test_a_payout_manager_alone_cannot_ban_or_decide_flags(labelers: list[User])
     flag.refresh_from_db()
     labelers[0].refresh_from_db()
     assert flag.state == Flag.State.OPEN and not labelers[0].is_banned
+
+
+def test_read_only_pages_show_amounts_in_token_units(
+    browser: Client, text_project: Project, labelers: list[User]
+) -> None:
+    from rewards.models import LedgerEntry
+
+    entry = LedgerEntry.objects.create(
+        user=labelers[0],
+        amount=15 * 10**17,
+        reason="label",
+        source="annotation:1",
+        project=text_project,
+    )
+    listing = browser.get("/admin/rewards/ledgerentry/").content.decode()
+    detail = browser.get(f"/admin/rewards/ledgerentry/{entry.pk}/change/")
+    assert detail.status_code == 200
+    html = detail.content.decode()
+    assert "1.5 CMT" in listing and "1.5 CMT" in html
+    assert "1500000000000000000" not in html
+
+
+def test_a_payout_batch_page_shows_its_total_in_token_units(
+    browser: Client, batch: PayoutBatch
+) -> None:
+    page = browser.get(f"/admin/rewards/payoutbatch/{batch.pk}/change/")
+    assert page.status_code == 200
+    assert "5 CMT" in page.content.decode()
