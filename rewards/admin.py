@@ -50,10 +50,24 @@ def _amount(value: int | None) -> str:
 
 @admin.register(LedgerEntry)
 class LedgerEntryAdmin(ReadOnlyAdmin):
-    list_display = ["id", "user", "amount_display", "reason", "source", "project", "created_at"]
+    list_display = [
+        "id",
+        "user",
+        "amount_display",
+        "reason",
+        "source",
+        "item_display",
+        "project",
+        "created_at",
+    ]
     list_filter = ["reason", "project"]
     search_fields = ["user__wallet_address", "source"]
-    list_select_related = ["user", "project"]
+    list_select_related = ["user", "project", "item__project"]
+
+    @admin.display(description="item", ordering="item")
+    def item_display(self, entry: LedgerEntry) -> str:
+        # Named as moderators name items everywhere: "Sentiment #13".
+        return "" if entry.item is None else f"{entry.item.project.name} #{entry.item.pk}"
 
     @admin.display(description="amount", ordering="amount")
     def amount_display(self, entry: LedgerEntry) -> str:

@@ -228,7 +228,7 @@ def test_a_payout_manager_alone_cannot_ban_or_decide_flags(labelers: list[User])
 
 
 def test_read_only_pages_show_amounts_in_token_units(
-    browser: Client, text_project: Project, labelers: list[User]
+    browser: Client, text_project: Project, labelers: list[User], review_item: Item
 ) -> None:
     from rewards.models import LedgerEntry
 
@@ -238,12 +238,14 @@ def test_read_only_pages_show_amounts_in_token_units(
         reason="label",
         source="annotation:1",
         project=text_project,
+        item=review_item,
     )
     listing = browser.get("/admin/rewards/ledgerentry/").content.decode()
     detail = browser.get(f"/admin/rewards/ledgerentry/{entry.pk}/change/")
     assert detail.status_code == 200
     html = detail.content.decode()
     assert "1.5 CMT" in listing and "1.5 CMT" in html
+    assert f"Sentiment #{review_item.pk}" in listing
     assert "1500000000000000000" not in html
 
 
