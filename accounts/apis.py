@@ -6,6 +6,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import login, logout
+from django.http import HttpRequest
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_serializer
 from eth_utils.address import is_address, to_checksum_address
 from rest_framework import serializers, status
@@ -15,9 +16,26 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.models import AccessToken
-from accounts.services import SignInError, access_token_revoke, siwe_nonce_issue, siwe_sign_in
+from accounts.services import (
+    SignInError,
+    SignInResult,
+    access_token_revoke,
+    siwe_nonce_issue,
+    siwe_sign_in,
+)
 from config.openapi import errors
 from config.throttling import SignInThrottle
+
+
+def signed_in(request: HttpRequest, result: SignInResult) -> None:
+    """After a sign-in: its hashed fingerprint, and on an account's first sign-in, a look for
+    a cluster of new accounts from the same network (enqueued on commit)."""
+    from moderation.fingerprints import fingerprint_record
+    from moderation.tasks import sybil_scan
+
+    fingerprint_record(request=request, user=result.user, first=result.first_sign_in)
+    if result.first_sign_in:
+        sybil_scan.delay()
 
 
 def siwe_expected_domain(request: Request) -> str:
@@ -105,6 +123,7 @@ class SiweSignInApi(APIView):
         except SignInError as exc:
             return Response({"detail": exc.reason}, status=status.HTTP_401_UNAUTHORIZED)
         login(request._request, result.user, backend="django.contrib.auth.backends.ModelBackend")
+        signed_in(request._request, result)
         return Response(
             {
                 "address": result.user.wallet_address,

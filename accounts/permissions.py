@@ -55,3 +55,10 @@ class IsBuyer(BasePermission):
 
     def has_permission(self, request: Request, view: Any) -> bool:
         return user_is_buyer(request.user)
+
+
+class IsModerator(BasePermission):
+    message = "Only moderators (a staff session or a moderator's API key) may do this."
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        return user_is_moderator(request.user)

@@ -30,6 +30,7 @@ class SignInResult:
     user: User
     token: str
     expires_at: datetime | None  # None only where ACCESS_TOKEN_TTL is None
+    first_sign_in: bool = False  # the wallet's first sign-in: its account was made now
 
 
 def siwe_nonce_issue(*, domain: str, chain_id: int) -> SiweNonce:
@@ -86,12 +87,13 @@ def siwe_sign_in(*, message: str, signature: str, domain: str, chain_id: int) ->
             raise SignInError(f"account banned: {user.ban_reason or 'contact the moderators'}")
         if not user.is_active:
             raise SignInError("account disabled")
+        first = user.last_login is None
         user.last_login = now
         user.save(update_fields=["last_login"])
         token, expires_at = access_token_issue(
             user=user, kind=AccessToken.Kind.SESSION, ttl=settings.ACCESS_TOKEN_TTL
         )
-    return SignInResult(user=user, token=token, expires_at=expires_at)
+    return SignInResult(user=user, token=token, expires_at=expires_at, first_sign_in=first)
 
 
 def user_get_or_create_for_wallet(*, address: str) -> User:
@@ -176,6 +178,7 @@ def user_ban(*, user: User, reason: str, actor: User | None = None) -> None:
         AccessToken.objects.filter(user=user, revoked_at__isnull=True).update(revoked_at=now)
         if actor is not None:
             audit_record(actor=actor, action="user.ban", target=user, details={"reason": reason})
+        _recheck_enqueue(user.pk, "contributor banned")
 
 
 def user_unban(*, user: User, actor: User | None = None) -> None:
@@ -184,6 +187,18 @@ def user_unban(*, user: User, actor: User | None = None) -> None:
         User.objects.filter(pk=user.pk).update(banned_at=None, ban_reason="")
         if actor is not None:
             audit_record(actor=actor, action="user.unban", target=user)
+        _recheck_enqueue(user.pk, "contributor unbanned")
+
+
+def _recheck_enqueue(user_id: int, reason: str) -> None:
+    """After commit, the moderation app decides again the unpaid items the user answered (a
+    banned contributor's answers leave consensus; an unbanned one's count again): a Celery task
+    by name, as accounts sits below the apps that decide items."""
+    from config.celery import app
+
+    transaction.on_commit(
+        lambda: app.signature("moderation.tasks.recheck_user", args=(user_id, reason)).apply_async()
+    )
 
 
 # Fields a moderator may change on a user in admin. The wallet address is not among them: it

@@ -15,4 +15,5 @@ urlpatterns = [
     path("", include("labeling.api_urls")),
     path("", include("market.api_urls")),
     path("", include("rewards.api_urls")),
+    path("", include("moderation.api_urls")),
 ]

@@ -228,6 +228,9 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_CLASSES": ["config.throttling.ApiRateThrottle"],
     "DEFAULT_THROTTLE_RATES": {
         "sign_in": env("SIGN_IN_RATE", "60/minute"),
+        # Per contributor, on top of API_RATE: answers and uploads.
+        "labels": env("LABEL_RATE", "120/minute"),
+        "uploads": env("UPLOAD_RATE", "30/minute"),
         "user": env("API_RATE", "1200/minute"),
         "anon": env("ANON_RATE", "300/minute"),
         # Per API key, on top of API_RATE: dataset reads (records pages, downloads), and export
@@ -342,7 +345,12 @@ CELERY_TASK_DEFAULT_QUEUE = "celery"
 # Payouts have their own queue, served by one worker with concurrency 1 (`-Q payouts -c 1`): one
 # signer, so batches never race for the minter's nonce, and a backlog of decisions can't delay
 # them. Decisions stay on the default queue; refits of large projects go to `consensus`.
-CELERY_TASK_ROUTES = {"rewards.tasks.settle_rewards": {"queue": "payouts"}}
+# The fraud checks (scans of whole projects, rechecks after a ban) have a queue of their own,
+# `moderation`, so that a long scan never delays decisions.
+CELERY_TASK_ROUTES = {
+    "rewards.tasks.settle_rewards": {"queue": "payouts"},
+    "moderation.tasks.*": {"queue": "moderation"},
+}
 CELERY_BEAT_SCHEDULE = {
     "settle-rewards": {
         "task": "rewards.tasks.settle_rewards",
@@ -351,6 +359,10 @@ CELERY_BEAT_SCHEDULE = {
     "credit-pending-decisions": {
         "task": "rewards.tasks.credit_pending_decisions",
         "schedule": 300,
+    },
+    "fraud-scan": {
+        "task": "moderation.tasks.fraud_scan",
+        "schedule": int(env("FRAUD_SCAN_SECONDS", "900")),
     },
     "reconcile-payouts": {
         "task": "rewards.tasks.reconcile_payouts",
@@ -405,6 +417,27 @@ DATASET_EXPORT_TIME_LIMIT_SECONDS = int(env("DATASET_EXPORT_TIME_LIMIT_SECONDS",
 # Imports: rows per bulk insert, and at most this many rejected rows are listed in the report.
 IMPORT_BATCH_SIZE = int(env("IMPORT_BATCH_SIZE", "5000"))
 IMPORT_REPORT_MAX_ROWS = int(env("IMPORT_REPORT_MAX_ROWS", "1000"))
+
+# --- Moderation and fraud -------------------------------------------------------------------------
+# Hashed sign-in fingerprints (network, browser) are kept this long, for the Sybil check.
+FINGERPRINT_RETENTION_DAYS = int(env("FINGERPRINT_RETENTION_DAYS", "30"))
+# How often Celery beat runs every fraud check (manage.py fraud_scan runs them at once).
+FRAUD_SCAN_SECONDS = int(env("FRAUD_SCAN_SECONDS", "900"))
+# New wallets are on probation until they have this many answers and this many days, and a gold
+# record of PROBATION_GOLD_ACCURACY (if they have 5 gold answers): their labels weigh as a
+# labeler of CONSENSUS_PROBATION_ACCURACY, and at most PROBATION_PAYOUT_CAP (whole units of the
+# payout asset) is paid to them in all, the rest waiting in the ledger.
+PROBATION_LABELS = int(env("PROBATION_LABELS", "50"))
+PROBATION_DAYS = int(env("PROBATION_DAYS", "3"))
+PROBATION_GOLD_ACCURACY = float(env("PROBATION_GOLD_ACCURACY", "0.8"))
+CONSENSUS_PROBATION_ACCURACY = float(env("CONSENSUS_PROBATION_ACCURACY", "0.75"))
+PROBATION_PAYOUT_CAP = env("PROBATION_PAYOUT_CAP", "10")
+# After answers, a contributor's latest ones are checked (speed, spam) this many seconds later,
+# once per window (eager Celery: at once).
+ANSWER_CHECK_SECONDS = int(env("ANSWER_CHECK_SECONDS", "20"))
+# Wallet links read from the chain (funded from or paying out to one address): at most this many
+# blocks are read per fraud scan.
+FRAUD_CHAIN_SCAN_BLOCKS = int(env("FRAUD_CHAIN_SCAN_BLOCKS", "5000"))
 
 # --- Chain ---------------------------------------------------------------------------------------
 # Empty CHAIN_RPC_URL: an in-process EVM (eth-tester), fresh in every process.

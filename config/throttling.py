@@ -142,3 +142,25 @@ class DatasetReadThrottle(PerKeyScopedThrottle):
 
 class ExportRequestThrottle(PerKeyScopedThrottle):
     scope = "export"
+
+
+class PerUserScopedThrottle(FixedWindowThrottle):
+    """A rate of its own ``scope`` per account, however many sign-ins it holds: contributors'
+    answers (``LABEL_RATE``) and uploads (``UPLOAD_RATE``)."""
+
+    def get_cache_key(self, request: Request, view: Any) -> str | None:
+        if not (request.user and request.user.is_authenticated):
+            return None  # anonymous requests are refused before; ANON_RATE counts them
+        return self.cache_format % {"scope": self.scope, "ident": f"user-{request.user.pk}"}
+
+
+class LabelThrottle(PerUserScopedThrottle):
+    """``LABEL_RATE`` answers per contributor, on top of ``API_RATE``."""
+
+    scope = "labels"
+
+
+class UploadThrottle(PerUserScopedThrottle):
+    """``UPLOAD_RATE`` uploads per contributor, on top of ``API_RATE``."""
+
+    scope = "uploads"

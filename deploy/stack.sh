@@ -141,7 +141,7 @@ ENV
   log "token deployed at $address"
 
   spawn gunicorn nice -n "$STACK_WEB_NICE" "$BIN/gunicorn" -c deploy/gunicorn.conf.py config.wsgi
-  spawn worker-decisions "$BIN/celery" -A config worker -Q celery,consensus -n "decisions@%h" \
+  spawn worker-decisions "$BIN/celery" -A config worker -Q celery,consensus,moderation -n "decisions@%h" \
     --pool "$STACK_WORKER_POOL" --concurrency "$STACK_WORKER_CONCURRENCY" --loglevel "$LOG_LEVEL" \
     --prefetch-multiplier "$STACK_WORKER_PREFETCH" \
     --without-gossip --without-mingle

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import UTC, datetime
 
@@ -17,6 +18,7 @@ from django.views.decorators.http import require_POST
 from eth_account.messages import encode_defunct
 
 from accounts import siwe
+from accounts.apis import signed_in
 from accounts.demo import demo_account, demo_accounts
 from accounts.models import User
 from accounts.permissions import user_is_contributor
@@ -83,6 +85,8 @@ def demo_login(request: HttpRequest) -> HttpResponse:
         messages.error(request, f"Sign-in failed: {exc.reason}")
         return redirect("frontend:login")
     login(request, result.user, backend="django.contrib.auth.backends.ModelBackend")
+    # The demo's seeded accounts all sign in from one browser: not a cluster of new arrivals.
+    signed_in(request, dataclasses.replace(result, first_sign_in=False))
     return redirect(_safe_next(request, request.POST.get("next")))
 
 

@@ -28,9 +28,11 @@ from accounts.permissions import IsContributor, request_account
 from config.metrics import LABELS
 from config.openapi import ErrorSerializer, errors
 from config.parsers import BoundedJSONParser
+from config.throttling import ApiRateThrottle, LabelThrottle, UploadThrottle
 from labeling import selectors, services
 from labeling.models import Annotation, Item, Project, WorkerSkill
 from labeling.validation import ContentError
+from moderation.services import answer_check_enqueue
 from rewards.asset import payout_asset
 
 
@@ -143,6 +145,7 @@ def _accepted_licence(data: Any) -> bool:
 
 class ItemCreateApi(APIView):
     permission_classes = [IsContributor]
+    throttle_classes = [ApiRateThrottle, UploadThrottle]
     parser_classes = [BoundedJSONParser, MultiPartParser, FormParser]
 
     @extend_schema(
@@ -320,6 +323,7 @@ class AnnotationOutputSerializer(serializers.Serializer[Any]):
 
 class AnnotationCreateApi(APIView):
     permission_classes = [IsContributor]
+    throttle_classes = [ApiRateThrottle, LabelThrottle]
 
     @extend_schema(
         summary="Answer an item leased to me",
@@ -379,6 +383,7 @@ class AnnotationCreateApi(APIView):
             code = status.HTTP_409_CONFLICT if exc.conflict else status.HTTP_400_BAD_REQUEST
             return Response({"detail": str(exc)}, status=code)
         LABELS.inc()
+        answer_check_enqueue(user_id=submitted.annotation.annotator_id)
         data = dict(AnnotationOutputSerializer(submitted.annotation).data)
         if submitted.feedback is not None:
             data["feedback"] = {

@@ -35,6 +35,10 @@ class Project(models.Model):
         SPANS = "spans", "Mark spans (texts)"
         PAIRWISE = "pairwise", "Choose the better of two"
 
+    class FraudPolicy(models.TextChoices):
+        HOLD = "hold", "Hold: their answers leave consensus until a moderator reviews the flag"
+        COUNT = "count", "Count: their answers still count; only their rewards are held"
+
     name = models.CharField(max_length=200)
     description = models.TextField(blank=True)
     data_kind = models.CharField(max_length=8, choices=DataKind.choices)
@@ -83,6 +87,17 @@ class Project(models.Model):
     )
     daily_upload_quota = models.PositiveIntegerField(
         default=200, help_text="Uploads per contributor per day (UTC); 0 closes uploads."
+    )
+    min_seconds_per_label = models.FloatField(
+        default=0.5,
+        help_text="An answer given sooner than this after the item was shown is faster than a "
+        "person can read it (the speed check flags contributors who answer so, often).",
+    )
+    fraud_policy = models.CharField(
+        max_length=8,
+        choices=FraudPolicy.choices,
+        default=FraudPolicy.HOLD,
+        help_text="What an open fraud flag does to a contributor's answers in this project.",
     )
     licence = models.CharField(max_length=100, default="CC-BY-4.0")
     price = TokenAmountField(
@@ -180,7 +195,14 @@ class Item(models.Model):
     content_sha256 = models.CharField(max_length=64)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
     label_count = models.PositiveIntegerField(default=0)
-    required_labels = models.PositiveSmallIntegerField()
+    required_labels = models.PositiveSmallIntegerField(
+        help_text="Answers wanted, counting those left out of consensus (excluded_labels)."
+    )
+    excluded_labels = models.PositiveSmallIntegerField(
+        default=0,
+        help_text="Answers of banned or flagged contributors left out of this item's decision; "
+        "each is made up for by one more answer wanted.",
+    )
     decided_label = models.CharField(max_length=100, blank=True)
     decided_value = models.JSONField(
         default=dict, blank=True, help_text="The decision in the task's shape (labeling.answers)."
@@ -392,10 +414,13 @@ class Decision(models.Model):
         CROWD = "crowd", "The crowd's consensus"
         REFIT = "refit", "A refit of the consensus model"
         MODERATOR = "moderator", "A moderator"
+        RECHECK = "recheck", "Re-decided when a labeler was banned, flagged or cleared"
 
     item = models.ForeignKey(Item, on_delete=models.PROTECT, related_name="decisions")
     version = models.PositiveIntegerField(help_text="The item's decision_version it set.")
-    label = models.CharField(max_length=100)
+    label = models.CharField(
+        max_length=100, blank=True, help_text="Empty: the acceptance was taken back."
+    )
     value = models.JSONField(
         default=dict, blank=True, help_text="The decision in its task's shape."
     )

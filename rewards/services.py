@@ -15,15 +15,17 @@ import secrets
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import Q, Sum
 from django.utils import timezone
 
 from accounts.audit import audit_record
 from accounts.models import User
 from labeling.models import Annotation, Decision, Item, Project
+from moderation.selectors import users_held, users_on_probation
 from rewards.approval import batch_may_be_sent
 from rewards.asset import payout_asset
 from rewards.chain import MINT, ChainClient, ChainError, Receipt, SignedTransaction, max_batch_size
@@ -200,6 +202,37 @@ def _reverse_label_credits(item: Item, version: int, epoch: int) -> int:
     return len(credits)
 
 
+def _contribution_standing(item: Item) -> tuple[LedgerEntry, bool] | None:
+    """The item's latest contribution credit and whether it still stands (not reversed)."""
+    credit = (
+        LedgerEntry.objects.filter(item=item, reason=LedgerEntry.Reason.CONTRIBUTION)
+        .order_by("-id")
+        .first()
+    )
+    if credit is None:
+        return None
+    reversed_ = LedgerEntry.objects.filter(
+        reason=LedgerEntry.Reason.REVERSAL, source=f"reversal:{credit.pk}"
+    ).exists()
+    return credit, not reversed_
+
+
+def _reversal(credit: LedgerEntry, epoch: int, memo: str) -> LedgerEntry:
+    net = _net_of([credit])[credit.pk]
+    return LedgerEntry(
+        user_id=credit.user_id,
+        amount=-net,
+        reason=LedgerEntry.Reason.REVERSAL,
+        source=f"reversal:{credit.pk}",
+        project_id=credit.project_id,
+        item_id=credit.item_id,
+        memo=memo,
+        policy_version=credit.policy_version,
+        policy_inputs={"reverses": credit.pk},
+        epoch=epoch,
+    )
+
+
 def decision_credit(*, decision_id: int) -> int:
     """Turn one recorded decision into ledger entries; returns how many it wrote.
 
@@ -227,12 +260,26 @@ def decision_credit(*, decision_id: int) -> int:
         if previous is not None:
             _reverse_label_credits(item, previous.version, epoch)
         entries: list[LedgerEntry] = []
-        if item.contributor_id is not None and policy.per_item > 0:
+        contribution = _contribution_standing(item)
+        if not decision.label:
+            # A decision without a label takes an acceptance back: its label credits are
+            # reversed above, and the uploader's contribution credit with them.
+            if contribution is not None and contribution[1]:
+                entries.append(_reversal(contribution[0], epoch, f"item {item.pk} reopened"))
+        elif (
+            item.contributor_id is not None
+            and policy.per_item > 0
+            and (contribution is None or not contribution[1])
+        ):
+            # Credited once per acceptance: again only if a withdrawal reversed the last one.
+            source = (
+                f"item:{item.pk}" if contribution is None else f"item:{item.pk}:v{decision.version}"
+            )
             entries.append(
                 _entry(
                     user_id=item.contributor_id,
                     reason=LedgerEntry.Reason.CONTRIBUTION,
-                    source=f"item:{item.pk}",
+                    source=source,
                     reward=contribution_reward(base=int(policy.per_item)),
                     policy=policy,
                     item=item,
@@ -453,14 +500,37 @@ def _payable_entries() -> list[tuple[int, int, str, int]]:
             pk__in=[row[0] for row in rows if row[5] in budgeted]
         ).values_list("pk", "epoch")
     )
+    users = {row[1] for row in rows}
+    held = users_held(users)
+    allowance = _probation_allowance(users - held)
     payable = []
     for entry_id, user_id, wallet, amount, item_id, project_id in rows:
-        if wallet is None or item_id in pending_items:
+        if wallet is None or item_id in pending_items or user_id in held:
             continue
         if project_id in budgeted and (project_id, epochs.get(entry_id)) not in closed:
             continue
+        if user_id in allowance:
+            if int(amount) > allowance[user_id]:
+                continue  # over the probation cap: waits until the record earns trust
+            allowance[user_id] -= int(amount)
         payable.append((entry_id, user_id, wallet, int(amount)))
     return payable
+
+
+def _probation_allowance(user_ids: set[int]) -> dict[int, int]:
+    """For contributors on probation, what may still be paid to them in all: the cap
+    (``PROBATION_PAYOUT_CAP`` whole units of the payout asset) less what is paid or in a batch."""
+    on = users_on_probation(user_ids)
+    if not on:
+        return {}
+    cap = int(Decimal(settings.PROBATION_PAYOUT_CAP) * 10 ** payout_asset().decimals)
+    paid = dict(
+        LedgerEntry.objects.filter(user_id__in=on, allocation__isnull=False)
+        .values("user_id")
+        .annotate(total=Sum("amount"))
+        .values_list("user_id", "total")
+    )
+    return {user_id: max(0, cap - int(paid.get(user_id) or 0)) for user_id in on}
 
 
 def payout_batch_prepare(*, client: ChainClient) -> PayoutBatch | None:

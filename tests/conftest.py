@@ -106,11 +106,21 @@ def serve(item: object, *contributors: object) -> None:
         lease_grant(item=item, user=getattr(who, "user", who))  # type: ignore[arg-type]
 
 
+_networks = iter(range(1, 1 << 20))
+
+
+def distinct_network() -> str:
+    """A client address on a network of its own: the suite's contributors are strangers, not a
+    cluster of accounts from one network (which the Sybil check flags)."""
+    n = next(_networks)
+    return f"10.{n >> 8 & 255}.{n & 255}.1"
+
+
 @pytest.fixture
 def make_contributor(db: None) -> Callable[[], Contributor]:
     def make() -> Contributor:
         account = Account.create()
-        body = sign_in(APIClient(), account)
+        body = sign_in(APIClient(REMOTE_ADDR=distinct_network()), account)
         api = APIClient()
         api.credentials(HTTP_AUTHORIZATION=f"Bearer {body['token']}")
         return Contributor(
@@ -230,6 +240,18 @@ def fresh_cache() -> None:
 
     cache.clear()
     health_cache_clear()
+
+
+@pytest.fixture(autouse=True)
+def no_probation(request: pytest.FixtureRequest) -> Iterator[None]:
+    """New wallets start on probation (less weight, more gold, a payout cap): the suite's
+    contributors are all new, so tests of other things turn it off; tests marked ``probation``
+    keep the configured rules."""
+    if request.node.get_closest_marker("probation"):
+        yield
+        return
+    with override_settings(PROBATION_LABELS=0, PROBATION_DAYS=0):
+        yield
 
 
 @pytest.fixture(autouse=True)

@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from accounts.models import User
 from labeling.models import Annotation, Assignment, Item, Project
+from moderation.selectors import user_on_probation
 
 LOOKAHEAD = 2
 # Gold: newcomers get GOLD_RATE_NEW; a record of GOLD_TRUSTED_ACCURACY or better tapers it to
@@ -32,9 +33,10 @@ GOLD_TAPER_START = 10
 GOLD_TAPER_ANSWERS = 50
 
 
-def gold_rate(*, answered: int, correct: int) -> float:
-    """The share of served items that are gold for a contributor with this gold record."""
-    if answered < GOLD_TAPER_START or correct / answered < GOLD_TRUSTED_ACCURACY:
+def gold_rate(*, answered: int, correct: int, probation: bool = False) -> float:
+    """The share of served items that are gold for a contributor with this gold record (on
+    probation: the newcomers' rate, whatever the record)."""
+    if probation or answered < GOLD_TAPER_START or correct / answered < GOLD_TRUSTED_ACCURACY:
         return GOLD_RATE_NEW
     progress = min(1.0, (answered - GOLD_TAPER_START) / (GOLD_TAPER_ANSWERS - GOLD_TAPER_START))
     return GOLD_RATE_NEW + (GOLD_RATE_TRUSTED - GOLD_RATE_NEW) * progress
@@ -157,7 +159,9 @@ def task_lease_next(*, project: Project, user: User, after: int | None = None) -
         )
         served = Assignment.objects.filter(user=user, item__project=project).count()
         wants_gold = _draw(user, project, served) < gold_rate(
-            answered=record["gold"], correct=record["gold_right"]
+            answered=record["gold"],
+            correct=record["gold_right"],
+            probation=user_on_probation(user=user),
         )
         lease = _lease_gold(project, user) if wants_gold else None
         if lease is None:

@@ -68,6 +68,7 @@ from labeling.models import (
 from labeling.selectors import contributors_able_to_label, item_labelers_left
 from labeling.services.items import AnnotationError
 from labeling.services.shapes import GEOMETRIC_MAJORITY, box_vote, multilabel_vote, span_vote
+from moderation.selectors import users_excluded_from_consensus, users_on_probation
 from rewards.models import LedgerEntry
 from rewards.selectors import item_credits_unpaid
 
@@ -119,13 +120,24 @@ def model_vote(project: Project, answers: list[tuple[int, str]]) -> Decision:
     priors = bounded_priors(fit.priors if fit is not None else [1.0] * k)
     unseen = one_coin(settings.CONSENSUS_DEFAULT_ACCURACY, k).tolist()
     known = {
-        user_id: confusion
-        for user_id, confusion in WorkerSkill.objects.filter(
+        user_id: (confusion, accuracy)
+        for user_id, confusion, accuracy in WorkerSkill.objects.filter(
             project=project, user_id__in=[u for u, _ in answers]
-        ).values_list("user_id", "confusion")
+        ).values_list("user_id", "confusion", "accuracy")
         if fit is not None and len(confusion) == k
     }
-    confusions = np.array([known.get(user_id, unseen) for user_id, _ in answers], dtype=np.float64)
+    # A labeler on probation weighs as one of CONSENSUS_PROBATION_ACCURACY at most: a handful of
+    # new wallets can't decide an item on their own.
+    probation = users_on_probation({u for u, _ in answers})
+    trial: list[list[float]] = one_coin(settings.CONSENSUS_PROBATION_ACCURACY, k).tolist()
+
+    def confusion_of(user_id: int) -> list[list[float]]:
+        confusion, accuracy = known.get(user_id, (unseen, settings.CONSENSUS_DEFAULT_ACCURACY))
+        if user_id in probation and accuracy > settings.CONSENSUS_PROBATION_ACCURACY:
+            return trial
+        return [[float(x) for x in row] for row in confusion]
+
+    confusions = np.array([confusion_of(user_id) for user_id, _ in answers], dtype=np.float64)
     codes = np.array([index[label] for _, label in answers])
     floor = min(max(fit.calibration_floor, 0.0), 1.0) if fit is not None else 0.0
     posterior = item_posterior(confusions, priors, np.arange(len(answers)), codes, floor=floor)
@@ -179,20 +191,32 @@ def item_decide(*, item_id: int, reopen_review: bool = False) -> Item:
                 "annotator_id", "label", "value", "created_at"
             )
         )
+        excluded = users_excluded_from_consensus(
+            project=item.project, user_ids={row[0] for row in rows}
+        )
+        if _exclusions_changed(item, sum(row[0] in excluded for row in rows)):
+            item.save(update_fields=["required_labels", "excluded_labels"])
         if len(rows) < item.required_labels:
             return item
-        answers = [(annotator_id, label, value) for annotator_id, label, value, _ in rows]
+        answers = [
+            (annotator_id, label, value)
+            for annotator_id, label, value, _ in rows
+            if annotator_id not in excluded
+        ]
+        if not answers:
+            return item
         last_label_at = max(created_at for _, _, _, created_at in rows)
         decision = _decide(item, answers)
         item.confidence = decision.confidence
         item.agreement = decision.agreement
+        counted_required = item.required_labels - item.excluded_labels
         if decision.label is None:
             if item.status == Item.Status.REVIEW:
                 item.save(update_fields=["confidence", "agreement"])
-            elif item.required_labels < item.project.max_labels and item_labelers_left(item=item):
+            elif counted_required < item.project.max_labels and item_labelers_left(item=item):
                 item.required_labels += 1
                 item.save(update_fields=["required_labels", "confidence", "agreement"])
-            elif item.required_labels < item.project.max_labels:
+            elif counted_required < item.project.max_labels:
                 item.status = Item.Status.REVIEW
                 item.save(update_fields=["status", "confidence", "agreement"])
                 audit_record(
@@ -211,6 +235,17 @@ def item_decide(*, item_id: int, reopen_review: bool = False) -> Item:
         )
         _observe_decision_latency(last_label_at)
     return item
+
+
+def _exclusions_changed(item: Item, excluded_now: int) -> bool:
+    """Keep ``required_labels`` making up for the item's answers left out of consensus (banned
+    or flagged labelers): one more answer wanted for each, one fewer when a flag is dismissed.
+    Returns whether the item changed (the caller saves it)."""
+    if excluded_now == item.excluded_labels:
+        return False
+    item.required_labels = max(1, item.required_labels + excluded_now - item.excluded_labels)
+    item.excluded_labels = excluded_now
+    return True
 
 
 def _observe_decision_latency(last_label_at: datetime) -> None:
@@ -264,13 +299,15 @@ def _accept(
             "decided_at",
         ]
     )
+    rows = list(item.annotations.order_by("id").values_list("pk", "annotator_id", "label", "value"))
+    excluded = users_excluded_from_consensus(project=project, user_ids={row[1] for row in rows})
     agreeing = [
         (pk, user)
-        for pk, user, answer_label, answer in item.annotations.order_by("id").values_list(
-            "pk", "annotator_id", "label", "value"
-        )
+        for pk, user, answer_label, answer in rows
+        # A banned or flagged labeler's answer is neither counted nor paid.
+        if user not in excluded
         # Rows stored without a value (history, imports) are classifications by their label.
-        if agrees(
+        and agrees(
             project.task,
             answer or decided_value_of(item, answer_label, None),
             decided,
@@ -350,6 +387,121 @@ def item_redecide(*, item_id: int, label: str, confidence: float) -> bool:
     return True
 
 
+def item_recheck(*, item_id: int, reason: str) -> str:
+    """Decide an accepted, unpaid item again from the answers that count now (after a ban, or a
+    flag raised or dismissed): a new decision whose credits replace the old ones, the same label
+    with a different set of agreeing answers included; or, if what remains isn't sure, the item
+    goes back to collecting answers and its credits are reversed. Nothing already in a payout is
+    touched. Returns what happened: "unchanged", "redecided", "reopened" or "paid"."""
+    with transaction.atomic():
+        item = Item.objects.select_for_update().select_related("project").get(pk=item_id)
+        if item.status != Item.Status.ACCEPTED or item.gold_label:
+            return "unchanged"
+        # Lock the item's credits: a settlement allocating them waits for us, or we see it did.
+        list(LedgerEntry.objects.select_for_update().filter(item=item).values_list("pk", flat=True))
+        if not item_credits_unpaid(item=item):
+            return "paid"
+        current = DecisionRecord.objects.filter(item=item, version=item.decision_version).first()
+        if current is not None and current.decided_by == DecisionRecord.DecidedBy.MODERATOR:
+            return "unchanged"  # a moderator's decision stands whoever labeled the item
+        rows = list(item.annotations.order_by("id").values_list("annotator_id", "label", "value"))
+        excluded = users_excluded_from_consensus(
+            project=item.project, user_ids={row[0] for row in rows}
+        )
+        _exclusions_changed(item, sum(row[0] in excluded for row in rows))
+        answers = [row for row in rows if row[0] not in excluded]
+        enough = len(rows) >= item.required_labels
+        decision = _decide(item, answers) if answers and enough else Decision(None, 0.0, 0.0)
+        previous = item.decided_label
+        if decision.label is None:
+            _withdraw(item, decision, reason)
+            return "reopened"
+        agreeing_before = sorted(a["annotation"] for a in current.agreeing) if current else None
+        item.confidence, item.agreement = decision.confidence, decision.agreement
+        item.save(update_fields=["required_labels", "excluded_labels"])
+        if decision.label == previous and agreeing_before is not None:
+            still = _agreeing_now(item, decision)
+            if sorted(still) == agreeing_before:
+                return "unchanged"
+        _accept(
+            item, decision.label, value=decision.value, decided_by=DecisionRecord.DecidedBy.RECHECK
+        )
+        audit_record(
+            actor=None,
+            action="item.recheck",
+            target=item,
+            details={"from": previous, "to": decision.label, "reason": reason},
+        )
+    return "redecided"
+
+
+def _agreeing_now(item: Item, decision: Decision) -> list[int]:
+    """The answers that would be credited if ``decision`` were accepted now."""
+    project = item.project
+    decided = decided_value_of(item, decision.label or "", decision.value)
+    rows = list(item.annotations.values_list("pk", "annotator_id", "label", "value"))
+    excluded = users_excluded_from_consensus(project=project, user_ids={row[1] for row in rows})
+    return [
+        pk
+        for pk, user, label, value in rows
+        if user not in excluded
+        and agrees(
+            project.task,
+            value or decided_value_of(item, label, None),
+            decided,
+            project.agreement_threshold,
+        )
+    ]
+
+
+def _withdraw(item: Item, decision: Decision, reason: str) -> None:
+    """Take back an item's acceptance (inside the caller's transaction, item and credits
+    locked): it collects answers again, and a decision without a label is recorded, whose credit
+    reverses the previous decision's label credits."""
+    previous = item.decided_label
+    item.status = Item.Status.OPEN
+    item.decided_label = ""
+    item.decided_value = {}
+    item.decided_at = None
+    item.decision_version += 1
+    item.confidence, item.agreement = decision.confidence, decision.agreement
+    # At least one more counted answer is wanted before it is decided again.
+    counted = item.label_count - item.excluded_labels
+    item.required_labels = max(item.required_labels, item.label_count + 1, counted + 1)
+    item.save(
+        update_fields=[
+            "status",
+            "decided_label",
+            "decided_value",
+            "decided_at",
+            "decision_version",
+            "confidence",
+            "agreement",
+            "required_labels",
+            "excluded_labels",
+        ]
+    )
+    record = DecisionRecord.objects.create(
+        item=item,
+        version=item.decision_version,
+        label="",
+        value={},
+        posterior=decision.confidence,
+        agreement=decision.agreement,
+        method=item.project.consensus_method,
+        decided_by=DecisionRecord.DecidedBy.RECHECK,
+        n_classes=len(item.project.classes),
+        agreeing=[],
+    )
+    transaction.on_commit(lambda: decision_credit_enqueue(record.pk))
+    audit_record(
+        actor=None,
+        action="item.reopen",
+        target=item,
+        details={"from": previous, "reason": reason},
+    )
+
+
 def project_refit(*, project_id: int, device: str = "cpu") -> ConsensusFit | None:
     """Fit the project's consensus model on all its labels, store every labeler's skill and
     confusion matrix and the class priors (shrunk for online decisions), then re-decide the items
@@ -361,12 +513,17 @@ def project_refit(*, project_id: int, device: str = "cpu") -> ConsensusFit | Non
     project = Project.objects.get(pk=project_id)
     classes: list[str] = project.classes
     index = {name: i for i, name in enumerate(classes)}
-    rows = [
-        (item_id, user_id, index[label])
-        for item_id, user_id, label in Annotation.objects.filter(item__project=project).values_list(
+    answers = list(
+        Annotation.objects.filter(item__project=project).values_list(
             "item_id", "annotator_id", "label"
         )
-        if label in index
+    )
+    # Banned and flagged labelers' answers are left out of the model as out of each decision.
+    excluded = users_excluded_from_consensus(project=project, user_ids={a[1] for a in answers})
+    rows = [
+        (item_id, user_id, index[label])
+        for item_id, user_id, label in answers
+        if label in index and user_id not in excluded
     ]
     if not rows:
         return None

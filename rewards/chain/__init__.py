@@ -2,7 +2,8 @@
 
 Public API::
 
-    ChainClient, SignedTransaction, Receipt, BatchPaidEvent, TokenInfo, TokenTransfer, AssetPayment
+    ChainClient, SignedTransaction, Receipt, BatchPaidEvent, TokenInfo, TokenTransfer, AssetPayment,
+    WalletTransfer
     embedded_client(), rpc_client(url, private_key, token_address, ...), client_from_settings(...)
     ChainError, ChainUnavailable, ChainConfigError, ContractCallReverted, TransactionFailed
     batch_id_from_key(key), batch_gas_limit(n, mode), max_batch_size(mode), MINT, ERC20
@@ -22,6 +23,7 @@ from rewards.chain.client import (
     SignedTransaction,
     TokenInfo,
     TokenTransfer,
+    WalletTransfer,
     batch_gas_limit,
     batch_id_from_key,
     batch_mint_gas_limit,
@@ -58,6 +60,7 @@ __all__ = [
     "SignedTransaction",
     "TokenInfo",
     "TokenTransfer",
+    "WalletTransfer",
     "TransactionFailed",
     "batch_gas_limit",
     "batch_id_from_key",

@@ -139,6 +139,19 @@ class TokenTransfer:
 
 
 @dataclass(frozen=True)
+class WalletTransfer:
+    """A value transfer seen on the chain: ``asset`` is ``native`` (ether in a transaction) or
+    the ERC-20's address (a ``Transfer`` log)."""
+
+    from_address: str
+    to_address: str
+    value: int
+    asset: str
+    block_number: int
+    tx_hash: str
+
+
+@dataclass(frozen=True)
 class AssetPayment:
     """What a mined transaction did with the paid asset: whether it succeeded, where and how
     deep it is, who sent it, and its ``Transfer`` logs of that asset (in log order)."""
@@ -529,6 +542,54 @@ class ChainClient:
                 decimals=int(contract.functions.decimals().call()),
                 total_supply=int(contract.functions.totalSupply().call()),
             )
+
+    def wallet_transfers(
+        self, from_block: int, to_block: int, wallets: set[str]
+    ) -> list[WalletTransfer]:
+        """Transfers in blocks ``from_block``..``to_block`` that touch one of ``wallets``
+        (lower-case addresses): the paid asset's ``Transfer`` logs and plain ether sends, for the
+        fraud check that links wallets funded from, or paying out to, one address."""
+        contract = self._asset_contract()
+        found: list[WalletTransfer] = []
+        with _translate_errors("eth_getLogs Transfer"):
+            logs = contract.events.Transfer().get_logs(from_block=from_block, to_block=to_block)
+        for log in logs:
+            sender, receiver = str(log["args"]["from"]), str(log["args"]["to"])
+            if sender.lower() in wallets or receiver.lower() in wallets:
+                found.append(
+                    WalletTransfer(
+                        sender,
+                        receiver,
+                        int(log["args"]["value"]),
+                        str(contract.address),
+                        int(log["blockNumber"]),
+                        _hex(log["transactionHash"]),
+                    )
+                )
+        with _translate_errors("eth_getBlockByNumber"):
+            for number in range(from_block, to_block + 1):
+                block = self._w3.eth.get_block(number, full_transactions=True)
+                for tx in block.get("transactions", []):
+                    if isinstance(tx, bytes | str) or not tx.get("to") or not int(tx["value"]):
+                        continue
+                    sender, receiver = str(tx["from"]), str(tx["to"])
+                    if sender.lower() in wallets or receiver.lower() in wallets:
+                        found.append(
+                            WalletTransfer(
+                                sender,
+                                receiver,
+                                int(tx["value"]),
+                                "native",
+                                number,
+                                _hex(tx["hash"]),
+                            )
+                        )
+        return found
+
+    def transaction_count(self, address: str) -> int:
+        """How many transactions ``address`` has sent (its nonce at the latest block)."""
+        with _translate_errors("eth_getTransactionCount"):
+            return int(self._w3.eth.get_transaction_count(_checksum(address)))
 
     def block_number(self) -> int:
         """The node's latest block number: a liveness probe. Raises ChainUnavailable/ChainError."""

@@ -14,6 +14,11 @@ def test_payouts_go_to_their_own_queue() -> None:
     assert queue_of("rewards.tasks.settle_rewards") == "payouts"
 
 
+def test_fraud_checks_have_a_queue_of_their_own() -> None:
+    for task in ("fraud_scan", "sybil_scan", "check_answers", "recheck_user"):
+        assert queue_of(f"moderation.tasks.{task}") == "moderation"
+
+
 def test_decisions_and_refits_stay_on_the_default_queue() -> None:
     assert queue_of("labeling.tasks.decide_item") == "celery"
     assert queue_of("labeling.tasks.refit_projects") == "celery"

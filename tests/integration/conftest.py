@@ -88,7 +88,7 @@ def celery_worker(hardhat: HardhatNode, token: ChainClient, tmp_path: Path) -> I
                 "worker",
                 "--loglevel=INFO",
                 "--concurrency=2",
-                "--queues=celery,payouts",
+                "--queues=celery,payouts,moderation",
                 "--without-heartbeat",
                 "--without-gossip",
                 "--without-mingle",

@@ -190,6 +190,8 @@ def test_the_project_form_takes_token_units(browser: Client, moderator: User) ->
         "agreement_threshold": "0.5",
         "lease_seconds": "600",
         "daily_upload_quota": "200",
+        "min_seconds_per_label": "0.5",
+        "fraud_policy": "hold",
         "licence": "CC0-1.0",
         "price": "12.5",
         "is_open": "on",
