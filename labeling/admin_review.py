@@ -43,6 +43,7 @@ from labeling.services.review import (
     item_send_back,
 )
 from moderation.backoffice import review_queue
+from moderation.selectors import users_excluded_from_consensus
 from rewards.asset import payout_asset
 from rewards.models import RewardPolicy
 
@@ -144,6 +145,19 @@ class ReviewForm(forms.Form):
     )
 
 
+def _left_out(item: Item) -> list[str]:
+    """The labels a decision would leave out (banned or flagged labelers), in words."""
+    annotations = list(item.annotations.select_related("annotator").order_by("id"))
+    excluded = users_excluded_from_consensus(
+        project=item.project, user_ids={a.annotator_id for a in annotations}
+    )
+    return [
+        f"{a.annotator}'s label {a.label!r} is left out and unpaid: banned or flagged."
+        for a in annotations
+        if a.annotator_id in excluded
+    ]
+
+
 def _credits_if_accepted(item: Item, label: str) -> list[str]:
     """Who accepting ``item`` with ``label`` credits, as the decision would (the answers that
     agree, per the task) and at the current reward policy's base rates."""
@@ -161,8 +175,15 @@ def _credits_if_accepted(item: Item, label: str) -> list[str]:
             f"the uploader {item.contributor}: {asset.format(per_item)} "
             "for the accepted contribution (once, on its first acceptance)"
         )
+    annotations = list(item.annotations.select_related("annotator").order_by("id"))
+    # As the decision will: a banned or flagged labeler's answer is neither counted nor paid.
+    excluded = users_excluded_from_consensus(
+        project=project, user_ids={a.annotator_id for a in annotations}
+    )
     if per_label > 0:
-        for annotation in item.annotations.select_related("annotator").order_by("id"):
+        for annotation in annotations:
+            if annotation.annotator_id in excluded:
+                continue
             answer = annotation.value or decided_value_of(item, annotation.label, None)
             if agrees(project.task, answer, decided, project.agreement_threshold):
                 lines.append(
@@ -220,7 +241,10 @@ def review_action_view(
     if action == "accept":
         effect = f"accept {item_name(item)} with the label {label!r} (a moderator's decision)."
         credits = _credits_if_accepted(item, label)
-        notes = ["Labels that disagree earn nothing; nothing is paid until the next settlement."]
+        notes = [
+            *_left_out(item),
+            "Labels that disagree earn nothing; nothing is paid until the next settlement.",
+        ]
     elif action == "reject":
         effect = f"reject {item_name(item)}: it is no longer served, decided or sold."
         credits = []

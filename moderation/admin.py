@@ -200,7 +200,8 @@ class FlagAdmin(AuditedModelAdmin[Flag]):
         return self._decide(
             request,
             queryset,
-            effect="confirm",
+            effect="confirm (the contributor's unpaid rewards stay held and, where the project "
+            "holds flagged answers, their answers stay out of consensus)",
             submit="Confirm",
             apply=lambda flag, reason: moderation_services.flag_confirm(
                 flag=flag, moderator=_moderator(request), reason=reason, ban=False
@@ -214,7 +215,8 @@ class FlagAdmin(AuditedModelAdmin[Flag]):
         return self._decide(
             request,
             queryset,
-            effect="confirm and ban the contributors of",
+            effect="ban the contributors (their answers leave consensus everywhere and their "
+            "unpaid items are decided again; nothing paid is touched) and confirm",
             submit="Confirm and ban",
             apply=lambda flag, reason: moderation_services.flag_confirm(
                 flag=flag, moderator=_moderator(request), reason=reason, ban=True
@@ -226,7 +228,8 @@ class FlagAdmin(AuditedModelAdmin[Flag]):
         return self._decide(
             request,
             queryset,
-            effect="dismiss",
+            effect="dismiss (the contributor's rewards and answers count again and their items "
+            "are decided again)",
             submit="Dismiss",
             apply=lambda flag, reason: moderation_services.flag_dismiss(
                 flag=flag, moderator=_moderator(request), reason=reason

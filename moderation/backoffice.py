@@ -20,12 +20,14 @@ from django.utils import timezone
 
 from accounts.models import User
 from labeling.models import Annotation, Item, Project, WorkerSkill
-from moderation.models import Flag
+from moderation.models import Flag, WalletLink
+from moderation.selectors import linked_accounts, user_on_probation, users_held
 from rewards.fields import TokenAmountField
 from rewards.models import LedgerEntry, PayoutBatch
 from rewards.selectors import reward_summary_for_user
 
 DAYS = 30
+WALLET_LINKS = 20  # the latest transfers shown on a contributor's page
 
 
 def _days(now: datetime, days: int) -> list[date]:
@@ -184,6 +186,10 @@ class ContributorReport:
     flags: list[Flag]
     uploads: int
     wallets: list[str] = field(default_factory=list)
+    linked: list[tuple[User, str]] = field(default_factory=list)  # other accounts, and why
+    wallet_links: list[WalletLink] = field(default_factory=list)  # transfers read on the chain
+    on_probation: bool = False
+    rewards_held: bool = False
 
     @property
     def gold_answered(self) -> int:
@@ -276,6 +282,10 @@ def contributor_report(
         flags=flags,
         uploads=Item.objects.filter(contributor=user).count(),
         wallets=sorted(own) + sorted(linked - own),
+        linked=linked_accounts(user=user),
+        wallet_links=list(WalletLink.objects.filter(user=user)[:WALLET_LINKS]),
+        on_probation=user_on_probation(user=user),
+        rewards_held=bool(users_held([user.pk])),
     )
 
 

@@ -231,3 +231,38 @@ def test_an_item_in_review_links_to_its_decisions(browser: Client, review_item: 
     html = browser.get(f"/admin/labeling/item/{review_item.pk}/change/").content.decode()
     assert f"/admin/labeling/item/{review_item.pk}/review/accept/?label=negative" in html
     assert f"/admin/labeling/item/{review_item.pk}/review/send_back/" in html
+
+
+def test_a_flagged_labeler_is_named_as_left_out_and_is_not_paid(
+    browser: Client, review_item: Item, labelers: list[User], uploader: User
+) -> None:
+    Flag.objects.create(
+        user=labelers[1], kind=Flag.Kind.SPEED, project=review_item.project, evidence={}
+    )
+    url = f"/admin/labeling/item/{review_item.pk}/review/accept/"
+    page = browser.get(url, {"label": "positive"})
+    credits = " ".join(page.context["credits"])
+    assert str(labelers[0]) in credits and str(labelers[1]) not in credits
+    assert any(str(labelers[1]) in note for note in page.context["notes"])
+    committed(lambda: browser.post(url, {"label": "positive", "reason": "clear"}))
+    paid = set(LedgerEntry.objects.filter(reason="label").values_list("user_id", flat=True))
+    assert paid == {labelers[0].pk}  # what the page said is what the decision paid
+
+
+@pytest.mark.probation
+def test_a_contributor_report_names_linked_accounts_probation_and_holds(
+    browser: Client, labelers: list[User], review_item: Item
+) -> None:
+    Flag.objects.create(
+        user=labelers[0],
+        kind=Flag.Kind.SYBIL,
+        evidence={"accounts": [labelers[0].pk, labelers[1].pk]},
+    )
+    page = browser.get(f"/admin/accounts/user/{labelers[0].pk}/report/")
+    report = page.context["report"]
+    assert [other for other, _ in report.linked] == [labelers[1]]
+    html = page.content.decode()
+    assert f"/admin/accounts/user/{labelers[1].pk}/report/" in html
+    assert report.on_probation  # a new wallet with a single answer
+    assert report.rewards_held  # the Sybil flag holds them
+    assert "On probation" in html and "Rewards held" in html

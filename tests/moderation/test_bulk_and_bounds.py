@@ -77,7 +77,7 @@ def test_a_contributor_report_runs_a_bounded_number_of_queries(
 ) -> None:
     _many_items(text_project, 30)
     user = Annotation.objects.first().annotator  # type: ignore[union-attr]
-    with django_assert_max_num_queries(14):
+    with django_assert_max_num_queries(20):
         report = contributor_report(user=user)
     assert report.label_total == 30
 
