@@ -166,6 +166,7 @@ class ItemAdmin(AuditedModelAdmin[Item]):
         "status",
         "label_count",
         "required_labels",
+        "excluded_labels",
         "decided_label",
         "decision_version",
         "agreement",
