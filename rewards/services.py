@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections import OrderedDict
+from collections import OrderedDict, defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Q, Sum
+from django.db.models import Q
 from django.utils import timezone
 
 from accounts.audit import audit_record
@@ -524,13 +524,13 @@ def _probation_allowance(user_ids: set[int]) -> dict[int, int]:
     if not on:
         return {}
     cap = int(Decimal(settings.PROBATION_PAYOUT_CAP) * 10 ** payout_asset().decimals)
-    paid = dict(
-        LedgerEntry.objects.filter(user_id__in=on, allocation__isnull=False)
-        .values("user_id")
-        .annotate(total=Sum("amount"))
-        .values_list("user_id", "total")
-    )
-    return {user_id: max(0, cap - int(paid.get(user_id) or 0)) for user_id in on}
+    # Summed here, not in SQL: base units of an 18-decimal token overflow SQLite's integers.
+    paid: dict[int, int] = defaultdict(int)
+    for user_id, amount in LedgerEntry.objects.filter(
+        user_id__in=on, allocation__isnull=False
+    ).values_list("user_id", "amount"):
+        paid[user_id] += int(amount)
+    return {user_id: max(0, cap - paid[user_id]) for user_id in on}
 
 
 def payout_batch_prepare(*, client: ChainClient) -> PayoutBatch | None:

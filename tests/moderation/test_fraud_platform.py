@@ -275,7 +275,7 @@ def test_new_wallets_start_on_probation_until_their_record_earns_trust(
             classes=["positive", "negative"],
             overlap=3,
             max_labels=6,
-            reward_per_label=4 * TOKEN,
+            reward_per_label=5 * TOKEN,
         )
     )
     fresh = [make_contributor() for _ in range(3)]
@@ -287,24 +287,26 @@ def test_new_wallets_start_on_probation_until_their_record_earns_trust(
     first.refresh_from_db()
     assert (first.status, first.decided_label) == (Item.Status.ACCEPTED, "positive")
 
-    # The payout cap: 4 + 4 + 4 tokens credited, at most 10 paid while on probation.
+    # The payout cap: 5 + 5 + 5 tokens credited, at most 10 paid while on probation.
     settings.PROBATION_PAYOUT_CAP = "10"
     for n in range(2):
         LedgerEntry.objects.create(
             user=fresh[0].user,
-            amount=4 * TOKEN,
+            amount=5 * TOKEN,
             reason=LedgerEntry.Reason.LABEL,
             source=f"annotation:extra-{n}",
             project=project,
         )
     payouts_settle(client=chain)
-    assert chain.balance_of(fresh[0].address) == 8 * TOKEN
-    assert chain.balance_of(fresh[1].address) == 4 * TOKEN
+    assert chain.balance_of(fresh[0].address) == 10 * TOKEN
+    assert chain.balance_of(fresh[1].address) == 5 * TOKEN
+    payouts_settle(client=chain)  # 10 tokens paid (more than SQLite's integers hold): no more
+    assert chain.balance_of(fresh[0].address) == 10 * TOKEN
 
     # Once the record is long and old enough, the rest is paid, and the same answers weigh more.
     settings.PROBATION_LABELS, settings.PROBATION_DAYS = 0, 0
     payouts_settle(client=chain)
-    assert chain.balance_of(fresh[0].address) == 12 * TOKEN
+    assert chain.balance_of(fresh[0].address) == 15 * TOKEN
     second = item_create_text(project=project, contributor=None, text="trusted agree")
     for who in fresh:
         answer(eager, who, second)
@@ -415,7 +417,9 @@ def test_manage_py_fraud_scan_runs_every_check_and_says_what_it_found(
     out = io.StringIO()
     call_command("fraud_scan", stdout=out)
     assert "new flags: 3 sybil" in out.getvalue()
-    assert "chain: blocks up to" in out.getvalue()
+    # An embedded EVM can't be read from another process; the scan says so.
+    assert "chain: not read (the embedded EVM" in out.getvalue()
+    assert "chain: blocks up to" in fraud_scan().summary  # the same process: read
 
 
 def test_a_loopback_address_is_no_network_except_on_the_demo(
