@@ -7,11 +7,17 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
+from django.contrib.auth.admin import GroupAdmin as BaseGroupAdmin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
+from django.contrib.auth.models import Group
 from django.db import models, transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path, reverse
+from django.utils.html import format_html
 
+from accounts.admin_audit import AuditedModelAdmin, reason_or_confirmation
 from accounts.audit import audit_record
 from accounts.models import AccessToken, AuditEvent, User
 from accounts.services import (
@@ -35,7 +41,7 @@ def _audit_value(value: Any) -> Any:
     return str(value)
 
 
-class ReadOnlyAdmin(admin.ModelAdmin[Any]):
+class ReadOnlyAdmin(AuditedModelAdmin[Any]):
     """A list moderators may read but never edit: ledgers and trails are append-only."""
 
     def has_add_permission(self, request: HttpRequest) -> bool:
@@ -47,10 +53,48 @@ class ReadOnlyAdmin(admin.ModelAdmin[Any]):
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        """Token amounts shown in units of the payout asset (exact), not raw base units."""
+        from rewards.fields import TokenAmountField
+
+        amounts = {f.name for f in self.model._meta.fields if isinstance(f, TokenAmountField)}
+        return [
+            _token_amount_display(name) if name in amounts else name
+            for name in super().get_fields(request, obj)
+        ]
+
+
+def _token_amount_display(name: str) -> Any:
+    from rewards.asset import payout_asset
+
+    def display(obj: Any) -> str:
+        value = getattr(obj, name)
+        return "—" if value is None else payout_asset().format(value)
+
+    display.short_description = name.replace("_", " ")  # type: ignore[attr-defined]
+    display.__name__ = f"{name}_in_units"
+    return display
+
+
+admin.site.unregister(Group)
+
+
+@admin.register(Group)
+class GroupAdmin(BaseGroupAdmin, AuditedModelAdmin[Group]):
+    """Groups carry permissions (moderators, payout managers): their changes are audited."""
+
 
 @admin.register(User)
-class UserAdmin(BaseUserAdmin[User]):
-    list_display = ["username", "wallet_address", "role", "is_staff", "banned_at", "date_joined"]
+class UserAdmin(BaseUserAdmin[User], AuditedModelAdmin[User]):  # type: ignore[misc]
+    list_display = [
+        "username",
+        "wallet_address",
+        "role",
+        "is_staff",
+        "banned_at",
+        "date_joined",
+        "report_link",
+    ]
     list_filter = ["role", "is_staff", "is_active"]
     search_fields = ["username", "wallet_address", "email"]
     fieldsets = [
@@ -64,6 +108,31 @@ class UserAdmin(BaseUserAdmin[User]):
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         # Labels, uploads and ledger entries keep their author: ban or deactivate instead.
         return False
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        fields = list(self.readonly_fields)
+        if obj is not None and not request.user.is_superuser:
+            # Rights are given by a superuser: a moderator can't join "payout managers" or make
+            # themselves a superuser by editing an account.
+            fields += ["is_staff", "is_superuser", "groups", "user_permissions"]
+        return fields
+
+    @admin.display(description="report")
+    def report_link(self, user: User) -> str:
+        url = reverse("admin:accounts_user_report", args=[user.pk])
+        return format_html('<a href="{}">report</a>', url)
+
+    def get_urls(self) -> list[URLPattern]:
+        from moderation.admin_views import contributor_report_view
+
+        def report(request: HttpRequest, user_id: int) -> HttpResponse:
+            return contributor_report_view(self, request, user_id)
+
+        view = self.admin_site.admin_view(report)
+        return [
+            path("<int:user_id>/report/", view, name="accounts_user_report"),
+            *super().get_urls(),
+        ]
 
     def save_model(self, request: HttpRequest, obj: User, form: Any, change: bool) -> None:
         """Every moderator edit of a user goes through the service that audits it."""
@@ -92,17 +161,52 @@ class UserAdmin(BaseUserAdmin[User]):
                 audit_record(actor=request.user, action="user.password", target=target)  # type: ignore[arg-type]
         return response
 
-    @admin.action(description="Ban the selected users (revokes their tokens, holds their payouts)")
-    def ban_users(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
+    @admin.action(
+        description="Ban the selected users (revokes their tokens, holds their payouts)…",
+        permissions=["change"],
+    )
+    def ban_users(self, request: HttpRequest, queryset: QuerySet[User]) -> TemplateResponse | None:
+        reason, page = reason_or_confirmation(
+            self,
+            request,
+            effect=f"ban {queryset.count()} user(s): their sign-in tokens and API keys stop "
+            "working and their unpaid rewards wait; nothing already paid is touched.",
+            targets=[str(user) for user in queryset],
+            submit="Ban them",
+        )
+        if page is not None:
+            return page
         for user in queryset:
-            user_ban(user=user, reason=f"banned by {request.user}", actor=request.user)  # type: ignore[arg-type]
+            user_ban(user=user, reason=reason or "", actor=request.user)  # type: ignore[arg-type]
         messages.success(request, f"Banned {queryset.count()} user(s).")
+        return None
 
-    @admin.action(description="Lift the ban of the selected users")
-    def unban_users(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
+    @admin.action(description="Lift the ban of the selected users…", permissions=["change"])
+    def unban_users(
+        self, request: HttpRequest, queryset: QuerySet[User]
+    ) -> TemplateResponse | None:
+        reason, page = reason_or_confirmation(
+            self,
+            request,
+            effect=f"lift the ban of {queryset.count()} user(s): they can sign in again and "
+            "their unpaid rewards are paid at the next settlement.",
+            targets=[str(user) for user in queryset],
+            submit="Lift the bans",
+        )
+        if page is not None:
+            return page
         for user in queryset:
-            user_unban(user=user, actor=request.user)  # type: ignore[arg-type]
+            with transaction.atomic():
+                user_unban(user=user, actor=request.user)  # type: ignore[arg-type]
+                # user_unban's own entry has no reason: the why goes beside it, in its transaction.
+                audit_record(
+                    actor=request.user,  # type: ignore[arg-type]
+                    action="user.unban_reason",
+                    target=user,
+                    details={"reason": reason},
+                )
         messages.success(request, f"Lifted the ban of {queryset.count()} user(s).")
+        return None
 
 
 class ApiKeyForm(forms.ModelForm[AccessToken]):
@@ -120,7 +224,7 @@ class ApiKeyForm(forms.ModelForm[AccessToken]):
 
 
 @admin.register(AccessToken)
-class AccessTokenAdmin(admin.ModelAdmin[AccessToken]):
+class AccessTokenAdmin(AuditedModelAdmin[AccessToken]):
     list_display = [
         "prefix",
         "kind",
@@ -160,7 +264,7 @@ class AccessTokenAdmin(admin.ModelAdmin[AccessToken]):
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
-    @admin.action(description="Revoke the selected tokens and keys")
+    @admin.action(description="Revoke the selected tokens and keys", permissions=["change"])
     def revoke(self, request: HttpRequest, queryset: QuerySet[AccessToken]) -> None:
         for token in queryset:
             access_token_revoke(token=token, actor=request.user)  # type: ignore[arg-type]

@@ -11,6 +11,7 @@ from typing import Any
 from PIL import Image, ImageDraw, ImageFilter
 
 from accounts.demo import demo_accounts
+from accounts.groups import admin_groups_ensure
 from accounts.models import User
 from accounts.services import api_key_issue, user_get_or_create_for_wallet
 from labeling.models import Item, Project
@@ -98,6 +99,7 @@ def seed_demo(*, moderator_password: str) -> DemoCast:
     )
     moderator.role = User.Role.MODERATOR
     moderator.save(update_fields=["role"])
+    admin_groups_ensure()  # "moderators" and "payout managers", for staff the superuser adds
     buyer = User.objects.create_user("buyer", "buyer@example.org", role=User.Role.BUYER)
     buyer_key = api_key_issue(user=buyer, name="demo key")
     text_buyer = User.objects.create_user(

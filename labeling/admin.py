@@ -2,40 +2,87 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from typing import Any
+from urllib.parse import urlencode
 
 from django import forms
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.db.models import Count, QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
+from django.http.response import HttpResponseBase
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path, reverse
+from django.utils.html import format_html, format_html_join
 
 from accounts.admin import ReadOnlyAdmin
+from accounts.admin_audit import AuditedModelAdmin
+from labeling.admin_review import (
+    accept_plurality_action,
+    item_image_view,
+    item_name,
+    review_action_view,
+    review_queue_view,
+)
 from labeling.models import Annotation, ConsensusFit, Item, Project, WorkerSkill
 from labeling.services import (
     AnnotationError,
     item_gold_set,
     item_gold_validate,
-    item_override,
 )
+from labeling.services.review import LABEL_TASKS
 from rewards.asset import payout_asset
+
+# Payout rights (rewards.admin.APPROVE_PERMISSION): set what contributors and buyers pay.
+PAYOUT_PERMISSION = "rewards.approve_payoutbatch"
 
 
 @admin.register(Project)
-class ProjectAdmin(admin.ModelAdmin[Project]):
-    list_display = ["name", "data_kind", "overlap", "consensus_method", "is_open", "created_at"]
+class ProjectAdmin(AuditedModelAdmin[Project]):
+    list_display = [
+        "name",
+        "data_kind",
+        "task",
+        "overlap",
+        "consensus_method",
+        "rates_short",
+        "price_display",
+        "is_open",
+        "created_at",
+    ]
     list_filter = ["data_kind", "is_open"]
     search_fields = ["name"]
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         # Rates are set by a new version of the project's reward policy (Rewards > Reward
-        # policies): every amount is then traceable to the version that set it.
-        if obj is None:
-            return []
-        return ["rates"]
+        # policies): every amount is then traceable to the version that set it. The price is
+        # money too: only moderators with payout rights set it.
+        fields = [] if obj is None else ["rates"]
+        if not request.user.has_perm(PAYOUT_PERMISSION):
+            fields.append("price_display")
+        return fields
 
     def get_exclude(self, request: HttpRequest, obj: Any = None) -> list[str]:
-        return [] if obj is None else ["reward_per_label", "reward_per_item"]
+        excluded = [] if obj is None else ["reward_per_label", "reward_per_item"]
+        if not request.user.has_perm(PAYOUT_PERMISSION):
+            # Without payout rights a new project starts at zero rates, set later by a reward
+            # policy; the price stays as it is.
+            excluded = ["reward_per_label", "reward_per_item", "price"]
+        return excluded
+
+    def formfield_for_dbfield(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        # The model's help texts speak of base units; the form takes units of the asset.
+        units = {
+            "reward_per_label": "Per accepted label, at full weight",
+            "reward_per_item": "Per accepted contribution",
+            "price": "What a buyer pays for the dataset on-chain; 0: not sold, moderators grant it",
+        }
+        if db_field.name in units:
+            asset = payout_asset()
+            kwargs["help_text"] = (
+                f"{units[db_field.name]}. In {asset.symbol}, e.g. 12.5 "
+                f"(exact to {asset.decimals} decimals)."
+            )
+        return super().formfield_for_dbfield(db_field, request, **kwargs)
 
     @admin.display(description="rates (set by the reward policy)")
     def rates(self, project: Project) -> str:
@@ -45,8 +92,22 @@ class ProjectAdmin(admin.ModelAdmin[Project]):
             f"{asset.format(project.reward_per_item)} per accepted contribution"
         )
 
+    @admin.display(description="per label / contribution")
+    def rates_short(self, project: Project) -> str:
+        asset = payout_asset()
+        return (
+            f"{asset.format_rounded(project.reward_per_label)} / "
+            f"{asset.format_rounded(project.reward_per_item)}"
+        )
+
+    @admin.display(description="price", ordering="price")
+    def price_display(self, project: Project) -> str:
+        return "not sold on-chain" if not project.price else payout_asset().format(project.price)
+
 
 class AnnotationInline(admin.TabularInline[Annotation, Item]):
+    """Every label of the item, beside it."""
+
     model = Annotation
     extra = 0
     can_delete = False
@@ -73,16 +134,15 @@ class ItemAdminForm(forms.ModelForm[Item]):
 
 
 @admin.register(Item)
-class ItemAdmin(admin.ModelAdmin[Item]):
+class ItemAdmin(AuditedModelAdmin[Item]):
     form = ItemAdminForm
     list_display = [
-        "id",
-        "project",
+        "name",
         "status",
         "label_count",
         "required_labels",
         "decided_label",
-        "agreement",
+        "agreement_display",
         "skip_count",
         "contributor",
     ]
@@ -95,8 +155,9 @@ class ItemAdmin(admin.ModelAdmin[Item]):
     readonly_fields = [
         "project",
         "contributor",
+        "review_links",
         "text",
-        "image",
+        "image_preview",
         "image_format",
         "width",
         "height",
@@ -105,6 +166,7 @@ class ItemAdmin(admin.ModelAdmin[Item]):
         "status",
         "label_count",
         "required_labels",
+        "excluded_labels",
         "decided_label",
         "decision_version",
         "agreement",
@@ -113,6 +175,69 @@ class ItemAdmin(admin.ModelAdmin[Item]):
         "created_at",
     ]
     actions = ["accept_plurality"]
+    change_list_template = "admin/crowdmint/item_change_list.html"
+
+    @admin.display(description="item", ordering="id")
+    def name(self, item: Item) -> str:
+        return item_name(item)
+
+    @admin.display(description="agreement", ordering="agreement")
+    def agreement_display(self, item: Item) -> str:
+        return "—" if item.agreement is None else f"{item.agreement:.0%}"
+
+    @admin.display(description="decide")
+    def review_links(self, item: Item) -> str:
+        """Links to the review decisions' confirmation pages, for an item in review."""
+        if item.status != Item.Status.REVIEW:
+            return "—"
+
+        def url(action: str) -> str:
+            return reverse("admin:labeling_item_review", args=[item.pk, action])
+
+        accept = [
+            (f"{url('accept')}?{urlencode({'label': label})}", f"accept as {label}")
+            for label in (item.project.classes if item.project.task in LABEL_TASKS else [])
+        ]
+        links = [*accept, (url("reject"), "reject"), (url("send_back"), "send back")]
+        return format_html_join(" · ", '<a href="{}">{}</a>', links)
+
+    @admin.display(description="image")
+    def image_preview(self, item: Item) -> str:
+        if not item.image:
+            return "—"
+        url = reverse("admin:labeling_item_image", args=[item.pk])
+        return format_html(
+            '<a href="{}"><img class="crowdmint-thumb" src="{}?thumb=1" alt=""></a>', url, url
+        )
+
+    def get_urls(self) -> list[URLPattern]:
+        site = self.admin_site
+
+        def image(request: HttpRequest, item_id: int) -> HttpResponseBase:
+            return item_image_view(
+                self,
+                request,
+                item_id,
+                side=request.GET.get("side", "a"),
+                thumbnail=request.GET.get("thumb") == "1",
+            )
+
+        def queue(request: HttpRequest) -> HttpResponse:
+            return review_queue_view(self, request)
+
+        def review(request: HttpRequest, item_id: int, action: str) -> HttpResponse:
+            return review_action_view(self, request, item_id, action)
+
+        return [
+            path("review/", site.admin_view(queue), name="labeling_item_review_queue"),
+            path(
+                "<int:item_id>/review/<str:action>/",
+                site.admin_view(review),
+                name="labeling_item_review",
+            ),
+            path("<int:item_id>/image/", site.admin_view(image), name="labeling_item_image"),
+            *super().get_urls(),
+        ]
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         # Items carry labels and credits: they are rejected, never deleted.
@@ -134,29 +259,25 @@ class ItemAdmin(admin.ModelAdmin[Item]):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
-    @admin.action(description="Accept with the most frequent label (moderator decision, credited)")
-    def accept_plurality(self, request: HttpRequest, queryset: QuerySet[Item]) -> None:
-        done = 0
-        for item in queryset.select_related("project"):
-            labels = list(item.annotations.values_list("label", flat=True))
-            if not labels:
-                messages.warning(request, f"{item}: no labels to choose from.")
-                continue
-            top = Counter(labels).most_common(1)[0][0]
-            try:
-                item_override(item=item, label=top, moderator=request.user)  # type: ignore[arg-type]
-            except AnnotationError as exc:
-                messages.warning(request, f"{item}: {exc}")
-                continue
-            done += 1
-        messages.success(request, f"Accepted {done} item(s).")
+    @admin.action(
+        description="Accept items in review with their most frequent label…",
+        permissions=["change"],
+    )
+    def accept_plurality(
+        self, request: HttpRequest, queryset: QuerySet[Item]
+    ) -> TemplateResponse | None:
+        return accept_plurality_action(self, request, queryset)
 
 
 @admin.register(Annotation)
 class AnnotationAdmin(ReadOnlyAdmin):
-    list_display = ["id", "item", "annotator", "label", "created_at"]
+    list_display = ["id", "item_display", "annotator", "label", "created_at"]
     list_filter = ["item__project"]
-    list_select_related = ["item", "annotator"]
+    list_select_related = ["item__project", "annotator"]
+
+    @admin.display(description="item", ordering="item")
+    def item_display(self, annotation: Annotation) -> str:
+        return item_name(annotation.item)
 
 
 @admin.register(WorkerSkill)
@@ -164,7 +285,7 @@ class WorkerSkillAdmin(ReadOnlyAdmin):
     list_display = [
         "user",
         "project",
-        "accuracy",
+        "accuracy_display",
         "label_count",
         "gold_answered",
         "gold_correct",
@@ -175,6 +296,10 @@ class WorkerSkillAdmin(ReadOnlyAdmin):
     list_select_related = ["user", "project"]
     ordering = ["accuracy"]
 
+    @admin.display(description="accuracy", ordering="accuracy")
+    def accuracy_display(self, skill: WorkerSkill) -> str:
+        return f"{skill.accuracy:.1%}"
+
 
 @admin.register(ConsensusFit)
 class ConsensusFitAdmin(ReadOnlyAdmin):
@@ -184,8 +309,16 @@ class ConsensusFitAdmin(ReadOnlyAdmin):
         "label_count",
         "iterations",
         "converged",
-        "calibration_floor",
+        "calibration_floor_display",
         "device",
-        "seconds",
+        "seconds_display",
         "fitted_at",
     ]
+
+    @admin.display(description="calibration floor")
+    def calibration_floor_display(self, fit: ConsensusFit) -> str:
+        return f"{fit.calibration_floor:.1%}"
+
+    @admin.display(description="seconds")
+    def seconds_display(self, fit: ConsensusFit) -> str:
+        return f"{fit.seconds:.2f}"

@@ -9,12 +9,15 @@ from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.template.response import TemplateResponse
 from django.utils.html import format_html
 
 from accounts.admin import ReadOnlyAdmin
+from accounts.admin_audit import AuditedModelAdmin, reason_or_confirmation
 from accounts.models import User
 from market.models import DatasetExport, DatasetGrant, DatasetPurchase, ItemImport
 from market.services import GrantError, ItemImportError, grant_give, grant_revoke, import_request
+from rewards.asset import payout_asset
 
 
 class GrantAddForm(forms.ModelForm[DatasetGrant]):
@@ -30,7 +33,7 @@ class GrantAddForm(forms.ModelForm[DatasetGrant]):
 
 
 @admin.register(DatasetGrant)
-class DatasetGrantAdmin(admin.ModelAdmin[DatasetGrant]):
+class DatasetGrantAdmin(AuditedModelAdmin[DatasetGrant]):
     """Give a buyer a dataset (Add), revoke grants (action); both audited. Never edited."""
 
     list_display = ["buyer", "project", "source", "granted_by", "created_at", "revoked_at"]
@@ -89,12 +92,29 @@ class DatasetGrantAdmin(admin.ModelAdmin[DatasetGrant]):
 
             return redirect(request.path)
 
-    @admin.action(description="Revoke the selected grants (audited)")
-    def revoke_grants(self, request: HttpRequest, queryset: QuerySet[DatasetGrant]) -> None:
+    @admin.action(description="Revoke the selected grants (audited)…", permissions=["change"])
+    def revoke_grants(
+        self, request: HttpRequest, queryset: QuerySet[DatasetGrant]
+    ) -> TemplateResponse | None:
+        reason, page = reason_or_confirmation(
+            self,
+            request,
+            effect=f"revoke {queryset.count()} grant(s): those buyers can no longer read or "
+            "export these datasets (a purchase is not refunded).",
+            targets=[
+                f"{g.buyer} on {g.project}" for g in queryset.select_related("buyer", "project")
+            ],
+            submit="Revoke them",
+        )
+        if page is not None:
+            return page
         moderator = request.user
         assert isinstance(moderator, User)
-        revoked = sum(grant_revoke(grant=g, moderator=moderator) for g in queryset)
+        revoked = sum(
+            grant_revoke(grant=g, moderator=moderator, reason=reason or "") for g in queryset
+        )
         self.message_user(request, f"{revoked} grant(s) revoked.", messages.SUCCESS)
+        return None
 
 
 class _GrantRefused(Exception):
@@ -103,8 +123,12 @@ class _GrantRefused(Exception):
 
 @admin.register(DatasetPurchase)
 class DatasetPurchaseAdmin(ReadOnlyAdmin):
-    list_display = ["tx_hash", "project", "buyer", "amount", "block_number", "created_at"]
+    list_display = ["tx_hash", "project", "buyer", "amount_display", "block_number", "created_at"]
     search_fields = ["tx_hash", "buyer__username", "payer"]
+
+    @admin.display(description="amount", ordering="amount")
+    def amount_display(self, purchase: DatasetPurchase) -> str:
+        return payout_asset().format(purchase.amount)
 
 
 @admin.register(DatasetExport)
@@ -120,7 +144,7 @@ class ItemImportForm(forms.ModelForm[ItemImport]):
 
 
 @admin.register(ItemImport)
-class ItemImportAdmin(admin.ModelAdmin[ItemImport]):
+class ItemImportAdmin(AuditedModelAdmin[ItemImport]):
     """Moderators import items from a file (Add): a Celery task runs it; the list shows its
     progress and counts, the page the rejected rows. Images: ``manage.py import_items``."""
 

@@ -3,7 +3,6 @@ reason, settle now), the payout settings, and reconciliation runs (alerts)."""
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from django import forms
@@ -17,11 +16,13 @@ from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 
 from accounts.admin import ReadOnlyAdmin
+from accounts.admin_audit import AuditedModelAdmin
 from accounts.audit import audit_record
 from rewards.approval import batch_needs_approval, payout_settings
 from rewards.asset import payout_asset
 from rewards.chain import ChainError
 from rewards.client import chain_client_with_token
+from rewards.forms import units_to_base
 from rewards.models import (
     LedgerEntry,
     PayoutBatch,
@@ -49,10 +50,24 @@ def _amount(value: int | None) -> str:
 
 @admin.register(LedgerEntry)
 class LedgerEntryAdmin(ReadOnlyAdmin):
-    list_display = ["id", "user", "amount_display", "reason", "source", "project", "created_at"]
+    list_display = [
+        "id",
+        "user",
+        "amount_display",
+        "reason",
+        "source",
+        "item_display",
+        "project",
+        "created_at",
+    ]
     list_filter = ["reason", "project"]
     search_fields = ["user__wallet_address", "source"]
-    list_select_related = ["user", "project"]
+    list_select_related = ["user", "project", "item__project"]
+
+    @admin.display(description="item", ordering="item")
+    def item_display(self, entry: LedgerEntry) -> str:
+        # Named as moderators name items everywhere: "Sentiment #13".
+        return "" if entry.item is None else f"{entry.item.project.name} #{entry.item.pk}"
 
     @admin.display(description="amount", ordering="amount")
     def amount_display(self, entry: LedgerEntry) -> str:
@@ -230,24 +245,6 @@ class PayoutBatchAdmin(ReadOnlyAdmin):
         return redirect("admin:rewards_payoutbatch_changelist")
 
 
-def units_to_base(text: str, *, required: bool = True) -> int | None:
-    """A moderator's "12.5" in the payout asset's units, as base units (exact)."""
-    text = text.strip()
-    if not text:
-        if required:
-            raise forms.ValidationError("Give an amount, e.g. 0 or 12.5.")
-        return None
-    decimals = payout_asset().decimals
-    try:
-        value = Decimal(text)
-    except InvalidOperation as exc:
-        raise forms.ValidationError("Give a number, e.g. 2500 or 12.5.") from exc
-    units = value.scaleb(decimals)
-    if value < 0 or units != units.to_integral_value():
-        raise forms.ValidationError(f"A non-negative amount with at most {decimals} decimals.")
-    return int(units)
-
-
 class RewardPolicyForm(forms.ModelForm[RewardPolicy]):
     """A new version of a project's reward policy, amounts in whole units of the asset."""
 
@@ -286,7 +283,7 @@ class RewardPolicyForm(forms.ModelForm[RewardPolicy]):
 
 
 @admin.register(RewardPolicy)
-class RewardPolicyAdmin(admin.ModelAdmin[RewardPolicy]):
+class RewardPolicyAdmin(AuditedModelAdmin[RewardPolicy]):
     """Versions are never edited: "add" makes the project's next version from the form."""
 
     form = RewardPolicyForm
@@ -397,7 +394,7 @@ class PayoutSettingsForm(forms.ModelForm[PayoutSettings]):
 
 
 @admin.register(PayoutSettings)
-class PayoutSettingsAdmin(admin.ModelAdmin[PayoutSettings]):
+class PayoutSettingsAdmin(AuditedModelAdmin[PayoutSettings]):
     form = PayoutSettingsForm
     list_display = ["__str__", "threshold_display", "updated_by", "updated_at"]
     readonly_fields = ["updated_by", "updated_at"]

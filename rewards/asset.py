@@ -9,6 +9,7 @@ health probe checks that the chain agrees with these settings.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import ROUND_HALF_EVEN, Decimal
 
 from django.conf import settings
 
@@ -29,6 +30,15 @@ class PayoutAsset:
         digits = str(fraction).rjust(self.decimals, "0").rstrip("0") if self.decimals else ""
         text = f"{sign}{whole}.{digits}" if digits else f"{sign}{whole}"
         return f"{text} {self.symbol}" if symbol else text
+
+    def format_rounded(self, base_units: int | None, places: int = 2) -> str:
+        """For reading at a glance (dashboards, lists): "12.35 CMT"; ``format`` is the exact one."""
+        if base_units is None:
+            return "—"
+        whole = (Decimal(int(base_units)) / (Decimal(10) ** self.decimals)).quantize(
+            Decimal(1).scaleb(-places), rounding=ROUND_HALF_EVEN
+        )
+        return f"{whole:,.{places}f} {self.symbol}"
 
     def as_json(self) -> dict[str, object]:
         return {"mode": self.mode, "symbol": self.symbol, "decimals": self.decimals}

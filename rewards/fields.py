@@ -58,4 +58,7 @@ class TokenAmountField(models.Field[int, int]):
         return str(value)
 
     def formfield(self, **kwargs: Any) -> forms.Field | None:
-        return super().formfield(**{"form_class": forms.IntegerField, **kwargs})
+        """Forms take whole or decimal units of the payout asset, never raw base units."""
+        from rewards.forms import TokenUnitsField
+
+        return super().formfield(**{"form_class": TokenUnitsField, **kwargs})

@@ -6,6 +6,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+from rewards.asset import payout_asset
 from rewards.fields import TokenAmountField
 
 
@@ -77,7 +78,7 @@ class LedgerEntry(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.amount} to {self.user} for {self.source}"
+        return f"{payout_asset().format(self.amount)} to {self.user} for {self.source}"
 
 
 class PayoutBatch(models.Model):
@@ -171,7 +172,7 @@ class PayoutTransfer(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.amount} to {self.wallet_address}"
+        return f"{payout_asset().format(self.amount)} to {self.wallet_address}"
 
 
 class PayoutAllocation(models.Model):

@@ -59,22 +59,25 @@ def test_a_ban_and_its_audit_entry_are_one_transaction(
         raise DatabaseError("audit table unavailable")
 
     monkeypatch.setattr("accounts.services.audit_record", failing_audit)
+    ban = {
+        "action": "ban_users",
+        "_selected_action": [contributor.user.pk],
+        "apply": "1",
+        "reason": "farming with four wallets",
+    }
     with pytest.raises(DatabaseError):
-        browser.post(
-            "/admin/accounts/user/",
-            {"action": "ban_users", "_selected_action": [contributor.user.pk]},
-        )
+        browser.post("/admin/accounts/user/", ban)
     contributor.user.refresh_from_db()
     assert contributor.user.banned_at is None  # no ban without its audit entry
     monkeypatch.undo()
 
-    browser.post(
-        "/admin/accounts/user/", {"action": "ban_users", "_selected_action": [contributor.user.pk]}
-    )
+    confirmation = browser.post("/admin/accounts/user/", {**ban, "apply": "", "reason": ""})
+    assert "You are about to <strong>ban 1 user(s)" in confirmation.content.decode()
+    browser.post("/admin/accounts/user/", ban)
     contributor.user.refresh_from_db()
     assert contributor.user.banned_at is not None
     event = AuditEvent.objects.get(action="user.ban")
-    assert event.actor == moderator and event.details == {"reason": "banned by moderator"}
+    assert event.actor == moderator and event.details == {"reason": "farming with four wallets"}
 
 
 def test_users_are_never_deleted_in_admin(browser: Client, contributor: Contributor) -> None:

@@ -42,7 +42,8 @@ def test_decision_version_and_the_decision_cannot_be_edited(browser: Client, ite
     )
     page = browser.get(change_url(item))
     assert page.status_code == 200
-    assert set(page.context["adminform"].form.fields) == {"gold_label"}
+    # The gold answer, and the reason every admin form asks for (the audit trail's "why").
+    assert set(page.context["adminform"].form.fields) == {"gold_label", "audit_reason"}
     tampered = change_form_data(page, decision_version="7", status="open", decided_label="negative")
     response = browser.post(change_url(item), tampered)
     assert response.status_code == 302

@@ -152,13 +152,14 @@ def test_a_moderator_gives_and_revokes_grants_in_admin_audited(
     # A second grant for the same buyer and dataset is refused, and nothing is written.
     admin.post("/admin/market/datasetgrant/add/", {"project": text_project.pk, "buyer": buyer.pk})
     assert DatasetGrant.objects.count() == 1
-    admin.post(
-        "/admin/market/datasetgrant/",
-        {"action": "revoke_grants", "_selected_action": [grant.pk]},
-    )
+    revoke = {"action": "revoke_grants", "_selected_action": [grant.pk]}
+    page = admin.post("/admin/market/datasetgrant/", revoke)  # asks for a reason first
+    assert "You are about to <strong>revoke 1 grant(s)" in page.content.decode()
+    admin.post("/admin/market/datasetgrant/", {**revoke, "apply": "1", "reason": "unpaid"})
     grant.refresh_from_db()
     assert grant.revoked_at is not None and grant.revoked_by == moderator
-    assert AuditEvent.objects.filter(action="dataset.grant_revoke", actor=moderator).exists()
+    event = AuditEvent.objects.get(action="dataset.grant_revoke", actor=moderator)
+    assert event.details.get("reason") == "unpaid"
     assert records(buyer_api, text_project).status_code == 403
 
 

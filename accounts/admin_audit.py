@@ -1,0 +1,176 @@
+"""Every admin add, change and delete lands in the audit trail, in the transaction of the change.
+
+``AuditedModelAdmin`` is the base of every ModelAdmin Crowdmint registers (a test walks the
+registry). Django calls ``log_addition``/``log_change`` inside the atomic block of the change
+form, and ``delete_model`` inside the delete view's; ``delete_queryset`` (the bulk delete action,
+which Django runs without a transaction) gets one here. Change and add forms carry an optional
+"reason" field, recorded with the entry. Services that already audit their own change (bans,
+gold answers, reward policies...) still write theirs: this entry says which admin form did it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from django import forms
+from django.contrib import admin
+from django.contrib.admin.utils import flatten_fieldsets
+from django.db import models, router, transaction
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.template.response import TemplateResponse
+from django.urls import reverse
+
+from accounts.audit import audit_record
+from accounts.models import User
+
+REASON_FIELD = "audit_reason"
+_M = TypeVar("_M", bound=models.Model)
+
+
+def _actor(request: HttpRequest) -> User | None:
+    user = request.user
+    return user if isinstance(user, User) else None
+
+
+def _reason(request: HttpRequest) -> str:
+    return str(request.POST.get(REASON_FIELD, "")).strip()[:500]
+
+
+def _changed_fields(message: Any) -> list[str]:
+    """The field names of Django's change message (``[{"changed": {"fields": [...]}}]``)."""
+    names: list[str] = []
+    if isinstance(message, list):
+        for part in message:
+            for kind in ("changed", "added", "deleted"):
+                body = part.get(kind) if isinstance(part, dict) else None
+                if isinstance(body, dict):
+                    names += [str(f) for f in body.get("fields", [])]
+                    if "name" in body:
+                        names.append(f"{kind} {body['name']}: {body.get('object', '')}")
+    return names
+
+
+class AuditedModelAdmin(admin.ModelAdmin[_M]):
+    """A ModelAdmin whose adds, changes and deletes are audited (who, what, when, why)."""
+
+    # False where the change form edits nothing (every field read-only, decisions are actions).
+    audit_reason_on_forms = True
+
+    def _may_write(self, request: HttpRequest, obj: Any) -> bool:
+        if not self.audit_reason_on_forms:
+            return False
+        if obj is None:
+            return self.has_add_permission(request)
+        return self.has_change_permission(request, obj)
+
+    def get_form(
+        self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any
+    ) -> Any:
+        if self._may_write(request, obj):
+            base = kwargs.get("form", self.form)
+            kwargs["form"] = type(
+                f"Audited{base.__name__}",
+                (base,),
+                {
+                    REASON_FIELD: forms.CharField(
+                        label="Reason",
+                        required=False,
+                        max_length=500,
+                        widget=forms.Textarea(attrs={"rows": 2, "cols": 60}),
+                        help_text="Why (recorded in the audit trail with your name).",
+                    ),
+                    "__module__": __name__,
+                },
+            )
+        return super().get_form(request, obj, change, **kwargs)
+
+    def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
+        fieldsets = list(super().get_fieldsets(request, obj))
+        if self._may_write(request, obj) and REASON_FIELD not in flatten_fieldsets(fieldsets):
+            fieldsets.append(("Audit", {"fields": [REASON_FIELD]}))
+        return fieldsets
+
+    def _audit(self, request: HttpRequest, obj: models.Model, verb: str, **details: Any) -> None:
+        audit_record(
+            actor=_actor(request),
+            action=f"admin.{verb}",
+            target=obj,
+            details={
+                "model": obj._meta.label_lower,
+                "object": str(obj)[:200],
+                "reason": _reason(request),
+                **details,
+            },
+        )
+
+    def construct_change_message(
+        self, request: HttpRequest, form: Any, formsets: Any, add: bool = False
+    ) -> Any:
+        # The changed fields by name, for the trail (the change message has their labels).
+        request._audit_fields = [n for n in form.changed_data if n != REASON_FIELD]  # type: ignore[attr-defined]
+        return super().construct_change_message(request, form, formsets, add)
+
+    def log_addition(self, request: HttpRequest, obj: Any, message: Any) -> Any:
+        entry = super().log_addition(request, obj, message)
+        self._audit(request, obj, "add")
+        return entry
+
+    def log_change(self, request: HttpRequest, obj: Any, message: Any) -> Any:
+        entry = super().log_change(request, obj, message)
+        fields = getattr(request, "_audit_fields", None)
+        self._audit(request, obj, "change", fields=fields or _changed_fields(message))
+        return entry
+
+    def delete_model(self, request: HttpRequest, obj: Any) -> None:
+        with transaction.atomic(using=router.db_for_write(self.model)):
+            self._audit(request, obj, "delete")
+            super().delete_model(request, obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        with transaction.atomic(using=router.db_for_write(self.model)):
+            for obj in queryset:
+                self._audit(request, obj, "delete")
+            super().delete_queryset(request, queryset)
+
+
+class ReasonForm(forms.Form):
+    reason = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
+        max_length=500,
+        help_text="Recorded in the audit trail with your name.",
+    )
+
+
+def reason_or_confirmation(
+    model_admin: admin.ModelAdmin[Any],
+    request: HttpRequest,
+    *,
+    effect: str,
+    targets: list[str],
+    submit: str,
+    notes: list[str] | None = None,
+    credits: list[str] | None = None,
+) -> tuple[str | None, TemplateResponse | None]:
+    """For a bulk admin action: the reason from its confirmed form, or first the confirmation
+    page (what it will do, to what, who it credits) asking for it."""
+    form = ReasonForm(request.POST if "apply" in request.POST else None)
+    if "apply" in request.POST and form.is_valid():
+        return str(form.cleaned_data["reason"]), None
+    selected = request.POST.getlist("_selected_action")
+    opts = model_admin.model._meta
+    context = {
+        **model_admin.admin_site.each_context(request),
+        "title": submit,
+        "effect": effect,
+        "targets": targets,
+        "credits": credits or [],
+        "notes": notes or [],
+        "form": form,
+        "hidden": [("action", request.POST.get("action", ""))]
+        + [("_selected_action", pk) for pk in selected],
+        "submit": f"Yes, {submit.lower()}",
+        "back_url": reverse(f"admin:{opts.app_label}_{opts.model_name}_changelist"),
+        "opts": opts,
+    }
+    return None, TemplateResponse(request, "admin/crowdmint/confirm.html", context)

@@ -1,0 +1,101 @@
+"""The bulk accept asks first and pays once; the back office's reads run a bounded number of
+queries; every page renders on the demo's data."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.test import Client
+
+from accounts.models import AuditEvent, User
+from frontend.seed import seed_demo
+from labeling.models import Annotation, Item, Project
+from moderation.backoffice import contributor_report, dashboard_read
+from rewards.models import LedgerEntry
+from tests.moderation.conftest import committed, wallet_user
+
+pytestmark = pytest.mark.django_db
+
+
+def bulk_accept(browser: Client, item: Item, **data: Any) -> Any:
+    return browser.post(
+        "/admin/labeling/item/",
+        {"action": "accept_plurality", "_selected_action": [item.pk], **data},
+        follow=True,
+    )
+
+
+def test_the_bulk_accept_confirms_labels_and_credits_before_it_pays_once(
+    browser: Client, review_item: Item, labelers: list[User]
+) -> None:
+    page = bulk_accept(browser, review_item)
+    html = page.content.decode()
+    assert f"Sentiment #{review_item.pk} → &#x27;positive&#x27;" in html
+    assert len(page.context["credits"]) == 3
+    assert not LedgerEntry.objects.exists()
+    committed(lambda: bulk_accept(browser, review_item, apply="1", reason="plurality is right"))
+    committed(lambda: bulk_accept(browser, review_item, apply="1", reason="double click"))
+    review_item.refresh_from_db()
+    assert review_item.decided_label == "positive"
+    assert LedgerEntry.objects.count() == 3
+    assert AuditEvent.objects.filter(action="item.review_accept").count() == 1
+
+
+def _many_items(project: Project, count: int) -> None:
+    users = [wallet_user() for _ in range(3)]
+    for n in range(count):
+        item = Item.objects.create(
+            project=project,
+            text=f"text {n}",
+            content_sha256=f"{n:064d}",
+            required_labels=3,
+            status=Item.Status.REVIEW,
+            label_count=3,
+        )
+        for user in users:
+            Annotation.objects.create(item=item, annotator=user, label="positive")
+
+
+def test_the_dashboard_and_the_queue_run_a_bounded_number_of_queries(
+    browser: Client, text_project: Project, django_assert_max_num_queries: Any
+) -> None:
+    _many_items(text_project, 3)
+    with django_assert_max_num_queries(10) as few:
+        dashboard_read()
+    _many_items(Project.objects.create(name="More", data_kind="text", classes=["a", "b"]), 20)
+    with django_assert_max_num_queries(len(few.captured_queries)):
+        dashboard_read()
+    browser.get("/admin/labeling/item/review/")  # warm the session and content types
+    with django_assert_max_num_queries(12):
+        page = browser.get("/admin/labeling/item/review/")
+    assert len(page.context["rows"]) == 23
+
+
+def test_a_contributor_report_runs_a_bounded_number_of_queries(
+    text_project: Project, django_assert_max_num_queries: Any
+) -> None:
+    _many_items(text_project, 30)
+    user = Annotation.objects.first().annotator  # type: ignore[union-attr]
+    with django_assert_max_num_queries(20):
+        report = contributor_report(user=user)
+    assert report.label_total == 30
+
+
+def test_every_back_office_page_renders_on_the_demo(db: None) -> None:
+    cast = seed_demo(moderator_password="demo")
+    browser = Client()
+    browser.force_login(User.objects.get(username="moderator"))
+    assert browser.get("/admin/").status_code == 200
+    assert browser.get("/admin/labeling/item/review/").status_code == 200
+    assert browser.get("/admin/moderation/flag/").status_code == 200
+    assert browser.get("/admin/labeling/item/").status_code == 200
+    assert browser.get("/admin/labeling/project/").status_code == 200
+    for user in cast.contributors:
+        page = browser.get(f"/admin/accounts/user/{user.pk}/report/")
+        assert page.status_code == 200
+        assert page.context["report"].label_total > 0
+    image = Item.objects.filter(project=cast.image_project).first()
+    assert image is not None
+    assert browser.get(f"/admin/labeling/item/{image.pk}/change/").status_code == 200
+    assert browser.get(f"/admin/labeling/item/{image.pk}/image/").status_code == 200
