@@ -70,7 +70,7 @@ class ProjectAdmin(AuditedModelAdmin[Project]):
         return excluded
 
     def formfield_for_dbfield(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
-        # The model's help texts speak of base units; the form takes units of the asset.
+        # The form names the asset: its symbol and how many decimals it takes.
         units = {
             "reward_per_label": "Per accepted label, at full weight",
             "reward_per_item": "Per accepted contribution",

@@ -62,9 +62,12 @@ class Project(models.Model):
         default=7,
         help_text="Ties ask for one more label, up to this; then the item goes to review.",
     )
-    reward_per_label = TokenAmountField(default=0, help_text="Token base units per accepted label.")
+    reward_per_label = TokenAmountField(
+        default=0, help_text="Paid per accepted label, in units of the payout asset (e.g. 2.5)."
+    )
     reward_per_item = TokenAmountField(
-        default=0, help_text="Token base units per accepted contribution."
+        default=0,
+        help_text="Paid per accepted contribution, in units of the payout asset (e.g. 2.5).",
     )
     consensus_method = models.CharField(
         max_length=16,
@@ -102,8 +105,8 @@ class Project(models.Model):
     licence = models.CharField(max_length=100, default="CC-BY-4.0")
     price = TokenAmountField(
         default=0,
-        help_text="What a buyer pays for the dataset on-chain, in base units of the payout "
-        "asset (POST /api/v1/datasets/{id}/purchase); 0: not sold on-chain, moderators grant it.",
+        help_text="What a buyer pays for the dataset on-chain, in units of the payout asset "
+        "(POST /api/v1/datasets/{id}/purchase); 0: not sold on-chain, moderators grant it.",
     )
     is_open = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -250,7 +253,9 @@ class Item(models.Model):
         indexes = [models.Index(fields=["project", "status", "id"])]
 
     def __str__(self) -> str:
-        return f"Item {self.pk} of {self.project_id}"
+        # By project and id, as moderators name them ("Sentiment #13"); lists that show many
+        # items select their projects with them.
+        return f"{self.project.name} #{self.pk}"
 
     def clean(self) -> None:
         if self.gold_label and self.gold_label not in (self.project.classes or []):
