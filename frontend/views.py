@@ -123,7 +123,11 @@ def contribute_page(request: HttpRequest, project_id: int) -> HttpResponse:
     return render(
         request,
         "frontend/contribute.html",
-        {"project": project, "upload_max_bytes": settings.UPLOAD_MAX_BYTES},
+        {
+            "project": project,
+            "upload_max_bytes": settings.UPLOAD_MAX_BYTES,
+            "upload_max_size": f"{settings.UPLOAD_MAX_BYTES / 2**20:g} MB",
+        },
     )
 
 

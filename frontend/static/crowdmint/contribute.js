@@ -137,6 +137,7 @@
       const thumb = IMAGE_TYPES.includes(file.type)
         ? h("img", { class: "thumb", alt: "", src: URL.createObjectURL(file) })
         : h("span", { class: "thumb" });
+      thumb.addEventListener("error", () => thumb.replaceWith(h("span", { class: "thumb" })));
       const remove = h("button", { type: "button", class: "link-button", "aria-label": `Remove ${file.name}` }, "Remove");
       const row = h(
         "li",
@@ -187,7 +188,9 @@
       return true;
     }
     // A network-ish or session problem can be retried; a refusal of the file can't.
-    setState(entry, signedOut(result) || result.status >= 500 ? "failed" : "refused", inWords(result));
+    const retry = signedOut(result) || result.status >= 500;
+    entry.bar.value = 0;
+    setState(entry, retry ? "failed" : "refused", inWords(result));
     return false;
   }
 

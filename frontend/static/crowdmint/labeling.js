@@ -649,7 +649,11 @@
     const H = item.height;
     const img = h("img", { src: item.image_url, alt: `Item ${item.id}`, class: "box-image", draggable: "false" });
     const canvas = h("canvas", { class: "box-canvas", "data-testid": "box-canvas", "aria-label": "Draw boxes on the image" });
-    content.append(h("div", { class: "box-stage" }, img, canvas));
+    const stage = h("div", { class: "box-stage" }, img, canvas);
+    // As wide as the page allows, as tall as 65% of the screen: small images are scaled up
+    // too, so boxes can be drawn precisely (the answer is in stored pixels either way).
+    stage.style.width = `min(100%, ${((65 * W) / H).toFixed(3)}vh)`;
+    content.append(stage);
     hint("Drag on the image to draw a box. Drag a box to move it, its corners to resize it; Delete removes the selected box; 1–9 picks the label. Enter submits.");
     let boxes = (prefill ? prefill.boxes : []).map((b) => Object.assign({}, b));
     let selected = -1;
