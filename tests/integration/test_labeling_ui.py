@@ -129,6 +129,12 @@ def test_classify_by_keyboard_and_mouse_with_undo_and_no_ctrl_s_skip(
     assert item_on_screen(page) == first.pk
     assert not Skip.objects.exists() and not Annotation.objects.exists()
 
+    # The next item is leased and fetched while this one is on screen.
+    page.wait_for_function(
+        "(after) => performance.getEntriesByType('resource')"
+        ".some((entry) => entry.name.endsWith(`next-task/?after=${after}`))",
+        arg=first.pk,
+    )
     page.keyboard.press("1")
     wait_for_item(page, second)
     assert answers(me) == [{"label": "positive"}]
