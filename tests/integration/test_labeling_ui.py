@@ -351,6 +351,7 @@ def test_a_wrong_gold_answer_shows_the_expected_answer_and_why_before_moving_on(
     assert "Sarcasm: 'great' is ironic here." in feedback.inner_text()
     page.wait_for_timeout(300)
     assert item_on_screen(page) == gold.pk  # it waits for the contributor
+    assert not page.is_visible("[data-testid=skip]")
     page.keyboard.press("Enter")
     page.wait_for_selector("text=No tasks left in this project")
     assert feedback.is_hidden()
@@ -376,6 +377,7 @@ def test_an_expired_session_keeps_the_answer_and_sends_it_after_sign_in(
     page.context.clear_cookies()  # the session is gone
     page.keyboard.press("2")
     page.wait_for_selector("[data-testid=signin-prompt]")
+    assert "Your answer is kept in this tab" in page.inner_text("[data-testid=signin-prompt]")
     assert "credentials" not in page.inner_text("body")
     assert not Annotation.objects.exists()
     assert "negative" in page.evaluate(

@@ -118,8 +118,11 @@
     return result.status === 403 && /credentials were not provided|not authenticated/i.test(detailOf(result, ""));
   }
 
-  function showSignInPrompt() {
+  function showSignInPrompt(keptAnswer = false) {
     signedOut = true;
+    $("signin-detail").textContent = keptAnswer
+      ? "Your answer is kept in this tab and will be sent once you sign in again."
+      : "Sign in again to go on.";
     promptEl.hidden = false;
     section.classList.add("paused");
     say("");
@@ -221,7 +224,7 @@
     } catch (_) {
       /* storage full or off: the answer stays on screen */
     }
-    showSignInPrompt();
+    showSignInPrompt(true);
   }
 
   function readPending() {
@@ -377,6 +380,7 @@
     explanation.textContent = feedback.explanation || "";
     explanation.hidden = !feedback.explanation;
     answerEl.hidden = true;
+    $("actions").hidden = true;
     feedbackEl.hidden = false;
   }
 
@@ -384,6 +388,7 @@
     feedbackOpen = false;
     feedbackEl.hidden = true;
     answerEl.hidden = false;
+    $("actions").hidden = false;
   }
 
   async function continueAfterFeedback() {
