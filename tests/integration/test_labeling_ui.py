@@ -532,3 +532,29 @@ def test_every_contributor_page_fits_a_360_px_phone(live_server: Any, page: Any)
     assert f"on item {entry.item_id} (" in page.inner_text("[data-testid=credit-for]")
     fits(f"/me/receipts/{entry.pk}/", "[data-testid=receipt-amount]")
     assert csp_violations(page) == []
+
+
+def test_a_text_project_takes_several_txt_files_at_once_beside_the_text_box(
+    live_server: Any, page: Any
+) -> None:
+    reviews = project("classify", "text", ["positive", "negative"])
+    me = sign_in(page, live_server)
+    page.goto(f"{live_server.url}/projects/{reviews.pk}/contribute/")
+    page.set_input_files(
+        "[data-testid=file-input]",
+        [
+            {"name": "one.txt", "mimeType": "text/plain", "buffer": b"First review."},
+            {"name": "two.txt", "mimeType": "text/plain", "buffer": "Zweite Kritik ✓".encode()},
+            {"name": "photo.png", "mimeType": "image/png", "buffer": image_bytes()},
+        ],
+    )
+    page.check("[data-testid=licence]")
+    page.click("[data-testid=upload-button]")
+    page.wait_for_selector("[data-testid=contribute-status]:has-text('2 of 2 uploaded')")
+    assert sorted(Item.objects.filter(contributor=me).values_list("text", flat=True)) == [
+        "First review.",
+        "Zweite Kritik ✓",
+    ]
+    note = page.locator("[data-testid=upload-row]").nth(2).locator(".note").inner_text()
+    assert note == "This isn't a text file: use .txt files, one text each."
+    page.wait_for_selector("[data-testid=my-uploads] li:has-text('Zweite Kritik')")

@@ -18,6 +18,7 @@
   const projectId = form.dataset.project;
   const maxBytes = Number(form.dataset.maxBytes);
   const url = `/api/v1/projects/${projectId}/items/`;
+  const texts = form.dataset.kind === "text"; // a text project's queue holds .txt files
   const IMAGE_TYPES = ["image/jpeg", "image/png", "image/webp"];
   const STATES = {
     waiting: "Waiting for labels",
@@ -99,11 +100,12 @@
   }
 
   // XMLHttpRequest rather than fetch: only it reports upload progress.
-  function send(body, onProgress) {
+  function send(body, onProgress, contentType) {
     return new Promise((resolve, reject) => {
       const xhr = new XMLHttpRequest();
       xhr.open("POST", url);
       xhr.setRequestHeader("X-CSRFToken", csrf());
+      if (contentType) xhr.setRequestHeader("Content-Type", contentType);
       xhr.upload.addEventListener("progress", (event) => {
         if (event.lengthComputable && onProgress) onProgress(event.loaded / event.total);
       });
@@ -134,7 +136,7 @@
     for (const file of Array.from(files)) {
       const bar = h("progress", { max: "1", value: "0" });
       const note = h("span", { class: "note", "data-testid": "upload-note" });
-      const thumb = IMAGE_TYPES.includes(file.type)
+      const thumb = !texts && IMAGE_TYPES.includes(file.type)
         ? h("img", { class: "thumb", alt: "", src: URL.createObjectURL(file) })
         : h("span", { class: "thumb" });
       thumb.addEventListener("error", () => thumb.replaceWith(h("span", { class: "thumb" })));
@@ -157,7 +159,10 @@
       });
       queue.push(entry);
       queueEl.append(row);
-      if (file.size > maxBytes) {
+      if (texts) {
+        const plain = file.type.startsWith("text/") || /\.txt$/i.test(file.name);
+        setState(entry, plain ? "ready" : "refused", plain ? "Ready" : "This isn't a text file: use .txt files, one text each.");
+      } else if (file.size > maxBytes) {
         setState(entry, "refused", `This file is ${megabytes(file.size)}; the limit is ${megabytes(maxBytes)}.`);
       } else if (file.type && !IMAGE_TYPES.includes(file.type)) {
         setState(entry, "refused", "This isn't an image we can read. Use a JPEG, PNG or WebP file.");
@@ -170,14 +175,20 @@
 
   async function uploadOne(entry) {
     setState(entry, "uploading", "Uploading…");
-    const data = new FormData();
-    data.append("file", entry.file);
-    data.append("licence_accepted", "true");
     let result;
     try {
-      result = await send(data, (share) => {
+      const progress = (share) => {
         entry.bar.value = share;
-      });
+      };
+      if (texts) {
+        const body = JSON.stringify({ text: await entry.file.text(), licence_accepted: true });
+        result = await send(body, progress, "application/json");
+      } else {
+        const data = new FormData();
+        data.append("file", entry.file);
+        data.append("licence_accepted", "true");
+        result = await send(data, progress);
+      }
     } catch (_) {
       setState(entry, "failed", navigator.onLine ? "Could not reach the server: not uploaded. Press Upload to retry." : "You are offline: not uploaded. Press Upload to retry once you are back online.");
       return false;
@@ -197,7 +208,7 @@
   async function uploadQueue() {
     const todo = queue.filter((entry) => entry.state === "ready" || entry.state === "failed");
     if (!todo.length) {
-      say(queue.length ? "Nothing left to upload: add more images." : "Choose or drop some images first.");
+      say(queue.length ? "Nothing left to upload: add more files." : `Choose or drop some ${texts ? "texts" : "images"} first.`);
       return;
     }
     let uploaded = 0;
@@ -233,7 +244,10 @@
           return;
         }
         for (const file of [a, b]) {
-          if (file.size > maxBytes) {
+          if (texts) {
+        const plain = file.type.startsWith("text/") || /\.txt$/i.test(file.name);
+        setState(entry, plain ? "ready" : "refused", plain ? "Ready" : "This isn't a text file: use .txt files, one text each.");
+      } else if (file.size > maxBytes) {
             say(`${file.name}: this file is ${megabytes(file.size)}; the limit is ${megabytes(maxBytes)}.`);
             return;
           }
@@ -277,8 +291,11 @@
     button.disabled = true;
     button.textContent = "Uploading…";
     try {
-      if (queueEl) await uploadQueue();
-      else await uploadSingle();
+      // A text project takes the text typed in, and .txt files queued; an image project its queue.
+      const typed = texts && form.elements.text.value.trim() !== "";
+      const queued = queueEl && queue.some((entry) => entry.state === "ready" || entry.state === "failed");
+      if (queueEl && (!texts || queued || !typed)) await uploadQueue();
+      if (!queueEl || typed) await uploadSingle();
     } finally {
       uploading = false;
       button.disabled = false;
