@@ -558,3 +558,18 @@ def test_a_text_project_takes_several_txt_files_at_once_beside_the_text_box(
     note = page.locator("[data-testid=upload-row]").nth(2).locator(".note").inner_text()
     assert note == "This isn't a text file: use .txt files, one text each."
     page.wait_for_selector("[data-testid=my-uploads] li:has-text('Zweite Kritik')")
+
+
+def test_a_page_left_open_across_a_sign_in_reloads_and_sends_the_answer(
+    live_server: Any, page: Any
+) -> None:
+    sentiment = project("classify", "text", ["positive", "negative"])
+    item = item_create_text(project=sentiment, contributor=None, text="Lovely.")
+    me = sign_in(page, live_server)
+    open_label_page(page, live_server, sentiment)
+    wait_for_item(page, item)
+    # Signing in again in another tab rotates the CSRF token this page holds.
+    page.evaluate("document.querySelector('meta[name=csrf-token]').content = 'x'.repeat(64)")
+    page.keyboard.press("1")
+    page.wait_for_selector("text=Sent the answer you gave before signing in")
+    assert answers(me) == [{"label": "positive"}]

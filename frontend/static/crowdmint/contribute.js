@@ -71,6 +71,7 @@
     const detail = detailOf(result);
     let m;
     if (signedOut(result)) return "Your session has ended: sign in again (your choices stay on this page), then press Upload.";
+    if (result.status === 403 && /CSRF/i.test(detail)) return "This page was open across a sign-in: reload it, then press Upload again.";
     if (result.status === 413) return `This file is too large; the limit is ${megabytes(maxBytes)}.`;
     if (result.status === 429) {
       m = /try again in (.+)$/.exec(detail);

@@ -118,6 +118,11 @@
     return result.status === 403 && /credentials were not provided|not authenticated/i.test(detailOf(result, ""));
   }
 
+  // Signing in again in another tab rotates the CSRF token: this page's copy is then stale.
+  function csrfFailed(result) {
+    return result.status === 403 && /CSRF/i.test(detailOf(result, ""));
+  }
+
   function showSignInPrompt(keptAnswer = false) {
     signedOut = true;
     $("signin-detail").textContent = keptAnswer
@@ -261,7 +266,14 @@
   }
 
   async function answered(item, body, result, resent) {
-    if (isSignedOut(result)) {
+    if (csrfFailed(result) && !resent) {
+      // Kept, and sent again by the reloaded page with a fresh token.
+      sessionStorage.setItem(PENDING_KEY, JSON.stringify({ item, body }));
+      say("This page was open across a sign-in: reloading it to send your answer…");
+      window.location.reload();
+      return;
+    }
+    if (isSignedOut(result) || csrfFailed(result)) {
       keepPending(item, body);
       return;
     }
@@ -313,6 +325,10 @@
       showSignInPrompt();
       return;
     }
+    if (csrfFailed(result)) {
+      say("This page was open across a sign-in: reload it, then skip again.");
+      return;
+    }
     say(result.ok ? `Skipped item ${id}.` : `Could not skip: ${detailOf(result, "refused")}.`);
     loadProgress();
     await advance();
@@ -355,6 +371,10 @@
     }
     if (isSignedOut(result)) {
       showSignInPrompt();
+      return;
+    }
+    if (csrfFailed(result)) {
+      say("This page was open across a sign-in: reload it, then undo again.");
       return;
     }
     lastAnswer = null;
@@ -426,7 +446,7 @@
         { dataset: { annotation: row.id } },
         h("span", { class: "history-item" }, `Item ${row.item}`),
         " ",
-        h("strong", {}, describe(row.value)),
+        h("strong", {}, row.value && Object.keys(row.value).length ? describe(row.value) : row.label),
         " ",
         h("span", { class: `badge ${row.item_status}` }, ITEM_STATUS[row.item_status] || row.item_status),
         " ",
@@ -958,7 +978,7 @@
         say(`Could not reach the server (${err.message || err}); reload to send your answer.`);
         return;
       }
-      if (result.status !== 201 && !isSignedOut(result)) {
+      if (result.status !== 201 && !isSignedOut(result) && !csrfFailed(result)) {
         sessionStorage.removeItem(PENDING_KEY);
         say(`Your earlier answer to item ${pending.item.id} could not be saved: ${detailOf(result, "refused")}.`);
         await advance(true);
