@@ -326,6 +326,11 @@ def test_pairwise_shows_both_sides_and_takes_keys_and_clicks(live_server: Any, p
     assert page.inner_text("[data-testid=side-b]").endswith("Yes, because…")
     page.keyboard.press("b")
     wait_for_item(page, second)
+    page.keyboard.press("z")  # undone: the pair comes back showing my choice
+    wait_for_item(page, first)
+    assert "was" in page.get_attribute("#answer button[data-choice=b]", "class")
+    page.keyboard.press("b")
+    wait_for_item(page, second)
     page.keyboard.press("1")
     wait_for_item(page, third)
     page.click("#answer button[data-choice=b]")

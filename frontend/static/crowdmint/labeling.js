@@ -524,7 +524,8 @@
     };
   }
 
-  function pairwiseEditor(item) {
+  function pairwiseEditor(item, prefill) {
+    const was = (choice) => (prefill && prefill.choice === choice ? "choice was" : "choice");
     const side = (name, text, url) =>
       h(
         "figure",
@@ -538,8 +539,8 @@
       h(
         "div",
         { class: "choices" },
-        keyButton("1", "A", () => submit({ choice: "a" }), { class: "choice", dataset: { choice: "a" } }),
-        keyButton("2", "B", () => submit({ choice: "b" }), { class: "choice", dataset: { choice: "b" } })
+        keyButton("1", "A", () => submit({ choice: "a" }), { class: was("a"), dataset: { choice: "a" } }),
+        keyButton("2", "B", () => submit({ choice: "b" }), { class: was("b"), dataset: { choice: "b" } })
       )
     );
     return {
