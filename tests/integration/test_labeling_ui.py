@@ -515,6 +515,7 @@ def test_every_contributor_page_fits_a_360_px_phone(live_server: Any, page: Any)
 
     fits("/", "h1")
     fits("/login/", "#wallet-signin")
+    fits("/buyers/", "#buyer-key")
     me = sign_in(page, live_server)
     entry = LedgerEntry.objects.create(
         user=me,
