@@ -37,6 +37,7 @@
 
   let current = null; // the item on screen
   let preloaded = null; // the next one, already leased and fetched
+  let preloading = null; // the preload's request while it is in flight
   let editor = null;
   let busy = false;
   let feedbackOpen = false;
@@ -202,7 +203,10 @@
   }
 
   async function preload(afterId) {
-    const item = await fetchTask(afterId);
+    const request = fetchTask(afterId);
+    preloading = request;
+    const item = await request;
+    if (preloading === request) preloading = null;
     if (item && current && current.id === afterId) {
       preloaded = item;
       warm(item);
@@ -210,6 +214,10 @@
   }
 
   async function advance(fresh = false) {
+    // Never two next-task calls at once: the server reads my leases and the items left in
+    // separate statements, so a call racing the preload's could be told "nothing left" while
+    // the preload leases the last item.
+    if (preloading) await preloading;
     let next = fresh ? null : preloaded;
     preloaded = null;
     if (next && current && next.id === current.id) next = null;
