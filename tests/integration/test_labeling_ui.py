@@ -579,3 +579,21 @@ def test_a_page_left_open_across_a_sign_in_reloads_and_sends_the_answer(
     page.keyboard.press("1")
     page.wait_for_selector("text=Sent the answer you gave before signing in")
     assert answers(me) == [{"label": "positive"}]
+
+
+def test_a_throttled_answer_stays_on_screen_to_be_sent_again(live_server: Any, page: Any) -> None:
+    sentiment = project("classify", "text", ["positive", "negative"])
+    item = item_create_text(project=sentiment, contributor=None, text="Lovely.")
+    me = sign_in(page, live_server)
+    open_label_page(page, live_server, sentiment)
+    wait_for_item(page, item)
+    # The server's per-contributor label rate, as DRF words its 429.
+    throttled = {"detail": "Request was throttled. Expected available in 7 seconds."}
+    page.route("**/annotations/", lambda route: route.fulfill(status=429, json=throttled))
+    page.keyboard.press("1")
+    page.wait_for_selector("[data-testid=task-status]:has-text('Wait 7 s')")
+    assert item_on_screen(page) == item.pk and answers(me) == []
+    page.unroute("**/annotations/")
+    page.keyboard.press("1")
+    page.wait_for_selector("text=No tasks left in this project")
+    assert answers(me) == [{"label": "positive"}]

@@ -75,7 +75,9 @@
     if (result.status === 413) return `This file is too large; the limit is ${megabytes(maxBytes)}.`;
     if (result.status === 429) {
       m = /try again in (.+)$/.exec(detail);
-      return `You have reached today's upload limit for this project; try again ${m ? `in ${m[1]}` : "tomorrow"}.`;
+      if (m) return `You have reached today's upload limit for this project; try again in ${m[1]}.`;
+      m = /(\d+) second/.exec(detail);
+      return `Too many uploads at once: wait ${m ? `${m[1]} s` : "a moment"}, then press Upload again.`;
     }
     if (result.status === 409) {
       const id = result.body && result.body.existing_id;
@@ -200,7 +202,7 @@
       return true;
     }
     // A network-ish or session problem can be retried; a refusal of the file can't.
-    const retry = signedOut(result) || result.status >= 500;
+    const retry = signedOut(result) || result.status >= 500 || (result.status === 429 && !/today/.test(detailOf(result)));
     entry.bar.value = 0;
     setState(entry, retry ? "failed" : "refused", inWords(result));
     return false;

@@ -306,6 +306,12 @@
       await advance();
       return;
     }
+    if (result.status === 429) {
+      // Too many answers too fast (a per-contributor rate): the answer stays to be sent again.
+      const wait = /(\d+) second/.exec(detailOf(result, ""));
+      say(`Not saved: you are answering faster than allowed. Wait ${wait ? `${wait[1]} s` : "a moment"}, then answer again.`);
+      return;
+    }
     if (result.status === 400 && !resent) {
       // The answer doesn't fit the project: it stays on screen to be corrected.
       say(`Not saved: ${detailOf(result, "the answer was refused")}.`);
