@@ -112,16 +112,27 @@ def _contributor_page(request: HttpRequest) -> User:
 
 @login_required
 def label_page(request: HttpRequest, project_id: int) -> HttpResponse:
-    _contributor_page(request)
+    """The labeling page. Progress comes from the server (it survives a reload); the page's
+    script serves, answers, skips and undoes through the API."""
+    user = _contributor_page(request)
     project = labeling_selectors.project_get_open(project_id=project_id)
-    return render(request, "frontend/label.html", {"project": project})
+    progress = labeling_selectors.progress_for_contributor(project=project, user=user)
+    return render(request, "frontend/label.html", {"project": project, "progress": progress})
 
 
 @login_required
 def contribute_page(request: HttpRequest, project_id: int) -> HttpResponse:
     _contributor_page(request)
     project = labeling_selectors.project_get_open(project_id=project_id)
-    return render(request, "frontend/contribute.html", {"project": project})
+    return render(
+        request,
+        "frontend/contribute.html",
+        {
+            "project": project,
+            "upload_max_bytes": settings.UPLOAD_MAX_BYTES,
+            "upload_max_size": f"{settings.UPLOAD_MAX_BYTES / 2**20:g} MB",
+        },
+    )
 
 
 @login_required

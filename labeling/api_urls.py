@@ -20,6 +20,7 @@ urlpatterns = [
     ),
     path("projects/<int:project_id>/progress", apis.ProgressApi.as_view(), name="progress"),
     path("me/labels/", apis.MyLabelsApi.as_view(), name="my-labels"),
+    path("me/uploads/", apis.MyUploadsApi.as_view(), name="my-uploads"),
     path("items/<int:item_id>/content", apis.ItemContentApi.as_view(), name="item-content"),
     path("me/", apis.MyProfileApi.as_view(), name="my-profile"),
 ]

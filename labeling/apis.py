@@ -458,6 +458,65 @@ class MyLabelsApi(APIView):
         )
 
 
+class MyUploadOutputSerializer(serializers.ModelSerializer[Any]):
+    """One of my uploads: where it stands and enough to recognise it (a text's start, or the
+    image, which its uploader may always read)."""
+
+    project = serializers.IntegerField(source="project_id")
+    project_name = serializers.CharField(source="project.name")
+    state = serializers.SerializerMethodField(
+        help_text="waiting (no label yet), labeling, accepted or rejected."
+    )
+    preview_text = serializers.SerializerMethodField()
+    image_url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Item
+        fields = [
+            "id",
+            "project",
+            "project_name",
+            "state",
+            "status",
+            "label_count",
+            "required_labels",
+            "preview_text",
+            "image_url",
+            "licence",
+            "created_at",
+        ]
+
+    def get_state(self, item: Item) -> str:
+        return selectors.upload_state(item)
+
+    def get_preview_text(self, item: Item) -> str:
+        text = item.text if not item.text_b else f"{item.text} / {item.text_b}"
+        return text if len(text) <= 140 else text[:139] + "…"
+
+    def get_image_url(self, item: Item) -> str | None:
+        return item_content_url(self.context["request"], item)
+
+
+class MyUploadsApi(APIView):
+    permission_classes = [IsContributor]
+
+    @extend_schema(
+        summary="My uploads, newest first, with where each stands (the upload page's list)",
+        parameters=[OpenApiParameter("project", int, description="Only this project.")],
+        responses={200: MyUploadOutputSerializer(many=True), **errors(400, 401, 403)},
+    )
+    def get(self, request: Request) -> Response:
+        project = request.query_params.get("project")
+        if project is not None and not project.isdigit():
+            return Response({"detail": "project must be a project id"}, status=400)
+        rows = selectors.items_uploaded_by_user(
+            user=request_account(request), project_id=int(project) if project else None
+        )
+        return Response(
+            MyUploadOutputSerializer(rows, many=True, context={"request": request}).data
+        )
+
+
 class ItemShownApi(APIView):
     permission_classes = [IsContributor]
 

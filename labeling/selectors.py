@@ -121,3 +121,25 @@ def progress_for_contributor(*, project: Project, user: User) -> dict[str, int]:
         "labeled_today": mine.filter(created_at__gte=midnight).count(),
         "labeled": mine.count(),
     }
+
+
+def items_uploaded_by_user(
+    *, user: User, project_id: int | None = None, limit: int = 50
+) -> list[Item]:
+    """A contributor's own uploads, newest first, with their projects (the upload page's list)."""
+    rows = Item.objects.filter(contributor=user).select_related("project")
+    if project_id is not None:
+        rows = rows.filter(project_id=project_id)
+    return list(rows.order_by("-id")[:limit])
+
+
+def upload_state(item: Item) -> str:
+    """Where an upload stands, in the contributor's words: ``waiting`` (no label yet),
+    ``labeling`` (labels coming in, or a moderator's review), ``accepted`` or ``rejected``."""
+    if item.status == Item.Status.ACCEPTED:
+        return "accepted"
+    if item.status == Item.Status.REJECTED:
+        return "rejected"
+    if item.status == Item.Status.OPEN and item.label_count == 0:
+        return "waiting"
+    return "labeling"

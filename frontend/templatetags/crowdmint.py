@@ -33,6 +33,16 @@ def short_hash(value: str, length: int = 10) -> str:
 
 
 @register.filter
+def short_address(value: object) -> str:
+    """A wallet address shortened for narrow screens, ``0x12ab…89cd``; anything that is not a
+    ``0x`` address (a moderator's user name) is left as it is."""
+    text = str(value or "")
+    if text.startswith("0x") and len(text) > 12:
+        return f"{text[:6]}…{text[-4:]}"
+    return text
+
+
+@register.filter
 def entry_description(entry: LedgerEntry) -> str:
     """What a ledger entry was for, in words (not its ledger source)."""
     return describe(entry)

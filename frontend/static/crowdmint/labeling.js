@@ -1,0 +1,1009 @@
+// The labeling page: one item at a time, leased by the server, answered by keyboard or mouse.
+// Every task has an editor: classify (one class), multilabel (toggles), boxes (drawn on a
+// canvas over the image), spans (text selection) and pairwise (A or B). The next item is
+// preloaded; the last answer can be undone; an answer given while signed out is kept in this
+// tab's session storage and sent after sign-in.
+"use strict";
+(function () {
+  const section = document.getElementById("task");
+  if (!section || !window.Crowdmint) return;
+  const { api } = window.Crowdmint;
+  const $ = (id) => document.getElementById(id);
+
+  const projectId = section.dataset.project;
+  const taskKind = section.dataset.task;
+  const spansMayOverlap = section.dataset.overlap === "yes";
+  const classes = JSON.parse($("classes-data").textContent);
+  const content = $("task-content");
+  const answerEl = $("answer");
+  const statusEl = $("task-status");
+  const submitButton = $("submit-button");
+  const skipButton = $("skip-button");
+  const undoButton = $("undo-button");
+  const feedbackEl = $("feedback");
+  const emptyEl = $("empty");
+  const promptEl = $("signin-prompt");
+  const historyEl = $("history");
+  const PENDING_KEY = `crowdmint.pending.${projectId}`;
+  const MULTI_PART = ["multilabel", "boxes", "spans"].includes(taskKind);
+  // The same nine colours as .c0 … .c8 in style.css.
+  const PALETTE = ["#0b7a5a", "#c2410c", "#1d4ed8", "#a21caf", "#b45309", "#0e7490", "#be123c", "#4d7c0f", "#6d28d9"];
+  const ITEM_STATUS = {
+    open: "waiting for consensus",
+    review: "in review",
+    accepted: "accepted",
+    rejected: "rejected",
+  };
+
+  let current = null; // the item on screen
+  let preloaded = null; // the next one, already leased and fetched
+  let preloading = null; // the preload's request while it is in flight
+  let editor = null;
+  let busy = false;
+  let feedbackOpen = false;
+  let signedOut = false;
+  let lastAnswer = null; // { id, item, value, undoUntil } of my last answer on this page
+  let undoTimer = null;
+
+  function h(tag, props = {}, ...children) {
+    const node = document.createElement(tag);
+    for (const [key, value] of Object.entries(props)) {
+      if (value === false || value === null || value === undefined) continue;
+      if (key === "class") node.className = value;
+      else if (key === "dataset") Object.assign(node.dataset, value);
+      else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
+      else node.setAttribute(key, value === true ? "" : String(value));
+    }
+    for (const child of children.flat()) {
+      if (child === null || child === undefined || child === false) continue;
+      node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+    }
+    return node;
+  }
+
+  // A clicked button gives its focus back at once: Space or Enter must not press it again on
+  // the next item.
+  function onClick(button, action) {
+    button.addEventListener("click", (event) => {
+      event.currentTarget.blur();
+      action(event);
+    });
+    return button;
+  }
+
+  function keyButton(key, text, action, props = {}) {
+    return onClick(h("button", Object.assign({ type: "button" }, props), h("kbd", {}, key), " ", text), action);
+  }
+
+  function say(text) {
+    statusEl.textContent = text;
+  }
+
+  function detailOf(result, fallback) {
+    return result && result.body && typeof result.body.detail === "string" ? result.body.detail : fallback;
+  }
+
+  function classIndex(label) {
+    const i = classes.indexOf(label);
+    return i < 0 ? 0 : i % PALETTE.length;
+  }
+
+  function describe(value) {
+    if (!value || typeof value !== "object") return String(value);
+    if ("label" in value) return String(value.label);
+    if ("choice" in value) return String(value.choice).toUpperCase();
+    if ("labels" in value) return value.labels.length ? value.labels.join(", ") : "none of the classes";
+    if ("boxes" in value) {
+      const n = value.boxes.length;
+      return n ? `${n} box${n === 1 ? "" : "es"} (${value.boxes.map((b) => b.label).join(", ")})` : "no boxes";
+    }
+    if ("spans" in value) {
+      const n = value.spans.length;
+      return n ? `${n} span${n === 1 ? "" : "s"} (${value.spans.map((s) => s.label).join(", ")})` : "no spans";
+    }
+    return JSON.stringify(value);
+  }
+
+  function timeAgo(iso) {
+    const seconds = Math.max(0, Math.round((Date.now() - Date.parse(iso)) / 1000));
+    if (seconds < 60) return "just now";
+    if (seconds < 3600) return `${Math.round(seconds / 60)} min ago`;
+    if (seconds < 86400) return `${Math.round(seconds / 3600)} h ago`;
+    return new Date(iso).toLocaleDateString();
+  }
+
+  // The session ended (expired, or signed out in another tab): DRF answers 401 or 403 with
+  // "Authentication credentials were not provided."
+  function isSignedOut(result) {
+    if (result.status === 401) return true;
+    return result.status === 403 && /credentials were not provided|not authenticated/i.test(detailOf(result, ""));
+  }
+
+  // Signing in again in another tab rotates the CSRF token: this page's copy is then stale.
+  function csrfFailed(result) {
+    return result.status === 403 && /CSRF/i.test(detailOf(result, ""));
+  }
+
+  function showSignInPrompt(keptAnswer = false) {
+    signedOut = true;
+    $("signin-detail").textContent = keptAnswer
+      ? "Your answer is kept in this tab and will be sent once you sign in again."
+      : "Sign in again to go on.";
+    promptEl.hidden = false;
+    section.classList.add("paused");
+    say("");
+  }
+
+  // ---- showing items -------------------------------------------------------------------------
+
+  function textBlock(text, extra = {}) {
+    return h("p", Object.assign({ class: "text-item" }, extra), text);
+  }
+
+  function renderPlain(item) {
+    if (item.image_url) {
+      content.append(h("img", { src: item.image_url, alt: `Item ${item.id}`, class: "item-image" }));
+    } else {
+      content.append(textBlock(item.text));
+    }
+  }
+
+  function hint(text) {
+    answerEl.append(h("p", { class: "hint key-hint" }, text));
+  }
+
+  function show(item, prefill) {
+    if (editor && editor.destroy) editor.destroy();
+    editor = null;
+    current = item;
+    hideFeedback();
+    content.replaceChildren();
+    answerEl.replaceChildren();
+    if (!item) {
+      section.hidden = true;
+      emptyEl.hidden = false;
+      delete content.dataset.item;
+      return;
+    }
+    section.hidden = false;
+    emptyEl.hidden = true;
+    content.dataset.item = item.id;
+    submitButton.hidden = !MULTI_PART;
+    const make = EDITORS[taskKind] || classifyEditor;
+    editor = make(item, prefill || null);
+    api(`/api/v1/items/${item.id}/shown`, { method: "POST" }).catch(() => {});
+  }
+
+  function warm(item) {
+    for (const url of [item.image_url, item.image_b_url]) {
+      if (url) new Image().src = url;
+    }
+  }
+
+  // The next item leased to me: ``after`` asks for another than the one on screen (to preload).
+  // Returns the item, null when nothing is left, undefined when it failed (said on screen).
+  async function fetchTask(after) {
+    let result;
+    try {
+      result = await api(`/api/v1/projects/${projectId}/next-task/${after ? `?after=${after}` : ""}`);
+    } catch (err) {
+      if (!after) say(`Could not reach the server (${err.message || err}); reload to retry.`);
+      return undefined;
+    }
+    if (isSignedOut(result)) {
+      if (!after) showSignInPrompt();
+      return undefined;
+    }
+    if (result.status === 204) return null;
+    if (!result.ok) {
+      if (!after) say(detailOf(result, "Could not load a task; reload to retry."));
+      return undefined;
+    }
+    return result.body;
+  }
+
+  async function preload(afterId) {
+    const request = fetchTask(afterId);
+    preloading = request;
+    const item = await request;
+    if (preloading === request) preloading = null;
+    if (item && current && current.id === afterId) {
+      preloaded = item;
+      warm(item);
+    }
+  }
+
+  async function advance(fresh = false) {
+    // Never two next-task calls at once: the server reads my leases and the items left in
+    // separate statements, so a call racing the preload's could be told "nothing left" while
+    // the preload leases the last item.
+    if (preloading) await preloading;
+    let next = fresh ? null : preloaded;
+    preloaded = null;
+    if (next && current && next.id === current.id) next = null;
+    if (!next) {
+      next = await fetchTask(null);
+      if (next === undefined) return;
+    }
+    show(next);
+    if (next) preload(next.id);
+  }
+
+  // ---- answering -----------------------------------------------------------------------------
+
+  function keepPending(item, body) {
+    try {
+      sessionStorage.setItem(PENDING_KEY, JSON.stringify({ item, body }));
+    } catch (_) {
+      /* storage full or off: the answer stays on screen */
+    }
+    showSignInPrompt(true);
+  }
+
+  function readPending() {
+    try {
+      return JSON.parse(sessionStorage.getItem(PENDING_KEY) || "null");
+    } catch (_) {
+      return null;
+    }
+  }
+
+  function setBusy(value) {
+    busy = value;
+    section.classList.toggle("busy", value);
+  }
+
+  async function submit(body) {
+    if (!current || busy || feedbackOpen || signedOut) return;
+    const item = current;
+    setBusy(true);
+    let result;
+    try {
+      result = await api(`/api/v1/items/${item.id}/annotations/`, {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify(body),
+      });
+    } catch (err) {
+      say(`Could not reach the server (${err.message || err}); your answer is still here: try again.`);
+      return;
+    } finally {
+      setBusy(false);
+    }
+    await answered(item, body, result, false);
+  }
+
+  async function answered(item, body, result, resent) {
+    if (csrfFailed(result) && !resent) {
+      // Kept, and sent again by the reloaded page with a fresh token.
+      sessionStorage.setItem(PENDING_KEY, JSON.stringify({ item, body }));
+      say("This page was open across a sign-in: reloading it to send your answer…");
+      window.location.reload();
+      return;
+    }
+    if (isSignedOut(result) || csrfFailed(result)) {
+      keepPending(item, body);
+      return;
+    }
+    sessionStorage.removeItem(PENDING_KEY);
+    if (result.status === 201) {
+      lastAnswer = {
+        id: result.body.id,
+        item,
+        value: result.body.value,
+        undoUntil: Date.parse(result.body.undo_until),
+      };
+      refreshUndo();
+      const done = $("done-count");
+      done.textContent = String(Number(done.textContent) + 1);
+      say(`${resent ? "Sent the answer you gave before signing in: " : "Saved "}“${describe(result.body.value)}” for item ${item.id}.`);
+      loadProgress();
+      loadHistory();
+      if (result.body.feedback) {
+        showFeedback(result.body.feedback);
+        return;
+      }
+      await advance();
+      return;
+    }
+    if (result.status === 429) {
+      // Too many answers too fast (a per-contributor rate): the answer stays to be sent again.
+      const wait = /(\d+) second/.exec(detailOf(result, ""));
+      say(`Not saved: you are answering faster than allowed. Wait ${wait ? `${wait[1]} s` : "a moment"}, then answer again.`);
+      return;
+    }
+    if (result.status === 400 && !resent) {
+      // The answer doesn't fit the project: it stays on screen to be corrected.
+      say(`Not saved: ${detailOf(result, "the answer was refused")}.`);
+      return;
+    }
+    // Decided meanwhile, lease expired, already answered: this item is done with.
+    say(`Not saved: ${detailOf(result, "the answer was refused")}.`);
+    await advance(true);
+  }
+
+  async function skip() {
+    if (!current || busy || feedbackOpen || signedOut) return;
+    const id = current.id;
+    setBusy(true);
+    let result;
+    try {
+      result = await api(`/api/v1/items/${id}/skip`, { method: "POST" });
+    } catch (err) {
+      say(`Could not reach the server (${err.message || err}); try again.`);
+      return;
+    } finally {
+      setBusy(false);
+    }
+    if (isSignedOut(result)) {
+      showSignInPrompt();
+      return;
+    }
+    if (csrfFailed(result)) {
+      say("This page was open across a sign-in: reload it, then skip again.");
+      return;
+    }
+    say(result.ok ? `Skipped item ${id}.` : `Could not skip: ${detailOf(result, "refused")}.`);
+    loadProgress();
+    await advance();
+  }
+
+  function refreshUndo() {
+    clearTimeout(undoTimer);
+    const left = lastAnswer ? lastAnswer.undoUntil - Date.now() : 0;
+    undoButton.disabled = !(left > 0);
+    if (left > 0) {
+      undoButton.title = `You can change your last answer for ${Math.ceil(left / 1000)} more seconds.`;
+      undoTimer = setTimeout(refreshUndo, Math.min(left, 2147483647));
+    } else {
+      undoButton.title = "Nothing to undo.";
+    }
+  }
+
+  async function undo() {
+    if (busy || signedOut) return;
+    if (!lastAnswer) {
+      say("Nothing to undo.");
+      return;
+    }
+    if (Date.now() > lastAnswer.undoUntil) {
+      say("Too late to undo: an answer can only be changed in the first minute.");
+      lastAnswer = null;
+      refreshUndo();
+      return;
+    }
+    const { id, item, value } = lastAnswer;
+    setBusy(true);
+    let result;
+    try {
+      result = await api(`/api/v1/annotations/${id}`, { method: "DELETE" });
+    } catch (err) {
+      say(`Could not reach the server (${err.message || err}); try again.`);
+      return;
+    } finally {
+      setBusy(false);
+    }
+    if (isSignedOut(result)) {
+      showSignInPrompt();
+      return;
+    }
+    if (csrfFailed(result)) {
+      say("This page was open across a sign-in: reload it, then undo again.");
+      return;
+    }
+    lastAnswer = null;
+    refreshUndo();
+    if (result.status !== 204) {
+      say(`Could not undo: ${detailOf(result, "refused")}.`);
+      return;
+    }
+    // The item on screen becomes the next one again; the undone item comes back with my answer.
+    if (current && current.id !== item.id) preloaded = current;
+    show(item, value);
+    const done = $("done-count");
+    done.textContent = String(Math.max(0, Number(done.textContent) - 1));
+    say(`Undone: item ${item.id} is back. Answer it again, or skip it.`);
+    loadProgress();
+    loadHistory();
+  }
+
+  function showFeedback(feedback) {
+    feedbackOpen = true;
+    $("feedback-expected").textContent = describe(feedback.expected);
+    const explanation = $("feedback-explanation");
+    explanation.textContent = feedback.explanation || "";
+    explanation.hidden = !feedback.explanation;
+    answerEl.hidden = true;
+    $("actions").hidden = true;
+    feedbackEl.hidden = false;
+  }
+
+  function hideFeedback() {
+    feedbackOpen = false;
+    feedbackEl.hidden = true;
+    answerEl.hidden = false;
+    $("actions").hidden = false;
+  }
+
+  async function continueAfterFeedback() {
+    if (!feedbackOpen) return;
+    hideFeedback();
+    await advance();
+  }
+
+  // ---- progress and history ------------------------------------------------------------------
+
+  async function loadProgress() {
+    let result;
+    try {
+      result = await api(`/api/v1/projects/${projectId}/progress`);
+    } catch (_) {
+      return;
+    }
+    if (!result.ok || !result.body) return;
+    $("left-count").textContent = String(result.body.left);
+    $("open-count").textContent = String(result.body.open);
+    $("done-count").textContent = String(result.body.labeled_today);
+  }
+
+  async function loadHistory() {
+    let result;
+    try {
+      result = await api(`/api/v1/me/labels/?project=${projectId}`);
+    } catch (_) {
+      return;
+    }
+    if (!result.ok || !Array.isArray(result.body)) return;
+    const rows = result.body.slice(0, 10).map((row) =>
+      h(
+        "li",
+        { dataset: { annotation: row.id } },
+        h("span", { class: "history-item" }, `Item ${row.item}`),
+        " ",
+        h("strong", {}, row.value && Object.keys(row.value).length ? describe(row.value) : row.label),
+        " ",
+        h("span", { class: `badge ${row.item_status}` }, ITEM_STATUS[row.item_status] || row.item_status),
+        " ",
+        h("time", { datetime: row.created_at, class: "meta" }, timeAgo(row.created_at))
+      )
+    );
+    historyEl.replaceChildren(...(rows.length ? rows : [h("li", { class: "meta" }, "None yet.")]));
+  }
+
+  // ---- editors, one per task -----------------------------------------------------------------
+
+  // A row of class buttons that picks the label new boxes or spans get (1–9).
+  function labelPicker(onPick) {
+    let active = 0;
+    const buttons = classes.map((name, i) =>
+      keyButton(i + 1, name, () => pick(i), {
+        class: `pick c${i % PALETTE.length}`,
+        "aria-pressed": i === 0 ? "true" : "false",
+        dataset: { label: name },
+      })
+    );
+    function pick(i) {
+      if (i < 0 || i >= classes.length) return;
+      active = i;
+      buttons.forEach((b, j) => b.setAttribute("aria-pressed", j === i ? "true" : "false"));
+      onPick(i);
+    }
+    answerEl.append(h("div", { class: "choices picker", role: "group", "aria-label": "Label" }, buttons));
+    return { pick, active: () => classes[active] };
+  }
+
+  function classifyEditor(item, prefill) {
+    renderPlain(item);
+    hint(`Press 1–${classes.length} or click a class.`);
+    const row = h("div", { class: "choices" });
+    classes.forEach((name, i) => {
+      const chosen = prefill && prefill.label === name;
+      row.append(keyButton(i + 1, name, () => submit({ label: name }), { class: chosen ? "choice was" : "choice", dataset: { label: name } }));
+    });
+    answerEl.append(row);
+    return {
+      digit(n) {
+        if (n <= classes.length) submit({ label: classes[n - 1] });
+      },
+    };
+  }
+
+  function multilabelEditor(item, prefill) {
+    renderPlain(item);
+    hint(`Press 1–${classes.length} or click to toggle every class that applies, then Enter. None is an answer too.`);
+    const chosen = new Set(prefill ? prefill.labels : []);
+    const row = h("div", { class: "choices" });
+    const buttons = classes.map((name, i) =>
+      keyButton(i + 1, name, () => toggle(i), {
+        class: "toggle",
+        "aria-pressed": chosen.has(name) ? "true" : "false",
+        dataset: { label: name },
+      })
+    );
+    row.append(...buttons);
+    answerEl.append(row);
+    function toggle(i) {
+      const name = classes[i];
+      if (chosen.has(name)) chosen.delete(name);
+      else chosen.add(name);
+      buttons[i].setAttribute("aria-pressed", chosen.has(name) ? "true" : "false");
+    }
+    return {
+      digit(n) {
+        if (n <= classes.length) toggle(n - 1);
+      },
+      enter() {
+        submit({ labels: classes.filter((name) => chosen.has(name)) });
+      },
+    };
+  }
+
+  function pairwiseEditor(item, prefill) {
+    const was = (choice) => (prefill && prefill.choice === choice ? "choice was" : "choice");
+    const side = (name, text, url) =>
+      h(
+        "figure",
+        { class: "side", "data-testid": `side-${name}` },
+        h("figcaption", {}, h("kbd", {}, name === "a" ? "1" : "2"), ` ${name.toUpperCase()}`),
+        url ? h("img", { src: url, alt: `${name.toUpperCase()} of item ${item.id}`, class: "item-image" }) : textBlock(text)
+      );
+    content.append(h("div", { class: "pair" }, side("a", item.text, item.image_url), side("b", item.text_b, item.image_b_url)));
+    hint("Press 1 or A for the first, 2 or B for the second.");
+    answerEl.append(
+      h(
+        "div",
+        { class: "choices" },
+        keyButton("1", "A", () => submit({ choice: "a" }), { class: was("a"), dataset: { choice: "a" } }),
+        keyButton("2", "B", () => submit({ choice: "b" }), { class: was("b"), dataset: { choice: "b" } })
+      )
+    );
+    return {
+      digit(n) {
+        if (n === 1 || n === 2) submit({ choice: n === 1 ? "a" : "b" });
+      },
+      letter(key) {
+        if (key !== "a" && key !== "b") return false;
+        submit({ choice: key });
+        return true;
+      },
+    };
+  }
+
+  // Offsets: the API counts characters (code points); JavaScript strings count UTF-16 units.
+  function toCodePoints(text, index) {
+    return Array.from(text.slice(0, index)).length;
+  }
+
+  function fromCodePoints(text, count) {
+    return Array.from(text).slice(0, count).join("").length;
+  }
+
+  function spansEditor(item, prefill) {
+    const text = item.text || "";
+    let spans = (prefill ? prefill.spans : []).map((s) => ({
+      start: fromCodePoints(text, s.start),
+      end: fromCodePoints(text, s.end),
+      label: s.label,
+    }));
+    let justMarked = false;
+    const textEl = h("p", { class: "text-item span-text", "data-testid": "span-text" });
+    content.append(textEl);
+    hint("Pick a label (1–9), then select words in the text to mark them. Click a mark to remove it; Enter submits.");
+    const picker = labelPicker(() => {});
+    const list = h("ul", { class: "mark-list", "data-testid": "span-list" });
+    answerEl.append(list);
+
+    function remove(i) {
+      spans.splice(i, 1);
+      render();
+    }
+
+    function render() {
+      const points = [...new Set([0, text.length, ...spans.flatMap((s) => [s.start, s.end])])].sort((a, b) => a - b);
+      const parts = [];
+      for (let i = 0; i + 1 < points.length; i++) {
+        const [a, b] = [points[i], points[i + 1]];
+        const covering = spans.map((s, j) => j).filter((j) => spans[j].start <= a && spans[j].end >= b);
+        if (!covering.length) {
+          parts.push(document.createTextNode(text.slice(a, b)));
+          continue;
+        }
+        const top = covering[covering.length - 1];
+        const mark = h(
+          "mark",
+          {
+            class: `c${classIndex(spans[top].label)}`,
+            title: `${covering.map((j) => spans[j].label).join(", ")}: click to remove`,
+            dataset: { span: top },
+          },
+          text.slice(a, b)
+        );
+        mark.addEventListener("click", () => {
+          if (!justMarked) remove(top);
+        });
+        parts.push(mark);
+      }
+      textEl.replaceChildren(...parts);
+      list.replaceChildren(
+        ...spans.map((s, i) =>
+          h(
+            "li",
+            {},
+            h("span", { class: `swatch c${classIndex(s.label)}` }),
+            ` ${s.label}: “${text.slice(s.start, s.end)}” `,
+            onClick(h("button", { type: "button", class: "link-button", "aria-label": `Remove span ${i + 1}` }, "Remove"), () => remove(i))
+          )
+        )
+      );
+    }
+
+    function offsetOf(node, offset) {
+      const range = document.createRange();
+      range.setStart(textEl, 0);
+      range.setEnd(node, offset);
+      return range.toString().length;
+    }
+
+    function capture() {
+      const selection = window.getSelection();
+      if (!selection || selection.isCollapsed || !selection.rangeCount) return;
+      const range = selection.getRangeAt(0);
+      if (!textEl.contains(range.startContainer) || !textEl.contains(range.endContainer)) return;
+      let start = offsetOf(range.startContainer, range.startOffset);
+      let end = offsetOf(range.endContainer, range.endOffset);
+      while (start < end && /\s/.test(text[start])) start++;
+      while (end > start && /\s/.test(text[end - 1])) end--;
+      selection.removeAllRanges();
+      if (end <= start) return;
+      if (!spansMayOverlap && spans.some((s) => s.start < end && start < s.end)) {
+        say("That overlaps a span you marked, and this project doesn't allow overlaps: remove the other one first.");
+        return;
+      }
+      spans.push({ start, end, label: picker.active() });
+      spans.sort((a, b) => a.start - b.start || a.end - b.end);
+      justMarked = true;
+      setTimeout(() => {
+        justMarked = false;
+      }, 0);
+      render();
+    }
+
+    textEl.addEventListener("mouseup", capture);
+    textEl.addEventListener("touchend", () => setTimeout(capture, 0));
+    textEl.addEventListener("keyup", capture);
+    render();
+    return {
+      digit(n) {
+        picker.pick(n - 1);
+      },
+      enter() {
+        submit({
+          spans: spans.map((s) => ({ start: toCodePoints(text, s.start), end: toCodePoints(text, s.end), label: s.label })),
+        });
+      },
+    };
+  }
+
+  function boxesEditor(item, prefill) {
+    const W = item.width;
+    const H = item.height;
+    const img = h("img", { src: item.image_url, alt: `Item ${item.id}`, class: "box-image", draggable: "false" });
+    const canvas = h("canvas", { class: "box-canvas", "data-testid": "box-canvas", "aria-label": "Draw boxes on the image" });
+    const stage = h("div", { class: "box-stage" }, img, canvas);
+    // As wide as the page allows, as tall as 65% of the screen: small images are scaled up
+    // too, so boxes can be drawn precisely (the answer is in stored pixels either way).
+    stage.style.width = `min(100%, ${((65 * W) / H).toFixed(3)}vh)`;
+    content.append(stage);
+    hint("Drag on the image to draw a box. Drag a box to move it, its corners to resize it; Delete removes the selected box; 1–9 picks the label. Enter submits.");
+    let boxes = (prefill ? prefill.boxes : []).map((b) => Object.assign({}, b));
+    let selected = -1;
+    let drag = null;
+    const picker = labelPicker((i) => {
+      if (selected >= 0) {
+        boxes[selected].label = classes[i];
+        update();
+      }
+    });
+    const list = h("ul", { class: "mark-list", "data-testid": "box-list" });
+    answerEl.append(list);
+
+    const clamp = (v, lo, hi) => Math.min(hi, Math.max(lo, v));
+    const perPixel = () => W / (canvas.getBoundingClientRect().width || W); // image px per screen px
+
+    function fit() {
+      const rect = img.getBoundingClientRect();
+      if (!rect.width) return;
+      const dpr = window.devicePixelRatio || 1;
+      canvas.width = Math.round(rect.width * dpr);
+      canvas.height = Math.round(rect.height * dpr);
+      draw();
+    }
+
+    function point(event) {
+      const rect = canvas.getBoundingClientRect();
+      return {
+        x: clamp(((event.clientX - rect.left) * W) / rect.width, 0, W),
+        y: clamp(((event.clientY - rect.top) * H) / rect.height, 0, H),
+      };
+    }
+
+    function spanOf(a, b) {
+      return { x: Math.min(a.x, b.x), y: Math.min(a.y, b.y), w: Math.abs(a.x - b.x), h: Math.abs(a.y - b.y) };
+    }
+
+    function corners(b) {
+      return [
+        { x: b.x, y: b.y },
+        { x: b.x + b.w, y: b.y },
+        { x: b.x, y: b.y + b.h },
+        { x: b.x + b.w, y: b.y + b.h },
+      ];
+    }
+
+    function cornerAt(b, p, tolerance) {
+      return corners(b).findIndex((c) => Math.abs(c.x - p.x) <= tolerance && Math.abs(c.y - p.y) <= tolerance);
+    }
+
+    function boxAt(p) {
+      for (let i = boxes.length - 1; i >= 0; i--) {
+        const b = boxes[i];
+        if (p.x >= b.x && p.x <= b.x + b.w && p.y >= b.y && p.y <= b.y + b.h) return i;
+      }
+      return -1;
+    }
+
+    function draw() {
+      const ctx = canvas.getContext("2d");
+      const scale = canvas.width / W;
+      const dpr = window.devicePixelRatio || 1;
+      ctx.clearRect(0, 0, canvas.width, canvas.height);
+      ctx.font = `${12 * dpr}px system-ui, sans-serif`;
+      boxes.forEach((b, i) => {
+        const colour = PALETTE[classIndex(b.label)];
+        ctx.strokeStyle = colour;
+        ctx.lineWidth = (i === selected ? 3 : 2) * dpr;
+        ctx.setLineDash([]);
+        ctx.strokeRect(b.x * scale, b.y * scale, b.w * scale, b.h * scale);
+        const tag = `${i + 1} ${b.label}`;
+        const width = ctx.measureText(tag).width + 6 * dpr;
+        const top = b.y * scale >= 16 * dpr ? b.y * scale - 16 * dpr : b.y * scale;
+        ctx.fillStyle = colour;
+        ctx.fillRect(b.x * scale, top, width, 16 * dpr);
+        ctx.fillStyle = "#fff";
+        ctx.fillText(tag, b.x * scale + 3 * dpr, top + 12 * dpr);
+        if (i === selected) {
+          for (const c of corners(b)) {
+            ctx.fillStyle = "#fff";
+            ctx.fillRect(c.x * scale - 5 * dpr, c.y * scale - 5 * dpr, 10 * dpr, 10 * dpr);
+            ctx.strokeRect(c.x * scale - 5 * dpr, c.y * scale - 5 * dpr, 10 * dpr, 10 * dpr);
+          }
+        }
+      });
+      if (drag && drag.mode === "draw" && drag.rect) {
+        const r = drag.rect;
+        ctx.strokeStyle = PALETTE[classIndex(picker.active())];
+        ctx.lineWidth = 2 * dpr;
+        ctx.setLineDash([6 * dpr, 4 * dpr]);
+        ctx.strokeRect(r.x * scale, r.y * scale, r.w * scale, r.h * scale);
+      }
+    }
+
+    function update() {
+      list.replaceChildren(
+        ...boxes.map((b, i) =>
+          h(
+            "li",
+            { class: i === selected ? "selected" : "" },
+            h("span", { class: `swatch c${classIndex(b.label)}` }),
+            ` ${i + 1}. ${b.label}: ${Math.round(b.w)} × ${Math.round(b.h)} px at (${Math.round(b.x)}, ${Math.round(b.y)}) `,
+            onClick(h("button", { type: "button", class: "link-button", "aria-label": `Delete box ${i + 1}` }, "Delete"), () => {
+              boxes.splice(i, 1);
+              selected = -1;
+              update();
+            })
+          )
+        )
+      );
+      draw();
+    }
+
+    canvas.addEventListener("pointerdown", (event) => {
+      if (event.button !== 0) return;
+      event.preventDefault();
+      canvas.setPointerCapture(event.pointerId);
+      const p = point(event);
+      const tolerance = 8 * perPixel();
+      if (selected >= 0) {
+        const corner = cornerAt(boxes[selected], p, tolerance);
+        if (corner >= 0) {
+          const anchor = corners(boxes[selected])[3 - corner]; // the opposite corner stays
+          drag = { mode: "resize", anchor };
+          return;
+        }
+      }
+      const hit = boxAt(p);
+      if (hit >= 0) {
+        selected = hit;
+        drag = { mode: "move", start: p, original: Object.assign({}, boxes[hit]) };
+      } else {
+        selected = -1;
+        drag = { mode: "draw", start: p, rect: null };
+      }
+      update();
+    });
+
+    canvas.addEventListener("pointermove", (event) => {
+      const p = point(event);
+      if (!drag) {
+        const tolerance = 8 * perPixel();
+        const onCorner = selected >= 0 && cornerAt(boxes[selected], p, tolerance) >= 0;
+        canvas.style.cursor = onCorner ? "nwse-resize" : boxAt(p) >= 0 ? "move" : "crosshair";
+        return;
+      }
+      if (drag.mode === "draw") {
+        drag.rect = spanOf(drag.start, p);
+      } else if (drag.mode === "move") {
+        const o = drag.original;
+        const b = boxes[selected];
+        b.x = clamp(o.x + p.x - drag.start.x, 0, W - o.w);
+        b.y = clamp(o.y + p.y - drag.start.y, 0, H - o.h);
+      } else if (drag.mode === "resize") {
+        Object.assign(boxes[selected], spanOf(drag.anchor, p));
+      }
+      draw();
+    });
+
+    function release() {
+      if (!drag) return;
+      const minimum = 4 * perPixel(); // a click or a slip is not a box
+      if (drag.mode === "draw" && drag.rect && drag.rect.w >= minimum && drag.rect.h >= minimum) {
+        boxes.push(Object.assign({}, drag.rect, { label: picker.active() }));
+        selected = boxes.length - 1;
+      } else if (drag.mode === "resize") {
+        const b = boxes[selected];
+        b.w = Math.max(b.w, 1);
+        b.h = Math.max(b.h, 1);
+      }
+      drag = null;
+      update();
+    }
+    canvas.addEventListener("pointerup", release);
+    canvas.addEventListener("pointercancel", release);
+
+    const observer = new ResizeObserver(fit);
+    observer.observe(img);
+    img.addEventListener("load", fit);
+    if (img.complete) fit();
+    update();
+
+    // Sent in pixels of the stored image, whole numbers, inside it.
+    function answer() {
+      return boxes.map((b) => {
+        const x = clamp(Math.round(b.x), 0, W - 1);
+        const y = clamp(Math.round(b.y), 0, H - 1);
+        return {
+          x,
+          y,
+          w: clamp(Math.round(b.w), 1, W - x),
+          h: clamp(Math.round(b.h), 1, H - y),
+          label: b.label,
+        };
+      });
+    }
+
+    return {
+      digit(n) {
+        picker.pick(n - 1);
+      },
+      remove() {
+        if (selected < 0) return;
+        boxes.splice(selected, 1);
+        selected = -1;
+        update();
+      },
+      enter() {
+        submit({ boxes: answer() });
+      },
+      destroy() {
+        observer.disconnect();
+      },
+    };
+  }
+
+  const EDITORS = {
+    classify: classifyEditor,
+    multilabel: multilabelEditor,
+    pairwise: pairwiseEditor,
+    spans: spansEditor,
+    boxes: boxesEditor,
+  };
+
+  // ---- keyboard ------------------------------------------------------------------------------
+
+  document.addEventListener("keydown", (event) => {
+    // Ctrl+S saves the page, Ctrl+Z undoes typing: shortcuts never take modified keys.
+    if (event.ctrlKey || event.metaKey || event.altKey || event.isComposing) return;
+    const target = event.target;
+    if (target && target.closest) {
+      if (target.closest("input, textarea, select, [contenteditable]")) return;
+      // A focused control (reached with Tab) is pressed by Enter and Space natively.
+      if (target.closest("button, a, summary") && (event.key === "Enter" || event.key === " ")) return;
+    }
+    if (event.repeat || signedOut) return;
+    const key = event.key;
+    if (feedbackOpen) {
+      if (key === "Enter") {
+        event.preventDefault();
+        continueAfterFeedback();
+      }
+      return;
+    }
+    if (key === "z" || key === "Z") {
+      event.preventDefault();
+      undo();
+      return;
+    }
+    if (!current || !editor) return;
+    if (key === "s" || key === "S") {
+      event.preventDefault();
+      skip();
+      return;
+    }
+    if (key === "Enter" && editor.enter) {
+      event.preventDefault();
+      editor.enter();
+      return;
+    }
+    if ((key === "Delete" || key === "Backspace") && editor.remove) {
+      event.preventDefault();
+      editor.remove();
+      return;
+    }
+    if (editor.letter && key.length === 1 && editor.letter(key.toLowerCase())) {
+      event.preventDefault();
+      return;
+    }
+    if (/^[1-9]$/.test(key) && editor.digit) {
+      event.preventDefault();
+      editor.digit(Number(key));
+    }
+  });
+
+  onClick(submitButton, () => editor && editor.enter && editor.enter());
+  onClick(skipButton, () => skip());
+  onClick(undoButton, () => undo());
+  onClick($("feedback-continue"), () => continueAfterFeedback());
+
+  // ---- start: an answer kept while signed out goes first ------------------------------------
+
+  async function start() {
+    loadHistory();
+    const pending = readPending();
+    if (pending && pending.item && pending.body) {
+      show(pending.item);
+      say(`Sending the answer you gave to item ${pending.item.id} before signing in…`);
+      let result;
+      try {
+        result = await api(`/api/v1/items/${pending.item.id}/annotations/`, {
+          method: "POST",
+          headers: { "Content-Type": "application/json" },
+          body: JSON.stringify(pending.body),
+        });
+      } catch (err) {
+        say(`Could not reach the server (${err.message || err}); reload to send your answer.`);
+        return;
+      }
+      if (result.status !== 201 && !isSignedOut(result) && !csrfFailed(result)) {
+        sessionStorage.removeItem(PENDING_KEY);
+        say(`Your earlier answer to item ${pending.item.id} could not be saved: ${detailOf(result, "refused")}.`);
+        await advance(true);
+        return;
+      }
+      await answered(pending.item, pending.body, result, true);
+      return;
+    }
+    await advance(true);
+  }
+
+  start();
+})();

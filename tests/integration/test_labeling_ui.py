@@ -1,0 +1,599 @@
+"""The contributor UI of every task in headless Chromium: keyboard and mouse (boxes drawn by
+dragging on the canvas, spans by selecting text), undo, gold feedback, an expired session,
+uploads of several files, and every contributor page at phone width."""
+
+from __future__ import annotations
+
+import base64
+import io
+import os
+import random
+import shutil
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from django.conf import settings
+from django.test import Client
+from django.utils import timezone
+from eth_account import Account
+from eth_account.messages import encode_defunct
+from PIL import Image as PILImage
+
+from accounts.models import User
+from accounts.services import user_get_or_create_for_wallet
+from labeling.models import Annotation, Item, Project, Skip, WorkerSkill
+from labeling.services import item_create_image, item_create_text
+from rewards.models import LedgerEntry
+from tests.conftest import image_bytes
+from tests.integration.test_browser import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    CSP_LISTENER,
+    WALLET_SHIM,
+    csp_violations,
+)
+
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture
+def page() -> Iterator[Any]:
+    """A fresh Chromium page (as test_browser.py launches it), with CSP violations recorded."""
+    if not shutil.which(CHROMIUM):
+        pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium (.ci/run does)")
+    from playwright.sync_api import sync_playwright
+
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+        )
+        context = browser.new_context()
+        context.add_init_script(CSP_LISTENER)
+        yield context.new_page()
+        context.close()
+        browser.close()
+
+
+def sign_in(page: Any, live_server: Any, address: str | None = None) -> User:
+    """A contributor with a wallet, signed in in the page's browser (the session cookie of a
+    Django login; the wallet sign-in itself is tested in test_browser.py)."""
+    user = user_get_or_create_for_wallet(address=address or Account.create().address)
+    client = Client()
+    client.force_login(user)
+    cookie = client.cookies[settings.SESSION_COOKIE_NAME]
+    page.context.add_cookies(
+        [{"name": settings.SESSION_COOKIE_NAME, "value": cookie.value, "url": live_server.url}]
+    )
+    return user
+
+
+def project(task: str, data_kind: str, classes: list[str], **extra: Any) -> Project:
+    return Project.objects.create(
+        name=f"{task} {data_kind}",
+        data_kind=data_kind,
+        task=task,
+        classes=classes,
+        overlap=3,
+        reward_per_label=1,
+        **extra,
+    )
+
+
+def answers(user: User) -> list[dict[str, Any]]:
+    return list(
+        Annotation.objects.filter(annotator=user).order_by("id").values_list("value", flat=True)
+    )
+
+
+def open_label_page(page: Any, live_server: Any, labeled: Project) -> None:
+    page.goto(f"{live_server.url}/projects/{labeled.pk}/label/")
+    page.wait_for_selector("#task-content[data-item]")
+
+
+def item_on_screen(page: Any) -> int:
+    return int(page.get_attribute("#task-content", "data-item"))
+
+
+def wait_for_item(page: Any, item: Item) -> None:
+    page.wait_for_selector(f"#task-content[data-item='{item.pk}']")
+
+
+def test_classify_by_keyboard_and_mouse_with_undo_and_no_ctrl_s_skip(
+    live_server: Any, page: Any
+) -> None:
+    sentiment = project(
+        "classify",
+        "text",
+        ["positive", "negative"],
+        question="Is this review positive or negative?",
+        guidelines="Sarcasm counts as negative.",
+    )
+    first, second, third = (
+        item_create_text(project=sentiment, contributor=None, text=text)
+        for text in ("What a lovely day.", "Awful service.", "It is a phone.")
+    )
+    me = sign_in(page, live_server)
+    open_label_page(page, live_server, sentiment)
+    assert page.inner_text("[data-testid=question]") == "Is this review positive or negative?"
+    assert "Sarcasm counts as negative." in page.inner_text("[data-testid=guidelines]")
+    assert page.inner_text("[data-testid=left-count]") == "3"
+    assert page.inner_text("[data-testid=done-count]") == "0"
+    wait_for_item(page, first)
+
+    # Ctrl+S is the browser's, not a skip; Alt+1 and Meta+1 are not labels either.
+    for chord in ("Control+s", "Control+S", "Alt+1", "Meta+1", "Control+1"):
+        page.keyboard.press(chord)
+    page.wait_for_timeout(300)
+    assert item_on_screen(page) == first.pk
+    assert not Skip.objects.exists() and not Annotation.objects.exists()
+
+    # The next item is leased and fetched while this one is on screen.
+    page.wait_for_function(
+        "(after) => performance.getEntriesByType('resource')"
+        ".some((entry) => entry.name.endsWith(`next-task/?after=${after}`))",
+        arg=first.pk,
+    )
+    page.keyboard.press("1")
+    wait_for_item(page, second)
+    assert answers(me) == [{"label": "positive"}]
+    page.wait_for_selector("[data-testid=done-count]:text-is('1')")
+
+    # Z undoes the last label: the item comes back, and can be answered again.
+    page.keyboard.press("z")
+    wait_for_item(page, first)
+    page.wait_for_selector("[data-testid=task-status]:has-text('Undone')")
+    assert answers(me) == []
+    page.keyboard.press("2")
+    wait_for_item(page, second)
+    assert answers(me) == [{"label": "negative"}]
+
+    # A clicked class button gives its focus back: Space doesn't label the next item.
+    page.click("#answer button[data-label=positive]")
+    wait_for_item(page, third)
+    assert page.evaluate("document.activeElement === document.body")
+    page.keyboard.press(" ")
+    page.wait_for_timeout(300)
+    assert item_on_screen(page) == third.pk and len(answers(me)) == 2
+
+    page.keyboard.press("s")
+    page.wait_for_selector("text=No tasks left in this project")
+    assert Skip.objects.filter(item=third, user=me).exists()
+    # The empty queue: no live-looking class buttons, ways back to projects and rewards.
+    assert not page.is_visible("#answer button") and not page.is_visible("#task")
+    empty = page.locator("[data-testid=empty-queue]")
+    assert empty.locator("a[href='/']").is_visible()
+    assert empty.locator("a[href='/me/rewards/']").is_visible()
+    history = page.locator("[data-testid=history]")
+    history.locator(f"text=Item {second.pk}").wait_for()
+    assert "waiting for consensus" in history.inner_text()
+
+    # The counts come from the server: a reload keeps them.
+    page.reload()
+    page.wait_for_selector("text=No tasks left in this project")
+    assert page.inner_text("[data-testid=done-count]") == "2"
+    assert page.inner_text("[data-testid=left-count]") == "0"
+    assert csp_violations(page) == []
+
+
+def test_multilabel_toggles_by_keys_and_mouse_and_enter_submits(
+    live_server: Any, page: Any
+) -> None:
+    tags = project("multilabel", "text", ["funny", "rude", "long"])
+    first = item_create_text(project=tags, contributor=None, text="Ha! Get lost.")
+    second = item_create_text(project=tags, contributor=None, text="Fine.")
+    me = sign_in(page, live_server)
+    open_label_page(page, live_server, tags)
+    wait_for_item(page, first)
+    page.keyboard.press("1")
+    page.keyboard.press("2")
+    page.keyboard.press("3")
+    page.keyboard.press("3")  # toggled off again
+    assert page.get_attribute("#answer button[data-label=rude]", "aria-pressed") == "true"
+    page.keyboard.press("Enter")
+    wait_for_item(page, second)
+    page.click("#answer button[data-label=long]")
+    page.click("[data-testid=submit]")
+    page.wait_for_selector("text=No tasks left in this project")
+    assert answers(me) == [{"labels": ["funny", "rude"]}, {"labels": ["long"]}]
+
+
+def test_boxes_are_drawn_moved_resized_relabeled_and_deleted_with_the_mouse(
+    live_server: Any, page: Any
+) -> None:
+    cars = project("boxes", "image", ["car", "person"])
+    # Larger than it is shown: what is sent is in pixels of the stored image.
+    item = item_create_image(
+        project=cars, contributor=None, data=image_bytes(size=(1200, 900), colour=(90, 90, 90))
+    )
+    me = sign_in(page, live_server)
+    open_label_page(page, live_server, cars)
+    wait_for_item(page, item)
+    page.wait_for_function(
+        "() => { const i = document.querySelector('.box-image');"
+        " return i && i.complete && i.naturalWidth > 0 && document.querySelector('.box-canvas').width > 0; }"
+    )
+    box = page.locator("[data-testid=box-canvas]").bounding_box()
+    assert box["width"] < 1200  # shown scaled down
+
+    def at(fx: float, fy: float) -> tuple[float, float]:
+        return box["x"] + fx * box["width"], box["y"] + fy * box["height"]
+
+    def drag(start: tuple[float, float], end: tuple[float, float]) -> None:
+        page.mouse.move(*start)
+        page.mouse.down()
+        page.mouse.move((start[0] + end[0]) / 2, (start[1] + end[1]) / 2, steps=3)
+        page.mouse.move(*end, steps=3)
+        page.mouse.up()
+
+    drag(at(0.1, 0.1), at(0.5, 0.4))  # a car, then relabeled: it is selected, 2 picks person
+    page.keyboard.press("2")
+    drag(at(0.6, 0.6), at(0.8, 0.8))  # a second box, deleted with the Delete key
+    page.keyboard.press("Delete")
+    drag(at(0.6, 0.6), at(0.7, 0.7))  # a third: moved, then resized by its corner
+    drag(at(0.65, 0.65), at(0.75, 0.75))
+    drag(at(0.8, 0.8), at(0.9, 0.85))
+    assert page.locator("[data-testid=box-list] li").count() == 2
+    page.keyboard.press("Enter")
+    page.wait_for_selector("text=No tasks left in this project")
+
+    [value] = answers(me)
+    boxes = value["boxes"]
+    assert [b["label"] for b in boxes] == ["person", "person"]
+    expected = [(120, 90, 480, 270), (840, 630, 240, 135)]  # x, y, w, h in stored pixels
+    for got, (x, y, w, h) in zip(boxes, expected, strict=True):
+        for key, want in zip("xywh", (x, y, w, h), strict=True):
+            assert abs(got[key] - want) <= 12, (key, got, want)
+    assert csp_violations(page) == []
+
+
+def char_position(page: Any, index: int, edge: str) -> tuple[float, float]:
+    """Where character ``index`` of the span text is drawn: its left or right edge, mid-height."""
+    rect = page.evaluate(
+        """([index]) => {
+          const root = document.querySelector('[data-testid=span-text]');
+          const walker = document.createTreeWalker(root, NodeFilter.SHOW_TEXT);
+          let seen = 0;
+          for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+            if (index < seen + node.length) {
+              const range = document.createRange();
+              range.setStart(node, index - seen);
+              range.setEnd(node, index - seen + 1);
+              const r = range.getBoundingClientRect();
+              return { left: r.left, right: r.right, y: r.top + r.height / 2 };
+            }
+            seen += node.length;
+          }
+          return null;
+        }""",
+        [index],
+    )
+    return (rect["left"] + 1 if edge == "left" else rect["right"] - 1), rect["y"]
+
+
+def select_text(page: Any, start: int, end: int) -> None:
+    page.mouse.move(*char_position(page, start, "left"))
+    page.mouse.down()
+    page.mouse.move(*char_position(page, end - 1, "right"), steps=5)
+    page.mouse.up()
+
+
+def test_spans_are_marked_by_selecting_text_with_a_label_picker_and_removed_by_a_click(
+    live_server: Any, page: Any
+) -> None:
+    names = project("spans", "text", ["PER", "LOC"])
+    text = "Ada Lovelace met Charles Babbage in London."
+    item = item_create_text(project=names, contributor=None, text=text)
+    me = sign_in(page, live_server)
+    open_label_page(page, live_server, names)
+    wait_for_item(page, item)
+
+    select_text(page, 0, 12)  # "Ada Lovelace", PER (the first label)
+    page.wait_for_selector("[data-testid=span-text] mark:text-is('Ada Lovelace')")
+    babbage = text.index("Charles Babbage")
+    select_text(page, babbage, babbage + len("Charles Babbage"))
+    mark = page.locator("[data-testid=span-text] mark:text-is('Charles Babbage')")
+    mark.wait_for()
+    mark.click()  # a click on a mark removes it
+    mark.wait_for(state="detached")
+    page.keyboard.press("2")  # LOC
+    london = text.index("London")
+    select_text(page, london, london + len("London"))
+    page.wait_for_selector("[data-testid=span-text] mark:text-is('London')")
+    assert page.locator("[data-testid=span-list] li").count() == 2
+    page.keyboard.press("Enter")
+    page.wait_for_selector("text=No tasks left in this project")
+    assert answers(me) == [
+        {
+            "spans": [
+                {"start": 0, "end": 12, "label": "PER"},
+                {"start": london, "end": london + 6, "label": "LOC"},
+            ]
+        }
+    ]
+
+
+def test_pairwise_shows_both_sides_and_takes_keys_and_clicks(live_server: Any, page: Any) -> None:
+    better = project("pairwise", "text", ["a", "b"], question="Which answer is more helpful?")
+    first = item_create_text(project=better, contributor=None, text="Yes.", text_b="Yes, because…")
+    second = item_create_text(project=better, contributor=None, text="Paris.", text_b="Lyon?")
+    third = item_create_text(project=better, contributor=None, text="42", text_b="Forty-two")
+    me = sign_in(page, live_server)
+    open_label_page(page, live_server, better)
+    wait_for_item(page, first)
+    assert page.inner_text("[data-testid=side-a]").endswith("Yes.")
+    assert page.inner_text("[data-testid=side-b]").endswith("Yes, because…")
+    page.keyboard.press("b")
+    wait_for_item(page, second)
+    page.keyboard.press("z")  # undone: the pair comes back showing my choice
+    wait_for_item(page, first)
+    assert "was" in page.get_attribute("#answer button[data-choice=b]", "class")
+    page.keyboard.press("b")
+    wait_for_item(page, second)
+    page.keyboard.press("1")
+    wait_for_item(page, third)
+    page.click("#answer button[data-choice=b]")
+    page.wait_for_selector("text=No tasks left in this project")
+    assert answers(me) == [{"choice": "b"}, {"choice": "a"}, {"choice": "b"}]
+
+
+def test_a_wrong_gold_answer_shows_the_expected_answer_and_why_before_moving_on(
+    live_server: Any, page: Any
+) -> None:
+    sentiment = project("classify", "text", ["positive", "negative"])
+    gold = item_create_text(project=sentiment, contributor=None, text="Great, another delay.")
+    Item.objects.filter(pk=gold.pk).update(
+        gold_label="negative", gold_explanation="Sarcasm: 'great' is ironic here."
+    )
+    sign_in(page, live_server)
+    open_label_page(page, live_server, sentiment)
+    wait_for_item(page, gold)
+    page.keyboard.press("1")
+    feedback = page.locator("[data-testid=gold-feedback]")
+    feedback.wait_for()
+    assert page.inner_text("[data-testid=feedback-expected]") == "negative"
+    assert "Sarcasm: 'great' is ironic here." in feedback.inner_text()
+    page.wait_for_timeout(300)
+    assert item_on_screen(page) == gold.pk  # it waits for the contributor
+    assert not page.is_visible("[data-testid=skip]")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("text=No tasks left in this project")
+    assert feedback.is_hidden()
+
+
+def test_an_expired_session_keeps_the_answer_and_sends_it_after_sign_in(
+    live_server: Any, page: Any
+) -> None:
+    wallet = Account.create()
+    sentiment = project("classify", "text", ["positive", "negative"])
+    item = item_create_text(project=sentiment, contributor=None, text="Lovely.")
+    item_create_text(project=sentiment, contributor=None, text="Dreadful.")
+    me = sign_in(page, live_server, wallet.address)
+
+    def wallet_sign(message: str, address: str) -> str:
+        return wallet.sign_message(encode_defunct(text=message)).signature.to_0x_hex()
+
+    page.expose_function("walletSign", wallet_sign)
+    page.add_init_script(f"window.__walletAddress = '{wallet.address}';" + WALLET_SHIM)
+    open_label_page(page, live_server, sentiment)
+    wait_for_item(page, item)
+
+    page.context.clear_cookies()  # the session is gone
+    page.keyboard.press("2")
+    page.wait_for_selector("[data-testid=signin-prompt]")
+    assert "Your answer is kept in this tab" in page.inner_text("[data-testid=signin-prompt]")
+    assert "credentials" not in page.inner_text("body")
+    assert not Annotation.objects.exists()
+    assert "negative" in page.evaluate(
+        f"sessionStorage.getItem('crowdmint.pending.{sentiment.pk}')"
+    )
+
+    page.click("[data-testid=signin-again]")
+    page.wait_for_url(lambda url: "/login/" in url)
+    page.click("#wallet-signin")
+    page.wait_for_selector("text=Sent the answer you gave before signing in")
+    assert answers(me) == [{"label": "negative"}]
+    assert Annotation.objects.get().item_id == item.pk
+    assert page.evaluate(f"sessionStorage.getItem('crowdmint.pending.{sentiment.pk}')") is None
+
+
+def noise(seed: int) -> bytes:
+    """A PNG of random pixels: images that are neither the same nor near copies."""
+    buffer = io.BytesIO()
+    pixels = random.Random(seed).randbytes(64 * 48 * 3)
+    PILImage.frombytes("RGB", (64, 48), pixels).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_several_files_upload_at_once_with_progress_errors_in_words_and_a_list(
+    live_server: Any, page: Any
+) -> None:
+    colours = project("classify", "image", ["red", "blue"], licence="CC-BY-4.0")
+    me = sign_in(page, live_server)
+    page.goto(f"{live_server.url}/projects/{colours.pk}/contribute/")
+    page.wait_for_selector("[data-testid=my-uploads]:has-text('Nothing uploaded yet')")
+    red, blue, green = (noise(seed) for seed in (1, 2, 3))
+    page.set_input_files(
+        "[data-testid=file-input]",
+        [
+            {"name": "red.png", "mimeType": "image/png", "buffer": red},
+            {"name": "blue.png", "mimeType": "image/png", "buffer": blue},
+            {"name": "notes.png", "mimeType": "image/png", "buffer": b"not an image at all"},
+            {"name": "huge.png", "mimeType": "image/png", "buffer": b"\0" * (11 * 1024 * 1024)},
+        ],
+    )
+    # Dropped onto the drop zone, as from a file manager.
+    page.evaluate(
+        """([data]) => {
+          const bytes = Uint8Array.from(atob(data), (c) => c.charCodeAt(0));
+          const transfer = new DataTransfer();
+          transfer.items.add(new File([bytes], "green.png", { type: "image/png" }));
+          const zone = document.querySelector("[data-testid=dropzone]");
+          zone.dispatchEvent(new DragEvent("dragover", { dataTransfer: transfer, bubbles: true, cancelable: true }));
+          zone.dispatchEvent(new DragEvent("drop", { dataTransfer: transfer, bubbles: true, cancelable: true }));
+        }""",
+        [base64.b64encode(green).decode()],
+    )
+    rows = page.locator("[data-testid=upload-row]")
+    assert rows.count() == 5
+    assert rows.nth(3).locator(".note").inner_text() == "This file is 11 MB; the limit is 10 MB."
+
+    page.click("[data-testid=upload-button]")
+    page.wait_for_selector("[data-testid=contribute-status]:has-text('Tick the licence box')")
+    assert not Item.objects.exists()
+    page.check("[data-testid=licence]")
+    # Two clicks in a row: the button is disabled by the first, and everything uploads once.
+    assert page.evaluate(
+        """() => { const b = document.querySelector("[data-testid=upload-button]");
+                   b.click(); b.click(); return b.disabled; }"""
+    )
+    page.wait_for_selector("[data-testid=contribute-status]:has-text('3 of 4 uploaded')")
+    assert not page.locator("[data-testid=upload-button]").is_disabled()
+    assert Item.objects.filter(project=colours, contributor=me).count() == 3
+    notes = [rows.nth(i).locator(".note").inner_text() for i in range(5)]
+    assert notes[0].startswith("Uploaded as item") and notes[1].startswith("Uploaded as item")
+    assert notes[2] == "This isn't an image we can read. Use a JPEG, PNG or WebP file."
+    assert notes[4].startswith("Uploaded as item")
+    assert all(rows.nth(i).locator("progress").get_attribute("value") == "1" for i in (0, 1, 4))
+    uploads = page.locator("[data-testid=my-uploads] li")
+    uploads.nth(2).wait_for()
+    assert uploads.count() == 3
+    assert (
+        page.locator("[data-testid=upload-state]").all_inner_texts() == ["Waiting for labels"] * 3
+    )
+    assert page.locator("[data-testid=my-uploads] img.thumb").count() == 3
+
+    # The same image again: refused as a duplicate, in words.
+    page.set_input_files(
+        "[data-testid=file-input]",
+        [{"name": "red-again.png", "mimeType": "image/png", "buffer": red}],
+    )
+    page.click("[data-testid=upload-button]")
+    rows.nth(5).locator(".note:has-text('a duplicate of item')").wait_for()
+
+    page.context.set_offline(True)
+    page.wait_for_selector("[data-testid=offline]:visible")
+    page.click("[data-testid=upload-button]")
+    page.wait_for_selector("[data-testid=contribute-status]:has-text('You are offline')")
+    page.context.set_offline(False)
+    page.wait_for_selector("[data-testid=offline]", state="hidden")
+    assert csp_violations(page) == []
+
+
+def test_every_contributor_page_fits_a_360_px_phone(live_server: Any, page: Any) -> None:
+    page.set_viewport_size({"width": 360, "height": 740})
+    text = project(
+        "classify",
+        "text",
+        ["positive", "negative", "neutral", "mixed", "unclear"],
+        question="Is this review positive or negative?",
+        guidelines="A long guideline paragraph. " * 20,
+    )
+    text.name = "A project with a rather long name that must wrap on a phone"
+    text.save(update_fields=["name"])
+    item_create_text(project=text, contributor=None, text="Supercalifragilistic" * 8)
+    boxes = project("boxes", "image", ["car", "person"])
+    item_create_image(project=boxes, contributor=None, data=image_bytes(size=(1600, 400)))
+    pairs = project("pairwise", "image", ["a", "b"])
+    item_create_image(
+        project=pairs,
+        contributor=None,
+        data=image_bytes(size=(800, 600)),
+        data_b=image_bytes(size=(800, 600), colour=(0, 0, 200)),
+    )
+    spans = project("spans", "text", ["PER", "LOC"])
+    item_create_text(project=spans, contributor=None, text="Ada Lovelace met Charles Babbage.")
+    empty = project("multilabel", "image", ["a", "b"])
+
+    def fits(path: str, ready: str) -> None:
+        page.goto(f"{live_server.url}{path}")
+        page.wait_for_selector(ready)
+        page.wait_for_timeout(100)
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= 360, (path, width)
+
+    fits("/", "h1")
+    fits("/login/", "#wallet-signin")
+    fits("/buyers/", "#buyer-key")
+    me = sign_in(page, live_server)
+    entry = LedgerEntry.objects.create(
+        user=me,
+        amount=1234567890123456789,
+        reason="label",
+        source="annotation:1",
+        project=text,
+        item=Item.objects.filter(project=text).first(),
+    )
+    WorkerSkill.objects.create(
+        project=text, user=me, accuracy=0.9, confusion=[], label_count=1, updated_at=timezone.now()
+    )
+    for labeled in (text, boxes, pairs, spans):
+        fits(f"/projects/{labeled.pk}/label/", "#task-content[data-item]")
+    fits(f"/projects/{empty.pk}/label/", "text=No tasks left in this project")
+    fits(f"/projects/{boxes.pk}/contribute/", "[data-testid=dropzone]")
+    fits(f"/projects/{text.pk}/contribute/", "textarea[name=text]")
+    fits(f"/projects/{pairs.pk}/contribute/", "input[name=file_b]")
+    fits("/me/rewards/", "[data-testid=credit-for]")
+    assert f"on item {entry.item_id} (" in page.inner_text("[data-testid=credit-for]")
+    fits(f"/me/receipts/{entry.pk}/", "[data-testid=receipt-amount]")
+    assert csp_violations(page) == []
+
+
+def test_a_text_project_takes_several_txt_files_at_once_beside_the_text_box(
+    live_server: Any, page: Any
+) -> None:
+    reviews = project("classify", "text", ["positive", "negative"])
+    me = sign_in(page, live_server)
+    page.goto(f"{live_server.url}/projects/{reviews.pk}/contribute/")
+    page.set_input_files(
+        "[data-testid=file-input]",
+        [
+            {"name": "one.txt", "mimeType": "text/plain", "buffer": b"First review."},
+            {"name": "two.txt", "mimeType": "text/plain", "buffer": "Zweite Kritik ✓".encode()},
+            {"name": "photo.png", "mimeType": "image/png", "buffer": image_bytes()},
+        ],
+    )
+    page.check("[data-testid=licence]")
+    page.click("[data-testid=upload-button]")
+    page.wait_for_selector("[data-testid=contribute-status]:has-text('2 of 2 uploaded')")
+    assert sorted(Item.objects.filter(contributor=me).values_list("text", flat=True)) == [
+        "First review.",
+        "Zweite Kritik ✓",
+    ]
+    note = page.locator("[data-testid=upload-row]").nth(2).locator(".note").inner_text()
+    assert note == "This isn't a text file: use .txt files, one text each."
+    page.wait_for_selector("[data-testid=my-uploads] li:has-text('Zweite Kritik')")
+
+
+def test_a_page_left_open_across_a_sign_in_reloads_and_sends_the_answer(
+    live_server: Any, page: Any
+) -> None:
+    sentiment = project("classify", "text", ["positive", "negative"])
+    item = item_create_text(project=sentiment, contributor=None, text="Lovely.")
+    me = sign_in(page, live_server)
+    open_label_page(page, live_server, sentiment)
+    wait_for_item(page, item)
+    # Signing in again in another tab rotates the CSRF token this page holds.
+    page.evaluate("document.querySelector('meta[name=csrf-token]').content = 'x'.repeat(64)")
+    page.keyboard.press("1")
+    page.wait_for_selector("text=Sent the answer you gave before signing in")
+    assert answers(me) == [{"label": "positive"}]
+
+
+def test_a_throttled_answer_stays_on_screen_to_be_sent_again(live_server: Any, page: Any) -> None:
+    sentiment = project("classify", "text", ["positive", "negative"])
+    item = item_create_text(project=sentiment, contributor=None, text="Lovely.")
+    me = sign_in(page, live_server)
+    open_label_page(page, live_server, sentiment)
+    wait_for_item(page, item)
+    # The server's per-contributor label rate, as DRF words its 429.
+    throttled = {"detail": "Request was throttled. Expected available in 7 seconds."}
+    page.route("**/annotations/", lambda route: route.fulfill(status=429, json=throttled))
+    page.keyboard.press("1")
+    page.wait_for_selector("[data-testid=task-status]:has-text('Wait 7 s')")
+    assert item_on_screen(page) == item.pk and answers(me) == []
+    page.unroute("**/annotations/")
+    page.keyboard.press("1")
+    page.wait_for_selector("text=No tasks left in this project")
+    assert answers(me) == [{"label": "positive"}]
