@@ -56,6 +56,10 @@ class Chaos:
             "PAYOUT_BATCH_MAX_RECIPIENTS": str(BATCH_SIZE),
             "PAYOUT_RECEIPT_TIMEOUT_SECONDS": "5",
             "CROWDMINT_FAILPOINT_DIR": str(tmp),
+            # The seeded wallets stand for contributors with a record: probation's payout cap
+            # would keep some credits waiting (tests/moderation tests the cap).
+            "PROBATION_LABELS": "0",
+            "PROBATION_DAYS": "0",
         }
         # The checks read the node directly: what the chain says, not what the proxy lets by.
         self.client = rpc_client(node.url, HARDHAT_KEY_0, token)
