@@ -13,6 +13,7 @@ import pytest
 from eth_account import Account
 from eth_account.messages import encode_defunct
 
+from accounts.models import User
 from labeling.models import Annotation, Item, Project, Skip
 from labeling.services import item_create_text
 
@@ -157,8 +158,6 @@ def test_a_contributor_signs_in_with_a_wallet_and_labels_with_the_keyboard(
 def test_admin_and_the_api_docs_run_under_the_content_security_policy(
     live_server: Any, page: Any
 ) -> None:
-    from accounts.models import User
-
     User.objects.create_superuser("moderator", "mod@example.org", "correct horse battery staple")
     project = Project.objects.create(
         name="Sentiment", data_kind="text", classes=["positive", "negative"]
@@ -168,9 +167,13 @@ def test_admin_and_the_api_docs_run_under_the_content_security_policy(
     page.fill("input[name=username]", "moderator")
     page.fill("input[name=password]", "correct horse battery staple")
     page.click("input[type=submit]")
-    page.wait_for_selector("text=Site administration")
+    page.wait_for_selector("text=Dashboard and moderation")
+    moderator = User.objects.get(username="moderator")
     for path in [
-        "/admin/",
+        "/admin/",  # the dashboard's inline SVG charts
+        "/admin/labeling/item/review/",
+        "/admin/moderation/flag/",
+        f"/admin/accounts/user/{moderator.pk}/report/",
         "/admin/labeling/item/",
         f"/admin/labeling/item/{item.pk}/change/",
         f"/admin/labeling/project/{project.pk}/change/",
@@ -197,7 +200,6 @@ def test_a_buyer_enters_a_key_once_browses_datasets_and_downloads_an_export(
 ) -> None:
     from django.utils import timezone
 
-    from accounts.models import User
     from accounts.services import api_key_issue
     from tests.conftest import give_grant
 
