@@ -318,7 +318,7 @@ def flag_confirm(*, flag: Flag, moderator: User, reason: str, ban: bool) -> Flag
     """A moderator confirms a flag: its hold stays (rewards held, answers out of consensus);
     with ``ban``, the contributor is banned too."""
     with transaction.atomic():
-        locked = Flag.objects.select_for_update().select_related("user").get(pk=flag.pk)
+        locked = Flag.objects.select_for_update(of=("self",)).select_related("user").get(pk=flag.pk)
         if locked.state != Flag.State.OPEN:
             raise ValueError(f"the flag is already {locked.state}")
         locked.state = Flag.State.CONFIRMED
