@@ -144,6 +144,10 @@ def task_lease_next(*, project: Project, user: User, after: int | None = None) -
     A share of new leases are gold items (``gold_rate``), indistinguishable from the rest.
     """
     with transaction.atomic():
+        # One call per contributor at a time (two tabs, a preload racing a page's own call):
+        # otherwise a call that can't see the other's uncommitted lease on the last item (its row
+        # locked, so skipped) answers "nothing left" while the contributor holds it.
+        list(User.objects.select_for_update().filter(pk=user.pk).values_list("pk", flat=True))
         held = [
             lease for lease in leases_live(user=user, project=project) if lease.item_id != after
         ]

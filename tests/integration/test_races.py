@@ -130,3 +130,24 @@ def test_twenty_concurrent_callers_lease_an_item_needing_three_exactly_three_tim
     assert sum(r.status_code == 204 for r in replies) == 17
     assert Assignment.objects.filter(item=item).count() == 3
     assert connection.vendor == "postgresql"
+
+
+def test_one_contributors_concurrent_next_task_calls_all_get_the_last_item(
+    live_server: Any,
+) -> None:
+    """Two tabs (or a page's preload racing its own call) asking at once: none is told nothing is
+    left while the contributor holds the last item."""
+    from eth_account import Account
+
+    from labeling.models import Assignment
+
+    project = Project.objects.create(
+        name="Tabs", data_kind="text", classes=["a", "b"], overlap=3, max_labels=3
+    )
+    item = item_create_text(project=project, contributor=None, text="the last one")
+    session = Session(live_server.url, Account.create())
+    for _ in range(3):
+        replies = at_once(6, lambda i: session.get(f"/api/v1/projects/{project.pk}/next-task/"))
+        assert [r.status_code for r in replies] == [200] * 6
+        assert {r.json()["id"] for r in replies} == {item.pk}
+    assert Assignment.objects.filter(item=item).count() == 1
