@@ -49,6 +49,7 @@ COLLUSION_EXCESS = 0.1  # above what independence predicts
 COLLUSION_ACCURACY_CAP = 0.9
 COLLUSION_ALPHA = 1e-3  # family-wise, over every pair that labeled items together
 SELF_LABEL_SHARE = 0.6  # of a labeler's answers on one uploader's items
+SELF_LABEL_ALPHA = 1e-3  # family-wise, over every (labeler, uploader) pair
 SYBIL_WINDOW_S = 3600.0
 SYBIL_MIN_CLUSTER = 3
 # Wallets linked through one address on the chain: 3 or more. An address that has sent this many
@@ -355,11 +356,19 @@ def colluders(answers: Answers) -> list[Candidate]:
 
 def self_labelers(answers: Answers, fingerprints: Mapping[int, set[str]]) -> list[Candidate]:
     """Accounts labeling one uploader's items while sharing a sign-in fingerprint with that
-    uploader, or while labeling almost nothing else (flags both the labelers and the uploader)."""
+    uploader, or while labeling almost nothing else: ``SELF_LABEL_SHARE`` of their answers or
+    more on that uploader's items, far more than the uploader's share of the project's answers
+    explains (a binomial tail below ``SELF_LABEL_ALPHA``, family-wise; where one account
+    uploaded most of a project, every labeler labels mostly its items). Flags both the labelers
+    and the uploader."""
     per_labeler: dict[int, Counter[int]] = defaultdict(Counter)
+    answered: Counter[int] = Counter()
     for item, user in zip(answers.item, answers.user, strict=True):
         uploader = answers.uploader.get(int(item))
         per_labeler[int(user)][uploader if uploader is not None else -1] += 1
+        answered[uploader if uploader is not None else -1] += 1
+    pairs = sum(1 for counts in per_labeler.values() for u in counts if u != -1)
+    alpha = SELF_LABEL_ALPHA / max(1, pairs)
     found: dict[int, Candidate] = {}
     for labeler, counts in per_labeler.items():
         total = sum(counts.values())
@@ -367,7 +376,14 @@ def self_labelers(answers: Answers, fingerprints: Mapping[int, set[str]]) -> lis
             if uploader in (-1, labeler):
                 continue
             shared = sorted(fingerprints.get(labeler, set()) & fingerprints.get(uploader, set()))
-            concentrated = total >= 5 and n / total >= SELF_LABEL_SHARE
+            # The uploader's share of everyone else's answers: what an honest labeler's would be.
+            others = answers.size - total
+            base = (answered[uploader] - n) / others if others > 0 else 1.0
+            concentrated = (
+                total >= 5
+                and n / total >= SELF_LABEL_SHARE
+                and _binomial_sf(n, total, min(max(base, 1e-6), 1.0)) < alpha
+            )
             if not shared and not concentrated:
                 continue
             why = (

@@ -93,13 +93,21 @@ def flag_raise(
         return flag, True
 
 
+def _one_class(project: Project) -> bool:
+    """Whether a project's answers are one class each (classify, pairwise): the checks that
+    compare answers (spam patterns, collusion) read those; timing and who-labels-whose-uploads
+    read every task's."""
+    return project.task in (Project.Task.CLASSIFY, Project.Task.PAIRWISE)
+
+
 def _answers(project: Project, *, user_id: int | None = None) -> fraud.Answers | None:
-    """A project's answers as the checks read them (classify and pairwise: one class each);
-    with ``user_id``, that contributor's latest ``RECENT_ANSWERS`` and the other answers to the
-    same items (the references the spam checks compare with)."""
-    if project.task not in (Project.Task.CLASSIFY, Project.Task.PAIRWISE):
-        return None
+    """A project's answers as the checks read them (classify and pairwise: one class each; the
+    other tasks' answers all read as class 0, for the checks that don't compare answers); with
+    ``user_id``, that contributor's latest ``RECENT_ANSWERS`` and the other answers to the same
+    items (the references the spam checks compare with)."""
     index = {name: i for i, name in enumerate(project.classes)}
+    if not _one_class(project):
+        index = defaultdict(int)
     scope = Annotation.objects.filter(item__project=project)
     if user_id is not None:
         recent = list(
@@ -111,7 +119,7 @@ def _answers(project: Project, *, user_id: int | None = None) -> fraud.Answers |
     rows = [
         r
         for r in scope.values_list("item_id", "annotator_id", "label", "created_at")
-        if r[2] in index
+        if r[2] in index or not _one_class(project)
     ]
     if not rows:
         return None
@@ -164,11 +172,11 @@ def fraud_scan(*, chain: bool = True) -> ScanReport:
         report.projects += 1
         report.answers += answers.size
         candidates = [
-            *fraud.spammers(answers),
             *fraud.too_fast(answers, project.min_seconds_per_label),
-            *fraud.colluders(answers),
             *fraud.self_labelers(answers, fingerprints),
         ]
+        if _one_class(project):
+            candidates += [*fraud.spammers(answers), *fraud.colluders(answers)]
         for candidate in candidates:
             _, new = flag_raise(
                 user=candidate.user,
@@ -385,10 +393,10 @@ def answer_check(*, user_id: int) -> list[Flag]:
         answers = _answers(project, user_id=user_id)
         if answers is None:
             continue
-        for candidate in [
-            *fraud.too_fast(answers, project.min_seconds_per_label),
-            *fraud.spammers(answers),
-        ]:
+        checks = [*fraud.too_fast(answers, project.min_seconds_per_label)]
+        if _one_class(project):
+            checks += fraud.spammers(answers)
+        for candidate in checks:
             if candidate.user != user_id:
                 continue
             flag, new = flag_raise(

@@ -135,6 +135,15 @@ def test_throwaway_wallets_labeling_one_uploaders_items_are_flagged(
     assert set(found) <= {50, 60, 61, 62}
 
 
+def test_labeling_a_project_one_account_uploaded_mostly_is_not_self_labeling(
+    rng: random.Random, truth: list[int]
+) -> None:
+    rows = honest_rows(rng, truth, range(1, 21))
+    uploads = {item: 50 for item in range(300) if item % 10}  # the requester's: 90% of items
+    uploads.update({item: 51 for item in range(0, 300, 10)})  # a contributor's: the rest
+    assert self_labelers(crowd(rows, uploader=uploads), {}) == []
+
+
 def test_accounts_arriving_together_from_one_fingerprint_are_a_sybil_cluster() -> None:
     sign_ups = [SignUp(u, 1000.0 + 60 * u, "vpn") for u in (1, 2, 3)]
     sign_ups += [SignUp(4, 0.0, "home"), SignUp(5, 86400.0, "home")]  # a household, days apart

@@ -433,3 +433,29 @@ def test_a_loopback_address_is_no_network_except_on_the_demo(
     for _ in range(3):
         newcomer("127.0.0.1")
     assert Flag.objects.filter(kind=Flag.Kind.SYBIL).count() == 3
+
+
+def test_speed_is_checked_on_every_task_not_only_one_class_answers(
+    make_contributor: Callable[[], Contributor], eager: Callable[..., Any]
+) -> None:
+    project = Project.objects.create(
+        name="Tags",
+        data_kind=Project.DataKind.TEXT,
+        task=Project.Task.MULTILABEL,
+        classes=["sport", "politics"],
+        overlap=3,
+        min_seconds_per_label=2.0,
+    )
+    clicker = make_contributor()
+    for n in range(4):
+        item = item_create_text(project=project, contributor=None, text=f"tags {n}")
+        serve(item, clicker)
+        with eager():
+            reply = clicker.api.post(
+                f"/api/v1/items/{item.pk}/annotations/", {"labels": ["sport"]}, format="json"
+            )
+        assert reply.status_code == 201, reply.content
+    assert list(Flag.objects.values_list("user", "kind")) == [(clicker.user.pk, "speed")]
+    # The answer-comparing checks leave set answers alone: a scan flags nothing more.
+    fraud_scan(chain=False)
+    assert Flag.objects.count() == 1
