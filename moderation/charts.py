@@ -55,15 +55,11 @@ def _axis_labels(labels: Sequence[str], xs: list[float], y: float, every: int) -
     ]
 
 
-def bar_chart(
-    points: Sequence[tuple[str, float]],
-    *,
-    title: str,
-    width: int = 560,
-    height: int = 160,
-    unit: str = "",
-) -> SafeString:
-    """Vertical bars, one per (label, value); each bar's tooltip gives its exact value."""
+def _plot_head(
+    points: Sequence[tuple[str, float]], title: str, width: int, height: int, unit: str
+) -> tuple[int, int, int, int, float, list[str]]:
+    """A value chart's frame: its plot's left, top, width and height, the value at the top of
+    the scale, and the title (with the maximum) and baseline drawn."""
     top, bottom, left, right = 20, 20, 8, 8
     plot_h = height - top - bottom
     plot_w = width - left - right
@@ -75,6 +71,19 @@ def bar_chart(
         f'<line x1="{left}" y1="{top + plot_h}" x2="{width - right}" y2="{top + plot_h}" '
         f'stroke="{GRID}"/>',
     ]
+    return left, top, plot_w, plot_h, peak, body
+
+
+def bar_chart(
+    points: Sequence[tuple[str, float]],
+    *,
+    title: str,
+    width: int = 560,
+    height: int = 160,
+    unit: str = "",
+) -> SafeString:
+    """Vertical bars, one per (label, value); each bar's tooltip gives its exact value."""
+    left, top, plot_w, plot_h, peak, body = _plot_head(points, title, width, height, unit)
     if not points:
         body.append(
             f'<text x="{width / 2:.0f}" y="{height / 2:.0f}" font-size="11" '
@@ -105,17 +114,7 @@ def line_chart(
     unit: str = "",
 ) -> SafeString:
     """A polyline through the values, with a dot (and its exact value as a tooltip) at each."""
-    top, bottom, left, right = 20, 20, 8, 8
-    plot_h = height - top - bottom
-    plot_w = width - left - right
-    top_value = max((v for _, v in points), default=0.0)
-    peak = top_value or 1.0  # the scale; an all-zero chart says max 0
-    body = [
-        f'<text x="{left}" y="12" font-size="11" fill="{TEXT}">{escape(title)} '
-        f"(max {escape(_number(top_value))}{escape(unit)})</text>",
-        f'<line x1="{left}" y1="{top + plot_h}" x2="{width - right}" y2="{top + plot_h}" '
-        f'stroke="{GRID}"/>',
-    ]
+    left, top, plot_w, plot_h, peak, body = _plot_head(points, title, width, height, unit)
     if not points:
         return _frame(width, height, title, body)
     step = plot_w / max(len(points) - 1, 1)

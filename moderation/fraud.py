@@ -525,15 +525,20 @@ class Upload:
     fingerprint: str
 
 
-def copy_pasters(uploads: Sequence[Upload], borderline: Mapping[int, int]) -> list[Candidate]:
+def copy_pasters(
+    uploads: Sequence[Upload],
+    borderline: Mapping[int, int],
+    totals: Mapping[int, int] | None = None,
+) -> list[Candidate]:
     """Contributors whose uploads copy other accounts' items: the same content (after the
     duplicate checks' normalisation) stored earlier by someone else, in any project, plus their
     uploads flagged as borderline near-copies (``borderline``: user -> count). Flagged at
-    ``COPY_MIN_UPLOADS`` copies that make ``COPY_SHARE`` of their uploads or more."""
+    ``COPY_MIN_UPLOADS`` copies that make ``COPY_SHARE`` of their uploads or more. ``totals``
+    (user -> uploads) when ``uploads`` holds only the shared content; else counted from it."""
     by_print: dict[str, list[Upload]] = defaultdict(list)
-    totals: Counter[int] = Counter()
+    if totals is None:
+        totals = Counter(upload.user for upload in uploads)
     for upload in uploads:
-        totals[upload.user] += 1
         if upload.fingerprint:
             by_print[upload.fingerprint].append(upload)
     copies: dict[int, list[dict[str, int]]] = defaultdict(list)
@@ -550,7 +555,7 @@ def copy_pasters(uploads: Sequence[Upload], borderline: Mapping[int, int]) -> li
     found: list[Candidate] = []
     for user in sorted(set(copies) | set(borderline)):
         n = len(copies.get(user, [])) + borderline.get(user, 0)
-        total = max(totals[user], n)
+        total = max(totals.get(user, 0), n)
         if n < COPY_MIN_UPLOADS or n < COPY_SHARE * total:
             continue
         found.append(

@@ -18,6 +18,7 @@ import numpy as np
 from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
+from django.db.models import Count, Q
 from django.utils import timezone
 
 from accounts.audit import audit_record
@@ -208,19 +209,38 @@ def fraud_scan(*, chain: bool = True) -> ScanReport:
 
 def copy_paste_scan() -> dict[str, int]:
     """Contributors whose uploads copy other accounts' items (any project)."""
+    uploaded = Item.objects.filter(contributor__isnull=False)
+
+    def shared(items: Any, field: str) -> Any:
+        # Content more than one account uploaded: the only items the check needs to read.
+        return (
+            items.values(field)
+            .annotate(accounts=Count("contributor", distinct=True))
+            .filter(accounts__gte=2)
+            .values(field)
+        )
+
+    hashed, unhashed = uploaded.exclude(near_hash=""), uploaded.filter(near_hash="")
+    copies = uploaded.filter(
+        Q(near_hash__in=shared(hashed, "near_hash"))
+        | Q(near_hash="", content_sha256__in=shared(unhashed, "content_sha256"))
+    )
     uploads = [
         fraud.Upload(item_id, user_id, created_at.timestamp(), near_hash or f"sha:{sha}")
-        for item_id, user_id, created_at, near_hash, sha in Item.objects.filter(
-            contributor__isnull=False
-        ).values_list("id", "contributor_id", "created_at", "near_hash", "content_sha256")
+        for item_id, user_id, created_at, near_hash, sha in copies.values_list(
+            "id", "contributor_id", "created_at", "near_hash", "content_sha256"
+        )
     ]
+    totals = dict(
+        uploaded.values("contributor").annotate(n=Count("id")).values_list("contributor", "n")
+    )
     borderline = Counter(
         Flag.objects.filter(kind=Flag.Kind.NEAR_DUPLICATE, user__isnull=False)
         .exclude(state=Flag.State.DISMISSED)
         .values_list("user_id", flat=True)
     )
     raised: dict[str, int] = defaultdict(int)
-    for candidate in fraud.copy_pasters(uploads, borderline):
+    for candidate in fraud.copy_pasters(uploads, borderline, totals):
         _, new = flag_raise(user=candidate.user, kind=candidate.kind, evidence=candidate.evidence)
         raised[candidate.kind] += new
     return raised

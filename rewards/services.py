@@ -182,18 +182,7 @@ def _reverse_label_credits(item: Item, version: int, epoch: int) -> int:
     net = _net_of(credits)
     LedgerEntry.objects.bulk_create(
         [
-            LedgerEntry(
-                user_id=credit.user_id,
-                amount=-net[credit.pk],
-                reason=LedgerEntry.Reason.REVERSAL,
-                source=f"reversal:{credit.pk}",
-                project_id=credit.project_id,
-                item_id=credit.item_id,
-                memo=f"item {item.pk} re-decided",
-                policy_version=credit.policy_version,
-                policy_inputs={"reverses": credit.pk},
-                epoch=epoch,
-            )
+            _reversal(credit, net[credit.pk], epoch, f"item {item.pk} re-decided")
             for credit in credits
             if net[credit.pk] > 0
         ],
@@ -217,8 +206,8 @@ def _contribution_standing(item: Item) -> tuple[LedgerEntry, bool] | None:
     return credit, not reversed_
 
 
-def _reversal(credit: LedgerEntry, epoch: int, memo: str) -> LedgerEntry:
-    net = _net_of([credit])[credit.pk]
+def _reversal(credit: LedgerEntry, net: int, epoch: int, memo: str) -> LedgerEntry:
+    """The entry cancelling ``credit``: its ``net`` (after budget reductions) taken back."""
     return LedgerEntry(
         user_id=credit.user_id,
         amount=-net,
@@ -265,7 +254,9 @@ def decision_credit(*, decision_id: int) -> int:
             # A decision without a label takes an acceptance back: its label credits are
             # reversed above, and the uploader's contribution credit with them.
             if contribution is not None and contribution[1]:
-                entries.append(_reversal(contribution[0], epoch, f"item {item.pk} reopened"))
+                credit = contribution[0]
+                net = _net_of([credit])[credit.pk]
+                entries.append(_reversal(credit, net, epoch, f"item {item.pk} reopened"))
         elif (
             item.contributor_id is not None
             and policy.per_item > 0
