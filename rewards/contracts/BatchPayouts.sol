@@ -24,6 +24,7 @@ abstract contract BatchPayouts {
     error EmptyBatch();
     error BatchTooLarge(uint256 count, uint256 max);
     error EmptyReceiptsRoot();
+    error InvalidRecipientWord(uint256 index);
 
     /// @notice Whether `batchId` has been paid.
     function processedBatches(bytes32 batchId) external view returns (bool) {
@@ -50,5 +51,25 @@ abstract contract BatchPayouts {
         if (count == 0) revert EmptyBatch();
         if (count > MAX_BATCH_SIZE) revert BatchTooLarge(count, MAX_BATCH_SIZE);
         batchRoots[batchId] = receiptsRoot;
+    }
+
+    /// @dev `to[i]` and `amounts[i]` read without the per-read bounds checks the compiler adds:
+    ///      the caller has checked that both arrays hold `count` entries (`_recordBatch`) and
+    ///      that `i < count`, and the ABI decoder has checked at entry that both arrays lie
+    ///      inside the calldata. A recipient word with any of its top 96 bits set reverts, as
+    ///      ABI decoding of an `address` would.
+    function _batchEntry(address[] calldata to, uint256[] calldata amounts, uint256 i)
+        internal
+        pure
+        returns (address recipient, uint256 amount)
+    {
+        uint256 word;
+        assembly ("memory-safe") {
+            let at := shl(5, i)
+            word := calldataload(add(to.offset, at))
+            amount := calldataload(add(amounts.offset, at))
+        }
+        if (word >> 160 != 0) revert InvalidRecipientWord(i);
+        recipient = address(uint160(word));
     }
 }

@@ -64,9 +64,8 @@ contract RewardDistributor is AccessControl, BatchPayouts {
         address from = treasury;
         uint256 total;
         for (uint256 i; i < count;) {
-            address recipient = to[i];
+            (address recipient, uint256 amount) = _batchEntry(to, amounts, i);
             if (recipient == address(0)) revert InvalidRecipient(i);
-            uint256 amount = amounts[i];
             token.safeTransferFrom(from, recipient, amount);
             total += amount;
             unchecked {

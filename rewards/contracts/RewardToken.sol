@@ -44,9 +44,9 @@ contract RewardToken is ERC20, AccessControl, BatchPayouts {
 
         uint256 total;
         for (uint256 i; i < count;) {
-            uint256 amount = amounts[i];
+            (address recipient, uint256 amount) = _batchEntry(to, amounts, i);
             // _mint rejects address(0) and does a checked add on totalSupply.
-            _mint(to[i], amount);
+            _mint(recipient, amount);
             unchecked {
                 // Cannot overflow: `total` is a part of totalSupply, whose adds are checked.
                 total += amount;

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from eth_abi.abi import encode
+from eth_utils.crypto import keccak
 
 from rewards.chain import (
     MAX_BATCH_SIZE,
@@ -169,3 +171,31 @@ def test_batch_ids_are_stable_and_distinct_per_key() -> None:
     assert batch_id_from_key("a") == batch_id_from_key("a")
     assert batch_id_from_key("a") != batch_id_from_key("b")
     assert len(batch_id_from_key("a")) == 32
+
+
+def _raw_batch_mint_call(client: ChainClient, recipient_word: int) -> bytes:
+    """Calls batchMint with calldata built by hand, so a recipient word can carry bits that
+    no address has (web3 would refuse to encode them)."""
+    selector = keccak(text="batchMint(bytes32,bytes32,address[],uint256[])")[:4]
+    data = selector + encode(
+        ["bytes32", "bytes32", "uint256[]", "uint256[]"],
+        [BATCH, ROOT, [recipient_word], [ONE_TOKEN]],
+    )
+    w3 = client._w3
+    return bytes(w3.eth.call({"from": client.address, "to": client.token_address, "data": data}))
+
+
+def test_a_recipient_word_with_bits_above_an_address_reverts_as_abi_decoding_would(
+    client: ChainClient,
+) -> None:
+    (alice,) = wallets(1)
+    clean = int(alice, 16)
+
+    assert _raw_batch_mint_call(client, clean) == b""
+    with pytest.raises(Exception) as excinfo:
+        _raw_batch_mint_call(client, clean | (1 << 200))
+
+    selector = keccak(text="InvalidRecipientWord(uint256)")[:4]
+    # The revert data: the error's selector and index 0 (eth-tester shows it as bytes).
+    assert repr(selector + bytes(32)) in str(excinfo.value)
+    assert not client.is_batch_processed(BATCH)
