@@ -12,6 +12,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import mlcroissant
 import pyarrow.parquet as pq
 import pytest
 import yaml
@@ -455,8 +456,7 @@ CROISSANT_TYPES = {"sc:Integer", "sc:Float", "sc:Text", "sc:Date", "sc:URL", "sc
 
 
 def check_croissant(doc: dict[str, Any], data: bytes) -> None:
-    """The Croissant 1.0 specification's requirements, checked by hand (``mlcroissant`` needs
-    ``jsonpath-rw``, which PyPI has only as a source distribution)."""
+    """The Croissant 1.0 specification's requirements, by hand and by ``mlcroissant``."""
     import hashlib
 
     assert doc["@context"]["@vocab"] == "https://schema.org/"
@@ -483,6 +483,9 @@ def check_croissant(doc: dict[str, Any], data: bytes) -> None:
             assert field["source"]["fileObject"]["@id"] in files
             assert set(field["source"]["extract"]) <= {"column", "jsonPath"}
     assert "rai:dataAnnotationProtocol" in doc
+    # And by MLCommons' own validator: no error, no warning.
+    issues = mlcroissant.Dataset(jsonld=doc).metadata.issues
+    assert (issues.errors, issues.warnings) == (set(), set()), issues.report()
 
 
 @pytest.mark.parametrize("fmt", ["jsonl", "csv", "parquet", "label_studio"])
