@@ -42,17 +42,7 @@ BUYER_THROTTLES = [ApiRateThrottle, DatasetReadThrottle]
 
 def content_url_for(request: Request | HttpRequest) -> rec.ContentUrl:
     """Absolute URLs of items' images: the API endpoint that checks the buyer's key."""
-    return content_url_from(request.build_absolute_uri(reverse("item-content", args=[0])))
-
-
-def content_url_from(template: str) -> rec.ContentUrl:
-    """``content_url_for`` from the absolute URL of item 0's content (kept with an export)."""
-    head, tail = template.rsplit("/0/", 1)
-
-    def url(item_id: int, side: str) -> str:
-        return f"{head}/{item_id}/{tail}" + ("?side=b" if side == "b" else "")
-
-    return url
+    return rec.content_url_from(request.build_absolute_uri(reverse("item-content", args=[0])))
 
 
 # --- The catalogue ----------------------------------------------------------------------------

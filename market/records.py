@@ -17,7 +17,7 @@ from datetime import UTC, datetime, time
 from typing import Any
 
 from django.db import connection
-from django.db.models import F, FilteredRelation, Q, QuerySet, TextField, Value
+from django.db.models import F, FilteredRelation, Func, Q, QuerySet, TextField, Value
 from django.db.models.functions import Cast, Coalesce
 from django.utils.dateparse import parse_date, parse_datetime
 
@@ -27,14 +27,22 @@ DECIDED_BY = ("crowd", "moderator")
 FILTERS = ("min_confidence", "label", "decided_after", "min_labels", "decided_by")
 
 
+#: A UTC timestamp as the databases print it: SQLite's naive "YYYY-MM-DD HH:MM:SS[.ffffff]",
+#: PostgreSQL's "YYYY-MM-DD HH:MM:SS[.f…]+00" (trailing zeros of the fraction dropped).
+_DATABASE_UTC = re.compile(r"(\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d)(?:\.(\d{1,6}))?(?:\+00)?")
+
+
 def iso_utc(value: datetime | str | None) -> str | None:
     """``2030-01-01T12:00:00.000000Z``: the one timestamp format of every export. Takes a
     datetime, or a timestamp as the database returned it (SQLite: naive UTC text)."""
     if value is None:
         return None
     if isinstance(value, str):
-        if len(value) == 26 and value[10] == " ":  # SQLite's own "YYYY-MM-DD HH:MM:SS.ffffff"
-            return f"{value[:10]}T{value[11:]}Z"
+        if len(value) == 27 and value[10] == "T" and value[26] == "Z":  # UtcText's
+            return value
+        if printed := _DATABASE_UTC.fullmatch(value):
+            day, clock, fraction = printed.groups()
+            return f"{day}T{clock}.{(fraction or '').ljust(6, '0')}Z"
         value = datetime.fromisoformat(value)
     if value.tzinfo is None or not value.utcoffset():
         text = value.isoformat(timespec="microseconds")
@@ -223,9 +231,48 @@ def records_queryset(project: Project, filters: RecordFilters) -> QuerySet[Item]
     return items.order_by("id")
 
 
+class UtcText(Func):
+    """A timestamp printed by the database in the one export format,
+    ``2030-01-01T12:00:00.000000Z`` (UTC): no per-value parsing or formatting in Python.
+    Elsewhere than PostgreSQL and SQLite it is the column as text, which ``iso_utc`` reformats."""
+
+    output_field = TextField()
+    template = "CAST(%(expressions)s AS text)"
+
+    def as_postgresql(self, compiler: Any, connection: Any, **extra: Any) -> Any:
+        return self.as_sql(
+            compiler,
+            connection,
+            template="""to_char(%(expressions)s AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')""",
+            **extra,
+        )
+
+    def as_sqlite(self, compiler: Any, connection: Any, **extra: Any) -> Any:
+        # Django stores UTC as "YYYY-MM-DD HH:MM:SS[.ffffff]": no fraction on a whole second.
+        return self.as_sql(
+            compiler,
+            connection,
+            template="replace(%(expressions)s, ' ', 'T') || "
+            "CASE WHEN length(%(expressions)s) = 19 THEN '.000000Z' ELSE 'Z' END",
+            **extra,
+        )
+
+
+#: Columns ``record_values`` reads as text, by the names it reads them as: the decision's JSON
+#: as the database prints it, the timestamps already formatted (PostgreSQL's driver parsed every
+#: JSON value and timestamp, and Python reformatted each).
+_AS_TEXT: dict[str, tuple[str, Callable[[str], Func]]] = {
+    "decided_value": ("value_as_text", lambda column: Cast(column, TextField())),
+    "decided_at": ("decided_at_as_text", UtcText),
+    "created_at": ("created_at_as_text", UtcText),
+}
+
+
 def record_values(queryset: QuerySet[Item]) -> QuerySet[Any]:
     """``queryset`` as tuples of ``COLUMNS``: what ``record_rows`` reads."""
-    return queryset.values_list(*COLUMNS)
+    return queryset.annotate(
+        **{alias: text(column) for column, (alias, text) in _AS_TEXT.items()}
+    ).values_list(*(_AS_TEXT[column][0] if column in _AS_TEXT else column for column in COLUMNS))
 
 
 def record_tuples(queryset: QuerySet[Item], chunk: int = 2000) -> Iterator[tuple[Any, ...]]:
@@ -259,6 +306,17 @@ _encode = json.JSONEncoder(ensure_ascii=False).encode
 ContentUrl = Callable[[int, str], str]
 
 
+def content_url_from(template: str) -> ContentUrl:
+    """``content_url(item_id, side)`` from the absolute URL of item 0's content (kept with an
+    export, so a worker builds the URLs the buyer's request would have)."""
+    head, tail = template.rsplit("/0/", 1)
+
+    def url(item_id: int, side: str) -> str:
+        return f"{head}/{item_id}/{tail}" + ("?side=b" if side == "b" else "")
+
+    return url
+
+
 def _spans_with_text(spans: list[dict[str, Any]], text: str) -> list[dict[str, Any]]:
     """Each span with the characters it marks, so a buyer needn't slice the text."""
     return [{**span, "text": text[span["start"] : span["end"]]} for span in spans]
@@ -270,6 +328,12 @@ def record_rows(
     """Records as flat dicts, from ``record_values`` tuples; ``content_url(item_id, side)`` is
     the URL of an item's image (``side`` "a" or "b"), fetchable with the buyer's key only."""
     task = project.task
+    spans = task == Project.Task.SPANS
+    default_method = project.consensus_method
+    default_licence = project.licence
+    # Classify and pairwise values depend on the label alone: encoded once per label.
+    by_label: dict[str, tuple[dict[str, Any], str]] = {}
+    rebuilt = task in (Project.Task.CLASSIFY, Project.Task.PAIRWISE)
     for (
         pk,
         text,
@@ -292,8 +356,13 @@ def record_rows(
         created_at,
     ) in rows:
         moderator = decided_by == "moderator"
-        value_object, value_json = decided_value(task, label, value)
-        if task == Project.Task.SPANS and text and value_object.get("spans"):
+        if rebuilt:
+            if (cached := by_label.get(label)) is None:
+                cached = by_label[label] = decided_value(task, label, value)
+            value_object, value_json = dict(cached[0]), cached[1]
+        else:
+            value_object, value_json = decided_value(task, label, value)
+        if spans and text and value_object.get("spans"):
             value_object = {**value_object, "spans": _spans_with_text(value_object["spans"], text)}
             value_json = json.dumps(value_object, ensure_ascii=False, separators=(",", ":"))
         yield {
@@ -313,11 +382,11 @@ def record_rows(
             "decided_at": iso_utc(decided_at),
             "decided_by": "moderator" if moderator else "crowd",
             # A moderator's decision used no consensus method (it used to say dawid_skene).
-            "method": None if moderator else (method or project.consensus_method),
+            "method": None if moderator else (method or default_method),
             "sha256": sha256,
             "contributor": contributor,
             "labels": label_count,
-            "licence": licence or project.licence,
+            "licence": licence or default_licence,
             "created_at": iso_utc(created_at),
             "image_path": image or None,
             "image_b_path": image_b or None,

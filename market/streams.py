@@ -18,28 +18,41 @@ STREAM_FORMATS = {"jsonl": "application/x-ndjson", "csv": "text/csv"}
 CHUNK_ROWS = 500
 
 
-def _text(value: str | None) -> str:
-    return "null" if value is None else _string(value)
-
-
-def _number(value: float | None) -> str:
-    return "null" if value is None else repr(value)
-
-
 def jsonl_line(row: dict[str, Any]) -> str:
     """One record as a JSON object on one line, in ``EXPORT_COLUMNS`` order. Written field by
-    field (the generic encoder was a third of an export's time); the decision's value is
-    already JSON text."""
+    field, each test inline (the generic encoder was a third of an export's time, a helper
+    call per field another tenth); the decision's value is already JSON text."""
+    s = _string
+    text, text_b, image_url, image_b_url = (
+        row["text"],
+        row["text_b"],
+        row["image_url"],
+        row["image_b_url"],
+    )
+    width, height, label, agreement = row["width"], row["height"], row["label"], row["agreement"]
+    confidence, decided_at, method = row["confidence"], row["decided_at"], row["method"]
+    decided_by = row["decided_by"]
+    sha256, contributor, labels = row["sha256"], row["contributor"], row["labels"]
+    licence, created_at = row["licence"], row["created_at"]
     return (
-        f'{{"id":{row["id"]},"text":{_text(row["text"])},"text_b":{_text(row["text_b"])},'
-        f'"image_url":{_text(row["image_url"])},"image_b_url":{_text(row["image_b_url"])},'
-        f'"width":{_number(row["width"])},"height":{_number(row["height"])},'
-        f'"label":{_text(row["label"])},"agreement":{_number(row["agreement"])},'
-        f'"confidence":{_number(row["confidence"])},"decided_at":{_text(row["decided_at"])},'
-        f'"decided_by":{_text(row["decided_by"])},"method":{_text(row["method"])},'
-        f'"sha256":{_text(row["sha256"])},"contributor":{_text(row["contributor"])},'
-        f'"labels":{_number(row["labels"])},"licence":{_text(row["licence"])},'
-        f'"created_at":{_text(row["created_at"])},"value":{row["value_json"]}}}\n'
+        f'{{"id":{row["id"]},"text":{"null" if text is None else s(text)},'
+        f'"text_b":{"null" if text_b is None else s(text_b)},'
+        f'"image_url":{"null" if image_url is None else s(image_url)},'
+        f'"image_b_url":{"null" if image_b_url is None else s(image_b_url)},'
+        f'"width":{"null" if width is None else repr(width)},'
+        f'"height":{"null" if height is None else repr(height)},'
+        f'"label":{"null" if label is None else s(label)},'
+        f'"agreement":{"null" if agreement is None else repr(agreement)},'
+        f'"confidence":{"null" if confidence is None else repr(confidence)},'
+        f'"decided_at":{"null" if decided_at is None else s(decided_at)},'
+        f'"decided_by":{"null" if decided_by is None else s(decided_by)},'
+        f'"method":{"null" if method is None else s(method)},'
+        f'"sha256":{"null" if sha256 is None else s(sha256)},'
+        f'"contributor":{"null" if contributor is None else s(contributor)},'
+        f'"labels":{"null" if labels is None else repr(labels)},'
+        f'"licence":{"null" if licence is None else s(licence)},'
+        f'"created_at":{"null" if created_at is None else s(created_at)},'
+        f'"value":{row["value_json"]}}}\n'
     )
 
 
@@ -52,22 +65,27 @@ def csv_values(row: dict[str, Any]) -> list[object]:
 
 def stream_chunks(fmt: str, rows: Iterable[dict[str, Any]]) -> Iterator[str]:
     """The records as text, ``CHUNK_ROWS`` at a time (the header first, for CSV)."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer) if fmt == "csv" else None
-    if writer is not None:
+    if fmt == "csv":
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
         writer.writerow(EXPORT_COLUMNS)
-    for count, row in enumerate(rows, start=1):
-        if writer is not None:
+        for count, row in enumerate(rows, start=1):
             writer.writerow(csv_values(row))
-        else:
-            buffer.write(jsonl_line(row))
-        if count % CHUNK_ROWS == 0:
-            yield buffer.getvalue()
-            buffer.seek(0)
-            buffer.truncate()
-    tail = buffer.getvalue()
-    if tail:
-        yield tail
+            if count % CHUNK_ROWS == 0:
+                yield buffer.getvalue()
+                buffer.seek(0)
+                buffer.truncate()
+        if tail := buffer.getvalue():
+            yield tail
+        return
+    lines: list[str] = []
+    for row in rows:
+        lines.append(jsonl_line(row))
+        if len(lines) == CHUNK_ROWS:
+            yield "".join(lines)
+            lines = []
+    if lines:
+        yield "".join(lines)
 
 
 def export_filename(project: Project, fmt: str) -> str:

@@ -8,8 +8,13 @@ Lines file. Each process reports its wall time and peak RSS (``ru_maxrss``), and
 after loading Django, so the memory a run adds is visible.
 
     python bench/exports/bench.py [--records 10000,100000] [--database-url postgres://...]
+        [--peer .venv-peer]
 
-Without ``--database-url`` it uses SQLite files in a temporary folder.
+Without ``--database-url`` it uses SQLite files in a temporary folder. With ``--peer`` (Label
+Studio 1.23.2's venv, from ``bench/load/peer/install.sh``), the same run also measures Label
+Studio importing the same items file and exporting as many annotated tasks as JSON, on the same
+kind of database (``peer_ls.py``). The seeded tables are analysed before the exports, as
+autoanalyze would have done long before a dataset reaches that size.
 """
 
 from __future__ import annotations
@@ -69,7 +74,7 @@ def django_setup() -> float:
 
 def seed(records: int) -> None:
     django_setup()
-    from django.db import transaction
+    from django.db import connection, transaction
     from django.utils import timezone
 
     from labeling.models import Decision, Item, Project
@@ -119,12 +124,15 @@ def seed(records: int) -> None:
                 ],
                 batch_size=2000,
             )
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE")
     print(json.dumps({"project": project.pk}))
 
 
 def export_async(fmt: str) -> None:
     base = django_setup()
     from django.test import override_settings
+    from django.urls import reverse
 
     from accounts.models import User
     from labeling.models import Project
@@ -133,6 +141,8 @@ def export_async(fmt: str) -> None:
 
     project = Project.objects.get()
     buyer, _ = User.objects.get_or_create(username="bench-buyer", defaults={"role": "buyer"})
+    # As in a worker past its first task: the URLconf (which imports every view) is loaded.
+    reverse("item-content", args=[0])
     with override_settings(MEDIA_ROOT=os.environ["BENCH_MEDIA"]):
         export = DatasetExport.objects.create(
             project=project, buyer=buyer, format=fmt, base_url="http://bench/"
@@ -200,12 +210,80 @@ def child(env: dict[str, str], *args: str) -> dict[str, float]:
     return dict(json.loads(out.strip().splitlines()[-1]))
 
 
+def peer_env(venv: Path, tmp: str, database_url: str) -> dict[str, str]:
+    """Label Studio's settings for a run: its SQLite file in ``tmp``, or a fresh PostgreSQL
+    database beside ``database_url``'s; migrated."""
+    python = str(venv / "bin" / "python")
+    ls = subprocess.run(
+        [python, "-c", "import label_studio, os; print(os.path.dirname(label_studio.__file__))"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("DJANGO", "DATABASE"))},
+        "DJANGO_SETTINGS_MODULE": "core.settings.label_studio",
+        "PYTHONPATH": ls,
+        "LABEL_STUDIO_BASE_DATA_DIR": f"{tmp}/peer",
+        "LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN": "true",
+        "DEBUG": "false",
+        "SENTRY_DSN": "",
+        "COLLECT_ANALYTICS": "false",
+        "LOG_LEVEL": "WARNING",
+    }
+    if database_url:
+        admin = database_url.rsplit("/", 1)[0]
+        name = database_url.rsplit("/", 1)[1] + "_peer"
+        subprocess.run(
+            [
+                "psql",
+                f"{admin}/postgres",
+                "-qc",
+                f"DROP DATABASE IF EXISTS {name}",
+                "-c",
+                f"CREATE DATABASE {name}",
+            ],
+            check=True,
+        )
+        host, port = admin.split("@", 1)[1].split(":")
+        env.update(
+            DJANGO_DB="default",
+            POSTGRE_NAME=name,
+            POSTGRE_USER="postgres",
+            POSTGRE_PASSWORD="",
+            POSTGRE_HOST=host,
+            POSTGRE_PORT=port,
+        )
+    else:
+        env.update(DJANGO_DB="sqlite", DATABASE_NAME=f"{tmp}/peer.sqlite3")
+    subprocess.run(
+        [python, f"{ls}/manage.py", "migrate", "--noinput", "-v0"],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    return env
+
+
+def peer_child(venv: Path, env: dict[str, str], *args: str) -> dict[str, float]:
+    out = subprocess.run(
+        [str(venv / "bin" / "python"), str(Path(__file__).with_name("peer_ls.py")), *args],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    return dict(json.loads(out.strip().splitlines()[-1]))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--records", default="10000,100000")
     parser.add_argument("--database-url", default="")
     parser.add_argument("--out", default=str(ROOT / "bench" / "exports" / "results.md"))
+    parser.add_argument("--peer", default="", help="Label Studio's venv (bench/load/peer)")
     options = parser.parse_args()
+    peer = Path(options.peer).resolve() if options.peer else None
     results = []
     for records in [int(n) for n in options.records.split(",")]:
         with tempfile.TemporaryDirectory() as tmp:
@@ -255,6 +333,16 @@ def main() -> None:
                 result.update({"case": name, "database": engine, "n": records})
                 print(json.dumps(result), flush=True)
                 results.append(result)
+            if peer is not None:
+                ls_env = peer_env(peer, tmp, options.database_url)
+                for name, args in [
+                    ("peer: Label Studio export, JSON (in the request)", ("export", str(records))),
+                    ("peer: Label Studio import, JSON", ("import", str(items))),
+                ]:
+                    result = peer_child(peer, ls_env, *args)
+                    result.update({"case": name, "database": engine, "n": records})
+                    print(json.dumps(result), flush=True)
+                    results.append(result)
     machine = f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
     lines = [
         f"Machine: {machine}. Each row is a fresh process; peak RSS includes Django (RSS after "
@@ -270,6 +358,25 @@ def main() -> None:
             f"{rate:,.0f} | {r['peak_rss_mib']:.0f} | {r['rss_after_setup_mib']:.0f} | "
             f"{r['size_bytes'] / 1e6:.1f} MB |"
         )
+    if peer is not None:
+        lines += ["", "Against Label Studio in this run (its seconds / ours):", ""]
+        for database, n in dict.fromkeys((r["database"], r["n"]) for r in results):
+            seconds = {
+                r["case"]: r["seconds"] for r in results if (r["database"], r["n"]) == (database, n)
+            }
+            export_peer = seconds["peer: Label Studio export, JSON (in the request)"]
+            import_peer = seconds["peer: Label Studio import, JSON"]
+            lines.append(
+                f"- {database}, {n:,} records: export {export_peer / seconds['export, background, JSON Lines']:,.0f}× "
+                f"(background JSON Lines), {export_peer / seconds['export, background, Parquet']:,.0f}× (Parquet), "
+                f"{export_peer / seconds['export, streamed, JSON Lines']:,.0f}× (streamed); "
+                f"import {import_peer / seconds['import, JSON Lines']:.1f}×"
+            )
+    load = os.getloadavg()
+    lines += [
+        "",
+        f"Load average at the end of the run: {load[0]:.2f} (1 min), {load[1]:.2f} (5 min).",
+    ]
     Path(options.out).write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

@@ -59,27 +59,18 @@ HF_TASKS = {
 }
 
 
-def _timestamps(values: list[Any]) -> pa.Array:
-    # The ISO strings of the record rows ("...Z") as UTC timestamps.
-    return (
-        pa.array([None if v is None else v[:-1] for v in values], pa.string())
-        .cast(pa.timestamp("us"))
-        .cast(pa.timestamp("us", tz="UTC"))
-    )
-
-
 def _table(batch: list[dict[str, Any]]) -> pa.Table:
-    columns: dict[str, pa.Array] = {}
-    for name in EXPORT_COLUMNS:
-        values = [row[name] for row in batch]
-        kind = SCHEMA.field(name).type
-        if name == "value":
-            columns[name] = pa.array([row["value_json"] for row in batch], pa.string())
-        elif pa.types.is_timestamp(kind):
-            columns[name] = _timestamps(values)
+    """A row group, column by column; timestamps are the records' ISO strings ("...Z"), which
+    Arrow reads as UTC; the decision's value is its JSON text."""
+    arrays = []
+    for field in SCHEMA:
+        key = "value_json" if field.name == "value" else field.name
+        values = [row[key] for row in batch]
+        if pa.types.is_timestamp(field.type):
+            arrays.append(pa.array(values, pa.string()).cast(field.type))
         else:
-            columns[name] = pa.array(values, kind)
-    return pa.Table.from_pydict(columns, schema=SCHEMA)
+            arrays.append(pa.array(values, field.type))
+    return pa.Table.from_arrays(arrays, schema=SCHEMA)
 
 
 def card(project: Project, records: int, data_file: str) -> str:

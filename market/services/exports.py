@@ -200,9 +200,7 @@ def export_build(*, export_id: int) -> DatasetExport:
 
 
 def _content_url(base_url: str) -> records.ContentUrl:
-    from market.apis import content_url_from
-
-    return content_url_from(base_url.rstrip("/") + reverse("item-content", args=[0]))
+    return records.content_url_from(base_url.rstrip("/") + reverse("item-content", args=[0]))
 
 
 def _delete_files(export: DatasetExport) -> None:

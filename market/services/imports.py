@@ -92,6 +92,7 @@ class _Importer:
         self.pairwise = project.task == Project.Task.PAIRWISE
         self.text = project.data_kind == Project.DataKind.TEXT
         self.batch: list[tuple[int, _Prepared]] = []
+        self.batch_size = settings.IMPORT_BATCH_SIZE  # read once: settings are a lazy proxy
         self.rows = _ItemRows(project)
 
     def _image(self, path: str | None, what: str) -> Any:
@@ -192,7 +193,7 @@ class _Importer:
             self.report.reject(number, str(exc))
             return
         self.batch.append((number, prepared))
-        if len(self.batch) >= settings.IMPORT_BATCH_SIZE:
+        if len(self.batch) >= self.batch_size:
             self.flush()
 
     def flush(self) -> None:
