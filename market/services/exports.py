@@ -29,6 +29,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import User
+from config.gcpause import cycle_collector_paused
 from labeling.models import Project
 from market import formats, records
 from market.formats import croissant
@@ -140,7 +141,10 @@ def export_build(*, export_id: int) -> DatasetExport:
         writer = formats.writer_for(export.format, project)
         content_url = _content_url(export.base_url)
         rows = records.record_rows(records.record_tuples(queryset, CHUNK), project, content_url)
-        with tempfile.TemporaryDirectory(prefix="crowdmint-export-") as directory:
+        with (
+            tempfile.TemporaryDirectory(prefix="crowdmint-export-") as directory,
+            cycle_collector_paused(),
+        ):
             built = writer(
                 Path(directory), project, _with_progress(rows, export.pk, total), open_stored
             )

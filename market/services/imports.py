@@ -28,6 +28,7 @@ from django.db import connection, models, transaction
 from django.utils import timezone
 
 from accounts.models import User
+from config.gcpause import cycle_collector_paused
 from labeling.answers import AnswerContext, AnswerError, validate_answer
 from labeling.models import Item, Project
 from labeling.near_duplicates import text_hash
@@ -412,11 +413,12 @@ def items_import(
     started = time.perf_counter()
     batch_rows = settings.IMPORT_BATCH_SIZE
     read = importers.READERS[fmt]
-    for number, row in read(source, answers != ItemImport.Answers.IGNORE):
-        importer.add(number, row)
-        if progress is not None and report.rows % batch_rows == 0:
-            progress(report, _fraction(source, size))
-    importer.flush()
+    with cycle_collector_paused():
+        for number, row in read(source, answers != ItemImport.Answers.IGNORE):
+            importer.add(number, row)
+            if progress is not None and report.rows % batch_rows == 0:
+                progress(report, _fraction(source, size))
+        importer.flush()
     report.seconds = time.perf_counter() - started
     if progress is not None:
         progress(report, 1.0)
