@@ -235,21 +235,27 @@ def decision_credit(*, decision_id: int) -> int:
         decision = Decision.objects.select_related("item__project").get(pk=decision_id)
         item = decision.item
         # Lock the item's credits: a settlement allocating them waits for us, or we see it did.
-        list(LedgerEntry.objects.select_for_update().filter(item=item).values_list("pk", flat=True))
+        held = list(
+            LedgerEntry.objects.select_for_update().filter(item=item).values_list("pk", flat=True)
+        )
         if DecisionCredit.objects.filter(decision=decision).exists():
             return 0
         project = item.project
         policy = reward_policy_current(project=project)
         epoch = reward_epoch(timezone.now())
+        # Every credit of an item (contribution and labels) carries the item: one without
+        # entries has nothing to reverse and no contribution credit, so the lookups are skipped.
         previous = (
             Decision.objects.filter(item=item, version__lt=decision.version)
             .order_by("-version")
             .first()
+            if held
+            else None
         )
         if previous is not None:
             _reverse_label_credits(item, previous.version, epoch)
         entries: list[LedgerEntry] = []
-        contribution = _contribution_standing(item)
+        contribution = _contribution_standing(item) if held else None
         if not decision.label:
             # A decision without a label takes an acceptance back: its label credits are
             # reversed above, and the uploader's contribution credit with them.

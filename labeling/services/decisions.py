@@ -188,24 +188,24 @@ def item_decide(*, item_id: int, reopen_review: bool = False) -> Item:
             return item
         rows = list(
             item.annotations.order_by("id").values_list(
-                "annotator_id", "label", "value", "created_at"
+                "pk", "annotator_id", "label", "value", "created_at"
             )
         )
         excluded = users_excluded_from_consensus(
-            project=item.project, user_ids={row[0] for row in rows}
+            project=item.project, user_ids={row[1] for row in rows}
         )
-        if _exclusions_changed(item, sum(row[0] in excluded for row in rows)):
+        if _exclusions_changed(item, sum(row[1] in excluded for row in rows)):
             item.save(update_fields=["required_labels", "excluded_labels"])
         if len(rows) < item.required_labels:
             return item
         answers = [
             (annotator_id, label, value)
-            for annotator_id, label, value, _ in rows
+            for _, annotator_id, label, value, _ in rows
             if annotator_id not in excluded
         ]
         if not answers:
             return item
-        last_label_at = max(created_at for _, _, _, created_at in rows)
+        last_label_at = max(row[4] for row in rows)
         decision = _decide(item, answers)
         item.confidence = decision.confidence
         item.agreement = decision.agreement
@@ -231,7 +231,12 @@ def item_decide(*, item_id: int, reopen_review: bool = False) -> Item:
                 _observe_decision_latency(last_label_at)
             return item
         _accept(
-            item, decision.label, value=decision.value, decided_by=DecisionRecord.DecidedBy.CROWD
+            item,
+            decision.label,
+            value=decision.value,
+            decided_by=DecisionRecord.DecidedBy.CROWD,
+            # Read above under the item's lock: what _accept would read again.
+            answers=([row[:4] for row in rows], excluded),
         )
         _observe_decision_latency(last_label_at)
     return item
@@ -276,11 +281,14 @@ def _accept(
     decided_by: str,
     value: dict[str, Any] | None = None,
     moderator: User | None = None,
+    answers: tuple[list[tuple[Any, ...]], set[int]] | None = None,
 ) -> DecisionRecord:
     """Record an item's (new) decision, as the item's state and as a ``Decision`` fact whose
     credit is enqueued on commit; inside the deciding transaction, with the item locked and its
     ``confidence`` and ``agreement`` set. The answers that agree with it (per the task:
-    ``labeling.answers.agrees``) are the ones its credit pays."""
+    ``labeling.answers.agrees``) are the ones its credit pays. ``answers``: the item's
+    annotations as ``(pk, annotator_id, label, value)`` by id and the labelers left out of
+    consensus, when the caller has just read them under the same lock."""
     project = item.project
     decided = decided_value_of(item, label, value)
     item.status = Item.Status.ACCEPTED
@@ -299,8 +307,13 @@ def _accept(
             "decided_at",
         ]
     )
-    rows = list(item.annotations.order_by("id").values_list("pk", "annotator_id", "label", "value"))
-    excluded = users_excluded_from_consensus(project=project, user_ids={row[1] for row in rows})
+    if answers is None:
+        rows = list(
+            item.annotations.order_by("id").values_list("pk", "annotator_id", "label", "value")
+        )
+        excluded = users_excluded_from_consensus(project=project, user_ids={row[1] for row in rows})
+    else:
+        rows, excluded = answers
     agreeing = [
         (pk, user)
         for pk, user, answer_label, answer in rows
