@@ -91,8 +91,10 @@ bench-gpu: venv
 # Export (background and streamed) and import of 10k and 100k records: time and peak memory, on
 # SQLite, and on PostgreSQL with BENCH_DATABASE_URL=postgres://.../crowdmint_bench (dropped and
 # made again).
+# Label Studio 1.23.2 is measured in the same run: its own venv, installed by bench/load/peer/install.sh.
 bench-exports: venv
-	$(BIN)/python bench/exports/bench.py --records 10000,100000 $(if $(BENCH_DATABASE_URL),--database-url $(BENCH_DATABASE_URL) --out bench/exports/results-postgresql.md)
+	bash bench/load/peer/install.sh
+	$(BIN)/python bench/exports/bench.py --records 10000,100000 --peer .venv-peer $(if $(BENCH_DATABASE_URL),--database-url $(BENCH_DATABASE_URL) --out bench/exports/results-postgresql.md)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache
