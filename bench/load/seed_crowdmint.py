@@ -56,19 +56,28 @@ def main(shape: str, clients: int, per_client: int) -> None:
             tokens.append(mine)
             labelers.append(ids)
         total = clients * per_client
+        given = {"project_id", "contributor_id", "text", "size_bytes", "content_sha256"}
+        given |= {"status", "label_count", "required_labels", "created_at"}
+        # Every other NOT NULL column at its model default (the model grows columns).
+        rest = [
+            (field.column, field.get_db_prep_save(field.get_default(), connection))
+            for field in Item._meta.concrete_fields
+            if not field.null and not field.primary_key and field.column not in given
+        ]
+        columns = ", ".join(column for column, _ in rest)
+        marks = ", ".join("%s" for _ in rest)
         with connection.cursor() as cursor:
             cursor.execute(
                 f"""
                 INSERT INTO {Item._meta.db_table}
-                  (project_id, contributor_id, text, image, image_format, size_bytes,
-                   content_sha256, status, label_count, required_labels, decided_label,
-                   decision_version, gold_label, created_at)
-                SELECT %s, %s, 'load text ' || g, '', '', 12, md5(%s || g) || md5(g || %s),
-                       'open', 0, 3, '', 0, '', now()
+                  (project_id, contributor_id, text, size_bytes, content_sha256, status,
+                   label_count, required_labels, created_at, {columns})
+                SELECT %s, %s, 'load text ' || g, 12, md5(%s || g) || md5(g || %s),
+                       'open', 0, 3, now(), {marks}
                 FROM generate_series(1, %s) AS g
                 RETURNING id
                 """,
-                [project.pk, uploader.pk, tag, tag, total],
+                [project.pk, uploader.pk, tag, tag, *[value for _, value in rest], total],
             )
             ids = sorted(row[0] for row in cursor.fetchall())
     ranges = [ids[c * per_client : (c + 1) * per_client] for c in range(clients)]
