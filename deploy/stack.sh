@@ -124,6 +124,7 @@ export METRICS_ALLOWED_NETWORKS=127.0.0.0/8
 export LOG_FORMAT=json
 export LOG_LEVEL=WARNING
 export API_RATE=${STACK_API_RATE:-600000/minute}
+export LABEL_RATE=${STACK_LABEL_RATE:-120/minute}
 export STACK_URL=http://127.0.0.1:$STACK_PORT
 ENV
   # shellcheck disable=SC1091
