@@ -15,6 +15,7 @@ from typing import Any
 import mlcroissant
 import pyarrow.parquet as pq
 import pytest
+import supervision as sv
 import yaml
 from django.core.files.storage import default_storage
 from django.utils import timezone
@@ -429,6 +430,28 @@ def test_yolo_exports_are_images_labels_and_data_yaml(
     # cat: x 4..24 of 64, y 6..16 of 48 -> centre (14/64, 11/48), size (20/64, 10/48)
     assert lines[0] == ["0", "0.218750", "0.229167", "0.312500", "0.208333"]
     assert lines[1][0] == "1" and all(0 <= float(v) <= 1 for v in lines[1][1:])
+
+
+def test_yolo_exports_load_with_supervision_in_pixels(
+    boxes: Project,
+    buyer_api: APIClient,
+    django_capture_on_commit_callbacks: Any,
+    tmp_path: Path,
+) -> None:
+    done = request_export(buyer_api, boxes, django_capture_on_commit_callbacks, "yolo")
+    zipfile.ZipFile(io.BytesIO(body(buyer_api.get(done["download_url"])))).extractall(tmp_path)
+    dataset = sv.DetectionDataset.from_yolo(
+        images_directory_path=str(tmp_path / "images"),
+        annotations_directory_path=str(tmp_path / "labels"),
+        data_yaml_path=str(tmp_path / "data.yaml"),
+    )
+    assert dataset.classes == ["cat", "dog"] and len(dataset) == 2
+    found = {}
+    for _, image, detections in dataset:
+        found[image.shape[:2]] = (detections.xyxy.round(3).tolist(), detections.class_id.tolist())
+    # Back in the image's pixels: the boxes as they were decided.
+    assert found[(48, 64)] == ([[4.0, 6.0, 24.0, 16.0], [30.0, 20.0, 64.0, 48.0]], [0, 1])
+    assert found[(40, 40)] == ([], [])
 
 
 def test_images_in_exports_need_the_buyers_key(
