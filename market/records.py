@@ -27,22 +27,15 @@ DECIDED_BY = ("crowd", "moderator")
 FILTERS = ("min_confidence", "label", "decided_after", "min_labels", "decided_by")
 
 
-#: A UTC timestamp as the databases print it: SQLite's naive "YYYY-MM-DD HH:MM:SS[.ffffff]",
-#: PostgreSQL's "YYYY-MM-DD HH:MM:SS[.f…]+00" (trailing zeros of the fraction dropped).
-_DATABASE_UTC = re.compile(r"(\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d)(?:\.(\d{1,6}))?(?:\+00)?")
-
-
 def iso_utc(value: datetime | str | None) -> str | None:
     """``2030-01-01T12:00:00.000000Z``: the one timestamp format of every export. Takes a
-    datetime, or a timestamp as the database returned it (SQLite: naive UTC text)."""
+    datetime, or a timestamp as ``UtcText`` read it (already in that format; elsewhere than
+    SQLite and PostgreSQL, the column's own text: naive means UTC)."""
     if value is None:
         return None
     if isinstance(value, str):
         if len(value) == 27 and value[10] == "T" and value[26] == "Z":  # UtcText's
             return value
-        if printed := _DATABASE_UTC.fullmatch(value):
-            day, clock, fraction = printed.groups()
-            return f"{day}T{clock}.{(fraction or '').ljust(6, '0')}Z"
         value = datetime.fromisoformat(value)
     if value.tzinfo is None or not value.utcoffset():
         text = value.isoformat(timespec="microseconds")

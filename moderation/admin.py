@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
@@ -15,7 +14,7 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
-from accounts.admin_audit import AuditedModelAdmin
+from accounts.admin_audit import AuditedModelAdmin, reason_or_confirmation
 from accounts.models import User
 from moderation import services as moderation_services
 from moderation.models import Flag
@@ -57,14 +56,6 @@ def _scalar(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.3g}"
     return str(value)
-
-
-class FlagDecisionForm(forms.Form):
-    reason = forms.CharField(
-        widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
-        max_length=500,
-        help_text="Recorded in the audit trail with your name.",
-    )
 
 
 @admin.register(Flag)
@@ -167,33 +158,26 @@ class FlagAdmin(AuditedModelAdmin[Flag]):
     ) -> TemplateResponse | None:
         """The confirmation page, then (with a reason) ``apply(flag, reason)`` for each open flag."""
         flags = list(queryset.filter(state=Flag.State.OPEN).select_related("user"))
-        form = FlagDecisionForm(request.POST if "apply" in request.POST else None)
-        if "apply" in request.POST and form.is_valid():
-            done = 0
-            for flag in flags:
-                try:
-                    apply(flag, form.cleaned_data["reason"])
-                except Exception as exc:  # a flag resolved meanwhile: say so, go on
-                    messages.warning(request, f"Flag {flag.pk}: {exc}")
-                    continue
-                done += 1
-            messages.success(request, f"{submit}: {done} flag(s).")
-            return None
-        context = {
-            **self.admin_site.each_context(request),
-            "title": "Flags",
-            "effect": f"{effect} {len(flags)} open flag(s).",
-            "targets": [f"#{f.pk} {f.get_kind_display()}: {f.user or '—'}" for f in flags],
-            "credits": [],
-            "notes": [] if flags else ["None of the selected flags is open: nothing to do."],
-            "form": form,
-            "hidden": [("action", request.POST.get("action", ""))]
-            + [("_selected_action", f.pk) for f in flags],
-            "submit": submit,
-            "back_url": reverse("admin:moderation_flag_changelist"),
-            "opts": self.model._meta,
-        }
-        return TemplateResponse(request, "admin/crowdmint/confirm.html", context)
+        reason, page = reason_or_confirmation(
+            self,
+            request,
+            effect=f"{effect} {len(flags)} open flag(s).",
+            targets=[f"#{f.pk} {f.get_kind_display()}: {f.user or '—'}" for f in flags],
+            submit=submit,
+            notes=[] if flags else ["None of the selected flags is open: nothing to do."],
+        )
+        if page is not None:
+            return page
+        done = 0
+        for flag in flags:
+            try:
+                apply(flag, reason)
+            except Exception as exc:  # a flag resolved meanwhile: say so, go on
+                messages.warning(request, f"Flag {flag.pk}: {exc}")
+                continue
+            done += 1
+        messages.success(request, f"{submit}: {done} flag(s).")
+        return None
 
     @admin.action(description="Confirm the selected flags…", permissions=["change"])
     def confirm_flags(self, request: HttpRequest, queryset: QuerySet[Flag]) -> Any:

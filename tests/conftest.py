@@ -230,6 +230,27 @@ def image_bytes(
     return buffer.getvalue()
 
 
+def gradient_bytes(width: int, height: int, fmt: str = "PNG") -> bytes:
+    """An image unlike the others (a gradient whose direction depends on the size)."""
+    image = Image.new("RGB", (width, height))
+    image.putdata(
+        [
+            ((x * 255) // width, (y * 255) // height, (x * y) % 256)
+            for y in range(height)
+            for x in range(width)
+        ]
+        if width > height
+        else [
+            ((y * 255) // height, 255 - (x * 255) // width, 0)
+            for y in range(height)
+            for x in range(width)
+        ]
+    )
+    out = io.BytesIO()
+    image.save(out, format=fmt)
+    return out.getvalue()
+
+
 @pytest.fixture(autouse=True)
 def fresh_cache() -> None:
     """Throttle counters live in the cache, the health report in the process: each test starts

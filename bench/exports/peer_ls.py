@@ -14,7 +14,6 @@ peak RSS and RSS after setup. ``bench.py --peer`` sets the environment and runs 
 from __future__ import annotations
 
 import json
-import resource
 import sys
 import time
 
@@ -29,15 +28,14 @@ from projects.models import Project  # noqa: E402
 from tasks.models import Annotation, Task  # noqa: E402
 from users.models import User  # noqa: E402
 
+# The sibling script's (standard library only): one report format for both frameworks.
+from bench import report, rss_mib  # noqa: E402
+
 CONFIG = (
     '<View><Text name="text" value="$text"/>'
     '<Choices name="label" toName="text"><Choice value="positive"/><Choice value="negative"/>'
     "</Choices></View>"
 )
-
-
-def rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def setup(name: str) -> tuple[Client, Project, User]:
@@ -53,20 +51,6 @@ def setup(name: str) -> tuple[Client, Project, User]:
     # Its API as a script calls it: the legacy token (LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN).
     client = Client(HTTP_AUTHORIZATION=f"Token {user.auth_token.key}")
     return client, project, user
-
-
-def report(seconds: float, base: float, *, records: int, size: int) -> None:
-    print(
-        json.dumps(
-            {
-                "seconds": round(seconds, 3),
-                "records": records,
-                "size_bytes": size,
-                "peak_rss_mib": round(rss_mib(), 1),
-                "rss_after_setup_mib": round(base, 1),
-            }
-        )
-    )
 
 
 def import_file(path: str) -> None:

@@ -7,6 +7,7 @@ A missing service fails the run; nothing here is skipped.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -14,6 +15,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -21,6 +23,7 @@ from django.conf import settings
 from django.db import connection
 
 from rewards.chain import ChainClient, rpc_client
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, CSP_LISTENER
 from tests.support.hardhat import HARDHAT_KEY_0, HardhatNode
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -112,3 +115,28 @@ def celery_worker(hardhat: HardhatNode, token: ChainClient, tmp_path: Path) -> I
             process.wait(timeout=20)
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
+
+
+@pytest.fixture
+def page() -> Iterator[Any]:
+    """A fresh headless Chromium page, its CSP violations and console messages recorded."""
+    if not shutil.which(CHROMIUM):
+        pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium (.ci/run does)")
+    from playwright.sync_api import sync_playwright
+
+    # Playwright's sync API runs an event loop in this thread; the ORM calls of the test itself
+    # are still synchronous and safe.
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+        )
+        context = browser.new_context()
+        context.add_init_script(CSP_LISTENER)
+        new_page = context.new_page()
+        console: list[str] = []
+        new_page.on("console", lambda message: console.append(message.text))
+        new_page.console_messages = console  # type: ignore[attr-defined]
+        yield new_page
+        context.close()
+        browser.close()

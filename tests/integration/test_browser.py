@@ -3,9 +3,6 @@ of an EIP-4361 message), label with the keyboard, contribute, and see rewards.""
 
 from __future__ import annotations
 
-import os
-import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,65 +13,9 @@ from eth_account.messages import encode_defunct
 from accounts.models import User
 from labeling.models import Annotation, Item, Project, Skip
 from labeling.services import item_create_text
+from tests.support.browser import WALLET_SHIM, csp_violations
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
-
-WALLET_SHIM = """
-window.ethereum = {
-  isMetaMask: false,
-  request: async ({ method, params }) => {
-    if (method === "eth_requestAccounts") return [window.__walletAddress.toLowerCase()];
-    if (method === "personal_sign") return await window.walletSign(params[0], params[1]);
-    throw new Error("unsupported method " + method);
-  },
-};
-"""
-
-
-# Records every Content-Security-Policy violation a page reports, before any page script runs.
-CSP_LISTENER = """
-window.__cspViolations = [];
-document.addEventListener("securitypolicyviolation", (event) => {
-  window.__cspViolations.push(`${event.violatedDirective} ${event.blockedURI}`);
-});
-"""
-
-
-def csp_violations(page: Any) -> list[str]:
-    return list(page.evaluate("window.__cspViolations || []"))
-
-
-@pytest.fixture
-def page() -> Iterator[Any]:
-    if not shutil.which(CHROMIUM):
-        pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium (.ci/run does)")
-    from playwright.sync_api import sync_playwright
-
-    # Playwright's sync API runs an event loop in this thread; the ORM calls of the test itself
-    # are still synchronous and safe.
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
-        )
-        context = browser.new_context()
-        context.add_init_script(CSP_LISTENER)
-        new_page = context.new_page()
-        console: list[str] = []
-        new_page.on("console", lambda message: console.append(message.text))
-        new_page.console_messages = console  # type: ignore[attr-defined]
-        yield new_page
-        context.close()
-        browser.close()
 
 
 def test_a_contributor_signs_in_with_a_wallet_and_labels_with_the_keyboard(

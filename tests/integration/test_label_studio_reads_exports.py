@@ -6,7 +6,6 @@ annotation, region for region. Label Studio runs in its own venv (``.venv-peer``
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import subprocess
@@ -17,13 +16,13 @@ from typing import Any
 import pytest
 from django.core.files.storage import default_storage
 from django.utils import timezone
-from PIL import Image
 
 from accounts.models import User
 from labeling.models import Decision, Item, Project
 from labeling.services import item_create_image, item_create_text
 from market.models import DatasetExport
 from market.services import export_build
+from tests.conftest import gradient_bytes
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -63,27 +62,6 @@ def label_studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str,
         capture_output=True,
     )
     yield env
-
-
-def picture(width: int, height: int) -> bytes:
-    """An image unlike the others: a gradient whose direction depends on the shape."""
-    image = Image.new("RGB", (width, height))
-    image.putdata(
-        [
-            ((x * 255) // width, (y * 255) // height, (x * y) % 256)
-            for y in range(height)
-            for x in range(width)
-        ]
-        if width > height
-        else [
-            ((y * 255) // height, 255 - (x * 255) // width, 0)
-            for y in range(height)
-            for x in range(width)
-        ]
-    )
-    out = io.BytesIO()
-    image.save(out, format="PNG")
-    return out.getvalue()
 
 
 def accepted(item: Item, label: str, value: dict[str, Any]) -> None:
@@ -138,13 +116,13 @@ def project_of(task: str) -> Project:
         item = item_create_text(project=project, contributor=None, text="Short.", text_b="Longer.")
         accepted(item, "b", {"choice": "b"})
     else:
-        item = item_create_image(project=project, contributor=None, data=picture(80, 60))
+        item = item_create_image(project=project, contributor=None, data=gradient_bytes(80, 60))
         boxes = [
             {"x": 8.0, "y": 6.0, "w": 40.0, "h": 30.0, "label": "cat"},
             {"x": 50.0, "y": 30.0, "w": 20.0, "h": 24.0, "label": "dog"},
         ]
         accepted(item, "2 boxes", {"boxes": boxes})
-        empty = item_create_image(project=project, contributor=None, data=picture(40, 40))
+        empty = item_create_image(project=project, contributor=None, data=gradient_bytes(40, 40))
         accepted(empty, "0 boxes", {"boxes": []})
     return project
 

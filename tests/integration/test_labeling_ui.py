@@ -6,10 +6,7 @@ from __future__ import annotations
 
 import base64
 import io
-import os
 import random
-import shutil
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -26,34 +23,9 @@ from labeling.models import Annotation, Item, Project, Skip, WorkerSkill
 from labeling.services import item_create_image, item_create_text
 from rewards.models import LedgerEntry
 from tests.conftest import image_bytes
-from tests.integration.test_browser import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
-    CSP_LISTENER,
-    WALLET_SHIM,
-    csp_violations,
-)
+from tests.support.browser import WALLET_SHIM, csp_violations
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture
-def page() -> Iterator[Any]:
-    """A fresh Chromium page (as test_browser.py launches it), with CSP violations recorded."""
-    if not shutil.which(CHROMIUM):
-        pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium (.ci/run does)")
-    from playwright.sync_api import sync_playwright
-
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
-        )
-        context = browser.new_context()
-        context.add_init_script(CSP_LISTENER)
-        yield context.new_page()
-        context.close()
-        browser.close()
 
 
 def sign_in(page: Any, live_server: Any, address: str | None = None) -> User:

@@ -27,7 +27,7 @@ from labeling.models import Decision, Item, Project
 from labeling.services import item_create_image, item_create_text
 from market.models import DatasetExport
 from market.services import exports_expire
-from tests.conftest import give_grant
+from tests.conftest import give_grant, gradient_bytes
 
 pytestmark = pytest.mark.django_db
 
@@ -66,29 +66,6 @@ def texts(text_project: Project, buyer: User) -> Project:
     return text_project
 
 
-def picture(width: int, height: int, fmt: str) -> bytes:
-    """An image unlike the others (a gradient whose direction depends on the size)."""
-    from PIL import Image
-
-    image = Image.new("RGB", (width, height))
-    image.putdata(
-        [
-            ((x * 255) // width, (y * 255) // height, (x * y) % 256)
-            for y in range(height)
-            for x in range(width)
-        ]
-        if width > height
-        else [
-            ((y * 255) // height, 255 - (x * 255) // width, 0)
-            for y in range(height)
-            for x in range(width)
-        ]
-    )
-    out = io.BytesIO()
-    image.save(out, format=fmt)
-    return out.getvalue()
-
-
 @pytest.fixture
 def boxes(buyer: User) -> Project:
     project = Project.objects.create(
@@ -99,7 +76,7 @@ def boxes(buyer: User) -> Project:
         licence="CC0-1.0",
     )
     give_grant(project, buyer)
-    first = item_create_image(project=project, contributor=None, data=picture(64, 48, "PNG"))
+    first = item_create_image(project=project, contributor=None, data=gradient_bytes(64, 48, "PNG"))
     accept(
         first,
         "2 boxes",
@@ -110,7 +87,9 @@ def boxes(buyer: User) -> Project:
             ]
         },
     )
-    second = item_create_image(project=project, contributor=None, data=picture(40, 40, "JPEG"))
+    second = item_create_image(
+        project=project, contributor=None, data=gradient_bytes(40, 40, "JPEG")
+    )
     accept(second, "0 boxes", {"boxes": []})
     return project
 

@@ -253,24 +253,41 @@
     section.classList.toggle("busy", value);
   }
 
-  async function submit(body) {
-    if (!current || busy || feedbackOpen || signedOut) return;
-    const item = current;
+  // One request with the page busy meanwhile; null (and why, said) if the server can't be reached.
+  async function busyCall(path, options, unreachable) {
     setBusy(true);
-    let result;
     try {
-      result = await api(`/api/v1/items/${item.id}/annotations/`, {
-        method: "POST",
-        headers: { "Content-Type": "application/json" },
-        body: JSON.stringify(body),
-      });
+      return await api(path, options);
     } catch (err) {
-      say(`Could not reach the server (${err.message || err}); your answer is still here: try again.`);
-      return;
+      say(`Could not reach the server (${err.message || err}); ${unreachable}`);
+      return null;
     } finally {
       setBusy(false);
     }
-    await answered(item, body, result, false);
+  }
+
+  // Signed out, or this page open across a sign-in: says what to do, and whether it was so.
+  function sessionLost(result, again) {
+    if (isSignedOut(result)) {
+      showSignInPrompt();
+      return true;
+    }
+    if (csrfFailed(result)) {
+      say(`This page was open across a sign-in: reload it, then ${again} again.`);
+      return true;
+    }
+    return false;
+  }
+
+  async function submit(body) {
+    if (!current || busy || feedbackOpen || signedOut) return;
+    const item = current;
+    const result = await busyCall(
+      `/api/v1/items/${item.id}/annotations/`,
+      { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) },
+      "your answer is still here: try again.",
+    );
+    if (result) await answered(item, body, result, false);
   }
 
   async function answered(item, body, result, resent) {
@@ -325,24 +342,8 @@
   async function skip() {
     if (!current || busy || feedbackOpen || signedOut) return;
     const id = current.id;
-    setBusy(true);
-    let result;
-    try {
-      result = await api(`/api/v1/items/${id}/skip`, { method: "POST" });
-    } catch (err) {
-      say(`Could not reach the server (${err.message || err}); try again.`);
-      return;
-    } finally {
-      setBusy(false);
-    }
-    if (isSignedOut(result)) {
-      showSignInPrompt();
-      return;
-    }
-    if (csrfFailed(result)) {
-      say("This page was open across a sign-in: reload it, then skip again.");
-      return;
-    }
+    const result = await busyCall(`/api/v1/items/${id}/skip`, { method: "POST" }, "try again.");
+    if (!result || sessionLost(result, "skip")) return;
     say(result.ok ? `Skipped item ${id}.` : `Could not skip: ${detailOf(result, "refused")}.`);
     loadProgress();
     await advance();
@@ -373,24 +374,8 @@
       return;
     }
     const { id, item, value } = lastAnswer;
-    setBusy(true);
-    let result;
-    try {
-      result = await api(`/api/v1/annotations/${id}`, { method: "DELETE" });
-    } catch (err) {
-      say(`Could not reach the server (${err.message || err}); try again.`);
-      return;
-    } finally {
-      setBusy(false);
-    }
-    if (isSignedOut(result)) {
-      showSignInPrompt();
-      return;
-    }
-    if (csrfFailed(result)) {
-      say("This page was open across a sign-in: reload it, then undo again.");
-      return;
-    }
+    const result = await busyCall(`/api/v1/annotations/${id}`, { method: "DELETE" }, "try again.");
+    if (!result || sessionLost(result, "undo")) return;
     lastAnswer = null;
     refreshUndo();
     if (result.status !== 204) {
