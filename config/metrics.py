@@ -7,9 +7,12 @@ Crowdmint's metrics:
 - ``crowdmint_decision_latency_seconds``: from an item's last label to its decision (observed by
   the Celery worker that decides it);
 - ``crowdmint_queue_depth{queue}``: tasks waiting in each Celery queue (read from Redis at scrape);
+- ``crowdmint_decisions_waiting``: items in the decisions' queue (``labeling.DecisionDue``: they
+  have their labels and wait for their decision; read from the database at scrape);
 - ``crowdmint_payout_batches{state}``: payout batches by state (read from the database at scrape);
 - ``crowdmint_chain_rpc_errors_total{kind}``: failed calls to the chain node;
-- ``crowdmint_fraud_flags``: open fraud flags; 0 while no fraud model exists (read at scrape).
+- ``crowdmint_fraud_flags``: open fraud flags (``moderation.Flag``), and
+  ``crowdmint_fraud_flags_by_kind{kind}`` the same by kind (read at scrape).
 
 Several processes (gunicorn's workers, Celery's) serve one deployment: with
 ``PROMETHEUS_MULTIPROC_DIR`` set, each writes its samples to files there (prometheus_client's
@@ -53,7 +56,7 @@ CHAIN_RPC_ERRORS = Counter(
     ["kind"],
 )
 
-QUEUES = ("celery", "consensus", "consensus-gpu", "payouts")
+QUEUES = ("celery", "consensus", "consensus-gpu", "moderation", "payouts")
 
 
 class StateCollector(Collector):
@@ -61,6 +64,7 @@ class StateCollector(Collector):
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         yield from self._queues()
+        yield from self._decisions_waiting()
         yield from self._payout_batches()
         yield from self._fraud_flags()
 
@@ -86,6 +90,15 @@ class StateCollector(Collector):
                 logger.warning("metrics: queue depths unavailable", exc_info=True)
         yield family
 
+    def _decisions_waiting(self) -> Iterator[GaugeMetricFamily]:
+        from labeling.models import DecisionDue
+
+        yield GaugeMetricFamily(
+            "crowdmint_decisions_waiting",
+            "Items that have their labels and wait in the decisions' queue.",
+            value=float(DecisionDue.objects.count()),
+        )
+
     def _payout_batches(self) -> Iterator[GaugeMetricFamily]:
         from django.db.models import Count
 
@@ -104,27 +117,31 @@ class StateCollector(Collector):
         yield family
 
     def _fraud_flags(self) -> Iterator[GaugeMetricFamily]:
+        by_kind = fraud_flags_open()
         yield GaugeMetricFamily(
-            "crowdmint_fraud_flags",
-            "Open fraud flags (0 while no fraud model exists).",
-            value=float(fraud_flags_open()),
+            "crowdmint_fraud_flags", "Open fraud flags.", value=float(sum(by_kind.values()))
         )
+        family = GaugeMetricFamily(
+            "crowdmint_fraud_flags_by_kind", "Open fraud flags by kind.", labels=["kind"]
+        )
+        for kind, count in sorted(by_kind.items()):
+            family.add_metric([kind], float(count))
+        yield family
 
 
-def fraud_flags_open() -> int:
-    """Open flags of a fraud model, once an app provides one (``FraudFlag``); 0 until then."""
-    from django.apps import apps
+def fraud_flags_open() -> dict[str, int]:
+    """Open fraud flags (``moderation.Flag``) by kind, every kind present."""
+    from django.db.models import Count
 
-    for config in apps.get_app_configs():
-        try:
-            model = config.get_model("FraudFlag")
-        except LookupError:
-            continue
-        flags = model._default_manager.all()
-        if any(f.name == "resolved_at" for f in model._meta.get_fields()):
-            flags = flags.filter(resolved_at__isnull=True)
-        return int(flags.count())
-    return 0
+    from moderation.models import Flag
+
+    counts = dict(
+        Flag.objects.filter(state=Flag.State.OPEN)
+        .values_list("kind")
+        .annotate(n=Count("id"))
+        .values_list("kind", "n")
+    )
+    return {kind: int(counts.get(kind, 0)) for kind in Flag.Kind.values}
 
 
 def multiprocess_dir() -> str | None:

@@ -376,6 +376,12 @@ CELERY_BEAT_SCHEDULE = {
         "task": "labeling.tasks.refit_projects",
         "schedule": int(env("CONSENSUS_REFIT_SECONDS", "3600")),
     },
+    # The decisions' queue, drained by the task each submit wakes; this run catches a wake-up
+    # lost with a broker outage or a killed worker.
+    "decide-due-items": {
+        "task": "labeling.tasks.decide_due",
+        "schedule": 60,
+    },
     # Items that can't get their next label go to review (CONSENSUS_LABEL_WAIT_SECONDS).
     "review-stalled-items": {
         "task": "labeling.tasks.review_stalled_items",
@@ -396,6 +402,13 @@ if not 0.5 < CONSENSUS_DEFAULT_ACCURACY < 1.0:
 CONSENSUS_LABEL_WAIT_SECONDS = int(env("CONSENSUS_LABEL_WAIT_SECONDS", "86400"))
 if CONSENSUS_LABEL_WAIT_SECONDS < 0:
     raise ImproperlyConfigured("CONSENSUS_LABEL_WAIT_SECONDS must be 0 (off) or positive")
+# Decisions are made in batches of up to DECISIONS_BATCH items per transaction (the queue's
+# items, a refit's waiting ones). A submit that queues a decision wakes a `decide_due` task unless
+# one is already queued: at most one queued wake-up per DECISIONS_WAKE_SECONDS.
+DECISIONS_BATCH = int(env("DECISIONS_BATCH", "100"))
+DECISIONS_WAKE_SECONDS = int(env("DECISIONS_WAKE_SECONDS", "30"))
+if DECISIONS_BATCH < 1 or DECISIONS_WAKE_SECONDS < 1:
+    raise ImproperlyConfigured("DECISIONS_BATCH and DECISIONS_WAKE_SECONDS must be at least 1")
 # Projects with at least this many labels are refitted on the `consensus` queue, or on
 # `consensus-gpu` (torch on CUDA) when CONSENSUS_GPU_WORKERS is on.
 CONSENSUS_LARGE_PROJECT_LABELS = int(env("CONSENSUS_LARGE_PROJECT_LABELS", "100000"))

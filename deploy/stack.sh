@@ -2,8 +2,8 @@
 # A production-like Crowdmint on 127.0.0.1, from this machine's PostgreSQL and Redis:
 #   deploy/stack.sh start   (make stack)      deploy/stack.sh stop   (make stack-stop)
 # start: a fresh database (STACK_DB, dropped and created), migrations, collectstatic, a Hardhat
-# node with the token deployed, gunicorn with deploy/gunicorn.conf.py, two Celery workers on
-# different queues (decisions + refits; payouts with concurrency 1) and beat. Each process runs
+# node with the token deployed, gunicorn with deploy/gunicorn.conf.py, three Celery workers on
+# different queues (decisions + refits; fraud checks; payouts with concurrency 1) and beat. Each process runs
 # in its own session; its pid (= its process group) goes to var/stack/<name>.pid and its log to
 # var/stack/<name>.log. The settings every process got are in var/stack/env (source it to talk to
 # the stack, e.g. the load benchmark does).
@@ -30,6 +30,8 @@ STACK_WORKER_PREFETCH="${STACK_WORKER_PREFETCH:-8}"
 # gunicorn's niceness (e.g. 5 to let the workers have the CPU first on a saturated machine; on
 # this 2-core machine, shared with other jobs, 5 and 15 did not shorten the decision lag).
 STACK_WEB_NICE="${STACK_WEB_NICE:-0}"
+# The Celery workers' niceness.
+STACK_WORKER_NICE="${STACK_WORKER_NICE:-0}"
 # Hardhat's account #0: a public test key every Hardhat node prefunds, never a real one.
 HARDHAT_KEY_0=0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80
 
@@ -142,10 +144,13 @@ ENV
   log "token deployed at $address"
 
   spawn gunicorn nice -n "$STACK_WEB_NICE" "$BIN/gunicorn" -c deploy/gunicorn.conf.py config.wsgi
-  spawn worker-decisions "$BIN/celery" -A config worker -Q celery,consensus,moderation -n "decisions@%h" \
+  spawn worker-decisions nice -n "$STACK_WORKER_NICE" "$BIN/celery" -A config worker -Q celery,consensus -n "decisions@%h" \
     --pool "$STACK_WORKER_POOL" --concurrency "$STACK_WORKER_CONCURRENCY" --loglevel "$LOG_LEVEL" \
     --prefetch-multiplier "$STACK_WORKER_PREFETCH" \
     --without-gossip --without-mingle
+  # The fraud checks on their own process: a burst of them never holds a decision back.
+  spawn worker-moderation nice -n "$STACK_WORKER_NICE" "$BIN/celery" -A config worker -Q moderation -n "moderation@%h" \
+    --concurrency 1 --loglevel "$LOG_LEVEL" --without-gossip --without-mingle
   spawn worker-payouts "$BIN/celery" -A config worker -Q payouts -n "payouts@%h" \
     --concurrency 1 --loglevel "$LOG_LEVEL" --without-gossip --without-mingle
   spawn beat "$BIN/celery" -A config beat --schedule "$DIR/beat-schedule" --loglevel "$LOG_LEVEL"

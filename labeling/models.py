@@ -297,6 +297,21 @@ class Annotation(models.Model):
         return f"{self.annotator} → {self.label} on item {self.item_id}"
 
 
+class DecisionDue(models.Model):
+    """An item that has the labels it asked for and waits for its decision: the decisions' work
+    queue, in the database. A submit adds the row in the statement that counts the label; the
+    decision that claims it deletes it in the transaction that decides the item, so a crash
+    leaves it queued (``labeling.services.items_decide_due``)."""
+
+    item = models.OneToOneField(
+        Item, on_delete=models.CASCADE, primary_key=True, related_name="decision_due"
+    )
+    due_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"item {self.item_id} due since {self.due_at:%Y-%m-%d %H:%M:%S}"
+
+
 class Skip(models.Model):
     """A contributor passed on an item (unclear, or outside what they know): it is not served to
     them again. Others still get it; a skip is not a label and earns nothing."""

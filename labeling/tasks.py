@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import logging
+
 from celery import shared_task
 from django.conf import settings
+from django.core.cache import cache
 from django.db.models import Count
 
 from labeling import services
 from labeling.consensus import TORCH_METHODS
 from labeling.models import Project
+from labeling.services.items import DUE_WAKE_KEY
+
+logger = logging.getLogger(__name__)
 
 
 @shared_task(
@@ -23,6 +29,29 @@ def decide_item(item_id: int) -> str:
     """Decide an item once it has enough labels. Idempotent: a decided item is left alone."""
     item = services.item_decide(item_id=item_id)
     return item.status
+
+
+@shared_task(
+    acks_late=True,
+    autoretry_for=(Exception,),
+    retry_backoff=True,
+    max_retries=5,
+    time_limit=120,
+    ignore_result=True,
+)
+def decide_due() -> int:
+    """Decide the items in the decisions' queue, in batches (woken by the submits that queue
+    them, and by Celery beat). Clears the wake-up key first: a submit that finds it set has
+    committed before this task looks at the queue. Idempotent; concurrent runs split the queue.
+    Hands over to a new task when its time budget is spent."""
+    try:
+        cache.delete(DUE_WAKE_KEY)
+    except Exception:  # the cache (Redis) is down: the wake-ups aren't deduplicated meanwhile
+        logger.warning("decision wake-up key unavailable", exc_info=True)
+    taken, more = services.items_decide_due()
+    if more:
+        decide_due.delay()
+    return taken
 
 
 @shared_task(acks_late=True, time_limit=3600, soft_time_limit=3500)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import secrets
 from collections import OrderedDict, defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -240,8 +241,7 @@ def decision_credit(*, decision_id: int) -> int:
         )
         if DecisionCredit.objects.filter(decision=decision).exists():
             return 0
-        project = item.project
-        policy = reward_policy_current(project=project)
+        policy = reward_policy_current(project=item.project)
         epoch = reward_epoch(timezone.now())
         # Every credit of an item (contribution and labels) carries the item: one without
         # entries has nothing to reverse and no contribution credit, so the lookups are skipped.
@@ -254,70 +254,147 @@ def decision_credit(*, decision_id: int) -> int:
         )
         if previous is not None:
             _reverse_label_credits(item, previous.version, epoch)
-        entries: list[LedgerEntry] = []
         contribution = _contribution_standing(item) if held else None
-        if not decision.label:
-            # A decision without a label takes an acceptance back: its label credits are
-            # reversed above, and the uploader's contribution credit with them.
-            if contribution is not None and contribution[1]:
-                credit = contribution[0]
-                net = _net_of([credit])[credit.pk]
-                entries.append(_reversal(credit, net, epoch, f"item {item.pk} reopened"))
-        elif (
-            item.contributor_id is not None
-            and policy.per_item > 0
-            and (contribution is None or not contribution[1])
-        ):
-            # Credited once per acceptance: again only if a withdrawal reversed the last one.
-            source = (
-                f"item:{item.pk}" if contribution is None else f"item:{item.pk}:v{decision.version}"
-            )
-            entries.append(
-                _entry(
-                    user_id=item.contributor_id,
-                    reason=LedgerEntry.Reason.CONTRIBUTION,
-                    source=source,
-                    reward=contribution_reward(base=int(policy.per_item)),
-                    policy=policy,
-                    item=item,
-                    epoch=epoch,
-                )
-            )
-        if policy.per_label > 0:
-            for agreeing in decision.agreeing:
-                accuracy = agreeing.get("accuracy")
-                reward = label_reward(
-                    base=int(policy.per_label),
-                    posterior=decision.posterior,
-                    accuracy=settings.CONSENSUS_DEFAULT_ACCURACY if accuracy is None else accuracy,
-                    accuracy_source="default" if accuracy is None else "fit",
-                    n_classes=decision.n_classes,
-                    weight_by_posterior=policy.weight_by_posterior,
-                    weight_by_skill=policy.weight_by_skill,
-                )
-                if reward.amount <= 0:
-                    continue
-                entries.append(
-                    _entry(
-                        user_id=int(agreeing["user"]),
-                        reason=LedgerEntry.Reason.LABEL,
-                        source=label_credit_source(int(agreeing["annotation"]), decision.version),
-                        reward=reward,
-                        policy=policy,
-                        item=item,
-                        epoch=epoch,
-                    )
-                )
+        entries = _decision_entries(decision, policy, epoch, contribution)
         created = LedgerEntry.objects.bulk_create(entries, ignore_conflicts=True)
         DecisionCredit.objects.create(decision=decision, policy=policy, entries=len(created))
     return len(entries)
 
 
+def decisions_credit(*, decision_ids: Iterable[int]) -> int:
+    """``decision_credit`` for many decisions (a batch the labeling app decided together);
+    returns how many entries it wrote. An item's first credits (it has no ledger entry yet, so
+    nothing to reverse and no contribution credited) are written for the whole batch in one
+    transaction and a few statements; a re-decision, or a second decision of an item in the
+    batch, goes through ``decision_credit`` after them, in order."""
+    ids = sorted(set(decision_ids))
+    one_by_one: list[int] = []
+    written = 0
+    with transaction.atomic():
+        decisions = list(
+            Decision.objects.select_related("item__project").filter(pk__in=ids).order_by("id")
+        )
+        item_ids = {decision.item_id for decision in decisions}
+        # Lock the items' credits, as decision_credit does.
+        held = set(
+            LedgerEntry.objects.select_for_update()
+            .filter(item_id__in=list(item_ids))
+            .values_list("item_id", flat=True)
+        )
+        credited = set(
+            DecisionCredit.objects.filter(decision_id__in=ids).values_list("decision_id", flat=True)
+        )
+        policies: dict[int, RewardPolicy] = {}
+        epoch = reward_epoch(timezone.now())
+        entries: list[LedgerEntry] = []
+        credits: list[DecisionCredit] = []
+        first: set[int] = set()
+        for decision in decisions:
+            if decision.pk in credited:
+                continue
+            if decision.item_id in held or decision.item_id in first:
+                one_by_one.append(decision.pk)
+                continue
+            first.add(decision.item_id)
+            project = decision.item.project
+            if project.pk not in policies:
+                policies[project.pk] = reward_policy_current(project=project)
+            new = _decision_entries(decision, policies[project.pk], epoch, None)
+            entries += new
+            credits.append(
+                DecisionCredit(decision=decision, policy=policies[project.pk], entries=len(new))
+            )
+        LedgerEntry.objects.bulk_create(entries, ignore_conflicts=True)
+        DecisionCredit.objects.bulk_create(credits)
+        written += len(entries)
+    for decision_id in one_by_one:
+        written += decision_credit(decision_id=decision_id)
+    return written
+
+
+def _decision_entries(
+    decision: Decision,
+    policy: RewardPolicy,
+    epoch: int,
+    contribution: tuple[LedgerEntry, bool] | None,
+) -> list[LedgerEntry]:
+    """The entries a decision writes, besides the reversal of the previous decision's label
+    credits: the contribution credit (or its reversal, for a decision without a label) given
+    the item's ``contribution`` standing, and each agreeing label's credit."""
+    item = decision.item
+    entries: list[LedgerEntry] = []
+    if not decision.label:
+        # A decision without a label takes an acceptance back: its label credits are
+        # reversed, and the uploader's contribution credit with them.
+        if contribution is not None and contribution[1]:
+            credit = contribution[0]
+            net = _net_of([credit])[credit.pk]
+            entries.append(_reversal(credit, net, epoch, f"item {item.pk} reopened"))
+        return entries
+    if (
+        item.contributor_id is not None
+        and policy.per_item > 0
+        and (contribution is None or not contribution[1])
+    ):
+        # Credited once per acceptance: again only if a withdrawal reversed the last one.
+        source = (
+            f"item:{item.pk}" if contribution is None else f"item:{item.pk}:v{decision.version}"
+        )
+        entries.append(
+            _entry(
+                user_id=item.contributor_id,
+                reason=LedgerEntry.Reason.CONTRIBUTION,
+                source=source,
+                reward=contribution_reward(base=int(policy.per_item)),
+                policy=policy,
+                item=item,
+                epoch=epoch,
+            )
+        )
+    if policy.per_label > 0:
+        for agreeing in decision.agreeing:
+            accuracy = agreeing.get("accuracy")
+            reward = label_reward(
+                base=int(policy.per_label),
+                posterior=decision.posterior,
+                accuracy=settings.CONSENSUS_DEFAULT_ACCURACY if accuracy is None else accuracy,
+                accuracy_source="default" if accuracy is None else "fit",
+                n_classes=decision.n_classes,
+                weight_by_posterior=policy.weight_by_posterior,
+                weight_by_skill=policy.weight_by_skill,
+            )
+            if reward.amount <= 0:
+                continue
+            entries.append(
+                _entry(
+                    user_id=int(agreeing["user"]),
+                    reason=LedgerEntry.Reason.LABEL,
+                    source=label_credit_source(int(agreeing["annotation"]), decision.version),
+                    reward=reward,
+                    policy=policy,
+                    item=item,
+                    epoch=epoch,
+                )
+            )
+    return entries
+
+
+#: How many decisions the sweep of uncredited ones credits per transaction.
+CREDIT_BATCH = 200
+
+
 def decisions_credit_pending() -> int:
     """Credit every recorded decision not credited yet (a sweep after lost tasks); returns how
     many it credited."""
-    pending = Decision.objects.filter(credit__isnull=True).order_by("id")
-    return sum(1 for pk in pending.values_list("pk", flat=True) if decision_credit(decision_id=pk))
+    pending = list(
+        Decision.objects.filter(credit__isnull=True).order_by("id").values_list("pk", flat=True)
+    )
+    credited = 0
+    for start in range(0, len(pending), CREDIT_BATCH):
+        batch = pending[start : start + CREDIT_BATCH]
+        decisions_credit(decision_ids=batch)
+        credited += DecisionCredit.objects.filter(decision_id__in=batch).count()
+    return credited
 
 
 def gold_answer_credit(*, annotation_id: int) -> bool:

@@ -12,6 +12,7 @@ from rewards.client import chain_client_with_token
 from rewards.reconcile import reconciliation_record
 from rewards.services import (
     decision_credit,
+    decisions_credit,
     decisions_credit_pending,
     gold_answer_credit,
     payouts_settle,
@@ -45,6 +46,20 @@ def credit_decision(decision_id: int) -> int:
     """Turn a recorded decision into ledger entries (enqueued by labeling on commit); safe to
     run twice: a credited decision writes nothing."""
     return decision_credit(decision_id=decision_id)
+
+
+@shared_task(
+    acks_late=True,
+    autoretry_for=(Exception,),
+    retry_backoff=True,
+    max_retries=8,
+    time_limit=120,
+    ignore_result=True,
+)
+def credit_decisions(decision_ids: list[int]) -> int:
+    """Turn the decisions of one batch into ledger entries (enqueued by labeling on commit);
+    safe to run twice: a credited decision writes nothing."""
+    return decisions_credit(decision_ids=decision_ids)
 
 
 @shared_task(

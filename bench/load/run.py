@@ -89,13 +89,13 @@ def machine_busy_seconds() -> float:
 
 
 class CpuMeter:
-    """CPU time of the web server's process group, its database backends and (optionally) the
-    Celery worker's process group between two marks; processes that appear in between count
-    from zero."""
+    """CPU time of the web server's process group, its database backends and the Celery
+    workers' process groups (decisions and fraud checks; none for Label Studio) between two
+    marks; processes that appear in between count from zero."""
 
-    def __init__(self, server_pgid: int, pg_server: str, database: str, worker_pgid: int | None):
+    def __init__(self, server_pgid: int, pg_server: str, database: str, worker_pgids: list[int]):
         self.server_pgid, self.pg_server, self.database = server_pgid, pg_server, database
-        self.worker_pgid = worker_pgid
+        self.worker_pgids = worker_pgids
         self.marks: dict[str, dict[str, dict[int, float]]] = {}
 
     def sample(self) -> dict[str, dict[int, float]]:
@@ -105,8 +105,10 @@ class CpuMeter:
             "loadgen": cpu_seconds([os.getpid()]),
             "machine": {0: machine_busy_seconds()},
         }
-        if self.worker_pgid:
-            sample["worker"] = cpu_seconds(group_pids(self.worker_pgid))
+        if self.worker_pgids:
+            sample["worker"] = cpu_seconds(
+                [pid for pgid in self.worker_pgids for pid in group_pids(pgid)]
+            )
         return sample
 
     def mark(self, name: str) -> None:
@@ -143,7 +145,14 @@ class Crowdmint:
         self.pg_server = self.env["DATABASE_URL"].rsplit("/", 1)[0] + "/postgres"
         self.db_url = self.env["DATABASE_URL"]
         self.server_pgid = int((ROOT / "var/stack/gunicorn.pid").read_text())
-        self.worker_pgid = int((ROOT / "var/stack/worker-decisions.pid").read_text())
+        self.worker_pgids = [
+            int(path.read_text())
+            for path in (
+                ROOT / "var/stack/worker-decisions.pid",
+                ROOT / "var/stack/worker-moderation.pid",
+            )
+            if path.exists()
+        ]
         self.seed: dict[str, Any] = {}
 
     def python(self, *args: str) -> str:
@@ -187,9 +196,12 @@ class Crowdmint:
                 )
 
     def queue_depth(self) -> int:
+        """Work still queued: the items in the decisions' queue and the Celery messages waiting
+        on the default queue (decisions' wake-ups and credits)."""
         import redis
 
-        return int(redis.Redis.from_url(self.env["REDIS_URL"]).llen("celery"))
+        waiting = int(psql(self.db_url, "SELECT count(*) FROM labeling_decisiondue")[0][0])
+        return waiting + int(redis.Redis.from_url(self.env["REDIS_URL"]).llen("celery"))
 
     def verify(self, acked: list[Any], wait_s: float = 60) -> dict[str, Any]:
         project = self.seed["project"]
@@ -284,7 +296,7 @@ class LabelStudio:
         self.pg_server = "postgres://postgres@127.0.0.1:5432/postgres"
         self.db_url = f"postgres://postgres@127.0.0.1:5432/{self.database}"
         self.server_pgid = int((ROOT / "var/peer/gunicorn.pid").read_text())
-        self.worker_pgid = None
+        self.worker_pgids: list[int] = []
         self.ranges: list[tuple[int, int]] = []
 
     def prepare(self, shape: str, clients: int, seconds: float) -> None:
@@ -406,7 +418,7 @@ def one_run(
     target: Any, shape: str, clients: int, mode: str, warmup: float, seconds: float
 ) -> dict[str, Any]:
     target.prepare(shape, clients, warmup + seconds)
-    meter = CpuMeter(target.server_pgid, target.pg_server, target.database, target.worker_pgid)
+    meter = CpuMeter(target.server_pgid, target.pg_server, target.database, target.worker_pgids)
     result = run(
         target.host,
         target.port,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Mapping
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -10,6 +11,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
+from django.core.cache import cache
 from django.core.files.base import ContentFile
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F
@@ -18,7 +20,7 @@ from django.utils import timezone
 from accounts.audit import audit_record
 from accounts.models import User
 from labeling.answers import Answer, AnswerContext, AnswerError, agrees, validate_answer
-from labeling.models import Annotation, Assignment, Item, Project, Skip
+from labeling.models import Annotation, Assignment, DecisionDue, Item, Project, Skip
 from labeling.near_duplicates import (
     BORDERLINE_IMAGE_BITS,
     SAME_IMAGE_BITS,
@@ -34,6 +36,8 @@ from labeling.validation import (
     validate_image,
     validate_text,
 )
+
+logger = logging.getLogger(__name__)
 
 
 class DuplicateItemError(Exception):
@@ -403,6 +407,10 @@ def annotation_create(
                 item=locked, annotator=annotator, label=answer.label, value=answer.value
             )
             Item.objects.filter(pk=locked.pk).update(label_count=F("label_count") + 1)
+            if not locked.gold_label and locked.label_count + 1 >= locked.required_labels:
+                DecisionDue.objects.bulk_create(
+                    [DecisionDue(item_id=locked.pk, due_at=now)], ignore_conflicts=True
+                )
             _enqueue_after_label(
                 locked.pk,
                 annotation.pk,
@@ -468,16 +476,36 @@ def _enqueue_after_label(
     if gold_label:
         transaction.on_commit(lambda: gold_answer_credit_enqueue(annotation_id))
     elif labels >= required:
-        from labeling.tasks import decide_item
+        transaction.on_commit(decisions_due_wake)
 
-        transaction.on_commit(lambda: decide_item.delay(item_id))
+
+#: The cache key that says a ``decide_due`` task is queued and hasn't started yet.
+DUE_WAKE_KEY = "crowdmint:decide-due:queued"
+
+
+def decisions_due_wake() -> None:
+    """After a commit that queued a decision (``DecisionDue``): make sure a ``decide_due`` task
+    will run after it. One task is queued at a time: the task clears the key before it claims
+    anything, so an item queued while the key is set is seen by the task that clears it, and
+    one queued later queues the next task. With eager Celery (the demo), the decision is made at
+    once; if the cache (Redis) is down, a task is queued anyway."""
+    from labeling.tasks import decide_due
+
+    if not settings.CELERY_TASK_ALWAYS_EAGER:
+        try:
+            if not cache.add(DUE_WAKE_KEY, 1, settings.DECISIONS_WAKE_SECONDS):
+                return
+        except Exception:
+            logger.warning("decision wake-up debounce unavailable", exc_info=True)
+    decide_due.delay()
 
 
 # PostgreSQL: a classify or pairwise answer in one statement, its own transaction. The UPDATE
 # takes the item's row lock and counts the answer only if every rule holds (open project of that
 # task, open item, a class of the project, not the labeler's own item, a live lease of theirs);
 # the INSERT adds the answer, and the unique constraint on (item, annotator) refuses a second one,
-# which aborts the statement, count included; the lease is marked answered with it.
+# which aborts the statement, count included; the lease is marked answered with it, and an item
+# that now has the labels it asked for joins the decisions' queue (``DecisionDue``).
 _SUBMIT_SQL = f"""
 WITH counted AS (
     UPDATE {Item._meta.db_table} AS i
@@ -498,6 +526,11 @@ WITH counted AS (
     SELECT id, %(annotator)s, %(label)s, %(value)s::jsonb, %(now)s
     FROM counted
     RETURNING id, item_id
+), due AS (
+    INSERT INTO {DecisionDue._meta.db_table} (item_id, due_at)
+    SELECT id, %(now)s FROM counted
+    WHERE label_count >= required_labels AND gold_label = ''
+    ON CONFLICT (item_id) DO NOTHING
 ), answered AS (
     UPDATE {Assignment._meta.db_table} AS a SET answered_at = %(now)s
     FROM added WHERE a.item_id = added.item_id AND a.user_id = %(annotator)s

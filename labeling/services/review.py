@@ -44,7 +44,7 @@ def _lock_in_review(item: Item, *, allowed: set[str]) -> Item:
 
 def item_review_accept(*, item: Item, label: str, moderator: User, reason: str) -> Item:
     """Accept an item in review with ``label``; the labelers who gave it and the uploader are
-    credited once, when the transaction commits (the rewards app's ``credit_decision``).
+    credited once, when the transaction commits (the rewards app's ``credit_decisions``).
 
     Raises ``AnnotationError``: no reason, a label outside the project's classes, a task whose
     decision isn't one class (multi-label, boxes, spans), or an item not in review (conflict).

@@ -6,11 +6,14 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from django.utils import timezone
 from prometheus_client import REGISTRY
 from rest_framework.test import APIClient
 
-from labeling.models import Item, Project
+from labeling.models import DecisionDue, Item, Project
 from labeling.services import item_create_text
+from moderation.models import Flag
+from moderation.services import flag_raise
 from rewards.client import chain_client_reset
 from tests.config.test_health import closed_port
 from tests.conftest import Contributor, serve
@@ -58,6 +61,8 @@ def test_a_scrape_shows_ours_and_django_prometheus_metrics(settings: Any) -> Non
         'crowdmint_payout_batches{state="prepared"} 0.0',
         'crowdmint_payout_batches{state="confirmed"} 0.0',
         "crowdmint_fraud_flags 0.0",
+        'crowdmint_fraud_flags_by_kind{kind="speed"} 0.0',
+        "crowdmint_decisions_waiting 0.0",
         "# TYPE crowdmint_queue_depth gauge",
         "# TYPE crowdmint_labels_total counter",
         "# TYPE crowdmint_decision_latency_seconds histogram",
@@ -102,3 +107,22 @@ def test_an_unreachable_chain_node_counts_as_an_rpc_error(settings: Any) -> None
         assert sample("crowdmint_chain_rpc_errors_total", kind="unavailable") > before
     finally:
         chain_client_reset()
+
+
+def test_open_fraud_flags_and_waiting_decisions_are_read_at_scrape(
+    settings: Any, make_contributor: Callable[[], Contributor], text_project: Project
+) -> None:
+    settings.METRICS_ALLOWED_NETWORKS = "127.0.0.0/8"
+    spammer = make_contributor()
+    flag, _ = flag_raise(
+        user=spammer.user, kind=Flag.Kind.SPAMMER, evidence={}, project=text_project
+    )
+    flag_raise(user=spammer.user, kind=Flag.Kind.SPEED, evidence={}, project=text_project)
+    item = item_create_text(project=text_project, contributor=None, text="waits")
+    DecisionDue.objects.create(item=item, due_at=timezone.now())
+    body = scrape().content.decode()
+    assert "crowdmint_fraud_flags 2.0" in body
+    assert 'crowdmint_fraud_flags_by_kind{kind="spammer"} 1.0' in body
+    assert "crowdmint_decisions_waiting 1.0" in body
+    Flag.objects.filter(pk=flag.pk).update(state=Flag.State.DISMISSED)
+    assert "crowdmint_fraud_flags 1.0" in scrape().content.decode()

@@ -214,13 +214,13 @@ def test_a_worker_killed_mid_task_still_decides_and_pays_exactly_once(
     item.refresh_from_db()
     assert item.decision_version == 1 and item.decided_label == "positive"
     credits = LedgerEntry.objects.filter(item=item)
-    # The decision's credit is its own task (rewards.tasks.credit_decision), after the decision.
+    # The decision's credit is its own task (rewards.tasks.credit_decisions), after the decision.
     wait_for(lambda: credits.count() == 4, "the decision's credits", decisions.output())
     assert sorted(credits.values_list("reason", flat=True)) == ["contribution"] + ["label"] * 3
     log = [
         json.loads(line) for line in decisions.log.read_text().splitlines() if line.startswith("{")
     ]
-    decided = [e for e in log if e.get("task_name") == "labeling.tasks.decide_item"]
+    decided = [e for e in log if e.get("task_name") == "labeling.tasks.decide_due"]
     assert {e["request_id"] for e in decided} == {"scale-out-label-2"}, decisions.output()
     assert "WorkerLostError" in decisions.log.read_text() or "signal 9" in decisions.log.read_text()
 

@@ -15,7 +15,7 @@ from rest_framework.test import APIClient
 
 from accounts.models import AccessToken, User
 from accounts.services import access_token_issue
-from labeling.models import Annotation, Item, Project
+from labeling.models import Annotation, DecisionDue, Item, Project
 from labeling.services import AnnotationError, annotation_submit, item_create_text
 from tests.conftest import serve
 
@@ -70,7 +70,9 @@ def test_a_label_is_one_statement_and_the_third_enqueues_the_decision(
     assert len(queries.captured_queries) == 1, queries.captured_queries
     item.refresh_from_db()
     assert item.label_count == 3 and Annotation.objects.filter(item=item).count() == 3
-    assert broker.llen("celery") == 1  # decide_item, published after the commit
+    # The same statement queued the item's decision, and the commit woke the task that decides.
+    assert DecisionDue.objects.filter(item=item).exists()
+    assert broker.llen("celery") == 1  # decide_due, published after the commit
 
 
 def test_each_refusal_gets_its_reason_and_changes_nothing(project: Project) -> None:
