@@ -8,7 +8,8 @@ API down with it (the health probe reports the broker as failing).
 
 The limit is a fixed window that opens at a client's first request: one counter per client that
 expires ``duration`` seconds after it was created, and one pipelined round trip per request
-(create the counter if missing, increment it, read its time to live). DRF's own throttle keeps
+(create the counter if missing, increment it, read its time to live), for all of a view's limits
+together (``OneRoundTripThrottles``). DRF's own throttle keeps
 the time of every request in the window and reads and rewrites that whole list on each request:
 two round trips, and a list that grows with the rate; this one costs the same at any rate. The
 price: a client that waits for its window to end can spend a second budget right after the
@@ -51,14 +52,28 @@ def _redis() -> redis.Redis | None:
 def window_count(key: str, duration: int) -> tuple[int, float]:
     """Count one more request in ``key``'s window, which opens at its first request and lasts
     ``duration`` seconds; returns the count and the seconds left in the window."""
+    [counted] = window_counts([(key, duration)])
+    return counted
+
+
+def window_counts(windows: list[tuple[str, int]]) -> list[tuple[int, float]]:
+    """``window_count`` for several windows, in one round trip to Redis."""
     client = _redis()
-    if client is not None:
-        pipe = client.pipeline(transaction=False)
+    if client is None:
+        return [_local_window_count(key, duration) for key, duration in windows]
+    pipe = client.pipeline(transaction=False)
+    for key, duration in windows:
         pipe.set(key, 0, ex=duration, nx=True)
         pipe.incr(key)
         pipe.ttl(key)
-        _, count, ttl = pipe.execute()  # type: ignore[no-untyped-call]
-        return int(count), float(ttl if ttl > 0 else duration)
+    replies = pipe.execute()  # type: ignore[no-untyped-call]
+    return [
+        (int(replies[3 * i + 1]), float(ttl if (ttl := replies[3 * i + 2]) > 0 else duration))
+        for i, (_, duration) in enumerate(windows)
+    ]
+
+
+def _local_window_count(key: str, duration: int) -> tuple[int, float]:
     cache.add(key, 0, duration)
     try:
         return int(cache.incr(key)), float(duration)
@@ -75,21 +90,62 @@ class FixedWindowThrottle(SimpleRateThrottle):
     num_requests: int | None
     duration: int | None
 
-    def allow_request(self, request: Request, view: Any) -> bool:
+    def window(self, request: Request, view: Any) -> str | None:
+        """The key of the window this request counts in; ``None`` when no limit applies."""
         if self.rate is None:
-            return True
+            return None
         key = self.get_cache_key(request, view)
         if key is None or self.num_requests is None or self.duration is None:
+            return None
+        return key
+
+    def counted(self, count: int, seconds_left: float) -> bool:
+        """Whether a request that made its window's count ``count`` is allowed."""
+        self.retry_after = seconds_left
+        return self.num_requests is None or count <= self.num_requests
+
+    def allow_request(self, request: Request, view: Any) -> bool:
+        key = self.window(request, view)
+        if key is None or self.duration is None:
             return True
         try:
-            count, self.retry_after = window_count(key, self.duration)
+            count, seconds_left = window_count(key, self.duration)
         except Exception:  # redis-py's errors, whatever the client version raises
             logger.warning("rate-limit cache unreachable: request let through", exc_info=True)
             return True
-        return count <= self.num_requests
+        return self.counted(count, seconds_left)
 
     def wait(self) -> float | None:
         return max(1.0, self.retry_after)
+
+
+class OneRoundTripThrottles:
+    """For an ``APIView`` with several ``FixedWindowThrottle``s (e.g. ``API_RATE`` and
+    ``LABEL_RATE`` on every answer): all of them counted in one round trip to Redis instead of
+    one each. Refuses as DRF does: every throttle counts the request, the longest wait wins."""
+
+    def check_throttles(self, request: Request) -> None:
+        waits: list[float | None] = []
+        windows: list[tuple[FixedWindowThrottle, str, int]] = []
+        for throttle in self.get_throttles():  # type: ignore[attr-defined]
+            if not isinstance(throttle, FixedWindowThrottle):
+                if not throttle.allow_request(request, self):
+                    waits.append(throttle.wait())
+                continue
+            key = throttle.window(request, self)
+            if key is not None and throttle.duration is not None:
+                windows.append((throttle, key, throttle.duration))
+        try:
+            counts = window_counts([(key, duration) for _, key, duration in windows])
+        except Exception:  # redis-py's errors, whatever the client version raises
+            logger.warning("rate-limit cache unreachable: request let through", exc_info=True)
+            counts = []
+        for (throttle, _, _), (count, seconds_left) in zip(windows, counts, strict=False):
+            if not throttle.counted(count, seconds_left):
+                waits.append(throttle.wait())
+        if waits:
+            known = [wait for wait in waits if wait is not None]
+            self.throttled(request, max(known, default=None))  # type: ignore[attr-defined]
 
 
 class ApiRateThrottle(FixedWindowThrottle):
@@ -97,11 +153,11 @@ class ApiRateThrottle(FixedWindowThrottle):
 
     scope = "user"
 
-    def allow_request(self, request: Request, view: Any) -> bool:
+    def window(self, request: Request, view: Any) -> str | None:
         self.scope = "user" if request.user and request.user.is_authenticated else "anon"
         self.rate = self.get_rate()
         self.num_requests, self.duration = self.parse_rate(self.rate)
-        return super().allow_request(request, view)
+        return super().window(request, view)
 
     def get_cache_key(self, request: Request, view: Any) -> str:
         if isinstance(request.auth, AccessToken):

@@ -28,7 +28,12 @@ from accounts.permissions import IsContributor, request_account
 from config.metrics import LABELS
 from config.openapi import ErrorSerializer, errors
 from config.parsers import BoundedJSONParser
-from config.throttling import ApiRateThrottle, LabelThrottle, UploadThrottle
+from config.throttling import (
+    ApiRateThrottle,
+    LabelThrottle,
+    OneRoundTripThrottles,
+    UploadThrottle,
+)
 from labeling import selectors, services
 from labeling.models import Annotation, Item, Project, WorkerSkill
 from labeling.validation import ContentError
@@ -143,7 +148,7 @@ def _accepted_licence(data: Any) -> bool:
     return value is True or (isinstance(value, str) and value.lower() in {"true", "1", "on", "yes"})
 
 
-class ItemCreateApi(APIView):
+class ItemCreateApi(OneRoundTripThrottles, APIView):
     permission_classes = [IsContributor]
     throttle_classes = [ApiRateThrottle, UploadThrottle]
     parser_classes = [BoundedJSONParser, MultiPartParser, FormParser]
@@ -321,7 +326,7 @@ class AnnotationOutputSerializer(serializers.Serializer[Any]):
         return until.isoformat().replace("+00:00", "Z")
 
 
-class AnnotationCreateApi(APIView):
+class AnnotationCreateApi(OneRoundTripThrottles, APIView):
     permission_classes = [IsContributor]
     throttle_classes = [ApiRateThrottle, LabelThrottle]
 

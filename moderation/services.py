@@ -10,6 +10,7 @@ unpaid items they answered; nothing already paid is touched.
 from __future__ import annotations
 
 import logging
+import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -427,6 +428,11 @@ def answer_check(*, user_id: int) -> list[Flag]:
     return raised
 
 
+#: Per process: when the answer check this process last saw queued for a contributor runs (a
+#: ``time.monotonic()``), so that a burst of answers asks Redis once, not once per answer.
+_checks_queued: dict[int, float] = {}
+
+
 def answer_check_enqueue(*, user_id: int) -> None:
     """After an answer: run ``answer_check`` for its contributor soon, once per
     ``ANSWER_CHECK_SECONDS`` (a burst of answers is checked once, after it); with eager Celery
@@ -437,10 +443,20 @@ def answer_check_enqueue(*, user_id: int) -> None:
         transaction.on_commit(lambda: check_answers.delay(user_id))
         return
     delay = settings.ANSWER_CHECK_SECONDS
+    now = time.monotonic()
+    if _checks_queued.get(user_id, 0.0) > now:
+        return  # this process saw the check queued, and it hasn't run yet: no round trip
     try:
         first = cache.add(f"crowdmint:answer-check:{user_id}", 1, delay)
     except Exception:  # the cache (Redis) is down: check now rather than never
         logger.warning("answer check debounce unavailable", exc_info=True)
         first = True
+    if len(_checks_queued) > 10_000:
+        for user, until in list(_checks_queued.items()):
+            if until <= now:
+                _checks_queued.pop(user, None)
+    # Queued here: it runs ``delay`` from now. Queued by another process: some time within
+    # ``delay``; ask again sooner, so that answers after that check get one of their own.
+    _checks_queued[user_id] = now + (delay if first else delay / 4)
     if first:
         transaction.on_commit(lambda: check_answers.apply_async((user_id,), countdown=delay))

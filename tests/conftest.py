@@ -253,14 +253,16 @@ def gradient_bytes(width: int, height: int, fmt: str = "PNG") -> bytes:
 
 @pytest.fixture(autouse=True)
 def fresh_cache() -> None:
-    """Throttle counters live in the cache, the health report in the process: each test starts
-    with neither."""
+    """Throttle counters live in the cache, the health report and the answer checks' debounce
+    in the process: each test starts with none of them."""
     from django.core.cache import cache
 
     from config.health import health_cache_clear
+    from moderation.services import _checks_queued
 
     cache.clear()
     health_cache_clear()
+    _checks_queued.clear()
 
 
 @pytest.fixture(autouse=True)

@@ -13,8 +13,10 @@ from rest_framework.throttling import SimpleRateThrottle
 from accounts.models import User
 from accounts.services import api_key_issue
 from config.throttling import ApiRateThrottle, SignInThrottle
+from labeling.models import Project
+from labeling.services import item_create_text
 from tests.config.test_health import closed_port
-from tests.conftest import Contributor
+from tests.conftest import Contributor, serve
 
 pytestmark = pytest.mark.django_db
 
@@ -149,3 +151,25 @@ def test_an_unreachable_rate_limit_cache_lets_requests_through(
     codes = [APIClient().get("/api/v1/projects/").status_code for _ in range(6)]
     assert codes == [200] * 6
     assert "rate-limit cache unreachable" in caplog.text
+
+
+def test_an_answer_counts_in_both_of_its_limits_at_once_and_the_longer_wait_wins(
+    contributor: Contributor, text_project: Project, rates: dict[str, str], monkeypatch: Any
+) -> None:
+    monkeypatch.setitem(rates, "labels", "2/hour")
+    items = [
+        item_create_text(project=text_project, contributor=None, text=f"answer {n}")
+        for n in range(6)
+    ]
+    codes = []
+    for item in items:
+        serve(item, contributor)
+        codes.append(
+            contributor.api.post(
+                f"/api/v1/items/{item.pk}/annotations/", {"label": "positive"}, format="json"
+            )
+        )
+    assert [reply.status_code for reply in codes] == [201, 201, 429, 429, 429, 429]
+    # The label limit (an hour) refuses the third; the API limit (a minute) counted it too.
+    assert int(codes[2]["Retry-After"]) > 60
+    assert [contributor.api.get("/api/v1/me/").status_code for _ in range(2)] == [429, 429]

@@ -459,3 +459,31 @@ def test_speed_is_checked_on_every_task_not_only_one_class_answers(
     # The answer-comparing checks leave set answers alone: a scan flags nothing more.
     fraud_scan(chain=False)
     assert Flag.objects.count() == 1
+
+
+def test_a_burst_of_answers_queues_one_check_and_asks_the_cache_once_per_process(
+    settings: Any, monkeypatch: pytest.MonkeyPatch, django_capture_on_commit_callbacks: Callable
+) -> None:
+    from django.core.cache import cache
+
+    from moderation import services as moderation_services
+    from moderation.tasks import check_answers
+
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    settings.ANSWER_CHECK_SECONDS = 20
+    queued: list[tuple[Any, ...]] = []
+    monkeypatch.setattr(check_answers, "apply_async", lambda args, countdown: queued.append(args))
+    asked: list[str] = []
+    add = cache.add
+    monkeypatch.setattr(cache, "add", lambda key, *rest: asked.append(key) or add(key, *rest))
+    with django_capture_on_commit_callbacks(execute=True):
+        for _ in range(5):
+            moderation_services.answer_check_enqueue(user_id=7)
+        moderation_services.answer_check_enqueue(user_id=8)
+    assert queued == [(7,), (8,)]
+    assert asked == ["crowdmint:answer-check:7", "crowdmint:answer-check:8"]
+    # Another process (a fresh memo) finds the check queued in the cache and queues nothing.
+    moderation_services._checks_queued.clear()
+    with django_capture_on_commit_callbacks(execute=True):
+        moderation_services.answer_check_enqueue(user_id=7)
+    assert queued == [(7,), (8,)] and len(asked) == 3
