@@ -52,8 +52,9 @@ ifeq ($(CI),true)
 	$(MAKE) integration
 endif
 
-# A production-like stack on 127.0.0.1 from this machine's PostgreSQL and Redis: gunicorn, two
-# Celery workers (decisions; payouts), beat and a Hardhat node (deploy/stack.sh; pids in var/stack/).
+# A production-like stack on 127.0.0.1 from this machine's PostgreSQL and Redis: gunicorn, four
+# Celery workers (decisions; refits and the default queue; fraud checks; payouts), beat and a
+# Hardhat node (deploy/stack.sh; pids in var/stack/).
 stack: venv
 	bash deploy/stack.sh start
 

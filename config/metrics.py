@@ -56,7 +56,7 @@ CHAIN_RPC_ERRORS = Counter(
     ["kind"],
 )
 
-QUEUES = ("celery", "consensus", "consensus-gpu", "moderation", "payouts")
+QUEUES = ("celery", "decisions", "consensus", "consensus-gpu", "moderation", "payouts")
 
 
 class StateCollector(Collector):

@@ -348,6 +348,12 @@ CELERY_TASK_DEFAULT_QUEUE = "celery"
 # The fraud checks (scans of whole projects, rechecks after a ban) have a queue of their own,
 # `moderation`, so that a long scan never delays decisions.
 CELERY_TASK_ROUTES = {
+    # Decisions and their credits have workers of their own: a refit or an export build that
+    # takes minutes never holds them back.
+    "labeling.tasks.decide_due": {"queue": "decisions"},
+    "labeling.tasks.decide_item": {"queue": "decisions"},
+    "rewards.tasks.credit_decisions": {"queue": "decisions"},
+    "rewards.tasks.credit_decision": {"queue": "decisions"},
     "rewards.tasks.settle_rewards": {"queue": "payouts"},
     "moderation.tasks.*": {"queue": "moderation"},
 }

@@ -2,8 +2,9 @@
 # A production-like Crowdmint on 127.0.0.1, from this machine's PostgreSQL and Redis:
 #   deploy/stack.sh start   (make stack)      deploy/stack.sh stop   (make stack-stop)
 # start: a fresh database (STACK_DB, dropped and created), migrations, collectstatic, a Hardhat
-# node with the token deployed, gunicorn with deploy/gunicorn.conf.py, three Celery workers on
-# different queues (decisions + refits; fraud checks; payouts with concurrency 1) and beat. Each process runs
+# node with the token deployed, gunicorn with deploy/gunicorn.conf.py, four Celery workers on
+# different queues (decisions; refits and the default queue; fraud checks; payouts with
+# concurrency 1) and beat. Each process runs
 # in its own session; its pid (= its process group) goes to var/stack/<name>.pid and its log to
 # var/stack/<name>.log. The settings every process got are in var/stack/env (source it to talk to
 # the stack, e.g. the load benchmark does).
@@ -145,9 +146,13 @@ ENV
   log "token deployed at $address"
 
   spawn gunicorn nice -n "$STACK_WEB_NICE" "$BIN/gunicorn" -c deploy/gunicorn.conf.py config.wsgi
-  spawn worker-decisions nice -n "$STACK_WORKER_NICE" "$BIN/celery" -A config worker -Q celery,consensus -n "decisions@%h" \
+  spawn worker-decisions nice -n "$STACK_WORKER_NICE" "$BIN/celery" -A config worker -Q decisions -n "decisions@%h" \
     --pool "$STACK_WORKER_POOL" --concurrency "$STACK_WORKER_CONCURRENCY" --loglevel "$LOG_LEVEL" \
     --prefetch-multiplier "$STACK_WORKER_PREFETCH" \
+    --without-gossip --without-mingle
+  # Refits, export builds and the beat jobs: minutes of work that must not hold a decision back.
+  spawn worker-background nice -n "$STACK_WORKER_NICE" "$BIN/celery" -A config worker \
+    -Q celery,consensus -n "background@%h" --concurrency 1 --loglevel "$LOG_LEVEL" \
     --without-gossip --without-mingle
   # The fraud checks on their own process: a burst of them never holds a decision back.
   spawn worker-moderation nice -n "$STACK_WORKER_NICE" "$BIN/celery" -A config worker -Q moderation -n "moderation@%h" \

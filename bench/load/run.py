@@ -197,11 +197,12 @@ class Crowdmint:
 
     def queue_depth(self) -> int:
         """Work still queued: the items in the decisions' queue and the Celery messages waiting
-        on the default queue (decisions' wake-ups and credits)."""
+        on the decisions' queue and the default one (wake-ups, credits, refits)."""
         import redis
 
         waiting = int(psql(self.db_url, "SELECT count(*) FROM labeling_decisiondue")[0][0])
-        return waiting + int(redis.Redis.from_url(self.env["REDIS_URL"]).llen("celery"))
+        broker = redis.Redis.from_url(self.env["REDIS_URL"])
+        return waiting + int(broker.llen("decisions")) + int(broker.llen("celery"))
 
     def verify(self, acked: list[Any], wait_s: float = 60) -> dict[str, Any]:
         project = self.seed["project"]

@@ -19,8 +19,17 @@ def test_fraud_checks_have_a_queue_of_their_own() -> None:
         assert queue_of(f"moderation.tasks.{task}") == "moderation"
 
 
-def test_decisions_and_refits_stay_on_the_default_queue() -> None:
-    assert queue_of("labeling.tasks.decide_item") == "celery"
+def test_decisions_and_their_credits_have_a_queue_of_their_own() -> None:
+    for task in (
+        "labeling.tasks.decide_due",
+        "labeling.tasks.decide_item",
+        "rewards.tasks.credit_decisions",
+        "rewards.tasks.credit_decision",
+    ):
+        assert queue_of(task) == "decisions", task
+
+
+def test_refits_stay_on_the_default_queue() -> None:
     assert queue_of("labeling.tasks.refit_projects") == "celery"
 
 

@@ -91,7 +91,7 @@ def celery_worker(hardhat: HardhatNode, token: ChainClient, tmp_path: Path) -> I
                 "worker",
                 "--loglevel=INFO",
                 "--concurrency=2",
-                "--queues=celery,payouts,moderation",
+                "--queues=celery,decisions,payouts,moderation",
                 "--without-heartbeat",
                 "--without-gossip",
                 "--without-mingle",

@@ -195,11 +195,11 @@ def test_a_worker_killed_mid_task_still_decides_and_pays_exactly_once(
         )
         assert reply.status_code == 201, reply.text
     # The decision waits in the queue; no worker serves it yet.
-    assert redis.Redis.from_url(settings.REDIS_URL).llen("celery") == 1
+    assert redis.Redis.from_url(settings.REDIS_URL).llen("decisions") == 1
 
     # Decisions: the pool process is killed while it decides (held on the item's row lock).
     lock = locked_item(item.pk)
-    decisions = workers("celery")
+    decisions = workers("decisions")
     wait_for(waiting_on_a_lock, "the decision to start and wait on the lock", decisions.output())
     [pool_process] = decisions.pool_pids()
     os.kill(pool_process, signal.SIGKILL)

@@ -63,7 +63,7 @@ def test_a_label_is_one_statement_and_the_third_enqueues_the_decision(
     assert post(apis[2], warm_up.pk).status_code == 201  # its token lookup is cached from here
     for api in apis[:2]:
         post(api, item.pk)
-    assert broker.llen("celery") == 0
+    assert broker.llen("decisions") == 0
     with CaptureQueriesContext(connection) as queries:
         reply = post(apis[2], item.pk)
     assert reply.status_code == 201, reply.content
@@ -72,7 +72,7 @@ def test_a_label_is_one_statement_and_the_third_enqueues_the_decision(
     assert item.label_count == 3 and Annotation.objects.filter(item=item).count() == 3
     # The same statement queued the item's decision, and the commit woke the task that decides.
     assert DecisionDue.objects.filter(item=item).exists()
-    assert broker.llen("celery") == 1  # decide_due, published after the commit
+    assert broker.llen("decisions") == 1  # decide_due, published after the commit
 
 
 def test_each_refusal_gets_its_reason_and_changes_nothing(project: Project) -> None:
