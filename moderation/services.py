@@ -91,7 +91,7 @@ def flag_raise(
             details={"kind": kind, "user": user_id, "project": project.pk if project else None},
         )
         if kind in ANSWER_KINDS:
-            _recheck_enqueue(user_id, f"{kind} flag raised")
+            _flag_recheck_enqueue(user_id, project, f"{kind} flag raised")
         return flag, True
 
 
@@ -339,7 +339,8 @@ def flag_dismiss(*, flag: Flag, moderator: User, reason: str) -> Flag:
         audit_record(
             actor=moderator, action="flag.dismiss", target=locked, details={"reason": reason}
         )
-        _recheck_enqueue(locked.user_id, "flag dismissed")
+        if locked.kind in ANSWER_KINDS:
+            _flag_recheck_enqueue(locked.user_id, locked.project, "flag dismissed")
     return locked
 
 
@@ -365,19 +366,24 @@ def flag_confirm(*, flag: Flag, moderator: User, reason: str, ban: bool) -> Flag
     return locked
 
 
-def user_recheck(*, user_id: int, reason: str) -> dict[str, int]:
+def user_recheck(
+    *, user_id: int, reason: str, project_id: int | None = None, hold_only: bool = False
+) -> dict[str, int]:
     """Decide again every unpaid item ``user_id`` answered, with the answers that count now:
     after a ban, a flag raised (where the project holds flagged answers) or one dismissed. Open
     items wait for the answers that make up for theirs; accepted, unpaid ones get a new decision
-    or go back to collecting answers (``labeling.services.item_recheck``). Returns counts."""
+    or go back to collecting answers (``labeling.services.item_recheck``). ``project_id``: only
+    that project's items; ``hold_only``: only the items of projects that hold flagged answers
+    (a flag changes nothing elsewhere). Returns counts."""
     from labeling.services.decisions import item_decide, item_recheck
 
+    answers = Annotation.objects.filter(annotator_id=user_id, item__gold_label="")
+    if project_id is not None:
+        answers = answers.filter(item__project_id=project_id)
+    if hold_only:
+        answers = answers.filter(item__project__fraud_policy=Project.FraudPolicy.HOLD)
     outcomes: dict[str, int] = defaultdict(int)
-    for item_id, status in (
-        Annotation.objects.filter(annotator_id=user_id, item__gold_label="")
-        .values_list("item_id", "item__status")
-        .order_by("item_id")
-    ):
+    for item_id, status in answers.values_list("item_id", "item__status").order_by("item_id"):
         if status == Item.Status.ACCEPTED:
             outcomes[item_recheck(item_id=item_id, reason=reason)] += 1
         elif status in (Item.Status.OPEN, Item.Status.REVIEW):
@@ -386,13 +392,26 @@ def user_recheck(*, user_id: int, reason: str) -> dict[str, int]:
     return dict(outcomes)
 
 
-def _recheck_enqueue(user_id: int | None, reason: str) -> None:
+def _flag_recheck_enqueue(user_id: int | None, project: Project | None, reason: str) -> None:
+    """After an answer flag is raised or dismissed: recheck the items whose consensus it
+    changes, those of its project if that project holds flagged answers (a flag on the account
+    counts in every such project); none where flagged answers count anyway."""
+    if project is not None and project.fraud_policy != Project.FraudPolicy.HOLD:
+        return
+    _recheck_enqueue(user_id, reason, project_id=project.pk if project else None, hold_only=True)
+
+
+def _recheck_enqueue(
+    user_id: int | None, reason: str, *, project_id: int | None = None, hold_only: bool = False
+) -> None:
     """After commit, a Celery task rechecks the user's items (eager: at once)."""
     if user_id is None:
         return
     from moderation.tasks import recheck_user
 
-    transaction.on_commit(lambda: recheck_user.delay(user_id, reason))
+    transaction.on_commit(
+        lambda: recheck_user.delay(user_id, reason, project_id=project_id, hold_only=hold_only)
+    )
 
 
 #: How many of a contributor's latest answers in a project the on-event check reads.

@@ -34,7 +34,12 @@ def check_answers(user_id: int) -> int:
     time_limit=1800,
     ignore_result=True,
 )
-def recheck_user(user_id: int, reason: str) -> dict[str, int]:
+def recheck_user(
+    user_id: int, reason: str, project_id: int | None = None, hold_only: bool = False
+) -> dict[str, int]:
     """After a ban, an unban, or a flag raised or dismissed: decide the contributor's unpaid
-    items again with the answers that count now. Idempotent."""
-    return services.user_recheck(user_id=user_id, reason=reason)
+    items again with the answers that count now (those of ``project_id``, of the projects that
+    hold flagged answers with ``hold_only``). Idempotent."""
+    return services.user_recheck(
+        user_id=user_id, reason=reason, project_id=project_id, hold_only=hold_only
+    )

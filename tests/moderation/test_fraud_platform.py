@@ -487,3 +487,45 @@ def test_a_burst_of_answers_queues_one_check_and_asks_the_cache_once_per_process
     with django_capture_on_commit_callbacks(execute=True):
         moderation_services.answer_check_enqueue(user_id=7)
     assert queued == [(7,), (8,)] and len(asked) == 3
+
+
+def test_a_flag_rechecks_only_the_items_whose_consensus_it_changes(
+    monkeypatch: pytest.MonkeyPatch, django_capture_on_commit_callbacks: Callable
+) -> None:
+    from moderation import services as moderation_services
+    from moderation.tasks import recheck_user
+
+    counts = Project.objects.create(
+        name="Counts flagged answers",
+        data_kind=Project.DataKind.TEXT,
+        classes=["a", "b"],
+        fraud_policy=Project.FraudPolicy.COUNT,
+    )
+    holds = Project.objects.create(
+        name="Holds flagged answers",
+        data_kind=Project.DataKind.TEXT,
+        classes=["a", "b"],
+        fraud_policy=Project.FraudPolicy.HOLD,
+    )
+    user = user_get_or_create_for_wallet(address=Account.create().address)
+    queued: list[tuple[Any, ...]] = []
+    monkeypatch.setattr(recheck_user, "delay", lambda *args, **kw: queued.append((args, kw)))
+    with django_capture_on_commit_callbacks(execute=True):
+        moderation_services.flag_raise(user=user, kind=Flag.Kind.SPEED, evidence={}, project=counts)
+    assert queued == []  # its answers count in that project, flagged or not
+    with django_capture_on_commit_callbacks(execute=True):
+        flag, _ = moderation_services.flag_raise(
+            user=user, kind=Flag.Kind.SPEED, evidence={}, project=holds
+        )
+        moderation_services.flag_raise(user=user, kind=Flag.Kind.SYBIL, evidence={})
+    assert [kw for _, kw in queued] == [
+        {"project_id": holds.pk, "hold_only": True},
+        {"project_id": None, "hold_only": True},
+    ]
+    # What the recheck reads: the user's items in the projects that hold flagged answers.
+    for project in (counts, holds):
+        item = item_create_text(project=project, contributor=None, text=f"in {project.name}")
+        Annotation.objects.create(item=item, annotator=user, label="a")
+    rechecked = moderation_services.user_recheck(user_id=user.pk, reason="test", hold_only=True)
+    assert rechecked == {"waiting": 1}
+    assert moderation_services.user_recheck(user_id=user.pk, reason="test") == {"waiting": 2}
