@@ -338,7 +338,7 @@ def _decide_locked(
         )
         _observe_decision_latency(last_label_at)
     elif item.status == Item.Status.REVIEW:
-        pass
+        pass  # it stays in review, with its confidence and agreement updated
     elif counted_required < item.project.max_labels and item_labelers_left(item=item):
         item.required_labels += 1
         writes.changed(item, "required_labels")
@@ -429,7 +429,6 @@ class _Writes:
         pays. ``rows``: the item's annotations as ``(pk, annotator_id, label, value)`` by id and
         ``excluded`` the labelers left out of consensus, when the caller has read them under
         the same lock."""
-        project = item.project
         decided = decided_value_of(item, label, value)
         item.status = Item.Status.ACCEPTED
         item.decided_label = label
@@ -446,26 +445,7 @@ class _Writes:
             "confidence",
             "decided_at",
         )
-        if rows is None or excluded is None:
-            rows = list(
-                item.annotations.order_by("id").values_list("pk", "annotator_id", "label", "value")
-            )
-            excluded = users_excluded_from_consensus(
-                project=project, user_ids={row[1] for row in rows}
-            )
-        agreeing = [
-            (pk, user)
-            for pk, user, answer_label, answer in rows
-            # A banned or flagged labeler's answer is neither counted nor paid.
-            if user not in excluded
-            # Rows stored without a value (history, imports) are classifications by their label.
-            and agrees(
-                project.task,
-                answer or decided_value_of(item, answer_label, None),
-                decided,
-                project.agreement_threshold,
-            )
-        ]
+        agreeing = _agreeing_answers(item, decided, rows, excluded)
         self.acceptances.append(_Acceptance(item, label, decided, decided_by, moderator, agreeing))
 
     def flush(self) -> list[DecisionRecord]:
@@ -655,17 +635,36 @@ def item_recheck(*, item_id: int, reason: str) -> str:
 
 def _agreeing_now(item: Item, decision: Decision) -> list[int]:
     """The answers that would be credited if ``decision`` were accepted now."""
-    project = item.project
     decided = decided_value_of(item, decision.label or "", decision.value)
-    rows = list(item.annotations.values_list("pk", "annotator_id", "label", "value"))
-    excluded = users_excluded_from_consensus(project=project, user_ids={row[1] for row in rows})
+    return [pk for pk, _ in _agreeing_answers(item, decided)]
+
+
+def _agreeing_answers(
+    item: Item,
+    decided: dict[str, Any],
+    rows: list[tuple[Any, ...]] | None = None,
+    excluded: set[int] | None = None,
+) -> list[tuple[int, int]]:
+    """The item's answers that agree with ``decided`` (per the task:
+    ``labeling.answers.agrees``), as ``(annotation, labeler)``: the ones its credit pays.
+    ``rows``: the item's annotations as ``(pk, annotator_id, label, value)`` by id and
+    ``excluded`` the labelers left out of consensus, when the caller has read them under the
+    item's lock."""
+    project = item.project
+    if rows is None or excluded is None:
+        rows = list(
+            item.annotations.order_by("id").values_list("pk", "annotator_id", "label", "value")
+        )
+        excluded = users_excluded_from_consensus(project=project, user_ids={row[1] for row in rows})
     return [
-        pk
-        for pk, user, label, value in rows
+        (pk, user)
+        for pk, user, answer_label, answer in rows
+        # A banned or flagged labeler's answer is neither counted nor paid.
         if user not in excluded
+        # Rows stored without a value (history, imports) are classifications by their label.
         and agrees(
             project.task,
-            value or decided_value_of(item, label, None),
+            answer or decided_value_of(item, answer_label, None),
             decided,
             project.agreement_threshold,
         )
