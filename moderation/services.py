@@ -102,33 +102,32 @@ def _one_class(project: Project) -> bool:
     return project.task in (Project.Task.CLASSIFY, Project.Task.PAIRWISE)
 
 
-def _answers(project: Project, *, user_id: int | None = None) -> fraud.Answers | None:
+def _answers(project: Project, *, items: list[int] | None = None) -> fraud.Answers | None:
     """A project's answers as the checks read them (classify and pairwise: one class each; the
     other tasks' answers all read as class 0, for the checks that don't compare answers); with
-    ``user_id``, that contributor's latest ``RECENT_ANSWERS`` and the other answers to the same
-    items (the references the spam checks compare with)."""
+    ``items`` (ids of the project's items), only the answers to those items. Every read of the
+    per-contributor check goes by item id, so its cost follows the items checked, not the
+    project's size (nor what the planner believes it to be)."""
     index = {name: i for i, name in enumerate(project.classes)}
     if not _one_class(project):
         index = defaultdict(int)
-    scope = Annotation.objects.filter(item__project=project)
-    if user_id is not None:
-        recent = list(
-            scope.filter(annotator_id=user_id)
-            .order_by("-id")
-            .values_list("item_id", flat=True)[:RECENT_ANSWERS]
+    if items is None:
+        answers = Annotation.objects.filter(item__project=project)
+        leases = Assignment.objects.filter(item__project=project)
+        facts = Item.objects.filter(project=project).exclude(
+            gold_label="", contributor__isnull=True
         )
-        scope = scope.filter(item_id__in=recent)
+    else:
+        answers = Annotation.objects.filter(item_id__in=items)
+        leases = Assignment.objects.filter(item_id__in=items)
+        facts = Item.objects.filter(pk__in=items, project=project)
     rows = [
         r
-        for r in scope.values_list("item_id", "annotator_id", "label", "created_at")
+        for r in answers.values_list("item_id", "annotator_id", "label", "created_at")
         if r[2] in index or not _one_class(project)
     ]
     if not rows:
         return None
-    items = {r[0] for r in rows}
-    leases = Assignment.objects.filter(item__project=project)
-    if user_id is not None:
-        leases = leases.filter(item_id__in=items)
     # Time per answer counts from when the page showed the item, else when it was served.
     shown = {
         (item_id, lease_user): shown_at or served_at
@@ -136,16 +135,13 @@ def _answers(project: Project, *, user_id: int | None = None) -> fraud.Answers |
             "item_id", "user_id", "shown_at", "served_at"
         )
     }
-    known = Item.objects.filter(project=project).exclude(gold_label="")
-    gold = {
-        item_id: index[label]
-        for item_id, label in known.values_list("id", "gold_label")
-        if label in index and (user_id is None or item_id in items)
-    }
-    uploads = Item.objects.filter(project=project, contributor__isnull=False)
-    if user_id is not None:
-        uploads = uploads.filter(pk__in=items)
-    uploader = dict(uploads.values_list("id", "contributor_id"))
+    gold: dict[int, int] = {}
+    uploader: dict[int, int] = {}
+    for item_id, label, contributor_id in facts.values_list("id", "gold_label", "contributor_id"):
+        if label and label in index:
+            gold[item_id] = index[label]
+        if contributor_id is not None:
+            uploader[item_id] = contributor_id
 
     def seconds(when: Any) -> float:
         return float(when.timestamp()) if when is not None else float("nan")
@@ -414,7 +410,8 @@ def _recheck_enqueue(
     )
 
 
-#: How many of a contributor's latest answers in a project the on-event check reads.
+#: How many of a contributor's latest answers the on-event check reads (each with its project's
+#: other answers to the same items).
 RECENT_ANSWERS = 50
 
 
@@ -423,14 +420,16 @@ def answer_check(*, user_id: int) -> list[Flag]:
     (speed; spam patterns once there are enough): a farm of fast answers is flagged, held and
     taken out of consensus minutes before the next full scan. Each project of their latest
     ``RECENT_ANSWERS`` answers is checked with the other answers to the same items."""
-    recent = (
+    recent: dict[int, list[int]] = defaultdict(list)
+    for item_id, project_id in (
         Annotation.objects.filter(annotator_id=user_id)
         .order_by("-id")
-        .values_list("item__project_id", flat=True)[:RECENT_ANSWERS]
-    )
+        .values_list("item_id", "item__project_id")[:RECENT_ANSWERS]
+    ):
+        recent[project_id].append(item_id)
     raised: list[Flag] = []
-    for project in Project.objects.filter(pk__in=set(recent)).order_by("id"):
-        answers = _answers(project, user_id=user_id)
+    for project in Project.objects.filter(pk__in=list(recent)).order_by("id"):
+        answers = _answers(project, items=recent[project.pk])
         if answers is None:
             continue
         checks = [*fraud.too_fast(answers, project.min_seconds_per_label)]

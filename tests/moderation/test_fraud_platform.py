@@ -135,6 +135,37 @@ def test_labels_faster_than_the_project_minimum_flag_the_contributor(
     assert users_held([clicker.user.pk]) == {clicker.user.pk}
 
 
+def test_the_on_answer_check_reads_the_items_it_checks_not_the_whole_project(
+    make_contributor: Callable[[], Contributor], text_project: Project, eager: Callable[..., Any]
+) -> None:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from moderation.services import answer_check
+
+    text_project.min_seconds_per_label = 2.0
+    text_project.save(update_fields=["min_seconds_per_label"])
+    for n in range(20):  # the rest of the project, gold included: none of it is read
+        item_create_text(project=text_project, contributor=None, text=f"other {n}")
+    Item.objects.filter(project=text_project).update(gold_label="positive")
+    clicker = make_contributor()
+    items = [
+        item_create_text(project=text_project, contributor=None, text=f"quick {n}")
+        for n in range(4)
+    ]
+    for item in items:
+        assert answer(eager, clicker, item).status_code == 201
+    Flag.objects.all().delete()
+    with CaptureQueriesContext(connection) as queries:
+        [flag] = answer_check(user_id=clicker.user.pk)
+    assert flag.kind == Flag.Kind.SPEED and flag.evidence["timed_answers"] == 4
+    item_table = Item._meta.db_table
+    for query in queries.captured_queries:
+        sql = query["sql"]
+        if f'FROM "{item_table}"' in sql:
+            assert f'"{item_table}"."id" IN' in sql, sql
+
+
 def test_a_ban_re_decides_unpaid_items_with_reversals_and_leaves_paid_ones_alone(
     make_contributor: Callable[[], Contributor],
     text_project: Project,
