@@ -132,6 +132,10 @@ DATABASES = {
         conn_health_checks=env_bool("DATABASE_CONN_HEALTH_CHECKS"),
     )
 }
+# The submit statement (PostgreSQL) is prepared once per connection and executed by name, so the
+# server doesn't parse and plan it for every answer. Off behind a pooler that moves a session's
+# statements between server connections (PgBouncer in transaction mode).
+DATABASE_PREPARED_STATEMENTS = env_bool("DATABASE_PREPARED_STATEMENTS", True)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Several threads of the demo server share one file. A deferred transaction that reads, then
     # writes, can't wait for the write lock ("database is locked" at once, whatever the timeout):
@@ -410,11 +414,16 @@ if CONSENSUS_LABEL_WAIT_SECONDS < 0:
     raise ImproperlyConfigured("CONSENSUS_LABEL_WAIT_SECONDS must be 0 (off) or positive")
 # Decisions are made in batches of up to DECISIONS_BATCH items per transaction (the queue's
 # items, a refit's waiting ones). A submit that queues a decision wakes a `decide_due` task unless
-# one is already queued: at most one queued wake-up per DECISIONS_WAKE_SECONDS.
+# one is already queued: at most one queued wake-up per DECISIONS_WAKE_SECONDS. The woken task
+# starts DECISIONS_GATHER_MS after the wake-up, so that the items queued meanwhile share its batch
+# (under load a batch of a few items costs several times a batch of dozens per item).
 DECISIONS_BATCH = int(env("DECISIONS_BATCH", "100"))
 DECISIONS_WAKE_SECONDS = int(env("DECISIONS_WAKE_SECONDS", "30"))
+DECISIONS_GATHER_MS = int(env("DECISIONS_GATHER_MS", "200"))
 if DECISIONS_BATCH < 1 or DECISIONS_WAKE_SECONDS < 1:
     raise ImproperlyConfigured("DECISIONS_BATCH and DECISIONS_WAKE_SECONDS must be at least 1")
+if not 0 <= DECISIONS_GATHER_MS <= 1000 * DECISIONS_WAKE_SECONDS:
+    raise ImproperlyConfigured("DECISIONS_GATHER_MS must be 0 to DECISIONS_WAKE_SECONDS × 1000")
 # Projects with at least this many labels are refitted on the `consensus` queue, or on
 # `consensus-gpu` (torch on CUDA) when CONSENSUS_GPU_WORKERS is on.
 CONSENSUS_LARGE_PROJECT_LABELS = int(env("CONSENSUS_LARGE_PROJECT_LABELS", "100000"))

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping
-from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -19,6 +18,7 @@ from django.utils import timezone
 
 from accounts.audit import audit_record
 from accounts.models import User
+from config.prepared import Prepared
 from labeling.answers import Answer, AnswerContext, AnswerError, agrees, validate_answer
 from labeling.models import Annotation, Assignment, DecisionDue, Item, Project, Skip
 from labeling.near_duplicates import (
@@ -487,17 +487,21 @@ def decisions_due_wake() -> None:
     """After a commit that queued a decision (``DecisionDue``): make sure a ``decide_due`` task
     will run after it. One task is queued at a time: the task clears the key before it claims
     anything, so an item queued while the key is set is seen by the task that clears it, and
-    one queued later queues the next task. With eager Celery (the demo), the decision is made at
-    once; if the cache (Redis) is down, a task is queued anyway."""
+    one queued later queues the next task. The task starts ``DECISIONS_GATHER_MS`` later, so
+    the items queued meanwhile are decided in its batch. With eager Celery (the demo), the
+    decision is made at once; if the cache (Redis) is down, a task is queued anyway."""
     from labeling.tasks import decide_due
 
-    if not settings.CELERY_TASK_ALWAYS_EAGER:
-        try:
-            if not cache.add(DUE_WAKE_KEY, 1, settings.DECISIONS_WAKE_SECONDS):
-                return
-        except Exception:
-            logger.warning("decision wake-up debounce unavailable", exc_info=True)
-    decide_due.delay()
+    if settings.CELERY_TASK_ALWAYS_EAGER:
+        decide_due.delay()
+        return
+    try:
+        if not cache.add(DUE_WAKE_KEY, 1, settings.DECISIONS_WAKE_SECONDS):
+            return
+    except Exception:
+        logger.warning("decision wake-up debounce unavailable", exc_info=True)
+    gather = settings.DECISIONS_GATHER_MS / 1000
+    decide_due.apply_async(countdown=gather) if gather else decide_due.delay()
 
 
 # PostgreSQL: a classify or pairwise answer in one statement, its own transaction. The UPDATE
@@ -540,6 +544,19 @@ SELECT added.id, counted.label_count, counted.required_labels, counted.gold_labe
        counted.gold_explanation
 FROM added JOIN counted ON counted.id = added.item_id
 """
+_SUBMIT = Prepared(
+    "crowdmint_submit",
+    _SUBMIT_SQL,
+    {
+        "item": "bigint",
+        "annotator": "bigint",
+        "label": "text",
+        "value": "text",
+        "task": "text",
+        "now": "timestamptz",
+        "open": "text",
+    },
+)
 _FAST_TASKS = {"label": Project.Task.CLASSIFY, "choice": Project.Task.PAIRWISE}
 
 
@@ -577,12 +594,8 @@ def annotation_submit(*, item_id: int, annotator: User, body: Mapping[str, Any])
         "now": now,
         "open": Item.Status.OPEN,
     }
-    # Inside a caller's transaction a refused insert must not break it: a savepoint then.
-    scope = transaction.atomic() if connection.in_atomic_block else nullcontext()
     try:
-        with scope, connection.cursor() as cursor:
-            cursor.execute(_SUBMIT_SQL, params)
-            row = cursor.fetchone()
+        row = _SUBMIT.fetchone(params)
     except IntegrityError as exc:
         raise AnnotationError("you have already labeled this item", conflict=True) from exc
     if row is None:

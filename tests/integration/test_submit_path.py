@@ -109,3 +109,55 @@ def test_a_refused_label_inside_a_transaction_leaves_the_transaction_usable(
         with pytest.raises(AnnotationError):
             annotation_submit(item_id=item.pk, annotator=user, body={"label": "b"})
         assert Item.objects.get(pk=item.pk).label_count == 1
+
+
+def prepared_here() -> set[str]:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT name FROM pg_prepared_statements")
+        return {name for (name,) in cursor.fetchall()}
+
+
+def test_the_submit_is_prepared_once_per_connection_and_prepared_again_when_lost(
+    project: Project,
+) -> None:
+    cast = [labeler(f"p{i}") for i in range(4)]
+    items = [item_create_text(project=project, contributor=None, text=f"p{i}") for i in range(4)]
+    for item in items:
+        for user, _ in cast:
+            serve(item, user)
+    user, api = cast[0]
+    connection.ensure_connection()
+    with connection.cursor() as cursor:
+        cursor.execute("DEALLOCATE ALL")
+    with CaptureQueriesContext(connection) as first:
+        assert post(api, items[0].pk).status_code == 201
+    assert "crowdmint_submit" in prepared_here()
+    assert [q["sql"].split()[0] for q in first.captured_queries][-2:] == ["PREPARE", "EXECUTE"]
+    with CaptureQueriesContext(connection) as then:
+        assert post(api, items[1].pk).status_code == 201
+    assert [q["sql"].split()[0] for q in then.captured_queries] == ["EXECUTE"]
+    # Deallocated under it (a pooler's DISCARD ALL, a hand at psql): prepared again, once.
+    with connection.cursor() as cursor:
+        cursor.execute("DEALLOCATE ALL")
+    assert post(api, items[2].pk).status_code == 201
+    assert "crowdmint_submit" in prepared_here()
+    # A refused answer through the prepared statement is refused as before.
+    again = post(api, items[2].pk)
+    assert again.status_code == 409 and "already labeled" in again.json()["detail"]
+    assert Annotation.objects.filter(annotator=user).count() == 3
+
+
+def test_without_prepared_statements_the_submit_sends_its_text(
+    project: Project, settings: Any
+) -> None:
+    settings.DATABASE_PREPARED_STATEMENTS = False
+    user, api = labeler("plain")
+    item = item_create_text(project=project, contributor=None, text="plain")
+    serve(item, user)
+    connection.ensure_connection()
+    with connection.cursor() as cursor:
+        cursor.execute("DEALLOCATE ALL")
+    with CaptureQueriesContext(connection) as queries:
+        assert post(api, item.pk).status_code == 201
+    assert queries.captured_queries[-1]["sql"].lstrip().startswith("WITH counted AS")
+    assert prepared_here() == set()

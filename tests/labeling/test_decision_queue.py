@@ -163,14 +163,18 @@ def test_a_wake_up_queues_one_task_until_the_task_starts(
     from labeling import tasks
 
     settings.CELERY_TASK_ALWAYS_EAGER = False
-    queued: list[str] = []
-    monkeypatch.setattr(tasks.decide_due, "delay", lambda: queued.append("decide_due"))
+    settings.DECISIONS_GATHER_MS = 250
+    queued: list[float] = []
+    monkeypatch.setattr(tasks.decide_due, "apply_async", lambda countdown: queued.append(countdown))
+    monkeypatch.setattr(tasks.decide_due, "delay", lambda: queued.append(0.0))
     decisions_due_wake()
     decisions_due_wake()
-    assert queued == ["decide_due"] and cache.get(DUE_WAKE_KEY)
+    # One task, started after the gathering window so that the items queued meanwhile join it.
+    assert queued == [0.25] and cache.get(DUE_WAKE_KEY)
     # The task clears the key before it looks at the queue: the next wake-up queues another.
     monkeypatch.setattr(tasks.services, "items_decide_due", lambda: (0, False))
     tasks.decide_due.run()
     assert cache.get(DUE_WAKE_KEY) is None
+    settings.DECISIONS_GATHER_MS = 0
     decisions_due_wake()
-    assert queued == ["decide_due", "decide_due"]
+    assert queued == [0.25, 0.0]
