@@ -4,7 +4,7 @@ and buyers (datasets and their accepted records)."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -313,17 +313,23 @@ class ProgressApi(APIView):
         )
 
 
-class AnnotationOutputSerializer(serializers.Serializer[Any]):
-    id = serializers.IntegerField()
-    item = serializers.IntegerField(source="item_id")
-    label = serializers.CharField()  # type: ignore[assignment]  # a field, not Field.label
-    value = serializers.JSONField()
-    created_at = serializers.DateTimeField()
-    undo_until = serializers.SerializerMethodField()
+def _api_time(value: datetime) -> str:
+    """A timestamp as DRF's ``DateTimeField`` writes it (ISO 8601 in UTC, ``Z``)."""
+    text = value.astimezone(UTC).isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
 
-    def get_undo_until(self, annotation: Annotation) -> str:
-        until = annotation.created_at + timedelta(seconds=settings.UNDO_SECONDS)
-        return until.isoformat().replace("+00:00", "Z")
+
+def annotation_out(annotation: Annotation) -> dict[str, Any]:
+    """An answer as the API shows it. A plain function: building a DRF serializer for it cost
+    a twentieth of a submit's CPU."""
+    return {
+        "id": annotation.pk,
+        "item": annotation.item_id,
+        "label": annotation.label,
+        "value": annotation.value,
+        "created_at": _api_time(annotation.created_at),
+        "undo_until": _api_time(annotation.created_at + timedelta(seconds=settings.UNDO_SECONDS)),
+    }
 
 
 class AnnotationCreateApi(OneRoundTripThrottles, APIView):
@@ -389,7 +395,7 @@ class AnnotationCreateApi(OneRoundTripThrottles, APIView):
             return Response({"detail": str(exc)}, status=code)
         LABELS.inc()
         answer_check_enqueue(user_id=submitted.annotation.annotator_id)
-        data = dict(AnnotationOutputSerializer(submitted.annotation).data)
+        data = annotation_out(submitted.annotation)
         if submitted.feedback is not None:
             data["feedback"] = {
                 "correct": False,
@@ -454,7 +460,7 @@ class MyLabelsApi(APIView):
         return Response(
             [
                 {
-                    **AnnotationOutputSerializer(a).data,
+                    **annotation_out(a),
                     "project": a.item.project_id,
                     "item_status": a.item.status,
                 }

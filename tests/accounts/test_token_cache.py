@@ -57,3 +57,21 @@ def test_without_the_cache_every_request_reads_the_token(
     assert me(contributor) == 200
     AccessToken.objects.filter(user=contributor.user).update(revoked_at=timezone.now())
     assert me(contributor) == 401
+
+
+def test_each_request_gets_its_own_copies_of_the_cached_user_and_token(
+    contributor: Contributor,
+) -> None:
+    from accounts.authentication import BearerTokenAuthentication
+
+    auth = BearerTokenAuthentication()
+    first_user, first_token = auth._authenticate_secret(contributor.token)
+    first_user.username = "changed by a view"
+    first_user.is_staff = True
+    user, token = auth._authenticate_secret(contributor.token)
+    assert (user.username, user.is_staff) == (contributor.user.username, False)
+    assert user is not first_user and token is not first_token and token.user is user
+    # Saved instances: saving one updates its row.
+    assert (user._state.adding, user._state.db) == (False, "default")
+    user.save(update_fields=["username"])
+    assert User.objects.filter(pk=contributor.user.pk).count() == 1
