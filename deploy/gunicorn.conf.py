@@ -20,6 +20,11 @@ threads = int(os.environ.get("GUNICORN_THREADS", "8"))
 # burst of 32 keep-alive connections split 21/6/5, and the process with 21 queued its requests
 # while the others idled (p99 +30%). GUNICORN_REUSE_PORT=0 for one shared socket.
 reuse_port = os.environ.get("GUNICORN_REUSE_PORT", "1") not in ("0", "false", "no", "off")
+# An idle keep-alive connection stays open this long (gunicorn's default is 2 s). Behind nginx's
+# pool of upstream connections (deploy/nginx, idle up to 60 s there) the app must not be the one
+# that closes first: a request nginx sends on a connection gunicorn is closing fails (a POST isn't
+# retried: 502). Under load a worker that stalled 2 s closed connections with requests in them.
+keepalive = int(os.environ.get("GUNICORN_KEEPALIVE", "75"))
 timeout = 60  # a worker that stops answering its heartbeat for this long is restarted
 graceful_timeout = 30
 accesslog = "-"
