@@ -500,8 +500,10 @@ def decisions_due_wake() -> None:
             return
     except Exception:
         logger.warning("decision wake-up debounce unavailable", exc_info=True)
-    gather = settings.DECISIONS_GATHER_MS / 1000
-    decide_due.apply_async(countdown=gather) if gather else decide_due.delay()
+    if settings.DECISIONS_GATHER_MS:
+        decide_due.apply_async(countdown=settings.DECISIONS_GATHER_MS / 1000)
+    else:
+        decide_due.delay()
 
 
 # PostgreSQL: a classify or pairwise answer in one statement, its own transaction. The UPDATE
