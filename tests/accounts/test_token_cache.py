@@ -75,3 +75,27 @@ def test_each_request_gets_its_own_copies_of_the_cached_user_and_token(
     assert (user._state.adding, user._state.db) == (False, "default")
     user.save(update_fields=["username"])
     assert User.objects.filter(pk=contributor.user.pk).count() == 1
+
+
+@pytest.mark.django_db(transaction=True)  # outside a transaction, as a request's lookup runs
+@pytest.mark.parametrize("prepared", [True, False])
+def test_the_lookup_reads_the_token_and_its_user_as_the_orm_does(
+    contributor: Contributor, settings: Any, prepared: bool
+) -> None:
+    from accounts.authentication import _token_lookup
+
+    settings.DATABASE_PREPARED_STATEMENTS = prepared
+    stored = AccessToken.objects.select_related("user").get(user=contributor.user)
+    User.objects.filter(pk=stored.user_id).update(banned_at=timezone.now(), ban_reason="x")
+    stored.user.refresh_from_db()
+    for _ in range(2):  # prepared on the first call, executed by name on the second
+        token = _token_lookup(stored.key_hash)
+        assert token is not None
+        for field in AccessToken._meta.concrete_fields:
+            assert getattr(token, field.attname) == getattr(stored, field.attname), field.name
+        for field in User._meta.concrete_fields:
+            assert getattr(token.user, field.attname) == getattr(stored.user, field.attname), (
+                field.name
+            )
+        assert token.user.is_banned and not token._state.adding and token.user._state.db
+    assert _token_lookup("0" * 64) is None
