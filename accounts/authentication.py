@@ -46,7 +46,7 @@ def auth_cache_clear() -> None:
 def _quote(name: str | None) -> str:
     if name is None:
         raise TypeError("a concrete field without a column")
-    return '"' + name.replace('"', '""') + '"'
+    return connection.ops.quote_name(name)
 
 
 def _columns(model: type[Model], alias: str) -> str:

@@ -4,7 +4,7 @@ and buyers (datasets and their accepted records)."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
@@ -313,10 +313,8 @@ class ProgressApi(APIView):
         )
 
 
-def _api_time(value: datetime) -> str:
-    """A timestamp as DRF's ``DateTimeField`` writes it (ISO 8601 in UTC, ``Z``)."""
-    text = value.astimezone(UTC).isoformat()
-    return text[:-6] + "Z" if text.endswith("+00:00") else text
+# A timestamp as the API writes it (ISO 8601 in UTC, ``Z``): DRF's field, built once.
+_API_TIME = serializers.DateTimeField()
 
 
 def annotation_out(annotation: Annotation) -> dict[str, Any]:
@@ -327,8 +325,10 @@ def annotation_out(annotation: Annotation) -> dict[str, Any]:
         "item": annotation.item_id,
         "label": annotation.label,
         "value": annotation.value,
-        "created_at": _api_time(annotation.created_at),
-        "undo_until": _api_time(annotation.created_at + timedelta(seconds=settings.UNDO_SECONDS)),
+        "created_at": _API_TIME.to_representation(annotation.created_at),
+        "undo_until": _API_TIME.to_representation(
+            annotation.created_at + timedelta(seconds=settings.UNDO_SECONDS)
+        ),
     }
 
 
