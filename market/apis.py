@@ -21,13 +21,13 @@ from drf_spectacular.utils import (
 )
 from rest_framework import serializers, status
 from rest_framework.exceptions import APIException
-from rest_framework.pagination import CursorPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.permissions import IsBuyer, request_account
 from config.openapi import ErrorSerializer, errors
+from config.pagination import IdCursorPagination
 from config.throttling import ApiRateThrottle, DatasetReadThrottle, ExportRequestThrottle
 from labeling.apis import ProjectOutputSerializer
 from labeling.models import ConsensusFit, Project
@@ -219,7 +219,7 @@ FILTER_PARAMETERS = [
 ]
 
 
-class RecordPagination(CursorPagination):
+class RecordPagination(IdCursorPagination):
     ordering = "id"
     page_size = 100
     page_size_query_param = "page_size"
@@ -486,7 +486,7 @@ class DatasetExportsApi(APIView):
     def get(self, request: Request, dataset_id: int) -> Response:
         buyer = request_account(request)
         project = selectors.dataset_get_for_buyer(dataset_id=dataset_id, user=buyer)
-        exports = selectors.exports_for_buyer(user=buyer).filter(project=project)
+        exports = selectors.exports_for_buyer(user=buyer, project=project)
         return Response(
             ExportOutputSerializer(exports, many=True, context={"request": request}).data
         )

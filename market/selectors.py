@@ -117,7 +117,11 @@ def export_get_for_buyer(*, export_id: int, user: Any) -> DatasetExport:
     return export
 
 
-def exports_for_buyer(*, user: Any, limit: int = 50) -> QuerySet[DatasetExport]:
-    return (
-        DatasetExport.objects.filter(buyer=user).select_related("project").order_by("-id")[:limit]
-    )
+def exports_for_buyer(
+    *, user: Any, project: Project | None = None, limit: int = 50
+) -> QuerySet[DatasetExport]:
+    """The buyer's last ``limit`` exports (of ``project`` only, if given), newest first."""
+    exports = DatasetExport.objects.filter(buyer=user)
+    if project is not None:
+        exports = exports.filter(project=project)
+    return exports.select_related("project").order_by("-id")[:limit]

@@ -163,6 +163,22 @@ def test_an_export_is_queued_then_built_and_downloadable_with_range(
     assert [e["id"] for e in mine] == [queued["id"]]
 
 
+def test_a_dataset_lists_its_own_exports_newest_first(
+    texts: Project, boxes: Project, buyer_api: APIClient, django_capture_on_commit_callbacks: Any
+) -> None:
+    first = request_export(buyer_api, texts, django_capture_on_commit_callbacks, "jsonl")
+    other = request_export(buyer_api, boxes, django_capture_on_commit_callbacks, "coco")
+    second = request_export(buyer_api, texts, django_capture_on_commit_callbacks, "csv")
+    listed = buyer_api.get(f"/api/v1/datasets/{texts.pk}/exports/")
+    assert listed.status_code == 200, listed.json()
+    assert [e["id"] for e in listed.json()] == [second["id"], first["id"]]
+    assert [e["id"] for e in buyer_api.get(f"/api/v1/datasets/{boxes.pk}/exports/").json()] == [
+        other["id"]
+    ]
+    mine = buyer_api.get("/api/v1/exports/").json()
+    assert [e["id"] for e in mine] == [second["id"], other["id"], first["id"]]
+
+
 def test_exports_are_private_to_their_buyer_and_need_the_grant(
     texts: Project, buyer_api: APIClient, buyer: User, django_capture_on_commit_callbacks: Any
 ) -> None:
