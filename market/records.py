@@ -90,7 +90,9 @@ def _parse_datetime(raw: str) -> datetime:
         value = datetime.combine(day, time.min)
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)  # documented: no offset means UTC
-    return value
+    # In UTC now: a time whose UTC is outside datetime's range (0001-01-01T00:00:00+14:00)
+    # raises OverflowError here, a bad filter, instead of when the query is built.
+    return value.astimezone(UTC)
 
 
 def parse_filters(

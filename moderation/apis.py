@@ -6,18 +6,18 @@ from typing import Any
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
-from rest_framework.pagination import CursorPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.permissions import IsModerator
 from config.openapi import ErrorSerializer, errors
+from config.pagination import IdCursorPagination
 from moderation.models import Flag
 from moderation.selectors import flag_list
 
 
-class FlagPagination(CursorPagination):
+class FlagPagination(IdCursorPagination):
     ordering = "-id"
     page_size = 50
     page_size_query_param = "page_size"

@@ -10,13 +10,13 @@ from drf_spectacular.utils import (
     inline_serializer,
 )
 from rest_framework import serializers
-from rest_framework.pagination import CursorPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.permissions import IsContributor, request_account
 from config.openapi import errors
+from config.pagination import IdCursorPagination
 from rewards.asset import payout_asset
 from rewards.chain.merkle import receipt_digest
 from rewards.models import LedgerEntry, PayoutBatch, PayoutTransfer
@@ -176,7 +176,7 @@ class ReceiptOutputSerializer(serializers.Serializer[Receipt]):
         }
 
 
-class ReceiptPagination(CursorPagination):
+class ReceiptPagination(IdCursorPagination):
     ordering = "-id"
     page_size = 50
     page_size_query_param = "page_size"

@@ -123,6 +123,8 @@ def test_the_issues_example_is_no_longer_ignored(api: APIClient, text_project: P
         ({"decided_after": "yesterday"}, "decided_after"),
         ({"decided_after": "2026-13-45"}, "decided_after"),
         ({"decided_after": "2026-01-01T25:00:00Z"}, "decided_after"),
+        ({"decided_after": "0001-01-01T00:00:00+14:00"}, "decided_after"),  # before year 1 in UTC
+        ({"decided_after": "9999-12-31T23:00:00-02:00"}, "decided_after"),  # after 9999 in UTC
         ({"min_labels": "two"}, "min_labels"),
         ({"min_labels": "0"}, "min_labels"),
         ({"min_labels": "-3"}, "min_labels"),
