@@ -6,8 +6,7 @@ from rest_framework.exceptions import NotFound
 from rest_framework.pagination import Cursor, CursorPagination
 from rest_framework.request import Request
 
-# The largest value of a 64-bit signed primary key.
-_MAX_ID = (1 << 63) - 1
+from config.ids import parse_id
 
 
 class IdCursorPagination(CursorPagination):
@@ -24,7 +23,6 @@ class IdCursorPagination(CursorPagination):
         cursor = super().decode_cursor(request)
         if cursor is None or cursor.position is None:
             return cursor
-        position = str(cursor.position)
-        if not (position.isascii() and position.isdigit()) or int(position) > _MAX_ID:
+        if parse_id(str(cursor.position)) is None:
             raise NotFound(self.invalid_cursor_message)
         return cursor

@@ -25,6 +25,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.permissions import IsContributor, request_account
+from config.ids import parse_id
 from config.metrics import LABELS
 from config.openapi import ErrorSerializer, errors
 from config.parsers import BoundedJSONParser
@@ -274,12 +275,11 @@ class NextTaskApi(APIView):
     def get(self, request: Request, project_id: int) -> Response:
         project = selectors.project_get_open(project_id=project_id)
         after = request.query_params.get("after")
-        if after is not None and not after.isdigit():
+        after_id = None if after is None else parse_id(after)
+        if after is not None and after_id is None:
             return Response({"detail": "after must be an item id"}, status=400)
         lease = services.task_lease_next(
-            project=project,
-            user=request_account(request),
-            after=int(after) if after is not None else None,
+            project=project, user=request_account(request), after=after_id
         )
         if lease is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
@@ -452,10 +452,11 @@ class MyLabelsApi(APIView):
     )
     def get(self, request: Request) -> Response:
         project = request.query_params.get("project")
-        if project is not None and not project.isdigit():
+        project_id = None if project is None else parse_id(project)
+        if project is not None and project_id is None:
             return Response({"detail": "project must be a project id"}, status=400)
         rows = selectors.labels_recent_for_user(
-            user=request_account(request), project_id=int(project) if project else None
+            user=request_account(request), project_id=project_id
         )
         return Response(
             [
@@ -518,10 +519,11 @@ class MyUploadsApi(APIView):
     )
     def get(self, request: Request) -> Response:
         project = request.query_params.get("project")
-        if project is not None and not project.isdigit():
+        project_id = None if project is None else parse_id(project)
+        if project is not None and project_id is None:
             return Response({"detail": "project must be a project id"}, status=400)
         rows = selectors.items_uploaded_by_user(
-            user=request_account(request), project_id=int(project) if project else None
+            user=request_account(request), project_id=project_id
         )
         return Response(
             MyUploadOutputSerializer(rows, many=True, context={"request": request}).data

@@ -11,6 +11,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.permissions import IsModerator
+from config.ids import parse_id
 from config.openapi import ErrorSerializer, errors
 from config.pagination import IdCursorPagination
 from moderation.models import Flag
@@ -80,9 +81,10 @@ class FlagListApi(APIView):
         for name in ("user", "project"):
             value = params.get(name)
             if value:
-                if not value.isdigit() or len(value) > 18:
+                row_id = parse_id(value)
+                if row_id is None:
                     return _bad(f"{name} must be a positive integer id")
-                flags = flags.filter(**{f"{name}_id": int(value)})
+                flags = flags.filter(**{f"{name}_id": row_id})
         wallet = params.get("wallet")
         if wallet:
             flags = flags.filter(user__wallet_address__iexact=wallet.strip()[:42])

@@ -18,6 +18,7 @@ from django.utils.html import format_html
 from accounts.admin import ReadOnlyAdmin
 from accounts.admin_audit import AuditedModelAdmin
 from accounts.audit import audit_record
+from config.ids import parse_id
 from rewards.approval import batch_needs_approval, payout_settings
 from rewards.asset import payout_asset
 from rewards.chain import ChainError
@@ -329,11 +330,11 @@ class RewardPolicyAdmin(AuditedModelAdmin[RewardPolicy]):
 
     def get_changeform_initial_data(self, request: HttpRequest) -> dict[str, Any]:
         initial: dict[str, Any] = dict(super().get_changeform_initial_data(request))
-        project_id = request.GET.get("project")
-        if project_id and str(project_id).isdigit():
+        project_id = parse_id(str(request.GET.get("project", "")))
+        if project_id is not None:
             from labeling.models import Project
 
-            project = Project.objects.filter(pk=int(project_id)).first()
+            project = Project.objects.filter(pk=project_id).first()
             if project is not None:
                 current = reward_policy_current(project=project)
                 fmt = payout_asset()
