@@ -7,7 +7,13 @@ from collections.abc import Callable
 
 from django.contrib.messages.middleware import MessageMiddleware
 from django.core.exceptions import SuspiciousOperation
-from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
+from django.http import (
+    HttpRequest,
+    HttpResponse,
+    HttpResponseBadRequest,
+    HttpResponseBase,
+    JsonResponse,
+)
 from django.http.request import RawPostDataException
 
 logger = logging.getLogger("django.request")
@@ -78,6 +84,31 @@ class ApiErrorMiddleware:
             extra={"status_code": 500, "request": request},
         )
         return _json_error(500, _REASONS[500])
+
+
+class NulCharacterMiddleware:
+    """A query string with a NUL character (``?status__exact=%00``) is a 400.
+
+    PostgreSQL text cannot hold NUL, and psycopg2 raises ``ValueError`` when a filter value
+    carries one: in the admin's list filters and any API filter passed to a query, a 500 on
+    PostgreSQL only. Forms already refuse NUL (Django's ``ProhibitNullCharactersValidator``); this
+    refuses it in query strings, for every view at once. JSON under ``/api/``.
+    """
+
+    def __init__(self, get_response: Handler) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponseBase:
+        query = request.META.get("QUERY_STRING", "")
+        if ("%00" in query or "\x00" in query) and any(
+            "\x00" in key or any("\x00" in value for value in values)
+            for key, values in request.GET.lists()
+        ):
+            detail = "bad request: a query parameter contains a NUL character"
+            if request.path.startswith(API_PREFIX):
+                return _json_error(400, detail)
+            return HttpResponseBadRequest(detail, content_type="text/plain; charset=utf-8")
+        return self.get_response(request)
 
 
 # Contributor pages and admin: scripts, styles, images and requests only from this site; no

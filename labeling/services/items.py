@@ -579,7 +579,12 @@ def annotation_submit(*, item_id: int, annotator: User, body: Mapping[str, Any])
     """
     field = next(iter(body), None) if len(body) == 1 else None
     value = body.get(field) if field is not None else None
-    if connection.vendor != "postgresql" or field not in _FAST_TASKS or not isinstance(value, str):
+    if (
+        connection.vendor != "postgresql"
+        or field not in _FAST_TASKS
+        or not isinstance(value, str)
+        or "\x00" in value  # PostgreSQL text cannot hold it: the ORM path refuses it as a label
+    ):
         item = _open_item(item_id)
         annotation = annotation_create(item=item, annotator=annotator, body=body)
         return Submitted(annotation, gold_feedback(item, annotation.value))

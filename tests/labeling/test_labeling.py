@@ -80,13 +80,15 @@ def test_a_second_annotation_by_the_same_contributor_gets_409(
     assert item.label_count == 1
 
 
+@pytest.mark.parametrize("name", ["neutral", "positive\x00", "\x00"], ids=repr)
 def test_an_unknown_class_gets_400(
-    contributor: Contributor, text_project: Project, label: Callable
+    contributor: Contributor, text_project: Project, label: Callable, name: str
 ) -> None:
+    # A NUL, which PostgreSQL text cannot hold, is refused like any other unknown class.
     item = item_create_text(project=text_project, contributor=None, text="x")
-    response = label(contributor, item, "neutral")
+    response = label(contributor, item, name)
     assert response.status_code == 400
-    assert "unknown class 'neutral'" in response.json()["detail"]
+    assert f"unknown class {name!r}" in response.json()["detail"]
     assert not Annotation.objects.exists()
 
 
