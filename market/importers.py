@@ -18,6 +18,9 @@ from dataclasses import dataclass, field
 from typing import IO, Any
 
 ANSWER_FIELDS = ("label", "labels", "boxes", "spans", "choice")
+# Python's JSON parser recurses per level of nesting: past the interpreter's recursion limit
+# (config.recursion) a row is refused, like any other it can't read.
+_TOO_DEEP = "nested too deeply to read"
 
 
 @dataclass
@@ -62,6 +65,8 @@ def _row_from_fields(data: dict[str, Any], parse_json: bool, answers: bool) -> R
         answer = _answer_from_fields(data, parse_json) if answers else None
     except ValueError as exc:
         return RowError(f"an answer field is not valid JSON: {exc}")
+    except RecursionError:
+        return RowError(_TOO_DEEP)
     row = Row(
         text=data.get("text"),
         text_b=data.get("text_b"),
@@ -97,6 +102,9 @@ def read_jsonl(source: IO[bytes], answers: bool = True) -> Parsed:
             data = json.loads(line)
         except (ValueError, UnicodeDecodeError) as exc:
             yield number, RowError(f"not a JSON object: {exc}")
+            continue
+        except RecursionError:
+            yield number, RowError(_TOO_DEEP)
             continue
         if not isinstance(data, dict):
             yield number, RowError("each line must be a JSON object")
@@ -167,11 +175,10 @@ def _ls_data(data: dict[str, Any]) -> Row | RowError:
 
 
 def _ls_answer(task: dict[str, Any], row: Row) -> RowError | None:
-    annotations = [
-        a
-        for a in task.get("annotations") or []
-        if isinstance(a, dict) and not a.get("was_cancelled")
-    ]
+    listed = task.get("annotations") or []
+    if not isinstance(listed, list):
+        return RowError('"annotations" must be a list')
+    annotations = [a for a in listed if isinstance(a, dict) and not a.get("was_cancelled")]
     if not annotations:
         return None
     result = annotations[0].get("result") or []
@@ -185,13 +192,17 @@ def _ls_answer(task: dict[str, Any], row: Row) -> RowError | None:
         if not isinstance(region, dict) or not isinstance(region.get("value"), dict):
             return RowError("each result region needs a value object")
         kind, value = region.get("type"), region["value"]
+        # A region's classes are a list ({"choices": "cat"} would otherwise read as c, a, t).
+        classes = value.get(kind) if kind in ("choices", "rectanglelabels", "labels") else []
+        if not isinstance(classes or [], list):
+            return RowError(f'"{kind}" in a result region must be a list')
         if kind == "choices":
-            choices.extend(value.get("choices") or [])
+            choices.extend(classes or [])
         elif kind == "rectanglelabels":
-            for label in value.get("rectanglelabels") or []:
+            for label in classes or []:
                 boxes.append({**value, "label": label})
         elif kind == "labels":
-            for label in value.get("labels") or []:
+            for label in classes or []:
                 spans.append({"start": value.get("start"), "end": value.get("end"), "label": label})
         elif kind == "pairwise":
             selected = value.get("selected")
@@ -225,6 +236,8 @@ def read_label_studio(source: IO[bytes], answers: bool = True) -> Parsed:
             yield number, row
     except (ValueError, UnicodeDecodeError) as exc:
         yield number + 1, RowError(f"the file can't be read from here on: {exc}")
+    except RecursionError:
+        yield number + 1, RowError(f"the file can't be read from here on: {_TOO_DEEP}")
 
 
 READERS = {"label_studio": read_label_studio, "csv": read_csv, "jsonl": read_jsonl}

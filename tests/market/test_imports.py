@@ -245,3 +245,45 @@ def test_a_moderator_imports_a_file_in_admin_and_sees_its_progress_and_report(
         },
     )
     assert refused.status_code == 302 and ItemImport.objects.count() == 1
+
+
+def test_rows_nested_too_deeply_or_of_the_wrong_shape_are_reported_not_fatal(
+    text_project: Project,
+) -> None:
+    """Python's JSON parser recurses per level: a row past the recursion limit is a rejected row
+    (it raised ``RecursionError`` out of the import), and a Label Studio region whose classes are
+    not a list is refused (a string used to read as its characters)."""
+    deep = "[" * 100_000 + "]" * 100_000
+
+    def report(fmt: str, body: str) -> list[dict[str, Any]]:
+        data = body.encode()
+        result = items_import(
+            project=text_project, source=io.BytesIO(data), fmt=fmt, answers="gold", size=len(data)
+        )
+        return result.report
+
+    jsonl = '{"text": "a"}\n' + deep + '\n{"text": "b", "labels": ' + deep + '}\n{"text": "c"}\n'
+    assert report("jsonl", jsonl) == [
+        {"row": 2, "error": "nested too deeply to read"},
+        {"row": 3, "error": "nested too deeply to read"},
+    ]
+    assert report("csv", 'text,labels\nd,"' + "[" * 5000 + '"\ne,\n') == [
+        {"row": 1, "error": "nested too deeply to read"}
+    ]
+    studio = '[{"data": {"text": "f"}}, ' + deep + ', {"data": {"text": "g"}}]'
+    assert report("label_studio", studio) == [
+        {"row": 2, "error": "the file can't be read from here on: nested too deeply to read"}
+    ]
+    shapes = [
+        {"data": {"text": "h"}, "annotations": 5},
+        {
+            "data": {"text": "i"},
+            "annotations": [{"result": [{"type": "choices", "value": {"choices": "positive"}}]}],
+        },
+    ]
+    assert report("label_studio", json.dumps(shapes)) == [
+        {"row": 1, "error": '"annotations" must be a list'},
+        {"row": 2, "error": '"choices" in a result region must be a list'},
+    ]
+    texts = Item.objects.filter(project=text_project).order_by("id").values_list("text", flat=True)
+    assert list(texts) == ["a", "c", "e", "f"]
