@@ -23,6 +23,7 @@ from django.urls import reverse
 
 from accounts.audit import audit_record
 from accounts.models import User
+from config.forms import BoundedJSONField
 
 REASON_FIELD = "audit_reason"
 _M = TypeVar("_M", bound=models.Model)
@@ -56,6 +57,8 @@ class AuditedModelAdmin(admin.ModelAdmin[_M]):
 
     # False where the change form edits nothing (every field read-only, decisions are actions).
     audit_reason_on_forms = True
+    # JSON typed into a form is bounded like an API body (a deep value was a RecursionError).
+    formfield_overrides = {models.JSONField: {"form_class": BoundedJSONField}}
 
     def _may_write(self, request: HttpRequest, obj: Any) -> bool:
         if not self.audit_reason_on_forms:

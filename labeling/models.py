@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import unicodedata
+
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
@@ -10,6 +12,8 @@ from django.db.models import F, Q
 from rewards.fields import TokenAmountField
 
 MAX_CLASSES = 9  # the labeling page binds keys 1-9
+# A class is an answer's label and a decision's: the label columns hold 100 characters.
+CLASS_NAME_MAX = 100
 
 
 class ConsensusMethod(models.TextChoices):
@@ -142,6 +146,15 @@ class Project(models.Model):
             isinstance(c, str) and c.strip() for c in classes
         ):
             raise ValidationError({"classes": "Give a list of non-empty class names."})
+        if any(len(c) > CLASS_NAME_MAX for c in classes):
+            raise ValidationError(
+                {"classes": f"A class name has at most {CLASS_NAME_MAX} characters."}
+            )
+        if any(unicodedata.category(ch) == "Cc" for c in classes for ch in c):
+            # NUL above all: PostgreSQL's JSON cannot hold it (a 500 on saving the project).
+            raise ValidationError(
+                {"classes": "Class names may not contain control characters (tabs, newlines)."}
+            )
         if not 2 <= len(classes) <= MAX_CLASSES:
             raise ValidationError({"classes": f"A project has 2 to {MAX_CLASSES} classes."})
         if len(set(classes)) != len(classes):

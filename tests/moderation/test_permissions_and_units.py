@@ -4,6 +4,7 @@ units of the payout asset, converted exactly to base units."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -173,10 +174,9 @@ def test_token_units_refuse_what_is_not_an_amount(typed: str) -> None:
     assert not AmountForm({"amount": typed}).is_valid()
 
 
-def test_the_project_form_takes_token_units(browser: Client, moderator: User) -> None:
-    page = browser.get("/admin/labeling/project/add/")
-    assert "Reward per label (CMT)" in page.content.decode()
-    data = {
+def project_form(**overrides: str) -> dict[str, str]:
+    """The admin's new-project form, filled in."""
+    return {
         "name": "Birds",
         "data_kind": "image",
         "task": "classify",
@@ -195,7 +195,13 @@ def test_the_project_form_takes_token_units(browser: Client, moderator: User) ->
         "licence": "CC0-1.0",
         "price": "12.5",
         "is_open": "on",
-    }
+    } | overrides
+
+
+def test_the_project_form_takes_token_units(browser: Client, moderator: User) -> None:
+    page = browser.get("/admin/labeling/project/add/")
+    assert "Reward per label (CMT)" in page.content.decode()
+    data = project_form()
     response = browser.post("/admin/labeling/project/add/", data)
     assert response.status_code == 302, response.context["adminform"].form.errors
     project = Project.objects.get(name="Birds")
@@ -257,3 +263,21 @@ def test_a_payout_batch_page_shows_its_total_in_token_units(
     page = browser.get(f"/admin/rewards/payoutbatch/{batch.pk}/change/")
     assert page.status_code == 200
     assert "5 CMT" in page.content.decode()
+
+
+@pytest.mark.parametrize(
+    ("classes", "error"),
+    [
+        ("[" * 100_000 + "]" * 100_000, "nested 100000 levels deep"),  # was a RecursionError
+        ('["finch\\u0000", "crow"]', "control characters"),  # PostgreSQL's JSON refused it
+        ('["finch\\n", "crow"]', "control characters"),
+        (json.dumps(["x" * 101, "crow"]), "at most 100 characters"),
+    ],
+)
+def test_the_project_form_refuses_classes_it_could_not_store_or_label(
+    browser: Client, classes: str, error: str
+) -> None:
+    response = browser.post("/admin/labeling/project/add/", project_form(classes=classes))
+    assert response.status_code == 200
+    assert error in str(response.context["adminform"].form.errors["classes"])
+    assert not Project.objects.filter(name="Birds").exists()
