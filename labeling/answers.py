@@ -15,12 +15,16 @@ fault; the API answers it with a 400.
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 MAX_BOXES = 200
+# The length of the label columns (an answer's, a decision's, a gold answer's): a summary longer
+# than this is cut to fit, with a digest of the whole so that different answers stay different.
+LABEL_MAX = 100
 MAX_SPANS = 500
 TASK_FIELDS = {
     "classify": "label",
@@ -190,12 +194,22 @@ def _spans(context: AnswerContext, body: Mapping[str, Any]) -> Answer:
 def summary(task: str, value: Mapping[str, Any]) -> str:
     """An answer's short label: its class, choice, classes, or how many boxes or spans."""
     if task == "multilabel":
-        return ",".join(value.get("labels", []))
+        return _fit(",".join(value.get("labels", [])))
     if task in ("boxes", "spans"):
         n = len(value.get(task, []))
         noun = {"boxes": ("box", "boxes"), "spans": ("span", "spans")}[task]
         return f"{n} {noun[0] if n == 1 else noun[1]}"
     return str(value.get(TASK_FIELDS[task], ""))
+
+
+def _fit(text: str) -> str:
+    """``text`` if it fits :data:`LABEL_MAX`; else its start, an ellipsis and 8 hex digits of
+    its SHA-256 (nine classes of 20 characters, all chosen, made a 189-character summary, which
+    PostgreSQL refused with a 500)."""
+    if len(text) <= LABEL_MAX:
+        return text
+    digest = hashlib.sha256(text.encode()).hexdigest()[:8]
+    return f"{text[: LABEL_MAX - 9]}\u2026{digest}"
 
 
 # --- Agreement with a decision ----------------------------------------------------------------

@@ -154,22 +154,27 @@ def filters_from_json(data: Mapping[str, Any], project: Project) -> RecordFilter
     return parse_filters({k: str(v) for k, v in data.items()}, project)
 
 
+def _json_string(label: str) -> str:
+    """A regex matching ``label`` as a JSON string in the decision's JSON text, as either
+    backend writes it: escaped to ASCII (SQLite keeps Django's ``json.dumps``) or not
+    (PostgreSQL's ``jsonb`` text prints the characters themselves)."""
+    forms = sorted({json.dumps(label), json.dumps(label, ensure_ascii=False)})
+    return "(" + "|".join(re.escape(form) for form in forms) + ")"
+
+
 def _label_condition(project: Project, label: str) -> Q:
     task = project.task
     if task in (Project.Task.CLASSIFY, Project.Task.PAIRWISE):
         return Q(decided_label=label)
     if task == Project.Task.MULTILABEL:
-        # decided_label holds the classes in project order, joined by commas.
-        return (
-            Q(decided_label=label)
-            | Q(decided_label__startswith=f"{label},")
-            | Q(decided_label__endswith=f",{label}")
-            | Q(decided_label__contains=f",{label},")
+        # An element of the decision's {"labels": [...]} (its summary label may be cut short,
+        # and a class name may hold a comma), or a moderator's one-class decision.
+        return Q(decided_label=label) | Q(
+            decided_value_text__regex=r"[\[,] ?" + _json_string(label) + r" ?[,\]]"
         )
     # Boxes and spans: records with at least one box or span of that class. The JSON text is
     # matched (SQLite has no JSON containment lookup); the spacing differs between backends.
-    pattern = r'"label": ?' + re.escape(json.dumps(label))
-    return Q(decided_value_text__regex=pattern)
+    return Q(decided_value_text__regex=r'"label": ?' + _json_string(label))
 
 
 #: The columns read for every record, in order (``record_rows`` turns them into a record).
@@ -214,7 +219,7 @@ def records_queryset(project: Project, filters: RecordFilters) -> QuerySet[Item]
     if filters.min_confidence is not None:
         items = items.filter(confidence__gte=filters.min_confidence)
     if filters.label is not None:
-        if project.task in (Project.Task.BOXES, Project.Task.SPANS):
+        if project.task in (Project.Task.MULTILABEL, Project.Task.BOXES, Project.Task.SPANS):
             items = items.annotate(decided_value_text=Cast("decided_value", TextField()))
         items = items.filter(_label_condition(project, filters.label))
     if filters.decided_after is not None:

@@ -13,7 +13,7 @@ from django.test import TestCase
 from PIL import Image
 
 from accounts.models import User
-from labeling.models import Item, Project
+from labeling.models import Annotation, Item, Project
 from labeling.services import item_create_image, item_create_text
 from rewards.models import LedgerEntry
 from tests.conftest import Contributor, flat_rates, give_grant, serve
@@ -116,6 +116,37 @@ def test_multilabel_decides_every_class_and_pays_the_close_answers(
     give_grant(tags, buyer)
     record = buyer_api.get(f"/api/v1/datasets/{tags.pk}/records/").json()["results"][0]
     assert record["task"] == "multilabel" and record["value"] == {"labels": ["outdoor", "animal"]}
+
+
+def test_a_multilabel_answer_of_many_long_classes_fits_and_filters_by_any_of_them(
+    crowd: list[Contributor], buyer_api: Any, buyer: User
+) -> None:
+    """Nine classes of 20-odd characters, all chosen: the summary label is cut to the column's
+    100 characters with a digest (PostgreSQL refused the whole with a 500), and the records'
+    label filter reads the decision's value, so a class cut from the summary, one with a comma
+    and one outside ASCII still find the record."""
+    classes = [f"class number {i} of nine" for i in range(7)] + ["indoor, lit", "\u732b cat"]
+    project = make_project("multilabel", "text", classes)
+    item = item_create_text(project=project, contributor=None, text="everything applies")
+    other = item_create_text(project=project, contributor=None, text="only the first")
+    for who in crowd[:3]:
+        assert answer(who, item, {"labels": classes}).status_code == 201
+        assert answer(who, other, {"labels": classes[:1]}).status_code == 201
+    item.refresh_from_db()
+    assert item.status == Item.Status.ACCEPTED and item.decided_value == {"labels": classes}
+    assert len(item.decided_label) == 100 and item.decided_label.startswith("class number 0")
+    labels = set(Annotation.objects.filter(item=item).values_list("label", flat=True))
+    assert labels == {item.decided_label}  # the same answers, the same summary
+    give_grant(project, buyer)
+    url = f"/api/v1/datasets/{project.pk}/records/"
+    for name, texts in [
+        ("\u732b cat", ["everything applies"]),
+        ("indoor, lit", ["everything applies"]),
+        (classes[0], ["everything applies", "only the first"]),
+        (classes[6], ["everything applies"]),
+    ]:
+        found = buyer_api.get(url, {"label": name}).json()["results"]
+        assert sorted(r["text"] for r in found) == texts, name
 
 
 # --- boxes -----------------------------------------------------------------------------------

@@ -468,6 +468,19 @@ def test_boxes_records_filter_by_a_class_among_their_boxes(
     assert [r["label"] for r in records["results"]] == ["2 boxes"]
 
 
+def test_a_class_outside_ascii_filters_boxes_records_on_either_backend(
+    boxes: Project, buyer_api: APIClient
+) -> None:
+    """SQLite keeps the decision's JSON escaped to ASCII, PostgreSQL's jsonb text does not: the
+    filter matched only the escaped form, so on PostgreSQL it found nothing."""
+    Project.objects.filter(pk=boxes.pk).update(classes=["\u732b", "dog"])
+    item = boxes.items.get(decided_label="2 boxes")
+    cat = {"x": 4.0, "y": 6.0, "w": 20.0, "h": 10.0, "label": "\u732b"}
+    Item.objects.filter(pk=item.pk).update(decided_value={"boxes": [cat]}, decided_label="1 box")
+    records = buyer_api.get(f"/api/v1/datasets/{boxes.pk}/records/", {"label": "\u732b"})
+    assert [r["value"] for r in records.json()["results"]] == [{"boxes": [cat]}]
+
+
 # --- Croissant --------------------------------------------------------------------------------
 
 CROISSANT_TYPES = {"sc:Integer", "sc:Float", "sc:Text", "sc:Date", "sc:URL", "sc:Boolean"}
