@@ -15,6 +15,8 @@ Every export also gets a Croissant JSON-LD description (``market.formats.croissa
 
 from __future__ import annotations
 
+import json
+import unicodedata
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -77,3 +79,25 @@ def writer_for(fmt: str, project: Project) -> Writer:
 def slug(project: Project) -> str:
     name = "".join(c if c.isalnum() else "-" for c in project.name.lower()).strip("-")
     return f"crowdmint-{project.pk}-{(name or 'dataset')[:60]}"
+
+
+def yaml_string(text: str) -> str:
+    """``text`` as a YAML double-quoted scalar.
+
+    JSON's escapes are YAML's, but ``json.dumps`` writes a character outside the BMP as a
+    surrogate pair, which PyYAML (Ultralytics' reader, the Hugging Face Hub's) reads back as two
+    broken characters. So the characters stay as they are, except those YAML reads as line breaks
+    or that are not printable, escaped one by one.
+    """
+    quoted = json.dumps(text, ensure_ascii=False)
+    return "".join(f"\\u{ord(ch):04x}" if _breaks_yaml(ch) else ch for ch in quoted)
+
+
+def one_line(text: str) -> str:
+    """``text`` with every run of whitespace or control characters made one space, for a YAML
+    comment (a name with a line break would otherwise add keys to the file)."""
+    return " ".join("".join(" " if _breaks_yaml(ch) else ch for ch in text).split())
+
+
+def _breaks_yaml(ch: str) -> bool:
+    return unicodedata.category(ch) in ("Cc", "Zl", "Zp")

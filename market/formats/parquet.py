@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 from django.utils import timezone
 
 from labeling.models import Project
-from market.formats import Built, OpenImage, Rows, slug
+from market.formats import Built, OpenImage, Rows, slug, yaml_string
 from market.records import EXPORT_COLUMNS
 
 ROWS_PER_GROUP = 20_000
@@ -97,8 +97,8 @@ def card(project: Project, records: int, data_file: str) -> str:
     )
     classes = ", ".join(f"`{c}`" for c in project.classes)
     return f"""---
-license: {licence}
-pretty_name: {json.dumps(project.name)}
+license: {yaml_string(licence)}
+pretty_name: {yaml_string(project.name)}
 task_categories:
 - {task}
 size_categories:
@@ -110,7 +110,7 @@ configs:
 - config_name: default
   data_files:
   - split: train
-    path: {json.dumps(data_file)}
+    path: {yaml_string(data_file)}
 ---
 
 # {project.name}

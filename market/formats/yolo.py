@@ -4,19 +4,19 @@ and ``data.yaml`` naming the classes in index order (the Ultralytics dataset lay
 
 from __future__ import annotations
 
-import json
 import zipfile
 from pathlib import Path
 
 from labeling.models import Project
-from market.formats import Built, OpenImage, Rows, slug
+from market.formats import Built, OpenImage, Rows, one_line, slug, yaml_string
 from market.formats.coco import copy_image, image_name
 
 
 def data_yaml(project: Project) -> str:
-    names = "\n".join(f"  {n}: {json.dumps(name)}" for n, name in enumerate(project.classes))
+    names = "\n".join(f"  {n}: {yaml_string(name)}" for n, name in enumerate(project.classes))
     return (
-        f"# {project.name}: accepted boxes from Crowdmint (licence {project.licence})\n"
+        f"# {one_line(project.name)}: accepted boxes from Crowdmint "
+        f"(licence {one_line(project.licence)})\n"
         "path: .\ntrain: images\nval: images\n"
         f"nc: {len(project.classes)}\nnames:\n{names}\n"
     )

@@ -25,6 +25,8 @@ from accounts.models import User
 from accounts.services import api_key_issue
 from labeling.models import Decision, Item, Project
 from labeling.services import item_create_image, item_create_text
+from market.formats.parquet import card
+from market.formats.yolo import data_yaml
 from market.models import DatasetExport
 from market.services import exports_expire
 from tests.conftest import give_grant, gradient_bytes
@@ -404,6 +406,32 @@ def test_coco_exports_load_with_pycocotools_with_their_images(
 
     with Image.open(tmp_path / "images" / with_boxes["file_name"]) as image:
         assert image.size == (64, 48)  # the image itself is inside the archive
+
+
+def test_yolo_data_yaml_reads_back_every_class_name_and_nothing_else() -> None:
+    """PyYAML (Ultralytics' reader) read JSON's surrogate pair for a character outside the BMP
+    as two broken characters, and a line break in the project's name added keys."""
+    names = ["\U0001f600 cat", "\u732b", 'say "hi"', "back\\slash", "x: y", "# no", "a\u2028b"]
+    project = Project(
+        name="Birds\nnc: 99", licence="CC0-1.0\nnames: []", task="boxes", classes=names
+    )
+    data = yaml.safe_load(data_yaml(project))
+    assert data["nc"] == len(names) and data["names"] == dict(enumerate(names))
+    assert set(data) == {"path", "train", "val", "nc", "names"}
+
+
+def test_the_dataset_cards_metadata_reads_back_whatever_the_names() -> None:
+    project = Project(
+        name="\U0001f426 Birds\nlicense: mit",
+        licence="CC0-1.0\nx: y",
+        task="classify",
+        classes=["finch", "crow"],
+    )
+    text = card(project, 3, "crowdmint-1-birds.parquet")
+    metadata = yaml.safe_load(text.split("---\n")[1])
+    assert metadata["pretty_name"] == project.name
+    assert metadata["license"] == "cc0-1.0\nx: y"  # one (odd) value, not a second key
+    assert "x" not in metadata
 
 
 def test_yolo_exports_are_images_labels_and_data_yaml(
