@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
+from rest_framework.exceptions import ParseError
+
 # The largest value of a 64-bit signed primary key.
 MAX_ID = (1 << 63) - 1
 
@@ -16,3 +20,15 @@ def parse_id(raw: str) -> int | None:
         return None
     value = int(raw)
     return value if value <= MAX_ID else None
+
+
+def id_param(params: Mapping[str, str], name: str, what: str) -> int | None:
+    """The optional id query parameter ``name``: None when it is absent; a 400 (``ParseError``,
+    "``name`` must be ``what``") when it is not an id."""
+    raw = params.get(name)
+    if raw is None:
+        return None
+    value = parse_id(raw)
+    if value is None:
+        raise ParseError(f"{name} must be {what}")
+    return value

@@ -204,7 +204,7 @@ def summary(task: str, value: Mapping[str, Any]) -> str:
 
 def _fit(text: str) -> str:
     """``text`` if it fits :data:`LABEL_MAX`; else its start, an ellipsis and 8 hex digits of
-    its SHA-256 (nine classes of 20 characters, all chosen, made a 189-character summary, which
+    its SHA-256 (nine classes of 20 characters, all chosen, made a 188-character summary, which
     PostgreSQL refused with a 500)."""
     if len(text) <= LABEL_MAX:
         return text

@@ -25,7 +25,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.permissions import IsContributor, request_account
-from config.ids import parse_id
+from config.ids import id_param
 from config.metrics import LABELS
 from config.openapi import ErrorSerializer, errors
 from config.parsers import BoundedJSONParser
@@ -274,12 +274,9 @@ class NextTaskApi(APIView):
     )
     def get(self, request: Request, project_id: int) -> Response:
         project = selectors.project_get_open(project_id=project_id)
-        after = request.query_params.get("after")
-        after_id = None if after is None else parse_id(after)
-        if after is not None and after_id is None:
-            return Response({"detail": "after must be an item id"}, status=400)
+        after = id_param(request.query_params, "after", "an item id")
         lease = services.task_lease_next(
-            project=project, user=request_account(request), after=after_id
+            project=project, user=request_account(request), after=after
         )
         if lease is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
@@ -451,10 +448,7 @@ class MyLabelsApi(APIView):
         },
     )
     def get(self, request: Request) -> Response:
-        project = request.query_params.get("project")
-        project_id = None if project is None else parse_id(project)
-        if project is not None and project_id is None:
-            return Response({"detail": "project must be a project id"}, status=400)
+        project_id = id_param(request.query_params, "project", "a project id")
         rows = selectors.labels_recent_for_user(
             user=request_account(request), project_id=project_id
         )
@@ -518,10 +512,7 @@ class MyUploadsApi(APIView):
         responses={200: MyUploadOutputSerializer(many=True), **errors(400, 401, 403)},
     )
     def get(self, request: Request) -> Response:
-        project = request.query_params.get("project")
-        project_id = None if project is None else parse_id(project)
-        if project is not None and project_id is None:
-            return Response({"detail": "project must be a project id"}, status=400)
+        project_id = id_param(request.query_params, "project", "a project id")
         rows = selectors.items_uploaded_by_user(
             user=request_account(request), project_id=project_id
         )

@@ -193,16 +193,18 @@ def _ls_answer(task: dict[str, Any], row: Row) -> RowError | None:
             return RowError("each result region needs a value object")
         kind, value = region.get("type"), region["value"]
         # A region's classes are a list ({"choices": "cat"} would otherwise read as c, a, t).
-        classes = value.get(kind) if kind in ("choices", "rectanglelabels", "labels") else []
-        if not isinstance(classes or [], list):
+        classes = (
+            value.get(kind) if kind in ("choices", "rectanglelabels", "labels") else None
+        ) or []
+        if not isinstance(classes, list):
             return RowError(f'"{kind}" in a result region must be a list')
         if kind == "choices":
-            choices.extend(classes or [])
+            choices.extend(classes)
         elif kind == "rectanglelabels":
-            for label in classes or []:
+            for label in classes:
                 boxes.append({**value, "label": label})
         elif kind == "labels":
-            for label in classes or []:
+            for label in classes:
                 spans.append({"start": value.get("start"), "end": value.get("end"), "label": label})
         elif kind == "pairwise":
             selected = value.get("selected")
