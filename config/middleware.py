@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
+from django.conf import settings
 from django.contrib.messages.middleware import MessageMiddleware
 from django.core.exceptions import SuspiciousOperation
 from django.http import (
@@ -15,6 +16,7 @@ from django.http import (
     JsonResponse,
 )
 from django.http.request import RawPostDataException
+from django.urls import is_valid_path
 
 logger = logging.getLogger("django.request")
 
@@ -41,13 +43,25 @@ def _is_json(response: HttpResponseBase) -> bool:
     return response.get("Content-Type", "").startswith("application/json")
 
 
+def _wants_slash(request: HttpRequest) -> bool:
+    """Whether Django's ``CommonMiddleware`` would redirect ``request`` to its path plus "/"."""
+    path = request.path_info
+    if not settings.APPEND_SLASH or path.endswith("/"):
+        return False
+    urlconf = getattr(request, "urlconf", None)
+    return not is_valid_path(path, urlconf) and bool(is_valid_path(f"{path}/", urlconf))
+
+
 class ApiErrorMiddleware:
     """Every error under ``/api/`` is JSON with a ``detail`` message, whoever produced it.
 
     DRF views already answer JSON. What remains are Django's own pages: a path no route matches
     (``/api/v1/items/-1/annotations/``), a query string with more than
     ``DATA_UPLOAD_MAX_NUMBER_FIELDS`` parameters (raised inside DRF's content negotiation, where
-    it became a 500), and unhandled exceptions. Pages outside ``/api/`` are left alone.
+    it became a 500), unhandled exceptions, and a write to an endpoint's path without its
+    trailing slash (``POST /api/v1/projects/1/items``): Django's ``APPEND_SLASH`` would redirect
+    it, which drops the body and turns the POST into a GET in most clients (and is a 500 under
+    ``DEBUG``), so it is a 404 naming the path to use. Pages outside ``/api/`` are left alone.
     """
 
     def __init__(self, get_response: Handler) -> None:
@@ -62,6 +76,12 @@ class ApiErrorMiddleware:
             request.GET  # noqa: B018
         except SuspiciousOperation as exc:
             return _json_error(400, f"bad request: {exc}")
+        if request.method not in ("GET", "HEAD") and _wants_slash(request):
+            return _json_error(
+                404,
+                f"not found: no API endpoint at {request.path}; this one is "
+                f"{request.path}/ (with the trailing slash)",
+            )
         response = self.get_response(request)
         if response.status_code >= 400 and not _is_json(response):
             status = response.status_code

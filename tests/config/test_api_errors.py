@@ -51,6 +51,31 @@ def test_a_missing_trailing_slash_still_redirects(debug: bool) -> None:
     assert response["Location"] == "/api/v1/projects/"
 
 
+@pytest.mark.parametrize("method", ["post", "put", "patch", "delete"])
+def test_a_write_without_the_trailing_slash_is_a_json_404_naming_the_path(
+    debug: bool, contributor: Contributor, method: str
+) -> None:
+    """A redirect would drop the body (and most clients follow a 301 with a GET); under DEBUG
+    Django's APPEND_SLASH raised a RuntimeError, a 500."""
+    response = getattr(contributor.api, method)(
+        "/api/v1/projects/1/items", {"text": "x"}, format="json"
+    )
+    assert response.status_code == 404
+    assert response["Content-Type"] == "application/json"
+    assert response.json()["detail"] == (
+        "not found: no API endpoint at /api/v1/projects/1/items; this one is "
+        "/api/v1/projects/1/items/ (with the trailing slash)"
+    )
+
+
+def test_a_write_to_a_path_without_a_slash_form_is_a_plain_404(contributor: Contributor) -> None:
+    response = contributor.api.post("/api/v1/no-such-endpoint", {}, format="json")
+    assert response.status_code == 404
+    assert response.json()["detail"] == (
+        "not found: no API endpoint at /api/v1/no-such-endpoint (see /api/v1/docs)"
+    )
+
+
 def test_an_unhandled_error_is_a_json_500_and_is_logged(
     settings: Any, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
