@@ -34,6 +34,8 @@ TASK_FIELDS = {
     "pairwise": "choice",
 }
 PAIRWISE_CHOICES = ("a", "b")
+# The tasks whose answer is one class, so that a gold answer (one class name) can state it.
+GOLD_TASKS = ("classify", "pairwise")
 
 
 class AnswerError(ValueError):
@@ -73,9 +75,15 @@ def _class(value: object, field: str, classes: Sequence[str]) -> str:
 
 
 def _number(value: object, field: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, int | float):
         raise AnswerError(field, "must be a finite number")
-    return float(value)
+    try:
+        number = float(value)  # an int past float's range (1e400 written out) overflows
+    except OverflowError:
+        number = math.inf
+    if not math.isfinite(number):
+        raise AnswerError(field, "must be a finite number")
+    return number
 
 
 def _integer(value: object, field: str) -> int:

@@ -30,8 +30,11 @@ _SPACE = re.compile(r"\s+")
 def image_hash(data: bytes) -> str:
     """The dHash of an image, as 16 hex digits."""
     with Image.open(io.BytesIO(data)) as image:
-        small = image.convert("L").resize((9, 8), Image.Resampling.LANCZOS)
-        pixels = np.asarray(small, dtype=np.int16)
+        # 16- and 32-bit greyscale would be clipped at 255 by "L" (a light 16-bit photo hashes to
+        # all zeros): their values are compared as they are.
+        deep = image.mode.startswith("I") or image.mode == "F"
+        small = image.convert("F" if deep else "L").resize((9, 8), Image.Resampling.LANCZOS)
+        pixels = np.asarray(small, dtype=np.float64)  # exact for "L"'s 0-255
     bits = (pixels[:, 1:] > pixels[:, :-1]).flatten()
     value = 0
     for bit in bits:
@@ -55,9 +58,13 @@ _NORMALISE = _NormalisingTable()
 
 
 def text_hash(text: str) -> str:
-    """The SHA-256 of a text's normalised form (``t`` and 64 hex digits)."""
+    """The SHA-256 of a text's normalised form (``t`` and 64 hex digits). A text that is only
+    punctuation, symbols or emoji normalises to nothing: its hash is the text's own (marked so it
+    can't equal a normalised form), or every such text would be a near copy of every other."""
     folded = unicodedata.normalize("NFKC", text).casefold()
     normalised = _SPACE.sub(" ", folded.translate(_NORMALISE)).strip()
+    if not normalised:
+        normalised = "\x00" + text
     return "t" + hashlib.sha256(normalised.encode("utf-8")).hexdigest()
 
 

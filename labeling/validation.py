@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import unicodedata
 import warnings
 from dataclasses import dataclass
 
@@ -33,6 +34,12 @@ def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def _visible(c: str) -> bool:
+    """A character that shows: not a space, a control or a format character (U+200B zero width
+    space, U+2060 word joiner, U+FEFF, bidirectional marks)."""
+    return not c.isspace() and unicodedata.category(c) not in ("Cc", "Cf", "Zs", "Zl", "Zp")
+
+
 def validate_text(text: object, *, field: str = "text") -> str:
     if not isinstance(text, str):
         raise ContentError(f"{field} must be a string")
@@ -49,6 +56,8 @@ def validate_text(text: object, *, field: str = "text") -> str:
     text = text.strip()
     if not text:
         raise ContentError(f"{field} is empty")
+    if not any(_visible(c) for c in text):
+        raise ContentError(f"{field} has no visible character (only spaces or format characters)")
     limit = settings.UPLOAD_MAX_TEXT_CHARS
     if len(text) > limit:
         raise ContentError(f"{field} is {len(text)} characters long; the limit is {limit}")
@@ -73,6 +82,10 @@ def validate_image(data: bytes) -> ValidImage:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data)) as probe:
                 image_format = probe.format or ""
+                # A JPEG with a multi-picture (MPF) segment, as phones and cameras write them:
+                # its first picture is a plain JPEG, and stripping the metadata keeps just that.
+                if image_format == "MPO":
+                    image_format = "JPEG"
                 width, height = probe.size
                 if image_format not in ALLOWED_IMAGE_FORMATS:
                     raise ContentError(

@@ -561,7 +561,9 @@ def item_override(*, item: Item, label: str, moderator: User) -> Item:
 
 
 def item_redecide(*, item_id: int, label: str, confidence: float) -> bool:
-    """Change an accepted item's label to the refit's, if none of its credits is in a payout yet.
+    """Change an accepted item's label to the refit's, if none of its credits is in a payout yet
+    and no moderator decided it (a moderator's decision stands: the refit reads the answers the
+    moderator overruled).
 
     Records the new decision; the rewards app then reverses the old decision's label credits and
     credits the labelers who agree with the new label (settlement holds the item's credits until
@@ -574,6 +576,9 @@ def item_redecide(*, item_id: int, label: str, confidence: float) -> bool:
         # Lock the item's credits: a settlement allocating them waits for us, or we see it did.
         list(LedgerEntry.objects.select_for_update().filter(item=item).values_list("pk", flat=True))
         if not item_credits_unpaid(item=item):
+            return False
+        current = DecisionRecord.objects.filter(item=item, version=item.decision_version).first()
+        if current is not None and current.decided_by == DecisionRecord.DecidedBy.MODERATOR:
             return False
         previous = item.decided_label
         item.confidence = confidence

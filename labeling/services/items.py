@@ -18,8 +18,16 @@ from django.utils import timezone
 
 from accounts.audit import audit_record
 from accounts.models import User
+from config.locks import transaction_lock
 from config.prepared import Prepared
-from labeling.answers import Answer, AnswerContext, AnswerError, agrees, validate_answer
+from labeling.answers import (
+    GOLD_TASKS,
+    Answer,
+    AnswerContext,
+    AnswerError,
+    agrees,
+    validate_answer,
+)
 from labeling.models import Annotation, Assignment, DecisionDue, Item, Project, Skip
 from labeling.near_duplicates import (
     BORDERLINE_IMAGE_BITS,
@@ -120,6 +128,33 @@ def _near_duplicate(project: Project, near_hash: str) -> tuple[int | None, int |
     return None, None
 
 
+def _upload_checks(
+    project: Project, contributor: User | None, sha256: str, near_hash: str, near: str
+) -> int | None:
+    """Refuse an upload that is a copy (exact, or ``near``: how a near copy differs) of a stored
+    item or past the contributor's daily quota; returns a borderline similar image's item id, to
+    flag. Inside the transaction that stores the item: the locks taken here make a concurrent
+    upload of the same near copy, or by the same contributor, wait until this one is stored, so
+    its checks see this item (the near copy has no constraint in the database, the quota none).
+    """
+    if near_hash:
+        # A text's near copies share its hash; an image's are near in Hamming distance, so any
+        # image of the project may be one.
+        transaction_lock("near copy", project.pk, near_hash if near_hash[0] == "t" else "i")
+    if contributor is not None:
+        transaction_lock("upload quota", project.pk, contributor.pk)
+    existing = _existing_item_id(project, sha256)
+    if existing is not None:
+        raise DuplicateItemError(existing)
+    similar = None
+    if near_hash:
+        copy, similar = _near_duplicate(project, near_hash)
+        if copy is not None:
+            raise DuplicateItemError(copy, near=near)
+    _check_quota(project, contributor)
+    return similar
+
+
 def _store(item: Item, files: list[tuple[str, ValidImage]]) -> Item:
     """Save the item's files, then its row; a refused row leaves no file behind."""
     try:
@@ -177,27 +212,23 @@ def item_create_text(
         raise ContentError("the two texts of a pair are the same")
     body = clean.encode() if not pairwise else f"{clean}\x00{clean_b}".encode()
     sha256 = sha256_hex(body)
-    existing = _existing_item_id(project, sha256)
-    if existing is not None:
-        raise DuplicateItemError(existing)
     near_hash = "" if pairwise else text_hash(clean)
-    if near_hash:
-        copy, _ = _near_duplicate(project, near_hash)
-        if copy is not None:
-            raise DuplicateItemError(copy, near="differs only in case, spacing or punctuation")
-    _check_quota(project, contributor)
-    item = Item(
-        project=project,
-        contributor=contributor,
-        text=clean,
-        text_b=clean_b,
-        size_bytes=len(body),
-        content_sha256=sha256,
-        near_hash=near_hash,
-        licence=project.licence,
-        required_labels=project.overlap,
-    )
-    return _store(item, [])
+    with transaction.atomic():
+        _upload_checks(
+            project, contributor, sha256, near_hash, "differs only in case, spacing or punctuation"
+        )
+        item = Item(
+            project=project,
+            contributor=contributor,
+            text=clean,
+            text_b=clean_b,
+            size_bytes=len(body),
+            content_sha256=sha256,
+            near_hash=near_hash,
+            licence=project.licence,
+            required_labels=project.overlap,
+        )
+        return _store(item, [])
 
 
 def item_create_image(
@@ -223,44 +254,45 @@ def item_create_image(
     sha256 = (
         image.sha256 if image_b is None else sha256_hex(f"{image.sha256}{image_b.sha256}".encode())
     )
-    existing = _existing_item_id(project, sha256)
-    if existing is not None:
-        raise DuplicateItemError(existing)
     near_hash = "" if pairwise else image_hash(image.data)
-    similar = None
-    if near_hash:
-        copy, similar = _near_duplicate(project, near_hash)
-        if copy is not None:
-            raise DuplicateItemError(copy, near="a resized or re-encoded copy")
-    _check_quota(project, contributor)
-    item = Item(
-        project=project,
-        contributor=contributor,
-        image_format=image.format,
-        width=image.width,
-        height=image.height,
-        size_bytes=len(image.data) + (len(image_b.data) if image_b else 0),
-        content_sha256=sha256,
-        near_hash=near_hash,
-        licence=project.licence,
-        required_labels=project.overlap,
-    )
-    files = [("image", image)]
-    if image_b is not None:
-        item.image_b_format = image_b.format
-        item.width_b, item.height_b = image_b.width, image_b.height
-        files.append(("image_b", image_b))
-    _store(item, files)
-    _flag_borderline(item, similar)
+    with transaction.atomic():
+        similar = _upload_checks(
+            project, contributor, sha256, near_hash, "a resized or re-encoded copy"
+        )
+        item = Item(
+            project=project,
+            contributor=contributor,
+            image_format=image.format,
+            width=image.width,
+            height=image.height,
+            size_bytes=len(image.data) + (len(image_b.data) if image_b else 0),
+            content_sha256=sha256,
+            near_hash=near_hash,
+            licence=project.licence,
+            required_labels=project.overlap,
+        )
+        files = [("image", image)]
+        if image_b is not None:
+            item.image_b_format = image_b.format
+            item.width_b, item.height_b = image_b.width, image_b.height
+            files.append(("image_b", image_b))
+        _store(item, files)
+        _flag_borderline(item, similar)
     return item
 
 
 def item_gold_validate(*, item: Item, label: str) -> None:
     """Raise ``AnnotationError`` unless ``label`` may become ``item``'s gold answer ("" clears it).
 
-    The answer must be one of the project's classes, and only an open item can become gold or
-    stop being gold: a decided item has been credited and may have been sold.
+    The answer must be one of the project's classes, the project's answers single classes
+    (classify, pairwise: a gold answer can't state a set of labels, boxes or spans), and only an
+    open item can become gold or stop being gold: a decided item has been credited and may have
+    been sold.
     """
+    if label and item.project.task not in GOLD_TASKS:
+        raise AnnotationError(
+            f"gold answers are single classes: a {item.project.task} project's items can't be gold"
+        )
     if label and label not in item.project.classes:
         raise AnnotationError(
             f"{label!r} is not a class of this project: choose one of "
@@ -427,8 +459,11 @@ def annotation_withdraw(*, annotation_id: int, annotator: User) -> Item:
     """Undo: withdraw one's own answer within ``UNDO_SECONDS`` while its item is undecided.
     The item's lease is given back to the contributor, who can answer it again.
 
-    Raises ``AnnotationError`` (conflict) when the window has passed or the item was decided;
-    ``ItemUnavailable`` when it isn't theirs.
+    A wrong answer to a gold item can't be withdrawn: its feedback has shown the expected answer,
+    which the contributor would otherwise give next and keep a perfect gold record.
+
+    Raises ``AnnotationError`` (conflict) when the window has passed, the item was decided or the
+    answer is a wrong gold answer; ``ItemUnavailable`` when it isn't theirs.
     """
     now = timezone.now()
     with transaction.atomic():
@@ -447,6 +482,11 @@ def annotation_withdraw(*, annotation_id: int, annotator: User) -> Item:
         if item.status != Item.Status.OPEN:
             raise AnnotationError("this item is already decided", conflict=True)
         gold = bool(item.gold_label)
+        if gold and gold_feedback(item, annotation.value) is not None:
+            raise AnnotationError(
+                "this answer's feedback has shown the expected answer: it can't be withdrawn",
+                conflict=True,
+            )
         annotation.delete()
         Item.objects.filter(pk=item.pk).update(label_count=F("label_count") - 1)
         Assignment.objects.filter(item=item, user=annotator).update(
@@ -568,6 +608,16 @@ class Submitted:
     feedback: GoldFeedback | None
 
 
+def _utf8(value: str) -> bool:
+    """Whether ``value`` can be encoded as UTF-8 (a lone surrogate, from JSON's ``"\\ud800"``,
+    can't)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def annotation_submit(*, item_id: int, annotator: User, body: Mapping[str, Any]) -> Submitted:
     """``annotation_create`` for a leased item given by id: the API's submit path, with the
     feedback a wrong gold answer gets.
@@ -583,7 +633,10 @@ def annotation_submit(*, item_id: int, annotator: User, body: Mapping[str, Any])
         connection.vendor != "postgresql"
         or field not in _FAST_TASKS
         or not isinstance(value, str)
-        or "\x00" in value  # PostgreSQL text cannot hold it: the ORM path refuses it as a label
+        # PostgreSQL text cannot hold a NUL, nor psycopg2 send a lone surrogate: the ORM path
+        # refuses either as a label.
+        or "\x00" in value
+        or not _utf8(value)
     ):
         item = _open_item(item_id)
         annotation = annotation_create(item=item, annotator=annotator, body=body)

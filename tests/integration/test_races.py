@@ -84,6 +84,43 @@ def test_concurrent_identical_uploads_store_one_item(live_server: Any) -> None:
     assert Item.objects.filter(project=project).count() == 1
 
 
+def test_concurrent_uploads_stop_at_the_daily_quota(live_server: Any) -> None:
+    from eth_account import Account
+
+    project = Project.objects.create(
+        name="Q", data_kind="text", classes=["a", "b"], daily_upload_quota=2
+    )
+    session = Session(live_server.url, Account.create())
+    codes = at_once(
+        8,
+        lambda i: session.post(
+            f"/api/v1/projects/{project.pk}/items/",
+            json={"text": f"distinct text number {i}", "licence_accepted": True},
+        ).status_code,
+    )
+    assert Counter(codes) == {201: 2, 429: 6}
+    assert Item.objects.filter(project=project).count() == 2
+
+
+def test_concurrent_near_copies_of_a_text_store_one_item(live_server: Any) -> None:
+    from eth_account import Account
+
+    project = Project.objects.create(name="N", data_kind="text", classes=["a", "b"])
+    variants = ["Hello World", "hello world", "HELLO WORLD!", "hello, world", "Hello  world."]
+    sessions = [Session(live_server.url, Account.create()) for _ in variants]
+    codes = at_once(
+        len(variants),
+        lambda i: sessions[i]
+        .post(
+            f"/api/v1/projects/{project.pk}/items/",
+            json={"text": variants[i], "licence_accepted": True},
+        )
+        .status_code,
+    )
+    assert Counter(codes) == {201: 1, 409: 4}
+    assert Item.objects.filter(project=project).count() == 1
+
+
 def test_concurrent_settlements_pay_once(hardhat: Any, token: ChainClient) -> None:
     from eth_account import Account
 

@@ -82,6 +82,22 @@ def test_a_decided_item_cannot_become_gold(browser: Client, item: Item) -> None:
     assert "only open items can be made gold" in response.content.decode()
 
 
+@pytest.mark.parametrize("task", ["multilabel", "boxes", "spans"])
+def test_an_item_whose_answer_is_a_set_cannot_be_gold(
+    browser: Client, text_project: Project, task: str
+) -> None:
+    """A gold answer is one class: on a multi-label item it told a right answer it was wrong
+    (and paid it the bonus all the same)."""
+    Project.objects.filter(pk=text_project.pk).update(task=task)
+    item = item_create_text(project=text_project, contributor=None, text="Works well.")
+    page = browser.get(change_url(item))
+    response = browser.post(change_url(item), change_form_data(page, gold_label="positive"))
+    assert response.status_code == 200
+    assert f"a {task} project&#x27;s items can&#x27;t be gold" in response.content.decode()
+    item.refresh_from_db()
+    assert item.gold_label == ""
+
+
 def test_the_item_list_offers_no_delete(browser: Client, item: Item) -> None:
     page = browser.get("/admin/labeling/item/")
     actions = [value for value, _ in page.context["action_form"].fields["action"].choices]

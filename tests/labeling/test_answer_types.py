@@ -75,6 +75,22 @@ def test_classify_refuses_an_unknown_class_and_other_tasks_bodies(
     assert refused(crowd[0], item, ["positive"]).startswith("send a JSON object")
 
 
+def test_a_label_with_a_lone_surrogate_is_an_unknown_class(
+    crowd: list[Contributor], text_project: Project
+) -> None:
+    """JSON can spell a lone surrogate, UTF-8 can't: on PostgreSQL the one-statement submit
+    handed it to psycopg2, which raised (a 500)."""
+    item = item_create_text(project=text_project, contributor=None, text="ok")
+    serve(item, crowd[0])
+    response = crowd[0].api.post(
+        f"/api/v1/items/{item.pk}/annotations/",
+        data='{"label": "\\ud800"}',
+        content_type="application/json",
+    )
+    assert response.status_code == 400
+    assert "unknown class" in response.json()["detail"]
+
+
 # --- multilabel ------------------------------------------------------------------------------
 
 
@@ -179,6 +195,10 @@ def test_boxes_must_lie_inside_the_image_with_an_area_and_a_class(
     )
     assert refused(crowd[0], item, {"boxes": [box(1, 1, True, 2)]}).startswith(
         "boxes[0].w: must be a finite number"
+    )
+    # An integer past float's range was an OverflowError, a 500.
+    assert refused(crowd[0], item, {"boxes": [box(10**400, 1, 2, 2)]}).startswith(
+        "boxes[0].x: must be a finite number"
     )
     assert refused(crowd[0], item, {"label": "car"}).startswith("boxes: is required")
     assert answer(crowd[0], item, {"boxes": []}).status_code == 201  # nothing to box

@@ -177,6 +177,34 @@ def test_undo_gives_the_item_back_within_the_window(
     assert late.status_code == 409 and "withdrawn for" in late.json()["detail"]
 
 
+def test_a_wrong_gold_answer_cannot_be_withdrawn_once_its_feedback_showed_the_answer(
+    contributor: Contributor, project: Project
+) -> None:
+    """Withdrawn, it would be answered again with the answer the feedback gave, and the
+    contributor's gold record (probation, the spammer check, the gold bonus) would stay perfect."""
+    [gold] = items(project, 1, prefix="gold")
+    Item.objects.filter(pk=gold.pk).update(gold_label="negative")
+    next_task(contributor, project)
+    wrong = answer(contributor, gold.pk, {"label": "positive"}).json()
+    assert wrong["feedback"]["expected"] == {"label": "negative"}
+    refused = contributor.api.delete(f"/api/v1/annotations/{wrong['id']}")
+    assert refused.status_code == 409
+    assert "feedback has shown the expected answer" in refused.json()["detail"]
+    assert list(Annotation.objects.values_list("label", flat=True)) == ["positive"]
+
+
+def test_a_right_gold_answer_can_be_withdrawn_like_any_answer(
+    contributor: Contributor, project: Project
+) -> None:
+    """Refusing it would tell the contributor the item was gold, which a right answer doesn't."""
+    [gold] = items(project, 1, prefix="gold")
+    Item.objects.filter(pk=gold.pk).update(gold_label="negative")
+    next_task(contributor, project)
+    right = answer(contributor, gold.pk, {"label": "negative"}).json()
+    assert contributor.api.delete(f"/api/v1/annotations/{right['id']}").status_code == 204
+    assert not Annotation.objects.exists()
+
+
 def test_undo_is_refused_once_the_item_is_decided_and_for_someone_elses_answer(
     contributor: Contributor, second_contributor: Contributor, project: Project
 ) -> None:

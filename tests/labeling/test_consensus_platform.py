@@ -318,6 +318,28 @@ def test_a_refit_re_decides_an_accepted_item_whose_credits_are_unpaid(
     assert PayoutBatch.objects.get().recipient_count == 1
 
 
+def test_a_refit_never_overturns_a_moderators_decision(
+    make_contributor: Callable[[], Contributor], ds_project: Project, moderator: Any
+) -> None:
+    """The contested item of ``contest``, decided by a moderator instead: the refit that would
+    re-decide it (the test above) leaves it, and credits nobody the moderator overruled."""
+    from labeling.services.decisions import item_override
+
+    good = [make_contributor() for _ in range(3)]
+    adversaries = [make_contributor() for _ in range(2)]
+    for n, adversary in enumerate(adversaries):
+        crowd_history(ds_project, good, adversary, 15, tag=f"{n}-")
+    item = item_create_text(project=ds_project, contributor=None, text="contested")
+    for who, value in [(adversaries[0], "dog"), (adversaries[1], "dog"), (good[0], "cat")]:
+        annotation_create(item=item, annotator=who.user, label=value, leased_only=False)
+    committed(lambda: item_override(item=item, label="dog", moderator=moderator))
+    committed(lambda: project_refit(project_id=ds_project.pk))
+    item.refresh_from_db()
+    assert (item.decided_label, item.decision_version) == ("dog", 1)
+    assert not LedgerEntry.objects.filter(item=item, user=good[0].user).exists()
+    assert not LedgerEntry.objects.filter(reason="reversal").exists()
+
+
 def test_a_paid_item_is_never_re_decided(contest: Contest, ds_project: Project, chain: Any) -> None:
     from rewards.services import payouts_settle
 

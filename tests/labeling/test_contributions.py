@@ -54,6 +54,29 @@ def test_a_contributor_uploads_an_image(
     assert b"".join(content.streaming_content) == image_bytes(fmt)
 
 
+def test_a_phones_multi_picture_jpeg_is_stored_as_its_first_picture(
+    contributor: Contributor, image_project: Project
+) -> None:
+    """Phones and cameras write JPEGs with an MPF segment and a second picture after the first;
+    Pillow calls those MPO, and they were refused as an unsupported format."""
+    import io
+
+    from PIL import Image
+
+    main = Image.new("RGB", (80, 60), (200, 30, 30))
+    preview = Image.new("RGB", (40, 30), (30, 30, 200))
+    out = io.BytesIO()
+    main.save(out, "MPO", save_all=True, append_images=[preview])
+    assert Image.open(io.BytesIO(out.getvalue())).format == "MPO"
+    response = upload(contributor, image_project, out.getvalue(), name="photo.jpg")
+    assert response.status_code == 201, response.content
+    item = Item.objects.get(pk=response.json()["id"])
+    assert (item.image_format, item.width, item.height) == ("JPEG", 80, 60)
+    content = contributor.api.get(f"/api/v1/items/{item.pk}/content")
+    with Image.open(io.BytesIO(b"".join(content.streaming_content))) as stored:
+        assert stored.format == "JPEG" and stored.size == (80, 60)
+
+
 def test_an_exact_duplicate_image_gets_409_naming_the_existing_item(
     contributor: Contributor,
     second_contributor: Contributor,
@@ -83,8 +106,10 @@ def test_a_duplicate_text_gets_409(contributor: Contributor, text_project: Proje
         ('{"text": "a\\u0000b", "licence_accepted": true}', "NUL character"),
         ('{"text": "a\\ud800b", "licence_accepted": true}', "lone surrogate at character 1"),
         ('{"text": "   ", "licence_accepted": true}', "text is empty"),
+        ('{"text": "\\u200b", "licence_accepted": true}', "no visible character"),
+        ('{"text": " \\u2060\\ufeff\\u202e ", "licence_accepted": true}', "no visible character"),
     ],
-    ids=["nul", "lone-surrogate", "blank"],
+    ids=["nul", "lone-surrogate", "blank", "zero-width-space", "format-characters"],
 )
 def test_text_that_cannot_be_stored_gets_400_with_the_reason(
     contributor: Contributor, text_project: Project, raw: str, reason: str
