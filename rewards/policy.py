@@ -85,15 +85,18 @@ def gold_reward(*, base: int, correct: int, answered: int, n_classes: int) -> Re
 
 
 def budget_scale(*, positives: list[int], net: int, budget: int) -> list[int]:
-    """How much to take off each positive credit of an epoch so its net is at most ``budget``.
+    """How much to take off each credit that may still be cut so an epoch's net is at most
+    ``budget``.
 
-    ``net`` is the epoch's credits minus its reversals. Each credit ``a`` keeps
-    ``floor(a x (budget - reversals) / sum(positives))``, so the epoch's net lands at or just
-    under the budget; nothing is taken when the net is within it.
+    ``positives`` are what those credits pay now; ``net`` is everything the epoch spends: these,
+    plus what can't be cut (credits already paid), less any reversals counted against it. The
+    credits share the room the rest leaves, ``budget - (net - sum(positives))``, at least 0:
+    each credit ``a`` keeps ``floor(a x room / sum(positives))``, so the epoch's net lands at or
+    just under the budget (or at what can't be cut, when that is already over it) and no credit
+    loses more than it pays. Nothing is taken when the net is within the budget.
     """
     total = sum(positives)
     if net <= budget or total == 0:
         return [0] * len(positives)
-    reversals = net - total  # <= 0
-    room = budget - reversals  # what the positive credits may keep, together
+    room = max(0, budget - (net - total))  # what the credits may keep, together (< total)
     return [a - a * room // total for a in positives]

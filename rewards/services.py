@@ -27,7 +27,7 @@ from accounts.audit import audit_record
 from accounts.models import User
 from labeling.models import Annotation, Decision, Item, Project
 from moderation.selectors import users_held, users_on_probation
-from rewards.approval import batch_may_be_sent
+from rewards.approval import batch_may_be_sent, batch_needs_approval
 from rewards.asset import payout_asset
 from rewards.chain import MINT, ChainClient, ChainError, Receipt, SignedTransaction, max_batch_size
 from rewards.failpoints import failpoint
@@ -160,21 +160,26 @@ def _entry(
 
 
 def _net_of(credits: list[LedgerEntry]) -> dict[int, int]:
-    """Each credit's amount net of the budget reductions already taken from it."""
+    """What each credit still pays: its amount net of the budget reductions taken from it and
+    of its reversal (a reversed credit pays 0)."""
     net = {credit.pk: int(credit.amount) for credit in credits}
-    sources = {f"budget:{credit.pk}": credit.pk for credit in credits}
+    sources = {f"budget:{credit.pk}": credit.pk for credit in credits} | {
+        f"reversal:{credit.pk}": credit.pk for credit in credits
+    }
     for source, amount in LedgerEntry.objects.filter(
-        reason=LedgerEntry.Reason.BUDGET, source__in=list(sources)
+        reason__in=[LedgerEntry.Reason.BUDGET, LedgerEntry.Reason.REVERSAL],
+        source__in=list(sources),
     ).values_list("source", "amount"):
         net[sources[source]] += int(amount)
     return net
 
 
-def _reverse_label_credits(item: Item, version: int, epoch: int) -> int:
-    """Cancel the label credits of an item's decision ``version`` with reversal entries (each
-    credit's net, after any budget reduction). The credits must be unpaid and locked."""
+def _reverse_label_credits(item: Item, versions: list[int], epoch: int) -> int:
+    """Cancel the label credits of an item's decisions ``versions`` with reversal entries (each
+    credit's net, after any budget reduction; one already reversed is left alone). The credits
+    must be unpaid and locked."""
     annotation_ids = list(item.annotations.values_list("pk", flat=True))
-    sources = [label_credit_source(pk, version) for pk in annotation_ids]
+    sources = [label_credit_source(pk, version) for pk in annotation_ids for version in versions]
     credits = list(
         LedgerEntry.objects.select_for_update()
         .filter(reason=LedgerEntry.Reason.LABEL, source__in=sources)
@@ -223,37 +228,75 @@ def _reversal(credit: LedgerEntry, net: int, epoch: int, memo: str) -> LedgerEnt
     )
 
 
+def gold_answer_reverse(*, annotation_id: int) -> bool:
+    """Cancel the gold bonus of a withdrawn answer (eager Celery credits it at once, before the
+    undo window ends); nothing if the answer still exists or had no bonus. Once: a reversal's
+    source is unique. Returns whether it wrote a reversal."""
+    with transaction.atomic():
+        if Annotation.objects.filter(pk=annotation_id).exists():
+            return False
+        credits = list(
+            LedgerEntry.objects.select_for_update().filter(
+                reason=LedgerEntry.Reason.GOLD, source=f"gold:{annotation_id}"
+            )
+        )
+        net = _net_of(credits)
+        epoch = reward_epoch(timezone.now())
+        created = LedgerEntry.objects.bulk_create(
+            [
+                _reversal(credit, net[credit.pk], epoch, "gold answer withdrawn")
+                for credit in credits
+                if net[credit.pk] > 0
+            ],
+            ignore_conflicts=True,
+        )
+    return any(entry.pk for entry in created)
+
+
 def decision_credit(*, decision_id: int) -> int:
     """Turn one recorded decision into ledger entries; returns how many it wrote.
 
     Once per decision (``DecisionCredit``; repeats write nothing): the item's contributor is
     credited for its first acceptance, each label that agrees with the decision as the project's
-    reward policy says, and a re-decision first reverses the previous decision's label credits,
-    which are unpaid (settlement leaves alone the credits of an item whose latest decision isn't
-    credited yet, and labeling re-decides only unpaid items).
+    reward policy says, and a re-decision first reverses the label credits of the item's earlier
+    decisions, which are unpaid (settlement leaves alone the credits of an item whose latest
+    decision isn't credited yet, and labeling re-decides only unpaid items).
+
+    Only the item's latest decision pays, whatever order the credits run in (a task that ran
+    late, or was lost and found by the sweep): a decision credited after a later one of its item
+    was recorded is marked credited with no entries, and the latest reverses every earlier
+    decision's label credits still standing, not only the previous one's.
     """
     with transaction.atomic():
         decision = Decision.objects.select_related("item__project").get(pk=decision_id)
         item = decision.item
-        # Lock the item's credits: a settlement allocating them waits for us, or we see it did.
+        # Lock the item's decisions, then its credits. The decisions' lock makes the credits of
+        # one item run one at a time, so a later decision's credit sees the entries an earlier
+        # one wrote (and reverses them), or the earlier one sees the later decision (and pays
+        # nothing); a settlement allocating the credits waits for us, or we see it did.
+        versions = list(
+            Decision.objects.select_for_update()
+            .filter(item=item)
+            .order_by("id")
+            .values_list("version", flat=True)
+        )
         held = list(
             LedgerEntry.objects.select_for_update().filter(item=item).values_list("pk", flat=True)
         )
         if DecisionCredit.objects.filter(decision=decision).exists():
             return 0
         policy = reward_policy_current(project=item.project)
+        if max(versions) > decision.version:
+            # Replaced before it was credited: its labelers agreed with a label the item no
+            # longer has, and the latest decision's credit settles the contribution.
+            DecisionCredit.objects.create(decision=decision, policy=policy, entries=0)
+            return 0
         epoch = reward_epoch(timezone.now())
         # Every credit of an item (contribution and labels) carries the item: one without
         # entries has nothing to reverse and no contribution credit, so the lookups are skipped.
-        previous = (
-            Decision.objects.filter(item=item, version__lt=decision.version)
-            .order_by("-version")
-            .first()
-            if held
-            else None
-        )
-        if previous is not None:
-            _reverse_label_credits(item, previous.version, epoch)
+        earlier = [version for version in versions if version < decision.version] if held else []
+        if earlier:
+            _reverse_label_credits(item, earlier, epoch)
         contribution = _contribution_standing(item) if held else None
         entries = _decision_entries(decision, policy, epoch, contribution)
         created = LedgerEntry.objects.bulk_create(entries, ignore_conflicts=True)
@@ -263,10 +306,11 @@ def decision_credit(*, decision_id: int) -> int:
 
 def decisions_credit(*, decision_ids: Iterable[int]) -> int:
     """``decision_credit`` for many decisions (a batch the labeling app decided together);
-    returns how many entries it wrote. An item's first credits (it has no ledger entry yet, so
-    nothing to reverse and no contribution credited) are written for the whole batch in one
-    transaction and a few statements; a re-decision, or a second decision of an item in the
-    batch, goes through ``decision_credit`` after them, in order."""
+    returns how many entries it wrote. A decision replaced by a later one of its item is marked
+    credited with no entries; an item's first credits (it has no ledger entry yet, so nothing
+    to reverse and no contribution credited) are written for the whole batch in one transaction
+    and a few statements; the latest decision of an item that has entries goes through
+    ``decision_credit`` after them."""
     ids = sorted(set(decision_ids))
     one_by_one: list[int] = []
     written = 0
@@ -275,7 +319,16 @@ def decisions_credit(*, decision_ids: Iterable[int]) -> int:
             Decision.objects.select_related("item__project").filter(pk__in=ids).order_by("id")
         )
         item_ids = {decision.item_id for decision in decisions}
-        # Lock the items' credits, as decision_credit does.
+        # Lock the items' decisions, then their credits, as decision_credit does (in id order,
+        # as it does too: two credits never wait for each other's locks).
+        latest: dict[int, int] = {}
+        for item_id, version in (
+            Decision.objects.select_for_update()
+            .filter(item_id__in=list(item_ids))
+            .order_by("id")
+            .values_list("item_id", "version")
+        ):
+            latest[item_id] = max(version, latest.get(item_id, 0))
         held = set(
             LedgerEntry.objects.select_for_update()
             .filter(item_id__in=list(item_ids))
@@ -288,17 +341,20 @@ def decisions_credit(*, decision_ids: Iterable[int]) -> int:
         epoch = reward_epoch(timezone.now())
         entries: list[LedgerEntry] = []
         credits: list[DecisionCredit] = []
-        first: set[int] = set()
         for decision in decisions:
             if decision.pk in credited:
                 continue
-            if decision.item_id in held or decision.item_id in first:
-                one_by_one.append(decision.pk)
-                continue
-            first.add(decision.item_id)
             project = decision.item.project
             if project.pk not in policies:
                 policies[project.pk] = reward_policy_current(project=project)
+            if decision.version < latest[decision.item_id]:
+                credits.append(
+                    DecisionCredit(decision=decision, policy=policies[project.pk], entries=0)
+                )
+                continue
+            if decision.item_id in held:
+                one_by_one.append(decision.pk)
+                continue
             new = _decision_entries(decision, policies[project.pk], epoch, None)
             entries += new
             credits.append(
@@ -403,7 +459,19 @@ def gold_answer_credit(*, annotation_id: int) -> bool:
     Weighted by the labeler's gold accuracy in the project so far (``rewards.policy``). Once per
     answer (its ledger source). Returns whether it credited.
     """
-    annotation = Annotation.objects.select_related("item__project").filter(pk=annotation_id).first()
+    with transaction.atomic():
+        # The answer's row stays locked until its bonus is written: a withdrawal waits, then its
+        # reversal (``gold_answer_reverse``) finds the bonus; or it went first and there's none.
+        annotation = (
+            Annotation.objects.select_for_update(of=("self",))
+            .select_related("item__project")
+            .filter(pk=annotation_id)
+            .first()
+        )
+        return _gold_answer_credit(annotation)
+
+
+def _gold_answer_credit(annotation: Annotation | None) -> bool:
     if annotation is None or not annotation.item.gold_label:
         return False
     item = annotation.item
@@ -445,46 +513,76 @@ def gold_answer_credit(*, annotation_id: int) -> bool:
 
 
 def ledger_close_epochs(*, now: datetime | None = None) -> list[EpochClose]:
-    """Close every ended epoch of every project whose policy has a budget: scale that epoch's
-    credits down proportionally (``budget`` entries) when their net is above it. Idempotent;
-    a closed epoch stays closed."""
+    """Close every ended epoch of every project whose policy has a budget, from the epoch the
+    budget took effect in: scale that epoch's unpaid credits down proportionally (``budget``
+    entries) when what its credits pay is above it. Idempotent; a closed epoch stays closed.
+    An epoch that ended before the budget is never closed, nor cut: it ran under no budget."""
     current = reward_epoch(now or timezone.now())
     closed: list[EpochClose] = []
-    for project_id, latest in budgeted_policies().items():
+    for project_id, budget in budgeted_policies().items():
         done = set(EpochClose.objects.filter(project_id=project_id).values_list("epoch", flat=True))
         epochs = (
-            LedgerEntry.objects.filter(project_id=project_id, epoch__lt=current)
+            LedgerEntry.objects.filter(
+                project_id=project_id, epoch__gte=budget.first_epoch, epoch__lt=current
+            )
             .exclude(epoch__in=done)
             .values_list("epoch", flat=True)
             .distinct()
         )
         for epoch in sorted({e for e in epochs if e is not None}):
-            closed.append(_close_epoch(project_id, epoch, latest))
+            closed.append(_close_epoch(project_id, epoch, budget.policy))
     return closed
 
 
-def budgeted_policies() -> dict[int, RewardPolicy]:
-    """The current policy of every project whose current policy has an epoch budget."""
-    latest: dict[int, RewardPolicy] = {}
+@dataclass(frozen=True)
+class EpochBudget:
+    """A project's budget: its current policy, and the first epoch the budget applies to, the
+    one in which the first of the unbroken run of budgeted versions ending in it was made."""
+
+    policy: RewardPolicy
+    first_epoch: int
+
+
+def budgeted_policies() -> dict[int, EpochBudget]:
+    """The budget of every project whose current policy has an epoch budget."""
+    latest: dict[int, EpochBudget | None] = {}
     for policy in RewardPolicy.objects.order_by("project_id", "version"):
-        latest[policy.project_id] = policy
-    return {pid: p for pid, p in latest.items() if p.epoch_budget is not None}
+        if policy.epoch_budget is None:
+            latest[policy.project_id] = None
+            continue
+        before = latest.get(policy.project_id)
+        first = reward_epoch(policy.created_at) if before is None else before.first_epoch
+        latest[policy.project_id] = EpochBudget(policy=policy, first_epoch=first)
+    return {pid: budget for pid, budget in latest.items() if budget is not None}
 
 
 def _close_epoch(project_id: int, epoch: int, policy: RewardPolicy) -> EpochClose:
+    """Scale one epoch's credits to the budget. What the epoch spent is what its credits pay
+    now (a reversed credit pays nothing, wherever its reversal was written); a credit already
+    in a payout can't be cut, so it counts but keeps its amount, and the credits still unpaid
+    share what the budget leaves, down to nothing: no credit loses more than it pays."""
     budget = int(policy.epoch_budget or 0)
     with transaction.atomic():
-        entries = list(
+        # Lock the epoch's credits: a re-decision reversing one, or a settlement allocating
+        # one, waits for us, or we see what it did.
+        credits = list(
             LedgerEntry.objects.select_for_update()
             .filter(project_id=project_id, epoch=epoch)
+            .exclude(reason__in=[LedgerEntry.Reason.REVERSAL, LedgerEntry.Reason.BUDGET])
             .order_by("id")
         )
         existing = EpochClose.objects.filter(project_id=project_id, epoch=epoch).first()
         if existing is not None:
             return existing
-        net = sum(int(e.amount) for e in entries)
-        positives = [e for e in entries if e.amount > 0 and e.reason != LedgerEntry.Reason.BUDGET]
-        cuts = budget_scale(positives=[int(e.amount) for e in positives], net=net, budget=budget)
+        net = _net_of(credits)
+        spent = sum(net.values())
+        paid = set(
+            PayoutAllocation.objects.filter(entry_id__in=list(net)).values_list(
+                "entry_id", flat=True
+            )
+        )
+        cuttable = [c for c in credits if c.pk not in paid and net[c.pk] > 0]
+        cuts = budget_scale(positives=[net[c.pk] for c in cuttable], net=spent, budget=budget)
         LedgerEntry.objects.bulk_create(
             [
                 LedgerEntry(
@@ -494,18 +592,19 @@ def _close_epoch(project_id: int, epoch: int, policy: RewardPolicy) -> EpochClos
                     source=f"budget:{entry.pk}",
                     project_id=project_id,
                     item_id=entry.item_id,
-                    memo=f"epoch {epoch} spent {net} of a {budget} budget",
+                    memo=f"epoch {epoch} spent {spent} of a {budget} budget",
                     policy_version=policy.version,
                     policy_inputs={
                         "rule": "budget",
                         "epoch": epoch,
                         "budget": str(budget),
-                        "spent": str(net),
+                        "spent": str(spent),
                         "credit": entry.pk,
+                        "credit_net": str(net[entry.pk]),
                     },
                     epoch=epoch,
                 )
-                for entry, cut in zip(positives, cuts, strict=True)
+                for entry, cut in zip(cuttable, cuts, strict=True)
                 if cut > 0
             ],
             ignore_conflicts=True,
@@ -514,8 +613,8 @@ def _close_epoch(project_id: int, epoch: int, policy: RewardPolicy) -> EpochClos
             project_id=project_id,
             epoch=epoch,
             budget=budget,
-            spent=net,
-            scaled_to=net - sum(cuts),
+            spent=spent,
+            scaled_to=spent - sum(cuts),
             policy=policy,
         )
 
@@ -547,7 +646,8 @@ def _payable_entries() -> list[tuple[int, int, str, int]]:
 
     Waiting: users without a wallet or banned; items whose latest decision isn't credited yet
     (its re-decision may still reverse their label credits); and, for projects with an epoch
-    budget, epochs not closed yet (their credits may still be scaled down).
+    budget, credits of epochs not closed yet (they may still be scaled down), from the epoch
+    the budget took effect in.
     """
     due = (
         LedgerEntry.objects.select_for_update(of=("self",))
@@ -565,9 +665,9 @@ def _payable_entries() -> list[tuple[int, int, str, int]]:
             credit__isnull=True, item_id__in={row[4] for row in rows if row[4] is not None}
         ).values_list("item_id", flat=True)
     )
-    budgeted = set(budgeted_policies())
+    budgeted = budgeted_policies()
     closed = set(
-        EpochClose.objects.filter(project_id__in=budgeted).values_list("project_id", "epoch")
+        EpochClose.objects.filter(project_id__in=list(budgeted)).values_list("project_id", "epoch")
     )
     epochs = dict(
         LedgerEntry.objects.filter(
@@ -581,7 +681,16 @@ def _payable_entries() -> list[tuple[int, int, str, int]]:
     for entry_id, user_id, wallet, amount, item_id, project_id in rows:
         if wallet is None or item_id in pending_items or user_id in held:
             continue
-        if project_id in budgeted and (project_id, epochs.get(entry_id)) not in closed:
+        budget = budgeted.get(project_id)
+        epoch = epochs.get(entry_id)
+        if (
+            budget is not None
+            and int(amount) > 0
+            and (epoch is None or epoch >= budget.first_epoch)
+            and (project_id, epoch) not in closed
+        ):
+            # Its epoch may still cut it. A reversal or a cut never waits: it only takes back,
+            # and a reversal written in a later epoch than its credit goes with the credit.
             continue
         if user_id in allowance:
             if int(amount) > allowance[user_id]:
@@ -691,10 +800,21 @@ def _sign(batch: PayoutBatch, client: ChainClient) -> SignedTransaction:
 
 
 def payout_batch_submit(*, batch: PayoutBatch, client: ChainClient) -> PayoutBatch:
-    """Sign the batch's transaction, record its hash, then broadcast it (after the commit)."""
+    """Sign the batch's transaction, record its hash, then broadcast it (after the commit).
+
+    Sends nothing, and returns the batch still prepared, if it is held or waits for a
+    moderator's approval (``rewards.approval``) when it is claimed.
+    """
     signed = _sign(batch, client)
     failpoint("after_sign")
-    claimed = PayoutBatch.objects.filter(pk=batch.pk, status=PayoutBatch.Status.PREPARED).update(
+    # The claim itself re-checks the hold and the approval: a moderator may hold the batch
+    # after the caller read it, and a row read earlier would send it anyway.
+    claim = PayoutBatch.objects.filter(
+        pk=batch.pk, status=PayoutBatch.Status.PREPARED, held_at__isnull=True
+    )
+    if batch_needs_approval(batch):
+        claim = claim.filter(approved_at__isnull=False)
+    claimed = claim.update(
         status=PayoutBatch.Status.SUBMITTED,
         tx_hash=signed.tx_hash,
         tx_nonce=signed.nonce,
@@ -703,7 +823,7 @@ def payout_batch_submit(*, batch: PayoutBatch, client: ChainClient) -> PayoutBat
     )
     batch.refresh_from_db()
     if claimed != 1:
-        return batch  # another settlement run submitted it
+        return batch  # another settlement run submitted it, or it waits for a moderator
     failpoint("after_persist")
     _broadcast(batch, signed.raw, client)
     failpoint("after_broadcast")
@@ -887,9 +1007,9 @@ def payouts_settle(*, client: ChainClient) -> SettlementReport:
     waiting: list[PayoutBatch] = []
     for batch in PayoutBatch.objects.filter(status=PayoutBatch.Status.PREPARED).order_by("id"):
         if _may_submit(batch):
-            touched.append(payout_batch_submit(batch=batch, client=client))
-        else:
-            waiting.append(batch)
+            batch = payout_batch_submit(batch=batch, client=client)
+        # Still prepared: it waits for a moderator (held, or not approved, when it was claimed).
+        (waiting if batch.status == PayoutBatch.Status.PREPARED else touched).append(batch)
     for batch in PayoutBatch.objects.filter(status=PayoutBatch.Status.SUBMITTED).order_by("id"):
         touched.append(payout_batch_reconcile(batch=batch, client=client))
     if all(b.status != PayoutBatch.Status.SUBMITTED for b in touched):
@@ -898,6 +1018,9 @@ def payouts_settle(*, client: ChainClient) -> SettlementReport:
                 waiting.append(prepared)
                 continue
             submitted = payout_batch_submit(batch=prepared, client=client)
+            if submitted.status == PayoutBatch.Status.PREPARED:
+                waiting.append(submitted)  # held while we were sending it
+                continue
             reconciled = payout_batch_reconcile(batch=submitted, client=client)
             touched.append(reconciled)
             if reconciled.status != PayoutBatch.Status.CONFIRMED:

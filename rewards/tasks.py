@@ -15,6 +15,7 @@ from rewards.services import (
     decisions_credit,
     decisions_credit_pending,
     gold_answer_credit,
+    gold_answer_reverse,
     payouts_settle,
 )
 
@@ -68,6 +69,14 @@ def credit_decisions(decision_ids: list[int]) -> int:
 def credit_gold_answer(annotation_id: int) -> bool:
     """The gold bonus of one answer (enqueued by labeling on commit); once per answer."""
     return gold_answer_credit(annotation_id=annotation_id)
+
+
+@shared_task(
+    acks_late=True, autoretry_for=(Exception,), retry_backoff=True, max_retries=8, time_limit=60
+)
+def reverse_gold_answer(annotation_id: int) -> bool:
+    """Cancel the gold bonus of a withdrawn answer (enqueued by labeling on commit); once."""
+    return gold_answer_reverse(annotation_id=annotation_id)
 
 
 @shared_task(acks_late=True, time_limit=900, soft_time_limit=840)

@@ -24,6 +24,7 @@ from rewards.models import DecisionCredit, EpochClose, LedgerEntry, RewardPolicy
 from rewards.policy import above_chance, budget_scale, gold_reward, label_reward
 from rewards.services import (
     decision_credit,
+    gold_answer_reverse,
     ledger_close_epochs,
     payouts_settle,
     reward_epoch,
@@ -234,6 +235,31 @@ def test_a_right_gold_answer_earns_the_weighted_bonus_once(project: Project) -> 
     assert len(bonuses) == 5 and f"gold:{wrong.pk}" not in {b.source for b in bonuses}
     amounts = [int(b.amount) for b in bonuses]
     assert amounts == sorted(amounts) and amounts[-1] < 2 * TOKEN  # grows with the record
+
+
+def test_a_withdrawn_gold_answer_gives_its_bonus_back(project: Project) -> None:
+    """Answer, undo, answer again: one bonus, however many rounds (the reversal task the undo
+    enqueued didn't exist, so every round kept its bonus)."""
+    from labeling.services import annotation_withdraw
+
+    steady = labeler()
+    gold = item_create_text(project=project, contributor=None, text="gold")
+    Item.objects.filter(pk=gold.pk).update(gold_label="yes")
+    for _ in range(3):
+        answer = committed(
+            lambda: annotation_create(item=gold, annotator=steady, label="yes", leased_only=False)
+        )
+        committed(lambda a=answer: annotation_withdraw(annotation_id=a.pk, annotator=steady))
+    committed(
+        lambda: annotation_create(item=gold, annotator=steady, label="yes", leased_only=False)
+    )
+    entries = LedgerEntry.objects.filter(user=steady)
+    assert entries.filter(reason="gold").count() == 4
+    assert entries.filter(reason="reversal").count() == 3
+    bonus = int(entries.filter(reason="gold").latest("id").amount)
+    assert sum(int(e.amount) for e in entries) == bonus > 0
+    # Once: reversing again writes nothing.
+    assert not gold_answer_reverse(annotation_id=answer.pk)
 
 
 def test_an_epoch_over_budget_is_scaled_down_before_it_is_paid(
