@@ -321,7 +321,9 @@ class DatasetExportStreamApi(APIView):
         responses={
             (200, streams.STREAM_FORMATS["jsonl"]): OpenApiTypes.BINARY,
             (200, streams.STREAM_FORMATS["csv"]): OpenApiTypes.BINARY,
-            400: OpenApiResponse(ErrorSerializer, description="Unknown format or bad filter."),
+            400: OpenApiResponse(
+                ErrorSerializer, description="Unknown or repeated format, or a bad filter."
+            ),
             403: OpenApiResponse(
                 ErrorSerializer, description="Not a buyer, or no access grant for the dataset."
             ),
@@ -329,7 +331,10 @@ class DatasetExportStreamApi(APIView):
         },
     )
     def get(self, request: Request, dataset_id: int) -> HttpResponseBase:
-        fmt = request.query_params.get("format", "jsonl")
+        asked = request.query_params.getlist("format")
+        if len(asked) > 1:  # refused like a repeated filter (records.parse_filters)
+            return Response({"detail": "format: give it once"}, status=status.HTTP_400_BAD_REQUEST)
+        fmt = asked[0] if asked else "jsonl"
         if fmt not in streams.STREAM_FORMATS:
             return Response(
                 {"detail": f"unknown format {fmt!r}: use {' or '.join(streams.STREAM_FORMATS)}"},
@@ -347,9 +352,7 @@ class DatasetExportStreamApi(APIView):
         response = StreamingHttpResponse(
             streams.stream_chunks(fmt, rows), content_type=streams.STREAM_FORMATS[fmt]
         )
-        response["Content-Disposition"] = (
-            f'attachment; filename="{streams.export_filename(project, fmt)}"'
-        )
+        response["Content-Disposition"] = ranges.attachment(streams.export_filename(project, fmt))
         return response
 
 

@@ -10,10 +10,11 @@ at a time, so a file of any size is read in constant memory.
 
 from __future__ import annotations
 
-import codecs
 import csv
+import io
 import json
 from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from typing import IO, Any
 
@@ -42,10 +43,21 @@ class RowError:
 Parsed = Iterator[tuple[int, Row | RowError]]
 
 
-def _text_stream(binary: IO[bytes]) -> IO[str]:
-    reader: Any = codecs.getreader("utf-8-sig")
-    stream: IO[str] = reader(binary, errors="strict")
-    return stream
+@contextmanager
+def _text_stream(binary: IO[bytes]) -> Iterator[IO[str]]:
+    """``binary`` as UTF-8 text (a BOM skipped), its lines split at ``\\n``, ``\\r`` and
+    ``\\r\\n`` only, untranslated: the CSV module's record separators (``newline=""``).
+
+    Not ``codecs.getreader``: its lines also end at U+2028, U+0085, a form feed..., which
+    ``csv.writer`` leaves unquoted, so one of our own CSV rows read back as several. The
+    caller's file is left open (detached, not closed with the wrapper).
+    """
+    stream = io.TextIOWrapper(binary, encoding="utf-8-sig", errors="strict", newline="")
+    try:
+        yield stream
+    finally:
+        with suppress(ValueError):  # the caller closed its file first
+            stream.detach()
 
 
 def _answer_from_fields(data: dict[str, Any], parse_json: bool) -> dict[str, Any] | None:
@@ -82,15 +94,17 @@ def _row_from_fields(data: dict[str, Any], parse_json: bool, answers: bool) -> R
 
 
 def read_csv(source: IO[bytes], answers: bool = True) -> Parsed:
-    reader = csv.DictReader(_text_stream(source))
-    try:
-        for number, record in enumerate(reader, start=1):
-            if None in record:
-                yield number, RowError("more cells than the header has columns")
-                continue
-            yield number, _row_from_fields({k: v for k, v in record.items() if k}, True, answers)
-    except (UnicodeDecodeError, csv.Error) as exc:
-        yield reader.line_num, RowError(f"the file can't be read from here on: {exc}")
+    with _text_stream(source) as text:
+        reader = csv.DictReader(text)
+        try:
+            for number, record in enumerate(reader, start=1):
+                if None in record:
+                    yield number, RowError("more cells than the header has columns")
+                    continue
+                fields = {k: v for k, v in record.items() if k}
+                yield number, _row_from_fields(fields, True, answers)
+        except (UnicodeDecodeError, csv.Error) as exc:
+            yield reader.line_num, RowError(f"the file can't be read from here on: {exc}")
 
 
 def read_jsonl(source: IO[bytes], answers: bool = True) -> Parsed:
@@ -112,47 +126,66 @@ def read_jsonl(source: IO[bytes], answers: bool = True) -> Parsed:
         yield number, _row_from_fields(data, False, answers)
 
 
+_AFTER_NUMBER = (" ", "\t", "\r", "\n", ",", "]")
+
+
 def _json_array_items(source: IO[bytes], chunk_size: int = 1 << 16) -> Iterator[Any]:
-    """The items of a top-level JSON array, decoded one at a time."""
+    """The items of a top-level JSON array, decoded one at a time.
+
+    An item cut by the end of the buffer fails to parse and is parsed again from its start once
+    more is read; each read at least doubles what is buffered, so an item of n bytes is parsed
+    O(log n) times, O(n) work in all (a chunk a time re-parsed it once per chunk: quadratic).
+    """
     decoder = json.JSONDecoder()
-    stream = _text_stream(source)
-    buffer = ""
-    position = 0
-    started = False
-    eof = False
-    while True:
-        while position < len(buffer) and buffer[position] in " \t\r\n,":
-            position += 1
-        if position >= len(buffer) - 1 and not eof:
-            chunk = stream.read(chunk_size)
+    with _text_stream(source) as stream:
+        buffer = ""
+        position = 0
+        started = False
+        eof = False
+
+        def more() -> None:
+            nonlocal buffer, position, eof
+            chunk = stream.read(max(chunk_size, len(buffer) - position))
             eof = not chunk
             buffer = buffer[position:] + chunk
             position = 0
-            continue
-        if not started:
+
+        while True:
+            while position < len(buffer) and buffer[position] in " \t\r\n,":
+                position += 1
+            if position >= len(buffer) - 1 and not eof:
+                more()
+                continue
+            if not started:
+                if position >= len(buffer):
+                    raise ValueError("the file is empty: expected a JSON array of tasks")
+                if buffer[position] != "[":
+                    raise ValueError("expected a JSON array of Label Studio tasks")
+                started = True
+                position += 1
+                continue
+            if position < len(buffer) and buffer[position] == "]":
+                return
             if position >= len(buffer):
-                raise ValueError("the file is empty: expected a JSON array of tasks")
-            if buffer[position] != "[":
-                raise ValueError("expected a JSON array of Label Studio tasks")
-            started = True
-            position += 1
-            continue
-        if position < len(buffer) and buffer[position] == "]":
-            return
-        if position >= len(buffer):
-            raise ValueError("the JSON array is not closed")
-        try:
-            item, end = decoder.raw_decode(buffer, position)
-        except json.JSONDecodeError:
-            if eof:
-                raise
-            chunk = stream.read(chunk_size)
-            eof = not chunk
-            buffer = buffer[position:] + chunk
-            position = 0
-            continue
-        position = end
-        yield item
+                raise ValueError("the JSON array is not closed")
+            try:
+                item, end = decoder.raw_decode(buffer, position)
+            except json.JSONDecodeError:
+                if eof:
+                    raise
+                more()
+                continue
+            # A number cut by the buffer's end parses as a shorter one (12|34 as 12, 1|e5 as
+            # 1): unless the array's next comma or bracket is there, it may go on.
+            if (
+                not eof
+                and isinstance(item, int | float)
+                and buffer[end : end + 1] not in _AFTER_NUMBER
+            ):
+                more()
+                continue
+            position = end
+            yield item
 
 
 def _ls_data(data: dict[str, Any]) -> Row | RowError:

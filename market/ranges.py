@@ -4,8 +4,10 @@ downloads and partial reads (a Parquet reader fetches the footer first)."""
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterator
 from typing import IO, Any
+from urllib.parse import quote
 
 from django.http import FileResponse, HttpResponse, HttpResponseBase, StreamingHttpResponse
 from rest_framework.request import Request
@@ -38,6 +40,33 @@ def parse_range(header: str, size: int) -> tuple[int, int] | None:
     if end < start:
         return None
     return start, min(end, size - 1)
+
+
+def attachment(filename: str) -> str:
+    """A ``Content-Disposition`` header for downloading ``filename`` (RFC 6266), in ASCII.
+
+    ``filename=`` is an ASCII rendering every client reads (accents dropped, other characters
+    made ``-``); the name itself follows as ``filename*=UTF-8''...`` (RFC 8187) when it differs,
+    which browsers and HTTP libraries prefer. A header outside Latin-1 would otherwise be
+    MIME-encoded whole by Django (``=?utf-8?b?...?=``: no attachment, no name), and one inside
+    it sent as raw Latin-1 bytes.
+    """
+    fallback = _ascii_filename(filename)
+    if fallback == filename:
+        return f'attachment; filename="{filename}"'
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
+
+
+def _ascii_filename(filename: str) -> str:
+    """``filename`` in printable ASCII without quotes or backslashes, for a quoted
+    ``filename=``: accents dropped (é: e), any other run of characters one ``-``."""
+    decomposed = unicodedata.normalize("NFKD", filename)
+    plain = "".join(c for c in decomposed if not unicodedata.combining(c))
+    if plain.isascii() and plain.isprintable() and '"' not in plain and "\\" not in plain:
+        return plain
+    name = re.sub(r"-{2,}", "-", re.sub(r"[^A-Za-z0-9._-]", "-", plain))
+    name = re.sub(r"-+(?=\.)|(?<=\.)-+", "", name).strip("-")  # "name-.csv", "-name"
+    return name if name and not name.startswith(".") else f"download{name}"
 
 
 def _slice(stream: IO[bytes], start: int, length: int) -> Iterator[bytes]:
@@ -87,7 +116,7 @@ def ranged_response(
         response["Content-Range"] = f"bytes {start}-{end}/{size}"
         response["Content-Length"] = str(length)
     response["Accept-Ranges"] = "bytes"
-    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    response["Content-Disposition"] = attachment(filename)
     response["Cache-Control"] = "private, no-store"
     if tag:
         response["ETag"] = tag

@@ -11,6 +11,7 @@ from typing import Any
 
 from config.csv_safety import csv_cell
 from labeling.models import Project
+from market.formats import slug
 from market.records import EXPORT_COLUMNS
 
 STREAM_FORMATS = {"jsonl": "application/x-ndjson", "csv": "text/csv"}
@@ -89,5 +90,6 @@ def stream_chunks(fmt: str, rows: Iterable[dict[str, Any]]) -> Iterator[str]:
 
 
 def export_filename(project: Project, fmt: str) -> str:
-    slug = "".join(c if c.isalnum() else "-" for c in project.name.lower()).strip("-") or "dataset"
-    return f"crowdmint-{project.pk}-{slug[:60]}.{fmt}"
+    """The name of a streamed export: the background exports' (``formats.slug``), which may be
+    outside ASCII (``ranges.attachment`` sends it with an ASCII rendering)."""
+    return f"{slug(project)}.{fmt}"

@@ -15,6 +15,7 @@ import csv
 import io
 import json
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,7 +30,7 @@ from django.utils import timezone
 
 from accounts.models import User
 from config.gcpause import cycle_collector_paused
-from labeling.answers import AnswerContext, AnswerError, validate_answer
+from labeling.answers import GOLD_TASKS, AnswerContext, AnswerError, validate_answer
 from labeling.models import Item, Project
 from labeling.near_duplicates import text_hash
 from labeling.validation import ContentError, sha256_hex, validate_image, validate_text
@@ -37,8 +38,6 @@ from market import importers
 from market.models import ItemImport
 
 logger = logging.getLogger(__name__)
-
-GOLD_TASKS = (Project.Task.CLASSIFY, Project.Task.PAIRWISE)
 
 
 class ItemImportError(Exception):
@@ -57,7 +56,13 @@ class ImportReport:
     def reject(self, row: int, message: str) -> None:
         self.rejected += 1
         if len(self.report) < settings.IMPORT_REPORT_MAX_ROWS:
-            self.report.append({"row": row, "error": message})
+            self.report.append({"row": row, "error": _storable(message)})
+
+
+def _storable(message: str) -> str:
+    """``message`` with its NULs and lone surrogates (a row's own keys, quoted in it) escaped:
+    PostgreSQL's jsonb refuses both, and the report could not be saved."""
+    return message.encode("utf-8", "backslashreplace").decode().replace("\x00", "\\x00")
 
 
 Progress = Callable[[ImportReport, float], None]
@@ -96,9 +101,15 @@ class _Importer:
         self.batch_size = settings.IMPORT_BATCH_SIZE  # read once: settings are a lazy proxy
         self.rows = _ItemRows(project)
 
-    def _image(self, path: str | None, what: str) -> Any:
+    def _image(self, path: object, what: str) -> Any:
+        """The validated image at ``path`` in the images folder. Raises ``ContentError`` for
+        anything else: a JSON Lines row's path may be any JSON value."""
         if not path:
             raise ContentError(f"{what}: this image project needs an image path")
+        if not isinstance(path, str):
+            raise ContentError(
+                f"{what}: the image path must be a string, not {type(path).__name__}"
+            )
         if self.images_dir is None:
             raise ContentError(
                 f"{what}: images are imported from a folder: use manage.py import_items "
@@ -106,13 +117,21 @@ class _Importer:
             )
         if "://" in path:
             raise ContentError(f"{what}: {path!r} is a URL; put the files in the images folder")
-        target = (self.images_dir / path.lstrip("/")).resolve()
+        if "\x00" in path:  # the OS refuses it (ValueError), past every check below
+            raise ContentError(f"{what}: {path!r} contains a NUL character (U+0000)")
+        # A name the file system can't hold (a lone surrogate has no bytes: UnicodeEncodeError,
+        # a ValueError) names no file either.
+        missing = ContentError(f"{what}: no file {path!r} in the images folder")
+        try:
+            target = (self.images_dir / path.lstrip("/")).resolve()
+        except (OSError, ValueError):
+            raise missing from None
         if not target.is_relative_to(self.images_dir):
             raise ContentError(f"{what}: {path!r} is outside the images folder")
         try:
             data = target.read_bytes()
-        except OSError:
-            raise ContentError(f"{what}: no file {path!r} in the images folder") from None
+        except (OSError, ValueError):
+            raise missing from None
         return validate_image(data)
 
     def prepare(self, row: importers.Row) -> _Prepared:
@@ -280,6 +299,11 @@ class _ItemRows:
         )
         fields = [f for f in Item._meta.concrete_fields if not f.primary_key]
         self.columns = [str(f.column) for f in fields]
+        # COPY reads an unquoted \N as NULL, and csv.writer quotes only what needs it: a text
+        # that is exactly \N was NULL (an aborted import). Only the nullable columns are
+        # matched against the NULL marker: numbers and dates, none holds text (a nullable text
+        # column would need a NULL marker no text can be).
+        self.not_null = [str(f.column) for f in fields if not f.null]
         self.row_index = {f.attname: n for n, f in enumerate(fields) if f.attname in _ROW_FIELDS}
         self.defaults = {
             f.attname: (
@@ -333,8 +357,10 @@ class _ItemRows:
                 writer = csv.writer(buffer)
                 writer.writerows([_COPY_NULL if v is None else v for v in row] for row in rows)
                 buffer.seek(0)
+                not_null = ", ".join(connection.ops.quote_name(c) for c in self.not_null)
                 cursor.cursor.copy_expert(
-                    f"COPY {table} ({columns}) FROM STDIN WITH (FORMAT csv, NULL '\\N')",
+                    f"COPY {table} ({columns}) FROM STDIN WITH (FORMAT csv, NULL '\\N', "
+                    f"FORCE_NOT_NULL ({not_null}))",
                     buffer,
                 )
             else:
@@ -375,21 +401,38 @@ def _owned(values: set[str], column: str, project_id: int) -> set[str]:
 
 
 def _pixels(box: dict[str, Any], width: float, height: float) -> dict[str, Any]:
-    """A Label Studio box (percent of the image) in pixels, clamped to the image."""
-    try:
-        x = float(box["x"]) * width / 100
-        y = float(box["y"]) * height / 100
-        w = min(float(box["width"]) * width / 100, width - x)
-        h = min(float(box["height"]) * height / 100, height - y)
-    except (KeyError, TypeError, ValueError):
-        return {"x": None, "y": None, "w": None, "h": None, "label": box.get("label")}
+    """A Label Studio box (percent of the image) in pixels, clamped to the image.
+
+    A coordinate that is missing, not a number, or not finite in pixels (an integer past
+    float's range, 400 digits long, raised ``OverflowError``) is None, which
+    ``validate_answer`` rejects naming it: the row is refused, the import goes on.
+    """
+    x = _percent_of(box.get("x"), width)
+    y = _percent_of(box.get("y"), height)
+    w = _percent_of(box.get("width"), width)
+    h = _percent_of(box.get("height"), height)
+    if x is not None and w is not None:
+        w = min(w, width - x)
+    if y is not None and h is not None:
+        h = min(h, height - y)
     return {
-        "x": round(x, 3),
-        "y": round(y, 3),
-        "w": round(w, 3),
-        "h": round(h, 3),
-        "label": box["label"],
+        "x": None if x is None else round(x, 3),
+        "y": None if y is None else round(y, 3),
+        "w": None if w is None else round(w, 3),
+        "h": None if h is None else round(h, 3),
+        "label": box.get("label"),
     }
+
+
+def _percent_of(value: object, size: float) -> float | None:
+    """``value`` percent of ``size``; None unless that is a finite number."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return None
+    try:
+        pixels = float(value) * size / 100
+    except (ValueError, OverflowError):
+        return None
+    return pixels if math.isfinite(pixels) else None
 
 
 def items_import(
