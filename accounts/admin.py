@@ -1,4 +1,9 @@
-"""Moderators' screens for people: users and bans, API keys (shown once), the audit trail."""
+"""Moderators' screens for people: users and bans, API keys (shown once), the audit trail.
+
+A moderator manages contributors and buyers; an account with rights (a superuser, staff, the
+moderator role) only a superuser changes: its form, password, ban and API keys
+(``accounts.permissions.user_may_manage_account``).
+"""
 
 from __future__ import annotations
 
@@ -20,6 +25,7 @@ from django.utils.html import format_html
 from accounts.admin_audit import AuditedModelAdmin, reason_or_confirmation
 from accounts.audit import audit_record
 from accounts.models import AccessToken, AuditEvent, User
+from accounts.permissions import user_may_manage_account, users_manageable_by
 from accounts.services import (
     access_token_revoke,
     api_key_issue,
@@ -109,6 +115,33 @@ class UserAdmin(BaseUserAdmin[User], AuditedModelAdmin[User]):  # type: ignore[m
         # Labels, uploads and ledger entries keep their author: ban or deactivate instead.
         return False
 
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        """The change form and the password form (Django's checks this right on the account):
+        read-only, and refused when posted, for an account the moderator may not manage."""
+        if not super().has_change_permission(request, obj):
+            return False
+        return obj is None or user_may_manage_account(request.user, obj)
+
+    def formfield_for_choice_field(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        if db_field.name == "role" and not request.user.is_superuser:
+            # The moderator role opens the moderation API: a right, given by a superuser.
+            kwargs["choices"] = [
+                (value, label) for value, label in User.Role.choices if value != User.Role.MODERATOR
+            ]
+        return super().formfield_for_choice_field(db_field, request, **kwargs)
+
+    def _refused_targets(self, request: HttpRequest, queryset: QuerySet[User]) -> bool:
+        """True, with a message naming them, if the selection holds accounts the moderator may
+        not ban or unban: the action then does nothing (not a part of the selection silently)."""
+        refused = [str(u) for u in queryset if not user_may_manage_account(request.user, u)]
+        if refused:
+            messages.error(
+                request,
+                "Only a superuser bans or unbans an account with rights (staff or moderator): "
+                f"{', '.join(refused)}. Nothing was done.",
+            )
+        return bool(refused)
+
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         fields = list(self.readonly_fields)
         if obj is not None and not request.user.is_superuser:
@@ -166,6 +199,8 @@ class UserAdmin(BaseUserAdmin[User], AuditedModelAdmin[User]):  # type: ignore[m
         permissions=["change"],
     )
     def ban_users(self, request: HttpRequest, queryset: QuerySet[User]) -> TemplateResponse | None:
+        if self._refused_targets(request, queryset):
+            return None
         reason, page = reason_or_confirmation(
             self,
             request,
@@ -185,6 +220,8 @@ class UserAdmin(BaseUserAdmin[User], AuditedModelAdmin[User]):  # type: ignore[m
     def unban_users(
         self, request: HttpRequest, queryset: QuerySet[User]
     ) -> TemplateResponse | None:
+        if self._refused_targets(request, queryset):
+            return None
         reason, page = reason_or_confirmation(
             self,
             request,
@@ -250,6 +287,13 @@ class AccessTokenAdmin(AuditedModelAdmin[AccessToken]):
         if obj is None:
             return []
         return [f.name for f in AccessToken._meta.fields]
+
+    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        if db_field.name == "user":
+            # A key for a staff account would let the moderator holding it act as them:
+            # only a superuser issues one (api_key_issue refuses it too).
+            kwargs["queryset"] = users_manageable_by(request.user)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     def save_model(self, request: HttpRequest, obj: AccessToken, form: Any, change: bool) -> None:
         if change:

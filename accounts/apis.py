@@ -1,4 +1,10 @@
-"""Sign-In with Ethereum over the API: ``GET auth/nonce``, ``POST auth/siwe``, ``POST auth/logout``."""
+"""Sign-In with Ethereum over the API: ``GET auth/nonce``, ``POST auth/siwe``, ``POST auth/logout``.
+
+A sign-in returns a bearer token, and starts a cookie session for a browser that passes Django's
+CSRF check (the sign-in page sends its token in ``X-CSRFToken``): without the check, another site
+could post its own signed message from a visitor's browser and sign that browser into its
+account (login CSRF). The session remembers its token's id: signing out revokes it.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +12,11 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import login, logout
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_serializer
 from eth_utils.address import is_address, to_checksum_address
 from rest_framework import serializers, status
+from rest_framework.authentication import CSRFCheck
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -20,10 +27,12 @@ from accounts.services import (
     SignInError,
     SignInResult,
     access_token_revoke,
+    session_token_revoke,
     siwe_nonce_issue,
     siwe_sign_in,
 )
 from config.openapi import errors
+from config.parsers import BoundedJSONParser
 from config.throttling import SignInThrottle
 
 
@@ -36,6 +45,59 @@ def signed_in(request: HttpRequest, result: SignInResult) -> None:
     fingerprint_record(request=request, user=result.user, first=result.first_sign_in)
     if result.first_sign_in:
         sybil_scan.delay()
+
+
+# The session's record of the bearer token its sign-in returned.
+SIGN_IN_TOKEN_SESSION_KEY = "crowdmint_sign_in_token_id"
+
+
+def session_sign_in(request: HttpRequest, result: SignInResult) -> None:
+    """Start the browser's cookie session for a sign-in, remembering its bearer token so that
+    signing out revokes it. A sign-in that replaces this browser's previous one revokes that
+    one's token: the browser only ever used its session."""
+    previous = session_sign_in_token_id(request)
+    login(request, result.user, backend="django.contrib.auth.backends.ModelBackend")
+    request.session[SIGN_IN_TOKEN_SESSION_KEY] = result.token_id
+    if previous is not None and previous != result.token_id:
+        session_token_revoke(token_id=previous)
+
+
+def session_sign_in_token_id(request: HttpRequest) -> int | None:
+    """The id of the bearer token the sign-in of this cookie session returned, if any."""
+    token_id = request.session.get(SIGN_IN_TOKEN_SESSION_KEY)
+    return token_id if isinstance(token_id, int) else None
+
+
+def session_sign_out(request: HttpRequest) -> None:
+    """End the cookie session and revoke the bearer token its sign-in returned: that token
+    would otherwise keep the account signed in for ``ACCESS_TOKEN_TTL`` after the sign-out."""
+    token_id = session_sign_in_token_id(request)
+    if token_id is not None:
+        session_token_revoke(token_id=token_id)
+    logout(request)
+
+
+def _csrf_refusal(request: HttpRequest) -> str | None:
+    """Why Django's CSRF check refuses ``request`` (as ``SessionAuthentication`` runs it), or
+    None when it passes."""
+
+    def no_view(request: HttpRequest) -> HttpResponse:  # pragma: no cover: only checked
+        return HttpResponse()
+
+    check = CSRFCheck(no_view)
+    check.process_request(request)  # reads the CSRF cookie into request.META
+    reason: Any = check.process_view(request, no_view, (), {})  # DRF's CSRFCheck: a reason
+    return str(reason) if reason else None
+
+
+def _from_a_browser(request: HttpRequest) -> bool:
+    """A request that carries this site's session or CSRF cookie, or a CSRF token: a browser's
+    (a script's client holds neither, nor any cookie from the API)."""
+    if settings.CSRF_COOKIE_NAME in request.COOKIES:
+        return True
+    if settings.SESSION_COOKIE_NAME in request.COOKIES:
+        return True
+    return settings.CSRF_HEADER_NAME in request.META
 
 
 def siwe_expected_domain(request: Request) -> str:
@@ -89,6 +151,9 @@ class SiweSignInApi(APIView):
     authentication_classes: list[type] = []
     permission_classes = [AllowAny]
     throttle_classes = [SignInThrottle]
+    # JSON only: a form on another site can post form-encoded, multipart or text/plain bodies
+    # without the browser asking first, never application/json.
+    parser_classes = [BoundedJSONParser]
 
     @extend_schema_serializer(component_name="SignInInput")
     class InputSerializer(serializers.Serializer[Any]):
@@ -107,10 +172,19 @@ class SiweSignInApi(APIView):
 
     @extend_schema(
         summary="Sign in with a signed EIP-4361 message",
+        description="Returns a bearer token. A browser also gets a session cookie: it must send "
+        "Django's CSRF token in `X-CSRFToken` (403 otherwise). A client without cookies gets "
+        "the token only.",
         request=InputSerializer,
-        responses={200: OutputSerializer, **errors(400, 401, 429)},
+        responses={200: OutputSerializer, **errors(400, 401, 403, 415, 429)},
     )
     def post(self, request: Request) -> Response:
+        # Checked before the message is: a refused request doesn't use up its nonce.
+        csrf_refusal = _csrf_refusal(request._request)
+        if csrf_refusal is not None and _from_a_browser(request._request):
+            return Response(
+                {"detail": f"CSRF Failed: {csrf_refusal}"}, status=status.HTTP_403_FORBIDDEN
+            )
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         try:
@@ -122,7 +196,8 @@ class SiweSignInApi(APIView):
             )
         except SignInError as exc:
             return Response({"detail": exc.reason}, status=status.HTTP_401_UNAUTHORIZED)
-        login(request._request, result.user, backend="django.contrib.auth.backends.ModelBackend")
+        if csrf_refusal is None:
+            session_sign_in(request._request, result)
         signed_in(request._request, result)
         return Response(
             {
@@ -139,7 +214,8 @@ class LogoutApi(APIView):
 
     @extend_schema(
         summary="End this sign-in: revoke its token and end the session",
-        description="An API key is left working: keys are revoked by a moderator in admin.",
+        description="With the session cookie, the token its sign-in returned is revoked too. "
+        "An API key is left working: keys are revoked by a moderator in admin.",
         request=None,
         responses={204: None},
     )
@@ -148,5 +224,5 @@ class LogoutApi(APIView):
         # a client library calling logout must not destroy it for good.
         if isinstance(request.auth, AccessToken) and request.auth.kind == AccessToken.Kind.SESSION:
             access_token_revoke(token=request.auth)
-        logout(request._request)
+        session_sign_out(request._request)
         return Response(status=status.HTTP_204_NO_CONTENT)

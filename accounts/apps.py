@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.contrib.admin import apps as admin_apps
 
 
 class AccountsConfig(AppConfig):
@@ -10,3 +11,12 @@ class AccountsConfig(AppConfig):
 
         # Every process (web, Celery, manage.py) loads this app: no deep recursion anywhere.
         restore_recursion_limit()
+
+
+class CrowdmintAdminConfig(admin_apps.AdminConfig):
+    """Django's admin with Crowdmint's site (``accounts.admin_site``): ``INSTALLED_APPS`` names it
+    in place of ``django.contrib.admin``."""
+
+    # Not the accounts app's own config (that is AccountsConfig, found by default).
+    default = False
+    default_site = "accounts.admin_site.CrowdmintAdminSite"

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any, ClassVar
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractUser, UserManager
 from django.db import models
 from django.db.models import Q
+from django.utils.crypto import salted_hmac
 
 
 class CrowdmintUserManager(UserManager["User"]):
@@ -31,6 +34,9 @@ class User(AbstractUser):
     wallet_address = models.CharField(max_length=42, null=True, blank=True, unique=True)
     banned_at = models.DateTimeField(null=True, blank=True)
     ban_reason = models.CharField(max_length=500, blank=True)
+    # Raised by a ban (never lowered): part of the session hash, so every session of the account
+    # ends at its next request, and an unban doesn't bring them back.
+    session_epoch = models.PositiveIntegerField(default=0, editable=False)
 
     objects: ClassVar[CrowdmintUserManager] = CrowdmintUserManager()
 
@@ -49,6 +55,27 @@ class User(AbstractUser):
     @property
     def is_banned(self) -> bool:
         return self.banned_at is not None
+
+    def get_session_auth_hash(self) -> str:
+        return self._session_hash(None)
+
+    def get_session_auth_fallback_hash(self) -> Iterator[str]:
+        for secret in settings.SECRET_KEY_FALLBACKS:
+            yield self._session_hash(secret)
+
+    def _session_hash(self, secret: str | bytes | None) -> str:
+        """Django's HMAC of the password field, and of the session epoch once a ban raised it (an
+        account never banned keeps Django's hash: its sessions outlive this field's arrival)."""
+        if self.session_epoch == 0:
+            value = self.password
+        else:
+            value = f"{self.password}\x00epoch {self.session_epoch}"
+        return salted_hmac(
+            "django.contrib.auth.models.AbstractBaseUser.get_session_auth_hash",
+            value,
+            secret=secret,
+            algorithm="sha256",
+        ).hexdigest()
 
 
 class SiweNonce(models.Model):

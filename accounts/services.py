@@ -6,7 +6,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.core.exceptions import PermissionDenied
 from django.db import IntegrityError, transaction
+from django.db.models import F
 from django.utils import timezone
 from eth_utils.address import to_checksum_address
 
@@ -14,6 +16,7 @@ from accounts import siwe
 from accounts.audit import audit_record
 from accounts.authentication import auth_cache_clear
 from accounts.models import AccessToken, SiweNonce, User
+from accounts.permissions import user_may_manage_account
 from accounts.tokens import token_generate, token_hash
 
 
@@ -30,6 +33,7 @@ class SignInResult:
     user: User
     token: str
     expires_at: datetime | None  # None only where ACCESS_TOKEN_TTL is None
+    token_id: int  # the AccessToken's id: a cookie session remembers it, sign-out revokes it
     first_sign_in: bool = False  # the wallet's first sign-in: its account was made now
 
 
@@ -90,10 +94,16 @@ def siwe_sign_in(*, message: str, signature: str, domain: str, chain_id: int) ->
         first = user.last_login is None
         user.last_login = now
         user.save(update_fields=["last_login"])
-        token, expires_at = access_token_issue(
-            user=user, kind=AccessToken.Kind.SESSION, ttl=settings.ACCESS_TOKEN_TTL
+        secret, token = _access_token_create(
+            user=user, kind=AccessToken.Kind.SESSION, name="", ttl=settings.ACCESS_TOKEN_TTL
         )
-    return SignInResult(user=user, token=token, expires_at=expires_at, first_sign_in=first)
+    return SignInResult(
+        user=user,
+        token=secret,
+        expires_at=token.expires_at,
+        token_id=token.pk,
+        first_sign_in=first,
+    )
 
 
 def user_get_or_create_for_wallet(*, address: str) -> User:
@@ -144,8 +154,11 @@ def _access_token_create(
 def api_key_issue(*, user: User, name: str, actor: User | None = None) -> str:
     """A buyer's API key; it never expires until revoked. Returns the secret, shown once.
 
-    With an ``actor`` (a moderator), the issuance is recorded in the audit trail.
+    With an ``actor`` (a moderator), the issuance is recorded in the audit trail; raises
+    ``PermissionDenied`` if the actor may not manage the user's account (a staff account's key
+    lets whoever holds it act as them: only a superuser issues one).
     """
+    _refuse_unless_manageable(actor, user)
     with transaction.atomic():
         secret, token = _access_token_create(
             user=user, kind=AccessToken.Kind.API_KEY, name=name, ttl=None
@@ -165,16 +178,39 @@ def access_token_revoke(*, token: AccessToken, actor: User | None = None) -> Non
             audit_record(actor=actor, action="token.revoke", target=token)
 
 
+def session_token_revoke(*, token_id: int) -> None:
+    """Revoke the sign-in token ``token_id`` (the one a cookie session's sign-in returned, at
+    sign-out). Only a sign-in token: an API key is never revoked here."""
+    with transaction.atomic():
+        _forget_cached_tokens()
+        AccessToken.objects.filter(
+            pk=token_id, kind=AccessToken.Kind.SESSION, revoked_at__isnull=True
+        ).update(revoked_at=timezone.now())
+
+
+def _refuse_unless_manageable(actor: User | None, user: User) -> None:
+    if actor is not None and not user_may_manage_account(actor, user):
+        raise PermissionDenied(
+            f"only a superuser manages {user}'s account: it has rights (staff or moderator)"
+        )
+
+
 def user_ban(*, user: User, reason: str, actor: User | None = None) -> None:
-    """Ban a user: their tokens stop working and they can no longer sign in.
+    """Ban a user: their tokens stop working, their sessions end and they can no longer sign in.
 
     With an ``actor`` (a moderator), the ban is recorded in the audit trail in the same
-    transaction: a ban without its audit entry, or the reverse, can't happen.
+    transaction: a ban without its audit entry, or the reverse, can't happen. Raises
+    ``PermissionDenied`` if the actor may not manage the user's account.
     """
+    _refuse_unless_manageable(actor, user)
     now = timezone.now()
     with transaction.atomic():
         _forget_cached_tokens()
-        User.objects.filter(pk=user.pk).update(banned_at=now, ban_reason=reason[:500])
+        # A new session epoch changes the account's session hash: Django ends each of its
+        # sessions (admin ones included) at its next request, and an unban doesn't revive them.
+        User.objects.filter(pk=user.pk).update(
+            banned_at=now, ban_reason=reason[:500], session_epoch=F("session_epoch") + 1
+        )
         AccessToken.objects.filter(user=user, revoked_at__isnull=True).update(revoked_at=now)
         if actor is not None:
             audit_record(actor=actor, action="user.ban", target=user, details={"reason": reason})
@@ -182,6 +218,8 @@ def user_ban(*, user: User, reason: str, actor: User | None = None) -> None:
 
 
 def user_unban(*, user: User, actor: User | None = None) -> None:
+    """Lift a ban. Raises ``PermissionDenied`` if the actor may not manage the user's account."""
+    _refuse_unless_manageable(actor, user)
     with transaction.atomic():
         _forget_cached_tokens()
         User.objects.filter(pk=user.pk).update(banned_at=None, ban_reason="")
@@ -226,11 +264,15 @@ def user_save_by_moderator(
     in one transaction. ``changed`` maps each changed field to its new value (for the trail).
 
     Raises ``ValueError`` for a field moderators may not change (the wallet address, bans: those
-    have their own services).
+    have their own services), ``PermissionDenied`` if the actor may not manage the account as it
+    was or as the edit makes it (a moderator giving the moderator role).
     """
     refused = sorted(set(changed) - USER_ADMIN_FIELDS)
     if refused:
         raise ValueError(f"moderators can't change {', '.join(refused)} here")
+    if not created:
+        _refuse_unless_manageable(actor, User.objects.get(pk=user.pk))
+    _refuse_unless_manageable(actor, user)
     with transaction.atomic():
         _forget_cached_tokens()
         user.save()

@@ -63,7 +63,7 @@ ALLOWED_HOSTS = [
 CSRF_TRUSTED_ORIGINS = [o for o in env("DJANGO_CSRF_TRUSTED_ORIGINS").split(",") if o]
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "accounts.apps.CrowdmintAdminConfig",  # django.contrib.admin, closed to banned accounts
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",

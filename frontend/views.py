@@ -9,7 +9,6 @@ from datetime import UTC, datetime
 
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth import login, logout
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -18,7 +17,7 @@ from django.views.decorators.http import require_POST
 from eth_account.messages import encode_defunct
 
 from accounts import siwe
-from accounts.apis import signed_in
+from accounts.apis import session_sign_in, session_sign_out, signed_in
 from accounts.demo import demo_account, demo_accounts
 from accounts.models import User
 from accounts.permissions import user_is_contributor
@@ -84,7 +83,7 @@ def demo_login(request: HttpRequest) -> HttpResponse:
     except SignInError as exc:
         messages.error(request, f"Sign-in failed: {exc.reason}")
         return redirect("frontend:login")
-    login(request, result.user, backend="django.contrib.auth.backends.ModelBackend")
+    session_sign_in(request, result)
     # The demo's seeded accounts all sign in from one browser: not a cluster of new arrivals.
     signed_in(request, dataclasses.replace(result, first_sign_in=False))
     return redirect(_safe_next(request, request.POST.get("next")))
@@ -98,7 +97,8 @@ def buyers_page(request: HttpRequest) -> HttpResponse:
 
 @require_POST
 def logout_view(request: HttpRequest) -> HttpResponse:
-    logout(request)
+    # Revokes the bearer token the sign-in returned too: it outlived the session for a week.
+    session_sign_out(request)
     return redirect("frontend:home")
 
 
