@@ -16,6 +16,11 @@ from django.db import models
 from django.db.backends.base.base import BaseDatabaseWrapper
 
 MAX_DIGITS = 78
+# The most a moderator may set an amount to (a rate, a bonus, a budget, a price, a threshold):
+# 10**18 whole tokens of an 18-decimal asset. Sums of credits this size stay far inside the
+# int256/uint256 the payout contract and its receipts encode (2**255 is about 5.8 * 10**76); an
+# amount past them would stop every payout at signing, or revert the batch, for everyone.
+MAX_AMOUNT = 10**36
 
 
 class TokenAmountField(models.Field[int, int]):

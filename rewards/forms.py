@@ -9,6 +9,7 @@ from typing import Any
 from django import forms
 
 from rewards.asset import payout_asset
+from rewards.fields import MAX_AMOUNT
 
 
 def units_to_base(text: str, *, required: bool = True) -> int | None:
@@ -28,6 +29,9 @@ def units_to_base(text: str, *, required: bool = True) -> int | None:
     units = value.scaleb(decimals)
     if value < 0 or units != units.to_integral_value():
         raise forms.ValidationError(f"A non-negative amount with at most {decimals} decimals.")
+    if units > MAX_AMOUNT:
+        limit = Decimal(MAX_AMOUNT).scaleb(-decimals)
+        raise forms.ValidationError(f"At most {limit:,f} (a larger amount can't be paid out).")
     return int(units)
 
 

@@ -31,6 +31,7 @@ from rewards.approval import batch_may_be_sent, batch_needs_approval
 from rewards.asset import payout_asset
 from rewards.chain import MINT, ChainClient, ChainError, Receipt, SignedTransaction, max_batch_size
 from rewards.failpoints import failpoint
+from rewards.fields import MAX_AMOUNT
 from rewards.models import (
     DecisionCredit,
     EpochClose,
@@ -97,7 +98,7 @@ def reward_policy_update(
 
     The project's displayed rates follow it; the change is audited. Entries already credited
     keep the version they were made under. Raises ``ValueError`` for an unknown field or a
-    negative amount.
+    negative amount or one above ``MAX_AMOUNT``.
     """
     unknown = set(changes) - set(POLICY_FIELDS)
     if unknown:
@@ -106,6 +107,8 @@ def reward_policy_update(
         value = changes.get(name)
         if value is not None and int(value) < 0:  # type: ignore[call-overload]
             raise ValueError(f"{name} can't be negative")
+        if value is not None and int(value) > MAX_AMOUNT:  # type: ignore[call-overload]
+            raise ValueError(f"{name} can be at most {MAX_AMOUNT} base units")
     with transaction.atomic():
         Project.objects.select_for_update().get(pk=project.pk)  # one new version at a time
         current = reward_policy_current(project=project)
@@ -628,6 +631,8 @@ class SettlementReport:
     pending: list[str]
     failed: list[str]
     awaiting_approval: list[str] = field(default_factory=list)
+    # Prepared or submitted for another chain or payout contract than this client's: left alone.
+    other_contract: list[str] = field(default_factory=list)
 
     @property
     def summary(self) -> str:
@@ -637,6 +642,11 @@ class SettlementReport:
         )
         if self.awaiting_approval:
             text += f", {len(self.awaiting_approval)} awaiting a moderator's approval"
+        if self.other_contract:
+            text += (
+                f", {len(self.other_contract)} made for another chain or payout contract "
+                "(settle them with a client for it)"
+            )
         return text
 
 
@@ -803,8 +813,11 @@ def payout_batch_submit(*, batch: PayoutBatch, client: ChainClient) -> PayoutBat
     """Sign the batch's transaction, record its hash, then broadcast it (after the commit).
 
     Sends nothing, and returns the batch still prepared, if it is held or waits for a
-    moderator's approval (``rewards.approval``) when it is claimed.
+    moderator's approval (``rewards.approval``) when it is claimed, or was made for another
+    chain or payout contract than ``client``'s.
     """
+    if not _for_this_contract(batch, client):
+        return batch
     signed = _sign(batch, client)
     failpoint("after_sign")
     # The claim itself re-checks the hold and the approval: a moderator may hold the batch
@@ -842,7 +855,8 @@ def _broadcast(batch: PayoutBatch, raw: bytes, client: ChainClient) -> None:
 def payout_batch_reconcile(
     *, batch: PayoutBatch, client: ChainClient, wait: bool = True
 ) -> PayoutBatch:
-    """Learn a submitted batch's fate from the chain and record it.
+    """Learn a submitted batch's fate from the chain and record it (a batch made for another
+    chain or payout contract than ``client``'s is returned untouched).
 
     Processed on-chain: confirmed, and its credits count as paid. Mined but reverted and not
     processed: failed, and its credits are released for the next batch. Not mined: re-broadcast
@@ -850,6 +864,8 @@ def payout_batch_reconcile(
     with a new nonce (the batch id keeps that safe). With ``wait``, it waits for the outcome of
     what it re-sent; otherwise the batch stays submitted for the next run.
     """
+    if not _for_this_contract(batch, client):
+        return batch
     for _ in range(3):
         batch.refresh_from_db()
         if batch.status != PayoutBatch.Status.SUBMITTED:
@@ -865,9 +881,20 @@ def payout_batch_reconcile(
         if processed:
             _mark_confirmed(batch, receipt if receipt is not None and receipt.status else None)
             failpoint("after_confirm")
-        elif receipt is not None:
+        elif receipt is not None and not receipt.status:
             _mark_failed(
                 batch, f"transaction {batch.tx_hash} reverted in block {receipt.block_number}"
+            )
+        elif receipt is not None:
+            # Mined and executed, yet the contract says the batch isn't processed: the node read
+            # is behind the receipt's block (a load-balanced provider's lagging replica). It
+            # stays submitted, its credits allocated, and is read again: never paid twice.
+            logger.warning(
+                "payout batch %s: transaction %s succeeded in block %s but the batch reads as "
+                "not processed yet; reading it again later",
+                batch.batch_id,
+                batch.tx_hash,
+                receipt.block_number,
             )
         elif client.confirmed_nonce() > (batch.tx_nonce or 0):
             _resign(batch, client)
@@ -890,11 +917,14 @@ def _mark_confirmed(batch: PayoutBatch, receipt: Receipt | None) -> None:
     PayoutBatch.objects.filter(pk=batch.pk, status=PayoutBatch.Status.SUBMITTED).update(**fields)
 
 
-def _mark_failed(batch: PayoutBatch, error: str) -> None:
+def _mark_failed(
+    batch: PayoutBatch, error: str, status: str = PayoutBatch.Status.SUBMITTED
+) -> None:
+    """``batch``, if still in ``status``, fails and its credits are released for the next."""
     with transaction.atomic():
-        updated = PayoutBatch.objects.filter(
-            pk=batch.pk, status=PayoutBatch.Status.SUBMITTED
-        ).update(status=PayoutBatch.Status.FAILED, error=error)
+        updated = PayoutBatch.objects.filter(pk=batch.pk, status=status).update(
+            status=PayoutBatch.Status.FAILED, error=error
+        )
         if updated:
             PayoutAllocation.objects.filter(batch=batch).delete()
     logger.error("payout batch %s failed: %s", batch.batch_id, error)
@@ -1005,12 +1035,28 @@ def payouts_settle(*, client: ChainClient) -> SettlementReport:
     ledger_close_epochs()
     touched: list[PayoutBatch] = []
     waiting: list[PayoutBatch] = []
+    elsewhere: list[PayoutBatch] = []
     for batch in PayoutBatch.objects.filter(status=PayoutBatch.Status.PREPARED).order_by("id"):
+        if not _for_this_contract(batch, client):
+            # Never sent (a batch is sent only once claimed as submitted): it can be dropped,
+            # and its credits go into this contract's next batch.
+            _mark_failed(
+                batch,
+                f"made for chain {batch.chain_id}, {batch.mode} contract {batch.token_address} "
+                "and never sent; its credits go to the next batch",
+                status=PayoutBatch.Status.PREPARED,
+            )
+            batch.refresh_from_db()
+            touched.append(batch)
+            continue
         if _may_submit(batch):
             batch = payout_batch_submit(batch=batch, client=client)
         # Still prepared: it waits for a moderator (held, or not approved, when it was claimed).
         (waiting if batch.status == PayoutBatch.Status.PREPARED else touched).append(batch)
     for batch in PayoutBatch.objects.filter(status=PayoutBatch.Status.SUBMITTED).order_by("id"):
+        if not _for_this_contract(batch, client):
+            elsewhere.append(batch)
+            continue
         touched.append(payout_batch_reconcile(batch=batch, client=client))
     if all(b.status != PayoutBatch.Status.SUBMITTED for b in touched):
         while (prepared := payout_batch_prepare(client=client)) is not None:
@@ -1031,4 +1077,30 @@ def payouts_settle(*, client: ChainClient) -> SettlementReport:
         pending=[k for k, v in statuses.items() if v == PayoutBatch.Status.SUBMITTED],
         failed=[k for k, v in statuses.items() if v == PayoutBatch.Status.FAILED],
         awaiting_approval=[b.batch_id for b in waiting],
+        other_contract=[b.batch_id for b in elsewhere],
     )
+
+
+def _for_this_contract(batch: PayoutBatch, client: ChainClient) -> bool:
+    """Whether ``batch`` was made for ``client``'s chain and payout contract. One made for
+    another (the contract was redeployed, or switched from minting to a distributor, while it was
+    in flight) can't be read or sent through this client: its contract would say it was never
+    processed, and its credits would be paid again."""
+    same = (
+        batch.chain_id == client.chain_id
+        and batch.mode == (client.mode or MINT)
+        and batch.token_address.lower() == (client.payout_address or "").lower()
+    )
+    if not same:
+        logger.error(
+            "payout batch %s was made for chain %s, %s contract %s; this client pays through "
+            "chain %s, %s contract %s",
+            batch.batch_id,
+            batch.chain_id,
+            batch.mode,
+            batch.token_address,
+            client.chain_id,
+            client.mode or MINT,
+            client.payout_address,
+        )
+    return same
