@@ -155,10 +155,56 @@ class Project(models.Model):
             raise ValidationError(
                 {"classes": "Class names may not contain control characters (tabs, newlines)."}
             )
+        self._clean_labeled()
         if not 2 <= len(classes) <= MAX_CLASSES:
             raise ValidationError({"classes": f"A project has 2 to {MAX_CLASSES} classes."})
         if len(set(classes)) != len(classes):
             raise ValidationError({"classes": "Class names must be distinct."})
+
+    def _clean_labeled(self) -> None:
+        """Once the project is labeled, its task and data kind stay, and classes may only be
+        added at the end.
+
+        Answers, decisions and gold answers name classes by name, and a class's position is its
+        code (YOLO and COCO exports, stored consensus fits' confusion matrices): a renamed,
+        removed or reordered class left accepted records naming no class (exports failed with a
+        KeyError) or another one. Raises ``ValidationError`` on the field changed.
+        """
+        if self.pk is None:
+            return
+        stored = (
+            Project.objects.filter(pk=self.pk).values_list("task", "data_kind", "classes").first()
+        )
+        if stored is None or not _project_is_labeled(self.pk):
+            return
+        task, data_kind, stored_classes = stored
+        errors: dict[str, str] = {}
+        for field, name, was in (("task", "task", task), ("data_kind", "data kind", data_kind)):
+            if getattr(self, field) != was:
+                errors[field] = (
+                    f"The {name} can't change once the project has answers, decisions or gold "
+                    "answers: create a new project."
+                )
+        kept = list(stored_classes or [])
+        if self.classes[: len(kept)] != kept:
+            errors["classes"] = (
+                "The project has answers, decisions or gold answers: keep every class, in "
+                f"the same order ({', '.join(kept)}), and add new ones after them."
+            )
+        if errors:
+            raise ValidationError(errors)
+
+
+def _project_is_labeled(project_id: int) -> bool:
+    """Whether anything stored names one of the project's classes: an answer, a decision (an
+    item decided before decisions were recorded has its decided_label alone) or a gold answer."""
+    if Annotation.objects.filter(item__project_id=project_id).exists():
+        return True
+    return (
+        Item.objects.filter(project_id=project_id)
+        .filter(~Q(decided_label="") | ~Q(gold_label="") | Q(decision_version__gt=0))
+        .exists()
+    )
 
 
 def item_upload_to(item: Item, filename: str) -> str:

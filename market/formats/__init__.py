@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import unicodedata
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -42,6 +42,8 @@ class Built:
     contained: tuple[tuple[str, str], ...] = field(default=())  # (path in archive, mime)
     #: The main file's SHA-256, when the writer computed it while writing (else it is read).
     sha256: str = ""
+    #: The licences of the records written, each once, sorted (``stated_licences``).
+    licences: tuple[str, ...] = ()
 
 
 #: Opens a stored image (``Item.image.name``) for reading, e.g. ``default_storage.open``.
@@ -74,6 +76,47 @@ def writer_for(fmt: str, project: Project) -> Writer:
     if fmt not in writers:
         raise FormatError(f"unknown format {fmt!r}: use {', '.join(writers)}")
     return writers[fmt]
+
+
+def stated_licences(project: Project, licences: Iterable[str]) -> list[str]:
+    """The licences a dataset states (Croissant, the dataset card, COCO, YOLO): those its
+    records carry, each once, sorted.
+
+    Each record carries the licence its contributor accepted at upload (``Item.licence``);
+    the project's licence is only what new uploads accept, and may have changed since. An
+    export without records states the project's licence.
+    """
+    return sorted(set(licences)) or [project.licence]
+
+
+class ClassCodes:
+    """The class codes of an export (YOLO's class index, COCO's category id less one): the
+    project's classes in their order, then any class a record names that the project no longer
+    has, in the order the records first name it.
+
+    The admin form refuses to rename, remove or reorder a labeled project's classes, but one
+    changed another way (a shell, an update) failed the whole export with a KeyError. A buyer
+    would rather keep every decided box than have one silently missing (an unlabeled object
+    teaches a detector that it is background): so a stale class keeps its name under the
+    next free code, and the project's classes keep theirs.
+    """
+
+    def __init__(self, classes: Iterable[str]) -> None:
+        self._codes: dict[str, int] = {}
+        for name in classes:
+            self.code(name)
+
+    def code(self, name: str) -> int:
+        """The code of ``name``, a new one after the others for a class not seen yet."""
+        code = self._codes.get(name)
+        if code is None:
+            code = self._codes[name] = len(self._codes)
+        return code
+
+    @property
+    def names(self) -> list[str]:
+        """Every class by its code."""
+        return list(self._codes)
 
 
 def slug(project: Project) -> str:

@@ -3,8 +3,10 @@ images under ``images/``.
 
 COCO boxes are ``[x, y, width, height]`` in pixels from the top-left corner: the decided
 ``{"x", "y", "w", "h", "label"}`` boxes as they are. Category ids start at 1, in the project's
-class order. The JSON is one object holding two long arrays; to stay in constant memory the two
-arrays are written to temporary files first and then copied into the archive.
+class order (a class the project no longer has comes after them: ``ClassCodes``). Each image's
+``license`` is the licence its record was contributed under, among ``licenses``. The JSON is one
+object holding two long arrays; to stay in constant memory the two arrays are written to
+temporary files first and then copied into the archive.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from labeling.models import Project
-from market.formats import Built, OpenImage, Rows, slug
+from market.formats import Built, ClassCodes, OpenImage, Rows, slug
+from market.formats.croissant import licence_url
 
 
 def image_name(row: dict[str, Any]) -> str:
@@ -39,8 +42,9 @@ def _dump(value: Any) -> str:
 
 
 def write(directory: Path, project: Project, rows: Rows, open_image: OpenImage) -> Built:
-    classes = list(project.classes)
-    category = {name: n + 1 for n, name in enumerate(classes)}
+    classes = ClassCodes(project.classes)
+    # Licence ids in the order images first carry them (images are written before the head).
+    licence_ids: dict[str, int] = {}
     images_part, annotations_part = directory / "images.part", directory / "annotations.part"
     path = directory / f"{slug(project)}-coco.zip"
     count = annotation_id = 0
@@ -54,6 +58,7 @@ def write(directory: Path, project: Project, rows: Rows, open_image: OpenImage) 
                 continue
             name = image_name(row)
             copy_image(archive, open_image, row, f"images/{name}")
+            licence_id = licence_ids.setdefault(row["licence"], len(licence_ids) + 1)
             images.write(
                 ("," if count else "")
                 + _dump(
@@ -63,7 +68,7 @@ def write(directory: Path, project: Project, rows: Rows, open_image: OpenImage) 
                         "width": row["width"],
                         "height": row["height"],
                         "date_captured": row["created_at"],
-                        "license": 1,
+                        "license": licence_id,
                         "crowdmint": {
                             "confidence": row["confidence"],
                             "agreement": row["agreement"],
@@ -84,7 +89,7 @@ def write(directory: Path, project: Project, rows: Rows, open_image: OpenImage) 
                         {
                             "id": annotation_id,
                             "image_id": row["id"],
-                            "category_id": category[box["label"]],
+                            "category_id": classes.code(box["label"]) + 1,
                             "bbox": [x, y, w, h],
                             "area": w * h,
                             "iscrowd": 0,
@@ -100,9 +105,13 @@ def write(directory: Path, project: Project, rows: Rows, open_image: OpenImage) 
                 "version": "1.0",
                 "contributor": "Crowdmint contributors",
             },
-            "licenses": [{"id": 1, "name": project.licence, "url": ""}],
+            "licenses": [
+                {"id": n, "name": licence, "url": licence_url(licence)}
+                for licence, n in licence_ids.items()
+            ],
             "categories": [
-                {"id": n, "name": name, "supercategory": ""} for name, n in category.items()
+                {"id": n, "name": name, "supercategory": ""}
+                for n, name in enumerate(classes.names, start=1)
             ],
         }
         with archive.open("annotations/instances.json", "w", force_zip64=True) as out:
@@ -121,5 +130,6 @@ def write(directory: Path, project: Project, rows: Rows, open_image: OpenImage) 
         content_type="application/zip",
         records=count,
         layout="archive",
+        licences=tuple(sorted(licence_ids)),
         contained=(("annotations/instances.json", "application/json"), ("images/*", "image/*")),
     )

@@ -13,7 +13,7 @@ from typing import Any
 from django.utils import timezone
 
 from labeling.models import Project
-from market.formats import Built
+from market.formats import Built, stated_licences
 
 CONTEXT: dict[str, Any] = {
     "@language": "en",
@@ -97,7 +97,16 @@ def document(
     sha256: str,
     size_bytes: int,
 ) -> dict[str, Any]:
-    """The Croissant description of one export."""
+    """The Croissant description of one export. Its licence is the records' (``built.licences``,
+    ``stated_licences``): one URL, or a list of them when the records' licences differ."""
+    licences = stated_licences(project, built.licences)
+    licence_urls = [licence_url(licence) for licence in licences]
+    accepted = (
+        f"the licence ({licences[0]}) at upload"
+        if len(licences) == 1
+        else "the project's licence of the time at upload, which its record carries (the "
+        f"licence field): {', '.join(licences)}"
+    )
     file_id = "export-file"
     distribution: list[dict[str, Any]] = [
         {
@@ -166,7 +175,7 @@ def document(
         "alternateName": project.name,
         "description": (project.description or project.name)
         + f" ({project.task} on {project.data_kind}; classes: {', '.join(project.classes)})",
-        "license": licence_url(project.licence),
+        "license": licence_urls[0] if len(licence_urls) == 1 else licence_urls,
         "url": url,
         # The export's date as MAJOR.MINOR.PATCH (no leading zeros), as Croissant asks.
         "version": f"{now.year}.{now.month}.{now.day}",
@@ -178,8 +187,8 @@ def document(
         "citeAs": f"Crowdmint contributors. {project.name}. Dataset {project.pk}, {now:%Y}.",
         "keywords": ["crowdsourcing", "crowdmint", project.task, project.data_kind],
         # Provenance: how every record was made (RAI vocabulary).
-        "rai:dataCollection": "Contributed by the crowd, each contributor accepting the "
-        f"licence ({project.licence}) at upload; exact and near copies refused.",
+        "rai:dataCollection": "Contributed by the crowd, each contributor accepting "
+        f"{accepted}; exact and near copies refused.",
         "rai:dataAnnotationProtocol": f"Labeled by contributors; {project.consensus_method} "
         f"consensus accepted an item at posterior {project.acceptance_threshold} after "
         f"{project.overlap} to {project.max_labels} labels, or a moderator decided it "

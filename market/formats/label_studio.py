@@ -5,25 +5,33 @@ results refer to: paste it into the project's Labeling Setup).
 Results follow Label Studio's export format: ``choices`` (classify, multi-label),
 ``rectanglelabels`` (boxes, in percent of the image, as Label Studio stores them),
 ``labels`` (spans, character offsets) and ``pairwise`` (``left``/``right``). The array is
-written a task at a time.
+written a task at a time; the config after it, so that it also lists a class the project no
+longer has but a record names (``ClassCodes``): every label a result names is one of the
+config's.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import quoteattr
 
 from labeling.models import Project
-from market.formats import Built, OpenImage, Rows, slug
+from market.formats import Built, ClassCodes, OpenImage, Rows, slug
+
+#: The keys of a result's value that name classes, by result type.
+CLASS_KEYS = ("rectanglelabels", "labels", "choices")
 
 
-def label_config(project: Project) -> str:
-    """The Label Studio labeling config matching the exported results."""
+def label_config(project: Project, classes: Sequence[str] | None = None) -> str:
+    """The Label Studio labeling config matching the exported results: ``classes`` (the
+    project's by default) as its labels or choices."""
     task, kind = project.task, project.data_kind
-    labels = "".join(f"    <Label value={quoteattr(c)}/>\n" for c in project.classes)
-    choices = "".join(f"    <Choice value={quoteattr(c)}/>\n" for c in project.classes)
+    names = project.classes if classes is None else classes
+    labels = "".join(f"    <Label value={quoteattr(c)}/>\n" for c in names)
+    choices = "".join(f"    <Choice value={quoteattr(c)}/>\n" for c in names)
     if task == Project.Task.PAIRWISE:
         tag = "Text" if kind == Project.DataKind.TEXT else "Image"
         attr = "value" if tag == "Text" else "value"
@@ -153,15 +161,23 @@ def task(project: Project, row: dict[str, Any]) -> dict[str, Any]:
 def write(directory: Path, project: Project, rows: Rows, open_image: OpenImage) -> Built:
     path = directory / f"{slug(project)}-label-studio.json"
     config = directory / "label_config.xml"
-    config.write_text(label_config(project), encoding="utf-8")
+    classes = ClassCodes(project.classes)
+    licences: set[str] = set()
     count = 0
     with path.open("w", encoding="utf-8") as out:
         out.write("[")
         for row in rows:
+            exported = task(project, row)
+            for region in exported["annotations"][0]["result"]:
+                for key in CLASS_KEYS:
+                    for name in region["value"].get(key, ()):
+                        classes.code(name)
+            licences.add(row["licence"])
             out.write(("," if count else "") + "\n")
-            out.write(json.dumps(task(project, row), ensure_ascii=False, separators=(",", ":")))
+            out.write(json.dumps(exported, ensure_ascii=False, separators=(",", ":")))
             count += 1
         out.write("\n]\n")
+    config.write_text(label_config(project, classes.names), encoding="utf-8")
     return Built(
         path=path,
         filename=path.name,
@@ -170,4 +186,5 @@ def write(directory: Path, project: Project, rows: Rows, open_image: OpenImage) 
         card=config,
         card_filename=config.name,
         layout="jsonPath",
+        licences=tuple(sorted(licences)),
     )

@@ -8,6 +8,8 @@ Timestamps are Parquet timestamps (microseconds, UTC); the decision's value is a
 from __future__ import annotations
 
 import json
+from collections import Counter
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +18,7 @@ import pyarrow.parquet as pq
 from django.utils import timezone
 
 from labeling.models import Project
-from market.formats import Built, OpenImage, Rows, slug, yaml_string
+from market.formats import Built, OpenImage, Rows, slug, stated_licences, yaml_string
 from market.records import EXPORT_COLUMNS
 
 ROWS_PER_GROUP = 20_000
@@ -73,9 +75,31 @@ def _table(batch: list[dict[str, Any]]) -> pa.Table:
     return pa.Table.from_arrays(arrays, schema=SCHEMA)
 
 
-def card(project: Project, records: int, data_file: str) -> str:
-    """The Hugging Face dataset card: metadata the Hub reads, then what the data is."""
-    licence = project.licence.lower()
+def _licence_lines(project: Project, licences: Mapping[str, int]) -> tuple[str, str]:
+    """The card's ``license:`` value (YAML: one licence, or a list) and its Licence line: the
+    licences the records carry (``stated_licences``), each with its record count when they
+    differ (the Hub's ``license`` may be a list)."""
+    stated = stated_licences(project, licences)
+    if len(stated) == 1:
+        return (
+            f" {yaml_string(stated[0].lower())}",
+            f"{stated[0]}, accepted by each contributor at upload.",
+        )
+    counted = ", ".join(
+        f"{name} ({licences[name]} record{'' if licences[name] == 1 else 's'})" for name in stated
+    )
+    return "".join(f"\n- {yaml_string(name.lower())}" for name in stated), (
+        "per record (the `licence` field): the licence its contributor accepted at upload; "
+        f"{counted}."
+    )
+
+
+def card(
+    project: Project, records: int, data_file: str, licences: Mapping[str, int] | None = None
+) -> str:
+    """The Hugging Face dataset card: metadata the Hub reads, then what the data is.
+    ``licences`` counts the records by licence (none: the project's licence is stated)."""
+    licence_yaml, licence_line = _licence_lines(project, licences or {})
     task = HF_TASKS.get((project.task, project.data_kind), "other")
     size = (
         "n<1K"
@@ -97,7 +121,7 @@ def card(project: Project, records: int, data_file: str) -> str:
     )
     classes = ", ".join(f"`{c}`" for c in project.classes)
     return f"""---
-license: {yaml_string(licence)}
+license:{licence_yaml}
 pretty_name: {yaml_string(project.name)}
 task_categories:
 - {task}
@@ -119,7 +143,7 @@ configs:
 
 - **Records:** {records} accepted items (gold items excluded), exported {timezone.now():%Y-%m-%d %H:%M} UTC.
 - **Task:** {project.task} on {project.data_kind}; classes: {classes}.
-- **Licence:** {project.licence}, accepted by each contributor at upload.
+- **Licence:** {licence_line}
 - **How labels were decided:** the `{project.consensus_method}` consensus model accepted an item
   once its posterior reached {project.acceptance_threshold}; `decided_by` says `moderator` where a
   moderator decided instead (then `method` is null).
@@ -144,10 +168,12 @@ ds = load_dataset("parquet", data_files={json.dumps(data_file)}, split="train")
 def write(directory: Path, project: Project, rows: Rows, open_image: OpenImage) -> Built:
     path = directory / f"{slug(project)}.parquet"
     count = 0
+    licences: Counter[str] = Counter()
     batch: list[dict[str, Any]] = []
     with pq.ParquetWriter(path, SCHEMA, compression="zstd") as writer:
         for row in rows:
             batch.append(row)
+            licences[row["licence"]] += 1
             if len(batch) == ROWS_PER_GROUP:
                 writer.write_table(_table(batch))
                 count += len(batch)
@@ -156,7 +182,7 @@ def write(directory: Path, project: Project, rows: Rows, open_image: OpenImage) 
             writer.write_table(_table(batch))
             count += len(batch)
     readme = directory / "README.md"
-    readme.write_text(card(project, count, path.name), encoding="utf-8")
+    readme.write_text(card(project, count, path.name, licences), encoding="utf-8")
     return Built(
         path=path,
         filename=path.name,
@@ -165,4 +191,5 @@ def write(directory: Path, project: Project, rows: Rows, open_image: OpenImage) 
         card=readme,
         card_filename="README.md",
         columns=EXPORT_COLUMNS,
+        licences=tuple(sorted(licences)),
     )

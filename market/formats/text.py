@@ -14,11 +14,13 @@ from market.streams import STREAM_FORMATS, stream_chunks
 def _write(fmt: str, directory: Path, project: Project, rows: Rows) -> Built:
     path = directory / f"{slug(project)}.{fmt}"
     count = 0
+    licences: set[str] = set()
 
     def counted(source: Rows) -> Rows:
         nonlocal count
         for row in source:
             count += 1
+            licences.add(row["licence"])
             yield row
 
     digest = hashlib.sha256()
@@ -34,6 +36,7 @@ def _write(fmt: str, directory: Path, project: Project, rows: Rows) -> Built:
         records=count,
         columns=EXPORT_COLUMNS,
         sha256=digest.hexdigest(),
+        licences=tuple(sorted(licences)),
     )
 
 

@@ -10,7 +10,7 @@ from django.test import Client
 from django.utils import timezone
 
 from accounts.models import AuditEvent, User
-from labeling.models import Item, Project
+from labeling.models import Annotation, Item, Project
 from labeling.services import item_create_text
 from tests.support.admin import change_form_data
 
@@ -112,3 +112,112 @@ def test_admin_form_validation_matches_the_service(item: Item) -> None:
     form: Any = ItemAdminForm(instance=item, data={"gold_label": "banana"})
     assert not form.is_valid()
     assert "gold_label" in form.errors
+
+
+# --- A labeled project's task, kind and classes -------------------------------------------------
+
+
+def project_url(project: Project) -> str:
+    return f"/admin/labeling/project/{project.pk}/change/"
+
+
+def label_it(project: Project, how: str) -> None:
+    """Give ``project`` labeled data: a contributor's answer, a decision, or a gold answer."""
+    item = item_create_text(project=project, contributor=None, text="Works well.")
+    if how == "answer":
+        annotator = User.objects.create_user("labeler")
+        Annotation.objects.create(item=item, annotator=annotator, label="positive")
+    elif how == "decision":
+        # Decided with no answer recorded (as the export fixtures do): its label is a class too.
+        Item.objects.filter(pk=item.pk).update(
+            status=Item.Status.ACCEPTED,
+            decided_label="positive",
+            decided_at=timezone.now(),
+            decision_version=1,
+        )
+    else:
+        Item.objects.filter(pk=item.pk).update(gold_label="positive")
+
+
+def refuse(browser: Client, project: Project, field: str, error: str, **change: str) -> None:
+    """Post ``change`` to the project's admin form: refused on ``field``, nothing saved."""
+    before = (project.task, project.data_kind, project.classes)
+    page = browser.get(project_url(project))
+    response = browser.post(
+        project_url(project), change_form_data(page, audit_reason="x", **change)
+    )
+    assert response.status_code == 200
+    assert field in response.context["adminform"].form.errors
+    assert error in response.content.decode()
+    project.refresh_from_db()
+    assert (project.task, project.data_kind, project.classes) == before
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "error"),
+    [
+        # Renamed: answers and decisions saying "positive" would name no class (exports failed).
+        ({"classes": '["good", "negative"]'}, "classes", "keep every class"),
+        # Reordered: a class's position is its code in YOLO/COCO exports and in stored fits.
+        ({"classes": '["negative", "positive"]'}, "classes", "keep every class"),
+        ({"classes": '["positive", "neutral", "negative"]'}, "classes", "keep every class"),
+        ({"classes": '["negative", "neutral"]'}, "classes", "keep every class"),
+        ({"task": "multilabel"}, "task", "can&#x27;t change once"),
+        ({"data_kind": "image"}, "data_kind", "can&#x27;t change once"),
+    ],
+)
+def test_a_labeled_projects_task_kind_and_classes_cannot_be_rewritten(
+    browser: Client, text_project: Project, change: dict[str, str], field: str, error: str
+) -> None:
+    label_it(text_project, "answer")
+    refuse(browser, text_project, field, error, **change)
+
+
+@pytest.mark.parametrize("how", ["decision", "gold"])
+def test_a_decision_or_a_gold_answer_also_holds_the_classes(
+    browser: Client, text_project: Project, how: str
+) -> None:
+    """The audit's project had accepted boxes and no answer rows: renaming "cat" broke its
+    COCO and YOLO exports."""
+    label_it(text_project, how)
+    refuse(browser, text_project, "classes", "keep every class", classes='["good", "negative"]')
+
+
+def test_a_labeled_project_may_gain_classes_at_the_end(
+    browser: Client, text_project: Project
+) -> None:
+    label_it(text_project, "answer")
+    page = browser.get(project_url(text_project))
+    added = change_form_data(
+        page, classes='["positive", "negative", "neutral"]', audit_reason="a third class"
+    )
+    response = browser.post(project_url(text_project), added)
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    text_project.refresh_from_db()
+    assert text_project.classes == ["positive", "negative", "neutral"]
+
+
+def test_a_project_nobody_has_labeled_yet_can_still_be_reshaped(
+    browser: Client, text_project: Project
+) -> None:
+    item_create_text(project=text_project, contributor=None, text="Not labeled yet.")
+    page = browser.get(project_url(text_project))
+    reshaped = change_form_data(
+        page, task="multilabel", classes='["good", "bad", "ugly"]', audit_reason="rethink"
+    )
+    response = browser.post(project_url(text_project), reshaped)
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    text_project.refresh_from_db()
+    assert (text_project.task, text_project.classes) == ("multilabel", ["good", "bad", "ugly"])
+
+
+def test_any_path_that_validates_a_project_keeps_its_labeled_classes(
+    text_project: Project,
+) -> None:
+    from django.core.exceptions import ValidationError
+
+    label_it(text_project, "answer")
+    text_project.classes = ["good", "negative"]
+    with pytest.raises(ValidationError) as refused:
+        text_project.full_clean()
+    assert "classes" in refused.value.message_dict

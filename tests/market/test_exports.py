@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import xml.etree.ElementTree as ET
 import zipfile
 from datetime import timedelta
 from pathlib import Path
@@ -375,8 +376,6 @@ def test_label_studio_exports_are_its_json_tasks_with_annotations(
     assert '<Choices name="label" toName="text" choice="single">' in config
     assert '<Choice value="negative"/>' in config
     # Every from_name/to_name in the results is a tag of the config (what Label Studio checks).
-    import xml.etree.ElementTree as ET
-
     names = {tag.get("name") for tag in ET.fromstring(config).iter()}
     assert {annotation["result"][0]["from_name"], annotation["result"][0]["to_name"]} <= names
 
@@ -477,6 +476,42 @@ def test_yolo_exports_load_with_supervision_in_pixels(
     assert found[(40, 40)] == ([], [])
 
 
+def test_a_box_whose_class_the_project_no_longer_has_gets_a_code_after_its_classes(
+    boxes: Project,
+    buyer_api: APIClient,
+    django_capture_on_commit_callbacks: Any,
+    tmp_path: Path,
+) -> None:
+    """Classes renamed behind the admin form's back (it refuses that once a project is labeled):
+    the accepted "cat" box failed the COCO and YOLO exports with KeyError: 'cat'. It keeps its
+    box, under a class after the project's: the project's own codes don't move."""
+    from pycocotools.coco import COCO
+
+    Project.objects.filter(pk=boxes.pk).update(classes=["kitten", "dog"])
+    capture = django_capture_on_commit_callbacks
+    done = request_export(buyer_api, boxes, capture, "coco")
+    zipfile.ZipFile(io.BytesIO(body(buyer_api.get(done["download_url"])))).extractall(tmp_path)
+    coco = COCO(str(tmp_path / "annotations" / "instances.json"))
+    categories = coco.loadCats(coco.getCatIds())
+    assert [(c["id"], c["name"]) for c in categories] == [(1, "kitten"), (2, "dog"), (3, "cat")]
+    assert [a["category_id"] for a in coco.loadAnns(coco.getAnnIds())] == [3, 2]
+
+    done = request_export(buyer_api, boxes, capture, "yolo")
+    archive = zipfile.ZipFile(io.BytesIO(body(buyer_api.get(done["download_url"]))))
+    data = yaml.safe_load(archive.read("data.yaml"))
+    assert data["names"] == {0: "kitten", 1: "dog", 2: "cat"} and data["nc"] == 3
+    first = min(
+        (n for n in archive.namelist() if n.startswith("labels/")),
+        key=lambda n: int(n.split("/")[1].split(".")[0]),
+    )
+    assert [line.split()[0] for line in archive.read(first).decode().splitlines()] == ["2", "1"]
+
+    done = request_export(buyer_api, boxes, capture, "label_studio")
+    config = body(buyer_api.get(done["card_url"])).decode()
+    labels = [c.get("value") for c in ET.fromstring(config).iter("Label")]
+    assert labels == ["kitten", "dog", "cat"]  # every label the results use is in the config
+
+
 def test_images_in_exports_need_the_buyers_key(
     boxes: Project, buyer_api: APIClient, django_capture_on_commit_callbacks: Any
 ) -> None:
@@ -524,7 +559,8 @@ def check_croissant(doc: dict[str, Any], data: bytes) -> None:
     assert doc["@type"] == "sc:Dataset"
     for required in ("name", "description", "license", "url", "creator", "datePublished"):
         assert doc[required], required
-    assert doc["license"].startswith("https://spdx.org/licenses/")
+    licences = doc["license"] if isinstance(doc["license"], list) else [doc["license"]]
+    assert all(url.startswith("https://spdx.org/licenses/") for url in licences), licences
     files = {f["@id"]: f for f in doc["distribution"]}
     main = files["export-file"]
     assert main["@type"] == "cr:FileObject" and main["contentUrl"].endswith("/download")
@@ -571,3 +607,80 @@ def test_archives_have_a_croissant_description_of_what_they_contain(
     check_croissant(doc, body(buyer_api.get(done["download_url"])))
     assert any(f.get("containedIn") for f in doc["distribution"])
     assert doc["license"] == "https://spdx.org/licenses/CC0-1.0.html"
+
+
+def test_the_croissant_file_and_the_card_state_the_licence_the_records_carry(
+    texts: Project, buyer_api: APIClient, django_capture_on_commit_callbacks: Any
+) -> None:
+    """Contributed under CC-BY-4.0, then the project's licence changed to CC0-1.0: the
+    Croissant file and the card said CC0-1.0 while every record's licence said CC-BY-4.0."""
+    Project.objects.filter(pk=texts.pk).update(licence="CC0-1.0")
+    done = request_export(buyer_api, texts, django_capture_on_commit_callbacks, "parquet")
+    doc = json.loads(body(buyer_api.get(done["croissant_url"])))
+    check_croissant(doc, body(buyer_api.get(done["download_url"])))
+    assert doc["license"] == "https://spdx.org/licenses/CC-BY-4.0.html"
+    assert "CC0" not in json.dumps(doc)
+    card = body(buyer_api.get(done["card_url"])).decode()
+    assert yaml.safe_load(card.split("---")[1])["license"] == "cc-by-4.0"
+    assert "**Licence:** CC-BY-4.0, accepted by each contributor at upload." in card
+    assert "CC0" not in card
+
+
+def test_records_under_different_licences_name_every_one_and_the_card_says_per_record(
+    texts: Project,
+    buyer_api: APIClient,
+    django_capture_on_commit_callbacks: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    first = texts.items.filter(status=Item.Status.ACCEPTED).order_by("id")[0]
+    Item.objects.filter(pk=first.pk).update(licence="CC0-1.0")
+    done = request_export(buyer_api, texts, django_capture_on_commit_callbacks, "parquet")
+    data = body(buyer_api.get(done["download_url"]))
+    doc = json.loads(body(buyer_api.get(done["croissant_url"])))
+    check_croissant(doc, data)  # mlcroissant reads a list of licences
+    assert doc["license"] == [
+        "https://spdx.org/licenses/CC-BY-4.0.html",
+        "https://spdx.org/licenses/CC0-1.0.html",
+    ]
+    card = body(buyer_api.get(done["card_url"])).decode()
+    front = yaml.safe_load(card.split("---")[1])
+    assert front["license"] == ["cc-by-4.0", "cc0-1.0"]
+    assert "**Licence:** per record (the `licence` field)" in card
+    assert "CC-BY-4.0 (1 record), CC0-1.0 (1 record)" in card
+    # The Hub's layout still loads: the card's metadata with a list of licences, the file.
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    import datasets
+
+    folder = tmp_path / "repo"
+    folder.mkdir()
+    (folder / "README.md").write_text(card)
+    (folder / front["configs"][0]["data_files"][0]["path"]).write_bytes(data)
+    loaded = datasets.load_dataset(str(folder), split="train", cache_dir=str(tmp_path / "c"))
+    assert sorted(loaded["licence"]) == ["CC-BY-4.0", "CC0-1.0"]
+
+
+def test_coco_names_each_images_licence_and_yolo_every_licence(
+    boxes: Project, buyer_api: APIClient, django_capture_on_commit_callbacks: Any
+) -> None:
+    """COCO's licenses listed the project's licence, and every image pointed at it."""
+    cc_by = boxes.items.order_by("id")[1]
+    Item.objects.filter(pk=cc_by.pk).update(licence="CC-BY-4.0")
+    capture = django_capture_on_commit_callbacks
+    done = request_export(buyer_api, boxes, capture, "coco")
+    archive = zipfile.ZipFile(io.BytesIO(body(buyer_api.get(done["download_url"]))))
+    instances = json.loads(archive.read("annotations/instances.json"))
+    licences = {entry["id"]: entry for entry in instances["licenses"]}
+    assert sorted(entry["name"] for entry in licences.values()) == ["CC-BY-4.0", "CC0-1.0"]
+    by_image = {image["id"]: licences[image["license"]]["name"] for image in instances["images"]}
+    assert by_image == {boxes.items.order_by("id")[0].pk: "CC0-1.0", cc_by.pk: "CC-BY-4.0"}
+    assert licences[1]["url"] == "https://spdx.org/licenses/CC0-1.0.html"
+
+    done = request_export(buyer_api, boxes, capture, "yolo")
+    archive = zipfile.ZipFile(io.BytesIO(body(buyer_api.get(done["download_url"]))))
+    header = archive.read("data.yaml").decode().splitlines()[0]
+    assert "CC-BY-4.0" in header and "CC0-1.0" in header
+    doc = json.loads(body(buyer_api.get(done["croissant_url"])))
+    check_croissant(doc, body(buyer_api.get(done["download_url"])))
+    assert len(doc["license"]) == 2
