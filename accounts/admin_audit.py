@@ -13,17 +13,20 @@ from __future__ import annotations
 from typing import Any, TypeVar
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.contrib.admin.utils import flatten_fieldsets
+from django.core.exceptions import ValidationError
 from django.db import models, router, transaction
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 
 from accounts.audit import audit_record
 from accounts.models import User
 from config.forms import BoundedJSONField
+from config.ids import parse_id
 
 REASON_FIELD = "audit_reason"
 _M = TypeVar("_M", bound=models.Model)
@@ -52,6 +55,18 @@ def _changed_fields(message: Any) -> list[str]:
     return names
 
 
+def _is_pk(model: type[models.Model], value: str) -> bool:
+    """Whether ``value`` (from a form) can be one of ``model``'s primary keys."""
+    field = model._meta.pk
+    if isinstance(field, models.AutoField | models.BigAutoField | models.IntegerField):
+        return parse_id(value) is not None
+    try:
+        field.to_python(value)
+    except ValidationError:
+        return False
+    return True
+
+
 class AuditedModelAdmin(admin.ModelAdmin[_M]):
     """A ModelAdmin whose adds, changes and deletes are audited (who, what, when, why)."""
 
@@ -59,6 +74,20 @@ class AuditedModelAdmin(admin.ModelAdmin[_M]):
     audit_reason_on_forms = True
     # JSON typed into a form is bounded like an API body (a deep value was a RecursionError).
     formfield_overrides = {models.JSONField: {"form_class": BoundedJSONField}}
+
+    def response_action(  # type: ignore[override]  # django-stubs adds an argument 5.2 lacks
+        self, request: HttpRequest, queryset: QuerySet[Any]
+    ) -> HttpResponse | None:
+        """An action on a selection that isn't this model's ids (``_selected_action=abc``, or a
+        number past 64 bits) is refused with a message: Django filtered by it and raised (a 500
+        on every changelist)."""
+        selected = request.POST.getlist(helpers.ACTION_CHECKBOX_NAME)
+        if not all(_is_pk(self.model, value) for value in selected):
+            self.message_user(
+                request, "The selection isn't a list of ids: nothing was done.", messages.ERROR
+            )
+            return HttpResponseRedirect(request.get_full_path())
+        return super().response_action(request, queryset)
 
     def _may_write(self, request: HttpRequest, obj: Any) -> bool:
         if not self.audit_reason_on_forms:
@@ -154,9 +183,11 @@ def reason_or_confirmation(
     submit: str,
     notes: list[str] | None = None,
     credits: list[str] | None = None,
+    credits_anyone: bool = True,
 ) -> tuple[str | None, TemplateResponse | None]:
     """For a bulk admin action: the reason from its confirmed form, or first the confirmation
-    page (what it will do, to what, who it credits) asking for it."""
+    page (what it will do, to what, who it credits: say nothing about credits for an action that
+    can't credit anyone, ``credits_anyone=False``) asking for it."""
     form = ReasonForm(request.POST if "apply" in request.POST else None)
     if "apply" in request.POST and form.is_valid():
         return str(form.cleaned_data["reason"]), None
@@ -168,6 +199,7 @@ def reason_or_confirmation(
         "effect": effect,
         "targets": targets,
         "credits": credits or [],
+        "credits_anyone": credits_anyone,
         "notes": notes or [],
         "form": form,
         "hidden": [("action", request.POST.get("action", ""))]

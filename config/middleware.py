@@ -17,6 +17,7 @@ from django.http import (
 )
 from django.http.request import RawPostDataException
 from django.urls import is_valid_path
+from django.utils.cache import add_never_cache_headers
 
 logger = logging.getLogger("django.request")
 
@@ -129,6 +130,26 @@ class NulCharacterMiddleware:
                 return _json_error(400, detail)
             return HttpResponseBadRequest(detail, content_type="text/plain; charset=utf-8")
         return self.get_response(request)
+
+
+class PrivateCacheMiddleware:
+    """An answer to a signed-in request (a session cookie, or an ``Authorization`` header) that
+    doesn't say how it may be cached is never stored: a contributor's rewards, receipts and
+    labels, a buyer's records, would otherwise sit in a shared proxy or on a shared computer's
+    disk after sign-out. Answers that set their own ``Cache-Control`` keep it; static files are
+    served before this runs."""
+
+    def __init__(self, get_response: Handler) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponseBase:
+        response = self.get_response(request)
+        signed_in = "HTTP_AUTHORIZATION" in request.META or bool(
+            request.COOKIES.get(settings.SESSION_COOKIE_NAME)
+        )
+        if signed_in and not response.has_header("Cache-Control"):
+            add_never_cache_headers(response)  # no-store, private
+        return response
 
 
 # Contributor pages and admin: scripts, styles, images and requests only from this site; no

@@ -15,7 +15,7 @@ from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html, format_html_join
 
 from accounts.admin import ReadOnlyAdmin
-from accounts.admin_audit import AuditedModelAdmin
+from accounts.admin_audit import REASON_FIELD, AuditedModelAdmin
 from labeling.admin_review import (
     accept_plurality_action,
     item_image_view,
@@ -132,6 +132,17 @@ class ItemAdminForm(forms.ModelForm[Item]):
             raise forms.ValidationError(str(exc)) from exc
         return label
 
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        # A gold answer judges every contributor who meets the item (their gold record, the
+        # bonus, probation): setting or clearing one needs a reason in the audit trail.
+        if "gold_label" in self.changed_data and not str(cleaned.get(REASON_FIELD, "")).strip():
+            self.add_error(
+                REASON_FIELD if REASON_FIELD in self.fields else None,
+                "Give a reason for changing the gold answer (recorded in the audit trail).",
+            )
+        return cleaned
+
 
 @admin.register(Item)
 class ItemAdmin(AuditedModelAdmin[Item]):
@@ -246,7 +257,12 @@ class ItemAdmin(AuditedModelAdmin[Item]):
     def save_model(self, request: HttpRequest, obj: Item, form: Any, change: bool) -> None:
         """Only the gold answer is editable; it changes through the audited service."""
         if "gold_label" in form.changed_data:
-            item_gold_set(item=obj, label=form.cleaned_data["gold_label"], moderator=request.user)  # type: ignore[arg-type]
+            item_gold_set(
+                item=obj,
+                label=form.cleaned_data["gold_label"],
+                moderator=request.user,  # type: ignore[arg-type]
+                reason=str(form.cleaned_data.get(REASON_FIELD, "")).strip(),
+            )
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Item]:
         return super().get_queryset(request).annotate(skip_total=Count("skips"))

@@ -16,7 +16,7 @@ from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 
 from accounts.admin import ReadOnlyAdmin
-from accounts.admin_audit import AuditedModelAdmin
+from accounts.admin_audit import AuditedModelAdmin, reason_or_confirmation
 from accounts.audit import audit_record
 from config.ids import parse_id
 from rewards.approval import batch_needs_approval, payout_settings
@@ -230,18 +230,39 @@ class PayoutBatchAdmin(ReadOnlyAdmin):
         return [settle, *super().get_urls()]
 
     def settle_view(self, request: HttpRequest) -> HttpResponse:
-        """Pay every due credit now (the same service Celery beat and ``settle_rewards`` run)."""
+        """Pay every due credit now (the same service Celery beat and ``settle_rewards`` run),
+        once a moderator has confirmed it with a reason, recorded with each batch it touched."""
         if request.method != "POST":
             return HttpResponseNotAllowed(["POST"])
         if not request.user.has_perm(APPROVE_PERMISSION):
             raise PermissionDenied
+        reason, page = reason_or_confirmation(
+            self,
+            request,
+            effect="pay every due credit now: sign payout batches and send them to the chain",
+            targets=[],
+            submit="Settle due rewards",
+            notes=[
+                "Batches that need a moderator's approval are prepared and wait for it; the "
+                "others are sent at once. Celery beat does the same on its schedule."
+            ],
+            credits_anyone=False,
+        )
+        if page is not None:
+            return page
         try:
             report = payouts_settle(client=chain_client_with_token())
         except (ChainError, ImproperlyConfigured) as exc:
             messages.error(request, f"Settlement stopped: {exc}")
         else:
-            for batch in PayoutBatch.objects.filter(batch_id__in=report.confirmed + report.failed):
-                audit_record(actor=request.user, action="payout.settle", target=batch)  # type: ignore[arg-type]
+            touched = report.confirmed + report.failed + report.pending
+            for batch in PayoutBatch.objects.filter(batch_id__in=touched):
+                audit_record(
+                    actor=request.user,  # type: ignore[arg-type]
+                    action="payout.settle",
+                    target=batch,
+                    details={"reason": reason, "status": batch.status},
+                )
             messages.success(request, f"Settlement: {report.summary}.")
         return redirect("admin:rewards_payoutbatch_changelist")
 

@@ -305,8 +305,9 @@ def item_gold_validate(*, item: Item, label: str) -> None:
         )
 
 
-def item_gold_set(*, item: Item, label: str, moderator: User) -> Item:
-    """Set (or clear, with ``""``) an item's gold answer, audited. Raises ``AnnotationError``."""
+def item_gold_set(*, item: Item, label: str, moderator: User, reason: str = "") -> Item:
+    """Set (or clear, with ``""``) an item's gold answer, audited with the moderator's
+    ``reason``. Raises ``AnnotationError``."""
     with transaction.atomic():
         locked = Item.objects.select_for_update().select_related("project").get(pk=item.pk)
         item_gold_validate(item=locked, label=label)
@@ -317,7 +318,7 @@ def item_gold_set(*, item: Item, label: str, moderator: User) -> Item:
             actor=moderator,
             action="item.gold",
             target=locked,
-            details={"from": previous, "to": label},
+            details={"from": previous, "to": label, "reason": reason},
         )
     return locked
 

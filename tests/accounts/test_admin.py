@@ -95,3 +95,26 @@ def test_a_password_change_by_a_moderator_is_audited(browser: Client, moderator:
     )
     assert response.status_code == 302
     assert AuditEvent.objects.filter(action="user.password", target_id=str(other.pk)).exists()
+
+
+@pytest.mark.parametrize(
+    ("changelist", "action"),
+    [
+        ("accounts/user", "ban_users"),
+        ("moderation/flag", "dismiss_flags"),
+        ("rewards/payoutbatch", "hold"),
+        ("labeling/item", "accept_plurality"),
+        ("market/datasetgrant", "revoke_grants"),
+        ("accounts/accesstoken", "revoke"),
+    ],
+)
+@pytest.mark.parametrize("selected", ["abc", "1.5", "99999999999999999999999"])
+def test_an_action_on_a_selection_that_isnt_ids_is_refused_with_a_message(
+    browser: Client, changelist: str, action: str, selected: str
+) -> None:
+    """Django filtered by the posted values and raised: a 500 on every changelist."""
+    response = browser.post(
+        f"/admin/{changelist}/", {"action": action, "_selected_action": [selected]}, follow=True
+    )
+    assert response.status_code == 200
+    assert "The selection isn&#x27;t a list of ids: nothing was done." in response.content.decode()

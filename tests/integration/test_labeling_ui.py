@@ -141,6 +141,15 @@ def test_classify_by_keyboard_and_mouse_with_undo_and_no_ctrl_s_skip(
     history.locator(f"text=Item {second.pk}").wait_for()
     assert "waiting for consensus" in history.inner_text()
 
+    # The last answer can be undone from the empty queue too, by a tap (a phone has no Z key).
+    undo_here = empty.locator("[data-testid=empty-undo]")
+    assert undo_here.is_visible()
+    undo_here.click()
+    wait_for_item(page, second)
+    assert answers(me) == [{"label": "negative"}]
+    page.click("#answer button[data-label=positive]")
+    page.wait_for_selector("text=No tasks left in this project")
+
     # The counts come from the server: a reload keeps them.
     page.reload()
     page.wait_for_selector("text=No tasks left in this project")

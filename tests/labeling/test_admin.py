@@ -61,15 +61,25 @@ def test_a_gold_answer_outside_the_projects_classes_is_refused(browser: Client, 
     assert item.gold_label == ""
 
 
-def test_setting_a_gold_answer_is_audited(browser: Client, item: Item, moderator: User) -> None:
+def test_setting_a_gold_answer_is_audited_with_its_reason(
+    browser: Client, item: Item, moderator: User
+) -> None:
     page = browser.get(change_url(item))
-    response = browser.post(change_url(item), change_form_data(page, gold_label="negative"))
+    unexplained = browser.post(change_url(item), change_form_data(page, gold_label="negative"))
+    assert unexplained.status_code == 200
+    assert "Give a reason for changing the gold answer" in unexplained.content.decode()
+    item.refresh_from_db()
+    assert item.gold_label == ""
+    response = browser.post(
+        change_url(item),
+        change_form_data(page, gold_label="negative", audit_reason="sarcasm reads as negative"),
+    )
     assert response.status_code == 302
     item.refresh_from_db()
     assert item.gold_label == "negative"
     event = AuditEvent.objects.get(action="item.gold")
     assert event.actor == moderator and event.target_id == str(item.pk)
-    assert event.details == {"from": "", "to": "negative"}
+    assert event.details == {"from": "", "to": "negative", "reason": "sarcasm reads as negative"}
 
 
 def test_a_decided_item_cannot_become_gold(browser: Client, item: Item) -> None:

@@ -14,7 +14,7 @@ import pytest
 from django.core.management import call_command
 from eth_account import Account
 
-from accounts.models import User
+from accounts.models import AuditEvent, User
 from accounts.services import user_ban, user_get_or_create_for_wallet
 from labeling.models import Project
 from rewards.chain import ChainClient, ChainUnavailable, embedded_account_keys
@@ -292,6 +292,18 @@ def test_moderators_settle_from_admin(
     browser = Client()
     browser.force_login(moderator)
     assert browser.get("/admin/rewards/payoutbatch/").status_code == 200
-    response = browser.post("/admin/rewards/payoutbatch/settle/", follow=True)
+    # The button asks first, for a reason; nothing is paid until it is given.
+    page = browser.post("/admin/rewards/payoutbatch/settle/")
+    assert page.status_code == 200 and "Settle due rewards" in page.content.decode()
+    unexplained = browser.post("/admin/rewards/payoutbatch/settle/", {"apply": "1", "reason": ""})
+    assert unexplained.status_code == 200 and chain.balance_of(alice.wallet_address) == 0
+    response = browser.post(
+        "/admin/rewards/payoutbatch/settle/",
+        {"apply": "1", "reason": "the weekly payout"},
+        follow=True,
+    )
     assert b"1 batch(es) confirmed" in response.content
     assert chain.balance_of(alice.wallet_address) == 10
+    event = AuditEvent.objects.get(action="payout.settle")
+    assert event.actor == moderator
+    assert event.details == {"reason": "the weekly payout", "status": "confirmed"}

@@ -20,6 +20,8 @@
   const submitButton = $("submit-button");
   const skipButton = $("skip-button");
   const undoButton = $("undo-button");
+  // The same, on the "no tasks left" card (the task section, and its button, are hidden there).
+  const emptyUndoButton = $("empty-undo-button");
   const feedbackEl = $("feedback");
   const emptyEl = $("empty");
   const promptEl = $("signin-prompt");
@@ -353,8 +355,10 @@
     clearTimeout(undoTimer);
     const left = lastAnswer ? lastAnswer.undoUntil - Date.now() : 0;
     undoButton.disabled = !(left > 0);
+    emptyUndoButton.hidden = !(left > 0);
     if (left > 0) {
       undoButton.title = `You can change your last answer for ${Math.ceil(left / 1000)} more seconds.`;
+      emptyUndoButton.title = undoButton.title;
       undoTimer = setTimeout(refreshUndo, Math.min(left, 2147483647));
     } else {
       undoButton.title = "Nothing to undo.";
@@ -957,6 +961,7 @@
   onClick(submitButton, () => editor && editor.enter && editor.enter());
   onClick(skipButton, () => skip());
   onClick(undoButton, () => undo());
+  onClick(emptyUndoButton, () => undo());
   onClick($("feedback-continue"), () => continueAfterFeedback());
 
   // ---- start: an answer kept while signed out goes first ------------------------------------
