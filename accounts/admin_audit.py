@@ -199,7 +199,7 @@ def reason_or_confirmation(
         "effect": effect,
         "targets": targets,
         "credits": credits or [],
-        "credits_anyone": credits_anyone,
+        "credits_irrelevant": not credits_anyone,
         "notes": notes or [],
         "form": form,
         "hidden": [("action", request.POST.get("action", ""))]
