@@ -267,10 +267,9 @@ class Contest:
     item: Item
 
 
-@pytest.fixture
-def contest(make_contributor: Callable[[], Contributor], ds_project: Project) -> Contest:
-    """An item accepted before any fit because two adversaries outvoted one good labeler, in a
-    project whose history shows who the adversaries are."""
+def contested(make_contributor: Callable[[], Contributor], ds_project: Project) -> Contest:
+    """An undecided item two adversaries answered "dog" and one good labeler "cat", in a project
+    whose history shows who the adversaries are."""
     good = [make_contributor() for _ in range(3)]
     adversaries = [make_contributor() for _ in range(2)]
     for n, adversary in enumerate(adversaries):
@@ -278,9 +277,17 @@ def contest(make_contributor: Callable[[], Contributor], ds_project: Project) ->
     item = item_create_text(project=ds_project, contributor=None, text="contested")
     for who, value in [(adversaries[0], "dog"), (adversaries[1], "dog"), (good[0], "cat")]:
         annotation_create(item=item, annotator=who.user, label=value, leased_only=False)
-    accept_at(ds_project, 0.8, item)
-    item.refresh_from_db()
     return Contest(good, adversaries, item)
+
+
+@pytest.fixture
+def contest(make_contributor: Callable[[], Contributor], ds_project: Project) -> Contest:
+    """The ``contested`` item, accepted before any fit: the adversaries outvoted the good
+    labeler."""
+    contest = contested(make_contributor, ds_project)
+    accept_at(ds_project, 0.8, contest.item)
+    contest.item.refresh_from_db()
+    return contest
 
 
 def test_a_refit_re_decides_an_accepted_item_whose_credits_are_unpaid(
@@ -325,13 +332,8 @@ def test_a_refit_never_overturns_a_moderators_decision(
     re-decide it (the test above) leaves it, and credits nobody the moderator overruled."""
     from labeling.services.decisions import item_override
 
-    good = [make_contributor() for _ in range(3)]
-    adversaries = [make_contributor() for _ in range(2)]
-    for n, adversary in enumerate(adversaries):
-        crowd_history(ds_project, good, adversary, 15, tag=f"{n}-")
-    item = item_create_text(project=ds_project, contributor=None, text="contested")
-    for who, value in [(adversaries[0], "dog"), (adversaries[1], "dog"), (good[0], "cat")]:
-        annotation_create(item=item, annotator=who.user, label=value, leased_only=False)
+    contest = contested(make_contributor, ds_project)
+    item, good = contest.item, contest.good
     committed(lambda: item_override(item=item, label="dog", moderator=moderator))
     committed(lambda: project_refit(project_id=ds_project.pk))
     item.refresh_from_db()
