@@ -270,12 +270,21 @@ def user_save_by_moderator(
     refused = sorted(set(changed) - USER_ADMIN_FIELDS)
     if refused:
         raise ValueError(f"moderators can't change {', '.join(refused)} here")
-    if not created:
-        _refuse_unless_manageable(actor, User.objects.get(pk=user.pk))
-    _refuse_unless_manageable(actor, user)
     with transaction.atomic():
+        if not created:
+            # Locked, so a ban (or another edit) landing meanwhile is seen here or waits.
+            _refuse_unless_manageable(actor, User.objects.select_for_update().get(pk=user.pk))
+        _refuse_unless_manageable(actor, user)
         _forget_cached_tokens()
-        user.save()
+        if created:
+            user.save()
+        else:
+            # Only what the moderator changed: the form's copy of the rest (a ban, the sign-in
+            # epoch, the password) may be older than the row, and must not overwrite it.
+            concrete = {field.name for field in User._meta.concrete_fields}
+            fields = [name for name in changed if name in concrete]
+            if fields:
+                user.save(update_fields=fields)
         audit_record(
             actor=actor,
             action="user.create" if created else "user.change",

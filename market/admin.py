@@ -3,19 +3,24 @@ purchases and exports (read-only)."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import FileResponse, Http404, HttpRequest
+from django.http.response import HttpResponseBase
 from django.template.response import TemplateResponse
+from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 
 from accounts.admin import ReadOnlyAdmin
 from accounts.admin_audit import AuditedModelAdmin, reason_or_confirmation
 from accounts.models import User
 from market.models import DatasetExport, DatasetGrant, DatasetPurchase, ItemImport
+from market.ranges import attachment
 from market.services import GrantError, ItemImportError, grant_give, grant_revoke, import_request
 from rewards.asset import payout_asset
 
@@ -164,7 +169,7 @@ class ItemImportAdmin(AuditedModelAdmin[ItemImport]):
     readonly_fields = [
         "project",
         "moderator",
-        "file",
+        "file_link",
         "format",
         "answers",
         "status",
@@ -198,6 +203,43 @@ class ItemImportAdmin(AuditedModelAdmin[ItemImport]):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+    @admin.display(description="file")
+    def file_link(self, job: ItemImport) -> str:
+        """The uploaded file, through ``file_view`` (MEDIA_ROOT is not served)."""
+        if not job.file:
+            return "—"
+        url = reverse("admin:market_itemimport_file", args=[job.pk])
+        return format_html('<a href="{}">{}</a>', url, Path(job.file.name or "").name)
+
+    def get_urls(self) -> list[URLPattern]:
+        def file(request: HttpRequest, job_id: int) -> HttpResponseBase:
+            return self.file_view(request, job_id)
+
+        return [
+            path(
+                "<int:job_id>/file/",
+                self.admin_site.admin_view(file),
+                name="market_itemimport_file",
+            ),
+            *super().get_urls(),
+        ]
+
+    def file_view(self, request: HttpRequest, job_id: int) -> HttpResponseBase:
+        """The file a moderator imported, as an attachment, for staff who may view imports."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        job = ItemImport.objects.filter(pk=job_id).exclude(file="").first()
+        if job is None:
+            raise Http404("No import with a file with this id.")
+        try:
+            handle = job.file.open("rb")
+        except OSError as exc:
+            raise Http404("The imported file is no longer stored.") from exc
+        response = FileResponse(handle, content_type="application/octet-stream")
+        response["Content-Disposition"] = attachment(Path(job.file.name or "").name)
+        response["X-Content-Type-Options"] = "nosniff"
+        return response
 
     @admin.display(description="progress")
     def progress_bar(self, job: ItemImport) -> str:

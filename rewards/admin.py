@@ -16,7 +16,7 @@ from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 
 from accounts.admin import ReadOnlyAdmin
-from accounts.admin_audit import AuditedModelAdmin, reason_or_confirmation
+from accounts.admin_audit import AuditedModelAdmin, ReasonForm, reason_or_confirmation
 from accounts.audit import audit_record
 from config.ids import parse_id
 from rewards.approval import batch_needs_approval, payout_settings
@@ -88,14 +88,6 @@ class PayoutTransferInline(admin.TabularInline[PayoutTransfer, PayoutBatch]):
     @admin.display(description="amount")
     def amount_display(self, transfer: PayoutTransfer) -> str:
         return _amount(transfer.amount)
-
-
-class ReasonForm(forms.Form):
-    reason = forms.CharField(
-        widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
-        max_length=500,
-        help_text="Recorded in the audit trail with your name.",
-    )
 
 
 @admin.register(PayoutBatch)

@@ -301,7 +301,10 @@ class EpochClose(models.Model):
     epoch = models.BigIntegerField()
     budget = TokenAmountField()
     spent = TokenAmountField(help_text="Net credits of the epoch before scaling (base units).")
-    scaled_to = TokenAmountField(help_text="Net credits after scaling (at most the budget).")
+    scaled_to = TokenAmountField(
+        help_text="Net credits after scaling: at most the budget, unless credits already in a "
+        "payout (never cut) exceed it."
+    )
     policy = models.ForeignKey(RewardPolicy, on_delete=models.PROTECT, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
 

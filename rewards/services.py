@@ -273,7 +273,11 @@ def decision_credit(*, decision_id: int) -> int:
     with transaction.atomic():
         decision = Decision.objects.select_related("item__project").get(pk=decision_id)
         item = decision.item
-        # Lock the item's decisions, then its credits. The decisions' lock makes the credits of
+        # Lock the item first, as labeling does before it re-decides or rechecks the item and
+        # locks its credits: our new credits' foreign key needs the item row, so locking it
+        # last would deadlock with a re-decision holding it and waiting for the credits.
+        Item.objects.select_for_update().filter(pk=item.pk).values_list("pk").first()
+        # Then the item's decisions, then its credits. The decisions' lock makes the credits of
         # one item run one at a time, so a later decision's credit sees the entries an earlier
         # one wrote (and reverses them), or the earlier one sees the later decision (and pays
         # nothing); a settlement allocating the credits waits for us, or we see it did.
@@ -322,8 +326,14 @@ def decisions_credit(*, decision_ids: Iterable[int]) -> int:
             Decision.objects.select_related("item__project").filter(pk__in=ids).order_by("id")
         )
         item_ids = {decision.item_id for decision in decisions}
-        # Lock the items' decisions, then their credits, as decision_credit does (in id order,
-        # as it does too: two credits never wait for each other's locks).
+        # Lock the items, their decisions, then their credits, as decision_credit does (in id
+        # order: two credits never wait for each other's locks).
+        list(
+            Item.objects.select_for_update()
+            .filter(pk__in=list(item_ids))
+            .order_by("id")
+            .values_list("pk", flat=True)
+        )
         latest: dict[int, int] = {}
         for item_id, version in (
             Decision.objects.select_for_update()

@@ -52,6 +52,28 @@ def test_a_moderators_edit_of_a_user_is_audited_with_what_changed(
     assert event.details == {"role": "buyer"}
 
 
+def test_an_edit_saved_after_a_ban_keeps_the_ban(
+    browser: Client, contributor: Contributor, moderator: User
+) -> None:
+    """The form was loaded before another moderator banned the user: saving it changes what
+    the form changed and nothing else (the ban, its reason and the ended sessions stay)."""
+    from accounts.services import user_ban
+
+    page = browser.get(change_url(contributor.user))
+    user_ban(user=contributor.user, reason="farming with four wallets", actor=moderator)
+    banned = User.objects.get(pk=contributor.user.pk)
+    response = browser.post(change_url(contributor.user), change_form_data(page, first_name="Ada"))
+    assert response.status_code == 302
+    saved = User.objects.get(pk=contributor.user.pk)
+    assert saved.first_name == "Ada"
+    assert (saved.banned_at, saved.ban_reason, saved.session_epoch) == (
+        banned.banned_at,
+        "farming with four wallets",
+        banned.session_epoch,
+    )
+    assert saved.banned_at is not None
+
+
 def test_a_ban_and_its_audit_entry_are_one_transaction(
     browser: Client, contributor: Contributor, moderator: User, monkeypatch: pytest.MonkeyPatch
 ) -> None:

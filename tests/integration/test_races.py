@@ -188,3 +188,95 @@ def test_one_contributors_concurrent_next_task_calls_all_get_the_last_item(
         assert [r.status_code for r in replies] == [200] * 6
         assert {r.json()["id"] for r in replies} == {item.pk}
     assert Assignment.objects.filter(item=item).count() == 1
+
+
+def test_a_credit_and_a_redecision_of_one_item_at_once_both_finish(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A decision's credit holds the item's credits while a refit re-decides the item again:
+    the re-decision waits for the credit (no deadlock: both lock the item first). Before, the
+    re-decision locked the item and waited for the credits, and the credit's new entries waited
+    for the item (their foreign key), and PostgreSQL killed one of them."""
+    from eth_account import Account
+
+    from accounts.services import user_get_or_create_for_wallet
+    from labeling.models import Decision
+    from labeling.services import item_decide
+    from labeling.services.decisions import item_redecide
+    from rewards import services as reward_services
+
+    # Credits run only when this test says so.
+    monkeypatch.setattr("labeling.services.decisions.decisions_credit_enqueue", lambda ids: None)
+    from tests.conftest import flat_rates
+
+    project = flat_rates(
+        Project.objects.create(
+            name="Refit",
+            data_kind="text",
+            classes=["a", "b"],
+            consensus_method="majority_vote",
+            reward_per_label=10,
+        )
+    )
+    item = item_create_text(project=project, contributor=None, text="contested")
+    users = [user_get_or_create_for_wallet(address=Account.create().address) for _ in range(3)]
+    for user, label in zip(users, ["a", "a", "b"], strict=True):
+        Annotation.objects.create(item=item, annotator=user, label=label, value={"label": label})
+    Item.objects.filter(pk=item.pk).update(label_count=3)
+    item_decide(item_id=item.pk)  # v1 "a", credited: the item has credits to lock
+    reward_services.decision_credit(decision_id=Decision.objects.get(item=item, version=1).pk)
+    assert LedgerEntry.objects.filter(item=item).count() == 2
+    assert item_redecide(item_id=item.pk, label="b", confidence=0.99)  # v2, not credited yet
+    decision = Decision.objects.get(item=item, version=2)
+
+    locked, go = threading.Event(), threading.Event()
+    current = reward_services.reward_policy_current
+
+    def paused_policy(**kwargs: Any) -> Any:
+        locked.set()  # the credit holds its locks here
+        go.wait(timeout=30)
+        return current(**kwargs)
+
+    monkeypatch.setattr(reward_services, "reward_policy_current", paused_policy)
+    results: dict[str, Any] = {}
+
+    def run(name: str, action: Callable[[], Any]) -> None:
+        try:
+            results[name] = action()
+        except Exception as exc:  # asserted on below
+            results[name] = exc
+        finally:
+            connection.close()
+
+    credit = threading.Thread(
+        target=run,
+        args=("credit", lambda: reward_services.decision_credit(decision_id=decision.pk)),
+    )
+    credit.start()
+    assert locked.wait(timeout=30)
+    redecide = threading.Thread(
+        target=run,
+        args=("redecide", lambda: item_redecide(item_id=item.pk, label="a", confidence=0.99)),
+    )
+    redecide.start()
+    with connection.cursor() as cursor:  # until the re-decision waits for a lock
+        for _ in range(300):
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            )
+            if cursor.fetchone()[0]:
+                break
+            threading.Event().wait(0.05)
+        else:
+            pytest.fail("the re-decision never waited for the credit's locks")
+    go.set()
+    credit.join(timeout=60)
+    redecide.join(timeout=60)
+    assert not isinstance(results["credit"], Exception), results
+    assert results == {"credit": results["credit"], "redecide": True}
+    from rewards.models import DecisionCredit
+
+    assert DecisionCredit.objects.filter(decision=decision).exists()
+    item.refresh_from_db()
+    assert (item.decided_label, item.decision_version) == ("a", 3)

@@ -219,7 +219,8 @@ def test_a_moderator_imports_a_file_in_admin_and_sees_its_progress_and_report(
 
     browser = Client()
     browser.force_login(moderator)
-    upload = SimpleUploadedFile("items.jsonl", b'{"text": "one"}\n{"text": ""}\n{"text": "two"}\n')
+    upload_bytes = b'{"text": "one"}\n{"text": ""}\n{"text": "two"}\n'
+    upload = SimpleUploadedFile("items.jsonl", upload_bytes)
     with django_capture_on_commit_callbacks(execute=True):
         response = browser.post(
             "/admin/market/itemimport/add/",
@@ -233,6 +234,17 @@ def test_a_moderator_imports_a_file_in_admin_and_sees_its_progress_and_report(
     assert '<progress max="100" value="100">' in listing
     page = browser.get(f"/admin/market/itemimport/{job.pk}/change/").content.decode()
     assert "row 2: text is empty" in page
+    # The file is linked through a staff-only view (MEDIA_ROOT is not served).
+    link = f"/admin/market/itemimport/{job.pk}/file/"
+    assert f'href="{link}"' in page and 'href="/media/' not in page
+    download = browser.get(link)
+    assert download.status_code == 200
+    assert b"".join(download.streaming_content) == upload_bytes  # type: ignore[attr-defined]
+    assert download["Content-Disposition"] == 'attachment; filename="items.jsonl"'
+    assert browser.get("/admin/market/itemimport/999999/file/").status_code == 404
+    stranger = Client()
+    stranger.force_login(User.objects.create_user(username="someone"))
+    assert stranger.get(link).status_code == 302  # to the admin's sign-in page
     refused = browser.post(
         "/admin/market/itemimport/add/",
         {
