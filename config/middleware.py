@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import codecs
 import logging
 from collections.abc import Callable
 
 from django.conf import settings
 from django.contrib.messages.middleware import MessageMiddleware
-from django.core.exceptions import SuspiciousOperation
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.http import (
     HttpRequest,
     HttpResponse,
@@ -18,6 +19,7 @@ from django.http import (
 from django.http.request import RawPostDataException
 from django.urls import is_valid_path
 from django.utils.cache import add_never_cache_headers
+from django.utils.http import parse_header_parameters
 
 logger = logging.getLogger("django.request")
 
@@ -31,7 +33,9 @@ _REASONS = {
     403: "forbidden",
     404: "not found",
     405: "method not allowed",
+    411: "length required",
     413: "request body too large",
+    429: "too many requests",
     500: "internal server error: the error was logged",
 }
 
@@ -42,6 +46,45 @@ def _json_error(status: int, detail: str) -> JsonResponse:
 
 def _is_json(response: HttpResponseBase) -> bool:
     return response.get("Content-Type", "").startswith("application/json")
+
+
+# Headers of an error response that a client acts on: kept when the error is rewritten as JSON.
+_KEPT_HEADERS = ("Allow", "Retry-After", "WWW-Authenticate", "Content-Range", "Vary")
+
+
+def _body_refused(request: HttpRequest) -> JsonResponse | None:
+    """A request body the API can't read, refused before any view parses it: a charset that
+    isn't a text encoding (``charset=rot13``, ``=base64``: Python codecs, but not charsets, and
+    parsing with them raised), a compressed body (``Content-Encoding``: no parser inflates it,
+    so a gzip body read as "not valid utf-8" and a ``br`` one was taken as plain), and a chunked
+    body without a length (WSGI servers hand the application an empty body: a valid request
+    failed with a misleading message about a missing field)."""
+    meta = request.META
+    content_type = meta.get("CONTENT_TYPE", "")
+    if content_type:
+        charset = parse_header_parameters(content_type)[1].get("charset")
+        if charset is not None and not _is_text_encoding(charset):
+            return _json_error(415, f"unsupported charset {charset[:40]!r}: send UTF-8")
+    coding = meta.get("HTTP_CONTENT_ENCODING", "").strip().lower()
+    if coding and coding != "identity":
+        return _json_error(
+            415, f"unsupported Content-Encoding {coding[:40]!r}: send the body uncompressed"
+        )
+    chunked = "chunked" in meta.get("HTTP_TRANSFER_ENCODING", "").lower()
+    if chunked and not meta.get("CONTENT_LENGTH"):
+        return _json_error(411, "length required: send the body with a Content-Length")
+    return None
+
+
+def _is_text_encoding(name: str) -> bool:
+    try:
+        info = codecs.lookup(name)
+        if not getattr(info, "_is_text_encoding", True):
+            return False
+        b"{}".decode(info.name)  # "undefined" is a text encoding that decodes nothing
+    except (LookupError, UnicodeError):
+        return False
+    return True
 
 
 def _wants_slash(request: HttpRequest) -> bool:
@@ -77,6 +120,9 @@ class ApiErrorMiddleware:
             request.GET  # noqa: B018
         except SuspiciousOperation as exc:
             return _json_error(400, f"bad request: {exc}")
+        refused = _body_refused(request)
+        if refused is not None:
+            return refused
         if request.method not in ("GET", "HEAD") and _wants_slash(request):
             return _json_error(
                 404,
@@ -86,16 +132,26 @@ class ApiErrorMiddleware:
         response = self.get_response(request)
         if response.status_code >= 400 and not _is_json(response):
             status = response.status_code
-            if status == 404:
+            data = getattr(response, "data", None)  # a DRF error rendered as YAML or HTML
+            if isinstance(data, dict) and isinstance(data.get("detail"), str):
+                detail = data["detail"]
+            elif status == 404:
                 detail = f"not found: no API endpoint at {request.path} (see /api/v1/docs)"
             else:
                 detail = _REASONS.get(status, response.reason_phrase.lower())
-            return _json_error(status, detail)
+            rewritten = _json_error(status, detail)
+            for header in _KEPT_HEADERS:
+                if header in response:
+                    rewritten[header] = response[header]
+            return rewritten
         return response
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
         if not request.path.startswith(API_PREFIX):
             return None
+        if isinstance(exception, RequestDataTooBig):
+            limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+            return _json_error(413, f"request body too large: the limit is {limit} bytes")
         if isinstance(exception, SuspiciousOperation | RawPostDataException):
             return _json_error(400, f"bad request: {exception}")
         logger.error(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from rest_framework.exceptions import NotFound
+from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.pagination import Cursor, CursorPagination
 from rest_framework.request import Request
 
@@ -26,3 +26,22 @@ class IdCursorPagination(CursorPagination):
         if parse_id(str(cursor.position)) is None:
             raise NotFound(self.invalid_cursor_message)
         return cursor
+
+    def get_page_size(self, request: Request) -> int:
+        """``page_size``, if given, once, as a whole number from 1 to ``max_page_size``: a 400
+        otherwise (DRF quietly used the default for ``0``, ``-1`` or ``abc``, and the last of
+        several)."""
+        default = int(self.page_size or 0)
+        name = self.page_size_query_param
+        values = request.query_params.getlist(name) if name else []
+        if not name or not values:
+            return default
+        limit = int(self.max_page_size or default)
+        raw = values[0].strip()
+        if len(values) > 1:
+            raise ValidationError({name: "give it once"})
+        if not (raw.isascii() and raw.isdigit() and len(raw) <= 9 and 1 <= int(raw) <= limit):
+            raise ValidationError(
+                {name: f"{values[0][:40]!r} is not a whole number from 1 to {limit}"}
+            )
+        return int(raw)

@@ -10,16 +10,17 @@ limit at start-up, as a second line of defence.
 
 from __future__ import annotations
 
-import codecs
 import json
 import re
 from collections.abc import Mapping
 from typing import IO, Any
+from urllib.parse import parse_qsl
 
 import numpy as np
 from django.conf import settings
+from django.http import QueryDict
 from rest_framework.exceptions import ParseError
-from rest_framework.parsers import JSONParser
+from rest_framework.parsers import FormParser, JSONParser
 
 # A JSON string literal (escapes included), unrolled so the regex engine never backtracks.
 _STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
@@ -74,10 +75,39 @@ class BoundedJSONParser(JSONParser):
         if len(raw) > limit:
             raise RequestTooLarge(f"the JSON body is over {limit} bytes")
         try:
-            text = codecs.decode(raw, encoding)
-        except (UnicodeDecodeError, LookupError) as exc:
+            # bytes.decode, not codecs.decode: only text encodings (a "charset=rot13" or
+            # "=base64" names a codec, not a charset; codecs.decode ran it, and it raised).
+            text = raw.decode(encoding)
+        except (UnicodeError, LookupError) as exc:
             raise ParseError(f"JSON parse error - the body is not valid {encoding}") from exc
         try:
             return json_loads_bounded(text, max_depth=settings.API_JSON_MAX_DEPTH)
         except ValueError as exc:
             raise ParseError(f"JSON parse error - {exc}") from exc
+
+
+class BoundedFormParser(FormParser):
+    """DRF's form parser (``application/x-www-form-urlencoded``) with the JSON body's size
+    bound, ``API_JSON_MAX_BYTES`` (413 above it): DRF's reads the whole body, whatever its
+    size, and Django's ``DATA_UPLOAD_MAX_MEMORY_SIZE`` applies only to its own parsing."""
+
+    def parse(
+        self,
+        stream: IO[Any],
+        media_type: str | None = None,
+        parser_context: Mapping[str, Any] | None = None,
+    ) -> Any:
+        context = parser_context or {}
+        encoding = context.get("encoding", settings.DEFAULT_CHARSET)
+        limit = settings.API_JSON_MAX_BYTES
+        raw = stream.read(limit + 1) if stream is not None else b""
+        if len(raw) > limit:
+            raise RequestTooLarge(f"the form body is over {limit} bytes")
+        try:
+            # Percent-escapes too: Django's QueryDict would turn invalid ones into U+FFFD.
+            parse_qsl(
+                raw.decode(encoding), keep_blank_values=True, encoding=encoding, errors="strict"
+            )
+        except (UnicodeError, LookupError) as exc:
+            raise ParseError(f"form parse error - the body is not valid {encoding}") from exc
+        return QueryDict(raw, encoding=encoding)

@@ -225,7 +225,7 @@ REST_FRAMEWORK = {
     "URL_FORMAT_OVERRIDE": None,
     "DEFAULT_PARSER_CLASSES": [
         "config.parsers.BoundedJSONParser",
-        "rest_framework.parsers.FormParser",
+        "config.parsers.BoundedFormParser",
         "rest_framework.parsers.MultiPartParser",
     ],
     # Every endpoint is rate-limited: per token or API key when authenticated, per client address

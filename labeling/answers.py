@@ -68,9 +68,20 @@ class AnswerContext:
     height: int | None = None
 
 
+def brief(value: object, limit: int = 80) -> str:
+    """``repr(value)`` cut to about ``limit`` characters, for an error message that names what
+    was sent (a 2 MB string must not come back whole in the 400)."""
+    shown = (
+        repr(value) if not isinstance(value, str) or len(value) <= limit else repr(value[:limit])
+    )
+    return shown if len(shown) <= limit + 2 else f"{shown[:limit]}…"
+
+
 def _class(value: object, field: str, classes: Sequence[str]) -> str:
     if not isinstance(value, str) or value not in classes:
-        raise AnswerError(field, f"unknown class {value!r}: choose one of {', '.join(classes)}")
+        raise AnswerError(
+            field, f"unknown class {brief(value)}: choose one of {', '.join(classes)}"
+        )
     return value
 
 
@@ -126,7 +137,7 @@ def validate_answer(context: AnswerContext, body: object) -> Answer:
         raise AnswerError(expected, f"is required{detail}")
     extra = sorted(set(body) - {expected})
     if extra:
-        raise AnswerError(extra[0], f"is not part of a {context.task} answer")
+        raise AnswerError(extra[0][:80], f"is not part of a {context.task} answer")
     if context.task == "classify":
         label = _class(body["label"], "label", context.classes)
         return Answer(label=label, value={"label": label})
@@ -156,8 +167,11 @@ def _boxes(context: AnswerContext, body: Mapping[str, Any]) -> Answer:
         box = _object(raw, field, {"x", "y", "w", "h", "label"})
         x, y = _number(box["x"], f"{field}.x"), _number(box["y"], f"{field}.y")
         w, h = _number(box["w"], f"{field}.w"), _number(box["h"], f"{field}.h")
-        if w <= 0 or h <= 0:
-            raise AnswerError(f"{field}.{'w' if w <= 0 else 'h'}", "a box has a positive area")
+        if w < 1 or h < 1:
+            # Smaller boxes are no box: their area rounds to 0, so two of them never agree.
+            raise AnswerError(
+                f"{field}.{'w' if w < 1 else 'h'}", "a box is at least 1 pixel wide and high"
+            )
         if x < 0 or y < 0 or x + w > context.width or y + h > context.height:
             raise AnswerError(
                 field,

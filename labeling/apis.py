@@ -18,7 +18,7 @@ from drf_spectacular.utils import (
     inline_serializer,
 )
 from rest_framework import serializers, status
-from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.parsers import MultiPartParser
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -27,8 +27,9 @@ from rest_framework.views import APIView
 from accounts.permissions import IsContributor, request_account
 from config.ids import id_param
 from config.metrics import LABELS
+from config.negotiation import FileContentNegotiation
 from config.openapi import ErrorSerializer, errors
-from config.parsers import BoundedJSONParser
+from config.parsers import BoundedFormParser, BoundedJSONParser
 from config.throttling import (
     ApiRateThrottle,
     LabelThrottle,
@@ -152,7 +153,7 @@ def _accepted_licence(data: Any) -> bool:
 class ItemCreateApi(OneRoundTripThrottles, APIView):
     permission_classes = [IsContributor]
     throttle_classes = [ApiRateThrottle, UploadThrottle]
-    parser_classes = [BoundedJSONParser, MultiPartParser, FormParser]
+    parser_classes = [BoundedJSONParser, MultiPartParser, BoundedFormParser]
 
     @extend_schema(
         summary="Contribute an item: text as JSON, or an image file as multipart",
@@ -256,6 +257,8 @@ class ItemCreateApi(OneRoundTripThrottles, APIView):
 
 class NextTaskApi(APIView):
     permission_classes = [IsContributor]
+    # A GET leases an item: a HEAD (a link checker, a prefetcher) must not hold its place.
+    http_method_names = ["get", "options"]
 
     @extend_schema(
         summary="The next item for me to label, leased to me",
@@ -331,6 +334,8 @@ def annotation_out(annotation: Annotation) -> dict[str, Any]:
 
 class AnnotationCreateApi(OneRoundTripThrottles, APIView):
     permission_classes = [IsContributor]
+    # Answers are JSON (a form's values are lists of strings: "unknown class ['cat']"): 415.
+    parser_classes = [BoundedJSONParser]
     throttle_classes = [ApiRateThrottle, LabelThrottle]
 
     @extend_schema(
@@ -556,6 +561,8 @@ class ItemSkipApi(APIView):
 class ItemContentApi(APIView):
     """The image bytes of an item: for its uploader, the contributor it is served to, moderators,
     and buyers of its dataset once accepted (``selectors.item_get_content_for_user``)."""
+
+    content_negotiation_class = FileContentNegotiation
 
     @extend_schema(
         summary="An image item's bytes",

@@ -26,6 +26,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.permissions import IsBuyer, request_account
+from config.negotiation import FileContentNegotiation
 from config.openapi import ErrorSerializer, errors
 from config.pagination import IdCursorPagination
 from config.throttling import ApiRateThrottle, DatasetReadThrottle, ExportRequestThrottle
@@ -309,6 +310,7 @@ class DatasetExportStreamApi(APIView):
     """``GET /api/v1/datasets/{id}/export?format=jsonl|csv``: every record, streamed now (for
     small sets; ``POST .../exports/`` builds any size in the background)."""
 
+    content_negotiation_class = FileContentNegotiation
     permission_classes = [IsBuyer]
     throttle_classes = BUYER_THROTTLES
 
@@ -544,6 +546,7 @@ DOWNLOAD_RESPONSES: dict[Any, Any] = {
 class ExportDownloadApi(APIView):
     """The export's file, with HTTP ``Range`` (resume a download, read a Parquet footer)."""
 
+    content_negotiation_class = FileContentNegotiation
     permission_classes = [IsBuyer]
     throttle_classes = BUYER_THROTTLES
 
@@ -580,6 +583,7 @@ _CONTENT_TYPES = {
 
 
 class ExportCroissantApi(APIView):
+    content_negotiation_class = FileContentNegotiation
     permission_classes = [IsBuyer]
     throttle_classes = BUYER_THROTTLES
 
@@ -605,6 +609,7 @@ class ExportCroissantApi(APIView):
 
 
 class ExportCardApi(APIView):
+    content_negotiation_class = FileContentNegotiation
     permission_classes = [IsBuyer]
     throttle_classes = BUYER_THROTTLES
 

@@ -9,10 +9,16 @@ from collections.abc import Iterator
 from typing import IO, Any
 from urllib.parse import quote
 
-from django.http import FileResponse, HttpResponse, HttpResponseBase, StreamingHttpResponse
+from django.http import (
+    FileResponse,
+    HttpResponse,
+    HttpResponseBase,
+    JsonResponse,
+    StreamingHttpResponse,
+)
 from rest_framework.request import Request
 
-_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+_RANGE = re.compile(r"^bytes=([0-9]*)-([0-9]*)$")
 CHUNK = 1 << 16
 
 
@@ -23,7 +29,7 @@ def parse_range(header: str, size: int) -> tuple[int, int] | None:
     a server answer those with the whole file); raises ``ValueError`` for an unsatisfiable one.
     """
     match = _RANGE.match(header.strip())
-    if match is None:
+    if match is None or size == 0:  # an empty file has no byte to give: the whole (empty) file
         return None
     first, last = match.groups()
     if not first and not last:
@@ -69,6 +75,20 @@ def _ascii_filename(filename: str) -> str:
     return name if name and not name.startswith(".") else f"download{name}"
 
 
+def _tag_matches(header: str, tag: str, *, weak: bool) -> bool:
+    """Whether an ``If-Match`` (strong comparison) or ``If-None-Match`` (``weak``) list names
+    ``tag``, or is ``*``."""
+    if header.strip() == "*":
+        return True
+    for candidate in header.split(","):
+        candidate = candidate.strip()
+        if weak and candidate.startswith("W/"):
+            candidate = candidate[2:]
+        if candidate == tag:
+            return True
+    return False
+
+
 def _slice(stream: IO[bytes], start: int, length: int) -> Iterator[bytes]:
     try:
         stream.seek(start)
@@ -91,6 +111,22 @@ def ranged_response(
     header = request.headers.get("Range", "")
     if_range = request.headers.get("If-Range", "")
     tag = f'"{etag}"' if etag else ""
+    if tag:
+        # Conditional requests (RFC 9110 section 13): a cached copy still good is a 304, an
+        # update of a copy that changed meanwhile a 412.
+        if_match = request.headers.get("If-Match")
+        if if_match is not None and not _tag_matches(if_match, tag, weak=False):
+            failed = JsonResponse(
+                {"detail": f"precondition failed: the file's ETag is {tag}"}, status=412
+            )
+            failed["ETag"] = tag
+            return failed
+        if_none_match = request.headers.get("If-None-Match")
+        if if_none_match is not None and _tag_matches(if_none_match, tag, weak=True):
+            unchanged = HttpResponse(status=304)
+            unchanged["ETag"] = tag
+            unchanged["Cache-Control"] = "private, no-store"
+            return unchanged
     wanted: tuple[int, int] | None = None
     if header and (not if_range or (tag and if_range == tag)):
         try:

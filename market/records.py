@@ -112,6 +112,8 @@ def parse_filters(
     raw = _single(params, "min_confidence")
     if raw is not None:
         try:
+            if not raw.isascii():  # float() reads other scripts' digits ("０.5")
+                raise ValueError(raw)
             number = float(raw)
         except ValueError:
             raise FilterError("min_confidence", f"{raw!r} is not a number") from None
@@ -127,6 +129,8 @@ def parse_filters(
     raw = _single(params, "decided_after")
     if raw is not None:
         try:
+            if not raw.isascii():  # Django's date patterns read other scripts' digits
+                raise ValueError(raw)
             values["decided_after"] = _parse_datetime(raw.strip())
         except (ValueError, OverflowError):
             raise FilterError(
@@ -135,7 +139,7 @@ def parse_filters(
             ) from None
     raw = _single(params, "min_labels")
     if raw is not None:
-        if not re.fullmatch(r"\+?\d{1,6}", raw.strip()):
+        if not re.fullmatch(r"\+?[0-9]{1,6}", raw.strip()):
             raise FilterError("min_labels", f"{raw!r} is not a whole number from 1 to 999999")
         number = int(raw)
         if number < 1:

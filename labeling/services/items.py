@@ -26,6 +26,7 @@ from labeling.answers import (
     AnswerContext,
     AnswerError,
     agrees,
+    brief,
     validate_answer,
 )
 from labeling.models import Annotation, Assignment, DecisionDue, Item, Project, Skip
@@ -295,7 +296,7 @@ def item_gold_validate(*, item: Item, label: str) -> None:
         )
     if label and label not in item.project.classes:
         raise AnnotationError(
-            f"{label!r} is not a class of this project: choose one of "
+            f"{brief(label)} is not a class of this project: choose one of "
             f"{', '.join(item.project.classes)}"
         )
     if label != item.gold_label and item.status != Item.Status.OPEN:

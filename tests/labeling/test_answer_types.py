@@ -185,7 +185,11 @@ def test_boxes_must_lie_inside_the_image_with_an_area_and_a_class(
         "boxes[0]: is outside the 200 x 100 image"
     )
     assert refused(crowd[0], item, {"boxes": [box(10, 10, 0, 20)]}).startswith(
-        "boxes[0].w: a box has a positive area"
+        "boxes[0].w: a box is at least 1 pixel wide and high"
+    )
+    # Smaller than a pixel is no box either: its area rounds to 0 (two never agree).
+    assert refused(crowd[0], item, {"boxes": [box(10, 10, 5, 1e-320)]}).startswith(
+        "boxes[0].h: a box is at least 1 pixel wide and high"
     )
     assert refused(crowd[0], item, {"boxes": [box(10, 10, 5, 5, "truck")]}).startswith(
         "boxes[0].label: unknown class 'truck'"
