@@ -80,6 +80,8 @@ class BoundedJSONParser(JSONParser):
             text = raw.decode(encoding)
         except (UnicodeError, LookupError) as exc:
             raise ParseError(f"JSON parse error - the body is not valid {encoding}") from exc
+        # RFC 8259 section 8.1: a parser may ignore a byte order mark (Windows tools write one).
+        text = text.removeprefix("\ufeff")
         try:
             return json_loads_bounded(text, max_depth=settings.API_JSON_MAX_DEPTH)
         except ValueError as exc:

@@ -521,6 +521,10 @@ def _export_file(export: DatasetExport, field: str) -> Any:
     return stored
 
 
+# The formats whose exports have a companion file (``DatasetExport.card``).
+COMPANIONS = {DatasetExport.Format.PARQUET, DatasetExport.Format.LABEL_STUDIO}
+
+
 class Gone(APIException):
     status_code = status.HTTP_410_GONE
     default_code = "gone"
@@ -626,6 +630,11 @@ class ExportCardApi(APIView):
     )
     def get(self, request: Request, export_id: int) -> HttpResponseBase:
         export = selectors.export_get_for_buyer(export_id=export_id, user=request_account(request))
+        if export.format not in COMPANIONS:
+            raise NotReady(
+                f"a {export.format} export has no companion file; Parquet exports have a dataset "
+                "card, Label Studio exports a label_config.xml"
+            )
         stored = _export_file(export, "card")
         name = stored.name.rsplit("/", 1)[-1]
         kind = "text/markdown; charset=utf-8" if name.endswith(".md") else "application/xml"

@@ -232,6 +232,15 @@ def item_create_text(
         return _store(item, [])
 
 
+def _validated(data: bytes, name: str) -> ValidImage:
+    """``validate_image``, its ``ContentError`` naming the part (``file_b: not an image…``)
+    when there are two."""
+    try:
+        return validate_image(data)
+    except ContentError as exc:
+        raise ContentError(f"{name}: {exc}" if name else str(exc)) from exc
+
+
 def item_create_image(
     *, project: Project, contributor: User | None, data: bytes, data_b: bytes | None = None
 ) -> Item:
@@ -248,8 +257,8 @@ def item_create_image(
         raise ContentError("a pairwise project compares two images: upload 'file' and 'file_b'")
     if not pairwise and data_b is not None:
         raise ContentError("'file_b' is for pairwise projects, which compare two images")
-    image = validate_image(data)
-    image_b = validate_image(data_b) if pairwise and data_b is not None else None
+    image = _validated(data, "file" if pairwise else "")
+    image_b = _validated(data_b, "file_b") if pairwise and data_b is not None else None
     if image_b is not None and image_b.sha256 == image.sha256:
         raise ContentError("the two images of a pair are the same")
     sha256 = (

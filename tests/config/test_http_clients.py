@@ -54,6 +54,15 @@ def test_bodies_in_other_text_encodings_are_still_read(contributor: Contributor)
     assert response.status_code == 404  # parsed, then no such item
 
 
+def test_a_byte_order_mark_before_json_is_ignored(contributor: Contributor) -> None:
+    response = contributor.api.post(
+        "/api/v1/items/999999/annotations/",
+        "\ufeff".encode() + b'{"label": "x"}',
+        content_type="application/json",
+    )
+    assert response.status_code == 404  # parsed, then no such item
+
+
 @pytest.mark.parametrize("coding", ["gzip", "br", "deflate", "x-gzip, identity"])
 def test_a_compressed_body_is_a_415(coding: str) -> None:
     response = APIClient().post(
@@ -241,3 +250,12 @@ def test_a_range_of_an_empty_file_is_the_whole_empty_file(
         response = buyer_api.get(done["download_url"], HTTP_RANGE=header)
         assert response.status_code == 200 and body(response) == b""
         assert "Content-Range" not in response
+
+
+def test_a_format_without_a_companion_file_says_so(
+    buyer_api: APIClient, texts: Project, django_capture_on_commit_callbacks: Any
+) -> None:
+    done = request_export(buyer_api, texts, django_capture_on_commit_callbacks, "jsonl")
+    response = buyer_api.get(f"/api/v1/exports/{done['id']}/card")
+    assert response.status_code == 409
+    assert response.json()["detail"].startswith("a jsonl export has no companion file")

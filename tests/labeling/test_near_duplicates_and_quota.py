@@ -219,6 +219,17 @@ def test_a_pairwise_image_project_takes_two_files(contributor: Contributor, db: 
     assert response.status_code == 201, response.content
     item = Item.objects.get(pk=response.json()["id"])
     assert item.image and item.image_b and item.width_b == 320
+    broken = contributor.api.post(
+        f"/api/v1/projects/{project.pk}/items/",
+        {
+            "file": SimpleUploadedFile("a.png", encoded(picture(3))),
+            "file_b": SimpleUploadedFile("b.png", b"not an image at all"),
+            "licence_accepted": "true",
+        },
+        format="multipart",
+    )
+    assert broken.status_code == 400
+    assert broken.json()["detail"].startswith("file_b: not an image")
 
 
 def _text_hash_reference(text: str) -> str:
