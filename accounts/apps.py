@@ -7,10 +7,12 @@ class AccountsConfig(AppConfig):
     verbose_name = "Accounts"
 
     def ready(self) -> None:
+        from config.checks import register_checks
         from config.recursion import restore_recursion_limit
 
         # Every process (web, Celery, manage.py) loads this app: no deep recursion anywhere.
         restore_recursion_limit()
+        register_checks()
 
 
 class CrowdmintAdminConfig(admin_apps.AdminConfig):

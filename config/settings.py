@@ -8,8 +8,10 @@ With ``CROWDMINT_ENV=production`` a missing secret or backend fails loudly at st
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from datetime import timedelta
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
@@ -27,18 +29,71 @@ def env(name: str, default: str = "") -> str:
     """An environment variable, or the contents of the file named by ``<name>_FILE``."""
     file_name = os.environ.get(f"{name}_FILE")
     if file_name:
-        return Path(file_name).read_text().strip()
+        try:
+            return Path(file_name).read_text().strip()
+        except OSError as exc:
+            raise ImproperlyConfigured(
+                f"{name}_FILE={file_name}: can't read it ({exc.strerror or exc})"
+            ) from exc
     return os.environ.get(name, default)
 
 
+# A wrong value fails at start-up with ImproperlyConfigured naming the variable, not later in a
+# request (a malformed rate was a 500 on every call) or a settlement (a malformed cap).
+_TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}
+
+
+def _bad(name: str, value: str, expected: str) -> ImproperlyConfigured:
+    return ImproperlyConfigured(f"{name}={value[:60]!r}: expected {expected}")
+
+
 def env_bool(name: str, default: bool = False) -> bool:
-    value = env(name)
+    value = env(name).strip().lower()
     if not value:
         return default
-    return value.strip().lower() in {"1", "true", "yes", "on"}
+    if value not in _TRUE | _FALSE:
+        raise _bad(name, value, "one of 1, true, yes, on, 0, false, no, off")
+    return value in _TRUE
 
 
-CROWDMINT_ENV = env("CROWDMINT_ENV", "development")
+def env_int(name: str, default: str, *, minimum: int = 0) -> int:
+    value = env(name, default).strip()
+    if not (value.lstrip("-").isascii() and value.lstrip("-").isdigit()) or int(value) < minimum:
+        raise _bad(name, value, f"a whole number of at least {minimum}")
+    return int(value)
+
+
+def env_float(name: str, default: str, *, low: float = 0.0, high: float = float("inf")) -> float:
+    value = env(name, default).strip()
+    try:
+        number = float(value) if value.isascii() else float("nan")
+    except ValueError:
+        number = float("nan")
+    if not low <= number <= high:  # NaN fails too
+        raise _bad(name, value, f"a number from {low:g} to {high:g}")
+    return number
+
+
+def env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
+    value = env(name, default).strip()
+    if value not in choices:
+        raise _bad(name, value, f"one of {', '.join(choices)}")
+    return value
+
+
+def env_rate(name: str, default: str) -> str:
+    """A rate limit as DRF reads it: ``<requests>/<second|minute|hour|day>`` (only the period's
+    first letter counts: ``30/min`` is 30 a minute)."""
+    value = env(name, default).strip()
+    count, _, period = value.partition("/")
+    if not (count.isascii() and count.isdigit() and period[:1] in ("s", "m", "h", "d")):
+        raise _bad(
+            name, value, "requests per period, such as 60/minute (second, minute, hour, day)"
+        )
+    return value
+
+
+CROWDMINT_ENV = env_choice("CROWDMINT_ENV", "development", ("development", "production"))
 PRODUCTION = CROWDMINT_ENV == "production"
 
 
@@ -124,10 +179,12 @@ TEMPLATES = [
 WSGI_APPLICATION = "config.wsgi.application"
 
 _default_db = f"sqlite:///{BASE_DIR / 'var' / 'crowdmint.sqlite3'}"
+if not env("DATABASE_URL") and not PRODUCTION:
+    (BASE_DIR / "var").mkdir(exist_ok=True)  # `manage.py migrate` on a fresh clone just works
 DATABASES = {
     "default": dj_database_url.parse(
         required("DATABASE_URL", _default_db),
-        conn_max_age=int(env("DATABASE_CONN_MAX_AGE", "60")),
+        conn_max_age=env_int("DATABASE_CONN_MAX_AGE", "60"),
         # No `SELECT 1` before each request's first query (it was a seventh of the submit path's
         # statements). A connection the server dropped fails one request, and Django then
         # replaces it (it closes connections that errored at the end of the request).
@@ -233,21 +290,21 @@ REST_FRAMEWORK = {
     # limits hold across processes and hosts.
     "DEFAULT_THROTTLE_CLASSES": ["config.throttling.ApiRateThrottle"],
     "DEFAULT_THROTTLE_RATES": {
-        "sign_in": env("SIGN_IN_RATE", "60/minute"),
+        "sign_in": env_rate("SIGN_IN_RATE", "60/minute"),
         # Per contributor, on top of API_RATE: answers and uploads.
-        "labels": env("LABEL_RATE", "120/minute"),
-        "uploads": env("UPLOAD_RATE", "30/minute"),
-        "user": env("API_RATE", "1200/minute"),
-        "anon": env("ANON_RATE", "300/minute"),
+        "labels": env_rate("LABEL_RATE", "120/minute"),
+        "uploads": env_rate("UPLOAD_RATE", "30/minute"),
+        "user": env_rate("API_RATE", "1200/minute"),
+        "anon": env_rate("ANON_RATE", "300/minute"),
         # Per API key, on top of API_RATE: dataset reads (records pages, downloads), and export
         # requests (each one reads the whole dataset in a worker).
-        "dataset": env("DATASET_RATE", "600/minute"),
-        "export": env("EXPORT_RATE", "30/hour"),
+        "dataset": env_rate("DATASET_RATE", "600/minute"),
+        "export": env_rate("EXPORT_RATE", "30/hour"),
     },
     # The client address is REMOTE_ADDR unless NUM_PROXIES proxies in front of the app append to
     # X-Forwarded-For: then it is the address the outermost trusted proxy saw. Never trust a
     # client-sent X-Forwarded-For by default (it would reset every rate limit).
-    "NUM_PROXIES": int(env("NUM_PROXIES", "0")),
+    "NUM_PROXIES": env_int("NUM_PROXIES", "0"),
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
 }
 
@@ -281,27 +338,29 @@ SPECTACULAR_SETTINGS = {
 # The domain a SIWE message must name. Empty: the request's own host (checked against
 # ALLOWED_HOSTS), which is what a browser wallet puts there.
 SIWE_DOMAIN = env("SIWE_DOMAIN")
-SIWE_CHAIN_ID = int(env("SIWE_CHAIN_ID", "1"))
+SIWE_CHAIN_ID = env_int("SIWE_CHAIN_ID", "1", minimum=1)
 SIWE_NONCE_TTL = timedelta(minutes=10)
-ACCESS_TOKEN_TTL = timedelta(days=int(env("ACCESS_TOKEN_TTL_DAYS", "7")))
+ACCESS_TOKEN_TTL = timedelta(days=env_int("ACCESS_TOKEN_TTL_DAYS", "7"))
 # Each process reuses a bearer token's lookup this long (accounts/authentication.py): a revocation,
 # ban or role change made elsewhere reaches it within this many seconds. 0: look up every request.
-AUTH_CACHE_SECONDS = float(env("AUTH_CACHE_SECONDS", "5"))
+AUTH_CACHE_SECONDS = env_float("AUTH_CACHE_SECONDS", "5")
 
 # --- Uploads -------------------------------------------------------------------------------------
-UPLOAD_MAX_BYTES = int(env("UPLOAD_MAX_BYTES", str(10 * 1024 * 1024)))
-UPLOAD_MAX_PIXELS = int(env("UPLOAD_MAX_PIXELS", str(40_000_000)))
-UPLOAD_MAX_TEXT_CHARS = int(env("UPLOAD_MAX_TEXT_CHARS", "20000"))
+UPLOAD_MAX_BYTES = env_int("UPLOAD_MAX_BYTES", str(10 * 1024 * 1024))
+UPLOAD_MAX_PIXELS = env_int("UPLOAD_MAX_PIXELS", str(40_000_000))
+UPLOAD_MAX_TEXT_CHARS = env_int("UPLOAD_MAX_TEXT_CHARS", "20000")
 # JSON request bodies: at most this many bytes and this much nesting (a deeply nested body would
 # otherwise exhaust the parser's stack).
-API_JSON_MAX_BYTES = int(env("API_JSON_MAX_BYTES", str(2 * 1024 * 1024)))
-API_JSON_MAX_DEPTH = int(env("API_JSON_MAX_DEPTH", "64"))
+API_JSON_MAX_BYTES = env_int("API_JSON_MAX_BYTES", str(2 * 1024 * 1024))
+API_JSON_MAX_DEPTH = env_int("API_JSON_MAX_DEPTH", "64")
 DATA_UPLOAD_MAX_MEMORY_SIZE = UPLOAD_MAX_BYTES + 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = UPLOAD_MAX_BYTES + 1024 * 1024
 
 # --- Cache -------------------------------------------------------------------------------------
 # Rate-limit counters and the health report. With Redis they are shared by every process; the
-# embedded default keeps them per process.
+# embedded default keeps them per process. Production needs Redis (the broker of the workers and
+# beat, shared rate limits): without it Celery would run its tasks inside the web processes.
+required("REDIS_URL", "")
 CACHES = {
     "default": (
         {
@@ -315,7 +374,7 @@ CACHES = {
     )
 }
 # The health report is cached this long, so probes can't be used to load the backends.
-HEALTH_CACHE_SECONDS = int(env("HEALTH_CACHE_SECONDS", "5"))
+HEALTH_CACHE_SECONDS = env_int("HEALTH_CACHE_SECONDS", "5")
 
 # --- Celery --------------------------------------------------------------------------------------
 REDIS_URL = env("REDIS_URL")
@@ -338,7 +397,7 @@ else:
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_BROKER_TRANSPORT_OPTIONS = {
-    "visibility_timeout": int(env("CELERY_VISIBILITY_TIMEOUT", "3900"))
+    "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", "3900")
 }
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_TIME_LIMIT = 300
@@ -346,11 +405,12 @@ CELERY_TASK_SOFT_TIME_LIMIT = 240
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Workers log through LOGGING below (JSON with the request id when LOG_FORMAT=json).
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
-SETTLE_INTERVAL_SECONDS = int(env("SETTLE_INTERVAL_SECONDS", "600"))
+SETTLE_INTERVAL_SECONDS = env_int("SETTLE_INTERVAL_SECONDS", "600")
 CELERY_TASK_DEFAULT_QUEUE = "celery"
 # Payouts have their own queue, served by one worker with concurrency 1 (`-Q payouts -c 1`): one
 # signer, so batches never race for the minter's nonce, and a backlog of decisions can't delay
-# them. Decisions stay on the default queue; refits of large projects go to `consensus`.
+# them. Decisions and their credits have the `decisions` queue; refits of large projects go to
+# `consensus`.
 # The fraud checks (scans of whole projects, rechecks after a ban) have a queue of their own,
 # `moderation`, so that a long scan never delays decisions.
 CELERY_TASK_ROUTES = {
@@ -374,11 +434,11 @@ CELERY_BEAT_SCHEDULE = {
     },
     "fraud-scan": {
         "task": "moderation.tasks.fraud_scan",
-        "schedule": int(env("FRAUD_SCAN_SECONDS", "900")),
+        "schedule": env_int("FRAUD_SCAN_SECONDS", "900"),
     },
     "reconcile-payouts": {
         "task": "rewards.tasks.reconcile_payouts",
-        "schedule": int(env("RECONCILE_INTERVAL_SECONDS", "3600")),
+        "schedule": env_int("RECONCILE_INTERVAL_SECONDS", "3600"),
     },
     "expire-exports": {
         "task": "market.tasks.expire_exports",
@@ -386,7 +446,7 @@ CELERY_BEAT_SCHEDULE = {
     },
     "refit-projects": {
         "task": "labeling.tasks.refit_projects",
-        "schedule": int(env("CONSENSUS_REFIT_SECONDS", "3600")),
+        "schedule": env_int("CONSENSUS_REFIT_SECONDS", "3600"),
     },
     # The decisions' queue, drained by the task each submit wakes; this run catches a wake-up
     # lost with a broker outage or a killed worker.
@@ -405,13 +465,13 @@ CELERY_BEAT_SCHEDULE = {
 # A labeler no fit has seen yet is assumed this accurate (errors spread evenly over classes); it
 # is also the weak prior every fitted labeler's confusion is shrunk toward. Above 1/2, so that an
 # unseen labeler's answer is evidence for its class whatever the number of classes.
-CONSENSUS_DEFAULT_ACCURACY = float(env("CONSENSUS_DEFAULT_ACCURACY", "0.8"))
+CONSENSUS_DEFAULT_ACCURACY = env_float("CONSENSUS_DEFAULT_ACCURACY", "0.8")
 if not 0.5 < CONSENSUS_DEFAULT_ACCURACY < 1.0:
     raise ImproperlyConfigured("CONSENSUS_DEFAULT_ACCURACY must be above 0.5 and below 1")
 # An open item still waiting for a label this long after its last one (or its upload) goes to the
 # moderators' review queue; 0 turns the rule off. An item no eligible contributor is left to label
 # goes there at once, whatever this says.
-CONSENSUS_LABEL_WAIT_SECONDS = int(env("CONSENSUS_LABEL_WAIT_SECONDS", "86400"))
+CONSENSUS_LABEL_WAIT_SECONDS = env_int("CONSENSUS_LABEL_WAIT_SECONDS", "86400")
 if CONSENSUS_LABEL_WAIT_SECONDS < 0:
     raise ImproperlyConfigured("CONSENSUS_LABEL_WAIT_SECONDS must be 0 (off) or positive")
 # Decisions are made in batches of up to DECISIONS_BATCH items per transaction (the queue's
@@ -419,55 +479,62 @@ if CONSENSUS_LABEL_WAIT_SECONDS < 0:
 # one is already queued: at most one queued wake-up per DECISIONS_WAKE_SECONDS. The woken task
 # starts DECISIONS_GATHER_MS after the wake-up, so that the items queued meanwhile share its batch
 # (under load a batch of a few items costs several times a batch of dozens per item).
-DECISIONS_BATCH = int(env("DECISIONS_BATCH", "100"))
-DECISIONS_WAKE_SECONDS = int(env("DECISIONS_WAKE_SECONDS", "30"))
-DECISIONS_GATHER_MS = int(env("DECISIONS_GATHER_MS", "200"))
+DECISIONS_BATCH = env_int("DECISIONS_BATCH", "100")
+DECISIONS_WAKE_SECONDS = env_int("DECISIONS_WAKE_SECONDS", "30")
+DECISIONS_GATHER_MS = env_int("DECISIONS_GATHER_MS", "200")
 if DECISIONS_BATCH < 1 or DECISIONS_WAKE_SECONDS < 1:
     raise ImproperlyConfigured("DECISIONS_BATCH and DECISIONS_WAKE_SECONDS must be at least 1")
 if not 0 <= DECISIONS_GATHER_MS <= 1000 * DECISIONS_WAKE_SECONDS:
     raise ImproperlyConfigured("DECISIONS_GATHER_MS must be 0 to DECISIONS_WAKE_SECONDS × 1000")
 # Projects with at least this many labels are refitted on the `consensus` queue, or on
 # `consensus-gpu` (torch on CUDA) when CONSENSUS_GPU_WORKERS is on.
-CONSENSUS_LARGE_PROJECT_LABELS = int(env("CONSENSUS_LARGE_PROJECT_LABELS", "100000"))
+CONSENSUS_LARGE_PROJECT_LABELS = env_int("CONSENSUS_LARGE_PROJECT_LABELS", "100000")
 CONSENSUS_GPU_WORKERS = env_bool("CONSENSUS_GPU_WORKERS")
 # A contributor may withdraw an answer this long after giving it, while its item is undecided.
-UNDO_SECONDS = int(env("UNDO_SECONDS", "60"))
+UNDO_SECONDS = env_int("UNDO_SECONDS", "60")
 
 # --- Datasets for buyers (market) -----------------------------------------------------------------
 # Where buyers pay for datasets on-chain, in the payout asset (POST /api/v1/datasets/{id}/purchase).
 # Empty: nothing is sold on-chain; moderators give grants in admin.
 DATASET_TREASURY_ADDRESS = env("DATASET_TREASURY_ADDRESS")
 # A purchase counts once its transaction is this many blocks deep (1: mined).
-DATASET_PURCHASE_CONFIRMATIONS = int(env("DATASET_PURCHASE_CONFIRMATIONS", "1"))
+DATASET_PURCHASE_CONFIRMATIONS = env_int("DATASET_PURCHASE_CONFIRMATIONS", "1")
 # An export's files are deleted this long after it is built.
-DATASET_EXPORT_TTL_HOURS = int(env("DATASET_EXPORT_TTL_HOURS", "24"))
+DATASET_EXPORT_TTL_HOURS = env_int("DATASET_EXPORT_TTL_HOURS", "24")
 # Exports and imports run in Celery tasks with this time limit (a crashed build is taken over
 # after it).
-DATASET_EXPORT_TIME_LIMIT_SECONDS = int(env("DATASET_EXPORT_TIME_LIMIT_SECONDS", "3600"))
+DATASET_EXPORT_TIME_LIMIT_SECONDS = env_int("DATASET_EXPORT_TIME_LIMIT_SECONDS", "3600")
 # Imports: rows per bulk insert, and at most this many rejected rows are listed in the report.
-IMPORT_BATCH_SIZE = int(env("IMPORT_BATCH_SIZE", "5000"))
-IMPORT_REPORT_MAX_ROWS = int(env("IMPORT_REPORT_MAX_ROWS", "1000"))
+IMPORT_BATCH_SIZE = env_int("IMPORT_BATCH_SIZE", "5000")
+IMPORT_REPORT_MAX_ROWS = env_int("IMPORT_REPORT_MAX_ROWS", "1000")
 
 # --- Moderation and fraud -------------------------------------------------------------------------
 # Hashed sign-in fingerprints (network, browser) are kept this long, for the Sybil check.
-FINGERPRINT_RETENTION_DAYS = int(env("FINGERPRINT_RETENTION_DAYS", "30"))
+FINGERPRINT_RETENTION_DAYS = env_int("FINGERPRINT_RETENTION_DAYS", "30")
 # How often Celery beat runs every fraud check (manage.py fraud_scan runs them at once).
-FRAUD_SCAN_SECONDS = int(env("FRAUD_SCAN_SECONDS", "900"))
+FRAUD_SCAN_SECONDS = env_int("FRAUD_SCAN_SECONDS", "900")
 # New wallets are on probation until they have this many answers and this many days, and a gold
 # record of PROBATION_GOLD_ACCURACY (if they have 5 gold answers): their labels weigh as a
 # labeler of CONSENSUS_PROBATION_ACCURACY, and at most PROBATION_PAYOUT_CAP (whole units of the
 # payout asset) is paid to them in all, the rest waiting in the ledger.
-PROBATION_LABELS = int(env("PROBATION_LABELS", "50"))
-PROBATION_DAYS = int(env("PROBATION_DAYS", "3"))
-PROBATION_GOLD_ACCURACY = float(env("PROBATION_GOLD_ACCURACY", "0.8"))
-CONSENSUS_PROBATION_ACCURACY = float(env("CONSENSUS_PROBATION_ACCURACY", "0.75"))
-PROBATION_PAYOUT_CAP = env("PROBATION_PAYOUT_CAP", "10")
+PROBATION_LABELS = env_int("PROBATION_LABELS", "50")
+PROBATION_DAYS = env_int("PROBATION_DAYS", "3")
+PROBATION_GOLD_ACCURACY = env_float("PROBATION_GOLD_ACCURACY", "0.8", high=1.0)
+CONSENSUS_PROBATION_ACCURACY = env_float("CONSENSUS_PROBATION_ACCURACY", "0.75", high=1.0)
+PROBATION_PAYOUT_CAP = env("PROBATION_PAYOUT_CAP", "10").strip()
+try:
+    if not (PROBATION_PAYOUT_CAP.isascii() and 0 <= Decimal(PROBATION_PAYOUT_CAP) < 10**30):
+        raise InvalidOperation(PROBATION_PAYOUT_CAP)
+except InvalidOperation:
+    raise _bad(
+        "PROBATION_PAYOUT_CAP", PROBATION_PAYOUT_CAP, "whole units such as 10 or 2.5"
+    ) from None
 # After answers, a contributor's latest ones are checked (speed, spam) this many seconds later,
 # once per window (eager Celery: at once).
-ANSWER_CHECK_SECONDS = int(env("ANSWER_CHECK_SECONDS", "20"))
+ANSWER_CHECK_SECONDS = env_int("ANSWER_CHECK_SECONDS", "20")
 # Wallet links read from the chain (funded from or paying out to one address): at most this many
 # blocks are read per fraud scan.
-FRAUD_CHAIN_SCAN_BLOCKS = int(env("FRAUD_CHAIN_SCAN_BLOCKS", "5000"))
+FRAUD_CHAIN_SCAN_BLOCKS = env_int("FRAUD_CHAIN_SCAN_BLOCKS", "5000")
 
 # --- Chain ---------------------------------------------------------------------------------------
 # Empty CHAIN_RPC_URL: an in-process EVM (eth-tester), fresh in every process.
@@ -475,7 +542,7 @@ CHAIN_RPC_URL = env("CHAIN_RPC_URL")
 CHAIN_PRIVATE_KEY = env("CHAIN_PRIVATE_KEY")
 CHAIN_TOKEN_ADDRESS = env("CHAIN_TOKEN_ADDRESS")
 CHAIN_EXPLORER_TX_URL = env("CHAIN_EXPLORER_TX_URL")  # e.g. https://etherscan.io/tx/{tx_hash}
-PAYOUT_BATCH_MAX_RECIPIENTS = int(env("PAYOUT_BATCH_MAX_RECIPIENTS", "500"))
+PAYOUT_BATCH_MAX_RECIPIENTS = env_int("PAYOUT_BATCH_MAX_RECIPIENTS", "500")
 # What contributors are paid in: "mint" the platform's RewardToken (CHAIN_TOKEN_ADDRESS), or
 # "erc20": an existing ERC-20 such as a stablecoin, paid by the RewardDistributor at
 # CHAIN_DISTRIBUTOR_ADDRESS from its treasury (which approves the distributor). Amounts everywhere
@@ -486,24 +553,24 @@ if PAYOUT_ASSET not in ("mint", "erc20"):
 CHAIN_DISTRIBUTOR_ADDRESS = env("CHAIN_DISTRIBUTOR_ADDRESS")
 _asset_defaults = ("CMT", "18") if PAYOUT_ASSET == "mint" else ("tUSD", "6")
 PAYOUT_ASSET_SYMBOL = env("PAYOUT_ASSET_SYMBOL", _asset_defaults[0])
-PAYOUT_ASSET_DECIMALS = int(env("PAYOUT_ASSET_DECIMALS", _asset_defaults[1]))
+PAYOUT_ASSET_DECIMALS = env_int("PAYOUT_ASSET_DECIMALS", _asset_defaults[1])
 if PRODUCTION and PAYOUT_ASSET == "erc20":
     for _name in ("CHAIN_DISTRIBUTOR_ADDRESS", "PAYOUT_ASSET_SYMBOL", "PAYOUT_ASSET_DECIMALS"):
         if not env(_name):
             raise ImproperlyConfigured(f"{_name} must be set when PAYOUT_ASSET=erc20")
 # Reward policies' epoch budgets count credits per epoch of this many hours (UTC, from 1970).
-REWARD_EPOCH_HOURS = int(env("REWARD_EPOCH_HOURS", "24"))
+REWARD_EPOCH_HOURS = env_int("REWARD_EPOCH_HOURS", "24")
 # A wallet is paid once its unpaid net reaches this (base units); smaller sums wait.
-PAYOUT_MINIMUM = int(env("PAYOUT_MINIMUM", "0"))
+PAYOUT_MINIMUM = env_int("PAYOUT_MINIMUM", "0")
 # On: settlement prepares batches and a moderator approves each in admin before it is broadcast.
 PAYOUT_REQUIRE_APPROVAL = env_bool("PAYOUT_REQUIRE_APPROVAL")
-PAYOUT_RECEIPT_TIMEOUT_SECONDS = int(env("PAYOUT_RECEIPT_TIMEOUT_SECONDS", "120"))
+PAYOUT_RECEIPT_TIMEOUT_SECONDS = env_int("PAYOUT_RECEIPT_TIMEOUT_SECONDS", "120")
 # Reconciliation (rewards.reconcile): how often Celery beat checks the payout invariants against
 # the chain, over the batches of the last RECONCILE_WINDOW_DAYS (and every unfinished one), reading
 # payment events from CHAIN_START_BLOCK (the block the payout contract was deployed in).
-RECONCILE_INTERVAL_SECONDS = int(env("RECONCILE_INTERVAL_SECONDS", "3600"))
-RECONCILE_WINDOW_DAYS = int(env("RECONCILE_WINDOW_DAYS", "7"))
-CHAIN_START_BLOCK = int(env("CHAIN_START_BLOCK", "0"))
+RECONCILE_INTERVAL_SECONDS = env_int("RECONCILE_INTERVAL_SECONDS", "3600")
+RECONCILE_WINDOW_DAYS = env_int("RECONCILE_WINDOW_DAYS", "7")
+CHAIN_START_BLOCK = env_int("CHAIN_START_BLOCK", "0")
 if CHAIN_RPC_URL and not CHAIN_PRIVATE_KEY:
     raise ImproperlyConfigured(
         "CHAIN_RPC_URL is set: CHAIN_PRIVATE_KEY (or CHAIN_PRIVATE_KEY_FILE) is required"
@@ -518,7 +585,7 @@ if PRODUCTION:
     # HTTPS only. HSTS starts at an hour: raise it once the site is known to work over HTTPS
     # (browsers remember it, so a mistake can't be taken back quickly).
     SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", True)
-    SECURE_HSTS_SECONDS = int(env("DJANGO_SECURE_HSTS_SECONDS", "3600"))
+    SECURE_HSTS_SECONDS = env_int("DJANGO_SECURE_HSTS_SECONDS", "3600")
     SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS")
     # Probes and the metrics scraper talk plain HTTP to the process itself, behind the proxy.
     SECURE_REDIRECT_EXEMPT = [r"^api/v1/health", r"^metrics$"]
@@ -532,10 +599,17 @@ METRICS_TOKEN = env("METRICS_TOKEN")
 if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
     Path(os.environ["PROMETHEUS_MULTIPROC_DIR"]).mkdir(parents=True, exist_ok=True)
 METRICS_ALLOWED_NETWORKS = env("METRICS_ALLOWED_NETWORKS", "" if PRODUCTION else "127.0.0.0/8,::1")
+for _network in filter(None, (n.strip() for n in METRICS_ALLOWED_NETWORKS.split(","))):
+    try:
+        ipaddress.ip_network(_network, strict=False)
+    except ValueError:
+        raise _bad(
+            "METRICS_ALLOWED_NETWORKS", _network, "comma-separated addresses or CIDRs"
+        ) from None
 
 # LOG_FORMAT=json: one JSON object per line (config/request_id.py), with the request id that the
 # response's X-Request-ID shows, in the web processes and in the Celery tasks the request enqueued.
-LOG_FORMAT = env("LOG_FORMAT", "plain")
+LOG_FORMAT = env_choice("LOG_FORMAT", "plain", ("plain", "json"))
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -551,7 +625,10 @@ LOGGING = {
             "formatter": "json" if LOG_FORMAT == "json" else "plain",
         }
     },
-    "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
+    "root": {
+        "handlers": ["console"],
+        "level": env_choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")),
+    },
     "loggers": {
         "web3": {"level": "WARNING"},
         "eth": {"level": "WARNING"},

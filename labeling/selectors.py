@@ -89,6 +89,8 @@ def item_get_content_for_user(*, item_id: int, user: Any, side: str = "a") -> It
     field = "image_b" if side == "b" else "image"  # a pair's second image: side "b"
     item = Item.objects.select_related("project").filter(pk=item_id).exclude(**{field: ""}).first()
     if item is None or not _item_content_allowed(item, user):
+        if side == "b":  # the same for any item: no hint that it exists
+            raise Http404("No pair of images with this id (side=b is a pairwise item's second).")
         raise Http404("No image item with this id.")
     return item
 

@@ -41,6 +41,24 @@ def chain_is_embedded() -> bool:
     return not settings.CHAIN_RPC_URL
 
 
+#: Why a management command refuses to start a new embedded EVM (``embedded_chain_elsewhere``).
+EMBEDDED_ELSEWHERE = (
+    "no chain to use: CHAIN_RPC_URL is not set, and the embedded EVM lives in the process that "
+    "made it (the demo's server); here this command would pay or read a new, empty chain that "
+    "vanishes when it exits (the database would record payouts nobody received). Set "
+    "CHAIN_RPC_URL and CHAIN_PRIVATE_KEY to use a node, or let the demo's server do it (its "
+    "settlement runs on its own schedule)"
+)
+
+
+def embedded_chain_elsewhere() -> bool:
+    """Whether the chain is embedded and this process has not made it yet: a management command
+    run beside the demo would get a fresh EVM of its own, with the demo's chain id and contract
+    addresses but none of its state."""
+    with _lock:
+        return chain_is_embedded() and _client is None
+
+
 #: The embedded ERC-20 treasury's balance and allowance: plenty for any demo or test.
 EMBEDDED_TREASURY_UNITS = 10**15
 

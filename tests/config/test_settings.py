@@ -78,6 +78,50 @@ def test_production_refuses_to_start_without_a_secret_or_backend(
     assert message in result.stderr
 
 
+def test_production_needs_redis() -> None:
+    result = manage("check", env=production_env(drop="REDIS_URL"))
+    assert result.returncode != 0
+    assert "REDIS_URL must be set when CROWDMINT_ENV=production" in result.stderr
+
+
+def test_production_on_sqlite_is_a_deployment_warning(tmp_path: Path) -> None:
+    env = production_env(DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}")
+    result = manage("check", "--deploy", env=env)
+    assert "crowdmint.W001" in result.stderr and "DATABASE_URL is SQLite in production" in (
+        result.stderr
+    )
+    assert "crowdmint.W001" not in manage("check", "--deploy").stderr
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "expected"),
+    [
+        ("CROWDMINT_ENV", "Production", "expected one of development, production"),
+        ("API_RATE", "lots", "expected requests per period"),
+        ("ANON_RATE", "10/fortnight", "expected requests per period"),
+        ("UNDO_SECONDS", "abc", "expected a whole number of at least 0"),
+        ("NUM_PROXIES", "-1", "expected a whole number of at least 0"),
+        ("SIWE_CHAIN_ID", "0", "expected a whole number of at least 1"),
+        ("AUTH_CACHE_SECONDS", "nan", "expected a number from 0 to inf"),
+        ("PROBATION_GOLD_ACCURACY", "1.5", "expected a number from 0 to 1"),
+        ("PROBATION_PAYOUT_CAP", "abc", "expected whole units such as 10 or 2.5"),
+        ("METRICS_ALLOWED_NETWORKS", "10.0.0.0/8,banana", "expected comma-separated addresses"),
+        ("DJANGO_DEBUG", "maybe", "expected one of 1, true, yes, on, 0, false, no, off"),
+        ("LOG_LEVEL", "LOUD", "expected one of DEBUG, INFO, WARNING, ERROR, CRITICAL"),
+        ("LOG_FORMAT", "xml", "expected one of plain, json"),
+        ("DJANGO_SECRET_KEY_FILE", "/nonexistent/secret", "can't read it"),
+    ],
+)
+def test_a_malformed_setting_stops_start_up_naming_it(name: str, value: str, expected: str) -> None:
+    """Not later, as a 500 on every API call (a rate) or a failed settlement (the cap)."""
+    env = {k: v for k, v in production_env().items() if k != "CROWDMINT_ENV"}
+    result = manage("check", env={**env, name: value})
+    assert result.returncode != 0
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("django.core.exceptions.ImproperlyConfigured: ") and name in last
+    assert expected in last
+
+
 def test_media_on_s3_needs_django_storages_and_says_so() -> None:
     import importlib.util
 

@@ -107,6 +107,13 @@ def test_verify_receipt_checks_the_chain_and_catches_tampering(
         call_command("verify_receipt", str(entry.pk), stdout=out)
     assert "FAIL leaf recomputed from the receipt" in out.getvalue()
 
+    # From another process than the one holding the embedded chain: refused, not "NOT verify".
+    from rewards.client import chain_client_reset
+
+    chain_client_reset()
+    with pytest.raises(CommandError, match="the embedded EVM lives in the process that made it"):
+        call_command("verify_receipt", str(entry.pk), stdout=io.StringIO())
+
 
 def test_an_unpaid_receipt_has_nothing_to_verify(decided: dict[str, Any]) -> None:
     entry = LedgerEntry.objects.filter(user=decided["uploader"].user).get()

@@ -86,6 +86,32 @@ def test_settle_pays_each_wallet_its_summed_credits_in_one_batch(
     assert chain.is_batch_processed(bytes.fromhex(batch.batch_id[2:]))
 
 
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["settle_rewards"],
+        ["reconcile_payouts"],
+        ["deploy_token"],
+        ["deploy_distributor", "--test-stablecoin"],
+    ],
+)
+def test_a_command_run_beside_the_demo_never_pays_on_a_chain_of_its_own(
+    credit: Callable[..., User], command: list[str]
+) -> None:
+    """The embedded EVM lives in the demo's server: another process (``manage.py
+    settle_rewards`` in a second terminal) would get a fresh, empty EVM with the same chain id
+    and addresses, pay there, and record in the shared database payouts nobody received."""
+    from django.core.management import CommandError
+
+    from rewards.client import chain_client_reset
+
+    credit(10)
+    chain_client_reset()  # this process has made no chain: it is not the demo's server
+    with pytest.raises(CommandError, match="the embedded EVM lives in the process that made it"):
+        call_command(*command)
+    assert not PayoutBatch.objects.exists()
+
+
 def test_running_settle_rewards_twice_pays_once(
     chain: ChainClient, credit: Callable[..., User]
 ) -> None:

@@ -6,7 +6,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from rewards.client import chain_client
+from rewards.client import EMBEDDED_ELSEWHERE, chain_client, embedded_chain_elsewhere
 
 
 class Command(BaseCommand):
@@ -27,6 +27,8 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        if embedded_chain_elsewhere():
+            raise CommandError(EMBEDDED_ELSEWHERE)
         client = chain_client()
         asset, treasury = options["asset"], options["treasury"]
         if options["test_stablecoin"]:

@@ -1,14 +1,16 @@
 from typing import Any
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
-from rewards.client import chain_client
+from rewards.client import EMBEDDED_ELSEWHERE, chain_client, embedded_chain_elsewhere
 
 
 class Command(BaseCommand):
     help = "Deploy the reward token with the configured key; prints the address for CHAIN_TOKEN_ADDRESS."
 
     def handle(self, *args: Any, **options: Any) -> None:
+        if embedded_chain_elsewhere():
+            raise CommandError(EMBEDDED_ELSEWHERE)
         client = chain_client()
         address = client.deploy_token()
         self.stdout.write(f"RewardToken deployed on chain {client.chain_id} at {address}")

@@ -6,7 +6,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from rewards.client import chain_client_with_token
+from rewards.client import EMBEDDED_ELSEWHERE, chain_client_with_token, embedded_chain_elsewhere
 from rewards.models import ReconciliationRun
 from rewards.reconcile import payouts_reconcile
 
@@ -23,6 +23,8 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        if embedded_chain_elsewhere():
+            raise CommandError(EMBEDDED_ELSEWHERE)
         report = payouts_reconcile(
             client=chain_client_with_token(), check_balances=options["balances"]
         )

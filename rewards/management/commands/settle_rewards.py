@@ -1,8 +1,8 @@
 from typing import Any
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
-from rewards.client import chain_client_with_token
+from rewards.client import EMBEDDED_ELSEWHERE, chain_client_with_token, embedded_chain_elsewhere
 from rewards.services import payouts_settle
 
 
@@ -10,6 +10,8 @@ class Command(BaseCommand):
     help = "Pay every due credit on-chain in batches. Safe to run twice, or after a crash."
 
     def handle(self, *args: Any, **options: Any) -> None:
+        if embedded_chain_elsewhere():
+            raise CommandError(EMBEDDED_ELSEWHERE)
         client = chain_client_with_token()
         report = payouts_settle(client=client)
         for batch_id in report.confirmed:

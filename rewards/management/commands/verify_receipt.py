@@ -9,7 +9,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from rewards.apis import ReceiptOutputSerializer
 from rewards.asset import payout_asset
 from rewards.chain.merkle import leaf_of_receipt, receipt_digest, verify_proof
-from rewards.client import chain_client
+from rewards.client import EMBEDDED_ELSEWHERE, chain_client, embedded_chain_elsewhere
 from rewards.models import LedgerEntry
 from rewards.receipts import receipt_for_entry
 
@@ -35,6 +35,8 @@ class Command(BaseCommand):
         if receipt.batch is None or receipt.leaf is None or receipt.root is None:
             raise CommandError(f"receipt {entry.pk} is not in a payout batch yet: nothing on-chain")
         document = ReceiptOutputSerializer(receipt).data
+        if embedded_chain_elsewhere():
+            raise CommandError(EMBEDDED_ELSEWHERE)
         client = chain_client()
         batch = document["batch"]
         batch_id = bytes.fromhex(batch["batch_id"][2:])
