@@ -162,8 +162,8 @@ class Project(models.Model):
             raise ValidationError({"classes": "Class names must be distinct."})
 
     def _clean_labeled(self) -> None:
-        """Once the project is labeled, its task and data kind stay, and classes may only be
-        added at the end.
+        """Once the project is labeled, its task and data kind stay, classes may only be added at
+        the end, and overlapping spans, once allowed, stay allowed.
 
         Answers, decisions and gold answers name classes by name, and a class's position is its
         code (YOLO and COCO exports, stored consensus fits' confusion matrices): a renamed,
@@ -173,12 +173,21 @@ class Project(models.Model):
         if self.pk is None:
             return
         stored = (
-            Project.objects.filter(pk=self.pk).values_list("task", "data_kind", "classes").first()
+            Project.objects.filter(pk=self.pk)
+            .values_list("task", "data_kind", "classes", "spans_may_overlap")
+            .first()
         )
         if stored is None or not _project_is_labeled(self.pk):
             return
-        task, data_kind, stored_classes = stored
+        task, data_kind, stored_classes, overlapped = stored
         errors: dict[str, str] = {}
+        if overlapped and not self.spans_may_overlap:
+            # Stored answers may hold overlapping spans of different classes, which a vote
+            # over all classes at once can't take (their items' decisions failed).
+            errors["spans_may_overlap"] = (
+                "Spans may already overlap in the project's answers: this stays on once the "
+                "project has answers, decisions or gold answers."
+            )
         for field, name, was in (("task", "task", task), ("data_kind", "data kind", data_kind)):
             if getattr(self, field) != was:
                 errors[field] = (

@@ -46,6 +46,9 @@ class CrowdData:
         return self.task_counts > 0
 
 
+_INT64_MAX = int(np.iinfo(np.int64).max)
+
+
 def _as_codes(values: Any, name: str) -> IntArray:
     array = np.asarray(values)
     if array.ndim != 1:
@@ -56,6 +59,9 @@ def _as_codes(values: Any, name: str) -> IntArray:
         raise ValueError(f"{name} must hold integer codes, got dtype {array.dtype}")
     if np.issubdtype(array.dtype, np.signedinteger) and int(array.min()) < 0:
         raise ValueError(f"{name} must be non-negative codes; found {int(array.min())}")
+    if np.issubdtype(array.dtype, np.unsignedinteger) and int(array.max()) > _INT64_MAX:
+        # astype(int64) would wrap it to a negative code, silently another task or worker
+        raise ValueError(f"{name} must be codes below 2**63; found {int(array.max())}")
     return array.astype(np.int64, copy=False)
 
 
@@ -169,6 +175,13 @@ def prepare_gold(gold: Mapping[int, int] | None, data: CrowdData) -> tuple[IntAr
     """
     if not gold:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    for task, label in gold.items():
+        for value in (task, label):
+            # int() would read 0.9 as 0 and "1" as 1: another task or class than meant.
+            if isinstance(value, bool) or not isinstance(value, int | np.integer):
+                raise ValueError(
+                    f"gold maps task codes to class codes (ints); got {task!r}: {label!r}"
+                )
     gold_tasks = np.fromiter((int(task) for task in gold), dtype=np.int64, count=len(gold))
     gold_labels = np.fromiter((int(gold[task]) for task in gold), dtype=np.int64, count=len(gold))
     if gold_tasks.min() < 0 or gold_tasks.max() >= data.n_tasks:

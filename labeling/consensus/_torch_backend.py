@@ -114,8 +114,8 @@ def dawid_skene(
         entropy = -(post * log_post).sum(1)
         if gold_tasks.size:
             entropy[gold_t] = 0.0
-        clamp(post)
         post[~labeled] = 1.0 / k
+        clamp(post)  # after: a gold task nobody answered keeps its gold label
         counts, prior, confusion, log_rows = m_step(post)
         log_prior = torch.log(prior.clamp(min=EPS))
         new_elbo = (

@@ -132,10 +132,18 @@ def aggregate(
     """
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
-    if isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 0:
+    if isinstance(max_iter, bool) or not isinstance(max_iter, int | np.integer) or max_iter < 0:
         raise ValueError(f"max_iter must be a non-negative int, got {max_iter!r}")
+    max_iter = int(max_iter)
+    if isinstance(tol, bool) or not isinstance(tol, int | float | np.floating | np.integer):
+        raise ValueError(f"tol must be a number, got {tol!r}")
     if math.isnan(tol):
         raise ValueError("tol must not be NaN")
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer):
+        raise ValueError(f"seed must be an int, got {seed!r}")
+    seed = int(seed)
+    if not isinstance(device, str):
+        raise ValueError(f"device must be a string such as 'cpu', got {device!r}")
     if precision not in ("float32", "float64"):
         raise ValueError(f"precision must be 'float32' or 'float64', got {precision!r}")
     resolved = _resolve_device(device, method)

@@ -32,8 +32,9 @@ N_COMMUNITIES = 3
 # worker's hundreds, strong next to a worker's handful (a worker with 2 answers per row keeps
 # about 2/12 of their own estimate).
 STRENGTH = 10.0
-# Workers per block of the responsibilities' computation.
-_WORKER_BLOCK = 1 << 14
+# Cells per block of the responsibilities' computation (its temporaries: a few of these, in
+# float64, whatever the number of classes).
+_BLOCK_CELLS = 1 << 20
 # Pseudo-answers per row of a community's own estimate, shaped like the community's starting row:
 # a class that (almost) no task is believed to have keeps its starting rows, so a careful
 # community stays careful about it instead of drifting to uniform rows that would make answers of
@@ -62,18 +63,34 @@ class CommunityPrior:
         pseudo = STRENGTH * self.rows  # (M, K, K)
         row_pseudo = pseudo.sum(axis=2)  # (M, K)
         row_counts = counts.sum(axis=2)  # (W, K)
-        n_workers = counts.shape[0]
-        # log Dirichlet-multinomial likelihood of each worker's rows under each community, a
-        # block of workers at a time (the (workers, M, K, K) temporaries stay small).
-        log_like = np.empty((n_workers, pseudo.shape[0]))
-        constant = log_gamma(row_pseudo).sum(axis=1) - log_gamma(pseudo).sum(axis=(1, 2))
-        for lo in range(0, n_workers, _WORKER_BLOCK):
-            hi = min(lo + _WORKER_BLOCK, n_workers)
+        n_workers, k = counts.shape[0], self.k
+        n_communities = pseudo.shape[0]
+        # log Dirichlet-multinomial likelihood of each worker's rows under each community:
+        #   sum_k [lgG(a_k) - lgG(a_k + n_k)] + sum_{k,l} [lgG(a_kl + n_kl) - lgG(a_kl)].
+        # A (true, answer) cell the worker never answered (n_kl = 0: every cell of an answer
+        # column the worker never gave) adds 0, so the second sum runs over the (worker, answer)
+        # pairs they gave: with many classes and sparse workers, a small part of W x K x K.
+        # Both run in blocks whose temporaries stay near _BLOCK_CELLS, whatever K.
+        log_like = np.zeros((n_workers, n_communities))
+        block = max(1, _BLOCK_CELLS // (n_communities * k))
+        base = log_gamma(row_pseudo)  # (M, K)
+        for lo in range(0, n_workers, block):
+            hi = min(lo + block, n_workers)
             log_like[lo:hi] = (
-                constant[None]
-                - log_gamma(row_pseudo[None] + row_counts[lo:hi, None]).sum(axis=2)
-                + log_gamma(pseudo[None] + counts[lo:hi, None]).sum(axis=(2, 3))
-            )
+                base[None] - log_gamma(row_pseudo[None] + row_counts[lo:hi, None])
+            ).sum(axis=2)
+        given_w, given_l = np.nonzero(counts.sum(axis=1) > 0)  # (worker, answer) pairs
+        by_answer = pseudo.transpose(2, 0, 1)  # (answer, M, true)
+        by_answer_log = log_gamma(by_answer)
+        for lo in range(0, given_w.size, block):
+            hi = min(lo + block, given_w.size)
+            w, ans = given_w[lo:hi], given_l[lo:hi]
+            cells = counts[w, :, ans]  # (P, true)
+            gain = (log_gamma(by_answer[ans] + cells[:, None, :]) - by_answer_log[ans]).sum(
+                axis=2
+            )  # (P, M)
+            for c in range(n_communities):
+                log_like[:, c] += np.bincount(w, weights=gain[:, c], minlength=n_workers)
         log_like += np.log(self.weights)[None]
         log_like -= log_like.max(axis=1, keepdims=True)
         resp = np.exp(log_like)

@@ -97,13 +97,22 @@ def _confusion(by_answer_conf: npt.NDArray[np.float64]) -> npt.NDArray[np.float6
     return np.ascontiguousarray(np.transpose(by_answer_conf, (0, 2, 1)))
 
 
+# Up to this many classes, reductions over the class axis go a column at a time (fast for narrow
+# arrays); wider ones are whole-array reductions (a Python loop per class would dominate).
+_NARROW = 16
+
+
 def _column_sums(x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-    """``x.sum(axis=0)`` of a narrow ``(n, K)`` array, a column at a time."""
+    """``x.sum(axis=0)`` of an ``(n, K)`` array, a column at a time when it is narrow."""
+    if x.shape[1] > _NARROW:
+        return np.asarray(x.sum(axis=0))
     return np.array([x[:, c].sum() for c in range(x.shape[1])])
 
 
 def _row_max(x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-    """``x.max(axis=1)`` of a narrow ``(n, K)`` array, a column at a time."""
+    """``x.max(axis=1)`` of an ``(n, K)`` array, a column at a time when it is narrow."""
+    if x.shape[1] > _NARROW:
+        return np.asarray(x.max(axis=1))
     out = x[:, 0].copy()
     for c in range(1, x.shape[1]):
         np.maximum(out, x[:, c], out=out)

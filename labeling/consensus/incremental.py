@@ -77,6 +77,11 @@ def labeler_confusions(
     task_codes, worker_codes, label_codes = (np.asarray(a) for a in (tasks, workers, labels))
     if not task_codes.shape == worker_codes.shape == label_codes.shape:
         raise ValueError("tasks, workers and labels must have the same length")
+    if task_codes.size and not all(
+        np.issubdtype(a.dtype, np.integer) and a.dtype != np.bool_
+        for a in (task_codes, worker_codes, label_codes)
+    ):
+        raise ValueError("tasks, workers and labels must be integer codes")
     if task_codes.size and (
         task_codes.min() < 0
         or task_codes.max() >= post.shape[0]
@@ -86,8 +91,10 @@ def labeler_confusions(
         or label_codes.max() >= k
     ):
         raise ValueError("a task, worker or label code is out of range")
-    if not strength > 0:
-        raise ValueError(f"strength must be positive, got {strength}")
+    if not 0 < strength < np.inf:
+        raise ValueError(f"strength must be positive and finite, got {strength}")
+    if not np.isfinite(post).all() or (post < 0).any():
+        raise ValueError("posteriors must be finite and non-negative")
     prior_row = one_coin(prior_accuracy, k)
     counts = np.zeros((n_workers * k, k))  # [w * K + answer, true]
     np.add.at(counts, worker_codes * k + label_codes, post[task_codes])
@@ -113,8 +120,12 @@ def bounded_priors(priors: Any, floor_share: float = PRIOR_FLOOR_SHARE) -> Float
         ValueError: negative entries or a zero sum.
     """
     prior = np.asarray(priors, dtype=np.float64)
-    if (prior < 0).any() or prior.sum() <= 0:
-        raise ValueError("priors must be non-negative with a positive sum")
+    if prior.ndim != 1 or not prior.size:
+        raise ValueError(f"priors must be a 1-D array of class probabilities, got {prior.shape}")
+    if not np.isfinite(prior).all() or (prior < 0).any() or prior.sum() <= 0:
+        raise ValueError("priors must be finite and non-negative with a positive sum")
+    if not 0.0 <= floor_share <= 1.0:
+        raise ValueError(f"floor_share must be in [0, 1], got {floor_share}")
     k = prior.shape[0]
     raised = np.maximum(prior / prior.sum(), floor_share / k)
     bounded: FloatArray = raised / raised.sum()
@@ -134,9 +145,13 @@ def decisive_margin(
     E.g. 2 classes, threshold 0.95, accuracy 0.8: 5 (a 6-to-1 or 5-to-0 vote).
 
     Raises:
-        ValueError: ``accuracy`` not above chance (``1 / n_classes``), or ``threshold`` outside
-            ``(0, 1)``.
+        ValueError: fewer than 2 classes, ``accuracy`` not above chance (``1 / n_classes``),
+            ``threshold`` outside ``(0, 1)`` or ``floor_share`` outside ``(0, 1]``.
     """
+    if isinstance(n_classes, bool) or not isinstance(n_classes, int) or n_classes < 2:
+        raise ValueError(f"n_classes must be an int of at least 2, got {n_classes!r}")
+    if not 0.0 < floor_share <= 1.0:
+        raise ValueError(f"floor_share must be in (0, 1], got {floor_share}")
     if not 1.0 / n_classes < accuracy < 1.0:
         raise ValueError(f"accuracy must be in (1/K, 1), got {accuracy}")
     if not 0.0 < threshold < 1.0:
@@ -179,8 +194,8 @@ def item_posterior(
     k = conf.shape[1]
     if prior.shape != (k,):
         raise ValueError(f"priors must have shape ({k},), got {prior.shape}")
-    if (prior < 0).any() or prior.sum() <= 0:
-        raise ValueError("priors must be non-negative with a positive sum")
+    if not np.isfinite(prior).all() or (prior < 0).any() or prior.sum() <= 0:
+        raise ValueError("priors must be finite and non-negative with a positive sum")
     who = np.asarray(workers)
     said = np.asarray(labels)
     if who.ndim != 1 or said.ndim != 1 or who.shape != said.shape:
@@ -195,7 +210,10 @@ def item_posterior(
         raise ValueError(f"label codes must be in [0, {k})")
     logits = np.log(np.maximum(prior / prior.sum(), EPS))
     if who.size:
-        logits = logits + np.log(np.maximum(conf[who, :, said], EPS)).sum(axis=0)
+        used = conf[who, :, said]
+        if not np.isfinite(used).all() or (used < 0).any():
+            raise ValueError("confusions must be finite and non-negative")
+        logits = logits + np.log(np.maximum(used, EPS)).sum(axis=0)
     logits -= logits.max()
     posterior: FloatArray = np.exp(logits)
     posterior /= posterior.sum()

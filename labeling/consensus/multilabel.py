@@ -34,7 +34,8 @@ def aggregate_multilabel(
     """Aggregate answers where each answer is a set of classes.
 
     Args:
-        tasks, workers: integer codes, one per answer (the last answer of a repeated pair counts).
+        tasks, workers: integer codes, one per answer (the last answer of a repeated pair counts,
+            unless ``repeats="all"`` is passed).
         selections: ``(n_answers, n_classes)`` 0/1 matrix; row ``i`` marks the classes answer ``i``
             selected (an unselected class is a "no", not a missing answer).
         method, options: passed to :func:`aggregate` for every class's binary problem.
@@ -50,6 +51,11 @@ def aggregate_multilabel(
         raise ValueError("selections must be a (n_answers, n_classes) matrix, one row per answer")
     if marks.size and not np.isin(marks, (0, 1)).all():
         raise ValueError("selections must hold only 0 and 1")
+    if "n_classes" in options:
+        raise ValueError("n_classes is the number of columns of selections; don't pass it")
+    # One set of classes per labeler and task: the last answer of a repeated pair counts, as
+    # documented (aggregate's default counts every answer).
+    options.setdefault("repeats", "last")
     columns = [
         aggregate(tasks, workers, marks[:, c].astype(np.int64), 2, method, **options)
         for c in range(marks.shape[1])

@@ -128,7 +128,9 @@ def zero_based_skill(
     return AggregationResult(
         labels=labels,
         posteriors=posteriors,
-        worker_skill=skill,
+        # The vote uses the skills as they are (crowd-kit's); reported, a skill is a share: its
+        # start of 1/n + 1e-5 is above 1 when only one class was answered.
+        worker_skill=np.minimum(skill, 1.0),
         confusion=None,
         iterations=iterations,
         converged=converged,

@@ -162,10 +162,35 @@ def test_the_community_step_gives_the_same_prior_block_by_block(
     from labeling.consensus import bayes
 
     counts = np.random.default_rng(1).gamma(1.0, 3.0, size=(37, 3, 3))
+    counts[::4, :, 1] = 0.0  # answers some workers never gave: cells the sparse sum skips
     whole = bayes.CommunityPrior(37, 3).update(counts)
-    monkeypatch.setattr(bayes, "_WORKER_BLOCK", 5)
+    monkeypatch.setattr(bayes, "_BLOCK_CELLS", 45)  # 5 rows of (3 communities x 3 classes)
     blocks = bayes.CommunityPrior(37, 3).update(counts)
     np.testing.assert_allclose(blocks, whole, rtol=1e-12)
+
+
+def test_the_community_step_equals_the_dense_dirichlet_multinomial_likelihood() -> None:
+    """The step sums only the (worker, answer) cells a worker gave; the dense formula over
+    every cell gives the same responsibilities."""
+    from labeling.consensus import bayes
+    from labeling.consensus._common import log_gamma
+
+    rng = np.random.default_rng(2)
+    counts = rng.gamma(1.0, 3.0, size=(25, 4, 4))
+    counts[rng.random((25, 4)) < 0.5] = 0.0  # drop whole (worker, true) rows too
+    counts[:, :, 2][rng.random(25) < 0.6] = 0.0
+    community = bayes.CommunityPrior(25, 4)
+    pseudo = bayes.STRENGTH * community.rows
+    dense = (
+        log_gamma(pseudo.sum(axis=2)).sum(axis=1)[None]
+        - log_gamma(pseudo.sum(axis=2)[None] + counts.sum(axis=2)[:, None]).sum(axis=2)
+        + log_gamma(pseudo[None] + counts[:, None]).sum(axis=(2, 3))
+        - log_gamma(pseudo).sum(axis=(1, 2))[None]
+    ) + np.log(community.weights)[None]
+    expected = np.exp(dense - dense.max(axis=1, keepdims=True))
+    expected /= expected.sum(axis=1, keepdims=True)
+    community.update(counts)
+    np.testing.assert_allclose(community.responsibility, expected, rtol=1e-10)
 
 
 def test_bayes_ds_runs_on_the_cpu_only() -> None:

@@ -36,6 +36,15 @@ def test_torch_cpu_matches_numpy(method: str) -> None:
     assert tch.iterations == cpu.iterations
 
 
+@pytest.mark.parametrize("method", ["dawid_skene", "one_coin"])
+def test_a_gold_task_nobody_answered_keeps_its_gold_label_on_torch(method: str) -> None:
+    kwargs = {"method": method, "gold": {2: 1}, "n_tasks": 3}
+    cpu = aggregate([0, 0, 1, 1], [0, 1, 0, 1], [0, 1, 1, 1], **kwargs)
+    tch = aggregate([0, 0, 1, 1], [0, 1, 0, 1], [0, 1, 1, 1], device="torch-cpu", **kwargs)
+    assert tch.labels[2] == cpu.labels[2] == 1
+    np.testing.assert_allclose(tch.posteriors, cpu.posteriors, atol=1e-9)
+
+
 @pytest.mark.gpu
 def test_cuda_matches_numpy() -> None:
     crowd = make_crowd(n_tasks=2000, n_classes=4, seed=8)

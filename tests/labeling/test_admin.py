@@ -193,6 +193,21 @@ def test_a_decision_or_a_gold_answer_also_holds_the_classes(
     refuse(browser, text_project, "classes", "keep every class", classes='["good", "negative"]')
 
 
+def test_a_labeled_projects_overlapping_spans_stay_allowed(text_project: Project) -> None:
+    """Answers may hold overlapping spans of different classes: switching overlaps off made
+    their items' decisions fail (a vote over all classes at once can't take them)."""
+    from django.core.exceptions import ValidationError
+
+    Project.objects.filter(pk=text_project.pk).update(task="spans", spans_may_overlap=True)
+    text_project.refresh_from_db()
+    text_project.full_clean()
+    label_it(text_project, "answer")
+    text_project.spans_may_overlap = False
+    with pytest.raises(ValidationError) as refused:
+        text_project.full_clean()
+    assert "spans_may_overlap" in refused.value.message_dict
+
+
 def test_a_labeled_project_may_gain_classes_at_the_end(
     browser: Client, text_project: Project
 ) -> None:
