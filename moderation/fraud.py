@@ -87,7 +87,7 @@ class Candidate:
     evidence: dict[str, Any]
 
 
-def _wilson_upper(successes: int, n: int, confidence: float) -> float:
+def wilson_upper(successes: int, n: int, confidence: float) -> float:
     """Upper bound of a one-sided Wilson interval for a binomial proportion."""
     if n == 0:
         return 1.0
@@ -98,10 +98,12 @@ def _wilson_upper(successes: int, n: int, confidence: float) -> float:
     return min(1.0, (centre + spread) / (1 + z * z / n))
 
 
-def references(answers: Answers) -> dict[tuple[int, int], int]:
+def references(
+    answers: Answers, exclude: frozenset[int] = frozenset()
+) -> dict[tuple[int, int], int]:
     """For each (item, labeler), the answer a reference gives without that labeler: the item's
     gold answer, else the strict plurality of the other labelers' answers (none on a tie or
-    fewer than two others)."""
+    fewer than two others), leaving out those in ``exclude``."""
     by_item: dict[int, list[tuple[int, int]]] = defaultdict(list)
     for item, user, label in zip(answers.item, answers.user, answers.label, strict=True):
         by_item[int(item)].append((int(user), int(label)))
@@ -112,7 +114,7 @@ def references(answers: Answers) -> dict[tuple[int, int], int]:
             if gold is not None:
                 out[(item, user)] = gold
                 continue
-            others = Counter(label for u, label in rows if u != user)
+            others = Counter(label for u, label in rows if u != user and u not in exclude)
             if sum(others.values()) < 2:
                 continue
             (top, count), *rest = others.most_common(2) + [(None, 0)]
@@ -129,6 +131,15 @@ def spammers(answers: Answers) -> list[Candidate]:
     ref = references(answers)
     found: list[Candidate] = []
     order = np.argsort(answers.at, kind="stable")
+    # Whether one class is that common, judged without the labelers who answer it all the time:
+    # a ring answering one class made itself the reference, and the check looked away.
+    constant = frozenset(
+        int(user)
+        for user in np.unique(answers.user)
+        if (mask := answers.user == user).sum() >= MIN_ANSWERS
+        and np.bincount(answers.label[mask]).max() / mask.sum() >= CONSTANT_SHARE
+    )
+    others_ref = references(answers, exclude=constant) if constant else ref
     for user in np.unique(answers.user):
         mine = order[answers.user[order] == user]
         labels = answers.label[mine]
@@ -150,7 +161,7 @@ def spammers(answers: Answers) -> list[Candidate]:
         ]
         if (
             len(on_gold) >= GOLD_MIN_ANSWERS
-            and _wilson_upper(sum(on_gold), len(on_gold), SPAM_CONFIDENCE) < bar
+            and wilson_upper(sum(on_gold), len(on_gold), SPAM_CONFIDENCE) < bar
         ):
             found.append(
                 Candidate(
@@ -166,7 +177,7 @@ def spammers(answers: Answers) -> list[Candidate]:
                 )
             )
             continue
-        if len(pairs) >= MIN_ANSWERS and _wilson_upper(agreed, len(pairs), SPAM_CONFIDENCE) < bar:
+        if len(pairs) >= MIN_ANSWERS and wilson_upper(agreed, len(pairs), SPAM_CONFIDENCE) < bar:
             found.append(
                 Candidate(
                     int(user),
@@ -183,7 +194,14 @@ def spammers(answers: Answers) -> list[Candidate]:
             continue
         top, count = Counter(labels.tolist()).most_common(1)[0]
         share = count / n
-        reference_share = sum(b == top for _, b in pairs) / len(pairs) if pairs else 1 / k
+        plain = [
+            others_ref[(int(item), int(user))]
+            for item in answers.item[mine]
+            if (int(item), int(user)) in others_ref
+        ]
+        if not plain:  # every other labeler answers one class too: the data may be that skewed
+            plain = [b for _, b in pairs]
+        reference_share = sum(b == top for b in plain) / len(plain) if plain else 1 / k
         if share >= CONSTANT_SHARE and reference_share < 0.7:
             found.append(
                 Candidate(

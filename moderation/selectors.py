@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from accounts.models import User
 from labeling.models import Annotation, Project
+from moderation.fraud import wilson_upper
 from moderation.models import Flag, SignInFingerprint
 
 #: Kinds of flag about a contributor's answers: they hold the contributor's unpaid rewards and,
@@ -65,10 +66,16 @@ def users_excluded_from_consensus(*, project: Project, user_ids: Iterable[int]) 
     return banned | set(flagged.values_list("user_id", flat=True))
 
 
+# A gold record keeps a labeler on probation when it is clearly below the bar: the one-sided
+# Wilson upper bound of its accuracy, at this confidence, under PROBATION_GOLD_ACCURACY. The
+# record itself, 11 right of 15, kept a labeler whose accuracy is 0.8 on probation for good.
+PROBATION_GOLD_CONFIDENCE = 0.9
+
+
 def users_on_probation(user_ids: Iterable[int]) -> set[int]:
     """Of ``user_ids``, the contributors still on probation: fewer than ``PROBATION_LABELS``
     answers, an account younger than ``PROBATION_DAYS``, or, after five gold answers or more, a
-    gold accuracy below ``PROBATION_GOLD_ACCURACY``. Their answers weigh less in consensus, they
+    gold accuracy clearly below ``PROBATION_GOLD_ACCURACY`` (see ``PROBATION_GOLD_CONFIDENCE``). Their answers weigh less in consensus, they
     get more gold, and their payouts are capped (``PROBATION_PAYOUT_CAP``)."""
     ids = list(user_ids)
     if not ids:
@@ -89,7 +96,9 @@ def users_on_probation(user_ids: Iterable[int]) -> set[int]:
         user_id = row["annotator_id"]
         seen.add(user_id)
         if row["answers"] < settings.PROBATION_LABELS or (
-            row["gold"] >= 5 and row["gold_right"] < settings.PROBATION_GOLD_ACCURACY * row["gold"]
+            row["gold"] >= 5
+            and wilson_upper(row["gold_right"], row["gold"], PROBATION_GOLD_CONFIDENCE)
+            < settings.PROBATION_GOLD_ACCURACY
         ):
             on.add(user_id)
     # No answers at all: on probation (PROBATION_LABELS 0 lets everyone out at once).

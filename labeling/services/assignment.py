@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 
 from django.db import connection, transaction
 from django.db.models import Count, Exists, F, IntegerField, OuterRef, Q, QuerySet, Subquery
-from django.db.models.functions import Coalesce
+from django.db.models.functions import Coalesce, Mod
 from django.utils import timezone
 
 from accounts.models import User
@@ -93,8 +93,31 @@ def _lease(item: Item, user: User, project: Project) -> Assignment:
     return lease
 
 
+# A gold item's place in one contributor's order: ((id mod P) * M + S) mod P, with a multiplier
+# M (1..P-1) and a shift S drawn from a hash of the contributor: a different permutation for each
+# (P prime; every product stays far within 64 bits, whatever the ids).
+_GOLD_PRIME = 1_000_003
+
+
+def _gold_order(user: User) -> tuple[int, int]:
+    digest = hashlib.sha256(f"gold-order:{user.pk}".encode()).digest()
+    multiplier = 1 + int.from_bytes(digest[:8], "big") % (_GOLD_PRIME - 1)
+    return multiplier, int.from_bytes(digest[8:16], "big") % _GOLD_PRIME
+
+
 def _lease_gold(project: Project, user: User) -> Assignment | None:
-    gold = _candidates(project, user).exclude(gold_label="").order_by("id").first()
+    """The contributor's next gold item, in an order of their own: in one shared order (by id),
+    every new wallet met the same gold items first, and a ring that shared the feedback on a
+    wrong answer passed its gold with answers it never read."""
+    multiplier, shift = _gold_order(user)
+    p = _GOLD_PRIME
+    gold = (
+        _candidates(project, user)
+        .exclude(gold_label="")
+        .annotate(place=Mod(Mod(F("id"), p) * multiplier + shift, p))
+        .order_by("place", "id")
+        .first()
+    )
     return _lease(gold, user, project) if gold is not None else None
 
 

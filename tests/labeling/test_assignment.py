@@ -156,6 +156,35 @@ def test_newcomers_get_about_thirty_percent_gold(
     assert 10 <= served_gold <= 26  # 30% of 60 is 18
 
 
+def test_each_contributor_meets_the_gold_items_in_an_order_of_their_own(
+    make_contributor: Callable[[], Contributor], project: Project
+) -> None:
+    """In one shared order, a ring of new wallets met the same gold items first and passed
+    them by sharing the feedback one of them got."""
+    from labeling.models import Assignment
+    from labeling.services.assignment import _lease_gold
+
+    golds = items(project, 12, prefix="gold")
+    Item.objects.filter(pk__in=[g.pk for g in golds]).update(gold_label="positive")
+    firsts = set()
+    for _ in range(6):
+        who = make_contributor()
+        orders = []
+        for _ in range(3):
+            lease = _lease_gold(project, who.user)
+            assert lease is not None
+            orders.append(lease.item_id)
+            Assignment.objects.filter(pk=lease.pk).update(released_at=timezone.now())
+            Annotation.objects.create(
+                item_id=lease.item_id, annotator=who.user, label="positive", value={}
+            )
+        assert len(set(orders)) == 3  # never the same gold twice
+        firsts.add(orders[0])
+    # One shared order gave all six the same first gold item; six orders of their own, the same
+    # one with odds of 12**-5.
+    assert len(firsts) >= 2
+
+
 def test_undo_gives_the_item_back_within_the_window(
     contributor: Contributor, text_project: Project, settings: Any
 ) -> None:

@@ -86,6 +86,26 @@ def test_spammers_of_every_style_are_flagged_and_honest_labelers_are_not(
     assert evidence["check"]  # says why, for the moderator
 
 
+def test_a_ring_answering_one_class_together_is_flagged_though_it_outvotes_the_others(
+    rng: random.Random, truth: list[int]
+) -> None:
+    """Five wallets answer class 2 on the same 60 items, beside one honest answer each: they
+    are the majority the check compared each of them with, and it took the data for skewed."""
+    rows = honest_rows(rng, truth, range(1, 21))
+    ring = range(100, 105)
+    for item in rng.sample(range(300), 60):
+        rows += [(item, user, 2, 0.0, 0.0) for user in ring]
+    found = flagged(spammers(crowd(rows)))
+    assert set(ring) <= set(found)
+    assert not set(found) & set(range(1, 21))
+
+
+def test_a_skewed_project_flags_nobody_for_answering_its_common_class(rng: random.Random) -> None:
+    skewed = [0 if rng.random() < 0.97 else 1 for _ in range(300)]
+    rows = honest_rows(rng, skewed, range(1, 21), accuracy=0.99)
+    assert flagged(spammers(crowd(rows))) == {}
+
+
 def test_wrong_gold_answers_alone_flag_a_spammer(rng: random.Random, truth: list[int]) -> None:
     rows = honest_rows(rng, truth, range(1, 21))
     gold = {item: truth[item] for item in range(0, 300, 10)}

@@ -292,6 +292,25 @@ def test_copy_pasted_uploads_across_accounts_are_flagged_and_held(
     assert users_held([copier.user.pk, author.user.pk]) == {copier.user.pk}
 
 
+@pytest.mark.parametrize(
+    ("right", "on_probation"), [(12, False), (11, False), (10, True), (5, True)]
+)
+def test_a_gold_record_keeps_a_labeler_on_probation_only_when_clearly_below_the_bar(
+    settings: Any, right: int, on_probation: bool
+) -> None:
+    """15 gold answers of a labeler whose accuracy is the bar (0.8) come out 11 right often
+    enough: that is no evidence against them (it kept honest labelers capped)."""
+    settings.PROBATION_LABELS, settings.PROBATION_DAYS = 0, 0
+    project = Project.objects.create(name="Gold", data_kind="text", classes=["a", "b"])
+    user = user_get_or_create_for_wallet(address=Account.create().address)
+    for n in range(15):
+        item = item_create_text(project=project, contributor=None, text=f"gold {n}")
+        Item.objects.filter(pk=item.pk).update(gold_label="a")
+        label = "a" if n < right else "b"
+        Annotation.objects.create(item=item, annotator=user, label=label, value={"label": label})
+    assert (user.pk in users_on_probation([user.pk])) is on_probation
+
+
 @pytest.mark.probation
 def test_new_wallets_start_on_probation_until_their_record_earns_trust(
     make_contributor: Callable[[], Contributor],
