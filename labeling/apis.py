@@ -594,7 +594,9 @@ class ItemContentApi(APIView):
         )
         content_type = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}[fmt]
         response = FileResponse(image.open("rb"), content_type=content_type)
-        response["Cache-Control"] = "private, max-age=3600"
+        # Not kept after the page is gone: on a shared computer, the next user of the browser
+        # would find the images of a signed-out account in its cache.
+        response["Cache-Control"] = "private, no-store"
         response["X-Content-Type-Options"] = "nosniff"
         return response
 

@@ -337,10 +337,14 @@ def item_skip(*, item: Item, user: User) -> None:
     """Stop serving ``item`` to ``user`` and give its lease back. Skipping twice is the same as
     once.
 
-    Raises ``AnnotationError`` (conflict) when the user has already labeled the item.
+    Raises ``AnnotationError`` (conflict) when the user has already labeled the item or was
+    never served it.
     """
     if Annotation.objects.filter(item=item, annotator=user).exists():
         raise AnnotationError("you have already labeled this item", conflict=True)
+    if not Assignment.objects.filter(item=item, user=user).exists():
+        # Skips count as "unclear item" in admin: only an item someone was shown can be one.
+        raise AnnotationError("this item was never served to you: nothing to skip", conflict=True)
     with transaction.atomic():
         Skip.objects.get_or_create(item=item, user=user)
         lease_release(item=item, user=user)

@@ -96,3 +96,25 @@ def test_pages_outside_the_api_keep_their_html_errors(settings: Any) -> None:
     response = APIClient().get("/no-such-page/")
     assert response.status_code == 404
     assert response["Content-Type"].startswith("text/html")
+
+
+def test_pages_outside_the_api_have_the_sites_own_error_pages(settings: Any) -> None:
+    """Not Django's bare pages: the site's header, what happened and a way back."""
+    from django.test import Client
+
+    settings.DEBUG = False
+    missing = Client().get("/no-such-page/")
+    assert missing.status_code == 404
+    assert b"Nothing here" in missing.content and b'class="brand"' in missing.content
+    # A form posted from a page left open across a sign-in (a stale CSRF token).
+    stale = Client(enforce_csrf_checks=True).post("/logout/")
+    assert stale.status_code == 403
+    assert b"This page is out of date" in stale.content and b'class="brand"' in stale.content
+
+
+def test_a_server_error_page_renders_without_a_request(settings: Any) -> None:
+    """Django renders 500.html without a request context (nothing may be left to build one)."""
+    from django.template import loader
+
+    html = loader.get_template("500.html").render({})
+    assert "Something went wrong on our side" in html and "Sign in" in html

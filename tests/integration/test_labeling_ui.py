@@ -295,6 +295,106 @@ def test_spans_are_marked_by_selecting_text_with_a_label_picker_and_removed_by_a
     ]
 
 
+def test_spans_are_marked_with_the_keyboard_alone(live_server: Any, page: Any) -> None:
+    """The text takes focus; arrows move a word cursor (drawn over the marks), Shift extends
+    it, a digit marks the words with that label, Delete removes a mark, Enter submits (no
+    mouse anywhere)."""
+    names = project("spans", "text", ["PER", "LOC"])
+    text = "Ada Lovelace met Charles Babbage in London."
+    item = item_create_text(project=names, contributor=None, text=text)
+    me = sign_in(page, live_server)
+    open_label_page(page, live_server, names)
+    wait_for_item(page, item)
+    page.focus("[data-testid=span-text]")
+    page.keyboard.press("Home")  # the cursor on "Ada"
+    page.keyboard.press("Shift+ArrowRight")  # "Ada Lovelace"
+    page.keyboard.press("1")
+    page.wait_for_selector("[data-testid=span-list] li:has-text('PER: “Ada Lovelace”')")
+    for _ in range(2):  # from "Lovelace", where the cursor stays
+        page.keyboard.press("ArrowRight")  # "Charles"
+    page.keyboard.press("2")
+    page.wait_for_selector("[data-testid=span-list] li:has-text('LOC: “Charles”')")
+    page.keyboard.press("Delete")  # a mistake: removed
+    page.wait_for_selector("[data-testid=span-list] li:has-text('Charles')", state="detached")
+    page.keyboard.press("End")  # "." ends the text: a word of its own
+    page.keyboard.press("ArrowLeft")  # "London"
+    page.keyboard.press("2")
+    page.wait_for_selector("[data-testid=span-list] li:has-text('LOC: “London”')")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("text=No tasks left in this project")
+    london = text.index("London")
+    assert answers(me) == [
+        {
+            "spans": [
+                {"start": 0, "end": 12, "label": "PER"},
+                {"start": london, "end": london + 6, "label": "LOC"},
+            ]
+        }
+    ]
+    assert csp_violations(page) == []
+
+
+def test_on_a_phone_a_selection_is_marked_when_a_label_is_tapped(
+    live_server: Any, page: Any
+) -> None:
+    """A touch selection is adjusted with its handles before it is marked: lifting the finger
+    marks nothing, tapping a label marks the selection."""
+    names = project("spans", "text", ["PER", "LOC"])
+    text = "Ada Lovelace met Charles Babbage in London."
+    item = item_create_text(project=names, contributor=None, text=text)
+    phone = page.context.browser.new_context(
+        has_touch=True, is_mobile=True, viewport={"width": 390, "height": 844}
+    )
+    try:
+        touch = phone.new_page()
+        me = sign_in(touch, live_server)
+        open_label_page(touch, live_server, names)
+        wait_for_item(touch, item)
+
+        def select(start: int, end: int) -> None:
+            touch.evaluate(
+                """([start, end]) => {
+                  const root = document.querySelector('[data-testid=span-text]');
+                  const walker = document.createTreeWalker(root, NodeFilter.SHOW_TEXT);
+                  const range = document.createRange();
+                  let seen = 0;
+                  for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+                    if (start >= seen && start < seen + node.length) range.setStart(node, start - seen);
+                    if (end > seen && end <= seen + node.length) range.setEnd(node, end - seen);
+                    seen += node.length;
+                  }
+                  const selection = window.getSelection();
+                  selection.removeAllRanges();
+                  selection.addRange(range);
+                }""",
+                [start, end],
+            )
+
+        select(0, 3)  # the long-press's first word: not marked yet
+        touch.dispatch_event("[data-testid=span-text]", "touchend")
+        touch.dispatch_event("[data-testid=span-text]", "mouseup")
+        assert touch.locator("[data-testid=span-text] mark").count() == 0
+        select(0, 12)  # the handles dragged over "Ada Lovelace"
+        touch.tap(".picker button[data-label=PER]")
+        touch.wait_for_selector("[data-testid=span-text] mark:text-is('Ada Lovelace')")
+        london = text.index("London")
+        select(london, london + 6)
+        touch.tap(".picker button[data-label=LOC]")
+        touch.wait_for_selector("[data-testid=span-text] mark:text-is('London')")
+        touch.tap("[data-testid=submit]")
+        touch.wait_for_selector("text=No tasks left in this project")
+    finally:
+        phone.close()
+    assert answers(me) == [
+        {
+            "spans": [
+                {"start": 0, "end": 12, "label": "PER"},
+                {"start": london, "end": london + 6, "label": "LOC"},
+            ]
+        }
+    ]
+
+
 def test_pairwise_shows_both_sides_and_takes_keys_and_clicks(live_server: Any, page: Any) -> None:
     better = project("pairwise", "text", ["a", "b"], question="Which answer is more helpful?")
     first = item_create_text(project=better, contributor=None, text="Yes.", text_b="Yes, because…")

@@ -72,6 +72,7 @@ def test_an_expired_or_skipped_lease_gives_the_place_back(
     late = answer(contributor, first.pk, {"label": "positive"})
     assert late.status_code == 409  # the lease expired: the work is refused
     assert next_task(second_contributor, project).json()["id"] == first.pk
+    assert next_task(contributor, project).json()["id"] == second.pk
     assert contributor.api.post(f"/api/v1/items/{second.pk}/skip").status_code == 204
     assert not Annotation.objects.exists()
 

@@ -299,7 +299,8 @@ def test_skips_and_bans_count_against_the_labelers_left(
 ) -> None:
     uploader, a, b, skipper, banned = [make_contributor() for _ in range(5)]
     item = item_create_text(project=small_project, contributor=uploader.user, text="?")
-    skipper.api.post(f"/api/v1/items/{item.pk}/skip")
+    serve(item, skipper)
+    assert skipper.api.post(f"/api/v1/items/{item.pk}/skip").status_code == 204
     label(a, item, "cat")
     label(b, item, "dog")
     assert items_review_stalled() == 0  # `banned` could still label it

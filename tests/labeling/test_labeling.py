@@ -132,7 +132,12 @@ def test_moderators_see_how_often_each_item_was_skipped(
     unclear = item_create_text(project=text_project, contributor=None, text="It is a phone.")
     item_create_text(project=text_project, contributor=None, text="Love it.")
     for who in (contributor, second_contributor):
+        serve(unclear, who)
         assert who.api.post(f"/api/v1/items/{unclear.pk}/skip").status_code == 204
+    # Only an item someone was served can be skipped: skips are a moderator's "unclear" signal.
+    never = item_create_text(project=text_project, contributor=None, text="Never served.")
+    refused = contributor.api.post(f"/api/v1/items/{never.pk}/skip")
+    assert refused.status_code == 409 and "never served to you" in refused.json()["detail"]
     browser = Client()
     browser.force_login(moderator)
     with django_assert_max_num_queries(12):

@@ -13,6 +13,8 @@
   const projectId = section.dataset.project;
   const taskKind = section.dataset.task;
   const spansMayOverlap = section.dataset.overlap === "yes";
+  // A phone or tablet: selections are made with handles, and shortcuts have no keys.
+  const touchFirst = Boolean(window.matchMedia && window.matchMedia("(pointer: coarse)").matches);
   const classes = JSON.parse($("classes-data").textContent);
   const content = $("task-content");
   const answerEl = $("answer");
@@ -478,7 +480,7 @@
       onPick(i);
     }
     answerEl.append(h("div", { class: "choices picker", role: "group", "aria-label": "Label" }, buttons));
-    return { pick, active: () => classes[active] };
+    return { pick, buttons, active: () => classes[active] };
   }
 
   function classifyEditor(item, prefill) {
@@ -575,10 +577,31 @@
       label: s.label,
     }));
     let justMarked = false;
-    const textEl = h("p", { class: "text-item span-text", "data-testid": "span-text" });
+    // Keyboard marking: the text takes focus (Tab); arrows move a word cursor, Shift+arrows
+    // extend it, a digit marks the words under it with that label, Delete removes the marks
+    // it touches. Words: runs of letters and digits (with inner apostrophes and hyphens); each
+    // other visible character is a word of its own ("London." is "London" and ".").
+    const words = [...text.matchAll(/[\p{L}\p{N}\p{M}]+(?:['’-][\p{L}\p{N}\p{M}]+)*|[^\s\p{L}\p{N}\p{M}]/gu)].map((m) => ({
+      start: m.index,
+      end: m.index + m[0].length,
+    }));
+    let cursor = null; // {anchor, head}: word indexes, while the text has focus
+    const textEl = h("p", {
+      class: "text-item span-text",
+      "data-testid": "span-text",
+      tabindex: "0",
+      "aria-label": "Text to mark. Arrow keys move between words, Shift+arrows select more words, a digit marks them with that label, Delete removes a mark.",
+    });
     content.append(textEl);
-    hint("Pick a label (1–9), then select words in the text to mark them. Click a mark to remove it; Enter submits.");
-    const picker = labelPicker(() => {});
+    hint(
+      touchFirst
+        ? "Select words in the text, then tap a label to mark them. Tap a mark to remove it."
+        : "Pick a label (1–9), then select words to mark them; or Tab to the text, move with the arrows (Shift selects) and press a digit. Click a mark to remove it; Enter submits."
+    );
+    // A tapped label marks the selection (on a phone, selecting takes adjusting the handles:
+    // marking as the finger lifts cut every name to one word).
+    const picker = labelPicker(() => capture());
+    picker.buttons.forEach((b) => b.addEventListener("pointerdown", (e) => e.preventDefault()));
     const list = h("ul", { class: "mark-list", "data-testid": "span-list" });
     answerEl.append(list);
 
@@ -587,30 +610,40 @@
       render();
     }
 
+    function cursorRange() {
+      if (!cursor || !words.length) return null;
+      const [a, b] = [Math.min(cursor.anchor, cursor.head), Math.max(cursor.anchor, cursor.head)];
+      return { start: words[a].start, end: words[b].end };
+    }
+
     function render() {
-      const points = [...new Set([0, text.length, ...spans.flatMap((s) => [s.start, s.end])])].sort((a, b) => a - b);
+      const range = cursorRange();
+      const bounds = range ? [range.start, range.end] : [];
+      const points = [...new Set([0, text.length, ...bounds, ...spans.flatMap((s) => [s.start, s.end])])].sort((a, b) => a - b);
       const parts = [];
       for (let i = 0; i + 1 < points.length; i++) {
         const [a, b] = [points[i], points[i + 1]];
         const covering = spans.map((s, j) => j).filter((j) => spans[j].start <= a && spans[j].end >= b);
+        const underCursor = range && range.start <= a && range.end >= b;
+        let part;
         if (!covering.length) {
-          parts.push(document.createTextNode(text.slice(a, b)));
-          continue;
+          part = underCursor ? h("span", { class: "word-cursor" }, text.slice(a, b)) : document.createTextNode(text.slice(a, b));
+        } else {
+          const top = covering[covering.length - 1];
+          part = h(
+            "mark",
+            {
+              class: `c${classIndex(spans[top].label)}${underCursor ? " word-cursor" : ""}`,
+              title: `${covering.map((j) => spans[j].label).join(", ")}: click to remove`,
+              dataset: { span: top },
+            },
+            text.slice(a, b)
+          );
+          part.addEventListener("click", () => {
+            if (!justMarked) remove(top);
+          });
         }
-        const top = covering[covering.length - 1];
-        const mark = h(
-          "mark",
-          {
-            class: `c${classIndex(spans[top].label)}`,
-            title: `${covering.map((j) => spans[j].label).join(", ")}: click to remove`,
-            dataset: { span: top },
-          },
-          text.slice(a, b)
-        );
-        mark.addEventListener("click", () => {
-          if (!justMarked) remove(top);
-        });
-        parts.push(mark);
+        parts.push(part);
       }
       textEl.replaceChildren(...parts);
       list.replaceChildren(
@@ -633,37 +666,88 @@
       return range.toString().length;
     }
 
-    function capture() {
-      const selection = window.getSelection();
-      if (!selection || selection.isCollapsed || !selection.rangeCount) return;
-      const range = selection.getRangeAt(0);
-      if (!textEl.contains(range.startContainer) || !textEl.contains(range.endContainer)) return;
-      let start = offsetOf(range.startContainer, range.startOffset);
-      let end = offsetOf(range.endContainer, range.endOffset);
+    function mark(start, end, label) {
       while (start < end && /\s/.test(text[start])) start++;
       while (end > start && /\s/.test(text[end - 1])) end--;
-      selection.removeAllRanges();
-      if (end <= start) return;
+      if (end <= start) return false;
       if (!spansMayOverlap && spans.some((s) => s.start < end && start < s.end)) {
         say("That overlaps a span you marked, and this project doesn't allow overlaps: remove the other one first.");
-        return;
+        return false;
       }
-      spans.push({ start, end, label: picker.active() });
+      spans.push({ start, end, label });
       spans.sort((a, b) => a.start - b.start || a.end - b.end);
       justMarked = true;
       setTimeout(() => {
         justMarked = false;
       }, 0);
       render();
+      say(`Marked “${text.slice(start, end)}” as ${label}.`);
+      return true;
     }
 
-    textEl.addEventListener("mouseup", capture);
-    textEl.addEventListener("touchend", () => setTimeout(capture, 0));
-    textEl.addEventListener("keyup", capture);
+    function capture() {
+      const selection = window.getSelection();
+      if (!selection || selection.isCollapsed || !selection.rangeCount) return;
+      const range = selection.getRangeAt(0);
+      if (!textEl.contains(range.startContainer) || !textEl.contains(range.endContainer)) return;
+      const start = offsetOf(range.startContainer, range.startOffset);
+      const end = offsetOf(range.endContainer, range.endOffset);
+      selection.removeAllRanges();
+      mark(start, end, picker.active());
+    }
+
+    function moveCursor(step, extend) {
+      if (!words.length) return;
+      const head = cursor ? Math.min(words.length - 1, Math.max(0, cursor.head + step)) : 0;
+      cursor = { anchor: extend && cursor ? cursor.anchor : head, head };
+      render();
+      const range = cursorRange();
+      say(text.slice(range.start, range.end));
+    }
+
+    textEl.addEventListener("mouseup", () => {
+      if (!touchFirst) capture();
+    });
+    textEl.addEventListener("focus", () => {
+      // Reached with Tab only: a click focuses the text too, and re-rendering then would drop
+      // the selection the mouse is making.
+      if (!cursor && words.length && textEl.matches(":focus-visible")) {
+        cursor = { anchor: 0, head: 0 };
+        render();
+      }
+    });
+    textEl.addEventListener("blur", () => {
+      cursor = null;
+      render();
+    });
+    textEl.addEventListener("keydown", (event) => {
+      if (event.ctrlKey || event.metaKey || event.altKey) return;
+      const steps = { ArrowRight: 1, ArrowLeft: -1, ArrowDown: 1, ArrowUp: -1, Home: -words.length, End: words.length };
+      if (event.key in steps) {
+        event.preventDefault();
+        moveCursor(steps[event.key], event.shiftKey);
+      }
+    });
     render();
     return {
       digit(n) {
-        picker.pick(n - 1);
+        picker.pick(n - 1); // marks a selection, if there is one
+        const range = document.activeElement === textEl ? cursorRange() : null; // the keyboard's
+        if (range && n <= classes.length) {
+          mark(range.start, range.end, picker.active());
+          cursor = { anchor: cursor.head, head: cursor.head };
+          render();
+        }
+      },
+      remove() {
+        const range = document.activeElement === textEl ? cursorRange() : null;
+        if (!range) return;
+        const before = spans.length;
+        spans = spans.filter((s) => !(s.start < range.end && range.start < s.end));
+        if (spans.length < before) {
+          render();
+          say(`Removed ${before - spans.length} mark(s).`);
+        }
       },
       enter() {
         submit({
@@ -801,7 +885,8 @@
       event.preventDefault();
       canvas.setPointerCapture(event.pointerId);
       const p = point(event);
-      const tolerance = 8 * perPixel();
+      // A fingertip lands a dozen pixels off the corner it aims at: a wider grip for touch.
+      const tolerance = (event.pointerType === "touch" ? 22 : 8) * perPixel();
       if (selected >= 0) {
         const corner = cornerAt(boxes[selected], p, tolerance);
         if (corner >= 0) {
@@ -824,7 +909,7 @@
     canvas.addEventListener("pointermove", (event) => {
       const p = point(event);
       if (!drag) {
-        const tolerance = 8 * perPixel();
+        const tolerance = (event.pointerType === "touch" ? 22 : 8) * perPixel();
         const onCorner = selected >= 0 && cornerAt(boxes[selected], p, tolerance) >= 0;
         canvas.style.cursor = onCorner ? "nwse-resize" : boxAt(p) >= 0 ? "move" : "crosshair";
         return;
