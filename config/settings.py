@@ -562,6 +562,13 @@ if PRODUCTION and PAYOUT_ASSET == "erc20":
 REWARD_EPOCH_HOURS = env_int("REWARD_EPOCH_HOURS", "24")
 # A wallet is paid once its unpaid net reaches this (base units); smaller sums wait.
 PAYOUT_MINIMUM = env_int("PAYOUT_MINIMUM", "0")
+# A new credit waits this long before it is paid, so that a fraud scan has looked at its labeler
+# first (a ring paid before the scan that would have flagged it kept the money: paid items are
+# never decided again). Twice the scan period in production; 0 in development, where no beat
+# runs the scans (the demo, the tests).
+PAYOUT_HOLD_SECONDS = env_int(
+    "PAYOUT_HOLD_SECONDS", str(2 * FRAUD_SCAN_SECONDS) if PRODUCTION else "0"
+)
 # On: settlement prepares batches and a moderator approves each in admin before it is broadcast.
 PAYOUT_REQUIRE_APPROVAL = env_bool("PAYOUT_REQUIRE_APPROVAL")
 PAYOUT_RECEIPT_TIMEOUT_SECONDS = env_int("PAYOUT_RECEIPT_TIMEOUT_SECONDS", "120")

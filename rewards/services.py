@@ -15,7 +15,7 @@ import secrets
 from collections import OrderedDict, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.conf import settings
@@ -664,7 +664,8 @@ def _payable_entries() -> list[tuple[int, int, str, int]]:
     """Unpaid entries that may be paid now, locked for this transaction, in id order:
     ``(entry id, user id, wallet, amount)``.
 
-    Waiting: users without a wallet or banned; items whose latest decision isn't credited yet
+    Waiting: credits younger than ``PAYOUT_HOLD_SECONDS``; users without a wallet or banned;
+    items whose latest decision isn't credited yet
     (its re-decision may still reverse their label credits); and, for projects with an epoch
     budget, credits of epochs not closed yet (they may still be scaled down), from the epoch
     the budget took effect in.
@@ -677,9 +678,12 @@ def _payable_entries() -> list[tuple[int, int, str, int]]:
             user__banned_at__isnull=True,
         )
         .order_by("id")
-        .values_list("id", "user_id", "user__wallet_address", "amount", "item_id", "project_id")
+        .values_list(
+            "id", "user_id", "user__wallet_address", "amount", "item_id", "project_id", "created_at"
+        )
     )
     rows = list(due)
+    fresh_after = timezone.now() - timedelta(seconds=settings.PAYOUT_HOLD_SECONDS)
     pending_items = set(
         Decision.objects.filter(
             credit__isnull=True, item_id__in={row[4] for row in rows if row[4] is not None}
@@ -698,9 +702,11 @@ def _payable_entries() -> list[tuple[int, int, str, int]]:
     held = users_held(users)
     allowance = _probation_allowance(users - held)
     payable = []
-    for entry_id, user_id, wallet, amount, item_id, project_id in rows:
+    for entry_id, user_id, wallet, amount, item_id, project_id, created_at in rows:
         if wallet is None or item_id in pending_items or user_id in held:
             continue
+        if int(amount) > 0 and created_at > fresh_after:
+            continue  # too new: the fraud scan hasn't looked at it yet (a reversal never waits)
         budget = budgeted.get(project_id)
         epoch = epochs.get(entry_id)
         if (

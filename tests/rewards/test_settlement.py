@@ -112,6 +112,29 @@ def test_a_command_run_beside_the_demo_never_pays_on_a_chain_of_its_own(
     assert not PayoutBatch.objects.exists()
 
 
+def test_a_new_credit_waits_for_the_fraud_scan_and_a_reversal_never_waits(
+    chain: ChainClient,
+    credit: Callable[..., User],
+    settings: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Production holds a credit ``PAYOUT_HOLD_SECONDS`` (twice the scan period): a ring paid
+    before the scan that would flag it kept the money."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    settings.PAYOUT_HOLD_SECONDS = 1800
+    alice = credit(10)
+    assert payouts_settle(client=chain).confirmed == []
+    real_now = timezone.now
+    later = real_now() + timedelta(hours=1)
+    monkeypatch.setattr(timezone, "now", lambda: later)  # an hour on (the ledger is append-only)
+    LedgerEntry.objects.create(user=alice, amount=-4, reason="reversal", source="reversal:test")
+    payouts_settle(client=chain)
+    assert chain.balance_of(alice.wallet_address) == 6  # the new reversal went with its credit
+
+
 def test_running_settle_rewards_twice_pays_once(
     chain: ChainClient, credit: Callable[..., User]
 ) -> None:
