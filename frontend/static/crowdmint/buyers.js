@@ -38,8 +38,10 @@
     for (const record of page.results) {
       const row = document.createElement("tr");
       const cells = [record.id, null, record.label, num(record.confidence), record.decided_by];
+      const names = ["#", "content", "label", "confidence", "decided by"];
       cells.forEach((value, index) => {
         const cell = document.createElement("td");
+        cell.dataset.label = names[index]; // the column's name, shown beside it on a phone
         if (index === 1) {
           if (record.image_url) {
             const image = document.createElement("img");

@@ -247,10 +247,7 @@
           return;
         }
         for (const file of [a, b]) {
-          if (texts) {
-        const plain = file.type.startsWith("text/") || /\.txt$/i.test(file.name);
-        setState(entry, plain ? "ready" : "refused", plain ? "Ready" : "This isn't a text file: use .txt files, one text each.");
-      } else if (file.size > maxBytes) {
+          if (file.size > maxBytes) {
             say(`${file.name}: this file is ${megabytes(file.size)}; the limit is ${megabytes(maxBytes)}.`);
             return;
           }

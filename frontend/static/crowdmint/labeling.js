@@ -175,6 +175,11 @@
     submitButton.hidden = !MULTI_PART;
     const make = EDITORS[taskKind] || classifyEditor;
     editor = make(item, prefill || null);
+    // The answer's button is gone: a screen reader would be left on nothing. The new item
+    // takes the focus (not a control: the shortcut keys still work as they did).
+    if (!document.activeElement || document.activeElement === document.body) {
+      content.focus({ preventScroll: true });
+    }
     api(`/api/v1/items/${item.id}/shown`, { method: "POST" }).catch(() => {});
   }
 
