@@ -300,7 +300,10 @@ class EpochClose(models.Model):
     project = models.ForeignKey("labeling.Project", on_delete=models.PROTECT, related_name="+")
     epoch = models.BigIntegerField()
     budget = TokenAmountField()
-    spent = TokenAmountField(help_text="Net credits of the epoch before scaling (base units).")
+    spent = TokenAmountField(
+        help_text="Net credits of the epoch before scaling (base units), without those of "
+        "contributors a fraud flag held at the close."
+    )
     scaled_to = TokenAmountField(
         help_text="Net credits after scaling: at most the budget, unless credits already in a "
         "payout (never cut) exceed it."

@@ -571,9 +571,10 @@ def budgeted_policies() -> dict[int, EpochBudget]:
 
 def _close_epoch(project_id: int, epoch: int, policy: RewardPolicy) -> EpochClose:
     """Scale one epoch's credits to the budget. What the epoch spent is what its credits pay
-    now (a reversed credit pays nothing, wherever its reversal was written); a credit already
-    in a payout can't be cut, so it counts but keeps its amount, and the credits still unpaid
-    share what the budget leaves, down to nothing: no credit loses more than it pays."""
+    now (a reversed credit pays nothing, wherever its reversal was written; the credits of a
+    contributor a fraud flag holds are left out, and uncut); a credit already in a payout can't
+    be cut, so it counts but keeps its amount, and the credits still unpaid share what the
+    budget leaves, down to nothing: no credit loses more than it pays."""
     budget = int(policy.epoch_budget or 0)
     with transaction.atomic():
         # Lock the epoch's credits: a re-decision reversing one, or a settlement allocating
@@ -587,13 +588,18 @@ def _close_epoch(project_id: int, epoch: int, policy: RewardPolicy) -> EpochClos
         existing = EpochClose.objects.filter(project_id=project_id, epoch=epoch).first()
         if existing is not None:
             return existing
-        net = _net_of(credits)
-        spent = sum(net.values())
         paid = set(
-            PayoutAllocation.objects.filter(entry_id__in=list(net)).values_list(
+            PayoutAllocation.objects.filter(entry_id__in=[c.pk for c in credits]).values_list(
                 "entry_id", flat=True
             )
         )
+        # The credits of contributors a fraud flag holds count for nothing: settlement doesn't
+        # pay them, and a ring caught before the close would otherwise halve what the budget
+        # leaves honest labelers. (Released later, by a dismissed flag, they are paid uncut.)
+        held = users_held({c.user_id for c in credits if c.pk not in paid})
+        credits = [c for c in credits if c.pk in paid or c.user_id not in held]
+        net = _net_of(credits)
+        spent = sum(net.values())
         cuttable = [c for c in credits if c.pk not in paid and net[c.pk] > 0]
         cuts = budget_scale(positives=[net[c.pk] for c in cuttable], net=spent, budget=budget)
         LedgerEntry.objects.bulk_create(

@@ -236,6 +236,34 @@ def test_a_budget_scales_what_credits_still_pay_and_skips_reversed_ones(db: None
     assert (cut.user_id, int(cut.amount)) == (c.pk, -300)
 
 
+def test_a_held_contributors_credits_leave_the_honest_ones_the_whole_budget(db: None) -> None:
+    """A ring caught before the close (its flags hold its credits) counted as spent, and halved
+    what the budget left honest labelers; its credits are left out, and left uncut."""
+    from moderation.models import Flag
+
+    project = Project.objects.create(name="Budget", data_kind="text", classes=["yes", "no"])
+    RewardPolicy.objects.create(
+        project=project,
+        version=1,
+        per_label=0,
+        per_item=0,
+        weight_by_posterior=False,
+        weight_by_skill=False,
+        epoch_budget=1200,
+    )
+    honest, ring = labeler(), labeler()
+    epoch = reward_epoch(timezone.now())
+    for n, who in enumerate([honest, ring]):
+        LedgerEntry.objects.create(
+            user=who, amount=1500, reason="label", source=f"test:{n}", project=project, epoch=epoch
+        )
+    Flag.objects.create(user=ring, kind=Flag.Kind.COLLUSION, project=project, evidence={})
+    [closed] = ledger_close_epochs(now=timezone.now() + timedelta(days=2))
+    assert (int(closed.spent), int(closed.scaled_to)) == (1500, 1200)
+    assert (pending(honest), pending(ring)) == (1200, 1500)
+    assert not LedgerEntry.objects.filter(reason=LedgerEntry.Reason.BUDGET, user=ring).exists()
+
+
 def test_a_reversal_counts_against_the_credit_it_cancels_not_the_epoch_it_is_written_in(
     text_project: Project, moderator: User
 ) -> None:
