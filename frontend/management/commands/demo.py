@@ -48,7 +48,7 @@ class Command(BaseCommand):
                     f"  Reward token: {client.token_address}; first settlement: {report.summary}",
                     f"  Moderator (admin at /admin/): moderator / {password}",
                     f"  Buyer API key (grants on every dataset): {cast.buyer_key}",
-                    f"  Buyer API key (a grant on the text dataset only): {cast.text_buyer_key}",
+                    f"  Buyer API key (a grant on dataset 1, 'Product review sentiment', only): {cast.text_buyer_key}",
                     f"    curl -H 'Authorization: Bearer {cast.buyer_key}' http://127.0.0.1:{port}/api/v1/datasets/",
                     f"    buyers' page: http://127.0.0.1:{port}/buyers/ (paste a key once)",
                     f"  API docs: http://127.0.0.1:{port}/api/v1/docs (OpenAPI at /api/v1/schema)",
