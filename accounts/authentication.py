@@ -130,14 +130,20 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
         if not header or header[0].lower() != self.keyword.lower().encode():
             return None
         if len(header) != 2:
+            request._bearer_error = "invalid_request"  # type: ignore[attr-defined]
             raise exceptions.AuthenticationFailed(
                 "Malformed Authorization header: expected 'Bearer <token>'."
             )
         try:
             secret = header[1].decode()
         except UnicodeError as exc:
+            request._bearer_error = "invalid_request"  # type: ignore[attr-defined]
             raise exceptions.AuthenticationFailed("Malformed bearer token.") from exc
-        return self._authenticate_secret(secret)
+        try:
+            return self._authenticate_secret(secret)
+        except exceptions.AuthenticationFailed:
+            request._bearer_error = "invalid_token"  # type: ignore[attr-defined]
+            raise
 
     def _authenticate_secret(self, secret: str) -> tuple[User, AccessToken]:
         cached = _token_for(token_hash(secret))
@@ -159,4 +165,7 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
         return token.user, token
 
     def authenticate_header(self, request: Request) -> str:
-        return self.keyword
+        """``WWW-Authenticate`` of a 401 (RFC 6750 section 3): with the error when a token was
+        sent and refused, so a client knows to sign in again rather than to send one."""
+        error = getattr(request, "_bearer_error", None)
+        return f'{self.keyword} error="{error}"' if error else self.keyword

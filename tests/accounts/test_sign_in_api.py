@@ -239,6 +239,11 @@ def test_logout_revokes_the_sign_in_token(contributor: Contributor) -> None:
     assert contributor.api.post("/api/v1/auth/logout").status_code == 204
     refused = contributor.api.get("/api/v1/me/")
     assert refused.status_code == 401 and refused.json()["detail"] == "Token revoked."
+    # RFC 6750: a refused token says so; no token at all, a malformed header, each its own.
+    assert refused["WWW-Authenticate"] == 'Bearer error="invalid_token"'
+    assert APIClient().get("/api/v1/me/")["WWW-Authenticate"] == "Bearer"
+    malformed = APIClient().get("/api/v1/me/", HTTP_AUTHORIZATION="Bearer a b")
+    assert malformed["WWW-Authenticate"] == 'Bearer error="invalid_request"'
 
 
 def test_logout_with_an_api_key_leaves_the_key_working(buyer_api: APIClient) -> None:
