@@ -117,7 +117,11 @@ def label_page(request: HttpRequest, project_id: int) -> HttpResponse:
     user = _contributor_page(request)
     project = labeling_selectors.project_get_open(project_id=project_id)
     progress = labeling_selectors.progress_for_contributor(project=project, user=user)
-    return render(request, "frontend/label.html", {"project": project, "progress": progress})
+    return render(
+        request,
+        "frontend/label.html",
+        {"project": project, "progress": progress, "undo_seconds": settings.UNDO_SECONDS},
+    )
 
 
 @login_required

@@ -557,6 +557,21 @@ class ItemSkipApi(APIView):
             return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
+    @extend_schema(
+        summary="Take my skip back (within the undo window): the item is leased to me again",
+        request=None,
+        responses={200: TaskOutputSerializer, **errors(401, 403, 404, 409)},
+    )
+    def delete(self, request: Request, item_id: int) -> Response:
+        item = selectors.item_get_for_contributor(item_id=item_id)
+        try:
+            lease = services.item_skip_undo(item=item, user=request_account(request))
+        except services.AnnotationError as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
+        item = lease.item
+        item.lease = lease  # type: ignore[attr-defined]
+        return Response(TaskOutputSerializer(item, context={"request": request}).data)
+
 
 class ItemContentApi(APIView):
     """The image bytes of an item: for its uploader, the contributor it is served to, moderators,

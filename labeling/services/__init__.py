@@ -33,6 +33,7 @@ from labeling.services.items import (
     item_gold_set,
     item_gold_validate,
     item_skip,
+    item_skip_undo,
 )
 
 __all__ = [
@@ -58,6 +59,7 @@ __all__ = [
     "item_gold_validate",
     "item_override",
     "item_skip",
+    "item_skip_undo",
     "items_decide",
     "items_decide_due",
     "items_review_stalled",

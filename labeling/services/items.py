@@ -37,7 +37,7 @@ from labeling.near_duplicates import (
     image_hash,
     text_hash,
 )
-from labeling.services.assignment import lease_release
+from labeling.services.assignment import lease_grant, lease_release
 from labeling.validation import (
     ContentError,
     ValidImage,
@@ -348,6 +348,35 @@ def item_skip(*, item: Item, user: User) -> None:
     with transaction.atomic():
         Skip.objects.get_or_create(item=item, user=user)
         lease_release(item=item, user=user)
+
+
+def item_skip_undo(*, item: Item, user: User) -> Assignment:
+    """Take a skip back within ``UNDO_SECONDS`` (a key pressed by mistake): the item is leased
+    to the user again, if it still wants labels. Returns the lease.
+
+    Raises ``AnnotationError`` (conflict): no such skip, too late, or the item no longer needs
+    a label (decided, or its places taken meanwhile).
+    """
+    with transaction.atomic():
+        skip = Skip.objects.select_for_update().filter(item=item, user=user).first()
+        if skip is None:
+            raise AnnotationError("you haven't skipped this item", conflict=True)
+        if timezone.now() - skip.created_at > timedelta(seconds=settings.UNDO_SECONDS):
+            raise AnnotationError(
+                f"too late: a skip can be taken back for {settings.UNDO_SECONDS} seconds",
+                conflict=True,
+            )
+        locked = Item.objects.select_for_update().get(pk=item.pk)
+        live = Assignment.objects.filter(
+            item=locked,
+            answered_at__isnull=True,
+            released_at__isnull=True,
+            expires_at__gt=timezone.now(),
+        ).count()
+        if locked.status != Item.Status.OPEN or locked.label_count + live >= locked.required_labels:
+            raise AnnotationError("this item no longer needs your label", conflict=True)
+        skip.delete()
+        return lease_grant(item=locked, user=user)
 
 
 def gold_answer_credit_enqueue(annotation_id: int) -> None:

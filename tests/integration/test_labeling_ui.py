@@ -133,6 +133,13 @@ def test_classify_by_keyboard_and_mouse_with_undo_and_no_ctrl_s_skip(
     page.keyboard.press("s")
     page.wait_for_selector("text=No tasks left in this project")
     assert Skip.objects.filter(item=third, user=me).exists()
+    # A skip by mistake (S sits beside the class keys) comes back with Z, like an answer.
+    page.keyboard.press("z")
+    wait_for_item(page, third)
+    assert not Skip.objects.filter(item=third, user=me).exists()
+    page.click("#answer button[data-label=negative]")
+    page.wait_for_selector("text=No tasks left in this project")
+    assert len(answers(me)) == 3
     # The empty queue: no live-looking class buttons, ways back to projects and rewards.
     assert not page.is_visible("#answer button") and not page.is_visible("#task")
     empty = page.locator("[data-testid=empty-queue]")
@@ -146,15 +153,15 @@ def test_classify_by_keyboard_and_mouse_with_undo_and_no_ctrl_s_skip(
     undo_here = empty.locator("[data-testid=empty-undo]")
     assert undo_here.is_visible()
     undo_here.click()
-    wait_for_item(page, second)
-    assert answers(me) == [{"label": "negative"}]
+    wait_for_item(page, third)
+    assert answers(me) == [{"label": "negative"}, {"label": "positive"}]
     page.click("#answer button[data-label=positive]")
     page.wait_for_selector("text=No tasks left in this project")
 
     # The counts come from the server: a reload keeps them.
     page.reload()
     page.wait_for_selector("text=No tasks left in this project")
-    assert page.inner_text("[data-testid=done-count]") == "2"
+    assert page.inner_text("[data-testid=done-count]") == "3"
     assert page.inner_text("[data-testid=left-count]") == "0"
     assert csp_violations(page) == []
 

@@ -186,6 +186,29 @@ def test_each_contributor_meets_the_gold_items_in_an_order_of_their_own(
     assert len(firsts) >= 2
 
 
+def test_a_skip_is_taken_back_within_the_undo_window(
+    contributor: Contributor, second_contributor: Contributor, project: Project, settings: Any
+) -> None:
+    first, second = items(project, 2)
+    assert next_task(contributor, project).json()["id"] == first.pk
+    assert contributor.api.post(f"/api/v1/items/{first.pk}/skip").status_code == 204
+    back = contributor.api.delete(f"/api/v1/items/{first.pk}/skip")
+    assert back.status_code == 200 and back.json()["id"] == first.pk
+    assert back.json()["lease_expires_at"]
+    assert answer(contributor, first.pk, {"label": "positive"}).status_code == 201
+    again = contributor.api.delete(f"/api/v1/items/{first.pk}/skip")
+    assert again.status_code == 409 and "haven't skipped" in again.json()["detail"]
+    # Too late, or the place was taken meanwhile: refused, and the skip stands.
+    assert next_task(contributor, project).json()["id"] == second.pk
+    assert contributor.api.post(f"/api/v1/items/{second.pk}/skip").status_code == 204
+    assert next_task(second_contributor, project).json()["id"] == second.pk  # its one place
+    taken = contributor.api.delete(f"/api/v1/items/{second.pk}/skip")
+    assert taken.status_code == 409 and "no longer needs your label" in taken.json()["detail"]
+    settings.UNDO_SECONDS = 0
+    late = contributor.api.delete(f"/api/v1/items/{second.pk}/skip")
+    assert late.status_code == 409 and late.json()["detail"].startswith("too late")
+
+
 def test_undo_gives_the_item_back_within_the_window(
     contributor: Contributor, text_project: Project, settings: Any
 ) -> None:

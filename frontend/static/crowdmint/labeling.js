@@ -13,6 +13,7 @@
   const projectId = section.dataset.project;
   const taskKind = section.dataset.task;
   const spansMayOverlap = section.dataset.overlap === "yes";
+  const undoSeconds = Number(section.dataset.undoSeconds || "0");
   // A phone or tablet: selections are made with handles, and shortcuts have no keys.
   const touchFirst = Boolean(window.matchMedia && window.matchMedia("(pointer: coarse)").matches);
   const classes = JSON.parse($("classes-data").textContent);
@@ -46,7 +47,7 @@
   let busy = false;
   let feedbackOpen = false;
   let signedOut = false;
-  let lastAnswer = null; // { id, item, value, undoUntil } of my last answer on this page
+  let lastAnswer = null; // { id, item, value, undoUntil } of my last answer, or { skip: true, item, undoUntil }
   let undoTimer = null;
 
   function h(tag, props = {}, ...children) {
@@ -351,9 +352,15 @@
   async function skip() {
     if (!current || busy || feedbackOpen || signedOut) return;
     const id = current.id;
+    const skipped = current;
     const result = await busyCall(`/api/v1/items/${id}/skip`, { method: "POST" }, "try again.");
     if (!result || sessionLost(result, "skip")) return;
-    say(result.ok ? `Skipped item ${id}.` : `Could not skip: ${detailOf(result, "refused")}.`);
+    say(result.ok ? `Skipped item ${id}. Z brings it back.` : `Could not skip: ${detailOf(result, "refused")}.`);
+    if (result.ok) {
+      // A skip by mistake (S is next to the keys of a class) is taken back like an answer.
+      lastAnswer = { skip: true, item: skipped, undoUntil: Date.now() + undoSeconds * 1000 };
+      refreshUndo();
+    }
     loadProgress();
     await advance();
   }
@@ -382,6 +389,22 @@
       say("Too late to undo: an answer can only be changed in the first minute.");
       lastAnswer = null;
       refreshUndo();
+      return;
+    }
+    if (lastAnswer.skip) {
+      const { item } = lastAnswer;
+      const back = await busyCall(`/api/v1/items/${item.id}/skip`, { method: "DELETE" }, "try again.");
+      if (!back || sessionLost(back, "undo")) return;
+      lastAnswer = null;
+      refreshUndo();
+      if (!back.ok) {
+        say(`Could not bring it back: ${detailOf(back, "refused")}.`);
+        return;
+      }
+      if (current && current.id !== item.id) preloaded = current;
+      show(back.body, null);
+      say(`Skip undone: item ${item.id} is back.`);
+      loadProgress();
       return;
     }
     const { id, item, value } = lastAnswer;
