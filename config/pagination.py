@@ -28,9 +28,9 @@ class IdCursorPagination(CursorPagination):
         return cursor
 
     def get_page_size(self, request: Request) -> int:
-        """``page_size``, if given, once, as a whole number from 1 to ``max_page_size``: a 400
-        otherwise (DRF quietly used the default for ``0``, ``-1`` or ``abc``, and the last of
-        several)."""
+        """``page_size``, if given, once, as a whole number of at least 1 (above
+        ``max_page_size``, that); a 400 otherwise (DRF quietly used the default for ``0``, ``-1``
+        or ``abc``, and the last of several)."""
         default = int(self.page_size or 0)
         name = self.page_size_query_param
         values = request.query_params.getlist(name) if name else []
@@ -40,8 +40,8 @@ class IdCursorPagination(CursorPagination):
         raw = values[0].strip()
         if len(values) > 1:
             raise ValidationError({name: "give it once"})
-        if not (raw.isascii() and raw.isdigit() and len(raw) <= 9 and 1 <= int(raw) <= limit):
-            raise ValidationError(
-                {name: f"{values[0][:40]!r} is not a whole number from 1 to {limit}"}
-            )
-        return int(raw)
+        digits = raw.lstrip("0")
+        if not (raw.isascii() and raw.isdigit() and digits):
+            raise ValidationError({name: f"{values[0][:40]!r} is not a whole number of at least 1"})
+        # More than the most a page holds: the most, as DRF does (and no int() of 5,000 digits).
+        return limit if len(digits) > 9 else min(int(digits), limit)
