@@ -59,6 +59,24 @@ def json_loads_bounded(text: str, *, max_depth: int) -> Any:
     return json.loads(text, parse_constant=_refuse_constant)
 
 
+def _bounded_text(
+    stream: IO[Any], parser_context: Mapping[str, Any] | None, kind: str
+) -> tuple[bytes, str, str]:
+    """A request body of at most ``API_JSON_MAX_BYTES`` (413 above it) and its text in the
+    request's encoding (400 if it isn't valid there): ``(bytes, text, encoding)``."""
+    encoding = (parser_context or {}).get("encoding", settings.DEFAULT_CHARSET)
+    limit = settings.API_JSON_MAX_BYTES
+    raw = stream.read(limit + 1) if stream is not None else b""
+    if len(raw) > limit:
+        raise RequestTooLarge(f"the {kind} body is over {limit} bytes")
+    try:
+        # bytes.decode, not codecs.decode: only text encodings (a "charset=rot13" or "=base64"
+        # names a codec, not a charset; codecs.decode ran it, and it raised).
+        return raw, raw.decode(encoding), encoding
+    except (UnicodeError, LookupError) as exc:
+        raise ParseError(f"{kind} parse error - the body is not valid {encoding}") from exc
+
+
 class BoundedJSONParser(JSONParser):
     """DRF's JSON parser with ``API_JSON_MAX_BYTES`` (413 above it) and ``API_JSON_MAX_DEPTH``."""
 
@@ -68,18 +86,7 @@ class BoundedJSONParser(JSONParser):
         media_type: str | None = None,
         parser_context: Mapping[str, Any] | None = None,
     ) -> Any:
-        context = parser_context or {}
-        encoding = context.get("encoding", settings.DEFAULT_CHARSET)
-        limit = settings.API_JSON_MAX_BYTES
-        raw = stream.read(limit + 1) if stream is not None else b""
-        if len(raw) > limit:
-            raise RequestTooLarge(f"the JSON body is over {limit} bytes")
-        try:
-            # bytes.decode, not codecs.decode: only text encodings (a "charset=rot13" or
-            # "=base64" names a codec, not a charset; codecs.decode ran it, and it raised).
-            text = raw.decode(encoding)
-        except (UnicodeError, LookupError) as exc:
-            raise ParseError(f"JSON parse error - the body is not valid {encoding}") from exc
+        _, text, _ = _bounded_text(stream, parser_context, "JSON")
         # RFC 8259 section 8.1: a parser may ignore a byte order mark (Windows tools write one).
         text = text.removeprefix("\ufeff")
         try:
@@ -99,17 +106,10 @@ class BoundedFormParser(FormParser):
         media_type: str | None = None,
         parser_context: Mapping[str, Any] | None = None,
     ) -> Any:
-        context = parser_context or {}
-        encoding = context.get("encoding", settings.DEFAULT_CHARSET)
-        limit = settings.API_JSON_MAX_BYTES
-        raw = stream.read(limit + 1) if stream is not None else b""
-        if len(raw) > limit:
-            raise RequestTooLarge(f"the form body is over {limit} bytes")
+        raw, text, encoding = _bounded_text(stream, parser_context, "form")
         try:
             # Percent-escapes too: Django's QueryDict would turn invalid ones into U+FFFD.
-            parse_qsl(
-                raw.decode(encoding), keep_blank_values=True, encoding=encoding, errors="strict"
-            )
-        except (UnicodeError, LookupError) as exc:
+            parse_qsl(text, keep_blank_values=True, encoding=encoding, errors="strict")
+        except UnicodeError as exc:
             raise ParseError(f"form parse error - the body is not valid {encoding}") from exc
         return QueryDict(raw, encoding=encoding)

@@ -74,6 +74,18 @@ def env_float(name: str, default: str, *, low: float = 0.0, high: float = float(
     return number
 
 
+def env_decimal(name: str, default: str) -> str:
+    """A non-negative decimal amount (whole units of an asset, ``2.5``), kept as its text."""
+    value = env(name, default).strip()
+    try:
+        valid = value.isascii() and 0 <= Decimal(value) < 10**30  # NaN: InvalidOperation
+    except InvalidOperation:
+        valid = False
+    if not valid:
+        raise _bad(name, value, "whole units such as 10 or 2.5")
+    return value
+
+
 def env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
     value = env(name, default).strip()
     if value not in choices:
@@ -360,16 +372,16 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = UPLOAD_MAX_BYTES + 1024 * 1024
 # Rate-limit counters and the health report. With Redis they are shared by every process; the
 # embedded default keeps them per process. Production needs Redis (the broker of the workers and
 # beat, shared rate limits): without it Celery would run its tasks inside the web processes.
-required("REDIS_URL", "")
+REDIS_URL = required("REDIS_URL", "")
 CACHES = {
     "default": (
         {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
-            "LOCATION": env("REDIS_URL"),
+            "LOCATION": REDIS_URL,
             "KEY_PREFIX": "crowdmint",
             "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
         }
-        if env("REDIS_URL")
+        if REDIS_URL
         else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
     )
 }
@@ -377,7 +389,6 @@ CACHES = {
 HEALTH_CACHE_SECONDS = env_int("HEALTH_CACHE_SECONDS", "5")
 
 # --- Celery --------------------------------------------------------------------------------------
-REDIS_URL = env("REDIS_URL")
 if REDIS_URL:
     CELERY_BROKER_URL = REDIS_URL
     CELERY_RESULT_BACKEND = REDIS_URL
@@ -521,14 +532,7 @@ PROBATION_LABELS = env_int("PROBATION_LABELS", "50")
 PROBATION_DAYS = env_int("PROBATION_DAYS", "3")
 PROBATION_GOLD_ACCURACY = env_float("PROBATION_GOLD_ACCURACY", "0.8", high=1.0)
 CONSENSUS_PROBATION_ACCURACY = env_float("CONSENSUS_PROBATION_ACCURACY", "0.75", high=1.0)
-PROBATION_PAYOUT_CAP = env("PROBATION_PAYOUT_CAP", "10").strip()
-try:
-    if not (PROBATION_PAYOUT_CAP.isascii() and 0 <= Decimal(PROBATION_PAYOUT_CAP) < 10**30):
-        raise InvalidOperation(PROBATION_PAYOUT_CAP)
-except InvalidOperation:
-    raise _bad(
-        "PROBATION_PAYOUT_CAP", PROBATION_PAYOUT_CAP, "whole units such as 10 or 2.5"
-    ) from None
+PROBATION_PAYOUT_CAP = env_decimal("PROBATION_PAYOUT_CAP", "10")
 # After answers, a contributor's latest ones are checked (speed, spam) this many seconds later,
 # once per window (eager Celery: at once).
 ANSWER_CHECK_SECONDS = env_int("ANSWER_CHECK_SECONDS", "20")

@@ -204,6 +204,15 @@ def lease_grant(*, item: Item, user: User) -> Assignment:
     return _lease(item, user, item.project)
 
 
+def lease_if_room(*, item: Item, user: User) -> Assignment | None:
+    """Lease ``item`` (locked by the caller) to ``user`` again if it is open and its labels and
+    the others' live leases leave it a place; None otherwise."""
+    held = Assignment.objects.filter(_live(timezone.now()), item=item).exclude(user=user).count()
+    if item.status != Item.Status.OPEN or item.label_count + held >= item.required_labels:
+        return None
+    return _lease(item, user, item.project)
+
+
 def lease_release(*, item: Item, user: User) -> None:
     """Give the item's place back (a skip): the lease, if any, is released."""
     Assignment.objects.filter(_live(timezone.now()), item=item, user=user).update(

@@ -37,7 +37,7 @@ from labeling.near_duplicates import (
     image_hash,
     text_hash,
 )
-from labeling.services.assignment import lease_grant, lease_release
+from labeling.services.assignment import lease_if_room, lease_release
 from labeling.validation import (
     ContentError,
     ValidImage,
@@ -366,17 +366,12 @@ def item_skip_undo(*, item: Item, user: User) -> Assignment:
                 f"too late: a skip can be taken back for {settings.UNDO_SECONDS} seconds",
                 conflict=True,
             )
-        locked = Item.objects.select_for_update().get(pk=item.pk)
-        live = Assignment.objects.filter(
-            item=locked,
-            answered_at__isnull=True,
-            released_at__isnull=True,
-            expires_at__gt=timezone.now(),
-        ).count()
-        if locked.status != Item.Status.OPEN or locked.label_count + live >= locked.required_labels:
+        locked = Item.objects.select_for_update().select_related("project").get(pk=item.pk)
+        lease = lease_if_room(item=locked, user=user)
+        if lease is None:
             raise AnnotationError("this item no longer needs your label", conflict=True)
         skip.delete()
-        return lease_grant(item=locked, user=user)
+        return lease
 
 
 def gold_answer_credit_enqueue(annotation_id: int) -> None:

@@ -268,48 +268,53 @@ def select_text(page: Any, start: int, end: int) -> None:
     page.mouse.up()
 
 
+NAMES_TEXT = "Ada Lovelace met Charles Babbage in London."
+LONDON = NAMES_TEXT.index("London")
+# "Ada Lovelace" a person, "London" a place: the answer every spans test below ends with.
+NAMES_ANSWER = {
+    "spans": [
+        {"start": 0, "end": 12, "label": "PER"},
+        {"start": LONDON, "end": LONDON + 6, "label": "LOC"},
+    ]
+}
+
+
+def names_item() -> tuple[Project, Item]:
+    """A spans project (PER, LOC) with one item: NAMES_TEXT."""
+    names = project("spans", "text", ["PER", "LOC"])
+    return names, item_create_text(project=names, contributor=None, text=NAMES_TEXT)
+
+
 def test_spans_are_marked_by_selecting_text_with_a_label_picker_and_removed_by_a_click(
     live_server: Any, page: Any
 ) -> None:
-    names = project("spans", "text", ["PER", "LOC"])
-    text = "Ada Lovelace met Charles Babbage in London."
-    item = item_create_text(project=names, contributor=None, text=text)
+    names, item = names_item()
     me = sign_in(page, live_server)
     open_label_page(page, live_server, names)
     wait_for_item(page, item)
 
     select_text(page, 0, 12)  # "Ada Lovelace", PER (the first label)
     page.wait_for_selector("[data-testid=span-text] mark:text-is('Ada Lovelace')")
-    babbage = text.index("Charles Babbage")
+    babbage = NAMES_TEXT.index("Charles Babbage")
     select_text(page, babbage, babbage + len("Charles Babbage"))
     mark = page.locator("[data-testid=span-text] mark:text-is('Charles Babbage')")
     mark.wait_for()
     mark.click()  # a click on a mark removes it
     mark.wait_for(state="detached")
     page.keyboard.press("2")  # LOC
-    london = text.index("London")
-    select_text(page, london, london + len("London"))
+    select_text(page, LONDON, LONDON + len("London"))
     page.wait_for_selector("[data-testid=span-text] mark:text-is('London')")
     assert page.locator("[data-testid=span-list] li").count() == 2
     page.keyboard.press("Enter")
     page.wait_for_selector("text=No tasks left in this project")
-    assert answers(me) == [
-        {
-            "spans": [
-                {"start": 0, "end": 12, "label": "PER"},
-                {"start": london, "end": london + 6, "label": "LOC"},
-            ]
-        }
-    ]
+    assert answers(me) == [NAMES_ANSWER]
 
 
 def test_spans_are_marked_with_the_keyboard_alone(live_server: Any, page: Any) -> None:
     """The text takes focus; arrows move a word cursor (drawn over the marks), Shift extends
     it, a digit marks the words with that label, Delete removes a mark, Enter submits (no
     mouse anywhere)."""
-    names = project("spans", "text", ["PER", "LOC"])
-    text = "Ada Lovelace met Charles Babbage in London."
-    item = item_create_text(project=names, contributor=None, text=text)
+    names, item = names_item()
     me = sign_in(page, live_server)
     open_label_page(page, live_server, names)
     wait_for_item(page, item)
@@ -330,15 +335,7 @@ def test_spans_are_marked_with_the_keyboard_alone(live_server: Any, page: Any) -
     page.wait_for_selector("[data-testid=span-list] li:has-text('LOC: “London”')")
     page.keyboard.press("Enter")
     page.wait_for_selector("text=No tasks left in this project")
-    london = text.index("London")
-    assert answers(me) == [
-        {
-            "spans": [
-                {"start": 0, "end": 12, "label": "PER"},
-                {"start": london, "end": london + 6, "label": "LOC"},
-            ]
-        }
-    ]
+    assert answers(me) == [NAMES_ANSWER]
     assert csp_violations(page) == []
 
 
@@ -347,9 +344,7 @@ def test_on_a_phone_a_selection_is_marked_when_a_label_is_tapped(
 ) -> None:
     """A touch selection is adjusted with its handles before it is marked: lifting the finger
     marks nothing, tapping a label marks the selection."""
-    names = project("spans", "text", ["PER", "LOC"])
-    text = "Ada Lovelace met Charles Babbage in London."
-    item = item_create_text(project=names, contributor=None, text=text)
+    names, item = names_item()
     phone = page.context.browser.new_context(
         has_touch=True, is_mobile=True, viewport={"width": 390, "height": 844}
     )
@@ -385,22 +380,14 @@ def test_on_a_phone_a_selection_is_marked_when_a_label_is_tapped(
         select(0, 12)  # the handles dragged over "Ada Lovelace"
         touch.tap(".picker button[data-label=PER]")
         touch.wait_for_selector("[data-testid=span-text] mark:text-is('Ada Lovelace')")
-        london = text.index("London")
-        select(london, london + 6)
+        select(LONDON, LONDON + 6)
         touch.tap(".picker button[data-label=LOC]")
         touch.wait_for_selector("[data-testid=span-text] mark:text-is('London')")
         touch.tap("[data-testid=submit]")
         touch.wait_for_selector("text=No tasks left in this project")
     finally:
         phone.close()
-    assert answers(me) == [
-        {
-            "spans": [
-                {"start": 0, "end": 12, "label": "PER"},
-                {"start": london, "end": london + 6, "label": "LOC"},
-            ]
-        }
-    ]
+    assert answers(me) == [NAMES_ANSWER]
 
 
 def test_pairwise_shows_both_sides_and_takes_keys_and_clicks(live_server: Any, page: Any) -> None:
