@@ -14,6 +14,7 @@ from django.http import (
     HttpResponse,
     HttpResponseBadRequest,
     HttpResponseBase,
+    HttpResponsePermanentRedirect,
     JsonResponse,
 )
 from django.http.request import RawPostDataException
@@ -96,6 +97,15 @@ def _wants_slash(request: HttpRequest) -> bool:
     return not is_valid_path(path, urlconf) and bool(is_valid_path(f"{path}/", urlconf))
 
 
+def _slash_extra(request: HttpRequest) -> bool:
+    """Whether ``request``'s path ends in a "/" its endpoint doesn't have (``/skip/``)."""
+    path = request.path_info
+    if path == "/" or not path.endswith("/"):
+        return False
+    urlconf = getattr(request, "urlconf", None)
+    return not is_valid_path(path, urlconf) and bool(is_valid_path(path.rstrip("/"), urlconf))
+
+
 class ApiErrorMiddleware:
     """Every error under ``/api/`` is JSON with a ``detail`` message, whoever produced it.
 
@@ -105,7 +115,9 @@ class ApiErrorMiddleware:
     it became a 500), unhandled exceptions, and a write to an endpoint's path without its
     trailing slash (``POST /api/v1/projects/1/items``): Django's ``APPEND_SLASH`` would redirect
     it, which drops the body and turns the POST into a GET in most clients (and is a 500 under
-    ``DEBUG``), so it is a 404 naming the path to use. Pages outside ``/api/`` are left alone.
+    ``DEBUG``), so it is a 404 naming the path to use; the same for a path with a trailing slash
+    its endpoint doesn't have (``POST /api/v1/items/1/skip/``), whose reads are redirected as
+    ``APPEND_SLASH`` redirects the others. Pages outside ``/api/`` are left alone.
     """
 
     def __init__(self, get_response: Handler) -> None:
@@ -128,6 +140,18 @@ class ApiErrorMiddleware:
                 404,
                 f"not found: no API endpoint at {request.path}; this one is "
                 f"{request.path}/ (with the trailing slash)",
+            )
+        if _slash_extra(request):
+            # The mirror of APPEND_SLASH for the endpoints named without one (``/skip``): a read is
+            # redirected, a write is told where to go (a redirect would drop its body).
+            bare = request.path.rstrip("/")
+            if request.method in ("GET", "HEAD"):
+                query = request.META.get("QUERY_STRING", "")
+                return HttpResponsePermanentRedirect(f"{bare}?{query}" if query else bare)
+            return _json_error(
+                404,
+                f"not found: no API endpoint at {request.path}; this one is "
+                f"{bare} (without the trailing slash)",
             )
         response = self.get_response(request)
         if response.status_code >= 400 and not _is_json(response):

@@ -68,6 +68,28 @@ def test_a_write_without_the_trailing_slash_is_a_json_404_naming_the_path(
     )
 
 
+@pytest.mark.parametrize("method", ["post", "put", "patch", "delete"])
+def test_a_write_with_a_trailing_slash_its_endpoint_lacks_is_a_json_404_naming_the_path(
+    debug: bool, contributor: Contributor, method: str
+) -> None:
+    response = getattr(contributor.api, method)("/api/v1/items/1/skip/", {}, format="json")
+    assert response.status_code == 404
+    assert response["Content-Type"] == "application/json"
+    assert response.json()["detail"] == (
+        "not found: no API endpoint at /api/v1/items/1/skip/; this one is "
+        "/api/v1/items/1/skip (without the trailing slash)"
+    )
+
+
+def test_a_read_with_a_trailing_slash_its_endpoint_lacks_is_redirected_with_its_query(
+    contributor: Contributor,
+) -> None:
+    response = contributor.api.get("/api/v1/projects/1/progress/?a=1&b=%2F")
+    assert response.status_code == 301
+    assert response["Location"] == "/api/v1/projects/1/progress?a=1&b=%2F"
+    assert contributor.api.get("/api/v1/no-such/").status_code == 404
+
+
 def test_a_write_to_a_path_without_a_slash_form_is_a_plain_404(contributor: Contributor) -> None:
     response = contributor.api.post("/api/v1/no-such-endpoint", {}, format="json")
     assert response.status_code == 404
