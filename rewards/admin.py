@@ -1,5 +1,6 @@
-"""Moderators' screens for money: the ledger (read-only), payout batches (approve or hold with a
-reason, settle now), the payout settings, and reconciliation runs (alerts)."""
+"""Moderators' screens for money: the ledger and the budget epochs' closes (read-only), payout
+batches (approve or hold with a reason, settle now), the payout settings, and reconciliation runs
+(alerts)."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from rewards.chain import ChainError
 from rewards.client import chain_client_with_token
 from rewards.forms import units_to_base
 from rewards.models import (
+    EpochClose,
     LedgerEntry,
     PayoutBatch,
     PayoutSettings,
@@ -73,6 +75,47 @@ class LedgerEntryAdmin(ReadOnlyAdmin):
     @admin.display(description="amount", ordering="amount")
     def amount_display(self, entry: LedgerEntry) -> str:
         return _amount(entry.amount)
+
+
+@admin.register(EpochClose)
+class EpochCloseAdmin(ReadOnlyAdmin):
+    """Each closed budget epoch: what it spent against its budget, the rate its cut credits were
+    paid at, and whose credits it left out (held by a fraud flag at the close)."""
+
+    list_display = ["project", "epoch", "budget_display", "spent_display", "rate", "held"]
+    list_filter = ["project"]
+    list_select_related = ["project"]
+    fields = readonly_fields = (
+        "project",
+        "epoch",
+        "budget",
+        "spent",
+        "scaled_to",
+        "cut_from",
+        "cut_to",
+        "rate",
+        "held_users",
+        "policy",
+        "created_at",
+    )
+
+    @admin.display(description="budget", ordering="budget")
+    def budget_display(self, close: EpochClose) -> str:
+        return _amount(close.budget)
+
+    @admin.display(description="spent", ordering="spent")
+    def spent_display(self, close: EpochClose) -> str:
+        return _amount(close.spent)
+
+    @admin.display(description="paid at")
+    def rate(self, close: EpochClose) -> str:
+        if not int(close.cut_from):
+            return "in full"
+        return f"{int(close.cut_to) / int(close.cut_from):.2%}"
+
+    @admin.display(description="held at the close")
+    def held(self, close: EpochClose) -> int:
+        return len(close.held_users)
 
 
 class PayoutTransferInline(admin.TabularInline[PayoutTransfer, PayoutBatch]):

@@ -302,13 +302,28 @@ class EpochClose(models.Model):
     budget = TokenAmountField()
     spent = TokenAmountField(
         help_text="Net credits of the epoch before scaling (base units), without those of "
-        "contributors a fraud flag held at the close."
+        "contributors a fraud flag held at the close (see held users)."
     )
     scaled_to = TokenAmountField(
         help_text="Net credits after scaling: at most the budget, unless credits already in a "
         "payout (never cut) exceed it."
     )
     policy = models.ForeignKey(RewardPolicy, on_delete=models.PROTECT, related_name="+")
+    # The rate the cut credits were paid at, cut_to / cut_from (both 0 when nothing was cut), and
+    # the contributors whose credits were left out: released later, theirs are cut at that rate.
+    cut_from = TokenAmountField(
+        default=0, help_text="What the credits that were cut paid before the cut (base units)."
+    )
+    cut_to = TokenAmountField(
+        default=0,
+        help_text="What those credits pay after it: the epoch's rate is cut_to / cut_from.",
+    )
+    held_users = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="Contributors a fraud flag held at the close. Their credits of the epoch were "
+        "left out; if a moderator releases them, they are cut at the epoch's rate before payment.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -595,13 +595,16 @@ def _close_epoch(project_id: int, epoch: int, policy: RewardPolicy) -> EpochClos
         )
         # The credits of contributors a fraud flag holds count for nothing: settlement doesn't
         # pay them, and a ring caught before the close would otherwise halve what the budget
-        # leaves honest labelers. (Released later, by a dismissed flag, they are paid uncut.)
+        # leaves honest labelers. (Released later, by a dismissed flag, they are cut at the rate
+        # the others were: ``_released_credits_cut``.)
         held = users_held({c.user_id for c in credits if c.pk not in paid})
+        held_users = sorted({c.user_id for c in credits if c.pk not in paid and c.user_id in held})
         credits = [c for c in credits if c.pk in paid or c.user_id not in held]
         net = _net_of(credits)
         spent = sum(net.values())
         cuttable = [c for c in credits if c.pk not in paid and net[c.pk] > 0]
         cuts = budget_scale(positives=[net[c.pk] for c in cuttable], net=spent, budget=budget)
+        cut_from = sum(net[c.pk] for c in cuttable) if any(cuts) else 0
         LedgerEntry.objects.bulk_create(
             [
                 LedgerEntry(
@@ -635,7 +638,79 @@ def _close_epoch(project_id: int, epoch: int, policy: RewardPolicy) -> EpochClos
             spent=spent,
             scaled_to=spent - sum(cuts),
             policy=policy,
+            cut_from=cut_from,
+            cut_to=cut_from - sum(cuts),
+            held_users=held_users,
         )
+
+
+def _released_credits_cut(rows: list[tuple[int, int, int, int]]) -> int:
+    """Cut the credits a closed epoch left out, of contributors no longer held, at the rate the
+    epoch's other credits were cut (``budget`` entries, as the close writes): a contributor
+    cleared after the close is paid what the others were for the same work, not more.
+
+    ``rows`` are unpaid, locked ``(entry id, user id, project id, epoch)`` of positive credits in
+    closed epochs of budgeted projects; call it only for contributors no longer held. Returns
+    how many cuts it wrote.
+    """
+    if not rows:
+        return 0
+    closes = {
+        (close.project_id, close.epoch): close
+        for close in EpochClose.objects.select_related("policy").filter(
+            project_id__in={row[2] for row in rows}, epoch__in={row[3] for row in rows}
+        )
+    }
+    left_out = [
+        (entry_id, closes[(project_id, epoch)])
+        for entry_id, user_id, project_id, epoch in rows
+        if (project_id, epoch) in closes and user_id in closes[(project_id, epoch)].held_users
+    ]
+    already = set(
+        LedgerEntry.objects.filter(
+            reason=LedgerEntry.Reason.BUDGET,
+            source__in=[f"budget:{entry_id}" for entry_id, _ in left_out],
+        ).values_list("source", flat=True)
+    )
+    cut_from_close = [
+        (entry_id, close)
+        for entry_id, close in left_out
+        if int(close.cut_from) > 0 and f"budget:{entry_id}" not in already
+    ]
+    if not cut_from_close:
+        return 0
+    credits = LedgerEntry.objects.in_bulk([entry_id for entry_id, _ in cut_from_close])
+    net = _net_of(list(credits.values()))
+    cuts = []
+    for entry_id, close in cut_from_close:
+        credit, pays = credits[entry_id], net[entry_id]
+        cut = pays - pays * int(close.cut_to) // int(close.cut_from)
+        if pays <= 0 or cut <= 0:
+            continue
+        cuts.append(
+            LedgerEntry(
+                user_id=credit.user_id,
+                amount=-cut,
+                reason=LedgerEntry.Reason.BUDGET,
+                source=f"budget:{credit.pk}",
+                project_id=credit.project_id,
+                item_id=credit.item_id,
+                memo=f"epoch {close.epoch} was paid at {close.cut_to} of {close.cut_from}: "
+                "released after its close, cut at that rate",
+                policy_version=close.policy.version,
+                policy_inputs={
+                    "rule": "budget",
+                    "epoch": close.epoch,
+                    "released": True,
+                    "cut_from": str(close.cut_from),
+                    "cut_to": str(close.cut_to),
+                    "credit": credit.pk,
+                    "credit_net": str(pays),
+                },
+                epoch=close.epoch,
+            )
+        )
+    return len(LedgerEntry.objects.bulk_create(cuts, ignore_conflicts=True))
 
 
 # --- Settlement -----------------------------------------------------------------------------------
@@ -676,6 +751,15 @@ def _payable_entries() -> list[tuple[int, int, str, int]]:
     budget, credits of epochs not closed yet (they may still be scaled down), from the epoch
     the budget took effect in.
     """
+    payable, released = _payable_now()
+    if released and _released_credits_cut(released):
+        payable, _ = _payable_now()  # with the cuts just written
+    return payable
+
+
+def _payable_now() -> tuple[list[tuple[int, int, str, int]], list[tuple[int, int, int, int]]]:
+    """``_payable_entries``' list, and the credits in it that a closed epoch left out of its
+    cut (their contributor was held then): ``(entry id, user id, project id, epoch)``."""
     due = (
         LedgerEntry.objects.select_for_update(of=("self",))
         .filter(
@@ -708,6 +792,7 @@ def _payable_entries() -> list[tuple[int, int, str, int]]:
     held = users_held(users)
     allowance = _probation_allowance(users - held)
     payable = []
+    released = []
     for entry_id, user_id, wallet, amount, item_id, project_id, created_at in rows:
         if wallet is None or item_id in pending_items or user_id in held:
             continue
@@ -724,12 +809,19 @@ def _payable_entries() -> list[tuple[int, int, str, int]]:
             # Its epoch may still cut it. A reversal or a cut never waits: it only takes back,
             # and a reversal written in a later epoch than its credit goes with the credit.
             continue
+        if (
+            budget is not None
+            and int(amount) > 0
+            and epoch is not None
+            and epoch >= budget.first_epoch
+        ):
+            released.append((entry_id, user_id, project_id, epoch))
         if user_id in allowance:
             if int(amount) > allowance[user_id]:
                 continue  # over the probation cap: waits until the record earns trust
             allowance[user_id] -= int(amount)
         payable.append((entry_id, user_id, wallet, int(amount)))
-    return payable
+    return payable, released
 
 
 def _probation_allowance(user_ids: set[int]) -> dict[int, int]:

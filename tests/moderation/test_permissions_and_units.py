@@ -265,6 +265,32 @@ def test_a_payout_batch_page_shows_its_total_in_token_units(
     assert "5 CMT" in page.content.decode()
 
 
+def test_a_moderator_reads_an_epoch_close_with_its_rate_and_who_it_left_out(
+    text_project: Project, labelers: list[User]
+) -> None:
+    from rewards.models import EpochClose
+
+    policy = RewardPolicy.objects.create(project=text_project, version=9, epoch_budget=TOKEN)
+    close = EpochClose.objects.create(
+        project=text_project,
+        epoch=20_000,
+        budget=TOKEN,
+        spent=4 * TOKEN,
+        scaled_to=TOKEN,
+        cut_from=4 * TOKEN,
+        cut_to=TOKEN,
+        held_users=[labelers[0].pk],
+        policy=policy,
+    )
+    browser = staff("mod", MODERATORS)
+    listing = browser.get("/admin/rewards/epochclose/")
+    assert listing.status_code == 200
+    assert "25.00%" in listing.content.decode() and "4 CMT" in listing.content.decode()
+    detail = browser.get(f"/admin/rewards/epochclose/{close.pk}/change/")
+    assert detail.status_code == 200 and "4 CMT" in detail.content.decode()
+    assert browser.post(f"/admin/rewards/epochclose/{close.pk}/delete/").status_code == 403
+
+
 @pytest.mark.parametrize(
     ("classes", "error"),
     [

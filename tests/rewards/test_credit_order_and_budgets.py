@@ -264,6 +264,85 @@ def test_a_held_contributors_credits_leave_the_honest_ones_the_whole_budget(db: 
     assert not LedgerEntry.objects.filter(reason=LedgerEntry.Reason.BUDGET, user=ring).exists()
 
 
+def test_a_contributor_released_after_the_close_is_paid_at_the_epochs_rate(
+    chain: ChainClient, moderator: User
+) -> None:
+    """Released by a dismissed flag, the credits the close left out were paid uncut: more for
+    the same work than everyone the budget had cut. They are cut at the epoch's rate first."""
+    from moderation.models import Flag
+    from moderation.services import flag_dismiss
+
+    project = Project.objects.create(name="Budget", data_kind="text", classes=["yes", "no"])
+    RewardPolicy.objects.create(
+        project=project,
+        version=1,
+        per_label=0,
+        per_item=0,
+        weight_by_posterior=False,
+        weight_by_skill=False,
+        epoch_budget=1200,
+    )
+    epoch = reward_epoch(timezone.now())
+    honest = credit_of(project, 1500, epoch=epoch)
+    cleared = credit_of(project, 1000, epoch=epoch)
+    reversed_ = credit_of(project, 700, epoch=epoch)
+    LedgerEntry.objects.create(
+        user=reversed_,
+        amount=-700,
+        reason=LedgerEntry.Reason.REVERSAL,
+        source=f"reversal:{LedgerEntry.objects.get(user=reversed_).pk}",
+        project=project,
+        epoch=epoch,
+    )
+    flags = [
+        Flag.objects.create(user=who, kind=Flag.Kind.COLLUSION, project=project, evidence={})
+        for who in (cleared, reversed_)
+    ]
+    [closed] = ledger_close_epochs(now=timezone.now() + timedelta(days=2))
+    assert (int(closed.cut_from), int(closed.cut_to)) == (1500, 1200)
+    assert closed.held_users == sorted([cleared.pk, reversed_.pk])
+    assert (pending(honest), pending(cleared)) == (1200, 1000)  # still held: nothing cut yet
+
+    for flag in flags:
+        flag_dismiss(flag=flag, moderator=moderator, reason="checked: not a ring")
+    assert len(payouts_settle(client=chain).confirmed) == 1
+    assert payouts_settle(client=chain).confirmed == []  # cut once, not at every settlement
+    assert chain.balance_of(honest.wallet_address) == 1200
+    assert chain.balance_of(cleared.wallet_address) == 800  # 1000 at 1200 / 1500
+    assert chain.balance_of(reversed_.wallet_address) == 0
+    cut = LedgerEntry.objects.get(reason=LedgerEntry.Reason.BUDGET, user=cleared)
+    assert (int(cut.amount), cut.epoch, cut.policy_inputs["released"]) == (-200, epoch, True)
+    assert not LedgerEntry.objects.filter(reason=LedgerEntry.Reason.BUDGET, user=reversed_).exists()
+
+
+def test_a_contributor_released_from_an_epoch_under_its_budget_is_paid_in_full(
+    chain: ChainClient, moderator: User
+) -> None:
+    from moderation.models import Flag
+    from moderation.services import flag_dismiss
+
+    project = Project.objects.create(name="Budget", data_kind="text", classes=["yes", "no"])
+    RewardPolicy.objects.create(
+        project=project,
+        version=1,
+        per_label=0,
+        per_item=0,
+        weight_by_posterior=False,
+        weight_by_skill=False,
+        epoch_budget=5000,
+    )
+    epoch = reward_epoch(timezone.now())
+    credit_of(project, 1500, epoch=epoch)
+    cleared = credit_of(project, 1000, epoch=epoch)
+    flag = Flag.objects.create(user=cleared, kind=Flag.Kind.COLLUSION, project=project, evidence={})
+    [closed] = ledger_close_epochs(now=timezone.now() + timedelta(days=2))
+    assert (int(closed.cut_from), int(closed.cut_to), closed.held_users) == (0, 0, [cleared.pk])
+    flag_dismiss(flag=flag, moderator=moderator, reason="checked")
+    payouts_settle(client=chain)
+    assert chain.balance_of(cleared.wallet_address) == 1000
+    assert not LedgerEntry.objects.filter(reason=LedgerEntry.Reason.BUDGET).exists()
+
+
 def test_a_reversal_counts_against_the_credit_it_cancels_not_the_epoch_it_is_written_in(
     text_project: Project, moderator: User
 ) -> None:
