@@ -1,11 +1,15 @@
-"""Near-duplicate contributions: a resized or re-encoded copy of a stored image, or a text that
-differs from a stored one only in case, spacing or punctuation.
+"""Near-duplicate contributions: a resized, re-encoded, mirrored or rotated copy of a stored
+image, or a text that differs from a stored one only in case, spacing or punctuation; for a
+pairwise project, a pair whose two sides are such copies, in either order.
 
 Images get a 64-bit difference hash (dHash: the image in grey at 9 x 8, each bit says whether a
 pixel is brighter than its right neighbour). Copies that were resized, re-compressed or lightly
-edited land within a few bits of the original; different pictures land ~32 bits apart. Texts get
+edited land within a few bits of the original; different pictures land ~32 bits apart. A new
+image is also hashed in its seven other orientations (mirrored, rotated, flipped): a stored
+image's copy turned any of those ways lands near the orientation that turns it back. Texts get
 the SHA-256 of their normalised form (case-folded, punctuation and symbols removed, whitespace
-collapsed).
+collapsed). A pair of images is ``p`` and both sides' hashes in sorted order; a pair of texts, the
+hash of both normalised forms in sorted order.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import hashlib
 import io
 import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 from PIL import Image
@@ -27,19 +31,57 @@ BORDERLINE_IMAGE_BITS = 12
 _SPACE = re.compile(r"\s+")
 
 
-def image_hash(data: bytes) -> str:
-    """The dHash of an image, as 16 hex digits."""
-    with Image.open(io.BytesIO(data)) as image:
-        # 16- and 32-bit greyscale would be clipped at 255 by "L" (a light 16-bit photo hashes to
-        # all zeros): their values are compared as they are.
-        deep = image.mode.startswith("I") or image.mode == "F"
-        small = image.convert("F" if deep else "L").resize((9, 8), Image.Resampling.LANCZOS)
-        pixels = np.asarray(small, dtype=np.float64)  # exact for "L"'s 0-255
+#: The other orientations a copy may have been turned to: mirrored, flipped and rotated.
+_TURNS = (
+    Image.Transpose.FLIP_LEFT_RIGHT,
+    Image.Transpose.FLIP_TOP_BOTTOM,
+    Image.Transpose.ROTATE_90,
+    Image.Transpose.ROTATE_180,
+    Image.Transpose.ROTATE_270,
+    Image.Transpose.TRANSPOSE,
+    Image.Transpose.TRANSVERSE,
+)
+#: Side of the thumbnail the other orientations are hashed from (turning it, not the original).
+_TURN_SIDE = 256
+
+
+def _dhash(grey: Image.Image) -> str:
+    small = grey.resize((9, 8), Image.Resampling.LANCZOS)
+    pixels = np.asarray(small, dtype=np.float64)  # exact for "L"'s 0-255
     bits = (pixels[:, 1:] > pixels[:, :-1]).flatten()
     value = 0
     for bit in bits:
         value = (value << 1) | int(bit)
     return f"i{value:016x}"
+
+
+def _grey(image: Image.Image) -> Image.Image:
+    # 16- and 32-bit greyscale would be clipped at 255 by "L" (a light 16-bit photo hashes to all
+    # zeros): their values are compared as they are.
+    deep = image.mode.startswith("I") or image.mode == "F"
+    return image.convert("F" if deep else "L")
+
+
+def image_hash(data: bytes) -> str:
+    """The dHash of an image, as ``i`` and 16 hex digits."""
+    with Image.open(io.BytesIO(data)) as image:
+        return _dhash(_grey(image))
+
+
+def image_hashes_turned(data: bytes) -> list[str]:
+    """The dHashes of an image's seven other orientations (mirrored, flipped, rotated), for
+    finding a stored image it is a turned copy of."""
+    with Image.open(io.BytesIO(data)) as image:
+        grey = _grey(image)
+    grey.thumbnail((_TURN_SIDE, _TURN_SIDE), Image.Resampling.LANCZOS)
+    return [_dhash(grey.transpose(turn)) for turn in _TURNS]
+
+
+def image_pair_hash(first: str, second: str) -> str:
+    """A pair of images' near hash: ``p`` and both sides' dHash digits, in sorted order (a pair
+    and its swap are one comparison)."""
+    low, high = sorted((first[1:], second[1:]))
+    return f"p{low}{high}"
 
 
 class _NormalisingTable(dict[int, str | None]):
@@ -57,24 +99,60 @@ class _NormalisingTable(dict[int, str | None]):
 _NORMALISE = _NormalisingTable()
 
 
-def text_hash(text: str) -> str:
-    """The SHA-256 of a text's normalised form (``t`` and 64 hex digits). A text that is only
-    punctuation, symbols or emoji normalises to nothing: its hash is the text's own (marked so it
-    can't equal a normalised form), or every such text would be a near copy of every other."""
+def _normal_form(text: str) -> str:
+    """Case-folded, punctuation and symbols gone, whitespace collapsed. A text that is only
+    punctuation, symbols or emoji normalises to nothing: its form is the text itself, marked so
+    it can't equal a normalised one, or every such text would be a near copy of every other."""
     folded = unicodedata.normalize("NFKC", text).casefold()
     normalised = _SPACE.sub(" ", folded.translate(_NORMALISE)).strip()
-    if not normalised:
-        normalised = "\x00" + text
-    return "t" + hashlib.sha256(normalised.encode("utf-8")).hexdigest()
+    return normalised or "\x00" + text
 
 
-def image_distances(target: str, stored: Iterable[tuple[int, str]]) -> list[tuple[int, int]]:
-    """``(bits apart, item id)`` for each stored image hash, closest first."""
+def text_hash(text: str) -> str:
+    """The SHA-256 of a text's normalised form (``t`` and 64 hex digits)."""
+    return "t" + hashlib.sha256(_normal_form(text).encode("utf-8")).hexdigest()
+
+
+def text_pair_hash(first: str, second: str) -> str:
+    """A pair of texts' near hash: the SHA-256 of both normalised forms in sorted order, marked
+    so it can't equal one text's (no normalised form holds a control character)."""
+    forms = sorted((_normal_form(first), _normal_form(second)))
+    return "t" + hashlib.sha256(("\x01" + "\x00".join(forms)).encode("utf-8")).hexdigest()
+
+
+def pair_distances(target: str, stored: Iterable[tuple[int, str]]) -> list[tuple[int, int]]:
+    """``(bits apart, item id)`` for each stored pair of images, closest first: a pair is as far
+    from another as its farther side, in the order of the two sides that matches best."""
+    rows = [(item_id, h) for item_id, h in stored if h.startswith("p")]
+    if not rows:
+        return []
+    firsts = np.array([int(h[1:17], 16) for _, h in rows], dtype=np.uint64)
+    seconds = np.array([int(h[17:33], 16) for _, h in rows], dtype=np.uint64)
+    one, two = f"i{target[1:17]}", f"i{target[17:33]}"
+    straight = np.maximum(_bits_apart(firsts, one), _bits_apart(seconds, two))
+    swapped = np.maximum(_bits_apart(firsts, two), _bits_apart(seconds, one))
+    apart = np.minimum(straight, swapped)
+    order = np.argsort(apart, kind="stable")
+    return [(int(apart[i]), rows[i][0]) for i in order]
+
+
+def _bits_apart(values: np.ndarray, target: str) -> np.ndarray:
+    diff = np.bitwise_xor(values, np.uint64(int(target[1:], 16)))
+    counted: np.ndarray = np.unpackbits(diff.view(np.uint8).reshape(-1, 8), axis=1).sum(axis=1)
+    return counted
+
+
+def image_distances(
+    target: str, stored: Iterable[tuple[int, str]], turned: Sequence[str] = ()
+) -> list[tuple[int, int]]:
+    """``(bits apart, item id)`` for each stored image hash, closest first; with ``turned``
+    (the image's other orientations), the distance of the closest orientation."""
     rows = [(item_id, h) for item_id, h in stored if h.startswith("i")]
     if not rows:
         return []
     values = np.array([int(h[1:], 16) for _, h in rows], dtype=np.uint64)
-    diff = np.bitwise_xor(values, np.uint64(int(target[1:], 16)))
-    bits = np.unpackbits(diff.view(np.uint8).reshape(-1, 8), axis=1).sum(axis=1)
+    bits = _bits_apart(values, target)
+    for other in turned:
+        bits = np.minimum(bits, _bits_apart(values, other))
     order = np.argsort(bits, kind="stable")
     return [(int(bits[i]), rows[i][0]) for i in order]

@@ -204,13 +204,31 @@ def lease_grant(*, item: Item, user: User) -> Assignment:
     return _lease(item, user, item.project)
 
 
-def lease_if_room(*, item: Item, user: User) -> Assignment | None:
-    """Lease ``item`` (locked by the caller) to ``user`` again if it is open and its labels and
-    the others' live leases leave it a place; None otherwise."""
-    held = Assignment.objects.filter(_live(timezone.now()), item=item).exclude(user=user).count()
-    if item.status != Item.Status.OPEN or item.label_count + held >= item.required_labels:
+def lease_restore(*, item: Item, user: User) -> Assignment | None:
+    """Give back the lease a skip released (``item`` locked by the caller), as it was: same
+    expiry, so skipping and taking the skip back never extends a hold on a place. None when
+    the lease had ended before the skip or has since, the item is decided, its place was
+    taken meanwhile (a gold item always has one: its labels measure labelers, they don't fill
+    it), or the user already holds ``LOOKAHEAD`` other live leases in the project."""
+    now = timezone.now()
+    lease = Assignment.objects.filter(item=item, user=user).first()
+    if (
+        lease is None
+        or lease.released_at is None  # nothing released: its lease had ended before the skip
+        or lease.answered_at is not None
+        or lease.expires_at <= now
+        or item.status != Item.Status.OPEN
+    ):
         return None
-    return _lease(item, user, item.project)
+    if not item.gold_label:
+        held = Assignment.objects.filter(_live(now), item=item).exclude(user=user).count()
+        if item.label_count + held >= item.required_labels:
+            return None
+    if leases_live(user=user, project=item.project).exclude(item=item).count() >= LOOKAHEAD:
+        return None
+    lease.released_at = None
+    lease.save(update_fields=["released_at"])
+    return lease
 
 
 def lease_release(*, item: Item, user: User) -> None:

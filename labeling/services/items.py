@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -35,9 +35,13 @@ from labeling.near_duplicates import (
     SAME_IMAGE_BITS,
     image_distances,
     image_hash,
+    image_hashes_turned,
+    image_pair_hash,
+    pair_distances,
     text_hash,
+    text_pair_hash,
 )
-from labeling.services.assignment import lease_if_room, lease_release
+from labeling.services.assignment import lease_release, lease_restore
 from labeling.validation import (
     ContentError,
     ValidImage,
@@ -107,18 +111,27 @@ def _check_quota(project: Project, contributor: User | None) -> None:
         raise QuotaExceeded(project.daily_upload_quota, retry)
 
 
-def _near_duplicate(project: Project, near_hash: str) -> tuple[int | None, int | None]:
+def _near_duplicate(
+    project: Project, near_hash: str, turned: Sequence[str] = ()
+) -> tuple[int | None, int | None]:
     """``(copy, borderline)``: a stored item this content is a near copy of (refused), or one
-    close enough for a moderator to look at; ``None`` for neither."""
+    close enough for a moderator to look at; ``None`` for neither. ``turned``: the image's
+    hashes in its other orientations (``image_hashes_turned``)."""
     if near_hash.startswith("t"):
         # By the hash alone, like the exact check (``item_id_with_content``): no project index.
         same = Item.objects.filter(near_hash=near_hash).order_by("id")
         rows = same.values_list("project_id", "id")
         return next((pk for owner, pk in rows if owner == project.pk), None), None
-    stored = Item.objects.filter(project=project, near_hash__startswith="i").values_list(
+    kind = near_hash[0]  # "i" an image, "p" a pair of images
+    stored = Item.objects.filter(project=project, near_hash__startswith=kind).values_list(
         "id", "near_hash"
     )
-    closest = image_distances(near_hash, stored.iterator(chunk_size=5000))
+    hashes = stored.iterator(chunk_size=5000)
+    closest = (
+        pair_distances(near_hash, hashes)
+        if kind == "p"
+        else image_distances(near_hash, hashes, turned)
+    )
     if not closest:
         return None, None
     bits, item_id = closest[0]
@@ -130,7 +143,12 @@ def _near_duplicate(project: Project, near_hash: str) -> tuple[int | None, int |
 
 
 def _upload_checks(
-    project: Project, contributor: User | None, sha256: str, near_hash: str, near: str
+    project: Project,
+    contributor: User | None,
+    sha256: str,
+    near_hash: str,
+    near: str,
+    turned: Sequence[str] = (),
 ) -> int | None:
     """Refuse an upload that is a copy (exact, or ``near``: how a near copy differs) of a stored
     item or past the contributor's daily quota; returns a borderline similar image's item id, to
@@ -149,7 +167,7 @@ def _upload_checks(
         raise DuplicateItemError(existing)
     similar = None
     if near_hash:
-        copy, similar = _near_duplicate(project, near_hash)
+        copy, similar = _near_duplicate(project, near_hash, turned)
         if copy is not None:
             raise DuplicateItemError(copy, near=near)
     _check_quota(project, contributor)
@@ -213,10 +231,16 @@ def item_create_text(
         raise ContentError("the two texts of a pair are the same")
     body = clean.encode() if not pairwise else f"{clean}\x00{clean_b}".encode()
     sha256 = sha256_hex(body)
-    near_hash = "" if pairwise else text_hash(clean)
+    near_hash = text_pair_hash(clean, clean_b) if pairwise else text_hash(clean)
     with transaction.atomic():
         _upload_checks(
-            project, contributor, sha256, near_hash, "differs only in case, spacing or punctuation"
+            project,
+            contributor,
+            sha256,
+            near_hash,
+            "both texts differ only in case, spacing or punctuation, in either order"
+            if pairwise
+            else "differs only in case, spacing or punctuation",
         )
         item = Item(
             project=project,
@@ -264,10 +288,20 @@ def item_create_image(
     sha256 = (
         image.sha256 if image_b is None else sha256_hex(f"{image.sha256}{image_b.sha256}".encode())
     )
-    near_hash = "" if pairwise else image_hash(image.data)
+    if image_b is not None:
+        near_hash, turned = image_pair_hash(image_hash(image.data), image_hash(image_b.data)), []
+    else:
+        near_hash, turned = image_hash(image.data), image_hashes_turned(image.data)
     with transaction.atomic():
         similar = _upload_checks(
-            project, contributor, sha256, near_hash, "a resized or re-encoded copy"
+            project,
+            contributor,
+            sha256,
+            near_hash,
+            "a resized or re-encoded copy of both images, in either order"
+            if image_b is not None
+            else "a resized, re-encoded, mirrored or rotated copy",
+            turned,
         )
         item = Item(
             project=project,
@@ -351,11 +385,13 @@ def item_skip(*, item: Item, user: User) -> None:
 
 
 def item_skip_undo(*, item: Item, user: User) -> Assignment:
-    """Take a skip back within ``UNDO_SECONDS`` (a key pressed by mistake): the item is leased
-    to the user again, if it still wants labels. Returns the lease.
+    """Take a skip back within ``UNDO_SECONDS`` (a key pressed by mistake): the lease the skip
+    gave back is the user's again, as it was (``lease_restore``). Returns the lease.
 
-    Raises ``AnnotationError`` (conflict): no such skip, too late, or the item no longer needs
-    a label (decided, or its places taken meanwhile).
+    Raises ``AnnotationError`` (conflict): no such skip, too late, or the lease can't come back
+    (it had ended, the item was decided or its place taken meanwhile, or the user holds as many
+    leases as anyone may). Gold items come back like any other: a refusal only for them would
+    tell a contributor which items are gold.
     """
     with transaction.atomic():
         skip = Skip.objects.select_for_update().filter(item=item, user=user).first()
@@ -367,9 +403,13 @@ def item_skip_undo(*, item: Item, user: User) -> Assignment:
                 conflict=True,
             )
         locked = Item.objects.select_for_update().select_related("project").get(pk=item.pk)
-        lease = lease_if_room(item=locked, user=user)
+        lease = lease_restore(item=locked, user=user)
         if lease is None:
-            raise AnnotationError("this item no longer needs your label", conflict=True)
+            raise AnnotationError(
+                "this item can't be given back to you: its lease ended, or it no longer needs "
+                "your label",
+                conflict=True,
+            )
         skip.delete()
         return lease
 
@@ -506,14 +546,19 @@ def annotation_withdraw(*, annotation_id: int, annotator: User) -> Item:
     """
     now = timezone.now()
     with transaction.atomic():
-        annotation = (
-            Annotation.objects.select_related("item__project")
-            .filter(pk=annotation_id, annotator=annotator)
+        item_id = (
+            Annotation.objects.filter(pk=annotation_id, annotator=annotator)
+            .values_list("item_id", flat=True)
             .first()
         )
+        if item_id is None:
+            raise ItemUnavailable()
+        item = Item.objects.select_for_update().select_related("project").get(pk=item_id)
+        # Read again under the item's lock: a concurrent withdrawal of the same answer may have
+        # deleted it (and taken its label off the count) while we waited.
+        annotation = Annotation.objects.filter(pk=annotation_id, annotator=annotator).first()
         if annotation is None:
             raise ItemUnavailable()
-        item = Item.objects.select_for_update().select_related("project").get(pk=annotation.item_id)
         if (now - annotation.created_at).total_seconds() > settings.UNDO_SECONDS:
             raise AnnotationError(
                 f"an answer can be withdrawn for {settings.UNDO_SECONDS} seconds", conflict=True
@@ -526,7 +571,9 @@ def annotation_withdraw(*, annotation_id: int, annotator: User) -> Item:
                 "this answer's feedback has shown the expected answer: it can't be withdrawn",
                 conflict=True,
             )
-        annotation.delete()
+        deleted, _ = Annotation.objects.filter(pk=annotation.pk).delete()
+        if not deleted:
+            raise ItemUnavailable()
         Item.objects.filter(pk=item.pk).update(label_count=F("label_count") - 1)
         Assignment.objects.filter(item=item, user=annotator).update(
             answered_at=None,

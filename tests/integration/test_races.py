@@ -65,6 +65,28 @@ def test_concurrent_labels_by_one_contributor_make_one_annotation(live_server: A
     assert item.label_count == 1
 
 
+def test_concurrent_withdrawals_of_one_answer_take_one_label_off(live_server: Any) -> None:
+    """Each withdrawal read the answer before locking the item: eight at once took the count
+    to 0 while two answers stood, and the rest hit the count's check constraint (500s)."""
+    from eth_account import Account
+
+    project = Project.objects.create(
+        name="W", data_kind="text", classes=["a", "b"], consensus_method="majority_vote", overlap=3
+    )
+    item = item_create_text(project=project, contributor=None, text="withdraw")
+    sessions = [Session(live_server.url, Account.create()) for _ in range(3)]
+    for session in sessions:
+        assert session.get(f"/api/v1/projects/{project.pk}/next-task/").json()["id"] == item.pk
+    posted = [
+        s.post(f"/api/v1/items/{item.pk}/annotations/", json={"label": "a"}) for s in sessions[:2]
+    ]
+    mine = posted[0].json()["id"]
+    codes = at_once(8, lambda i: sessions[0].delete(f"/api/v1/annotations/{mine}").status_code)
+    assert Counter(codes) == {204: 1, 404: 7}
+    item.refresh_from_db()
+    assert item.label_count == Annotation.objects.filter(item=item).count() == 1
+
+
 def test_concurrent_identical_uploads_store_one_item(live_server: Any) -> None:
     from eth_account import Account
 

@@ -50,6 +50,9 @@ class Session:
     def post(self, path: str, **kw: Any) -> requests.Response:
         return self.http.post(self.base + path, timeout=10, **kw)
 
+    def delete(self, path: str, **kw: Any) -> requests.Response:
+        return self.http.delete(self.base + path, timeout=10, **kw)
+
 
 def png(colour: tuple[int, int, int]) -> bytes:
     out = io.BytesIO()

@@ -209,6 +209,75 @@ def test_a_skip_is_taken_back_within_the_undo_window(
     assert late.status_code == 409 and late.json()["detail"].startswith("too late")
 
 
+def test_a_skip_taken_back_gives_the_lease_back_as_it_was_never_a_longer_hold(
+    contributor: Contributor, project: Project
+) -> None:
+    """Skipping and taking the skip back, again and again, renewed the lease each time: one
+    wallet held an item's place for as long as it liked."""
+    [item] = items(project, 1)
+    assert next_task(contributor, project).json()["id"] == item.pk
+    lease = Assignment.objects.get(item=item, user=contributor.user)
+    soon = timezone.now() + timedelta(seconds=30)
+    Assignment.objects.filter(pk=lease.pk).update(expires_at=soon)
+    for _ in range(3):
+        assert contributor.api.post(f"/api/v1/items/{item.pk}/skip").status_code == 204
+        back = contributor.api.delete(f"/api/v1/items/{item.pk}/skip")
+        assert back.status_code == 200
+        lease.refresh_from_db()
+        assert lease.expires_at == soon and lease.released_at is None
+
+
+def test_a_skip_of_an_ended_lease_cant_be_taken_back_into_a_new_one(
+    contributor: Contributor, project: Project
+) -> None:
+    """A skip of an item served long ago (its lease ended), then its undo, handed out a fresh
+    lease past the room check and the two-lease limit."""
+    first, second, third = items(project, 3)
+    assert next_task(contributor, project).json()["id"] == first.pk
+    Assignment.objects.filter(item=first).update(expires_at=timezone.now())
+    assert contributor.api.post(f"/api/v1/items/{first.pk}/skip").status_code == 204
+    refused = contributor.api.delete(f"/api/v1/items/{first.pk}/skip")
+    assert refused.status_code == 409 and "its lease ended" in refused.json()["detail"]
+    assert (
+        not Assignment.objects.filter(item=first, released_at__isnull=True)
+        .exclude(expires_at__lte=timezone.now())
+        .exists()
+    )
+
+
+def test_taking_skips_back_never_holds_more_than_the_lookahead(
+    contributor: Contributor, project: Project
+) -> None:
+    a, b, c, d = items(project, 4)
+    for item in (a, b):
+        assert next_task(contributor, project, after=a.pk).json()["id"] == item.pk
+        assert contributor.api.post(f"/api/v1/items/{item.pk}/skip").status_code == 204
+    assert next_task(contributor, project).json()["id"] == c.pk
+    assert next_task(contributor, project, after=c.pk).json()["id"] == d.pk  # two live leases
+    assert contributor.api.delete(f"/api/v1/items/{a.pk}/skip").status_code == 409
+    live = Assignment.objects.filter(
+        user=contributor.user, released_at__isnull=True, answered_at__isnull=True
+    )
+    assert sorted(live.values_list("item_id", flat=True)) == [c.pk, d.pk]
+
+
+def test_a_gold_items_skip_is_taken_back_like_any_other(
+    contributor: Contributor, make_contributor: Callable[[], Contributor], project: Project
+) -> None:
+    """Gold has answers past its overlap (it is never decided): the undo refused it, and only
+    it, so skip-then-undo told a contributor which items were gold and let them dodge every one."""
+    [gold] = items(project, 1, prefix="gold")
+    Item.objects.filter(pk=gold.pk).update(gold_label="positive")
+    for _ in range(3):
+        other = make_contributor()
+        Annotation.objects.create(item=gold, annotator=other.user, label="positive", value={})
+    Item.objects.filter(pk=gold.pk).update(label_count=3)
+    assert next_task(contributor, project).json()["id"] == gold.pk
+    assert contributor.api.post(f"/api/v1/items/{gold.pk}/skip").status_code == 204
+    back = contributor.api.delete(f"/api/v1/items/{gold.pk}/skip")
+    assert back.status_code == 200 and back.json()["id"] == gold.pk
+
+
 def test_undo_gives_the_item_back_within_the_window(
     contributor: Contributor, text_project: Project, settings: Any
 ) -> None:

@@ -69,7 +69,7 @@ def test_a_resized_or_recompressed_copy_is_refused_naming_the_original(
         assert refused.status_code == 409, refused.content
         body = refused.json()
         assert body["existing_id"] == first.json()["id"]
-        assert "near duplicate (a resized or re-encoded copy)" in body["detail"]
+        assert "near duplicate (a resized, re-encoded, mirrored or rotated copy)" in body["detail"]
     assert Item.objects.count() == 1
 
 
@@ -230,6 +230,91 @@ def test_a_pairwise_image_project_takes_two_files(contributor: Contributor, db: 
     )
     assert broken.status_code == 400
     assert broken.json()["detail"].startswith("file_b: not an image")
+
+
+def test_a_pair_of_near_copies_is_refused_in_either_order(
+    contributor: Contributor, second_contributor: Contributor, pairwise_texts: Project
+) -> None:
+    """Pairs had no near-copy check: a re-cased or swapped pair was a new item to label and
+    be paid for."""
+    first = post_text(
+        contributor, pairwise_texts, "The cat sat on the mat.", text_b="A dog barked."
+    )
+    assert first.status_code == 201
+    for one, two in (
+        ("the cat sat on the mat", "a dog barked"),
+        ("A dog barked.", "The cat sat on the mat."),
+        ("A DOG BARKED!", "THE CAT SAT ON THE MAT"),
+    ):
+        refused = post_text(second_contributor, pairwise_texts, one, text_b=two)
+        assert refused.status_code == 409, (one, two)
+        assert refused.json()["existing_id"] == first.json()["id"]
+    other = post_text(contributor, pairwise_texts, "The cat sat on the mat.", text_b="A dog sat.")
+    assert other.status_code == 201
+    # One side's text is not the pair's: a text alone and the pair never match.
+    assert text_hash("The cat sat on the mat.") != Item.objects.get(pk=other.json()["id"]).near_hash
+
+
+def upload_pair(who: Contributor, project: Project, a: bytes, b: bytes) -> Any:
+    return who.api.post(
+        f"/api/v1/projects/{project.pk}/items/",
+        {
+            "file": SimpleUploadedFile("a.png", a),
+            "file_b": SimpleUploadedFile("b.png", b),
+            "licence_accepted": "true",
+        },
+        format="multipart",
+    )
+
+
+def test_a_pair_of_resized_images_is_refused_in_either_order(
+    contributor: Contributor, second_contributor: Contributor, db: None
+) -> None:
+    project = Project.objects.create(
+        name="Sharper?", data_kind="image", task="pairwise", classes=["a", "b"]
+    )
+    a, b = picture(1), picture(2)
+    first = upload_pair(contributor, project, encoded(a), encoded(b))
+    assert first.status_code == 201
+    small_a, small_b = encoded(a.resize((160, 120))), encoded(b.resize((160, 120)), "JPEG")
+    for one, two in ((small_a, small_b), (small_b, small_a)):
+        refused = upload_pair(second_contributor, project, one, two)
+        assert refused.status_code == 409
+        assert refused.json()["existing_id"] == first.json()["id"]
+    # One side new: a different comparison.
+    assert upload_pair(contributor, project, encoded(a), encoded(picture(3))).status_code == 201
+
+
+@pytest.mark.parametrize(
+    "turn",
+    [
+        Image.Transpose.FLIP_LEFT_RIGHT,
+        Image.Transpose.FLIP_TOP_BOTTOM,
+        Image.Transpose.ROTATE_90,
+        Image.Transpose.ROTATE_180,
+        Image.Transpose.ROTATE_270,
+    ],
+)
+def test_a_mirrored_or_rotated_copy_is_refused(
+    contributor: Contributor, image_project: Project, turn: Image.Transpose
+) -> None:
+    """A mirrored copy passed the dHash check as a new picture (a resized one was caught)."""
+    original = upload(contributor, image_project, encoded(picture(5)))
+    assert original.status_code == 201
+    refused = upload(contributor, image_project, encoded(picture(5).transpose(turn), "JPEG"))
+    assert refused.status_code == 409
+    assert "mirrored or rotated" in refused.json()["detail"]
+    assert refused.json()["existing_id"] == original.json()["id"]
+
+
+def test_turned_hashes_of_different_pictures_stay_far_apart() -> None:
+    from labeling.near_duplicates import image_hashes_turned
+
+    hashes = [(seed, image_hash(encoded(picture(seed)))) for seed in range(30)]
+    for seed in range(30, 40):
+        data = encoded(picture(seed))
+        closest = image_distances(image_hash(data), hashes, image_hashes_turned(data))
+        assert closest[0][0] > 12
 
 
 def _text_hash_reference(text: str) -> str:

@@ -82,7 +82,7 @@
     if (result.status === 409) {
       const id = result.body && result.body.existing_id;
       return /near duplicate/.test(detail)
-        ? `Not uploaded: a near duplicate of item ${id}, which this project already has (a resized or re-encoded copy, or the same text but for case, spacing or punctuation).`
+        ? `Not uploaded: a near duplicate of item ${id}, which this project already has (a resized, re-encoded, mirrored or rotated copy, or the same text but for case, spacing or punctuation).`
         : `Not uploaded: a duplicate of item ${id}, which this project already has.`;
     }
     if ((m = /is (\d+) bytes; the limit is (\d+)/.exec(detail))) return `This file is ${megabytes(m[1])}; the limit is ${megabytes(m[2])}.`;
