@@ -278,14 +278,32 @@ def review_action_view(
 def accept_plurality_action(
     model_admin: ModelAdmin[Any], request: HttpRequest, queryset: Any
 ) -> TemplateResponse | None:
-    """The bulk action: accept each selected item in review with its most frequent label, after
-    a confirmation page listing each item, its label and who it credits, with one reason."""
+    """The bulk action: accept each selected item in review with its most frequent label among
+    the answers its decision counts (banned and flagged labelers' left out, as the decision
+    leaves them out), after a confirmation page listing each item, its label, who it credits and
+    whose labels it leaves out, with one reason. A tie is left for a moderator to pick."""
     selected = list(queryset.values_list("pk", flat=True))
     plan: list[tuple[Item, str]] = []
+    left_out: list[str] = []
+    tied: list[str] = []
     for item in review_queue().filter(pk__in=selected):
-        labels = [a.label for a in item.annotations.all()]
-        if labels and item.project.task in LABEL_TASKS:
-            plan.append((item, Counter(labels).most_common(1)[0][0]))
+        if item.project.task not in LABEL_TASKS:
+            continue
+        annotations = list(item.annotations.all())
+        # As the decision itself counts them: a banned or flagged labeler's answer isn't a vote.
+        excluded = users_excluded_from_consensus(
+            project=item.project, user_ids={a.annotator_id for a in annotations}
+        )
+        counts = Counter(
+            a.label for a in annotations if a.annotator_id not in excluded
+        ).most_common(2)
+        if not counts:
+            continue
+        if len(counts) == 2 and counts[0][1] == counts[1][1]:
+            tied.append(item_name(item))  # no most frequent label: a moderator picks one
+            continue
+        plan.append((item, counts[0][0]))
+        left_out += [f"{item_name(item)}: {line}" for line in _left_out(item)]
     form = ReviewForm(request.POST if "apply" in request.POST else None)
     if "apply" in request.POST and form.is_valid():
         moderator = request.user
@@ -302,7 +320,20 @@ def accept_plurality_action(
             done += 1
         messages.success(request, f"Accepted {done} item(s).")
         return None
-    skipped = len(selected) - len(plan)
+    skipped = len(selected) - len(plan) - len(tied)
+    notes = left_out + (
+        [
+            f"{', '.join(tied)}: left alone, no label is the most frequent (a tie): accept one "
+            "from its review page."
+        ]
+        if tied
+        else []
+    )
+    if skipped:
+        notes.append(
+            f"{skipped} selected item(s) are left alone: not in review, without a counted label, "
+            "or of a task whose answer isn't one class."
+        )
     context = {
         **model_admin.admin_site.each_context(request),
         "title": "Accept with the most frequent label",
@@ -313,12 +344,7 @@ def accept_plurality_action(
             for item, label in plan
             for line in _credits_if_accepted(item, label)
         ],
-        "notes": [
-            f"{skipped} selected item(s) are left alone: not in review, unlabeled, or of a task "
-            "whose answer isn't one class."
-        ]
-        if skipped
-        else [],
+        "notes": notes,
         "form": form,
         "hidden": [("action", "accept_plurality")] + [("_selected_action", pk) for pk in selected],
         "submit": "Yes, accept them",

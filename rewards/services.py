@@ -923,14 +923,47 @@ def _sign(batch: PayoutBatch, client: ChainClient) -> SignedTransaction:
     )
 
 
+def _recipients_stopped(batch: PayoutBatch) -> list[int]:
+    """The recipients of a prepared batch that settlement would no longer pay: banned, or held
+    by a fraud flag, since the batch was made."""
+    user_ids = set(
+        PayoutAllocation.objects.filter(batch=batch).values_list("entry__user_id", flat=True)
+    )
+    banned = User.objects.filter(pk__in=user_ids, banned_at__isnull=False).values_list(
+        "pk", flat=True
+    )
+    return sorted(users_held(user_ids) | set(banned))
+
+
+def _void_if_recipients_stopped(batch: PayoutBatch) -> bool:
+    """Fail a prepared batch (never sent) with a recipient banned or held since it was made: its
+    credits are released, and the next batch pays the others and leaves them waiting. Returns
+    whether it was voided."""
+    stopped = _recipients_stopped(batch)
+    if not stopped:
+        return False
+    _mark_failed(
+        batch,
+        f"not sent: recipient(s) {', '.join(f'user {pk}' for pk in stopped)} were banned or held "
+        "by a fraud flag after the batch was made; its credits go to the next batch, without "
+        "theirs",
+        status=PayoutBatch.Status.PREPARED,
+    )
+    batch.refresh_from_db()
+    return True
+
+
 def payout_batch_submit(*, batch: PayoutBatch, client: ChainClient) -> PayoutBatch:
     """Sign the batch's transaction, record its hash, then broadcast it (after the commit).
 
     Sends nothing, and returns the batch still prepared, if it is held or waits for a
     moderator's approval (``rewards.approval``) when it is claimed, or was made for another
-    chain or payout contract than ``client``'s.
+    chain or payout contract than ``client``'s; and fails it, unsent, if a recipient was banned
+    or held by a fraud flag after it was made (``_void_if_recipients_stopped``).
     """
     if not _for_this_contract(batch, client):
+        return batch
+    if batch.status == PayoutBatch.Status.PREPARED and _void_if_recipients_stopped(batch):
         return batch
     signed = _sign(batch, client)
     failpoint("after_sign")
@@ -1062,9 +1095,12 @@ def _resign(batch: PayoutBatch, client: ChainClient) -> None:
 def payout_batch_approve(*, batch: PayoutBatch, moderator: User, reason: str = "") -> bool:
     """A moderator approves a prepared batch for broadcast (and lifts a hold), with a reason.
 
-    Returns whether this call approved it (``False``: already approved and not held, or no
-    longer prepared).
+    Returns whether this call approved it (``False``: already approved and not held, no longer
+    prepared, or voided because a recipient was banned or held by a fraud flag after it was made:
+    approving it would have paid them).
     """
+    if _void_if_recipients_stopped(batch):
+        return False
     with transaction.atomic():
         approved = (
             PayoutBatch.objects.filter(pk=batch.pk, status=PayoutBatch.Status.PREPARED)

@@ -42,6 +42,36 @@ def test_the_bulk_accept_confirms_labels_and_credits_before_it_pays_once(
     assert AuditEvent.objects.filter(action="item.review_accept").count() == 1
 
 
+def test_the_bulk_accept_leaves_out_banned_labelers_votes_as_the_decision_does(
+    browser: Client, review_item: Item, labelers: list[User], moderator: User
+) -> None:
+    """It counted every answer: with the two "positive" labelers banned, it accepted their
+    label, and the item was sold with the ring's answer."""
+    from accounts.services import user_ban
+
+    for ring in labelers[:2]:
+        user_ban(user=ring, actor=moderator, reason="ring")
+    page = bulk_accept(browser, review_item)
+    html = page.content.decode()
+    assert f"Sentiment #{review_item.pk} → &#x27;negative&#x27;" in html
+    assert sum("is left out and unpaid" in note for note in page.context["notes"]) == 2
+    committed(lambda: bulk_accept(browser, review_item, apply="1", reason="the honest label"))
+    review_item.refresh_from_db()
+    assert review_item.decided_label == "negative"
+
+
+def test_the_bulk_accept_leaves_a_tie_to_a_moderator(
+    browser: Client, review_item: Item, labelers: list[User]
+) -> None:
+    Annotation.objects.filter(item=review_item, annotator=labelers[0]).delete()  # 1 to 1
+    page = bulk_accept(browser, review_item)
+    assert page.context["targets"] == []
+    assert any("a tie" in note for note in page.context["notes"])
+    committed(lambda: bulk_accept(browser, review_item, apply="1", reason="plurality"))
+    review_item.refresh_from_db()
+    assert review_item.status == Item.Status.REVIEW
+
+
 def _many_items(project: Project, count: int) -> None:
     users = [wallet_user() for _ in range(3)]
     for n in range(count):

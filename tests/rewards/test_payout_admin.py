@@ -161,3 +161,53 @@ def test_moderators_without_payout_rights_cannot_approve_settle_or_change_the_th
     )
     assert refused.status_code == 403
     assert not AuditEvent.objects.filter(actor=reviewer).exists()
+
+
+def test_a_batch_whose_recipient_was_flagged_after_it_was_made_is_not_approved_or_sent(
+    browser: Client,
+    chain: ChainClient,
+    credit: Callable[[int], User],
+    moderator: User,
+    settings: Any,
+) -> None:
+    """Only preparing a batch checked bans and flags: approving it later paid a wallet a
+    moderator had banned or flagged meanwhile."""
+    from moderation.models import Flag
+
+    settings.PAYOUT_REQUIRE_APPROVAL = True
+    alice, bob = credit(TOKEN), credit(2 * TOKEN)
+    assert len(payouts_settle(client=chain).awaiting_approval) == 1
+    first = PayoutBatch.objects.get()
+    Flag.objects.create(user=alice, kind=Flag.Kind.SYBIL, evidence={})
+    act(browser, "approve", first, "month end")
+    first.refresh_from_db()
+    assert first.status == PayoutBatch.Status.FAILED and first.approved_at is None
+    assert f"user {alice.pk}" in first.error and "after the batch was made" in first.error
+    assert not first.allocations.exists()
+
+    assert len(payouts_settle(client=chain).awaiting_approval) == 1  # bob alone, anew
+    second = PayoutBatch.objects.get(status=PayoutBatch.Status.PREPARED)
+    assert list(second.transfers.values_list("wallet_address", flat=True)) == [bob.wallet_address]
+    act(browser, "approve", second, "month end")
+    assert len(payouts_settle(client=chain).confirmed) == 1
+    assert chain.balance_of(bob.wallet_address) == 2 * TOKEN
+    assert chain.balance_of(alice.wallet_address) == 0
+
+
+def test_an_approved_batch_whose_recipient_was_banned_before_sending_is_not_sent(
+    chain: ChainClient, credit: Callable[[int], User], moderator: User, settings: Any
+) -> None:
+    from accounts.services import user_ban
+    from rewards.services import payout_batch_approve
+
+    settings.PAYOUT_REQUIRE_APPROVAL = True
+    alice, bob = credit(TOKEN), credit(2 * TOKEN)
+    payouts_settle(client=chain)
+    batch = PayoutBatch.objects.get()
+    assert payout_batch_approve(batch=batch, moderator=moderator, reason="ok")
+    user_ban(user=alice, actor=moderator, reason="ring")
+    report = payouts_settle(client=chain)
+    batch.refresh_from_db()
+    assert batch.status == PayoutBatch.Status.FAILED and batch.tx_hash in ("", None)
+    assert report.confirmed == [] and len(report.awaiting_approval) == 1
+    assert chain.balance_of(alice.wallet_address) == chain.balance_of(bob.wallet_address) == 0
