@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import dj_database_url
 import django_stubs_ext
@@ -83,6 +85,28 @@ def env_decimal(name: str, default: str) -> str:
         valid = False
     if not valid:
         raise _bad(name, value, "whole units such as 10 or 2.5")
+    return value
+
+
+_ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
+
+
+def env_address(name: str) -> str:
+    """An Ethereum address (``0x`` and 40 hex digits), or empty for none."""
+    value = env(name).strip()
+    if value and not _ADDRESS.fullmatch(value):
+        raise _bad(name, value, "an Ethereum address: 0x and 40 hexadecimal digits")
+    return value
+
+
+def env_url(name: str, default: str, schemes: tuple[str, ...]) -> str:
+    """A URL with one of ``schemes``, or empty for none."""
+    value = env(name, default).strip()
+    if value and urlsplit(value).scheme not in schemes:
+        # Not echoed: a URL may hold a password or an API key.
+        raise ImproperlyConfigured(
+            f"{name}: expected a URL starting {' or '.join(f'{s}://' for s in schemes)}"
+        )
     return value
 
 
@@ -193,9 +217,18 @@ WSGI_APPLICATION = "config.wsgi.application"
 _default_db = f"sqlite:///{BASE_DIR / 'var' / 'crowdmint.sqlite3'}"
 if not env("DATABASE_URL") and not PRODUCTION:
     (BASE_DIR / "var").mkdir(exist_ok=True)  # `manage.py migrate` on a fresh clone just works
+_database_url = required("DATABASE_URL", _default_db)
+try:
+    dj_database_url.parse(_database_url)
+except (ValueError, dj_database_url.UnknownSchemeError):
+    # Not echoed: it may hold a password.
+    raise ImproperlyConfigured(
+        "DATABASE_URL: expected a database URL such as postgres://user@host:5432/name or "
+        "sqlite:////path/to/file.sqlite3"
+    ) from None
 DATABASES = {
     "default": dj_database_url.parse(
-        required("DATABASE_URL", _default_db),
+        _database_url,
         conn_max_age=env_int("DATABASE_CONN_MAX_AGE", "60"),
         # No `SELECT 1` before each request's first query (it was a seventh of the submit path's
         # statements). A connection the server dropped fails one request, and Django then
@@ -352,19 +385,19 @@ SPECTACULAR_SETTINGS = {
 SIWE_DOMAIN = env("SIWE_DOMAIN")
 SIWE_CHAIN_ID = env_int("SIWE_CHAIN_ID", "1", minimum=1)
 SIWE_NONCE_TTL = timedelta(minutes=10)
-ACCESS_TOKEN_TTL = timedelta(days=env_int("ACCESS_TOKEN_TTL_DAYS", "7"))
+ACCESS_TOKEN_TTL = timedelta(days=env_int("ACCESS_TOKEN_TTL_DAYS", "7", minimum=1))
 # Each process reuses a bearer token's lookup this long (accounts/authentication.py): a revocation,
 # ban or role change made elsewhere reaches it within this many seconds. 0: look up every request.
 AUTH_CACHE_SECONDS = env_float("AUTH_CACHE_SECONDS", "5")
 
 # --- Uploads -------------------------------------------------------------------------------------
-UPLOAD_MAX_BYTES = env_int("UPLOAD_MAX_BYTES", str(10 * 1024 * 1024))
-UPLOAD_MAX_PIXELS = env_int("UPLOAD_MAX_PIXELS", str(40_000_000))
-UPLOAD_MAX_TEXT_CHARS = env_int("UPLOAD_MAX_TEXT_CHARS", "20000")
+UPLOAD_MAX_BYTES = env_int("UPLOAD_MAX_BYTES", str(10 * 1024 * 1024), minimum=1)
+UPLOAD_MAX_PIXELS = env_int("UPLOAD_MAX_PIXELS", str(40_000_000), minimum=1)
+UPLOAD_MAX_TEXT_CHARS = env_int("UPLOAD_MAX_TEXT_CHARS", "20000", minimum=1)
 # JSON request bodies: at most this many bytes and this much nesting (a deeply nested body would
 # otherwise exhaust the parser's stack).
-API_JSON_MAX_BYTES = env_int("API_JSON_MAX_BYTES", str(2 * 1024 * 1024))
-API_JSON_MAX_DEPTH = env_int("API_JSON_MAX_DEPTH", "64")
+API_JSON_MAX_BYTES = env_int("API_JSON_MAX_BYTES", str(2 * 1024 * 1024), minimum=1024)
+API_JSON_MAX_DEPTH = env_int("API_JSON_MAX_DEPTH", "64", minimum=8)
 DATA_UPLOAD_MAX_MEMORY_SIZE = UPLOAD_MAX_BYTES + 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = UPLOAD_MAX_BYTES + 1024 * 1024
 
@@ -373,6 +406,8 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = UPLOAD_MAX_BYTES + 1024 * 1024
 # embedded default keeps them per process. Production needs Redis (the broker of the workers and
 # beat, shared rate limits): without it Celery would run its tasks inside the web processes.
 REDIS_URL = required("REDIS_URL", "")
+if REDIS_URL:
+    env_url("REDIS_URL", "", ("redis", "rediss", "unix"))
 CACHES = {
     "default": (
         {
@@ -416,7 +451,7 @@ CELERY_TASK_SOFT_TIME_LIMIT = 240
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Workers log through LOGGING below (JSON with the request id when LOG_FORMAT=json).
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
-SETTLE_INTERVAL_SECONDS = env_int("SETTLE_INTERVAL_SECONDS", "600")
+SETTLE_INTERVAL_SECONDS = env_int("SETTLE_INTERVAL_SECONDS", "600", minimum=1)
 CELERY_TASK_DEFAULT_QUEUE = "celery"
 # Payouts have their own queue, served by one worker with concurrency 1 (`-Q payouts -c 1`): one
 # signer, so batches never race for the minter's nonce, and a backlog of decisions can't delay
@@ -445,11 +480,11 @@ CELERY_BEAT_SCHEDULE = {
     },
     "fraud-scan": {
         "task": "moderation.tasks.fraud_scan",
-        "schedule": env_int("FRAUD_SCAN_SECONDS", "900"),
+        "schedule": env_int("FRAUD_SCAN_SECONDS", "900", minimum=1),
     },
     "reconcile-payouts": {
         "task": "rewards.tasks.reconcile_payouts",
-        "schedule": env_int("RECONCILE_INTERVAL_SECONDS", "3600"),
+        "schedule": env_int("RECONCILE_INTERVAL_SECONDS", "3600", minimum=1),
     },
     "expire-exports": {
         "task": "market.tasks.expire_exports",
@@ -457,7 +492,7 @@ CELERY_BEAT_SCHEDULE = {
     },
     "refit-projects": {
         "task": "labeling.tasks.refit_projects",
-        "schedule": env_int("CONSENSUS_REFIT_SECONDS", "3600"),
+        "schedule": env_int("CONSENSUS_REFIT_SECONDS", "3600", minimum=1),
     },
     # The decisions' queue, drained by the task each submit wakes; this run catches a wake-up
     # lost with a broker outage or a killed worker.
@@ -482,7 +517,7 @@ if not 0.5 < CONSENSUS_DEFAULT_ACCURACY < 1.0:
 # An open item still waiting for a label this long after its last one (or its upload) goes to the
 # moderators' review queue; 0 turns the rule off. An item no eligible contributor is left to label
 # goes there at once, whatever this says.
-CONSENSUS_LABEL_WAIT_SECONDS = env_int("CONSENSUS_LABEL_WAIT_SECONDS", "86400")
+CONSENSUS_LABEL_WAIT_SECONDS = env_int("CONSENSUS_LABEL_WAIT_SECONDS", "86400", minimum=1)
 if CONSENSUS_LABEL_WAIT_SECONDS < 0:
     raise ImproperlyConfigured("CONSENSUS_LABEL_WAIT_SECONDS must be 0 (off) or positive")
 # Decisions are made in batches of up to DECISIONS_BATCH items per transaction (the queue's
@@ -490,8 +525,8 @@ if CONSENSUS_LABEL_WAIT_SECONDS < 0:
 # one is already queued: at most one queued wake-up per DECISIONS_WAKE_SECONDS. The woken task
 # starts DECISIONS_GATHER_MS after the wake-up, so that the items queued meanwhile share its batch
 # (under load a batch of a few items costs several times a batch of dozens per item).
-DECISIONS_BATCH = env_int("DECISIONS_BATCH", "100")
-DECISIONS_WAKE_SECONDS = env_int("DECISIONS_WAKE_SECONDS", "30")
+DECISIONS_BATCH = env_int("DECISIONS_BATCH", "100", minimum=1)
+DECISIONS_WAKE_SECONDS = env_int("DECISIONS_WAKE_SECONDS", "30", minimum=1)
 DECISIONS_GATHER_MS = env_int("DECISIONS_GATHER_MS", "200")
 if DECISIONS_BATCH < 1 or DECISIONS_WAKE_SECONDS < 1:
     raise ImproperlyConfigured("DECISIONS_BATCH and DECISIONS_WAKE_SECONDS must be at least 1")
@@ -507,23 +542,25 @@ UNDO_SECONDS = env_int("UNDO_SECONDS", "60")
 # --- Datasets for buyers (market) -----------------------------------------------------------------
 # Where buyers pay for datasets on-chain, in the payout asset (POST /api/v1/datasets/{id}/purchase).
 # Empty: nothing is sold on-chain; moderators give grants in admin.
-DATASET_TREASURY_ADDRESS = env("DATASET_TREASURY_ADDRESS")
+DATASET_TREASURY_ADDRESS = env_address("DATASET_TREASURY_ADDRESS")
 # A purchase counts once its transaction is this many blocks deep (1: mined).
-DATASET_PURCHASE_CONFIRMATIONS = env_int("DATASET_PURCHASE_CONFIRMATIONS", "1")
+DATASET_PURCHASE_CONFIRMATIONS = env_int("DATASET_PURCHASE_CONFIRMATIONS", "1", minimum=1)
 # An export's files are deleted this long after it is built.
-DATASET_EXPORT_TTL_HOURS = env_int("DATASET_EXPORT_TTL_HOURS", "24")
+DATASET_EXPORT_TTL_HOURS = env_int("DATASET_EXPORT_TTL_HOURS", "24", minimum=1)
 # Exports and imports run in Celery tasks with this time limit (a crashed build is taken over
 # after it).
-DATASET_EXPORT_TIME_LIMIT_SECONDS = env_int("DATASET_EXPORT_TIME_LIMIT_SECONDS", "3600")
+DATASET_EXPORT_TIME_LIMIT_SECONDS = env_int(
+    "DATASET_EXPORT_TIME_LIMIT_SECONDS", "3600", minimum=120
+)
 # Imports: rows per bulk insert, and at most this many rejected rows are listed in the report.
-IMPORT_BATCH_SIZE = env_int("IMPORT_BATCH_SIZE", "5000")
+IMPORT_BATCH_SIZE = env_int("IMPORT_BATCH_SIZE", "5000", minimum=1)
 IMPORT_REPORT_MAX_ROWS = env_int("IMPORT_REPORT_MAX_ROWS", "1000")
 
 # --- Moderation and fraud -------------------------------------------------------------------------
 # Hashed sign-in fingerprints (network, browser) are kept this long, for the Sybil check.
-FINGERPRINT_RETENTION_DAYS = env_int("FINGERPRINT_RETENTION_DAYS", "30")
+FINGERPRINT_RETENTION_DAYS = env_int("FINGERPRINT_RETENTION_DAYS", "30", minimum=1)
 # How often Celery beat runs every fraud check (manage.py fraud_scan runs them at once).
-FRAUD_SCAN_SECONDS = env_int("FRAUD_SCAN_SECONDS", "900")
+FRAUD_SCAN_SECONDS = env_int("FRAUD_SCAN_SECONDS", "900", minimum=1)
 # New wallets are on probation until they have this many answers and this many days, and a gold
 # record of PROBATION_GOLD_ACCURACY (if they have 5 gold answers): their labels weigh as a
 # labeler of CONSENSUS_PROBATION_ACCURACY, and at most PROBATION_PAYOUT_CAP (whole units of the
@@ -538,15 +575,15 @@ PROBATION_PAYOUT_CAP = env_decimal("PROBATION_PAYOUT_CAP", "10")
 ANSWER_CHECK_SECONDS = env_int("ANSWER_CHECK_SECONDS", "20")
 # Wallet links read from the chain (funded from or paying out to one address): at most this many
 # blocks are read per fraud scan.
-FRAUD_CHAIN_SCAN_BLOCKS = env_int("FRAUD_CHAIN_SCAN_BLOCKS", "5000")
+FRAUD_CHAIN_SCAN_BLOCKS = env_int("FRAUD_CHAIN_SCAN_BLOCKS", "5000", minimum=1)
 
 # --- Chain ---------------------------------------------------------------------------------------
 # Empty CHAIN_RPC_URL: an in-process EVM (eth-tester), fresh in every process.
-CHAIN_RPC_URL = env("CHAIN_RPC_URL")
+CHAIN_RPC_URL = env_url("CHAIN_RPC_URL", "", ("http", "https"))
 CHAIN_PRIVATE_KEY = env("CHAIN_PRIVATE_KEY")
-CHAIN_TOKEN_ADDRESS = env("CHAIN_TOKEN_ADDRESS")
+CHAIN_TOKEN_ADDRESS = env_address("CHAIN_TOKEN_ADDRESS")
 CHAIN_EXPLORER_TX_URL = env("CHAIN_EXPLORER_TX_URL")  # e.g. https://etherscan.io/tx/{tx_hash}
-PAYOUT_BATCH_MAX_RECIPIENTS = env_int("PAYOUT_BATCH_MAX_RECIPIENTS", "500")
+PAYOUT_BATCH_MAX_RECIPIENTS = env_int("PAYOUT_BATCH_MAX_RECIPIENTS", "500", minimum=1)
 # What contributors are paid in: "mint" the platform's RewardToken (CHAIN_TOKEN_ADDRESS), or
 # "erc20": an existing ERC-20 such as a stablecoin, paid by the RewardDistributor at
 # CHAIN_DISTRIBUTOR_ADDRESS from its treasury (which approves the distributor). Amounts everywhere
@@ -563,7 +600,7 @@ if PRODUCTION and PAYOUT_ASSET == "erc20":
         if not env(_name):
             raise ImproperlyConfigured(f"{_name} must be set when PAYOUT_ASSET=erc20")
 # Reward policies' epoch budgets count credits per epoch of this many hours (UTC, from 1970).
-REWARD_EPOCH_HOURS = env_int("REWARD_EPOCH_HOURS", "24")
+REWARD_EPOCH_HOURS = env_int("REWARD_EPOCH_HOURS", "24", minimum=1)
 # A wallet is paid once its unpaid net reaches this (base units); smaller sums wait.
 PAYOUT_MINIMUM = env_int("PAYOUT_MINIMUM", "0")
 # A new credit waits this long before it is paid, so that a fraud scan has looked at its labeler
@@ -575,12 +612,12 @@ PAYOUT_HOLD_SECONDS = env_int(
 )
 # On: settlement prepares batches and a moderator approves each in admin before it is broadcast.
 PAYOUT_REQUIRE_APPROVAL = env_bool("PAYOUT_REQUIRE_APPROVAL")
-PAYOUT_RECEIPT_TIMEOUT_SECONDS = env_int("PAYOUT_RECEIPT_TIMEOUT_SECONDS", "120")
+PAYOUT_RECEIPT_TIMEOUT_SECONDS = env_int("PAYOUT_RECEIPT_TIMEOUT_SECONDS", "120", minimum=1)
 # Reconciliation (rewards.reconcile): how often Celery beat checks the payout invariants against
 # the chain, over the batches of the last RECONCILE_WINDOW_DAYS (and every unfinished one), reading
 # payment events from CHAIN_START_BLOCK (the block the payout contract was deployed in).
-RECONCILE_INTERVAL_SECONDS = env_int("RECONCILE_INTERVAL_SECONDS", "3600")
-RECONCILE_WINDOW_DAYS = env_int("RECONCILE_WINDOW_DAYS", "7")
+RECONCILE_INTERVAL_SECONDS = env_int("RECONCILE_INTERVAL_SECONDS", "3600", minimum=1)
+RECONCILE_WINDOW_DAYS = env_int("RECONCILE_WINDOW_DAYS", "7", minimum=1)
 CHAIN_START_BLOCK = env_int("CHAIN_START_BLOCK", "0")
 if CHAIN_RPC_URL and not CHAIN_PRIVATE_KEY:
     raise ImproperlyConfigured(

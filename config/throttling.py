@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from typing import Any
 
 import redis
@@ -73,13 +74,23 @@ def window_counts(windows: list[tuple[str, int]]) -> list[tuple[int, float]]:
     ]
 
 
+_clock = time.time  # the local windows' clock (tests move it)
+
+
 def _local_window_count(key: str, duration: int) -> tuple[int, float]:
+    """The count in this process's cache, and the seconds its window has left (the cache has no
+    TTL to read: the window's start is kept beside the count)."""
+    now = _clock()
+    cache.add(f"{key}:start", now, duration)
     cache.add(key, 0, duration)
     try:
-        return int(cache.incr(key)), float(duration)
+        count = int(cache.incr(key))
     except ValueError:  # expired between add and incr
         cache.add(key, 1, duration)
         return 1, float(duration)
+    started = cache.get(f"{key}:start")
+    left = duration - (now - started) if isinstance(started, float) else duration
+    return count, float(min(duration, max(1.0, left)))
 
 
 class FixedWindowThrottle(SimpleRateThrottle):

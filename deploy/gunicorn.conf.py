@@ -11,20 +11,41 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+
+def _count(name: str, default: int) -> int:
+    """A whole number of at least 1 from the environment; a malformed one stops gunicorn naming
+    the variable (as the app's own settings do)."""
+    value = os.environ.get(name, "").strip() or str(default)
+    if not (value.isascii() and value.isdigit()) or int(value) < 1:
+        raise ValueError(f"{name}={value[:60]!r}: expected a whole number of at least 1")
+    return int(value)
+
+
+def _on(name: str, default: bool) -> bool:
+    value = os.environ.get(name, "").strip().lower()
+    if not value:
+        return default
+    if value not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+        raise ValueError(
+            f"{name}={value[:60]!r}: expected one of 1, true, yes, on, 0, false, no, off"
+        )
+    return value in ("1", "true", "yes", "on")
+
+
 bind = os.environ.get("GUNICORN_BIND", "0.0.0.0:8000")
-workers = int(os.environ.get("WEB_CONCURRENCY", min(4, multiprocessing.cpu_count() + 1)))
+workers = _count("WEB_CONCURRENCY", min(4, multiprocessing.cpu_count() + 1))
 worker_class = "gthread"
-threads = int(os.environ.get("GUNICORN_THREADS", "8"))
+threads = _count("GUNICORN_THREADS", 8)
 # Each worker process listens on its own socket (SO_REUSEPORT) and the kernel spreads new
 # connections over them. On one shared socket the first process to wake took most of them: a
 # burst of 32 keep-alive connections split 21/6/5, and the process with 21 queued its requests
 # while the others idled (p99 +30%). GUNICORN_REUSE_PORT=0 for one shared socket.
-reuse_port = os.environ.get("GUNICORN_REUSE_PORT", "1") not in ("0", "false", "no", "off")
+reuse_port = _on("GUNICORN_REUSE_PORT", True)
 # An idle keep-alive connection stays open this long (gunicorn's default is 2 s). Behind nginx's
 # pool of upstream connections (deploy/nginx, idle up to 60 s there) the app must not be the one
 # that closes first: a request nginx sends on a connection gunicorn is closing fails (a POST isn't
 # retried: 502). Under load a worker that stalled 2 s closed connections with requests in them.
-keepalive = int(os.environ.get("GUNICORN_KEEPALIVE", "75"))
+keepalive = _count("GUNICORN_KEEPALIVE", 75)
 timeout = 60  # a worker that stops answering its heartbeat for this long is restarted
 graceful_timeout = 30
 accesslog = "-"

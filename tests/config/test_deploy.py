@@ -173,3 +173,32 @@ def test_logs_are_json_lines_with_the_request_id_of_the_response(production_serv
     assert lines, LOGS[production_server].read_text()[-2000:]
     entry = json.loads(lines[-1])
     assert entry["request_id"] == "deploy-test-42" and entry["status"] == 200
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "expected"),
+    [
+        (
+            "GUNICORN_THREADS",
+            "abc",
+            "GUNICORN_THREADS='abc': expected a whole number of at least 1",
+        ),
+        ("WEB_CONCURRENCY", "0", "WEB_CONCURRENCY='0': expected a whole number of at least 1"),
+        ("GUNICORN_REUSE_PORT", "maybe", "GUNICORN_REUSE_PORT='maybe': expected one of 1, true"),
+    ],
+)
+def test_a_malformed_gunicorn_variable_stops_it_naming_the_variable(
+    name: str, value: str, expected: str
+) -> None:
+    """A bare ValueError from int(), or "maybe" read as on."""
+    check = [str(BIN / "gunicorn"), "-c", "deploy/gunicorn.conf.py", "--check-config"]
+    result = subprocess.run(
+        [*check, "config.wsgi"],
+        cwd=ROOT,
+        env={**os.environ, name: value},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode != 0
+    assert expected in result.stdout + result.stderr

@@ -110,6 +110,17 @@ def test_production_on_sqlite_is_a_deployment_warning(tmp_path: Path) -> None:
         ("LOG_LEVEL", "LOUD", "expected one of DEBUG, INFO, WARNING, ERROR, CRITICAL"),
         ("LOG_FORMAT", "xml", "expected one of plain, json"),
         ("DJANGO_SECRET_KEY_FILE", "/nonexistent/secret", "can't read it"),
+        # Zero passed, then broke later: every credit divided by the epoch, no batch was made.
+        ("REWARD_EPOCH_HOURS", "0", "expected a whole number of at least 1"),
+        ("PAYOUT_BATCH_MAX_RECIPIENTS", "0", "expected a whole number of at least 1"),
+        ("DATASET_EXPORT_TIME_LIMIT_SECONDS", "30", "expected a whole number of at least 120"),
+        ("API_JSON_MAX_DEPTH", "0", "expected a whole number of at least 8"),
+        ("ACCESS_TOKEN_TTL_DAYS", "0", "expected a whole number of at least 1"),
+        ("CHAIN_TOKEN_ADDRESS", "garbage", "expected an Ethereum address"),
+        ("DATASET_TREASURY_ADDRESS", "0x123", "expected an Ethereum address"),
+        ("DATABASE_URL", "garbage", "expected a database URL"),
+        ("REDIS_URL", "http://cache:6379", "expected a URL starting redis://"),
+        ("CHAIN_RPC_URL", "node:8545", "expected a URL starting http://"),
     ],
 )
 def test_a_malformed_setting_stops_start_up_naming_it(name: str, value: str, expected: str) -> None:
@@ -120,6 +131,21 @@ def test_a_malformed_setting_stops_start_up_naming_it(name: str, value: str, exp
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("django.core.exceptions.ImproperlyConfigured: ") and name in last
     assert expected in last
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("DATABASE_URL", "postgresx://crowdmint:hunter2@db:5432/crowdmint"),
+        ("REDIS_URL", "http://:hunter2@cache:6379/0"),
+        ("CHAIN_RPC_URL", "wss://mainnet.example/v3/hunter2"),
+    ],
+)
+def test_a_malformed_url_setting_never_echoes_its_password(name: str, value: str) -> None:
+    env = {k: v for k, v in production_env().items() if k != "CROWDMINT_ENV"}
+    result = manage("check", env={**env, name: value})
+    assert result.returncode != 0
+    assert name in result.stderr and "hunter2" not in result.stderr
 
 
 def test_media_on_s3_needs_django_storages_and_says_so() -> None:

@@ -173,3 +173,18 @@ def test_an_answer_counts_in_both_of_its_limits_at_once_and_the_longer_wait_wins
     # The label limit (an hour) refuses the third; the API limit (a minute) counted it too.
     assert int(codes[2]["Retry-After"]) > 60
     assert [contributor.api.get("/api/v1/me/").status_code for _ in range(2)] == [429, 429]
+
+
+def test_without_redis_retry_after_is_the_time_the_window_has_left(
+    rates: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """It was always the whole period: a client told to wait 60 s could call again after 30."""
+    import config.throttling as throttling
+
+    clock = [1_000_000.0]
+    monkeypatch.setattr(throttling, "_clock", lambda: clock[0])
+    client = APIClient()
+    assert client.get("/api/v1/auth/nonce").status_code == 200
+    clock[0] += 40
+    assert [client.get("/api/v1/auth/nonce").status_code for _ in range(3)] == [200, 200, 429]
+    assert int(client.get("/api/v1/auth/nonce")["Retry-After"]) == 20
