@@ -45,42 +45,63 @@ _TURNS = (
 _TURN_SIDE = 256
 
 
-def _dhash(grey: Image.Image) -> str:
+#: Mean colours further apart than this (0-255, in any channel) are different pictures whatever
+#: their dHashes: dHash reads brightness edges only, so two gradients or two flat images of
+#: different colours had the same hash.
+COLOUR_TOLERANCE = 24
+
+
+def _dhash(grey: Image.Image) -> int:
     small = grey.resize((9, 8), Image.Resampling.LANCZOS)
     pixels = np.asarray(small, dtype=np.float64)  # exact for "L"'s 0-255
     bits = (pixels[:, 1:] > pixels[:, :-1]).flatten()
     value = 0
     for bit in bits:
         value = (value << 1) | int(bit)
-    return f"i{value:016x}"
+    return value
+
+
+def _deep(image: Image.Image) -> bool:
+    return image.mode.startswith("I") or image.mode == "F"
 
 
 def _grey(image: Image.Image) -> Image.Image:
     # 16- and 32-bit greyscale would be clipped at 255 by "L" (a light 16-bit photo hashes to all
     # zeros): their values are compared as they are.
-    deep = image.mode.startswith("I") or image.mode == "F"
-    return image.convert("F" if deep else "L")
+    return image.convert("F" if _deep(image) else "L")
+
+
+def _colour(image: Image.Image) -> str:
+    """The image's mean colour as 6 hex digits; empty for 16- and 32-bit images (clipped to 8
+    bits, a light one would read as white)."""
+    if _deep(image):
+        return ""
+    small = image.convert("RGB")
+    small.thumbnail((64, 64), Image.Resampling.BOX)
+    mean = np.asarray(small, dtype=np.float64).reshape(-1, 3).mean(axis=0)
+    return "".join(f"{min(255, round(float(v))):02x}" for v in mean)
 
 
 def image_hash(data: bytes) -> str:
-    """The dHash of an image, as ``i`` and 16 hex digits."""
+    """The dHash of an image, as ``i`` and 16 hex digits, then its mean colour (6 hex digits)."""
     with Image.open(io.BytesIO(data)) as image:
-        return _dhash(_grey(image))
+        return f"i{_dhash(_grey(image)):016x}{_colour(image)}"
 
 
 def image_hashes_turned(data: bytes) -> list[str]:
     """The dHashes of an image's seven other orientations (mirrored, flipped, rotated), for
-    finding a stored image it is a turned copy of."""
+    finding a stored image it is a turned copy of (with its mean colour, which turning keeps)."""
     with Image.open(io.BytesIO(data)) as image:
-        grey = _grey(image)
+        grey, colour = _grey(image), _colour(image)
     grey.thumbnail((_TURN_SIDE, _TURN_SIDE), Image.Resampling.LANCZOS)
-    return [_dhash(grey.transpose(turn)) for turn in _TURNS]
+    return [f"i{_dhash(grey.transpose(turn)):016x}{colour}" for turn in _TURNS]
 
 
 def image_pair_hash(first: str, second: str) -> str:
-    """A pair of images' near hash: ``p`` and both sides' dHash digits, in sorted order (a pair
-    and its swap are one comparison)."""
-    low, high = sorted((first[1:], second[1:]))
+    """A pair of images' near hash: ``p`` and both sides' hashes (dHash, then mean colour, 22 hex
+    digits: a 16- or 32-bit side's colour is ``------``), in sorted order (a pair and its swap
+    are one comparison)."""
+    low, high = sorted(side[1:].ljust(22, "-") for side in (first, second))
     return f"p{low}{high}"
 
 
@@ -120,39 +141,77 @@ def text_pair_hash(first: str, second: str) -> str:
     return "t" + hashlib.sha256(("\x01" + "\x00".join(forms)).encode("utf-8")).hexdigest()
 
 
-def pair_distances(target: str, stored: Iterable[tuple[int, str]]) -> list[tuple[int, int]]:
-    """``(bits apart, item id)`` for each stored pair of images, closest first: a pair is as far
-    from another as its farther side, in the order of the two sides that matches best."""
-    rows = [(item_id, h) for item_id, h in stored if h.startswith("p")]
-    if not rows:
-        return []
-    firsts = np.array([int(h[1:17], 16) for _, h in rows], dtype=np.uint64)
-    seconds = np.array([int(h[17:33], 16) for _, h in rows], dtype=np.uint64)
-    one, two = f"i{target[1:17]}", f"i{target[17:33]}"
-    straight = np.maximum(_bits_apart(firsts, one), _bits_apart(seconds, two))
-    swapped = np.maximum(_bits_apart(firsts, two), _bits_apart(seconds, one))
-    apart = np.minimum(straight, swapped)
-    order = np.argsort(apart, kind="stable")
-    return [(int(apart[i]), rows[i][0]) for i in order]
+def _parsed(hashes: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """The dHashes (uint64) and mean colours (n x 3, NaN where unknown) of image hashes, each
+    ``i``-less: 16 hex digits, then 6 of colour or none (stored before colours were kept)."""
+    values = np.array([int(h[:16], 16) for h in hashes], dtype=np.uint64)
+    colours = np.array(
+        [
+            [int(h[16 + 2 * c : 18 + 2 * c], 16) for c in range(3)]
+            if len(h) >= 22 and h[16] != "-"
+            else [np.nan] * 3
+            for h in hashes
+        ],
+        dtype=np.float64,
+    ).reshape(-1, 3)
+    return values, colours
 
 
 def _bits_apart(values: np.ndarray, target: str) -> np.ndarray:
-    diff = np.bitwise_xor(values, np.uint64(int(target[1:], 16)))
+    diff = np.bitwise_xor(values, np.uint64(int(target[:16], 16)))
     counted: np.ndarray = np.unpackbits(diff.view(np.uint8).reshape(-1, 8), axis=1).sum(axis=1)
     return counted
+
+
+def _colour_far(colours: np.ndarray, target: str) -> np.ndarray:
+    """Whether each stored mean colour is further than ``COLOUR_TOLERANCE`` from the target's
+    (unknown on either side: not far)."""
+    _, mine = _parsed([target])
+    with np.errstate(invalid="ignore"):
+        far: np.ndarray = (np.abs(colours - mine[0]) > COLOUR_TOLERANCE).any(axis=1)
+    return far
+
+
+def _apart(
+    values: np.ndarray, colours: np.ndarray, target: str, turned: Sequence[str]
+) -> np.ndarray:
+    """Bits apart of each stored image from the target: its dHash distance, at least
+    ``SAME_IMAGE_BITS + 1`` (similar, never a copy) when the mean colours differ; a turned
+    orientation counts only when they don't (a gradient and its mirror image of another colour
+    are different pictures)."""
+    far = _colour_far(colours, target)
+    bits = _bits_apart(values, target)
+    bits = np.where(far, np.maximum(bits, SAME_IMAGE_BITS + 1), bits)
+    for other in turned:
+        bits = np.where(far, bits, np.minimum(bits, _bits_apart(values, other)))
+    return bits
 
 
 def image_distances(
     target: str, stored: Iterable[tuple[int, str]], turned: Sequence[str] = ()
 ) -> list[tuple[int, int]]:
-    """``(bits apart, item id)`` for each stored image hash, closest first; with ``turned``
-    (the image's other orientations), the distance of the closest orientation."""
+    """``(bits apart, item id)`` for each stored image hash, closest first (``_apart``; with
+    ``turned``, the image's other orientations, the closest orientation)."""
     rows = [(item_id, h) for item_id, h in stored if h.startswith("i")]
     if not rows:
         return []
-    values = np.array([int(h[1:], 16) for _, h in rows], dtype=np.uint64)
-    bits = _bits_apart(values, target)
-    for other in turned:
-        bits = np.minimum(bits, _bits_apart(values, other))
+    values, colours = _parsed([h[1:] for _, h in rows])
+    bits = _apart(values, colours, target[1:], [t[1:] for t in turned])
     order = np.argsort(bits, kind="stable")
     return [(int(bits[i]), rows[i][0]) for i in order]
+
+
+def pair_distances(target: str, stored: Iterable[tuple[int, str]]) -> list[tuple[int, int]]:
+    """``(bits apart, item id)`` for each stored pair of images, closest first: a pair is as far
+    from another as its farther side, in the order of the two sides that matches best."""
+    rows = [(item_id, h) for item_id, h in stored if h.startswith("p") and len(h) == 45]
+    if not rows:
+        return []
+    firsts = _parsed([h[1:23] for _, h in rows])
+    seconds = _parsed([h[23:45] for _, h in rows])
+    one, two = target[1:23], target[23:45]
+    straight = np.maximum(_apart(*firsts, one, ()), _apart(*seconds, two, ()))
+    swapped = np.maximum(_apart(*firsts, two, ()), _apart(*seconds, one, ()))
+    apart = np.minimum(straight, swapped)
+    order = np.argsort(apart, kind="stable")
+    return [(int(apart[i]), rows[i][0]) for i in order]

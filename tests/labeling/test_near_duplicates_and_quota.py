@@ -335,3 +335,33 @@ def _text_hash_reference(text: str) -> str:
 @settings(max_examples=300, deadline=None)
 def test_the_fast_text_normalisation_agrees_with_the_reference(text: str) -> None:
     assert text_hash(text) == _text_hash_reference(text)
+
+
+def test_flat_or_graded_images_of_different_colours_are_not_copies(
+    contributor: Contributor, image_project: Project
+) -> None:
+    """dHash reads brightness edges only: every flat image hashed alike, so a red square refused
+    a blue one; and with mirrored copies checked, so did a gradient and a mirrored one of another
+    colour. Their mean colours tell them apart; the same picture, re-encoded, stays a copy."""
+    red = Image.new("RGB", (60, 40), (200, 30, 30))
+    blue = Image.new("RGB", (60, 40), (30, 30, 200))
+    ramp = Image.linear_gradient("L").resize((64, 48))
+    warm = Image.merge("RGB", (ramp, ramp.point(lambda v: v // 2), Image.new("L", (64, 48), 0)))
+    cold = Image.merge("RGB", (Image.new("L", (64, 48), 0), ramp, ramp)).transpose(
+        Image.Transpose.ROTATE_90
+    )
+    for picture_ in (red, blue, warm, cold):
+        assert upload(contributor, image_project, encoded(picture_)).status_code == 201
+    again = upload(contributor, image_project, encoded(blue.resize((30, 20)), "JPEG"))
+    assert again.status_code == 409
+
+
+def test_a_recoloured_copy_is_not_refused_but_shown_to_moderators(
+    contributor: Contributor, image_project: Project
+) -> None:
+    original = picture(11)
+    assert upload(contributor, image_project, encoded(original)).status_code == 201
+    tinted = Image.blend(original, Image.new("RGB", original.size, (0, 0, 255)), 0.35)
+    response = upload(contributor, image_project, encoded(tinted))
+    assert response.status_code == 201
+    assert Flag.objects.get(kind="near_duplicate").item_id == response.json()["id"]
