@@ -155,8 +155,9 @@ def model_vote(
     fit = context.fit
     priors = bounded_priors(fit.priors if fit is not None else [1.0] * k)
     unseen = one_coin(settings.CONSENSUS_DEFAULT_ACCURACY, k).tolist()
-    # A labeler on probation weighs as one of CONSENSUS_PROBATION_ACCURACY at most: a handful of
-    # new wallets can't decide an item on their own.
+    # A labeler on probation weighs as one of CONSENSUS_PROBATION_ACCURACY at most (0.75: three
+    # new wallets agreeing reach 0.964 on two classes, 3 to 1 doesn't). What such a group can be
+    # paid is capped (PROBATION_PAYOUT_CAP) until its gold record earns trust.
     trial: list[list[float]] = one_coin(settings.CONSENSUS_PROBATION_ACCURACY, k).tolist()
 
     def confusion_of(user_id: int) -> list[list[float]]:
