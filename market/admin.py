@@ -138,8 +138,37 @@ class DatasetPurchaseAdmin(ReadOnlyAdmin):
 
 @admin.register(DatasetExport)
 class DatasetExportAdmin(ReadOnlyAdmin):
+    """Buyers' exports. The files are named, not linked: they are never at a public URL (MEDIA_ROOT
+    is not served); the buyer downloads them from the API with their key."""
+
     list_display = ["id", "project", "buyer", "format", "status", "records", "size_bytes"]
     list_filter = ["status", "format"]
+    fields = readonly_fields = (
+        "project",
+        "buyer",
+        "format",
+        "filters",
+        "status",
+        "progress",
+        "records",
+        "size_bytes",
+        "sha256",
+        "files",
+        "error",
+        "created_at",
+        "started_at",
+        "finished_at",
+        "expires_at",
+    )
+
+    @admin.display(description="files")
+    def files(self, export: DatasetExport) -> str:
+        names = [Path(f.name or "").name for f in (export.file, export.croissant, export.card) if f]
+        if not names:
+            return "—"
+        return (
+            ", ".join(names) + f" (GET /api/v1/exports/{export.pk}/download, with the buyer's key)"
+        )
 
 
 class ItemImportForm(forms.ModelForm[ItemImport]):

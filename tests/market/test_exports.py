@@ -684,3 +684,22 @@ def test_coco_names_each_images_licence_and_yolo_every_licence(
     doc = json.loads(body(buyer_api.get(done["croissant_url"])))
     check_croissant(doc, body(buyer_api.get(done["download_url"])))
     assert len(doc["license"]) == 2
+
+
+def test_the_export_admin_page_names_its_files_without_linking_an_unserved_url(
+    texts: Project,
+    buyer_api: APIClient,
+    django_capture_on_commit_callbacks: Any,
+    moderator: User,
+) -> None:
+    """The read-only page linked /media/exports/…, which nothing serves (a 404 for every one)."""
+    from django.test import Client
+
+    done = request_export(buyer_api, texts, django_capture_on_commit_callbacks, "parquet")
+    browser = Client()
+    browser.force_login(moderator)
+    page = browser.get(f"/admin/market/datasetexport/{done['id']}/change/")
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert "/media/" not in html and ".parquet" in html
+    assert f"/api/v1/exports/{done['id']}/download" in html
