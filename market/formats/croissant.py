@@ -4,6 +4,11 @@ licence, creators, provenance), the file (URL, format, SHA-256, size) and its re
 The ``@context`` is the one the Croissant 1.0 specification gives for every document. Records
 are read from CSV, JSON Lines and Parquet files by column, from JSON files by JSONPath; the
 archives (COCO, YOLO) are described as a file with the files it contains.
+
+The decision's ``value`` is JSON text in CSV and Parquet (``sc:Text``), but a JSON object in JSON
+Lines: a reader gets it as a mapping, which no Croissant data type holds (``mlcroissant`` failed
+every JSON Lines record casting it to text). There it is described by its keys, in the project's
+task shape (``VALUE_SHAPES``), each read from the ``value`` column by a JSONPath transform.
 """
 
 from __future__ import annotations
@@ -82,9 +87,84 @@ DESCRIPTIONS = {
 }
 LAST_TASK_JSONPATH = "$[*]"
 
+#: The keys of the decision's value by task (``labeling.answers``): (name, data type, repeated);
+#: a list of objects (boxes, spans) has its own keys, in order, for its sub-fields.
+VALUE_SHAPES: dict[str, list[tuple[str, str | list[tuple[str, str]], bool]]] = {
+    "classify": [("label", "sc:Text", False)],
+    "pairwise": [("choice", "sc:Text", False)],
+    "multilabel": [("labels", "sc:Text", True)],
+    "boxes": [
+        (
+            "boxes",
+            [
+                ("x", "sc:Float"),
+                ("y", "sc:Float"),
+                ("w", "sc:Float"),
+                ("h", "sc:Float"),
+                ("label", "sc:Text"),
+            ],
+            True,
+        )
+    ],
+    "spans": [
+        (
+            "spans",
+            [
+                ("start", "sc:Integer"),
+                ("end", "sc:Integer"),
+                ("label", "sc:Text"),
+                ("text", "sc:Text"),
+            ],
+            True,
+        )
+    ],
+}
+
 
 def licence_url(licence: str) -> str:
     return f"https://spdx.org/licenses/{licence}.html" if licence else ""
+
+
+def _value_source(file_id: str, *paths: str) -> dict[str, Any]:
+    """The ``value`` column, then each JSONPath in turn: on a list, a JSONPath applies to every
+    element (``boxes`` then ``x``: every box's x; ``boxes[*].x`` gives readers the first only)."""
+    transforms = [{"jsonPath": path} for path in paths]
+    return {
+        "fileObject": {"@id": file_id},
+        "extract": {"column": "value"},
+        "transform": transforms[0] if len(transforms) == 1 else transforms,
+    }
+
+
+def value_field(task: str, file_id: str) -> dict[str, Any]:
+    """The JSON Lines ``value`` field: its keys in ``task``'s shape as sub-fields."""
+    sub_fields: list[dict[str, Any]] = []
+    for name, shape, repeated in VALUE_SHAPES[task]:
+        sub: dict[str, Any] = {"@type": "cr:Field", "@id": f"records/value/{name}", "name": name}
+        if isinstance(shape, str):
+            sub["dataType"] = shape
+            sub["source"] = _value_source(file_id, name)
+        else:
+            sub["subField"] = [
+                {
+                    "@type": "cr:Field",
+                    "@id": f"records/value/{name}/{key}",
+                    "name": key,
+                    "dataType": data_type,
+                    "source": _value_source(file_id, name, key),
+                }
+                for key, data_type in shape
+            ]
+        if repeated:
+            sub["repeated"] = True
+        sub_fields.append(sub)
+    return {
+        "@type": "cr:Field",
+        "@id": "records/value",
+        "name": "value",
+        "description": "The decision in the task's shape, as a JSON object.",
+        "subField": sub_fields,
+    }
 
 
 def document(
@@ -141,6 +221,9 @@ def document(
     if built.layout in ("column", "jsonPath"):
         fields = []
         for name in built.columns or ("id",):
+            if name == "value" and fmt == "jsonl":
+                fields.append(value_field(project.task, file_id))
+                continue
             extract = (
                 {"column": name}
                 if built.layout == "column"

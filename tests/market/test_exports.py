@@ -572,9 +572,15 @@ def check_croissant(doc: dict[str, Any], data: bytes) -> None:
             assert entry["containedIn"]["@id"] in files
     for record_set in doc["recordSet"]:
         assert record_set["@type"] == "cr:RecordSet"
-        for field in record_set["field"]:
-            assert field["@type"] == "cr:Field" and field["dataType"] in CROISSANT_TYPES
+        fields = list(record_set["field"])
+        while fields:
+            field = fields.pop()
+            assert field["@type"] == "cr:Field"
             assert field["@id"].startswith(record_set["@id"] + "/")
+            if "subField" in field:  # a JSON object's keys (JSON Lines' value)
+                fields.extend(field["subField"])
+                continue
+            assert field["dataType"] in CROISSANT_TYPES
             assert field["source"]["fileObject"]["@id"] in files
             assert set(field["source"]["extract"]) <= {"column", "jsonPath"}
     assert "rai:dataAnnotationProtocol" in doc
@@ -594,8 +600,64 @@ def test_every_text_export_has_a_croissant_description(
     check_croissant(doc, body(buyer_api.get(done["download_url"])))
     if fmt in ("jsonl", "csv", "parquet"):
         [records] = doc["recordSet"]
-        columns = [f["source"]["extract"]["column"] for f in records["field"]]
+        columns = [
+            f["source"]["extract"]["column"] if "source" in f else f["name"]
+            for f in records["field"]
+        ]
         assert columns[:3] == ["id", "text", "text_b"] and "decided_by" in columns
+
+
+def croissant_records(doc: dict[str, Any], data: bytes, folder: Path) -> list[dict[str, Any]]:
+    """The records ``mlcroissant`` reads with ``doc``, its file ``data`` stored locally."""
+    (folder / "export.data").write_bytes(data)
+    for entry in doc["distribution"]:
+        if entry["@id"] == "export-file":
+            entry["contentUrl"] = "export.data"
+    (folder / "croissant.json").write_text(json.dumps(doc))
+    dataset = mlcroissant.Dataset(jsonld=str(folder / "croissant.json"))
+    return list(dataset.records(record_set="records"))
+
+
+def test_a_croissant_reader_reads_every_json_lines_record_with_its_value(
+    texts: Project,
+    boxes: Project,
+    buyer_api: APIClient,
+    django_capture_on_commit_callbacks: Any,
+    tmp_path: Path,
+) -> None:
+    """JSON Lines' value is a JSON object, which the description called text read from a
+    column: mlcroissant failed on the first record. Its keys are now sub-fields."""
+    first = texts.items.filter(status=Item.Status.ACCEPTED).order_by("id")[0]
+    capture = django_capture_on_commit_callbacks
+    done = request_export(buyer_api, texts, capture, "jsonl")
+    doc = json.loads(body(buyer_api.get(done["croissant_url"])))
+    check_croissant(doc, data := body(buyer_api.get(done["download_url"])))
+    (tmp_path / "texts").mkdir()
+    read = croissant_records(doc, data, tmp_path / "texts")
+    assert [(r["records/id"], r["records/value"]) for r in read] == [
+        (first.pk, {"records/value/label": b"positive"}),
+        (first.pk + 1, {"records/value/label": b"negative"}),
+    ]
+
+    done = request_export(buyer_api, boxes, capture, "jsonl")
+    doc = json.loads(body(buyer_api.get(done["croissant_url"])))
+    check_croissant(doc, data := body(buyer_api.get(done["download_url"])))
+    (tmp_path / "boxes").mkdir()
+    read = croissant_records(doc, data, tmp_path / "boxes")
+    boxes_read = [
+        [
+            {key.rsplit("/", 1)[1]: value for key, value in box.items()}
+            for box in r["records/value/boxes"]
+        ]
+        for r in read
+    ]
+    assert boxes_read == [
+        [
+            {"x": 4.0, "y": 6.0, "w": 20.0, "h": 10.0, "label": b"cat"},
+            {"x": 30.0, "y": 20.0, "w": 34.0, "h": 28.0, "label": b"dog"},
+        ],
+        [],
+    ]
 
 
 @pytest.mark.parametrize("fmt", ["coco", "yolo"])
