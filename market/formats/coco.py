@@ -27,12 +27,23 @@ def image_name(row: dict[str, Any]) -> str:
     return f"{row['id']}.{extension}"
 
 
+#: Every archive entry's date: an export's bytes depend on its records only, so building it
+#: twice gives the same file (and the same SHA-256). ``writestr(name, ...)`` stamps the time.
+ENTRY_DATE = (2000, 1, 1, 0, 0, 0)
+
+
+def entry(name: str, compress_type: int) -> zipfile.ZipInfo:
+    """An archive entry named ``name``, dated ``ENTRY_DATE``."""
+    info = zipfile.ZipInfo(name, date_time=ENTRY_DATE)
+    info.compress_type = compress_type
+    return info
+
+
 def copy_image(
     archive: zipfile.ZipFile, open_image: OpenImage, row: dict[str, Any], name: str
 ) -> None:
     """Copy a stored image into the archive, streamed; stored as it is (already compressed)."""
-    info = zipfile.ZipInfo(name, date_time=(2000, 1, 1, 0, 0, 0))
-    info.compress_type = zipfile.ZIP_STORED
+    info = entry(name, zipfile.ZIP_STORED)
     with open_image(row["image_path"]) as source, archive.open(info, "w") as target:
         shutil.copyfileobj(source, target, 1 << 16)
 
@@ -114,7 +125,8 @@ def write(directory: Path, project: Project, rows: Rows, open_image: OpenImage) 
                 for n, name in enumerate(classes.names, start=1)
             ],
         }
-        with archive.open("annotations/instances.json", "w", force_zip64=True) as out:
+        instances = entry("annotations/instances.json", zipfile.ZIP_STORED)
+        with archive.open(instances, "w", force_zip64=True) as out:
             out.write(_dump(head)[:-1].encode() + b',"images":[')
             with images_part.open("rb") as text_in:
                 shutil.copyfileobj(text_in, out, 1 << 16)

@@ -22,7 +22,7 @@ from market.formats import (
     stated_licences,
     yaml_string,
 )
-from market.formats.coco import copy_image, image_name
+from market.formats.coco import copy_image, entry, image_name
 
 
 def data_yaml(
@@ -69,9 +69,13 @@ def write(directory: Path, project: Project, rows: Rows, open_image: OpenImage) 
                     f"{classes.code(box['label'])} "
                     f"{cx:.6f} {cy:.6f} {w / width:.6f} {h / height:.6f}\n"
                 )
-            archive.writestr(f"labels/{name.rsplit('.', 1)[0]}.txt", "".join(lines))
+            label_file = f"labels/{name.rsplit('.', 1)[0]}.txt"
+            archive.writestr(entry(label_file, zipfile.ZIP_DEFLATED), "".join(lines))
             count += 1
-        archive.writestr("data.yaml", data_yaml(project, classes.names, sorted(licences)))
+        archive.writestr(
+            entry("data.yaml", zipfile.ZIP_DEFLATED),
+            data_yaml(project, classes.names, sorted(licences)),
+        )
     return Built(
         path=path,
         filename=path.name,

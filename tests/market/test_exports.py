@@ -454,6 +454,29 @@ def test_yolo_exports_are_images_labels_and_data_yaml(
     assert lines[1][0] == "1" and all(0 <= float(v) <= 1 for v in lines[1][1:])
 
 
+@pytest.mark.parametrize("fmt", ["yolo", "coco"])
+def test_an_archive_built_twice_is_the_same_bytes(
+    boxes: Project,
+    buyer_api: APIClient,
+    django_capture_on_commit_callbacks: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    fmt: str,
+) -> None:
+    """YOLO's labels/*.txt and data.yaml were stamped with the time of the build: the same
+    records built a day later gave another file and another SHA-256."""
+    import time
+    import types
+
+    capture = django_capture_on_commit_callbacks
+    first = request_export(buyer_api, boxes, capture, fmt)
+    a_day_later = types.SimpleNamespace(time=lambda: time.time() + 86_400, localtime=time.localtime)
+    monkeypatch.setattr(zipfile, "time", a_day_later)
+    second = request_export(buyer_api, boxes, capture, fmt)
+    assert first["id"] != second["id"]
+    assert first["sha256"] == second["sha256"]
+    assert body(buyer_api.get(first["download_url"])) == body(buyer_api.get(second["download_url"]))
+
+
 def test_yolo_exports_load_with_supervision_in_pixels(
     boxes: Project,
     buyer_api: APIClient,
