@@ -10,6 +10,7 @@ at a time, so a file of any size is read in constant memory.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import json
@@ -41,6 +42,62 @@ class RowError:
 
 
 Parsed = Iterator[tuple[int, Row | RowError]]
+
+
+class FileRefused(Exception):
+    """The whole file is refused before any row is read (nothing is written): a CSV or Label
+    Studio file that is not UTF-8."""
+
+
+def allow_csv_fields_of(characters: int) -> None:
+    """Let the ``csv`` module read cells of up to ``characters`` (never lowering the limit).
+
+    Its default, 131,072 characters, raises ``csv.Error`` at a longer cell, and the reader can't
+    go on (a quoted cell may span lines): every row after it was lost. The limit is the process's
+    (``csv.field_size_limit``), so it is raised once, when the app loads (``MarketConfig``), to
+    the size of the largest upload: such a cell is read, and its row rejected by the same checks
+    as any (a text past ``UPLOAD_MAX_TEXT_CHARS``). Only a longer cell ends the reading.
+    """
+    if csv.field_size_limit() < characters:
+        csv.field_size_limit(characters)
+
+
+def check_utf8(binary: IO[bytes], block_size: int = 1 << 20) -> None:
+    """Raise ``FileRefused`` unless all of ``binary`` (from where it is) is UTF-8; it is left
+    where it was. A file that can't be sought isn't checked.
+
+    CSV and Label Studio files are decoded a block at a time: a byte that is not UTF-8 lost the
+    rows decoded with it in its block, and the rest of the file, after an import of only part of
+    it. The file is checked first, so it is imported whole or not at all; the refusal names the
+    line and byte to fix. (JSON Lines is decoded line by line: a line that is not UTF-8 is a
+    rejected row, the others are imported.)
+    """
+    if not binary.seekable():
+        return
+    start = binary.tell()
+    pending = b""
+    offset = 0  # of pending's first byte, from start
+    lines = 1
+    try:
+        while True:
+            block = binary.read(block_size)
+            data = pending + block
+            try:
+                _, used = codecs.utf_8_decode(data, "strict", not block)
+            except UnicodeDecodeError as exc:
+                line = lines + data.count(b"\n", 0, exc.start)
+                raise FileRefused(
+                    f"the file is not UTF-8: byte 0x{data[exc.start]:02x} on line {line} (byte "
+                    f"{offset + exc.start + 1} of the file) is not a UTF-8 character; save the "
+                    "file as UTF-8 and import it again (nothing was imported)"
+                ) from None
+            lines += data.count(b"\n", 0, used)
+            offset += used
+            pending = data[used:]
+            if not block:
+                return
+    finally:
+        binary.seek(start)
 
 
 @contextmanager
@@ -94,6 +151,10 @@ def _row_from_fields(data: dict[str, Any], parse_json: bool, answers: bool) -> R
 
 
 def read_csv(source: IO[bytes], answers: bool = True) -> Parsed:
+    """The CSV's rows, numbered from 1 after the header. Raises ``FileRefused`` (before any row)
+    for a file that is not UTF-8 (``check_utf8``)."""
+    check_utf8(source)
+    number = 0
     with _text_stream(source) as text:
         reader = csv.DictReader(text)
         try:
@@ -104,7 +165,8 @@ def read_csv(source: IO[bytes], answers: bool = True) -> Parsed:
                 fields = {k: v for k, v in record.items() if k}
                 yield number, _row_from_fields(fields, True, answers)
         except (UnicodeDecodeError, csv.Error) as exc:
-            yield reader.line_num, RowError(f"the file can't be read from here on: {exc}")
+            # The row being read when it failed: the one after the last yielded.
+            yield number + 1, RowError(f"the file can't be read from here on: {exc}")
 
 
 def read_jsonl(source: IO[bytes], answers: bool = True) -> Parsed:
@@ -256,6 +318,9 @@ def _ls_answer(task: dict[str, Any], row: Row) -> RowError | None:
 
 
 def read_label_studio(source: IO[bytes], answers: bool = True) -> Parsed:
+    """The tasks of a Label Studio JSON array, numbered from 1. Raises ``FileRefused`` (before
+    any task) for a file that is not UTF-8 (``check_utf8``)."""
+    check_utf8(source)
     number = 0
     try:
         for task in _json_array_items(source):

@@ -447,8 +447,9 @@ def items_import(
 ) -> ImportReport:
     """Import the rows of ``source`` (a ``fmt`` file of ``size`` bytes) into ``project``.
 
-    Raises ``ItemImportError`` before reading for a format or answers mode that can't apply;
-    ``progress(report, fraction)`` is called after every batch.
+    Raises ``ItemImportError`` before reading for a format or answers mode that can't apply, and
+    before writing anything for a file refused whole (a CSV or Label Studio file that is not
+    UTF-8: ``importers.check_utf8``); ``progress(report, fraction)`` is called after every batch.
     """
     import_check(project=project, fmt=fmt, answers=answers)
     report = ImportReport()
@@ -457,10 +458,13 @@ def items_import(
     batch_rows = settings.IMPORT_BATCH_SIZE
     read = importers.READERS[fmt]
     with cycle_collector_paused():
-        for number, row in read(source, answers != ItemImport.Answers.IGNORE):
-            importer.add(number, row)
-            if progress is not None and report.rows % batch_rows == 0:
-                progress(report, _fraction(source, size))
+        try:
+            for number, row in read(source, answers != ItemImport.Answers.IGNORE):
+                importer.add(number, row)
+                if progress is not None and report.rows % batch_rows == 0:
+                    progress(report, _fraction(source, size))
+        except importers.FileRefused as exc:  # raised before the first row: nothing written
+            raise ItemImportError(str(exc)) from None
         importer.flush()
     report.seconds = time.perf_counter() - started
     if progress is not None:
@@ -524,6 +528,12 @@ def import_run(*, import_id: int) -> ItemImport:
                 size=job.file.size,
                 progress=progress,
             )
+    except ItemImportError as exc:  # the file refused whole, before anything was written
+        ItemImport.objects.filter(pk=import_id).update(
+            status=ItemImport.Status.FAILED, error=str(exc)[:2000], finished_at=timezone.now()
+        )
+        job.refresh_from_db()
+        return job
     except Exception as exc:
         logger.exception("import %s failed", import_id)
         ItemImport.objects.filter(pk=import_id).update(

@@ -21,7 +21,13 @@ from accounts.models import User
 from labeling.models import Item, Project
 from labeling.services import item_create_text
 from market import importers
-from market.services import ImportReport, import_request, import_run, items_import
+from market.services import (
+    ImportReport,
+    ItemImportError,
+    import_request,
+    import_run,
+    items_import,
+)
 from tests.conftest import give_grant, image_bytes
 from tests.market.test_exports import accept, body, request_export
 
@@ -172,6 +178,108 @@ def test_a_csv_from_the_media_storage_is_read_the_same_way(text_project: Project
         project=text_project, source=File(io.BytesIO(data)), fmt="csv", size=len(data)
     )
     assert (report.rows, report.created) == (2, 2)
+
+
+def test_a_csv_cell_past_the_csv_modules_default_limit_is_one_rejected_row(
+    text_project: Project,
+) -> None:
+    """A cell over ``csv``'s default field limit (131,072 characters) raised ``csv.Error``: the
+    file "can't be read from here on", and the rows after it were lost."""
+    data = (
+        "text,label\nfirst good,positive\n"
+        + "x" * 200_000
+        + ",positive\nafter long one,positive\nafter long two,negative\n"
+    ).encode()
+    report = import_rows(text_project, "csv", data)
+    assert (report.rows, report.created, report.rejected) == (4, 3, 1)
+    assert report.report == [
+        {"row": 2, "error": "text is 200000 characters long; the limit is 20000"}
+    ]
+    texts = Item.objects.filter(project=text_project).values_list("text", flat=True)
+    assert list(texts) == ["first good", "after long one", "after long two"]
+
+
+def test_a_cell_past_the_raised_limit_ends_the_reading_at_its_own_row(
+    text_project: Project,
+) -> None:
+    """Past the limit (the largest upload) the reader can't go on: the report names the row
+    it was reading, numbered as every rejection is (it named the file's physical line)."""
+    limit = csv.field_size_limit()
+    csv.field_size_limit(100)
+    try:
+        data = 'text\n"two\nlines"\n' + "x" * 150 + "\nlost\n"
+        report = import_rows(text_project, "csv", data.encode())
+    finally:
+        csv.field_size_limit(limit)
+    assert (report.rows, report.created, report.rejected) == (2, 1, 1)
+    assert report.report == [
+        {
+            "row": 2,
+            "error": "the file can't be read from here on: field larger than field limit (100)",
+        }
+    ]
+
+
+LATIN_1_LATE = (
+    "text,label\n"
+    + "".join(f"row number {n},positive\n" for n in range(3000))
+    + "caf\u00e9,positive\nlast good row,positive\n"
+).encode("latin-1")
+
+
+@pytest.mark.parametrize(
+    ("data", "where"),
+    [
+        (LATIN_1_LATE, f"byte 0xe9 on line 3002 (byte {LATIN_1_LATE.index(0xE9) + 1} of the file)"),
+        ("text,label\ncaf\u00e9 au lait,x\n".encode("latin-1"), "byte 0xe9 on line 2 "),
+        ("t\u00e9xt\nfine\n".encode("latin-1"), "byte 0xe9 on line 1 "),
+    ],
+    ids=["row-3001", "row-1", "header"],
+)
+def test_a_csv_that_is_not_utf8_is_refused_whole_naming_the_line(
+    text_project: Project, data: bytes, where: str
+) -> None:
+    """A Latin-1 byte on row 3001 lost the valid rows decoded in its block (2,993 imported of
+    3,000) and named the physical line, or "row 0" when it was in the first row. The file is
+    now checked first: imported whole, or refused with nothing written."""
+    with pytest.raises(ItemImportError, match="the file is not UTF-8: ") as refused:
+        import_rows(text_project, "csv", data)
+    assert where in str(refused.value)
+    assert str(refused.value).endswith(
+        "save the file as UTF-8 and import it again (nothing was imported)"
+    )
+    assert not Item.objects.filter(project=text_project).exists()
+
+
+def test_an_import_of_a_file_that_is_not_utf8_fails_saying_nothing_was_imported(
+    text_project: Project, moderator: User
+) -> None:
+    for fmt, data in (
+        ("csv", LATIN_1_LATE),
+        ("label_studio", '[{"data": {"text": "caf\u00e9"}}]'.encode("latin-1")),
+    ):
+        job = import_request(
+            project=text_project,
+            moderator=moderator,
+            name=f"items.{fmt}",
+            data=data,
+            fmt=fmt,
+            answers="ignore",
+        )
+        job = import_run(import_id=job.pk)
+        assert (job.status, job.rows, job.created, job.report) == ("failed", 0, 0, [])
+        assert job.error.startswith("the file is not UTF-8: byte 0xe9 on line ")
+        assert job.error.endswith("(nothing was imported)")
+    assert not Item.objects.filter(project=text_project).exists()
+
+
+def test_a_utf8_character_cut_by_the_checks_block_is_still_utf8() -> None:
+    data = ("text\n" + "é" * 10 + "\n").encode()
+    for size in range(1, 8):
+        source = io.BytesIO(data)
+        importers.check_utf8(source, block_size=size)
+        assert source.tell() == 0
+        assert [row.text for _, row in importers.read_csv(source)] == ["é" * 10]  # type: ignore[union-attr]
 
 
 # --- Texts that look like COPY's markers -----------------------------------------------------
