@@ -490,6 +490,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "market.tasks.expire_exports",
         "schedule": 900,
     },
+    # An import whose worker died past the time limit (or out of memory) is marked failed.
+    "fail-abandoned-imports": {
+        "task": "market.tasks.fail_abandoned_imports",
+        "schedule": 900,
+    },
     "refit-projects": {
         "task": "labeling.tasks.refit_projects",
         "schedule": env_int("CONSENSUS_REFIT_SECONDS", "3600", minimum=1),
@@ -547,8 +552,8 @@ DATASET_TREASURY_ADDRESS = env_address("DATASET_TREASURY_ADDRESS")
 DATASET_PURCHASE_CONFIRMATIONS = env_int("DATASET_PURCHASE_CONFIRMATIONS", "1", minimum=1)
 # An export's files are deleted this long after it is built.
 DATASET_EXPORT_TTL_HOURS = env_int("DATASET_EXPORT_TTL_HOURS", "24", minimum=1)
-# Exports and imports run in Celery tasks with this time limit (a crashed build is taken over
-# after it).
+# Exports and imports run in Celery tasks with this time limit (a crashed build or import is
+# taken over after it by its task delivered again; Celery beat marks an abandoned import failed).
 DATASET_EXPORT_TIME_LIMIT_SECONDS = env_int(
     "DATASET_EXPORT_TIME_LIMIT_SECONDS", "3600", minimum=120
 )

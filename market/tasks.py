@@ -29,5 +29,11 @@ def expire_exports() -> int:
     soft_time_limit=settings.DATASET_EXPORT_TIME_LIMIT_SECONDS - 60,
 )
 def run_import(import_id: int) -> str:
-    """Import a moderator's file of items. Safe to run twice (claimed once)."""
+    """Import a moderator's file of items. Safe to run twice (claimed once; an abandoned run
+    taken over after the time limit)."""
     return imports.import_run(import_id=import_id).status
+
+
+@shared_task
+def fail_abandoned_imports() -> int:
+    return imports.imports_fail_abandoned()

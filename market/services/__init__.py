@@ -7,6 +7,7 @@ from market.services.imports import (
     ItemImportError,
     import_request,
     import_run,
+    imports_fail_abandoned,
     items_import,
 )
 
@@ -23,5 +24,6 @@ __all__ = [
     "grant_revoke",
     "import_request",
     "import_run",
+    "imports_fail_abandoned",
     "items_import",
 ]

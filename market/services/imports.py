@@ -4,7 +4,9 @@ rejected rows reported, the rest inserted in bulk.
 Rows are read one at a time (``market.importers``) and inserted ``IMPORT_BATCH_SIZE`` at a time,
 each batch in its own transaction, after checking its content hashes against the project by the
 hash indexes (the same checks as an upload, asked by the hash alone). A crash leaves whole
-batches: running the import again skips what was imported as duplicates. Answers in the file
+batches: running the import again skips what was imported as duplicates. A run whose worker died
+is taken over by the task delivered again once the time limit has passed, or marked failed by
+Celery beat (``imports_fail_abandoned``). Answers in the file
 become pre-labels (``Item.prelabel``, for moderators) or gold answers (classify and pairwise), or
 are ignored; an answer that doesn't fit the project rejects its row.
 """
@@ -19,6 +21,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
@@ -26,6 +29,7 @@ from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import connection, models, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import User
@@ -500,11 +504,56 @@ def _enqueue(job_id: int) -> None:
     run_import.delay(job_id)
 
 
-def import_run(*, import_id: int) -> ItemImport:
-    """Run a queued import (idempotent: a claimed or finished one is left alone)."""
-    claimed = ItemImport.objects.filter(pk=import_id, status=ItemImport.Status.QUEUED).update(
-        status=ItemImport.Status.RUNNING, started_at=timezone.now()
+def _abandoned_before() -> datetime:
+    """A running import started before this has no worker left: the task's hard time limit
+    (``DATASET_EXPORT_TIME_LIMIT_SECONDS``) has killed it, or it died sooner."""
+    return timezone.now() - timedelta(seconds=settings.DATASET_EXPORT_TIME_LIMIT_SECONDS)
+
+
+def _claim(import_id: int) -> bool:
+    """Take the import for this run: queued, or running but abandoned (its worker died: killed
+    out of memory, the message redelivered; or past the time limit), as exports are taken over.
+    The counts start again: the rows the dead run imported are skipped as duplicates."""
+    return bool(
+        ItemImport.objects.filter(pk=import_id)
+        .filter(
+            Q(status=ItemImport.Status.QUEUED)
+            | Q(status=ItemImport.Status.RUNNING, started_at__lt=_abandoned_before())
+        )
+        .update(
+            status=ItemImport.Status.RUNNING,
+            started_at=timezone.now(),
+            progress=0,
+            rows=0,
+            created=0,
+            duplicates=0,
+            rejected=0,
+            report=[],
+            error="",
+        )
     )
+
+
+def imports_fail_abandoned() -> int:
+    """Mark failed, saying why, every running import whose worker is gone (Celery beat); returns
+    how many. A task killed at its hard time limit is not delivered again (Celery acks a task
+    that failed), so nothing would take it over: it said ``running`` for ever."""
+    limit = settings.DATASET_EXPORT_TIME_LIMIT_SECONDS
+    return ItemImport.objects.filter(
+        status=ItemImport.Status.RUNNING, started_at__lt=_abandoned_before()
+    ).update(
+        status=ItemImport.Status.FAILED,
+        finished_at=timezone.now(),
+        error=f"its worker stopped without finishing (killed at the {limit} s time limit, or "
+        "out of memory); the batches before it were imported (the counts are those last "
+        "recorded): import the file again to import the rest (they are skipped as duplicates)",
+    )
+
+
+def import_run(*, import_id: int) -> ItemImport:
+    """Run a queued import, or take over an abandoned one (``_claim``); idempotent: one claimed
+    by a live run, or finished, is left alone."""
+    claimed = _claim(import_id)
     job = ItemImport.objects.select_related("project").get(pk=import_id)
     if not claimed:
         return job

@@ -6,18 +6,21 @@ from __future__ import annotations
 
 import io
 import json
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from django.core.management import CommandError, call_command
 from django.test import Client
+from django.utils import timezone
 
 from accounts.models import User
 from labeling.models import Item, Project
 from labeling.services import item_create_text
 from market.models import ItemImport
-from market.services import ItemImportError, items_import
+from market.services import ItemImportError, import_request, import_run, imports, items_import
+from market.tasks import fail_abandoned_imports
 from tests.conftest import image_bytes
 
 pytestmark = pytest.mark.django_db
@@ -299,3 +302,78 @@ def test_rows_nested_too_deeply_or_of_the_wrong_shape_are_reported_not_fatal(
     ]
     texts = Item.objects.filter(project=text_project).order_by("id").values_list("text", flat=True)
     assert list(texts) == ["a", "c", "e", "f"]
+
+
+# --- Imports whose worker died ----------------------------------------------------------------
+
+
+def queued_import(project: Project, moderator: User, data: bytes) -> ItemImport:
+    return import_request(
+        project=project,
+        moderator=moderator,
+        name="items.jsonl",
+        data=data,
+        fmt="jsonl",
+        answers="ignore",
+    )
+
+
+def test_an_import_whose_worker_died_is_taken_over_once_past_the_time_limit(
+    text_project: Project, moderator: User, monkeypatch: pytest.MonkeyPatch, settings: Any
+) -> None:
+    """A worker killed mid-import (out of memory: Celery delivers the task again) left it
+    ``running``: the next delivery saw it was not queued and returned, for ever."""
+    job = queued_import(text_project, moderator, b'{"text": "one a"}\n{"text": "two b"}\n')
+
+    def killed(**kwargs: Any) -> Any:
+        item_create_text(project=text_project, contributor=None, text="one a")  # a first batch
+        raise SystemExit("killed")  # a BaseException: nothing records the failure
+
+    monkeypatch.setattr(imports, "items_import", killed)
+    with pytest.raises(SystemExit):
+        import_run(import_id=job.pk)
+    monkeypatch.undo()
+    # Delivered again at once: the run may still be alive, it is left alone.
+    assert import_run(import_id=job.pk).status == "running"
+    # Past the time limit no worker is left: the next delivery takes it over.
+    started = timezone.now() - timedelta(seconds=settings.DATASET_EXPORT_TIME_LIMIT_SECONDS + 1)
+    ItemImport.objects.filter(pk=job.pk).update(started_at=started)
+    job = import_run(import_id=job.pk)
+    assert (job.status, job.rows, job.created, job.duplicates) == ("done", 2, 1, 1)
+    assert job.started_at is not None and job.started_at > started
+    assert sorted(Item.objects.filter(project=text_project).values_list("text", flat=True)) == [
+        "one a",
+        "two b",
+    ]
+
+
+def test_beat_marks_an_import_abandoned_past_the_time_limit_failed_saying_why(
+    text_project: Project, moderator: User, settings: Any
+) -> None:
+    """A task killed at its hard time limit is acked as failed, never delivered again: only a
+    periodic check can tell the moderator."""
+    limit = settings.DATASET_EXPORT_TIME_LIMIT_SECONDS
+    abandoned, alive, queued = (
+        queued_import(text_project, moderator, b'{"text": "x y"}\n') for _ in range(3)
+    )
+    now = timezone.now()
+    ItemImport.objects.filter(pk=abandoned.pk).update(
+        status="running", started_at=now - timedelta(seconds=limit + 1), rows=5_000, created=5_000
+    )
+    ItemImport.objects.filter(pk=alive.pk).update(
+        status="running", started_at=now - timedelta(seconds=limit - 60)
+    )
+    assert "market.tasks.fail_abandoned_imports" in {
+        entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()
+    }
+    assert fail_abandoned_imports() == 1
+    abandoned.refresh_from_db()
+    assert (abandoned.status, abandoned.created) == ("failed", 5_000)
+    assert abandoned.finished_at is not None
+    assert abandoned.error.startswith(
+        f"its worker stopped without finishing (killed at the {limit} s time limit, or out of "
+        "memory); the batches before it were imported"
+    )
+    statuses = ItemImport.objects.filter(pk__in=[alive.pk, queued.pk]).order_by("pk")
+    assert list(statuses.values_list("status", flat=True)) == ["running", "queued"]
+    assert import_run(import_id=abandoned.pk).status == "failed"  # a late delivery changes nothing
