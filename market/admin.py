@@ -278,7 +278,10 @@ class ItemImportAdmin(AuditedModelAdmin[ItemImport]):
 
     @admin.display(description="rejected rows (the first ones)")
     def rejected_rows(self, job: ItemImport) -> str:
-        lines = [f"row {r['row']}: {r['error']}" for r in job.report]
+        lines = [
+            f"the file: {r['error']}" if r["row"] is None else f"row {r['row']}: {r['error']}"
+            for r in job.report
+        ]
         more = job.rejected - len(lines)
         if more > 0:
             lines.append(f"… and {more} more")

@@ -14,7 +14,7 @@ import codecs
 import csv
 import io
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from typing import IO, Any
@@ -150,14 +150,32 @@ def _row_from_fields(data: dict[str, Any], parse_json: bool, answers: bool) -> R
     return row
 
 
+def _check_header(names: Sequence[str]) -> None:
+    """Raise ``FileRefused`` for a header that is one column holding ``;`` or tabs: a file
+    separated by semicolons (a spreadsheet's CSV in many locales) or tabs, which would be one
+    rejected row per row. Refused, not sniffed: a guess could split the texts at their own
+    commas or semicolons."""
+    if "text" in names or "image" in names:
+        return
+    for separator, name in ((";", "semicolons"), ("\t", "tabs")):
+        if any(separator in column for column in names):
+            raise FileRefused(
+                f"the header {','.join(names)!r} is one column: the file looks separated by "
+                f"{name}, and a CSV is read separated by commas; save it with commas and import "
+                "it again (nothing was imported)"
+            )
+
+
 def read_csv(source: IO[bytes], answers: bool = True) -> Parsed:
     """The CSV's rows, numbered from 1 after the header. Raises ``FileRefused`` (before any row)
-    for a file that is not UTF-8 (``check_utf8``)."""
+    for a file that is not UTF-8 (``check_utf8``) or is separated by semicolons or tabs
+    (``_check_header``)."""
     check_utf8(source)
     number = 0
     with _text_stream(source) as text:
         reader = csv.DictReader(text)
         try:
+            _check_header(reader.fieldnames or [])
             for number, record in enumerate(reader, start=1):
                 if None in record:
                     yield number, RowError("more cells than the header has columns")
@@ -191,18 +209,26 @@ def read_jsonl(source: IO[bytes], answers: bool = True) -> Parsed:
 _AFTER_NUMBER = (" ", "\t", "\r", "\n", ",", "]")
 
 
+class TrailingText(ValueError):
+    """Text after the closing ``]`` of the tasks' array (or after a single task object)."""
+
+
 def _json_array_items(source: IO[bytes], chunk_size: int = 1 << 16) -> Iterator[Any]:
-    """The items of a top-level JSON array, decoded one at a time.
+    """The items of a top-level JSON array, decoded one at a time; a top-level object is one
+    item (Label Studio imports a file of a single task too).
 
     An item cut by the end of the buffer fails to parse and is parsed again from its start once
     more is read; each read at least doubles what is buffered, so an item of n bytes is parsed
     O(log n) times, O(n) work in all (a chunk a time re-parsed it once per chunk: quadratic).
+    Raises ``ValueError`` for a file that isn't such an array or object, and ``TrailingText``
+    for anything but white space after it (a second array, a truncated copy, garbage): the file
+    is not the one meant, and its end is not ignored in silence.
     """
     decoder = json.JSONDecoder()
     with _text_stream(source) as stream:
         buffer = ""
         position = 0
-        started = False
+        started = single = False
         eof = False
 
         def more() -> None:
@@ -212,21 +238,39 @@ def _json_array_items(source: IO[bytes], chunk_size: int = 1 << 16) -> Iterator[
             buffer = buffer[position:] + chunk
             position = 0
 
+        def rest_is_blank() -> None:
+            nonlocal position
+            while True:
+                while position < len(buffer) and buffer[position] in " \t\r\n":
+                    position += 1
+                if position < len(buffer):
+                    after = "the closing ] of the tasks' array" if not single else "the task"
+                    raise TrailingText(f"text after {after}: {buffer[position : position + 40]!r}")
+                if eof:
+                    return
+                more()
+
         while True:
-            while position < len(buffer) and buffer[position] in " \t\r\n,":
+            separators = " \t\r\n," if started else " \t\r\n"
+            while position < len(buffer) and buffer[position] in separators:
                 position += 1
             if position >= len(buffer) - 1 and not eof:
                 more()
                 continue
             if not started:
                 if position >= len(buffer):
-                    raise ValueError("the file is empty: expected a JSON array of tasks")
-                if buffer[position] != "[":
-                    raise ValueError("expected a JSON array of Label Studio tasks")
+                    return  # an empty file: no tasks (the import says the file has no rows)
+                if buffer[position] not in "[{":
+                    raise ValueError(
+                        "expected a JSON array of Label Studio tasks (or one task object)"
+                    )
                 started = True
-                position += 1
+                single = buffer[position] == "{"
+                position += 0 if single else 1
                 continue
-            if position < len(buffer) and buffer[position] == "]":
+            if not single and position < len(buffer) and buffer[position] == "]":
+                position += 1
+                rest_is_blank()
                 return
             if position >= len(buffer):
                 raise ValueError("the JSON array is not closed")
@@ -248,6 +292,9 @@ def _json_array_items(source: IO[bytes], chunk_size: int = 1 << 16) -> Iterator[
                 continue
             position = end
             yield item
+            if single:
+                rest_is_blank()
+                return
 
 
 def _ls_data(data: dict[str, Any]) -> Row | RowError:
@@ -328,12 +375,15 @@ def read_label_studio(source: IO[bytes], answers: bool = True) -> Parsed:
             if not isinstance(task, dict):
                 yield number, RowError("each task must be an object")
                 continue
-            row = _ls_data(task.get("data"))  # type: ignore[arg-type]
+            # A task without "data" is its data (Label Studio imports [{"text": "..."}] so).
+            row = _ls_data(task.get("data", task))
             if isinstance(row, Row) and answers:
                 problem = _ls_answer(task, row)
                 if problem is not None:
                     row = problem
             yield number, row
+    except TrailingText as exc:
+        yield number + 1, RowError(f"{exc}; the tasks before it were read")
     except (ValueError, UnicodeDecodeError) as exc:
         yield number + 1, RowError(f"the file can't be read from here on: {exc}")
     except RecursionError:

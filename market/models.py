@@ -178,7 +178,9 @@ class ItemImport(models.Model):
     duplicates = models.PositiveIntegerField(default=0)
     rejected = models.PositiveIntegerField(default=0)
     report = models.JSONField(
-        default=list, blank=True, help_text='Rejected rows: [{"row": n, "error": "..."}].'
+        default=list,
+        blank=True,
+        help_text='Rejected rows: [{"row": n, "error": "..."}]; "row": null for the whole file.',
     )
     error = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)

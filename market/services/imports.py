@@ -62,6 +62,15 @@ class ImportReport:
         if len(self.report) < settings.IMPORT_REPORT_MAX_ROWS:
             self.report.append({"row": row, "error": _storable(message)})
 
+    def note(self, message: str) -> None:
+        """Report what is true of the whole file, not of a row: ``{"row": None, ...}``."""
+        self.report.append({"row": None, "error": message})
+
+
+#: The report of an import that read no row (an empty file, a CSV with only its header):
+#: said, so that "0 created" is not taken for "all duplicates" or a lost file.
+NO_ROWS = "the file has no rows"
+
 
 def _storable(message: str) -> str:
     """``message`` with its NULs and lone surrogates (a row's own keys, quoted in it) escaped:
@@ -470,6 +479,8 @@ def items_import(
         except importers.FileRefused as exc:  # raised before the first row: nothing written
             raise ItemImportError(str(exc)) from None
         importer.flush()
+    if report.rows == 0:
+        report.note(NO_ROWS)
     report.seconds = time.perf_counter() - started
     if progress is not None:
         progress(report, 1.0)

@@ -282,6 +282,128 @@ def test_a_utf8_character_cut_by_the_checks_block_is_still_utf8() -> None:
         assert [row.text for _, row in importers.read_csv(source)] == ["é" * 10]  # type: ignore[union-attr]
 
 
+# --- Files of another shape than expected -----------------------------------------------------
+
+
+def test_label_studio_files_of_bare_data_objects_or_one_task_import(
+    text_project: Project,
+) -> None:
+    """Label Studio imports a list of data objects (each one is a task's data) and a single
+    task object: both were rejected ('"data" must be an object', "expected a JSON array")."""
+    report = import_rows(text_project, "label_studio", b'[{"text":"plain one"},{"text":"two b"}]')
+    assert (report.rows, report.created, report.rejected) == (2, 2, 0)
+    one_task = b'{"data": {"text": "single task"}, "annotations": []}\n'
+    report = import_rows(text_project, "label_studio", one_task)
+    assert (report.rows, report.created, report.rejected) == (1, 1, 0)
+    texts = Item.objects.filter(project=text_project).values_list("text", flat=True)
+    assert list(texts) == ["plain one", "two b", "single task"]
+
+
+@pytest.mark.parametrize(
+    ("data", "after"),
+    [
+        (b'[{"data":{"text":"ok1"}}] xx', "text after the closing ] of the tasks' array: 'xx'"),
+        (b'[{"data":{"text":"ok1"}}]\n[{"data":{"text":"again"}}]', "text after the closing ]"),
+        (b'{"data":{"text":"ok1"}} {"data":{"text":"again"}}', "text after the task: '{"),
+    ],
+    ids=["garbage", "second-array", "second-object"],
+)
+def test_text_after_the_label_studio_tasks_is_reported_not_ignored(
+    text_project: Project, data: bytes, after: str
+) -> None:
+    report = import_rows(text_project, "label_studio", data)
+    assert (report.rows, report.created, report.rejected) == (2, 1, 1)
+    [entry] = report.report
+    assert entry["row"] == 2 and entry["error"].startswith(after)
+    assert entry["error"].endswith("; the tasks before it were read")
+
+
+@pytest.mark.parametrize(
+    ("fmt", "data"),
+    [
+        ("csv", b""),
+        ("csv", b"text,label\n"),
+        ("jsonl", b""),
+        ("jsonl", b"\n\n"),
+        ("label_studio", b""),
+        ("label_studio", b" [ ] "),
+    ],
+    ids=[
+        "csv-empty",
+        "csv-header-only",
+        "jsonl-empty",
+        "jsonl-blank",
+        "ls-empty",
+        "ls-empty-array",
+    ],
+)
+def test_a_file_without_rows_says_so_in_the_report(
+    text_project: Project, fmt: str, data: bytes
+) -> None:
+    """An empty file, or a CSV with only its header, finished with 0 rows and nothing said."""
+    report = import_rows(text_project, fmt, data)
+    assert (report.rows, report.created, report.rejected) == (0, 0, 0)
+    assert report.report == [{"row": None, "error": "the file has no rows"}]
+
+
+def test_the_admin_and_the_command_show_what_the_report_says_of_the_whole_file(
+    text_project: Project, moderator: User, tmp_path: Path
+) -> None:
+    from django.core.management import call_command
+    from django.test import Client
+
+    job = import_request(
+        project=text_project,
+        moderator=moderator,
+        name="items.csv",
+        data=b"text\n",
+        fmt="csv",
+        answers="ignore",
+    )
+    job = import_run(import_id=job.pk)
+    assert (job.status, job.report) == ("done", [{"row": None, "error": "the file has no rows"}])
+    browser = Client()
+    browser.force_login(moderator)
+    page = browser.get(f"/admin/market/itemimport/{job.pk}/change/").content.decode()
+    assert "the file: the file has no rows" in page
+    (tmp_path / "items.csv").write_bytes(b"text\n")
+    out = io.StringIO()
+    call_command(
+        "import_items",
+        str(tmp_path / "items.csv"),
+        "--project",
+        str(text_project.pk),
+        "--quiet",
+        stdout=out,
+    )
+    assert "  the file: the file has no rows" in out.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("data", "header", "separated"),
+    [
+        (b"text;label\nalpha one;positive\nbeta;negative\n", "'text;label'", "semicolons"),
+        (b"text\tlabel\nalpha\tx\n", "'text\\tlabel'", "tabs"),
+    ],
+    ids=["semicolons", "tabs"],
+)
+def test_a_csv_separated_by_semicolons_or_tabs_is_refused_with_one_message(
+    text_project: Project, data: bytes, header: str, separated: str
+) -> None:
+    """Every row was rejected, each 'a row needs "text" or "image" (found text;label)'."""
+    with pytest.raises(ItemImportError) as refused:
+        import_rows(text_project, "csv", data)
+    assert str(refused.value) == (
+        f"the header {header} is one column: the file looks separated by {separated}, and a CSV "
+        "is read separated by commas; save it with commas and import it again (nothing was "
+        "imported)"
+    )
+    assert not Item.objects.filter(project=text_project).exists()
+    # A comma-separated file whose texts hold semicolons is a CSV like any.
+    report = import_rows(text_project, "csv", b'text,label\n"a; b",x\n')
+    assert report.created == 1
+
+
 # --- Texts that look like COPY's markers -----------------------------------------------------
 
 

@@ -89,6 +89,7 @@ class Command(BaseCommand):
             f"{report.rejected} rejected"
         )
         for entry in report.report:
-            self.stdout.write(f"  row {entry['row']}: {entry['error']}")
+            where = "the file" if entry["row"] is None else f"row {entry['row']}"
+            self.stdout.write(f"  {where}: {entry['error']}")
         if report.rejected > len(report.report):
             self.stdout.write(f"  … and {report.rejected - len(report.report)} more")
