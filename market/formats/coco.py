@@ -2,7 +2,8 @@
 images under ``images/``.
 
 COCO boxes are ``[x, y, width, height]`` in pixels from the top-left corner: the decided
-``{"x", "y", "w", "h", "label"}`` boxes as they are. Category ids start at 1, in the project's
+``{"x", "y", "w", "h", "label"}`` boxes as they are; each one's ``segmentation`` is the box as a
+4-corner polygon, as tools do for box-only datasets (COCO has no "no mask"). Category ids start at 1, in the project's
 class order (a class the project no longer has comes after them: ``ClassCodes``). Each image's
 ``license`` is the licence its record was contributed under, among ``licenses``. The JSON is one
 object holding two long arrays; to stay in constant memory the two arrays are written to
@@ -104,7 +105,9 @@ def write(directory: Path, project: Project, rows: Rows, open_image: OpenImage) 
                             "bbox": [x, y, w, h],
                             "area": w * h,
                             "iscrowd": 0,
-                            "segmentation": [],
+                            # The box as a polygon (its 4 corners): an empty list made
+                            # pycocotools' annToMask and segm evaluation raise.
+                            "segmentation": [[x, y, x + w, y, x + w, y + h, x, y + h]],
                         }
                     )
                 )

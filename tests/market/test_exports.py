@@ -407,6 +407,32 @@ def test_coco_exports_load_with_pycocotools_with_their_images(
         assert image.size == (64, 48)  # the image itself is inside the archive
 
 
+def test_coco_boxes_are_polygons_pycocotools_masks_and_evaluates(
+    boxes: Project,
+    buyer_api: APIClient,
+    django_capture_on_commit_callbacks: Any,
+    tmp_path: Path,
+) -> None:
+    """``"segmentation": []`` made ``annToMask`` and COCOeval's segm raise (IndexError)."""
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    done = request_export(buyer_api, boxes, django_capture_on_commit_callbacks, "coco")
+    zipfile.ZipFile(io.BytesIO(body(buyer_api.get(done["download_url"])))).extractall(tmp_path)
+    coco = COCO(str(tmp_path / "annotations" / "instances.json"))
+    anns = coco.loadAnns(sorted(coco.getAnnIds()))
+    assert anns[0]["segmentation"] == [[4.0, 6.0, 24.0, 6.0, 24.0, 16.0, 4.0, 16.0]]
+    masks = [coco.annToMask(ann) for ann in anns]
+    assert [mask.shape for mask in masks] == [(48, 64), (48, 64)]
+    assert [int(mask.sum()) for mask in masks] == [200, 952]  # the boxes' areas, in pixels
+    results = coco.loadRes([{**ann, "score": 1.0} for ann in anns])
+    evaluation = COCOeval(coco, results, iouType="segm")
+    evaluation.evaluate()
+    evaluation.accumulate()
+    evaluation.summarize()
+    assert evaluation.stats[0] == pytest.approx(1.0)  # the ground truth scores itself perfect
+
+
 def test_yolo_data_yaml_reads_back_every_class_name_and_nothing_else() -> None:
     """PyYAML (Ultralytics' reader) read JSON's surrogate pair for a character outside the BMP
     as two broken characters, and a line break in the project's name added keys."""
