@@ -20,7 +20,7 @@ from drf_spectacular.utils import (
     inline_serializer,
 )
 from rest_framework import serializers, status
-from rest_framework.exceptions import APIException
+from rest_framework.exceptions import APIException, Throttled
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -352,7 +352,7 @@ class DatasetExportStreamApi(APIView):
         tuples = rec.record_tuples(rec.records_queryset(project, filters))
         rows = rec.record_rows(tuples, project, content_url_for(request))
         response = StreamingHttpResponse(
-            streams.stream_chunks(fmt, rows), content_type=streams.STREAM_FORMATS[fmt]
+            streams.stream_chunks(fmt, rows), content_type=streams.CONTENT_TYPES[fmt]
         )
         response["Content-Disposition"] = ranges.attachment(streams.export_filename(project, fmt))
         return response
@@ -408,8 +408,17 @@ class DatasetExportsApi(APIView):
 
     def get_throttles(self) -> list[Any]:
         if self.request.method == "POST":
-            return [ApiRateThrottle(), ExportRequestThrottle()]
+            # EXPORT_RATE is counted in post(), once the request is valid: a refused one (an
+            # unknown format, one the dataset doesn't offer, a bad filter) cost the buyer one
+            # of their few exports an hour for nothing.
+            return [ApiRateThrottle()]
         return [ApiRateThrottle(), DatasetReadThrottle()]
+
+    def _count_export_request(self, request: Request) -> None:
+        """Count a valid export request against ``EXPORT_RATE``; 429 past it."""
+        throttle = ExportRequestThrottle()
+        if not throttle.allow_request(request, self):
+            raise Throttled(throttle.wait())  # what APIView.throttled raises, with Retry-After
 
     @extend_schema_serializer(component_name="ExportInput")
     class InputSerializer(serializers.Serializer[Any]):
@@ -468,6 +477,11 @@ class DatasetExportsApi(APIView):
             filters = rec.parse_filters(
                 {k: "" if v is None else str(v) for k, v in params.items()}, project
             )
+            services.export_check(project=project, fmt=fmt)
+        except (rec.FilterError, services.ExportError) as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
+        self._count_export_request(request)
+        try:
             export = services.export_request(
                 project=project,
                 buyer=buyer,
@@ -475,7 +489,7 @@ class DatasetExportsApi(APIView):
                 filters=filters,
                 base_url=request.build_absolute_uri("/"),
             )
-        except (rec.FilterError, services.ExportError) as exc:
+        except services.ExportError as exc:
             return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
         export.refresh_from_db()  # an eager build has already run
         data = ExportOutputSerializer(export, context={"request": request}).data
@@ -577,8 +591,7 @@ class ExportDownloadApi(APIView):
 
 
 _CONTENT_TYPES = {
-    "jsonl": "application/x-ndjson",
-    "csv": "text/csv; charset=utf-8",
+    **streams.CONTENT_TYPES,
     "coco": "application/zip",
     "yolo": "application/zip",
     "label_studio": "application/json",

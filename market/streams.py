@@ -15,6 +15,9 @@ from market.formats import slug
 from market.records import EXPORT_COLUMNS
 
 STREAM_FORMATS = {"jsonl": "application/x-ndjson", "csv": "text/csv"}
+#: The Content-Type each is sent with, streamed or downloaded once built: the same for both, and
+#: CSV's charset said (text/csv defaults to US-ASCII for some clients; ours is UTF-8).
+CONTENT_TYPES = {"jsonl": "application/x-ndjson", "csv": "text/csv; charset=utf-8"}
 #: Rows per chunk written or yielded at once: big enough to amortise, small enough to stay flat.
 CHUNK_ROWS = 500
 

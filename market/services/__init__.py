@@ -1,6 +1,12 @@
 """State changes of datasets for buyers. One function per use case; each owns its transaction."""
 
-from market.services.exports import ExportError, export_build, export_request, exports_expire
+from market.services.exports import (
+    ExportError,
+    export_build,
+    export_check,
+    export_request,
+    exports_expire,
+)
 from market.services.grants import GrantError, dataset_purchase, grant_give, grant_revoke
 from market.services.imports import (
     ImportReport,
@@ -18,6 +24,7 @@ __all__ = [
     "ImportReport",
     "dataset_purchase",
     "export_build",
+    "export_check",
     "export_request",
     "exports_expire",
     "grant_give",

@@ -46,6 +46,14 @@ class ExportError(Exception):
     """An export request was refused (400)."""
 
 
+def export_check(*, project: Project, fmt: str) -> None:
+    """Raise ``ExportError`` for a format that doesn't fit ``project`` (COCO for texts)."""
+    try:
+        formats.writer_for(fmt, project)
+    except formats.FormatError as exc:
+        raise ExportError(str(exc)) from exc
+
+
 def export_request(
     *,
     project: Project,
@@ -58,10 +66,7 @@ def export_request(
 
     Raises ``ExportError`` for a format that doesn't fit the dataset.
     """
-    try:
-        formats.writer_for(fmt, project)
-    except formats.FormatError as exc:
-        raise ExportError(str(exc)) from exc
+    export_check(project=project, fmt=fmt)
     with transaction.atomic():
         export = DatasetExport.objects.create(
             project=project,

@@ -304,6 +304,45 @@ def test_export_requests_have_their_own_rate_per_key(
     assert buyer_api.get(f"/api/v1/datasets/{texts.pk}/records/").status_code == 200
 
 
+@pytest.mark.parametrize(
+    ("fmt", "content_type"),
+    [("csv", "text/csv; charset=utf-8"), ("jsonl", "application/x-ndjson")],
+)
+def test_streamed_and_built_exports_are_sent_with_the_same_content_type(
+    texts: Project,
+    buyer_api: APIClient,
+    django_capture_on_commit_callbacks: Any,
+    fmt: str,
+    content_type: str,
+) -> None:
+    """The streamed CSV said ``text/csv``, the built one ``text/csv; charset=utf-8``."""
+    streamed = buyer_api.get(f"/api/v1/datasets/{texts.pk}/export", {"format": fmt})
+    done = request_export(buyer_api, texts, django_capture_on_commit_callbacks, fmt)
+    built = buyer_api.get(done["download_url"])
+    assert streamed["Content-Type"] == built["Content-Type"] == content_type
+    assert body(streamed) == body(built)
+
+
+def test_a_refused_export_request_costs_nothing_of_the_export_rate(
+    texts: Project, buyer_api: APIClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A 400 (a format the dataset doesn't offer, a bad filter) counted against EXPORT_RATE: a
+    buyer's few exports an hour went on requests that queued nothing."""
+    from config.throttling import ExportRequestThrottle
+
+    monkeypatch.setattr(
+        ExportRequestThrottle,
+        "THROTTLE_RATES",
+        {**ExportRequestThrottle.THROTTLE_RATES, "export": "2/hour"},
+    )
+    url = f"/api/v1/datasets/{texts.pk}/exports/"
+    refused = [{"format": "coco"}, {"format": "yolo"}, {"format": "csv", "label": "neutral"}]
+    codes = [buyer_api.post(url, payload, format="json").status_code for payload in refused]
+    answers = [buyer_api.post(url, {"format": "csv"}, format="json") for _ in range(3)]
+    assert codes + [answer.status_code for answer in answers] == [400, 400, 400, 202, 202, 429]
+    assert int(answers[-1]["Retry-After"]) > 0
+
+
 # --- Each format, read back -------------------------------------------------------------------
 
 
