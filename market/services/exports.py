@@ -220,8 +220,20 @@ def _delete_files(export: DatasetExport) -> None:
 
 
 def exports_expire() -> int:
-    """Delete the files of exports past their expiry; returns how many expired."""
+    """Delete the files of exports past their expiry; returns how many expired. Also marks
+    failed, saying why, the builds whose worker is gone: a task killed at its hard time limit is
+    not delivered again (Celery acks a task that failed), so nothing would take it over and the
+    buyer would read ``running`` for ever."""
     now = timezone.now()
+    limit = settings.DATASET_EXPORT_TIME_LIMIT_SECONDS
+    DatasetExport.objects.filter(
+        status=DatasetExport.Status.RUNNING, started_at__lt=now - timedelta(seconds=limit)
+    ).update(
+        status=DatasetExport.Status.FAILED,
+        finished_at=now,
+        error=f"the build stopped without finishing (past the {limit} s time limit, or out of "
+        "memory): request the export again, or narrow it with the record filters",
+    )
     expired = 0
     due = DatasetExport.objects.filter(status=DatasetExport.Status.DONE, expires_at__lte=now)
     for export in due.iterator():

@@ -36,7 +36,7 @@ from accounts.models import User
 from config.gcpause import cycle_collector_paused
 from labeling.answers import GOLD_TASKS, AnswerContext, AnswerError, validate_answer
 from labeling.models import Item, Project
-from labeling.near_duplicates import text_hash
+from labeling.near_duplicates import text_hash, text_pair_hash
 from labeling.validation import ContentError, sha256_hex, validate_image, validate_text
 from market import importers
 from market.models import ItemImport
@@ -159,6 +159,7 @@ class _Importer:
                 if text == text_b:
                     raise ContentError("the two texts of a pair are the same")
                 item.text, item.text_b = text, text_b
+                item.near_hash = text_pair_hash(text, text_b)
                 body = f"{text}\x00{text_b}".encode()
             else:
                 if row.text_b:

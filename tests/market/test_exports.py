@@ -284,6 +284,22 @@ def test_expired_exports_lose_their_files_and_answer_410(
     assert buyer_api.get(f"/api/v1/exports/{done['id']}/").json()["status"] == "expired"
 
 
+def test_a_build_whose_worker_died_past_the_time_limit_is_failed_saying_why(
+    texts: Project, buyer_api: APIClient, django_capture_on_commit_callbacks: Any, settings: Any
+) -> None:
+    """Killed at its hard time limit, the task is acked, never delivered again: the export said
+    "running" for ever."""
+    done = request_export(buyer_api, texts, django_capture_on_commit_callbacks, "jsonl")
+    started = timezone.now() - timedelta(seconds=settings.DATASET_EXPORT_TIME_LIMIT_SECONDS + 1)
+    DatasetExport.objects.filter(pk=done["id"]).update(status="running", started_at=started)
+    fresh = request_export(buyer_api, texts, django_capture_on_commit_callbacks, "csv")
+    DatasetExport.objects.filter(pk=fresh["id"]).update(status="running", started_at=timezone.now())
+    exports_expire()
+    dead = buyer_api.get(f"/api/v1/exports/{done['id']}/").json()
+    assert dead["status"] == "failed" and "time limit" in dead["error"]
+    assert buyer_api.get(f"/api/v1/exports/{fresh['id']}/").json()["status"] == "running"
+
+
 def test_export_requests_have_their_own_rate_per_key(
     texts: Project, buyer_api: APIClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:

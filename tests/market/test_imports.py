@@ -73,6 +73,24 @@ def test_a_jsonl_import_creates_items_skips_duplicates_and_reports_rejected_rows
     assert "0 items created, 5 duplicates skipped" in again
 
 
+def test_a_pairwise_import_skips_a_pair_that_is_a_near_copy_in_either_order(
+    tmp_path: Path,
+) -> None:
+    project = Project.objects.create(
+        name="Which is better?", data_kind="text", task="pairwise", classes=["a", "b"]
+    )
+    lines = [
+        {"text": "The cat sat.", "text_b": "A dog barked."},
+        {"text": "A dog barked!", "text_b": "the cat sat"},  # swapped, re-cased
+        {"text": "The cat sat.", "text_b": "A bird sang."},
+    ]
+    path = tmp_path / "pairs.jsonl"
+    path.write_text("\n".join(json.dumps(line) for line in lines), encoding="utf-8")
+    out, _ = run(path, project)
+    assert "2 items created, 1 duplicates skipped" in out
+    assert Item.objects.filter(project=project).count() == 2
+
+
 def test_a_csv_import_makes_the_answers_gold_or_prelabels(
     text_project: Project, tmp_path: Path
 ) -> None:
