@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.http import HttpRequest, HttpResponseBase, StreamingHttpResponse
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
@@ -78,9 +79,16 @@ class DatasetOutputSerializer(ProjectOutputSerializer):
     is_open = serializers.BooleanField(help_text="Still collecting (closed datasets still sell).")
     granted = serializers.BooleanField(help_text="Whether this key holds an access grant.")
     price = serializers.CharField(
-        help_text="Base units of the payout asset a purchase must transfer; 0: not sold on-chain."
+        help_text="Base units of the payout asset a purchase must transfer (see for_sale)."
     )
     price_display = serializers.SerializerMethodField()
+    for_sale = serializers.SerializerMethodField(
+        help_text="Whether a purchase can be made: a price, and a treasury this deployment sells "
+        "to (DATASET_TREASURY_ADDRESS). Otherwise a moderator gives grants."
+    )
+    treasury = serializers.SerializerMethodField(
+        help_text="The address a purchase transfers the price to; null when nothing is sold."
+    )
     accepted_count = serializers.IntegerField()
     item_count = serializers.IntegerField()
     agreement = AgreementOutputSerializer(
@@ -96,6 +104,8 @@ class DatasetOutputSerializer(ProjectOutputSerializer):
             "granted",
             "price",
             "price_display",
+            "for_sale",
+            "treasury",
             "accepted_count",
             "item_count",
             "agreement",
@@ -104,6 +114,14 @@ class DatasetOutputSerializer(ProjectOutputSerializer):
 
     def get_price_display(self, project: Project) -> str:
         return payout_asset().format(project.price)
+
+    def get_for_sale(self, project: Project) -> bool:
+        return bool(int(project.price) and settings.DATASET_TREASURY_ADDRESS)
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_treasury(self, project: Project) -> str | None:
+        treasury: str = settings.DATASET_TREASURY_ADDRESS
+        return treasury if self.get_for_sale(project) else None
 
     @extend_schema_field(QualityOutputSerializer)
     def get_quality(self, project: Project) -> dict[str, Any]:

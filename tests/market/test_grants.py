@@ -98,6 +98,7 @@ def test_the_list_shows_every_dataset_with_granted_counts_task_licence_price_and
     buyer_api: APIClient,
     buyer: User,
     django_assert_max_num_queries: Any,
+    settings: Any,
 ) -> None:
     Project.objects.filter(pk=image_project.pk).update(is_open=False, price=PRICE)
     accept(text_project, "one", confidence=0.9)
@@ -128,6 +129,14 @@ def test_the_list_shows_every_dataset_with_granted_counts_task_licence_price_and
     assert text["licence"] == "CC-BY-4.0" and text["price"] == "0"
     assert image["is_open"] is False and image["price"] == str(PRICE)
     assert image["price_display"].endswith(" CMT")
+    # A price alone sells nothing: the page told buyers to pay a treasury the deployment hadn't.
+    assert (image["for_sale"], image["treasury"]) == (False, None)
+    assert (text["for_sale"], text["treasury"]) == (False, None)
+    treasury = "0x" + "ab" * 20
+    settings.DATASET_TREASURY_ADDRESS = treasury
+    again = {d["id"]: d for d in buyer_api.get("/api/v1/datasets/").json()}
+    assert (again[image["id"]]["for_sale"], again[image["id"]]["treasury"]) == (True, treasury)
+    assert (again[text["id"]]["for_sale"], again[text["id"]]["treasury"]) == (False, None)
     quality = text["quality"]
     assert quality["mean_posterior"] == pytest.approx(0.95)
     assert quality["agreement"]["fleiss_kappa"] == 0.8
