@@ -308,11 +308,51 @@ class AccessTokenAdmin(AuditedModelAdmin[AccessToken]):
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
-    @admin.action(description="Revoke the selected tokens and keys", permissions=["change"])
-    def revoke(self, request: HttpRequest, queryset: QuerySet[AccessToken]) -> None:
-        for token in queryset:
-            access_token_revoke(token=token, actor=request.user)  # type: ignore[arg-type]
-        messages.success(request, f"Revoked {queryset.count()} token(s).")
+    @admin.action(description="Revoke the selected tokens and keys…", permissions=["change"])
+    def revoke(
+        self, request: HttpRequest, queryset: QuerySet[AccessToken]
+    ) -> TemplateResponse | None:
+        """Revoke with a reason, after a confirmation page; the keys of an account with rights
+        only a superuser revokes (a moderator could lock the back office's owners out)."""
+        tokens = list(queryset.select_related("user"))
+        refused = sorted(
+            {str(t.user) for t in tokens if not user_may_manage_account(request.user, t.user)}
+        )
+        if refused:
+            messages.error(
+                request,
+                "Only a superuser revokes the tokens of an account with rights (staff or "
+                f"moderator): {', '.join(refused)}. Nothing was done.",
+            )
+            return None
+        live = [t for t in tokens if t.revoked_at is None]
+        reason, page = reason_or_confirmation(
+            self,
+            request,
+            effect=f"revoke {len(live)} token(s) and key(s): whoever uses them is refused from "
+            "now on; a revoked API key can't be brought back (issue a new one).",
+            targets=[str(t) for t in live],
+            submit="Revoke them",
+            notes=[
+                f"{len(tokens) - len(live)} of the selected are already revoked: left as they are."
+            ]
+            if len(live) < len(tokens)
+            else [],
+            credits_anyone=False,
+        )
+        if page is not None:
+            return page
+        revoked = sum(
+            access_token_revoke(token=token, actor=request.user, reason=reason or "")  # type: ignore[arg-type]
+            for token in live
+        )
+        skipped = len(tokens) - revoked
+        messages.success(
+            request,
+            f"Revoked {revoked} token(s)."
+            + (f" {skipped} already revoked: left as they were." if skipped else ""),
+        )
+        return None
 
 
 @admin.register(AuditEvent)

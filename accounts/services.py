@@ -168,14 +168,30 @@ def api_key_issue(*, user: User, name: str, actor: User | None = None) -> str:
     return secret
 
 
-def access_token_revoke(*, token: AccessToken, actor: User | None = None) -> None:
+def access_token_revoke(*, token: AccessToken, actor: User | None = None, reason: str = "") -> bool:
+    """Revoke a sign-in token or an API key; returns whether this call revoked it (False: it
+    already was, and nothing is written).
+
+    With an ``actor`` (a moderator), the revocation is recorded in the audit trail with
+    ``reason``; raises ``PermissionDenied`` if the actor may not manage the token's account
+    (revoking a superuser's or a colleague's keys would lock the back office's owners out).
+    """
+    if actor is not None:
+        _refuse_unless_manageable(actor, token.user)
     with transaction.atomic():
         _forget_cached_tokens()
-        AccessToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(
+        # A conditional UPDATE: a second revoke (or two racing) changes nothing and isn't audited.
+        revoked = AccessToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(
             revoked_at=timezone.now()
         )
-        if actor is not None:
-            audit_record(actor=actor, action="token.revoke", target=token)
+        if revoked and actor is not None:
+            audit_record(
+                actor=actor,
+                action="token.revoke",
+                target=token,
+                details={"reason": reason, "kind": token.kind, "user": str(token.user)},
+            )
+    return bool(revoked)
 
 
 def session_token_revoke(*, token_id: int) -> None:

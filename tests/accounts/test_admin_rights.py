@@ -13,8 +13,8 @@ from eth_account import Account
 from rest_framework.test import APIClient
 
 from accounts.groups import MODERATORS, PAYOUT_MANAGERS, admin_groups_ensure
-from accounts.models import AccessToken, User
-from accounts.services import api_key_issue, user_ban, user_unban
+from accounts.models import AccessToken, AuditEvent, User
+from accounts.services import access_token_revoke, api_key_issue, user_ban, user_unban
 from tests.conftest import Contributor, sign_in
 from tests.support.admin import change_form_data
 
@@ -276,3 +276,49 @@ def test_a_ban_ends_the_accounts_sessions_for_good(root: User) -> None:
     # The unban lets them sign in again; the session the ban ended stays ended.
     assert browser.get("/api/v1/me/").status_code in (401, 403)
     assert "_auth_user_id" not in browser.session
+
+
+def revoke(browser: Client, *tokens: AccessToken, reason: str | None = None) -> str:
+    """The revoke action; with a reason, its confirmation page's form, sent."""
+    data: dict[str, object] = {"action": "revoke", "_selected_action": [t.pk for t in tokens]}
+    if reason is not None:
+        data |= {"apply": "1", "reason": reason}
+    return browser.post("/admin/accounts/accesstoken/", data, follow=True).content.decode()
+
+
+@pytest.mark.parametrize("target", ACCOUNTS_WITH_RIGHTS)
+def test_a_moderator_cannot_revoke_the_keys_of_an_account_with_rights(
+    colleague_browser: Client, colleague: User, target: str, request: pytest.FixtureRequest
+) -> None:
+    user: User = request.getfixturevalue(target)
+    api_key_issue(user=user, name="ops key")
+    key = AccessToken.objects.get(user=user)
+    page = revoke(colleague_browser, key, reason="mine now")
+    assert "Only a superuser revokes" in page
+    key.refresh_from_db()
+    assert key.revoked_at is None
+    assert not AuditEvent.objects.filter(action="token.revoke").exists()
+    with pytest.raises(PermissionDenied):
+        access_token_revoke(token=key, actor=colleague)
+
+
+def test_a_key_is_revoked_after_a_confirmation_with_a_reason_audited_once(
+    colleague_browser: Client, buyer: User
+) -> None:
+    api_key_issue(user=buyer, name="acme")
+    key = AccessToken.objects.get(user=buyer)
+    page = revoke(colleague_browser, key)  # the confirmation page: nothing done yet
+    assert "Revoke them" in page and str(key) in page
+    key.refresh_from_db()
+    assert key.revoked_at is None
+
+    revoke(colleague_browser, key, reason="leaked in a public repo")
+    key.refresh_from_db()
+    assert key.revoked_at is not None
+    (entry,) = AuditEvent.objects.filter(action="token.revoke")
+    assert entry.details["reason"] == "leaked in a public repo"
+
+    # Again: already revoked, so nothing is written and the message says so.
+    page = revoke(colleague_browser, key, reason="again")
+    assert "already revoked" in page
+    assert AuditEvent.objects.filter(action="token.revoke").count() == 1
