@@ -275,6 +275,9 @@ class AccessTokenAdmin(AuditedModelAdmin[AccessToken]):
     list_filter = ["kind"]
     search_fields = ["prefix", "name", "user__username", "user__wallet_address"]
     actions = ["revoke"]
+    # The secret's hash is not shown, not even read-only: nobody needs it to manage keys, and
+    # what is derived from a secret stays off pages that view-only staff can read.
+    hidden_fields = ("key_hash",)
 
     def get_form(
         self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any
@@ -286,7 +289,10 @@ class AccessTokenAdmin(AuditedModelAdmin[AccessToken]):
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         if obj is None:
             return []
-        return [f.name for f in AccessToken._meta.fields]
+        return [f.name for f in AccessToken._meta.fields if f.name not in self.hidden_fields]
+
+    def get_exclude(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        return [*(super().get_exclude(request, obj) or ()), *self.hidden_fields]
 
     def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
         if db_field.name == "user":

@@ -7,7 +7,8 @@ import pytest
 from django.db import DatabaseError
 from django.test import Client
 
-from accounts.models import AuditEvent, User
+from accounts.models import AccessToken, AuditEvent, User
+from accounts.services import api_key_issue
 from tests.conftest import Contributor
 from tests.support.admin import change_form_data
 
@@ -140,3 +141,13 @@ def test_an_action_on_a_selection_that_isnt_ids_is_refused_with_a_message(
     )
     assert response.status_code == 200
     assert "The selection isn&#x27;t a list of ids: nothing was done." in response.content.decode()
+
+
+def test_a_tokens_page_never_shows_its_hash(browser: Client, buyer: User) -> None:
+    api_key_issue(user=buyer, name="acme")
+    key = AccessToken.objects.get(user=buyer)
+    page = browser.get(f"/admin/accounts/accesstoken/{key.pk}/change/")
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert key.prefix in html and key.key_hash not in html
+    assert "key_hash" not in page.context["adminform"].form.fields
