@@ -201,19 +201,27 @@ class UserAdmin(BaseUserAdmin[User], AuditedModelAdmin[User]):  # type: ignore[m
     def ban_users(self, request: HttpRequest, queryset: QuerySet[User]) -> TemplateResponse | None:
         if self._refused_targets(request, queryset):
             return None
+        users = list(queryset)
+        # Already banned: their ban (its reason, its time) stays the one that was given.
+        already = [str(user) for user in users if user.is_banned]
         reason, page = reason_or_confirmation(
             self,
             request,
-            effect=f"ban {queryset.count()} user(s): their sign-in tokens and API keys stop "
-            "working and their unpaid rewards wait; nothing already paid is touched.",
-            targets=[str(user) for user in queryset],
+            effect=f"ban {len(users) - len(already)} user(s): their sign-in tokens and API keys "
+            "stop working and their unpaid rewards wait; nothing already paid is touched.",
+            targets=[str(user) for user in users if not user.is_banned],
             submit="Ban them",
+            notes=[f"Already banned, left as they are: {', '.join(already)}."] if already else [],
         )
         if page is not None:
             return page
-        for user in queryset:
+        banned = sum(
             user_ban(user=user, reason=reason or "", actor=request.user)  # type: ignore[arg-type]
-        messages.success(request, f"Banned {queryset.count()} user(s).")
+            for user in users
+        )
+        messages.success(
+            request, f"Banned {banned} user(s).{_left_alone(len(users) - banned, 'already banned')}"
+        )
         return None
 
     @admin.action(description="Lift the ban of the selected users…", permissions=["change"])
@@ -222,19 +230,24 @@ class UserAdmin(BaseUserAdmin[User], AuditedModelAdmin[User]):  # type: ignore[m
     ) -> TemplateResponse | None:
         if self._refused_targets(request, queryset):
             return None
+        users = list(queryset)
+        not_banned = [str(user) for user in users if not user.is_banned]
         reason, page = reason_or_confirmation(
             self,
             request,
-            effect=f"lift the ban of {queryset.count()} user(s): they can sign in again and "
-            "their unpaid rewards are paid at the next settlement.",
-            targets=[str(user) for user in queryset],
+            effect=f"lift the ban of {len(users) - len(not_banned)} user(s): they can sign in "
+            "again and their unpaid rewards are paid at the next settlement.",
+            targets=[str(user) for user in users if user.is_banned],
             submit="Lift the bans",
+            notes=[f"Not banned, left as they are: {', '.join(not_banned)}."] if not_banned else [],
         )
         if page is not None:
             return page
-        for user in queryset:
+        lifted = 0
+        for user in users:
             with transaction.atomic():
-                user_unban(user=user, actor=request.user)  # type: ignore[arg-type]
+                if not user_unban(user=user, actor=request.user):  # type: ignore[arg-type]
+                    continue
                 # user_unban's own entry has no reason: the why goes beside it, in its transaction.
                 audit_record(
                     actor=request.user,  # type: ignore[arg-type]
@@ -242,8 +255,17 @@ class UserAdmin(BaseUserAdmin[User], AuditedModelAdmin[User]):  # type: ignore[m
                     target=user,
                     details={"reason": reason},
                 )
-        messages.success(request, f"Lifted the ban of {queryset.count()} user(s).")
+                lifted += 1
+        messages.success(
+            request,
+            f"Lifted the ban of {lifted} user(s).{_left_alone(len(users) - lifted, 'not banned')}",
+        )
         return None
+
+
+def _left_alone(count: int, state: str) -> str:
+    """The admin message's note on selected users already in the state an action puts them in."""
+    return f" {count} {state}: left as they were." if count else ""
 
 
 class ApiKeyForm(forms.ModelForm[AccessToken]):

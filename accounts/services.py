@@ -211,8 +211,10 @@ def _refuse_unless_manageable(actor: User | None, user: User) -> None:
         )
 
 
-def user_ban(*, user: User, reason: str, actor: User | None = None) -> None:
+def user_ban(*, user: User, reason: str, actor: User | None = None) -> bool:
     """Ban a user: their tokens stop working, their sessions end and they can no longer sign in.
+    Returns whether this call banned them: an account already banned is left as it is (its ban's
+    reason and time stay those of the ban that was given), and nothing is audited or rechecked.
 
     With an ``actor`` (a moderator), the ban is recorded in the audit trail in the same
     transaction: a ban without its audit entry, or the reverse, can't happen. Raises
@@ -224,24 +226,35 @@ def user_ban(*, user: User, reason: str, actor: User | None = None) -> None:
         _forget_cached_tokens()
         # A new session epoch changes the account's session hash: Django ends each of its
         # sessions (admin ones included) at its next request, and an unban doesn't revive them.
-        User.objects.filter(pk=user.pk).update(
+        # Conditional, so two bans racing make one.
+        banned = User.objects.filter(pk=user.pk, banned_at__isnull=True).update(
             banned_at=now, ban_reason=reason[:500], session_epoch=F("session_epoch") + 1
         )
+        if not banned:
+            return False
         AccessToken.objects.filter(user=user, revoked_at__isnull=True).update(revoked_at=now)
         if actor is not None:
             audit_record(actor=actor, action="user.ban", target=user, details={"reason": reason})
         _recheck_enqueue(user.pk, "contributor banned")
+    return True
 
 
-def user_unban(*, user: User, actor: User | None = None) -> None:
-    """Lift a ban. Raises ``PermissionDenied`` if the actor may not manage the user's account."""
+def user_unban(*, user: User, actor: User | None = None) -> bool:
+    """Lift a ban; returns whether this call lifted one (an account that isn't banned is left
+    alone: no audit entry, no recheck of its items). Raises ``PermissionDenied`` if the actor may
+    not manage the user's account."""
     _refuse_unless_manageable(actor, user)
     with transaction.atomic():
         _forget_cached_tokens()
-        User.objects.filter(pk=user.pk).update(banned_at=None, ban_reason="")
+        lifted = User.objects.filter(pk=user.pk, banned_at__isnull=False).update(
+            banned_at=None, ban_reason=""
+        )
+        if not lifted:
+            return False
         if actor is not None:
             audit_record(actor=actor, action="user.unban", target=user)
         _recheck_enqueue(user.pk, "contributor unbanned")
+    return True
 
 
 def _recheck_enqueue(user_id: int, reason: str) -> None:

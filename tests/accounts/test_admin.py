@@ -151,3 +151,39 @@ def test_a_tokens_page_never_shows_its_hash(browser: Client, buyer: User) -> Non
     html = page.content.decode()
     assert key.prefix in html and key.key_hash not in html
     assert "key_hash" not in page.context["adminform"].form.fields
+
+
+def _ban_action(browser: Client, action: str, *users: User, reason: str) -> str:
+    data = {"action": action, "_selected_action": [u.pk for u in users], "apply": "1"}
+    response = browser.post("/admin/accounts/user/", {**data, "reason": reason}, follow=True)
+    return " ".join(str(m) for m in response.context["messages"])
+
+
+def test_banning_a_banned_user_keeps_their_ban_and_unbanning_one_who_isnt_does_nothing(
+    browser: Client,
+    contributor: Contributor,
+    second_contributor: Contributor,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    rechecks: list[tuple[int, str]] = []
+    monkeypatch.setattr("accounts.services._recheck_enqueue", lambda *args: rechecks.append(args))
+    banned, free = contributor.user, second_contributor.user
+    _ban_action(browser, "ban_users", banned, reason="ring of 12 sybil wallets, flag #7")
+    first = User.objects.get(pk=banned.pk)
+
+    notice = _ban_action(browser, "ban_users", banned, free, reason="oops")
+    assert "Banned 1 user(s). 1 already banned: left as they were." in notice
+    again = User.objects.get(pk=banned.pk)
+    assert (again.ban_reason, again.banned_at, again.session_epoch) == (
+        "ring of 12 sybil wallets, flag #7",
+        first.banned_at,
+        first.session_epoch,
+    )
+    assert AuditEvent.objects.filter(action="user.ban", target_id=str(banned.pk)).count() == 1
+    assert len(rechecks) == 2  # the first ban of each, not the second of the first
+
+    never = User.objects.create_user("never-banned", role=User.Role.BUYER)
+    notice = _ban_action(browser, "unban_users", never, reason="x")
+    assert "Lifted the ban of 0 user(s). 1 not banned: left as they were." in notice
+    assert not AuditEvent.objects.filter(target_id=str(never.pk)).exists()
+    assert len(rechecks) == 2
