@@ -191,7 +191,6 @@ def reason_or_confirmation(
     form = ReasonForm(request.POST if "apply" in request.POST else None)
     if "apply" in request.POST and form.is_valid():
         return str(form.cleaned_data["reason"]), None
-    selected = request.POST.getlist("_selected_action")
     opts = model_admin.model._meta
     context = {
         **model_admin.admin_site.each_context(request),
@@ -202,10 +201,25 @@ def reason_or_confirmation(
         "credits_irrelevant": not credits_anyone,
         "notes": notes or [],
         "form": form,
-        "hidden": [("action", request.POST.get("action", ""))]
-        + [("_selected_action", pk) for pk in selected],
+        "hidden": changelist_action_fields(request),
         "submit": f"Yes, {submit.lower()}",
         "back_url": reverse(f"admin:{opts.app_label}_{opts.model_name}_changelist"),
         "opts": opts,
     }
     return None, TemplateResponse(request, "admin/crowdmint/confirm.html", context)
+
+
+def changelist_action_fields(request: HttpRequest) -> list[tuple[str, str]]:
+    """The changelist's action form as posted, for the confirmation page to post again: the
+    action (each action bar's, with ``index`` naming the one used), the ticked ids, and
+    ``select_across`` ("select all N"). Without ``select_across`` the confirmed action ran on the
+    ticked rows of one page only, fewer than the page confirming it listed."""
+    fields = [("action", value) for value in request.POST.getlist("action")]
+    fields += [
+        (helpers.ACTION_CHECKBOX_NAME, pk)
+        for pk in request.POST.getlist(helpers.ACTION_CHECKBOX_NAME)
+    ]
+    for name in ("index", "select_across"):
+        if name in request.POST:
+            fields.append((name, str(request.POST[name])))
+    return fields

@@ -13,7 +13,7 @@ from accounts.admin_audit import AuditedModelAdmin
 from accounts.models import AuditEvent, User
 from labeling.models import Project
 from moderation.models import Flag
-from tests.support.admin import change_form_data
+from tests.support.admin import change_form_data, confirmation_form_data
 
 pytestmark = pytest.mark.django_db
 
@@ -133,3 +133,35 @@ def test_lifting_a_ban_asks_why_and_records_it(
     assert AuditEvent.objects.get(action="user.unban_reason").details == {
         "reason": "appeal accepted"
     }
+
+
+def test_select_all_then_confirm_acts_on_every_row_the_confirmation_listed(
+    browser: Client, labelers: list[User]
+) -> None:
+    """ "Select all N" (select_across) on a filtered list: the confirmation page lists every
+    matching flag, and confirming it acts on each of them, not only on the ticked page rows."""
+    speed = [Flag.objects.create(user=u, kind=Flag.Kind.SPEED, evidence={}) for u in labelers]
+    other = Flag.objects.create(user=labelers[0], kind=Flag.Kind.COLLUSION, evidence={})
+    url = "/admin/moderation/flag/?kind__exact=speed"
+    across = {"action": "dismiss_flags", "index": "0", "select_across": "1"}
+    page = browser.post(url, {**across, "_selected_action": [speed[0].pk]})
+    assert "dismiss (" in page.content.decode() and len(page.context["targets"]) == 3
+    browser.post(url, confirmation_form_data(page, apply="1", reason="one slow network"))
+    assert {f.state for f in Flag.objects.filter(pk__in=[f.pk for f in speed])} == {
+        Flag.State.DISMISSED
+    }
+    other.refresh_from_db()
+    assert other.state == Flag.State.OPEN  # filtered out of the list: not selected
+    assert AuditEvent.objects.filter(action="flag.dismiss").count() == 3
+
+
+def test_select_all_then_confirm_bans_every_user_the_confirmation_listed(
+    browser: Client, labelers: list[User]
+) -> None:
+    url = "/admin/accounts/user/?role__exact=contributor"
+    across = {"action": "ban_users", "index": "0", "select_across": "1"}
+    page = browser.post(url, {**across, "_selected_action": [labelers[0].pk]})
+    assert len(page.context["targets"]) == User.objects.filter(role="contributor").count() > 1
+    browser.post(url, confirmation_form_data(page, apply="1", reason="a ring"))
+    assert not User.objects.filter(role="contributor", banned_at__isnull=True).exists()
+    assert not User.objects.filter(is_superuser=True, banned_at__isnull=False).exists()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from html.parser import HTMLParser
 from typing import Any
 
 
@@ -37,3 +38,27 @@ def change_form_data(page: Any, **changes: Any) -> dict[str, Any]:
                 data[bound.html_name] = _value(bound.value())
     data.update(changes)
     return {k: v for k, v in data.items() if v is not None}
+
+
+class _HiddenInputs(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fields: list[tuple[str, str]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        named = dict(attrs)
+        if tag == "input" and named.get("type") == "hidden" and named.get("name"):
+            self.fields.append((str(named["name"]), named.get("value") or ""))
+
+
+def confirmation_form_data(page: Any, **changes: Any) -> dict[str, Any]:
+    """The POST data a browser sends from an action's confirmation page (its hidden inputs, as
+    rendered), with ``changes`` applied (``apply``, ``reason``)."""
+    parser = _HiddenInputs()
+    parser.feed(page.content.decode())
+    data: dict[str, Any] = {}
+    for name, value in parser.fields:
+        if name != "csrfmiddlewaretoken":
+            data.setdefault(name, []).append(value)
+    data.update(changes)
+    return data
