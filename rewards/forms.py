@@ -9,7 +9,7 @@ from typing import Any
 from django import forms
 
 from rewards.asset import payout_asset
-from rewards.fields import MAX_AMOUNT
+from rewards.fields import MAX_AMOUNT, MAX_DIGITS
 
 
 def units_to_base(text: str, *, required: bool = True) -> int | None:
@@ -26,12 +26,30 @@ def units_to_base(text: str, *, required: bool = True) -> int | None:
         raise forms.ValidationError("Give a number, e.g. 2500 or 12.5.") from exc
     if not value.is_finite():
         raise forms.ValidationError("Give a number, e.g. 2500 or 12.5.")
-    units = value.scaleb(decimals)
-    if value < 0 or units != units.to_integral_value():
-        raise forms.ValidationError(f"A non-negative amount with at most {decimals} decimals.")
+    not_an_amount = forms.ValidationError(
+        f"A non-negative amount with at most {decimals} decimals."
+    )
+    too_large = forms.ValidationError(
+        f"At most {Decimal(MAX_AMOUNT).scaleb(-decimals):,f} (a larger amount can't be paid out)."
+    )
+    if value < 0:
+        raise not_an_amount
+    # Bounded by its exponent before any arithmetic: scaling "1e999999999" overflowed the decimal
+    # context (an uncaught Overflow, a 500), and "1e-999999999" underflowed to 0 (a positive
+    # amount taken for zero).
+    if value and value.adjusted() + decimals > MAX_DIGITS:
+        raise too_large
+    if value and value.adjusted() + decimals < 0:
+        raise not_an_amount
+    try:
+        units = value.scaleb(decimals)
+        whole = units == units.to_integral_value()
+    except ArithmeticError as exc:  # what the bounds above leave out, still not an amount
+        raise too_large from exc
+    if not whole:
+        raise not_an_amount
     if units > MAX_AMOUNT:
-        limit = Decimal(MAX_AMOUNT).scaleb(-decimals)
-        raise forms.ValidationError(f"At most {limit:,f} (a larger amount can't be paid out).")
+        raise too_large
     return int(units)
 
 

@@ -169,9 +169,60 @@ def test_token_units_round_trip_exactly(typed: str, base: int) -> None:
     assert isinstance(shown, str) and field.clean(shown) == base
 
 
-@pytest.mark.parametrize("typed", ["-1", "abc", "0.0000000000000000001", "NaN", "Infinity", ""])
+@pytest.mark.parametrize(
+    "typed",
+    [
+        "-1",
+        "abc",
+        "0.0000000000000000001",
+        "NaN",
+        "Infinity",
+        "",
+        "1e999999999",  # scaled, it overflowed the decimal context: a 500
+        "1e-999999999",  # scaled, it underflowed to 0: a positive amount taken for zero
+        "9" * 5000,
+    ],
+)
 def test_token_units_refuse_what_is_not_an_amount(typed: str) -> None:
     assert not AmountForm({"amount": typed}).is_valid()
+
+
+HUGE = "1e999999999"
+
+
+def test_every_amount_form_says_a_huge_amount_is_too_large(
+    browser: Client, text_project: Project
+) -> None:
+    """The approval threshold, a reward policy's amounts, a project's price and rates: the form
+    again with its error, where the decimal Overflow was a 500."""
+    posts = [
+        (
+            "/admin/rewards/payoutsettings/1/change/",
+            {"threshold": HUGE, "reason": "r"},
+            "threshold",
+        ),
+        (
+            "/admin/rewards/rewardpolicy/add/",
+            {
+                "project": text_project.pk,
+                "per_label_units": HUGE,
+                "per_item_units": "1",
+                "gold_bonus_units": "0",
+                "epoch_budget_units": HUGE,
+                "note": "n",
+            },
+            "per_label_units",
+        ),
+        ("/admin/labeling/project/add/", project_form(price=HUGE), "price"),
+        ("/admin/labeling/project/add/", project_form(reward_per_label=HUGE), "reward_per_label"),
+    ]
+    for url, data, field in posts:
+        response = browser.post(url, data)
+        assert response.status_code == 200, url
+        errors = response.context["adminform"].form.errors
+        assert "a larger amount can't be paid out" in errors[field][0], (url, errors)
+    assert not RewardPolicy.objects.filter(project=text_project, note="n").exists()
+    assert not Project.objects.filter(name="Birds").exists()
 
 
 def project_form(**overrides: str) -> dict[str, str]:
