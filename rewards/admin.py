@@ -19,6 +19,7 @@ from django.utils.html import format_html
 from accounts.admin import ReadOnlyAdmin
 from accounts.admin_audit import AuditedModelAdmin, ReasonForm, reason_or_confirmation
 from accounts.audit import audit_record
+from accounts.models import User
 from config.ids import parse_id
 from rewards.approval import batch_needs_approval, payout_settings
 from rewards.asset import payout_asset
@@ -266,7 +267,8 @@ class PayoutBatchAdmin(ReadOnlyAdmin):
 
     def settle_view(self, request: HttpRequest) -> HttpResponse:
         """Pay every due credit now (the same service Celery beat and ``settle_rewards`` run),
-        once a moderator has confirmed it with a reason, recorded with each batch it touched."""
+        once a moderator has confirmed it with a reason: recorded for the run (its counts), and
+        with each batch it sent, prepared or left waiting for approval."""
         if request.method != "POST":
             return HttpResponseNotAllowed(["POST"])
         if not request.user.has_perm(APPROVE_PERMISSION):
@@ -285,21 +287,53 @@ class PayoutBatchAdmin(ReadOnlyAdmin):
         )
         if page is not None:
             return page
+        actor = request.user
+        assert isinstance(actor, User)
         try:
             report = payouts_settle(client=chain_client_with_token())
         except (ChainError, ImproperlyConfigured) as exc:
+            # Batches before the error may have been sent: the run is on the trail all the same.
+            _settle_audit(actor=actor, reason=reason or "", details={"error": str(exc)[:500]})
             messages.error(request, f"Settlement stopped: {exc}")
         else:
-            touched = report.confirmed + report.failed + report.pending
-            for batch in PayoutBatch.objects.filter(batch_id__in=touched):
+            _settle_audit(
+                actor=actor,
+                reason=reason or "",
+                details={
+                    "confirmed": len(report.confirmed),
+                    "pending": len(report.pending),
+                    "failed": len(report.failed),
+                    "awaiting_approval": len(report.awaiting_approval),
+                    "other_contract": len(report.other_contract),
+                },
+            )
+            # Each batch the run prepared, sent or found waiting, with where it stands now: a
+            # batch prepared to wait for approval was made by this run too.
+            named = report.confirmed + report.failed + report.pending + report.awaiting_approval
+            for batch in PayoutBatch.objects.filter(batch_id__in=named).order_by("id"):
                 audit_record(
-                    actor=request.user,  # type: ignore[arg-type]
+                    actor=actor,
                     action="payout.settle",
                     target=batch,
-                    details={"reason": reason, "status": batch.status},
+                    details={
+                        "reason": reason,
+                        "status": batch.status,
+                        "awaiting_approval": batch.batch_id in report.awaiting_approval,
+                    },
                 )
             messages.success(request, f"Settlement: {report.summary}.")
         return redirect("admin:rewards_payoutbatch_changelist")
+
+
+def _settle_audit(*, actor: User, reason: str, details: dict[str, Any]) -> None:
+    """The trail's entry for one "settle now" run, on the payout settings row (the run has no
+    record of its own): who, why, and what the run did, even when it touched no batch."""
+    audit_record(
+        actor=actor,
+        action="payout.settle",
+        target=payout_settings(),
+        details={"reason": reason, **details},
+    )
 
 
 class RewardPolicyForm(forms.ModelForm[RewardPolicy]):

@@ -353,6 +353,46 @@ def test_moderators_settle_from_admin(
     )
     assert b"1 batch(es) confirmed" in response.content
     assert chain.balance_of(alice.wallet_address) == 10
-    event = AuditEvent.objects.get(action="payout.settle")
+    run = AuditEvent.objects.get(action="payout.settle", target_type="rewards.payoutsettings")
+    assert run.actor == moderator
+    assert run.details == {
+        "reason": "the weekly payout",
+        "confirmed": 1,
+        "pending": 0,
+        "failed": 0,
+        "awaiting_approval": 0,
+        "other_contract": 0,
+    }
+    event = AuditEvent.objects.get(action="payout.settle", target_type="rewards.payoutbatch")
     assert event.actor == moderator
-    assert event.details == {"reason": "the weekly payout", "status": "confirmed"}
+    assert event.details == {
+        "reason": "the weekly payout",
+        "status": "confirmed",
+        "awaiting_approval": False,
+    }
+
+
+def test_a_settle_now_that_prepares_batches_for_approval_is_audited(
+    chain: ChainClient, credit: Callable[..., User], moderator: User, settings: Any
+) -> None:
+    """With approval required the run sends nothing: it still leaves its entry, and one for the
+    batch it prepared; a run with nothing to do leaves its entry too."""
+    from django.test import Client
+
+    settings.PAYOUT_REQUIRE_APPROVAL = True
+    browser = Client()
+    browser.force_login(moderator)
+    entries = AuditEvent.objects.filter(action="payout.settle")
+    browser.post("/admin/rewards/payoutbatch/settle/", {"apply": "1", "reason": "nothing due"})
+    (idle,) = entries.filter(target_type="rewards.payoutsettings")
+    assert idle.details["reason"] == "nothing due" and idle.details["awaiting_approval"] == 0
+    assert not entries.filter(target_type="rewards.payoutbatch").exists()
+
+    credit(10)
+    browser.post("/admin/rewards/payoutbatch/settle/", {"apply": "1", "reason": "month end"})
+    batch = PayoutBatch.objects.get()
+    assert batch.status == PayoutBatch.Status.PREPARED
+    run = entries.filter(target_type="rewards.payoutsettings").latest("id")
+    assert run.details["awaiting_approval"] == 1 and run.details["reason"] == "month end"
+    (prepared,) = entries.filter(target_type="rewards.payoutbatch")
+    assert prepared.target_id == str(batch.pk) and prepared.details["awaiting_approval"] is True
