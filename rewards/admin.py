@@ -35,13 +35,12 @@ from rewards.models import (
     ReconciliationRun,
     RewardPolicy,
 )
-from rewards.selectors import explorer_tx_url
+from rewards.selectors import explorer_tx_url, reward_policy_in_force
 from rewards.services import (
     payout_batch_approve,
     payout_batch_hold,
     payout_settings_update,
     payouts_settle,
-    reward_policy_current,
     reward_policy_update,
 )
 
@@ -426,7 +425,8 @@ class RewardPolicyAdmin(AuditedModelAdmin[RewardPolicy]):
 
             project = Project.objects.filter(pk=project_id).first()
             if project is not None:
-                current = reward_policy_current(project=project)
+                # Read only: reward_policy_current would make version 1 on a GET.
+                current = reward_policy_in_force(project=project)
                 fmt = payout_asset()
                 initial.update(
                     per_label_units=fmt.format(current.per_label, symbol=False),

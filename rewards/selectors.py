@@ -9,8 +9,8 @@ from django.db.models import QuerySet
 from django.http import Http404
 
 from accounts.models import User
-from labeling.models import Annotation, Item
-from rewards.models import LedgerEntry, PayoutBatch, PayoutTransfer
+from labeling.models import Annotation, Item, Project
+from rewards.models import LedgerEntry, PayoutBatch, PayoutTransfer, RewardPolicy
 
 
 @dataclass(frozen=True)
@@ -92,3 +92,19 @@ def ledger_entry_get_for_user(*, entry_id: int, user: User) -> LedgerEntry:
     if entry is None:
         raise Http404("No receipt of yours with this id.")
     return entry
+
+
+def reward_policy_in_force(*, project: Project) -> RewardPolicy:
+    """The project's latest reward policy, read only: a project never credited yet has none, and
+    gets an unsaved one with what ``rewards.services.reward_policy_current`` would make version 1
+    of (the project's rates, the model's defaults). For pages that show it (a GET must not write
+    version 1); crediting uses ``reward_policy_current``."""
+    policy = RewardPolicy.objects.filter(project=project).order_by("-version").first()
+    if policy is not None:
+        return policy
+    return RewardPolicy(
+        project=project,
+        version=1,
+        per_label=project.reward_per_label,
+        per_item=project.reward_per_item,
+    )

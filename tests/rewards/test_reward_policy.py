@@ -348,3 +348,18 @@ def test_moderators_make_a_policy_version_in_admin_in_token_units(
     assert latest.weight_by_posterior and not latest.weight_by_skill
     past = browser.get(f"/admin/rewards/rewardpolicy/{latest.pk}/change/")
     assert past.status_code == 200 and b"more per label" in past.content  # read-only
+
+
+def test_the_new_version_form_reads_the_policy_without_writing_one(moderator: User) -> None:
+    """A project never credited has no policy yet: the form starts from its rates, and the GET
+    leaves it without one (reward_policy_current made version 1 here)."""
+    fresh = Project.objects.create(
+        name="Fresh", data_kind="text", classes=["yes", "no"], reward_per_label=3 * TOKEN
+    )
+    browser = Client()
+    browser.force_login(moderator)
+    page = browser.get(f"/admin/rewards/rewardpolicy/add/?project={fresh.pk}")
+    assert page.status_code == 200
+    initial = page.context["adminform"].form.initial
+    assert (initial["per_label_units"], initial["weight_by_skill"]) == ("3", True)
+    assert not RewardPolicy.objects.filter(project=fresh).exists()
