@@ -123,6 +123,10 @@ class AuditedModelAdmin(admin.ModelAdmin[_M]):
             fieldsets.append(("Audit", {"fields": [REASON_FIELD]}))
         return fieldsets
 
+    def audit_details(self, obj: Any) -> dict[str, Any]:
+        """What else this model's entries record about ``obj`` (JSON), beside the reason."""
+        return {}
+
     def _audit(self, request: HttpRequest, obj: models.Model, verb: str, **details: Any) -> None:
         audit_record(
             actor=_actor(request),
@@ -132,6 +136,7 @@ class AuditedModelAdmin(admin.ModelAdmin[_M]):
                 "model": obj._meta.label_lower,
                 "object": str(obj)[:200],
                 "reason": _reason(request),
+                **self.audit_details(obj),
                 **details,
             },
         )

@@ -17,7 +17,7 @@ from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 
 from accounts.admin import ReadOnlyAdmin
-from accounts.admin_audit import AuditedModelAdmin, reason_or_confirmation
+from accounts.admin_audit import REASON_FIELD, AuditedModelAdmin, reason_or_confirmation
 from accounts.models import User
 from market.models import DatasetExport, DatasetGrant, DatasetPurchase, ItemImport
 from market.ranges import attachment
@@ -176,6 +176,19 @@ class ItemImportForm(forms.ModelForm[ItemImport]):
         model = ItemImport
         fields = ["project", "file", "format", "answers"]
 
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        # Gold answers judge every contributor who meets the items (their gold record, the
+        # bonus, probation): like one item's gold answer, a file of them needs a reason in the
+        # audit trail.
+        gold = cleaned.get("answers") == ItemImport.Answers.GOLD
+        if gold and not str(cleaned.get(REASON_FIELD, "")).strip():
+            self.add_error(
+                REASON_FIELD if REASON_FIELD in self.fields else None,
+                "Give a reason for importing gold answers (recorded in the audit trail).",
+            )
+        return cleaned
+
 
 @admin.register(ItemImport)
 class ItemImportAdmin(AuditedModelAdmin[ItemImport]):
@@ -232,6 +245,10 @@ class ItemImportAdmin(AuditedModelAdmin[ItemImport]):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+    def audit_details(self, obj: ItemImport) -> dict[str, Any]:
+        # Whether the file's answers become gold, beside the reason the form asked for then.
+        return {"format": obj.format, "answers": obj.answers}
 
     @admin.display(description="file")
     def file_link(self, job: ItemImport) -> str:

@@ -275,9 +275,42 @@ def test_a_moderator_imports_a_file_in_admin_and_sees_its_progress_and_report(
             "file": SimpleUploadedFile("x.jsonl", b"{}"),
             "format": "jsonl",
             "answers": "gold",
+            "audit_reason": "the vendor's gold set",
         },
     )
     assert refused.status_code == 302 and ItemImport.objects.count() == 1
+
+
+def test_importing_gold_answers_in_admin_needs_a_reason_recorded_in_the_audit_trail(
+    text_project: Project, moderator: User, django_capture_on_commit_callbacks: Any
+) -> None:
+    """Like one item's gold answer: gold judges every contributor who meets the items."""
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from accounts.models import AuditEvent
+
+    browser = Client()
+    browser.force_login(moderator)
+
+    def post(**extra: str) -> Any:
+        upload = SimpleUploadedFile("g.csv", b"text,label\nalpha,positive\nbeta,negative\n")
+        data = {"project": text_project.pk, "file": upload, "format": "csv", "answers": "gold"}
+        with django_capture_on_commit_callbacks(execute=True):
+            return browser.post("/admin/market/itemimport/add/", {**data, **extra})
+
+    unexplained = post()
+    assert unexplained.status_code == 200
+    assert "Give a reason for importing gold answers" in str(
+        unexplained.context["adminform"].form.errors
+    )
+    assert not ItemImport.objects.exists() and not Item.objects.exclude(gold_label="").exists()
+
+    assert post(audit_reason="the vendor's checked set").status_code == 302
+    assert Item.objects.exclude(gold_label="").count() == 2
+    event = AuditEvent.objects.get(action="admin.add", target_type="market.itemimport")
+    assert event.actor == moderator
+    assert event.details["reason"] == "the vendor's checked set"
+    assert event.details["answers"] == "gold"
 
 
 def test_rows_nested_too_deeply_or_of_the_wrong_shape_are_reported_not_fatal(
