@@ -194,6 +194,11 @@ if PRODUCTION:
     # Elsewhere runserver and the test servers serve them from the apps.
     MIDDLEWARE.insert(3, "whitenoise.middleware.WhiteNoiseMiddleware")
 
+# One-time notices live in the session (server-side, in the database), not in the default
+# cookie: a cookie is signed, not encrypted, and the admin shows a new API key's secret once, in
+# a notice. Sessions are on in every mode (django.contrib.sessions and its middleware above).
+MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"
+
 ROOT_URLCONF = "config.urls"
 
 TEMPLATES = [
