@@ -4,7 +4,9 @@
   flags and bans, give dataset grants and API keys. No payout rights: they can't approve, hold or
   settle payout batches, change reward policies, the approval threshold or a dataset's price.
 - **payout managers**: the payout rights (``rewards.approve_payoutbatch``), new reward policy
-  versions, the approval threshold, and project prices. Give a person both groups to do both.
+  versions, the approval threshold, and project prices: their ``labeling.change_project`` is for
+  the price alone (a project's other fields need ``labeling.add_project``, the moderators', see
+  ``labeling.admin.ProjectAdmin``). Give a person both groups to do both.
 
 ``admin_groups_ensure`` makes (or brings up to date) both groups; ``manage.py admin_groups`` and
 the demo run it. Re-running it adds missing permissions and removes ones no longer listed.

@@ -34,6 +34,12 @@ from rewards.asset import payout_asset
 
 # Payout rights (rewards.admin.APPROVE_PERMISSION): set what contributors and buyers pay.
 PAYOUT_PERMISSION = "rewards.approve_payoutbatch"
+# How a project's crowd works (its classes, thresholds, fraud policy, whether it is open...) is
+# set by whoever may set projects up: the moderators. Payout managers change projects only for
+# their price, so they hold labeling.change_project but not this.
+PROJECT_SETUP_PERMISSION = "labeling.add_project"
+# What a project pays and costs: the payout rights' part of it.
+MONEY_FIELDS = ("price", "reward_per_label", "reward_per_item")
 
 
 @admin.register(Project)
@@ -59,6 +65,13 @@ class ProjectAdmin(AuditedModelAdmin[Project]):
         fields = [] if obj is None else ["rates"]
         if not request.user.has_perm(PAYOUT_PERMISSION):
             fields.append("price_display")
+        if obj is not None and not request.user.has_perm(PROJECT_SETUP_PERMISSION):
+            # A payout manager alone: the price, and nothing of how the crowd works.
+            fields += [
+                f.name
+                for f in Project._meta.fields
+                if f.editable and not f.primary_key and f.name not in MONEY_FIELDS
+            ]
         return fields
 
     def get_exclude(self, request: HttpRequest, obj: Any = None) -> list[str]:

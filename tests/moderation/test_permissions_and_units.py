@@ -139,6 +139,40 @@ def test_a_payout_manager_approves_payouts_and_sets_rewards(
     )  # type: ignore[union-attr]
 
 
+def test_a_payout_manager_changes_a_projects_price_and_nothing_of_how_its_crowd_works(
+    text_project: Project,
+) -> None:
+    from tests.support.admin import change_form_data
+
+    url = f"/admin/labeling/project/{text_project.pk}/change/"
+    browser = staff("payer", PAYOUT_MANAGERS)
+    page = browser.get(url)
+    assert set(page.context["adminform"].form.fields) == {"price", "audit_reason"}
+    tampered = change_form_data(
+        page,
+        price="2.5",
+        fraud_policy="count",
+        is_open=None,
+        agreement_threshold="0.01",
+        classes='["a", "b", "c"]',
+        audit_reason="new price list",
+    )
+    assert browser.post(url, tampered).status_code == 302
+    project = Project.objects.get(pk=text_project.pk)
+    assert project.price == 25 * 10**17
+    assert (project.fraud_policy, project.is_open, project.agreement_threshold) == (
+        text_project.fraud_policy,
+        True,
+        text_project.agreement_threshold,
+    )
+    assert project.classes == text_project.classes
+
+    crowd = staff("mod", MODERATORS).get(url).context["adminform"].form.fields
+    assert {"fraud_policy", "is_open", "classes"} <= set(crowd) and "price" not in crowd
+    both = staff("both", MODERATORS, PAYOUT_MANAGERS).get(url).context["adminform"].form.fields
+    assert {"price", "fraud_policy", "is_open", "classes", "agreement_threshold"} <= set(both)
+
+
 def test_the_groups_command_is_idempotent() -> None:
     call_command("admin_groups", stdout=open("/dev/null", "w"))  # noqa: SIM115
     first = admin_groups_ensure()
