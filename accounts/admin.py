@@ -386,5 +386,7 @@ class AccessTokenAdmin(AuditedModelAdmin[AccessToken]):
 @admin.register(AuditEvent)
 class AuditEventAdmin(ReadOnlyAdmin):
     list_display = ["created_at", "actor", "action", "target_type", "target_id"]
+    # actor is nullable: Django's default select_related leaves it out (a query per row).
+    list_select_related = ["actor"]
     list_filter = ["action"]
     search_fields = ["target_id", "actor__username"]

@@ -42,6 +42,8 @@ class DatasetGrantAdmin(AuditedModelAdmin[DatasetGrant]):
     """Give a buyer a dataset (Add), revoke grants (action); both audited. Never edited."""
 
     list_display = ["buyer", "project", "source", "granted_by", "created_at", "revoked_at"]
+    # granted_by is nullable: Django's default select_related leaves it out (a query per row).
+    list_select_related = ["buyer", "project", "granted_by"]
     list_filter = ["source", "project"]
     search_fields = ["buyer__username", "purchase__tx_hash"]
     actions = ["revoke_grants"]

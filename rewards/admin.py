@@ -149,6 +149,8 @@ class PayoutBatchAdmin(ReadOnlyAdmin):
         "created_at",
     ]
     list_filter = ["status", "mode"]
+    # approved_by is nullable: Django's default select_related leaves it out (a query per row).
+    list_select_related = ["approved_by"]
     search_fields = ["batch_id", "tx_hash", "transfers__wallet_address"]
     inlines = [PayoutTransferInline]
     change_list_template = "admin/rewards/payoutbatch/change_list.html"
@@ -163,14 +165,27 @@ class PayoutBatchAdmin(ReadOnlyAdmin):
         return _amount(batch.total)
 
     @admin.display(description="waiting for")
-    def waiting(self, batch: PayoutBatch) -> str:
+    def waiting(self, batch: PayoutBatch, row: PayoutSettings | None = None) -> str:
         if batch.status != PayoutBatch.Status.PREPARED:
             return ""
         if batch.held_at is not None:
             return f"held: {batch.hold_reason}"
-        if batch.approved_at is None and batch_needs_approval(batch):
+        if batch.approved_at is None and batch_needs_approval(batch, row):
             return "approval"
         return "the next settlement"
+
+    def get_list_display(self, request: HttpRequest) -> Any:
+        """The "waiting for" column with the payout settings read once for the page: read per
+        row, a page of 100 prepared batches ran 100 more queries."""
+        row = payout_settings()
+
+        def waiting(batch: PayoutBatch) -> str:
+            return self.waiting(batch, row)
+
+        waiting.short_description = "waiting for"  # type: ignore[attr-defined]
+        return [
+            waiting if name == "waiting" else name for name in super().get_list_display(request)
+        ]
 
     @admin.display(description="transaction")
     def transaction(self, batch: PayoutBatch) -> str:

@@ -18,10 +18,12 @@ def payout_settings() -> PayoutSettings:
     return row
 
 
-def batch_needs_approval(batch: PayoutBatch) -> bool:
+def batch_needs_approval(batch: PayoutBatch, row: PayoutSettings | None = None) -> bool:
+    """Whether ``batch`` waits for a moderator's approval. ``row``: the payout settings already
+    read (a list of batches reads them once, not once per batch); read here if not given."""
     if settings.PAYOUT_REQUIRE_APPROVAL:
         return True
-    threshold = payout_settings().approval_threshold
+    threshold = (row or payout_settings()).approval_threshold
     return threshold is not None and int(batch.total) > int(threshold)
 
 

@@ -129,3 +129,61 @@ def test_every_back_office_page_renders_on_the_demo(db: None) -> None:
     assert image is not None
     assert browser.get(f"/admin/labeling/item/{image.pk}/change/").status_code == 200
     assert browser.get(f"/admin/labeling/item/{image.pk}/image/").status_code == 200
+
+
+def _changelist_rows(count: int, project: Project, moderator: User) -> None:
+    """``count`` more rows in each list whose columns follow a nullable relation or read the
+    payout settings: grants (granted_by), the audit trail (actor), payout batches (approved_by,
+    and "waiting for", which reads the approval threshold)."""
+    from django.utils import timezone
+
+    from market.models import DatasetGrant
+    from rewards.models import PayoutBatch
+
+    start = PayoutBatch.objects.count()
+    for n in range(start, start + count):
+        buyer = User.objects.create_user(f"buyer-{n}", role=User.Role.BUYER)
+        DatasetGrant.objects.create(
+            project=project,
+            buyer=buyer,
+            source=DatasetGrant.Source.MODERATOR,
+            granted_by=moderator,
+        )
+        AuditEvent.objects.create(actor=moderator, action="x", target_type="a", target_id=str(n))
+        approved = n % 2 == 0
+        PayoutBatch.objects.create(
+            batch_id=f"0x{n:064x}",
+            chain_id=1,
+            token_address="0x" + "0" * 40,
+            recipient_count=1,
+            total=5,
+            approved_by=moderator if approved else None,
+            approved_at=timezone.now() if approved else None,
+        )
+
+
+@pytest.mark.parametrize(
+    "changelist",
+    ["/admin/market/datasetgrant/", "/admin/accounts/auditevent/", "/admin/rewards/payoutbatch/"],
+)
+def test_a_changelist_runs_as_many_queries_for_50_rows_as_for_5(
+    browser: Client, text_project: Project, moderator: User, changelist: str
+) -> None:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from rewards.models import PayoutSettings
+
+    PayoutSettings.objects.update_or_create(pk=1, defaults={"approval_threshold": 3})
+
+    def queries() -> int:
+        with CaptureQueriesContext(connection) as captured:
+            assert browser.get(changelist).status_code == 200
+        return len(captured.captured_queries)
+
+    _changelist_rows(5, text_project, moderator)
+    browser.get(changelist)  # warm the session and content types
+    five = queries()
+    _changelist_rows(45, text_project, moderator)
+    assert browser.get(changelist).context["cl"].result_count >= 50
+    assert queries() == five
