@@ -31,6 +31,7 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from PIL import Image
 
+from accounts.admin_audit import changelist_action_fields
 from accounts.models import User
 from labeling.answers import agrees
 from labeling.models import Item, Project
@@ -346,7 +347,7 @@ def accept_plurality_action(
         ],
         "notes": notes,
         "form": form,
-        "hidden": [("action", "accept_plurality")] + [("_selected_action", pk) for pk in selected],
+        "hidden": changelist_action_fields(request),
         "submit": "Yes, accept them",
         "back_url": reverse("admin:labeling_item_changelist"),
         "opts": model_admin.model._meta,

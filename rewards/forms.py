@@ -20,6 +20,8 @@ def units_to_base(text: str, *, required: bool = True) -> int | None:
             raise forms.ValidationError("Give an amount, e.g. 0 or 12.5.")
         return None
     decimals = payout_asset().decimals
+    if not text.isascii():  # Decimal reads other scripts' digits: "١٢" was saved as 12
+        raise forms.ValidationError("Give a number in ASCII digits, e.g. 2500 or 12.5.")
     try:
         value = Decimal(text)
     except InvalidOperation as exc:

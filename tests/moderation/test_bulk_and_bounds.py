@@ -72,6 +72,39 @@ def test_the_bulk_accept_leaves_a_tie_to_a_moderator(
     assert review_item.status == Item.Status.REVIEW
 
 
+def test_the_bulk_accept_after_select_all_accepts_every_item_its_page_listed(
+    browser: Client, review_item: Item, text_project: Project, labelers: list[User]
+) -> None:
+    """The confirmation page posts back "select all" as the changelist sent it, not one hidden
+    field per item (past DATA_UPLOAD_MAX_NUMBER_FIELDS, a large queue's confirmation was a 400)."""
+    from tests.support.admin import confirmation_form_data
+
+    other = Item.objects.create(
+        project=text_project,
+        text="another",
+        content_sha256="f" * 64,
+        required_labels=3,
+        status=Item.Status.REVIEW,
+        label_count=3,
+    )
+    for user in labelers:
+        Annotation.objects.create(item=other, annotator=user, label="negative")
+    page = browser.post(
+        "/admin/labeling/item/?status__exact=review",
+        {
+            "action": "accept_plurality",
+            "_selected_action": [review_item.pk],
+            "select_across": "1",
+            "index": "0",
+        },
+    )
+    assert len(page.context["targets"]) == 2
+    data = confirmation_form_data(page, apply="1", reason="plurality is right")
+    assert data["select_across"] == ["1"] and data["_selected_action"] == [str(review_item.pk)]
+    committed(lambda: browser.post("/admin/labeling/item/?status__exact=review", data))
+    assert set(Item.objects.values_list("status", flat=True)) == {Item.Status.ACCEPTED}
+
+
 def _many_items(project: Project, count: int) -> None:
     users = [wallet_user() for _ in range(3)]
     for n in range(count):

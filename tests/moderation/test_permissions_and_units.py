@@ -215,6 +215,7 @@ def test_token_units_round_trip_exactly(typed: str, base: int) -> None:
         "1e999999999",  # scaled, it overflowed the decimal context: a 500
         "1e-999999999",  # scaled, it underflowed to 0: a positive amount taken for zero
         "9" * 5000,
+        "\u0661\u0662",  # Arabic-Indic 12: Decimal reads it, a moderator's eye may not
     ],
 )
 def test_token_units_refuse_what_is_not_an_amount(typed: str) -> None:
