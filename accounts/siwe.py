@@ -526,6 +526,12 @@ def _format_datetime(value: datetime) -> str:
     )
 
 
+def recover_signer(text: str, signature: str) -> str:
+    """The address whose key signed ``text`` (EIP-191 personal_sign), checksummed. Raises
+    ``SiweError`` for a malformed, malleable (high-s) or invalid signature."""
+    return _recover_signer(text, signature)
+
+
 def _recover_signer(text: str, signature: str) -> str:
     if not _fullmatch(_SIGNATURE_RE, signature):
         raise SiweError("malformed signature")

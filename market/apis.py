@@ -154,6 +154,12 @@ class DatasetPurchaseApi(APIView):
             r"^0x[0-9a-fA-F]{64}$",
             help_text="The transaction that transferred at least the price to the treasury.",
         )
+        signature = serializers.RegexField(
+            r"^0x[0-9a-fA-F]{130}$",
+            required=False,
+            help_text="For a buyer without a wallet on record: the paying wallet's "
+            "personal_sign of the purchase text (a 400 without it gives the text to sign).",
+        )
 
     @extend_schema_serializer(component_name="Grant")
     class OutputSerializer(serializers.Serializer[Any]):
@@ -170,15 +176,18 @@ class DatasetPurchaseApi(APIView):
         description=(
             "Transfer at least the dataset's `price` (base units of the payout asset) to the "
             "treasury, then send the transaction's hash. It is verified from its receipt and "
-            "`Transfer` logs; a transaction buys one grant, once."
+            "`Transfer` logs; a transaction buys one grant, once. Only the buyer's own wallet's "
+            "transfers count: the wallet on record, or the one whose `signature` of the "
+            "purchase text (given in the 400 without it) proves it pays for this buyer."
         ),
         request=InputSerializer,
         responses={
             201: OutputSerializer,
             400: OpenApiResponse(
                 ErrorSerializer,
-                description="Malformed hash; the chain has no such transaction; it reverted, "
-                "paid less than the price, or came from another wallet than yours.",
+                description="Malformed hash or signature; no wallet to claim the payment for "
+                "(sign the text given); the chain has no such transaction; it reverted, or your "
+                "wallet paid less than the price in it.",
             ),
             409: OpenApiResponse(
                 ErrorSerializer,
@@ -199,6 +208,7 @@ class DatasetPurchaseApi(APIView):
                 buyer=request_account(request),
                 tx_hash=data.validated_data["tx_hash"],
                 client=chain_client(),
+                signature=data.validated_data.get("signature"),
             )
         except services.GrantError as exc:
             return Response({"detail": exc.message}, status=exc.status)

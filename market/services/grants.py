@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from accounts.audit import audit_record
 from accounts.models import User
+from accounts.siwe import SiweError, recover_signer
 from labeling.models import Project
 from market.models import DatasetGrant, DatasetPurchase
 from rewards.asset import payout_asset
@@ -89,11 +90,10 @@ def _check_purchasable(project: Project, buyer: User, tx_hash: str) -> str:
             "a grant",
             status=409,
         )
-    used = DatasetPurchase.objects.filter(tx_hash=tx_hash).first()
-    if used is not None:
+    if DatasetPurchase.objects.filter(tx_hash=tx_hash).exists():
+        # Which dataset it bought is not said: the hash is public, the purchase is not.
         raise GrantError(
-            f"transaction {tx_hash} was already used for a purchase (of dataset "
-            f"{used.project_id}): one grant per transaction",
+            f"transaction {tx_hash} was already used for a purchase: one grant per transaction",
             status=409,
         )
     if DatasetGrant.objects.filter(project=project, buyer=buyer, revoked_at__isnull=True).exists():
@@ -104,21 +104,69 @@ def _check_purchasable(project: Project, buyer: User, tx_hash: str) -> str:
     return treasury
 
 
+def purchase_message(*, project: Project, buyer: User, tx_hash: str) -> str:
+    """What the paying wallet signs (EIP-191 personal_sign) to claim its transfer for ``buyer``:
+    the transfer is public on-chain, so without it any buyer could claim anyone's payment."""
+    return (
+        "Crowdmint dataset purchase\n"
+        f"Dataset: {project.pk}\n"
+        f"Buyer: {buyer.pk}\n"
+        f"Transaction: {tx_hash.lower()}\n"
+        f"Treasury: {settings.DATASET_TREASURY_ADDRESS.lower()}"
+    )
+
+
+def _claimant(project: Project, buyer: User, tx_hash: str, signature: str | None) -> str:
+    """The wallet whose transfer this purchase claims: the buyer's wallet on record, or the
+    one that signed ``purchase_message`` (which must then be the buyer's, if they have one)."""
+    if not signature:
+        if buyer.wallet_address:
+            return str(buyer.wallet_address)
+        message = purchase_message(project=project, buyer=buyer, tx_hash=tx_hash)
+        raise GrantError(
+            "signature: sign this text with the wallet that paid (personal_sign) and send the "
+            f"signature with the hash, to show the payment is yours: {message!r}"
+        )
+    if not isinstance(signature, str):
+        raise GrantError("signature: a 0x-prefixed hex signature of 65 bytes")
+    try:
+        signer = recover_signer(
+            purchase_message(project=project, buyer=buyer, tx_hash=tx_hash), signature
+        )
+    except SiweError as exc:
+        raise GrantError(f"signature: {exc}") from None
+    if buyer.wallet_address and signer.lower() != buyer.wallet_address.lower():
+        raise GrantError(
+            f"signature: signed by {signer}, not by your wallet {buyer.wallet_address}"
+        )
+    return signer
+
+
 def dataset_purchase(
-    *, project: Project, buyer: User, tx_hash: str, client: ChainClient
+    *,
+    project: Project,
+    buyer: User,
+    tx_hash: str,
+    client: ChainClient,
+    signature: str | None = None,
 ) -> DatasetGrant:
     """Verify an on-chain payment for ``project`` and grant ``buyer`` access.
 
-    Raises ``GrantError``: 400 for a malformed hash, a transaction the chain doesn't have, a
-    reverted one, one paying less than the price or from another wallet than the buyer's; 409
-    for a transaction already used, a buyer who already holds a grant, a dataset not for sale,
-    or one not yet ``DATASET_PURCHASE_CONFIRMATIONS`` deep (try again); 503 when the chain
-    can't be reached.
+    The payment is what one wallet, the buyer's, transferred to the treasury in that
+    transaction: the buyer's wallet on record, or the one whose ``signature`` of
+    ``purchase_message`` proves it is theirs.
+
+    Raises ``GrantError``: 400 for a malformed hash or signature, no wallet to claim the payment
+    for, a transaction the chain doesn't have, a reverted one, one in which that wallet paid
+    less than the price; 409 for a transaction already used, a buyer who already holds a grant,
+    a dataset not for sale, or one not yet ``DATASET_PURCHASE_CONFIRMATIONS`` deep (try again);
+    503 when the chain can't be reached.
     """
     if not isinstance(tx_hash, str) or not TX_HASH.fullmatch(tx_hash):
         raise GrantError("tx_hash: a transaction hash is 0x and 64 hex digits")
     tx_hash = tx_hash.lower()
     treasury = _check_purchasable(project, buyer, tx_hash)
+    wallet = _claimant(project, buyer, tx_hash, signature)
     asset = payout_asset()
     try:
         payment = client.asset_payment(tx_hash)
@@ -140,20 +188,21 @@ def dataset_purchase(
             "purchase needs: try again in a few blocks",
             status=409,
         )
-    paid = payment.paid_to(treasury)
+    to_treasury = [t for t in payment.transfers if t.to_address.lower() == treasury.lower()]
+    # Only what the claimant sent counts: another sender's share of the same transaction is not
+    # the buyer's payment.
+    paid = sum(t.value for t in to_treasury if t.from_address.lower() == wallet.lower())
+    if not paid and to_treasury:
+        payers = sorted({t.from_address for t in to_treasury})
+        raise GrantError(
+            f"transaction {tx_hash} was paid from {', '.join(payers)}, not from your wallet "
+            f"{wallet}"
+        )
     if paid < project.price:
         raise GrantError(
             f"transaction {tx_hash} paid {asset.format(paid)} ({payment.asset}) "
-            f"to the treasury {treasury}; dataset {project.pk} costs "
+            f"from {wallet} to the treasury {treasury}; dataset {project.pk} costs "
             f"{asset.format(project.price)} ({project.price} base units)"
-        )
-    payers = {t.from_address for t in payment.transfers if t.to_address.lower() == treasury.lower()}
-    # A buyer with a wallet on record must pay from it: otherwise anyone who saw the transfer
-    # on-chain could claim it first.
-    if buyer.wallet_address and buyer.wallet_address.lower() not in {p.lower() for p in payers}:
-        raise GrantError(
-            f"transaction {tx_hash} was paid from {', '.join(sorted(payers))}, not from your "
-            f"wallet {buyer.wallet_address}"
         )
     try:
         with transaction.atomic():
@@ -161,7 +210,7 @@ def dataset_purchase(
                 tx_hash=tx_hash,
                 project=project,
                 buyer=buyer,
-                payer=sorted(payers)[0],
+                payer=wallet,
                 treasury=treasury,
                 asset=payment.asset,
                 amount=paid,

@@ -24,6 +24,7 @@ from market.services import import_request
 from rewards.chain import ChainClient, rpc_client
 from tests.conftest import give_grant
 from tests.integration.conftest import Worker
+from tests.market.test_grants import signature_of
 from tests.support.hardhat import HARDHAT_KEY_0, HardhatNode
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
@@ -62,11 +63,23 @@ def test_a_purchase_is_verified_on_a_json_rpc_node(
     assert api.get(f"/api/v1/datasets/{project.pk}/records/").status_code == 403
 
     short = stablecoin_node.transfer_asset(settings.DATASET_TREASURY_ADDRESS, 6_999_999).tx_hash
-    refused = api.post(f"/api/v1/datasets/{project.pk}/purchase", {"tx_hash": short}, format="json")
+    refused = api.post(
+        f"/api/v1/datasets/{project.pk}/purchase",
+        {"tx_hash": short, "signature": signature_of(project, buyer, short, key=HARDHAT_KEY_0)},
+        format="json",
+    )
     assert refused.status_code == 400 and "costs 7 tUSD" in refused.json()["detail"]
 
     paid = stablecoin_node.transfer_asset(settings.DATASET_TREASURY_ADDRESS, 7_000_000).tx_hash
-    bought = api.post(f"/api/v1/datasets/{project.pk}/purchase", {"tx_hash": paid}, format="json")
+    unsigned = api.post(f"/api/v1/datasets/{project.pk}/purchase", {"tx_hash": paid}, format="json")
+    assert unsigned.status_code == 400 and "sign this text" in unsigned.json()["detail"]
+    # The buyer has no wallet on record: the wallet that paid signs the claim for them.
+    signature = signature_of(project, buyer, paid, key=HARDHAT_KEY_0)
+    bought = api.post(
+        f"/api/v1/datasets/{project.pk}/purchase",
+        {"tx_hash": paid, "signature": signature},
+        format="json",
+    )
     assert bought.status_code == 201, bought.json()
     assert stablecoin_node.balance_of(settings.DATASET_TREASURY_ADDRESS) == 13_999_999
     assert api.get(f"/api/v1/datasets/{project.pk}/records/").status_code == 200

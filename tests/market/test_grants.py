@@ -197,8 +197,27 @@ def stablecoin(settings: Any) -> Iterator[ChainClient]:
     chain_client_reset()
 
 
-def buy(api: APIClient, project: Project, tx_hash: str) -> Any:
-    return api.post(f"/api/v1/datasets/{project.pk}/purchase", {"tx_hash": tx_hash}, format="json")
+def signature_of(project: Project, buyer: User, tx_hash: str, key: str | None = None) -> str:
+    """The paying wallet's signature of the purchase's claim (by default the embedded chain's
+    signer, which pays in these tests)."""
+    from eth_account.messages import encode_defunct
+
+    from market.services.grants import purchase_message
+    from rewards.chain.factory import embedded_account_keys
+
+    text = purchase_message(project=project, buyer=buyer, tx_hash=tx_hash)
+    signed = Account.from_key(key or embedded_account_keys()[0]).sign_message(
+        encode_defunct(text=text)
+    )
+    return "0x" + bytes(signed.signature).hex()
+
+
+def buy(api: APIClient, project: Project, tx_hash: str, buyer: User | None = None) -> Any:
+    """POST a purchase; with ``buyer``, signed by the embedded chain's signer (the payer)."""
+    body: dict[str, Any] = {"tx_hash": tx_hash}
+    if buyer is not None:
+        body["signature"] = signature_of(project, buyer, tx_hash)
+    return api.post(f"/api/v1/datasets/{project.pk}/purchase", body, format="json")
 
 
 @pytest.fixture
@@ -214,7 +233,7 @@ def test_a_transfer_of_the_price_to_the_treasury_buys_a_grant_once(
 ) -> None:
     assert records(buyer_api, priced).status_code == 403
     tx = stablecoin.transfer_asset(settings.DATASET_TREASURY_ADDRESS, PRICE).tx_hash
-    response = buy(buyer_api, priced, tx)
+    response = buy(buyer_api, priced, tx, buyer)
     assert response.status_code == 201, response.json()
     body = response.json()
     assert body["source"] == "purchase" and body["tx_hash"] == tx and body["amount"] == str(PRICE)
@@ -233,31 +252,31 @@ def test_a_transfer_of_the_price_to_the_treasury_buys_a_grant_once(
 
 
 def test_a_payment_below_the_price_or_elsewhere_buys_nothing(
-    stablecoin: ChainClient, priced: Project, buyer_api: APIClient, settings: Any
+    stablecoin: ChainClient, priced: Project, buyer_api: APIClient, buyer: User, settings: Any
 ) -> None:
     short = stablecoin.transfer_asset(settings.DATASET_TREASURY_ADDRESS, PRICE - 1).tx_hash
-    refused = buy(buyer_api, priced, short)
+    refused = buy(buyer_api, priced, short, buyer)
     assert refused.status_code == 400
     assert (
         "paid 4.999999 tUSD" in refused.json()["detail"]
         and "costs 5 tUSD" in refused.json()["detail"]
     )
     elsewhere = stablecoin.transfer_asset(Account.create().address, PRICE).tx_hash
-    assert buy(buyer_api, priced, elsewhere).status_code == 400
+    assert buy(buyer_api, priced, elsewhere, buyer).status_code == 400
     # Another token's transfer to the treasury is not a payment in the payout asset.
     other_token = stablecoin.deploy_mock_stablecoin()
     stablecoin.mint_mock_stablecoin(other_token, settings.DATASET_TREASURY_ADDRESS, PRICE)
     minted = stablecoin.mint_mock_stablecoin(
         other_token, settings.DATASET_TREASURY_ADDRESS, PRICE
     ).tx_hash
-    assert buy(buyer_api, priced, minted).status_code == 400
+    assert buy(buyer_api, priced, minted, buyer).status_code == 400
     assert not DatasetGrant.objects.exists() and not DatasetPurchase.objects.exists()
 
 
 def test_unknown_and_malformed_transactions_are_400(
-    stablecoin: ChainClient, priced: Project, buyer_api: APIClient
+    stablecoin: ChainClient, priced: Project, buyer_api: APIClient, buyer: User
 ) -> None:
-    unknown = buy(buyer_api, priced, "0x" + "12" * 32)
+    unknown = buy(buyer_api, priced, "0x" + "12" * 32, buyer)
     assert unknown.status_code == 400 and "not on the chain" in unknown.json()["detail"]
     for bad in ("0x1234", "not a hash", "0x" + "zz" * 32, "", 12):
         response = buy(buyer_api, priced, bad)  # type: ignore[arg-type]
@@ -270,20 +289,61 @@ def test_unknown_and_malformed_transactions_are_400(
 
 
 def test_a_purchase_waits_for_the_confirmations_it_needs(
-    stablecoin: ChainClient, priced: Project, buyer_api: APIClient, settings: Any
+    stablecoin: ChainClient, priced: Project, buyer_api: APIClient, buyer: User, settings: Any
 ) -> None:
     settings.DATASET_PURCHASE_CONFIRMATIONS = 3
     tx = stablecoin.transfer_asset(settings.DATASET_TREASURY_ADDRESS, PRICE).tx_hash
-    early = buy(buyer_api, priced, tx)
+    early = buy(buyer_api, priced, tx, buyer)
     assert early.status_code == 409 and "1 of the 3 confirmations" in early.json()["detail"]
     for _ in range(2):  # two more blocks
         stablecoin.transfer_asset(Account.create().address, 1)
-    assert buy(buyer_api, priced, tx).status_code == 201
+    assert buy(buyer_api, priced, tx, buyer).status_code == 201
 
 
 def test_a_buyer_with_a_wallet_on_record_must_pay_from_it(
     stablecoin: ChainClient, priced: Project, buyer_api: APIClient, buyer: User, settings: Any
 ) -> None:
+    User.objects.filter(pk=buyer.pk).update(wallet_address=Account.create().address)
+    tx = stablecoin.transfer_asset(settings.DATASET_TREASURY_ADDRESS, PRICE).tx_hash
+    refused = buy(buyer_api, priced, tx)
+    assert refused.status_code == 400 and "not from your wallet" in refused.json()["detail"]
+
+
+def test_a_buyer_without_a_wallet_claims_a_payment_only_with_the_payers_signature(
+    stablecoin: ChainClient, priced: Project, buyer_api: APIClient, buyer: User, settings: Any
+) -> None:
+    """The transfer is public: any buyer without a wallet on record could post another's hash
+    first and take the grant it paid for."""
+    tx = stablecoin.transfer_asset(settings.DATASET_TREASURY_ADDRESS, PRICE).tx_hash
+    unsigned = buy(buyer_api, priced, tx)
+    assert unsigned.status_code == 400
+    assert "sign this text with the wallet that paid" in unsigned.json()["detail"]
+    assert f"Transaction: {tx.lower()}" in unsigned.json()["detail"]
+    thief = User.objects.create_user("thief", role=User.Role.BUYER)
+    thief_api = APIClient()
+    thief_api.credentials(HTTP_AUTHORIZATION=f"Bearer {api_key_issue(user=thief, name='k')}")
+    # The payer's signature for the buyer doesn't work for anyone else, nor another key's.
+    body = {"tx_hash": tx, "signature": signature_of(priced, buyer, tx)}
+    stolen = thief_api.post(f"/api/v1/datasets/{priced.pk}/purchase", body, format="json")
+    assert stolen.status_code == 400 and "not from your wallet" in stolen.json()["detail"]
+    forged = {"tx_hash": tx, "signature": signature_of(priced, thief, tx, key="0x" + "42" * 32)}
+    stolen = thief_api.post(f"/api/v1/datasets/{priced.pk}/purchase", forged, format="json")
+    assert stolen.status_code == 400 and "not from your wallet" in stolen.json()["detail"]
+    bad = {"tx_hash": tx, "signature": "0x1234"}
+    assert (
+        thief_api.post(f"/api/v1/datasets/{priced.pk}/purchase", bad, format="json").status_code
+        == 400
+    )
+    assert not DatasetPurchase.objects.exists()
+    assert buy(buyer_api, priced, tx, buyer).status_code == 201
+    assert DatasetPurchase.objects.get().payer == stablecoin.address
+
+
+def test_only_the_buyers_own_transfer_in_a_transaction_counts(
+    stablecoin: ChainClient, priced: Project, buyer_api: APIClient, buyer: User, settings: Any
+) -> None:
+    """Every sender's transfers to the treasury were added up: one unit from the buyer's wallet
+    and the rest from a third party bought the dataset."""
     User.objects.filter(pk=buyer.pk).update(wallet_address=Account.create().address)
     tx = stablecoin.transfer_asset(settings.DATASET_TREASURY_ADDRESS, PRICE).tx_hash
     refused = buy(buyer_api, priced, tx)

@@ -119,7 +119,7 @@
     text(field("quality"), `Quality: mean posterior ${num(dataset.quality.mean_posterior)}` +
       (agreement ? ` · agreement ${pct(agreement.percent_agreement)} · Fleiss' κ ${num(agreement.fleiss_kappa)} · Krippendorff's α ${num(agreement.krippendorff_alpha)}` : " · no refit yet"));
     text(field("access"), dataset.granted ? "You hold a grant for this dataset."
-      : dataset.for_sale ? `Price ${dataset.price_display}: transfer it to ${dataset.treasury} and POST the transaction hash to /api/v1/datasets/${dataset.id}/purchase, or ask a moderator.`
+      : dataset.for_sale ? `Price ${dataset.price_display}: transfer it to ${dataset.treasury} and POST the transaction hash to /api/v1/datasets/${dataset.id}/purchase (with the paying wallet's signature of the text the API gives), or ask a moderator.`
       : "Not sold on-chain: ask a moderator for a grant.");
     if (dataset.granted) {
       field("granted-only").hidden = false;
