@@ -15,6 +15,7 @@ from eth_utils.address import to_checksum_address
 from accounts import siwe
 from accounts.audit import audit_record
 from accounts.authentication import auth_cache_clear
+from accounts.middleware import sign_in_token_forget
 from accounts.models import AccessToken, SiweNonce, User
 from accounts.permissions import user_may_manage_account
 from accounts.tokens import token_generate, token_hash
@@ -184,6 +185,7 @@ def access_token_revoke(*, token: AccessToken, actor: User | None = None, reason
         revoked = AccessToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(
             revoked_at=timezone.now()
         )
+        transaction.on_commit(lambda: sign_in_token_forget(token.pk))  # its browser session ends
         if revoked and actor is not None:
             audit_record(
                 actor=actor,
@@ -202,6 +204,7 @@ def session_token_revoke(*, token_id: int) -> None:
         AccessToken.objects.filter(
             pk=token_id, kind=AccessToken.Kind.SESSION, revoked_at__isnull=True
         ).update(revoked_at=timezone.now())
+        transaction.on_commit(lambda: sign_in_token_forget(token_id))
 
 
 def _refuse_unless_manageable(actor: User | None, user: User) -> None:

@@ -184,6 +184,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "accounts.middleware.SignInTokenSessionMiddleware",
     "config.middleware.PageMessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
@@ -391,6 +392,9 @@ SIWE_DOMAIN = env("SIWE_DOMAIN")
 SIWE_CHAIN_ID = env_int("SIWE_CHAIN_ID", "1", minimum=1)
 SIWE_NONCE_TTL = timedelta(minutes=10)
 ACCESS_TOKEN_TTL = timedelta(days=env_int("ACCESS_TOKEN_TTL_DAYS", "7", minimum=1))
+# A browser session lasts no longer than the sign-in token it goes with (it ends with the token:
+# accounts.middleware), staff's password sessions as long.
+SESSION_COOKIE_AGE = int(ACCESS_TOKEN_TTL.total_seconds())
 # Each process reuses a bearer token's lookup this long (accounts/authentication.py): a revocation,
 # ban or role change made elsewhere reaches it within this many seconds. 0: look up every request.
 AUTH_CACHE_SECONDS = env_float("AUTH_CACHE_SECONDS", "5")

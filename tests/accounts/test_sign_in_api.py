@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pytest
+from django.test import TestCase
 from django.utils import timezone
 from eth_account import Account
 from rest_framework.test import APIClient
@@ -51,6 +53,43 @@ def test_a_signed_message_signs_the_wallet_in_with_a_token_and_a_session_cookie(
     bearer.credentials(HTTP_AUTHORIZATION=f"Bearer {body['token']}")
     assert bearer.get("/api/v1/me/rewards/").json()["address"] == account.address
     assert api.get("/api/v1/me/rewards/").status_code == 200  # the session cookie works too
+
+
+def signed_in_browser() -> tuple[APIClient, User]:
+    account = Account.create()
+    browser = APIClient()
+    text = siwe_text(account, browser.get("/api/v1/auth/nonce").json())
+    response = browser.post(
+        "/api/v1/auth/siwe", {"message": text, "signature": sign(account, text)}, format="json"
+    )
+    assert response.status_code == 200
+    return browser, User.objects.get(wallet_address=account.address)
+
+
+def test_a_revoked_sign_in_token_ends_its_browser_session(moderator: User) -> None:
+    """The bearer token stopped working; the browser's session cookie, going with it, didn't."""
+    from accounts.models import AccessToken
+    from accounts.services import access_token_revoke
+
+    browser, user = signed_in_browser()
+    other, _ = signed_in_browser()
+    assert browser.get("/api/v1/me/").status_code == 200
+    token = AccessToken.objects.get(user=user)
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        access_token_revoke(token=token, actor=moderator, reason="phished wallet")
+    assert browser.get("/api/v1/me/").status_code in (401, 403)
+    assert browser.get("/me/rewards/").status_code == 302  # back to the sign-in page
+    assert other.get("/api/v1/me/").status_code == 200
+
+
+def test_an_expired_sign_in_token_ends_its_browser_session(settings: Any) -> None:
+    from accounts.models import AccessToken
+
+    settings.AUTH_CACHE_SECONDS = 0
+    browser, user = signed_in_browser()
+    AccessToken.objects.filter(user=user).update(expires_at=timezone.now())
+    assert browser.get("/api/v1/me/").status_code in (401, 403)
+    assert settings.ACCESS_TOKEN_TTL.total_seconds() >= settings.SESSION_COOKIE_AGE
 
 
 def test_it_rejects_a_replayed_nonce() -> None:
