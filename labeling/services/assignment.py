@@ -209,7 +209,9 @@ def lease_restore(*, item: Item, user: User) -> Assignment | None:
     expiry, so skipping and taking the skip back never extends a hold on a place. None when
     the lease had ended before the skip or has since, the item is decided, its place was
     taken meanwhile (a gold item always has one: its labels measure labelers, they don't fill
-    it), or the user already holds ``LOOKAHEAD`` other live leases in the project."""
+    it), or the user already holds more than ``LOOKAHEAD`` other live leases in the project (the
+    labeling page holds two after a skip, the next item and its preload: the one brought back
+    may make three, never more)."""
     now = timezone.now()
     lease = Assignment.objects.filter(item=item, user=user).first()
     if (
@@ -224,7 +226,7 @@ def lease_restore(*, item: Item, user: User) -> Assignment | None:
         held = Assignment.objects.filter(_live(now), item=item).exclude(user=user).count()
         if item.label_count + held >= item.required_labels:
             return None
-    if leases_live(user=user, project=item.project).exclude(item=item).count() >= LOOKAHEAD:
+    if leases_live(user=user, project=item.project).exclude(item=item).count() > LOOKAHEAD:
         return None
     lease.released_at = None
     lease.save(update_fields=["released_at"])

@@ -107,6 +107,18 @@ def test_classify_by_keyboard_and_mouse_with_undo_and_no_ctrl_s_skip(
         ".some((entry) => entry.name.endsWith(`next-task/?after=${after}`))",
         arg=first.pk,
     )
+    # S then Z with items still queued: the page holds the next item and its preload, and the
+    # skipped one comes back beside them (refused there once, "its lease ended").
+    page.keyboard.press("s")
+    wait_for_item(page, second)
+    page.wait_for_function(
+        "(after) => performance.getEntriesByType('resource')"
+        ".some((entry) => entry.name.endsWith(`next-task/?after=${after}`))",
+        arg=second.pk,
+    )
+    page.keyboard.press("z")
+    wait_for_item(page, first)
+    assert not Skip.objects.exists()
     page.keyboard.press("1")
     wait_for_item(page, second)
     assert answers(me) == [{"label": "positive"}]
