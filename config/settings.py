@@ -605,7 +605,7 @@ PAYOUT_BATCH_MAX_RECIPIENTS = env_int("PAYOUT_BATCH_MAX_RECIPIENTS", "500", mini
 PAYOUT_ASSET = env("PAYOUT_ASSET", "mint")
 if PAYOUT_ASSET not in ("mint", "erc20"):
     raise ImproperlyConfigured("PAYOUT_ASSET must be mint or erc20")
-CHAIN_DISTRIBUTOR_ADDRESS = env("CHAIN_DISTRIBUTOR_ADDRESS")
+CHAIN_DISTRIBUTOR_ADDRESS = env_address("CHAIN_DISTRIBUTOR_ADDRESS")
 _asset_defaults = ("CMT", "18") if PAYOUT_ASSET == "mint" else ("tUSD", "6")
 PAYOUT_ASSET_SYMBOL = env("PAYOUT_ASSET_SYMBOL", _asset_defaults[0])
 PAYOUT_ASSET_DECIMALS = env_int("PAYOUT_ASSET_DECIMALS", _asset_defaults[1])
@@ -627,6 +627,9 @@ PAYOUT_HOLD_SECONDS = env_int(
 # On: settlement prepares batches and a moderator approves each in admin before it is broadcast.
 PAYOUT_REQUIRE_APPROVAL = env_bool("PAYOUT_REQUIRE_APPROVAL")
 PAYOUT_RECEIPT_TIMEOUT_SECONDS = env_int("PAYOUT_RECEIPT_TIMEOUT_SECONDS", "120", minimum=1)
+# A read of the chain a web request waits on (a purchase's verification) waits at most this
+# long per call, and is not retried: a hanging node fails the request with a 503 in seconds.
+CHAIN_REQUEST_TIMEOUT_SECONDS = env_int("CHAIN_REQUEST_TIMEOUT_SECONDS", "10", minimum=1)
 # Reconciliation (rewards.reconcile): how often Celery beat checks the payout invariants against
 # the chain, over the batches of the last RECONCILE_WINDOW_DAYS (and every unfinished one), reading
 # payment events from CHAIN_START_BLOCK (the block the payout contract was deployed in).

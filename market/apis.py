@@ -37,7 +37,7 @@ from market import ranges, selectors, services, streams
 from market import records as rec
 from market.models import DatasetExport
 from rewards.asset import payout_asset
-from rewards.client import chain_client
+from rewards.client import chain_client_for_requests
 
 BUYER_THROTTLES = [ApiRateThrottle, DatasetReadThrottle]
 
@@ -207,7 +207,7 @@ class DatasetPurchaseApi(APIView):
                 project=project,
                 buyer=request_account(request),
                 tx_hash=data.validated_data["tx_hash"],
-                client=chain_client(),
+                client=chain_client_for_requests(),
                 signature=data.validated_data.get("signature"),
             )
         except services.GrantError as exc:

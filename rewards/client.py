@@ -20,6 +20,7 @@ from rewards.chain import ChainClient, embedded_client, rpc_client
 
 _lock = threading.Lock()
 _client: ChainClient | None = None
+_request_client: ChainClient | None = None
 
 
 def chain_client() -> ChainClient:
@@ -30,11 +31,33 @@ def chain_client() -> ChainClient:
         return _client
 
 
+def chain_client_for_requests() -> ChainClient:
+    """The client for reads made while a web request waits (a purchase's verification): each
+    call waits at most ``CHAIN_REQUEST_TIMEOUT_SECONDS`` and is not retried, so a hanging node
+    costs a request seconds, not minutes, and can't tie up every thread of the web server. The
+    embedded chain's client is the process's one."""
+    global _request_client
+    if chain_is_embedded():
+        return chain_client()
+    with _lock:
+        if _request_client is None:
+            _request_client = rpc_client(
+                settings.CHAIN_RPC_URL,
+                settings.CHAIN_PRIVATE_KEY,
+                settings.CHAIN_TOKEN_ADDRESS or None,
+                distributor_address=settings.CHAIN_DISTRIBUTOR_ADDRESS or None,
+                timeout=settings.CHAIN_REQUEST_TIMEOUT_SECONDS,
+                retries=False,
+            )
+        return _request_client
+
+
 def chain_client_reset() -> None:
-    """Forget the cached client (tests; after settings change). An embedded chain is lost."""
-    global _client
+    """Forget the cached clients (tests; after settings change). An embedded chain is lost."""
+    global _client, _request_client
     with _lock:
         _client = None
+        _request_client = None
 
 
 def chain_is_embedded() -> bool:

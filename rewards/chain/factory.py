@@ -77,18 +77,23 @@ def rpc_client(
     *,
     distributor_address: str | None = None,
     timeout: float = RPC_TIMEOUT_S,
+    retries: bool = True,
 ) -> ChainClient:
     """A ChainClient on the JSON-RPC node at ``url`` (http/https), signing with ``private_key``,
     paying with the RewardToken at ``token_address`` or the RewardDistributor at
     ``distributor_address``.
 
-    Does no I/O: an unreachable node surfaces as ChainUnavailable on first use. Raises
+    ``timeout``: seconds per call; ``retries``: web3's retries of a call that failed to connect
+    or timed out. Does no I/O: an unreachable node surfaces as ChainUnavailable on first use. Raises
     ChainConfigError for a malformed url, key or address (the key is never echoed).
     """
     if not url.startswith(("http://", "https://")):
         raise ChainConfigError(f"CHAIN_RPC_URL must be an http(s) URL, got {url!r}")
     account = _account_from_key(private_key)
-    web3 = Web3(HTTPProvider(url, request_kwargs={"timeout": timeout}))
+    # Without ``retries`` a failed call fails at once (web3 retries a connection error or a
+    # timeout five times by default: minutes on a hanging node, for a request waiting on it).
+    no_retries: dict[str, Any] = {} if retries else {"exception_retry_configuration": None}
+    web3 = Web3(HTTPProvider(url, request_kwargs={"timeout": timeout}, **no_retries))
     return ChainClient(web3, account, token_address, distributor_address=distributor_address)
 
 

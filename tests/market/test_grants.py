@@ -390,3 +390,41 @@ def test_the_demo_seeds_a_buyer_of_everything_and_a_buyer_of_the_text_dataset(
     assert records(text_only, cast.text_project).status_code == 200
     assert records(text_only, cast.image_project).status_code == 403
     chain_client_reset()
+
+
+def test_a_purchase_on_a_failing_node_is_a_503_after_one_try(
+    priced: Project, buyer_api: APIClient, buyer: User, settings: Any
+) -> None:
+    """web3 retried each failed call five times (with a 30 s timeout, minutes on a hanging node)
+    while the buyer's request, and a web server thread, waited."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from rewards.client import chain_client_reset
+
+    calls: list[str] = []
+
+    class Failing(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            calls.append(self.rfile.read(int(self.headers["Content-Length"])).decode())
+            self.send_response(503)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Failing)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    settings.CHAIN_RPC_URL = f"http://127.0.0.1:{server.server_address[1]}"
+    settings.CHAIN_PRIVATE_KEY = "0x" + "11" * 32
+    settings.CHAIN_TOKEN_ADDRESS = "0x" + "cd" * 20
+    settings.DATASET_TREASURY_ADDRESS = "0x" + "ab" * 20
+    chain_client_reset()
+    try:
+        response = buy(buyer_api, priced, "0x" + "12" * 32, buyer)
+    finally:
+        server.shutdown()
+        chain_client_reset()
+    assert response.status_code == 503 and "can't be reached" in response.json()["detail"]
+    assert len(calls) == 1
