@@ -685,3 +685,50 @@ def test_a_throttled_answer_stays_on_screen_to_be_sent_again(live_server: Any, p
     page.keyboard.press("1")
     page.wait_for_selector("text=No tasks left in this project")
     assert answers(me) == [{"label": "positive"}]
+
+
+def test_a_server_error_keeps_the_drawn_boxes_on_screen_to_be_sent_again(
+    live_server: Any, page: Any
+) -> None:
+    """A 5xx is the server's failure, not the answer's: like a dropped connection, the boxes
+    stay drawn, the status says so, and sending again saves them."""
+    cars = project("boxes", "image", ["car", "person"])
+    item = item_create_image(
+        project=cars, contributor=None, data=image_bytes(size=(800, 600), colour=(90, 90, 90))
+    )
+    me = sign_in(page, live_server)
+    open_label_page(page, live_server, cars)
+    wait_for_item(page, item)
+    page.wait_for_function("() => document.querySelector('.box-canvas').width > 0")
+    box = page.locator("[data-testid=box-canvas]").bounding_box()
+    for start, end in (((0.1, 0.1), (0.4, 0.4)), ((0.5, 0.5), (0.9, 0.8))):
+        page.mouse.move(box["x"] + start[0] * box["width"], box["y"] + start[1] * box["height"])
+        page.mouse.down()
+        page.mouse.move(
+            box["x"] + end[0] * box["width"], box["y"] + end[1] * box["height"], steps=4
+        )
+        page.mouse.up()
+    assert page.locator("[data-testid=box-list] li").count() == 2
+
+    failed: list[str] = []
+
+    def fail_once(route: Any) -> None:
+        if route.request.method == "POST" and not failed:
+            failed.append(route.request.url)
+            route.fulfill(status=503, body="Service Unavailable", content_type="text/plain")
+        else:
+            route.continue_()
+
+    page.route("**/annotations/", fail_once)
+    page.click("[data-testid=submit]")
+    status = page.locator("[data-testid=task-status]")
+    status.locator("text=server had an error").wait_for()
+    assert "try again" in status.inner_text() and "refused" not in status.inner_text()
+    page.wait_for_timeout(300)
+    assert item_on_screen(page) == item.pk and answers(me) == []
+    assert page.locator("[data-testid=box-list] li").count() == 2
+    page.click("[data-testid=submit]")
+    page.wait_for_selector("text=No tasks left in this project")
+    assert len(failed) == 1
+    [value] = answers(me)
+    assert [b["label"] for b in value["boxes"]] == ["car", "car"]

@@ -339,12 +339,19 @@
       say(`Not saved: you are answering faster than allowed. Wait ${wait ? `${wait[1]} s` : "a moment"}, then answer again.`);
       return;
     }
+    if (result.status >= 500) {
+      // The server failed, not the answer (a deploy, an overloaded database): like a dropped
+      // connection, the answer stays on screen to be sent again.
+      say(`Not saved: the server had an error (${result.status}); your answer is still here: try again.`);
+      return;
+    }
     if (result.status === 400 && !resent) {
       // The answer doesn't fit the project: it stays on screen to be corrected.
       say(`Not saved: ${detailOf(result, "the answer was refused")}.`);
       return;
     }
-    // Decided meanwhile, lease expired, already answered: this item is done with.
+    // Refused for good (decided meanwhile, lease expired, already answered, not assigned to
+    // me): this item is done with.
     say(`Not saved: ${detailOf(result, "the answer was refused")}.`);
     await advance(true);
   }
@@ -1083,7 +1090,8 @@
     loadHistory();
     const pending = readPending();
     if (pending && pending.item && pending.body) {
-      show(pending.item);
+      // Shown with the answer, which stays there if the server fails (to be sent again).
+      show(pending.item, pending.body);
       say(`Sending the answer you gave to item ${pending.item.id} before signing in…`);
       let result;
       try {
@@ -1096,7 +1104,8 @@
         say(`Could not reach the server (${err.message || err}); reload to send your answer.`);
         return;
       }
-      if (result.status !== 201 && !isSignedOut(result) && !csrfFailed(result)) {
+      const retryable = result.status >= 500 || result.status === 429;
+      if (result.status !== 201 && !retryable && !isSignedOut(result) && !csrfFailed(result)) {
         sessionStorage.removeItem(PENDING_KEY);
         say(`Your earlier answer to item ${pending.item.id} could not be saved: ${detailOf(result, "refused")}.`);
         await advance(true);
