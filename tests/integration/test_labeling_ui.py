@@ -732,3 +732,55 @@ def test_a_server_error_keeps_the_drawn_boxes_on_screen_to_be_sent_again(
     assert len(failed) == 1
     [value] = answers(me)
     assert [b["label"] for b in value["boxes"]] == ["car", "car"]
+
+
+def test_on_a_phone_a_two_finger_pinch_on_the_image_draws_no_box(
+    live_server: Any, page: Any
+) -> None:
+    """One finger draws; a second one down meanwhile (a pinch) cancels the box being drawn."""
+    cars = project("boxes", "image", ["car", "person"])
+    item = item_create_image(project=cars, contributor=None, data=image_bytes(size=(800, 600)))
+    phone = page.context.browser.new_context(
+        has_touch=True, is_mobile=True, viewport={"width": 390, "height": 844}
+    )
+    try:
+        touch = phone.new_page()
+        sign_in(touch, live_server)
+        open_label_page(touch, live_server, cars)
+        wait_for_item(touch, item)
+        touch.wait_for_function("() => document.querySelector('.box-canvas').width > 0")
+        box = touch.locator("[data-testid=box-canvas]").bounding_box()
+
+        def at(fx: float, fy: float, finger: int) -> dict[str, float]:
+            return {
+                "x": box["x"] + fx * box["width"],
+                "y": box["y"] + fy * box["height"],
+                "id": finger,
+            }
+
+        # Real touch points (each a pointer of its own, pointerType "touch"), as a pinch makes.
+        cdp = phone.new_cdp_session(touch)
+
+        def touches(kind: str, *points: dict[str, float]) -> None:
+            cdp.send("Input.dispatchTouchEvent", {"type": kind, "touchPoints": list(points)})
+
+        touches("touchStart", at(0.2, 0.2, 0))
+        touches("touchMove", at(0.3, 0.3, 0))
+        touches("touchStart", at(0.3, 0.3, 0), at(0.8, 0.8, 1))
+        for step in range(1, 5):
+            spread = 0.05 * step
+            touches("touchMove", at(0.3 - spread, 0.3 - spread, 0), at(0.8 + spread / 2, 0.8, 1))
+        touches("touchMove", at(0.1, 0.1, 0))  # the second finger lifts first
+        touches("touchEnd")
+        touch.wait_for_timeout(200)
+        assert touch.locator("[data-testid=box-list] li").count() == 0
+
+        # One finger still draws a box.
+        touches("touchStart", at(0.2, 0.2, 0))
+        for step in range(1, 5):
+            touches("touchMove", at(0.2 + 0.1 * step, 0.2 + 0.1 * step, 0))
+        touches("touchEnd")
+        touch.locator("[data-testid=box-list] li").nth(0).wait_for()
+        assert touch.locator("[data-testid=box-list] li").count() == 1
+    finally:
+        phone.close()

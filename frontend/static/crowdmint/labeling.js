@@ -915,33 +915,52 @@
       draw();
     }
 
+    // One pointer draws: a second finger (a pinch, a palm) cancels what the first was doing,
+    // and neither draws again until both are lifted.
+    const down = new Set();
+
+    function cancelDrag() {
+      if (!drag) return;
+      if (drag.mode !== "draw") Object.assign(boxes[selected], drag.original); // moved back
+      drag = null;
+      update();
+    }
+
     canvas.addEventListener("pointerdown", (event) => {
       if (event.button !== 0) return;
       event.preventDefault();
+      // Captured, every pointer: its pointerup comes here wherever it is lifted.
       canvas.setPointerCapture(event.pointerId);
+      down.add(event.pointerId);
+      if (down.size > 1) {
+        cancelDrag();
+        return;
+      }
       const p = point(event);
       // A fingertip lands a dozen pixels off the corner it aims at: a wider grip for touch.
       const tolerance = (event.pointerType === "touch" ? 22 : 8) * perPixel();
+      const pointer = event.pointerId;
       if (selected >= 0) {
         const corner = cornerAt(boxes[selected], p, tolerance);
         if (corner >= 0) {
           const anchor = corners(boxes[selected])[3 - corner]; // the opposite corner stays
-          drag = { mode: "resize", anchor };
+          drag = { mode: "resize", pointer, anchor, original: Object.assign({}, boxes[selected]) };
           return;
         }
       }
       const hit = boxAt(p);
       if (hit >= 0) {
         selected = hit;
-        drag = { mode: "move", start: p, original: Object.assign({}, boxes[hit]) };
+        drag = { mode: "move", pointer, start: p, original: Object.assign({}, boxes[hit]) };
       } else {
         selected = -1;
-        drag = { mode: "draw", start: p, rect: null };
+        drag = { mode: "draw", pointer, start: p, rect: null };
       }
       update();
     });
 
     canvas.addEventListener("pointermove", (event) => {
+      if (drag ? event.pointerId !== drag.pointer : down.size) return;
       const p = point(event);
       if (!drag) {
         const tolerance = (event.pointerType === "touch" ? 22 : 8) * perPixel();
@@ -976,8 +995,12 @@
       drag = null;
       update();
     }
-    canvas.addEventListener("pointerup", release);
-    canvas.addEventListener("pointercancel", release);
+    function lift(event) {
+      down.delete(event.pointerId);
+      if (drag && event.pointerId === drag.pointer) release();
+    }
+    canvas.addEventListener("pointerup", lift);
+    canvas.addEventListener("pointercancel", lift);
 
     const observer = new ResizeObserver(fit);
     observer.observe(img);
