@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import io
 import random
+import re
 from typing import Any
 
 import pytest
@@ -782,5 +783,77 @@ def test_on_a_phone_a_two_finger_pinch_on_the_image_draws_no_box(
         touches("touchEnd")
         touch.locator("[data-testid=box-list] li").nth(0).wait_for()
         assert touch.locator("[data-testid=box-list] li").count() == 1
+    finally:
+        phone.close()
+
+
+# Every control of a page, as {what, width, height}: buttons, links, disclosure toggles, file
+# pickers. Links inside a paragraph of prose are words of a sentence, left out (a 44 px line of
+# text would be no easier to tap, and harder to read); a link styled as a button is a control.
+CONTROLS_JS = """() => [...document.querySelectorAll("button, a, summary, input[type=file], .file-pick")]
+  .filter((el) => !el.matches("p a:not(.button), .file-pick input"))
+  .filter((el) => el.getClientRects().length && getComputedStyle(el).visibility !== "hidden")
+  .map((el) => { const r = el.getBoundingClientRect();
+    return { what: el.outerHTML.slice(0, 80), width: r.width, height: r.height }; })"""
+
+KEY_WORDS = r"\b(press|enter|delete|tab|shift|keys?|arrows?)\b|\d\s*[–-]\s*\d|\b[1-9] or\b"
+
+
+def test_on_a_phone_every_control_is_a_44_px_tap_target_and_no_hint_names_a_key(
+    live_server: Any, page: Any
+) -> None:
+    tags = project("multilabel", "text", ["funny", "rude"], guidelines="Tag what you see.")
+    item_create_text(project=tags, contributor=None, text="Ha! Get lost.")
+    sentiment = project("classify", "text", ["positive", "negative"])
+    item_create_text(project=sentiment, contributor=None, text="Lovely.")
+    better = project("pairwise", "text", ["a", "b"])
+    item_create_text(project=better, contributor=None, text="Yes.", text_b="Yes, because…")
+    cars = project("boxes", "image", ["car", "person"])
+    item_create_image(project=cars, contributor=None, data=image_bytes(size=(800, 600)))
+    names, _ = names_item()
+    colours = project("pairwise", "image", ["a", "b"])
+    phone = page.context.browser.new_context(
+        has_touch=True, is_mobile=True, viewport={"width": 360, "height": 740}
+    )
+    try:
+        touch = phone.new_page()
+        me = sign_in(touch, live_server)
+        LedgerEntry.objects.create(
+            user=me,
+            amount=10**18,
+            reason="label",
+            source="annotation:1",
+            project=tags,
+            item=Item.objects.filter(project=tags).first(),
+        )
+
+        def check(ready: str) -> None:
+            touch.wait_for_selector(ready)
+            touch.wait_for_timeout(100)
+            small = [c for c in touch.evaluate(CONTROLS_JS) if c["height"] < 44 or c["width"] < 44]
+            assert small == [], (touch.url, small)
+            width = touch.evaluate("document.documentElement.scrollWidth")
+            assert width <= touch.evaluate("window.innerWidth"), (touch.url, width)
+
+        for labeled in (tags, sentiment, better, cars, names):
+            open_label_page(touch, live_server, labeled)
+            check("#answer button")
+            hint = touch.inner_text("#answer .hint")
+            assert not re.search(KEY_WORDS, hint, re.IGNORECASE), hint
+            assert touch.locator("kbd:visible").count() == 0
+        open_label_page(touch, live_server, cars)
+        box = touch.locator("[data-testid=box-canvas]").bounding_box()
+        cdp = phone.new_cdp_session(touch)
+        for kind, fraction in (("touchStart", 0.2), ("touchMove", 0.4), ("touchMove", 0.6)):
+            x, y = box["x"] + fraction * box["width"], box["y"] + fraction * box["height"]
+            cdp.send("Input.dispatchTouchEvent", {"type": kind, "touchPoints": [{"x": x, "y": y}]})
+        cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
+        check("[data-testid=box-list] li button")  # its Delete button
+        touch.goto(f"{live_server.url}/me/rewards/")
+        check("[data-testid=receipt-link]")
+        touch.goto(f"{live_server.url}/projects/{colours.pk}/contribute/")
+        check("input[name=file_b]")
+        touch.goto(f"{live_server.url}/projects/{cars.pk}/contribute/")
+        check("[data-testid=dropzone]")
     finally:
         phone.close()

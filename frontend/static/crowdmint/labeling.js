@@ -362,7 +362,8 @@
     const skipped = current;
     const result = await busyCall(`/api/v1/items/${id}/skip`, { method: "POST" }, "try again.");
     if (!result || sessionLost(result, "skip")) return;
-    say(result.ok ? `Skipped item ${id}. Z brings it back.` : `Could not skip: ${detailOf(result, "refused")}.`);
+    const back = touchFirst ? "Undo brings it back." : "Z brings it back.";
+    say(result.ok ? `Skipped item ${id}. ${back}` : `Could not skip: ${detailOf(result, "refused")}.`);
     if (result.ok) {
       // A skip by mistake (S is next to the keys of a class) is taken back like an answer.
       lastAnswer = { skip: true, item: skipped, undoUntil: Date.now() + undoSeconds * 1000 };
@@ -520,7 +521,7 @@
 
   function classifyEditor(item, prefill) {
     renderPlain(item);
-    hint(`Press 1–${classes.length} or click a class.`);
+    hint(touchFirst ? "Tap a class." : `Press 1–${classes.length} or click a class.`);
     const row = h("div", { class: "choices" });
     classes.forEach((name, i) => {
       const chosen = prefill && prefill.label === name;
@@ -536,7 +537,11 @@
 
   function multilabelEditor(item, prefill) {
     renderPlain(item);
-    hint(`Press 1–${classes.length} or click to toggle every class that applies, then Enter. None is an answer too.`);
+    hint(
+      touchFirst
+        ? "Tap every class that applies, then Submit. None is an answer too."
+        : `Press 1–${classes.length} or click to toggle every class that applies, then Enter. None is an answer too.`
+    );
     const chosen = new Set(prefill ? prefill.labels : []);
     const row = h("div", { class: "choices" });
     const buttons = classes.map((name, i) =>
@@ -574,7 +579,7 @@
         url ? h("img", { src: url, alt: `${name.toUpperCase()} of item ${item.id}`, class: "item-image" }) : textBlock(text)
       );
     content.append(h("div", { class: "pair" }, side("a", item.text, item.image_url), side("b", item.text_b, item.image_b_url)));
-    hint("Press 1 or A for the first, 2 or B for the second.");
+    hint(touchFirst ? "Tap A or B." : "Press 1 or A for the first, 2 or B for the second.");
     answerEl.append(
       h(
         "div",
@@ -802,7 +807,11 @@
     // too, so boxes can be drawn precisely (the answer is in stored pixels either way).
     stage.style.width = `min(100%, ${((65 * W) / H).toFixed(3)}vh)`;
     content.append(stage);
-    hint("Drag on the image to draw a box. Drag a box to move it, its corners to resize it; Delete removes the selected box; 1–9 picks the label. Enter submits.");
+    hint(
+      touchFirst
+        ? "Drag a finger on the image to draw a box. Drag a box to move it, its corners to resize it; a tapped label relabels the selected box. Remove a box from the list below; Submit sends them."
+        : "Drag on the image to draw a box. Drag a box to move it, its corners to resize it; Delete removes the selected box; 1–9 picks the label. Enter submits."
+    );
     let boxes = (prefill ? prefill.boxes : []).map((b) => Object.assign({}, b));
     let selected = -1;
     let drag = null;
