@@ -857,3 +857,43 @@ def test_on_a_phone_every_control_is_a_44_px_tap_target_and_no_hint_names_a_key(
         check("[data-testid=dropzone]")
     finally:
         phone.close()
+
+
+def test_on_a_phone_the_guidelines_start_folded_and_the_answer_buttons_are_in_view(
+    live_server: Any, page: Any
+) -> None:
+    better = project(
+        "pairwise",
+        "text",
+        ["a", "b"],
+        question="Which answer is more helpful to the person asking?",
+        guidelines="Prefer the answer that explains itself. " * 12,
+    )
+    item = item_create_text(
+        project=better,
+        contributor=None,
+        text="Paris is the capital of France, and has been for centuries.",
+        text_b="Lyon, I think, though I am not sure of it.",
+    )
+    phone = page.context.browser.new_context(
+        has_touch=True, is_mobile=True, viewport={"width": 390, "height": 664}
+    )
+    try:
+        touch = phone.new_page()
+        sign_in(touch, live_server)
+        open_label_page(touch, live_server, better)
+        wait_for_item(touch, item)
+        assert touch.get_attribute("[data-testid=guidelines]", "open") is None
+        assert touch.locator("[data-testid=question]").is_visible()
+        assert touch.evaluate("window.scrollY") == 0
+        for choice in ("a", "b"):
+            top = touch.locator(f"#answer button[data-choice={choice}]").bounding_box()["y"]
+            assert top >= 0 and top + 44 <= 664, (choice, top)
+        touch.tap("[data-testid=guidelines] summary")  # a tap opens them
+        touch.wait_for_selector("[data-testid=guidelines] p:visible")
+    finally:
+        phone.close()
+    # A desktop shows them open.
+    sign_in(page, live_server)
+    open_label_page(page, live_server, better)
+    assert page.get_attribute("[data-testid=guidelines]", "open") is not None

@@ -16,6 +16,12 @@
   const undoSeconds = Number(section.dataset.undoSeconds || "0");
   // A phone or tablet: selections are made with handles, and shortcuts have no keys.
   const touchFirst = Boolean(window.matchMedia && window.matchMedia("(pointer: coarse)").matches);
+  // On a phone the guidelines, open, would push the answer's buttons below the fold: there they
+  // start folded (a tap on "Guidelines" opens them); a desktop shows them open.
+  const guidelinesEl = $("guidelines");
+  if (guidelinesEl && window.matchMedia && window.matchMedia("(max-width: 640px), (max-height: 500px)").matches) {
+    guidelinesEl.open = false;
+  }
   const classes = JSON.parse($("classes-data").textContent);
   const content = $("task-content");
   const answerEl = $("answer");
