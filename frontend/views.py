@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 from datetime import UTC, datetime
 
 from django.conf import settings
@@ -24,7 +23,7 @@ from accounts.permissions import user_is_contributor
 from accounts.services import SignInError, siwe_nonce_issue, siwe_sign_in
 from labeling import selectors as labeling_selectors
 from rewards.asset import payout_asset
-from rewards.chain.merkle import receipt_digest
+from rewards.chain.merkle import canonical_json, receipt_digest
 from rewards.receipts import receipt_for_entry
 from rewards.selectors import explorer_tx_url, ledger_entry_get_for_user, reward_summary_for_user
 
@@ -163,7 +162,8 @@ def receipt_page(request: HttpRequest, entry_id: int) -> HttpResponse:
         {
             "receipt": receipt,
             "digest": "0x" + receipt_digest(receipt.body).hex(),
-            "body_json": json.dumps(receipt.body, indent=2, sort_keys=True, ensure_ascii=False),
+            # The exact text the digest is taken of, to copy and hash (canonical_json's bytes).
+            "canonical": canonical_json(receipt.body).decode("utf-8"),
             "explorer_url": explorer_tx_url(batch.tx_hash) if batch else None,
         },
     )

@@ -25,6 +25,15 @@ def amount(base_units: int | None) -> str:
 
 
 @register.filter
+def method_name(value: object) -> str:
+    """A consensus method's name as people say it ("Bayesian Dawid-Skene" for ``bayes_ds``)."""
+    from labeling.models import ConsensusMethod
+
+    names = dict(ConsensusMethod.choices)
+    return str(names.get(str(value), value))
+
+
+@register.filter
 def short_hash(value: str, length: int = 10) -> str:
     """``0x1234…cdef`` for long hashes; the full value belongs in a title attribute."""
     if not value or len(value) <= 2 * length:

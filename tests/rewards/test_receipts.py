@@ -145,6 +145,29 @@ def test_the_receipt_page_shows_the_proof_once_paid(
     html = page.content.decode()
     assert PayoutAllocation.objects.get(entry=entry).leaf in html
     assert "0.000000000000000025 CMT" in html
+    # The text shown is exactly what the digest hashes (it was pretty-printed, so hashing what
+    # the page showed never matched), and the digest is shown whole.
+    import html as html_lib
+    import re
+
+    from eth_utils import keccak
+
+    shown = html_lib.unescape(
+        re.search(r'data-testid="receipt-body">(.*?)</pre>', html, re.S).group(1)  # type: ignore[union-attr]
+    )
+    digest = re.search(r'data-testid="receipt-digest">(0x[0-9a-f]{64})<', html)
+    assert digest is not None and "0x" + keccak(shown.encode()).hex() == digest.group(1)
+
+
+def test_an_unpaid_receipts_page_says_there_is_nothing_to_verify_yet(
+    decided: dict[str, Any],
+) -> None:
+    uploader = decided["uploader"]
+    entry = LedgerEntry.objects.get(user=uploader.user)
+    browser = Client()
+    browser.force_login(uploader.user)
+    html = browser.get(f"/me/receipts/{entry.pk}/").content.decode()
+    assert "Nothing to verify yet" in html and "receipt-digest" not in html
 
 
 @pytest.fixture
