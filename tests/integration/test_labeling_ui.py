@@ -176,6 +176,12 @@ def test_classify_by_keyboard_and_mouse_with_undo_and_no_ctrl_s_skip(
     page.wait_for_selector("text=No tasks left in this project")
     assert page.inner_text("[data-testid=done-count]") == "3"
     assert page.inner_text("[data-testid=left-count]") == "0"
+    # ... and Undo, within its minute: the server's window was open, the page had forgotten it.
+    empty.locator("[data-testid=empty-undo]").click()
+    wait_for_item(page, third)
+    assert len(answers(me)) == 2
+    page.click("#answer button[data-label=negative]")
+    page.wait_for_selector("text=No tasks left in this project")
     assert csp_violations(page) == []
 
 

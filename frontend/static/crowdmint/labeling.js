@@ -36,6 +36,8 @@
   const promptEl = $("signin-prompt");
   const historyEl = $("history");
   const PENDING_KEY = `crowdmint.pending.${projectId}`;
+  // My last answer or skip while it can still be taken back, kept across a reload of the page.
+  const UNDO_KEY = `crowdmint.undo.${projectId}`;
   const MULTI_PART = ["multilabel", "boxes", "spans"].includes(taskKind);
   // The same nine colours as .c0 … .c8 in style.css.
   const PALETTE = ["#0b7a5a", "#c2410c", "#1d4ed8", "#a21caf", "#b45309", "#0e7490", "#be123c", "#4d7c0f", "#6d28d9"];
@@ -382,6 +384,12 @@
   function refreshUndo() {
     clearTimeout(undoTimer);
     const left = lastAnswer ? lastAnswer.undoUntil - Date.now() : 0;
+    try {
+      if (left > 0) sessionStorage.setItem(UNDO_KEY, JSON.stringify(lastAnswer));
+      else sessionStorage.removeItem(UNDO_KEY);
+    } catch (err) {
+      // Storage full or off: Undo still works until the page is left.
+    }
     undoButton.disabled = !(left > 0);
     emptyUndoButton.hidden = !(left > 0);
     if (left > 0) {
@@ -1124,7 +1132,22 @@
 
   // ---- start: an answer kept while signed out goes first ------------------------------------
 
+  function restoreUndo() {
+    // A reload within the undo window keeps Undo (the server's window is still open).
+    let kept = null;
+    try {
+      kept = JSON.parse(sessionStorage.getItem(UNDO_KEY) || "null");
+    } catch (err) {
+      kept = null;
+    }
+    if (kept && kept.item && typeof kept.undoUntil === "number" && kept.undoUntil > Date.now()) {
+      lastAnswer = kept;
+    }
+    refreshUndo();
+  }
+
   async function start() {
+    restoreUndo();
     loadHistory();
     const pending = readPending();
     if (pending && pending.item && pending.body) {
