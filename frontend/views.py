@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -25,7 +26,12 @@ from labeling import selectors as labeling_selectors
 from rewards.asset import payout_asset
 from rewards.chain.merkle import canonical_json, receipt_digest
 from rewards.receipts import receipt_for_entry
-from rewards.selectors import explorer_tx_url, ledger_entry_get_for_user, reward_summary_for_user
+from rewards.selectors import (
+    explorer_tx_url,
+    ledger_entries_for_user,
+    ledger_entry_get_for_user,
+    reward_summary_for_user,
+)
 
 
 def home(request: HttpRequest) -> HttpResponse:
@@ -138,14 +144,25 @@ def contribute_page(request: HttpRequest, project_id: int) -> HttpResponse:
     )
 
 
+#: Credits shown per page of /me/rewards/.
+CREDITS_PER_PAGE = 25
+
+
 @login_required
 def rewards_page(request: HttpRequest) -> HttpResponse:
     user = _contributor_page(request)
     summary = reward_summary_for_user(user=user)
     payouts = [(p, explorer_tx_url(p.batch.tx_hash)) for p in summary.payouts]
     skills = labeling_selectors.worker_skills_for_user(user=user)
+    # Every credit, newest first, CREDITS_PER_PAGE at a time (only the latest 50 were shown, and
+    # an older receipt was out of reach); a malformed or past-the-end page gives the nearest one.
+    credits = Paginator(ledger_entries_for_user(user=user), CREDITS_PER_PAGE).get_page(
+        request.GET.get("page")
+    )
     return render(
-        request, "frontend/rewards.html", {"summary": summary, "payouts": payouts, "skills": skills}
+        request,
+        "frontend/rewards.html",
+        {"summary": summary, "payouts": payouts, "skills": skills, "credits": credits},
     )
 
 

@@ -76,3 +76,29 @@ def test_the_upload_page_of_a_pairwise_text_project_asks_for_both_texts(
     Project.objects.filter(pk=text_project.pk).update(task="pairwise", classes=["a", "b"])
     html = signed_in(contributor).get(f"/projects/{text_project.pk}/contribute/").content.decode()
     assert 'name="text"' in html and 'name="text_b"' in html and 'data-pairwise="yes"' in html
+
+
+def test_every_credit_is_reachable_a_page_at_a_time(
+    contributor: Any, text_project: Project
+) -> None:
+    """Only the latest 50 credits were listed: an older receipt had no link anywhere."""
+    from rewards.models import LedgerEntry
+
+    for n in range(30):
+        LedgerEntry.objects.create(
+            user=contributor.user,
+            amount=n + 1,
+            reason=LedgerEntry.Reason.LABEL,
+            source=f"test:{n}",
+            project=text_project,
+        )
+    ids = list(LedgerEntry.objects.order_by("-id").values_list("pk", flat=True))
+    browser = signed_in(contributor)
+    first = browser.get("/me/rewards/").content.decode()
+    assert first.count('data-testid="receipt-link"') == 25
+    assert f'href="/me/receipts/{ids[0]}/"' in first and "Page 1 of 2 (30 credits)" in first
+    second = browser.get("/me/rewards/?page=2").content.decode()
+    assert second.count('data-testid="receipt-link"') == 5
+    assert f'href="/me/receipts/{ids[-1]}/"' in second and 'rel="prev"' in second
+    for odd in ("abc", "999", "-1", "\u0661"):
+        assert browser.get("/me/rewards/", {"page": odd}).status_code == 200
