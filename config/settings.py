@@ -531,7 +531,7 @@ if not 0.5 < CONSENSUS_DEFAULT_ACCURACY < 1.0:
 # An open item still waiting for a label this long after its last one (or its upload) goes to the
 # moderators' review queue; 0 turns the rule off. An item no eligible contributor is left to label
 # goes there at once, whatever this says.
-CONSENSUS_LABEL_WAIT_SECONDS = env_int("CONSENSUS_LABEL_WAIT_SECONDS", "86400", minimum=1)
+CONSENSUS_LABEL_WAIT_SECONDS = env_int("CONSENSUS_LABEL_WAIT_SECONDS", "86400")
 if CONSENSUS_LABEL_WAIT_SECONDS < 0:
     raise ImproperlyConfigured("CONSENSUS_LABEL_WAIT_SECONDS must be 0 (off) or positive")
 # Decisions are made in batches of up to DECISIONS_BATCH items per transaction (the queue's

@@ -186,8 +186,8 @@ class DatasetPurchaseApi(APIView):
             400: OpenApiResponse(
                 ErrorSerializer,
                 description="Malformed hash or signature; no wallet to claim the payment for "
-                "(sign the text given); the chain has no such transaction; it reverted, or your "
-                "wallet paid less than the price in it.",
+                "(then `message` holds the exact text to sign); the chain has no such "
+                "transaction; it reverted, or your wallet paid less than the price in it.",
             ),
             409: OpenApiResponse(
                 ErrorSerializer,
@@ -211,7 +211,10 @@ class DatasetPurchaseApi(APIView):
                 signature=data.validated_data.get("signature"),
             )
         except services.GrantError as exc:
-            return Response({"detail": exc.message}, status=exc.status)
+            body = {"detail": exc.message}
+            if exc.to_sign is not None:
+                body["message"] = exc.to_sign  # exactly the text to sign, newlines and all
+            return Response(body, status=exc.status)
         return Response(self.OutputSerializer(grant).data, status=status.HTTP_201_CREATED)
 
 

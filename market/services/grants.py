@@ -29,10 +29,11 @@ TX_HASH = re.compile(r"0x[0-9a-fA-F]{64}")
 class GrantError(Exception):
     """A grant or purchase was refused. ``status`` is the HTTP status the API answers with."""
 
-    def __init__(self, message: str, *, status: int = 400) -> None:
+    def __init__(self, message: str, *, status: int = 400, to_sign: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.status = status
+        self.to_sign = to_sign  # the purchase text to sign, when that is what is missing
 
 
 def grant_give(*, project: Project, buyer: User, moderator: User, note: str = "") -> DatasetGrant:
@@ -122,10 +123,10 @@ def _claimant(project: Project, buyer: User, tx_hash: str, signature: str | None
     if not signature:
         if buyer.wallet_address:
             return str(buyer.wallet_address)
-        message = purchase_message(project=project, buyer=buyer, tx_hash=tx_hash)
         raise GrantError(
-            "signature: sign this text with the wallet that paid (personal_sign) and send the "
-            f"signature with the hash, to show the payment is yours: {message!r}"
+            "signature: sign the text in `message` with the wallet that paid (personal_sign) "
+            "and send the signature with the hash, to show the payment is yours",
+            to_sign=purchase_message(project=project, buyer=buyer, tx_hash=tx_hash),
         )
     if not isinstance(signature, str):
         raise GrantError("signature: a 0x-prefixed hex signature of 65 bytes")

@@ -176,3 +176,10 @@ def test_media_on_s3_is_the_default_storage_when_configured(tmp_path: Path) -> N
         ),
     )
     assert shown.stdout.split()[-3:] == ["S3Storage", "crowdmint-media", "http://127.0.0.1:9000"]
+
+
+@pytest.mark.parametrize("name", ["CONSENSUS_LABEL_WAIT_SECONDS", "UNDO_SECONDS", "PAYOUT_MINIMUM"])
+def test_a_setting_whose_zero_turns_something_off_takes_zero(name: str) -> None:
+    env = {k: v for k, v in production_env().items() if k != "CROWDMINT_ENV"}
+    result = manage("check", env={**env, name: "0"})
+    assert result.returncode == 0, result.stderr

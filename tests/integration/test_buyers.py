@@ -72,7 +72,7 @@ def test_a_purchase_is_verified_on_a_json_rpc_node(
 
     paid = stablecoin_node.transfer_asset(settings.DATASET_TREASURY_ADDRESS, 7_000_000).tx_hash
     unsigned = api.post(f"/api/v1/datasets/{project.pk}/purchase", {"tx_hash": paid}, format="json")
-    assert unsigned.status_code == 400 and "sign this text" in unsigned.json()["detail"]
+    assert unsigned.status_code == 400 and "Transaction: " in unsigned.json()["message"]
     # The buyer has no wallet on record: the wallet that paid signs the claim for them.
     signature = signature_of(project, buyer, paid, key=HARDHAT_KEY_0)
     bought = api.post(

@@ -314,11 +314,16 @@ def test_a_buyer_without_a_wallet_claims_a_payment_only_with_the_payers_signatur
 ) -> None:
     """The transfer is public: any buyer without a wallet on record could post another's hash
     first and take the grant it paid for."""
+    from market.services.grants import purchase_message
+
     tx = stablecoin.transfer_asset(settings.DATASET_TREASURY_ADDRESS, PRICE).tx_hash
     unsigned = buy(buyer_api, priced, tx)
     assert unsigned.status_code == 400
-    assert "sign this text with the wallet that paid" in unsigned.json()["detail"]
-    assert f"Transaction: {tx.lower()}" in unsigned.json()["detail"]
+    assert "with the wallet that paid" in unsigned.json()["detail"]
+    # The exact text, to sign as it is: signing it is what the next request does.
+    text = unsigned.json()["message"]
+    assert text == purchase_message(project=priced, buyer=buyer, tx_hash=tx)
+    assert f"\nTransaction: {tx.lower()}\n" in text
     thief = User.objects.create_user("thief", role=User.Role.BUYER)
     thief_api = APIClient()
     thief_api.credentials(HTTP_AUTHORIZATION=f"Bearer {api_key_issue(user=thief, name='k')}")
