@@ -176,15 +176,29 @@ def _apart(
     values: np.ndarray, colours: np.ndarray, target: str, turned: Sequence[str]
 ) -> np.ndarray:
     """Bits apart of each stored image from the target: its dHash distance, at least
-    ``SAME_IMAGE_BITS + 1`` (similar, never a copy) when the mean colours differ; a turned
-    orientation counts only when they don't (a gradient and its mirror image of another colour
-    are different pictures)."""
+    ``SAME_IMAGE_BITS + 1`` (similar, never a copy: a recoloured copy) when the mean colours
+    differ, and 64 (unrelated) when they differ and either hash says next to nothing (a flat or
+    evenly graded picture: every one of them hashes alike); a turned orientation counts only when
+    the colours don't differ (a gradient and its mirror image of another colour are different
+    pictures)."""
     far = _colour_far(colours, target)
     bits = _bits_apart(values, target)
+    weak = _weak(values) | _weak(np.array([int(target[:16], 16)], dtype=np.uint64))[0]
     bits = np.where(far, np.maximum(bits, SAME_IMAGE_BITS + 1), bits)
+    bits = np.where(far & weak, 64, bits)
     for other in turned:
         bits = np.where(far, bits, np.minimum(bits, _bits_apart(values, other)))
     return bits
+
+
+#: A dHash with at most this many bits set, or unset, says next to nothing of its picture.
+_WEAK_BITS = 8
+
+
+def _weak(values: np.ndarray) -> np.ndarray:
+    ones: np.ndarray = np.unpackbits(values.view(np.uint8).reshape(-1, 8), axis=1).sum(axis=1)
+    weak: np.ndarray = (ones <= _WEAK_BITS) | (ones >= 64 - _WEAK_BITS)
+    return weak
 
 
 def image_distances(

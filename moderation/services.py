@@ -19,7 +19,8 @@ import numpy as np
 from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
-from django.db.models import Count, Q
+from django.db.models import Case, CharField, Count, F, Q, When
+from django.db.models.functions import Substr
 from django.utils import timezone
 
 from accounts.audit import audit_record
@@ -206,7 +207,14 @@ def fraud_scan(*, chain: bool = True) -> ScanReport:
 
 def copy_paste_scan() -> dict[str, int]:
     """Contributors whose uploads copy other accounts' items (any project)."""
-    uploaded = Item.objects.filter(contributor__isnull=False)
+    # An image's near hash ends with its mean colour, which a re-encoded copy shifts by a unit or
+    # two: copies are grouped by the dHash alone (the first 17 characters), as before colours.
+    copy_key = Case(
+        When(near_hash__startswith="i", then=Substr("near_hash", 1, 17)),
+        default=F("near_hash"),
+        output_field=CharField(),
+    )
+    uploaded = Item.objects.filter(contributor__isnull=False).annotate(copy_key=copy_key)
 
     def shared(items: Any, field: str) -> Any:
         # Content more than one account uploaded: the only items the check needs to read.
@@ -219,13 +227,13 @@ def copy_paste_scan() -> dict[str, int]:
 
     hashed, unhashed = uploaded.exclude(near_hash=""), uploaded.filter(near_hash="")
     copies = uploaded.filter(
-        Q(near_hash__in=shared(hashed, "near_hash"))
+        Q(copy_key__in=shared(hashed, "copy_key"))
         | Q(near_hash="", content_sha256__in=shared(unhashed, "content_sha256"))
     )
     uploads = [
-        fraud.Upload(item_id, user_id, created_at.timestamp(), near_hash or f"sha:{sha}")
-        for item_id, user_id, created_at, near_hash, sha in copies.values_list(
-            "id", "contributor_id", "created_at", "near_hash", "content_sha256"
+        fraud.Upload(item_id, user_id, created_at.timestamp(), key or f"sha:{sha}")
+        for item_id, user_id, created_at, key, sha in copies.values_list(
+            "id", "contributor_id", "created_at", "copy_key", "content_sha256"
         )
     ]
     totals = dict(

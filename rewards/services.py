@@ -644,17 +644,18 @@ def _close_epoch(project_id: int, epoch: int, policy: RewardPolicy) -> EpochClos
         )
 
 
-def _released_credits_cut(rows: list[tuple[int, int, int, int]]) -> int:
+def _released_credits_cut(rows: list[tuple[int, int, int, int]]) -> bool:
     """Cut the credits a closed epoch left out, of contributors no longer held, at the rate the
     epoch's other credits were cut (``budget`` entries, as the close writes): a contributor
     cleared after the close is paid what the others were for the same work, not more.
 
-    ``rows`` are unpaid, locked ``(entry id, user id, project id, epoch)`` of positive credits in
-    closed epochs of budgeted projects; call it only for contributors no longer held. Returns
-    how many cuts it wrote.
+    ``rows`` are unpaid, locked ``(entry id, user id, project id, epoch)`` of positive credits;
+    call it only for contributors no longer held. Whether a credit was left out is read from its
+    epoch's close (``held_users``), whatever the project's budget is now. Returns whether any
+    was, at a rate below 1 (its cut written now, or already there).
     """
     if not rows:
-        return 0
+        return False
     closes = {
         (close.project_id, close.epoch): close
         for close in EpochClose.objects.select_related("policy").filter(
@@ -672,13 +673,10 @@ def _released_credits_cut(rows: list[tuple[int, int, int, int]]) -> int:
             source__in=[f"budget:{entry_id}" for entry_id, _ in left_out],
         ).values_list("source", flat=True)
     )
-    cut_from_close = [
-        (entry_id, close)
-        for entry_id, close in left_out
-        if int(close.cut_from) > 0 and f"budget:{entry_id}" not in already
-    ]
+    rated = [(entry_id, close) for entry_id, close in left_out if int(close.cut_from) > 0]
+    cut_from_close = [(e, close) for e, close in rated if f"budget:{e}" not in already]
     if not cut_from_close:
-        return 0
+        return bool(rated)  # cut already (by an earlier or a concurrent settlement), or never
     credits = LedgerEntry.objects.in_bulk([entry_id for entry_id, _ in cut_from_close])
     net = _net_of(list(credits.values()))
     cuts = []
@@ -710,7 +708,8 @@ def _released_credits_cut(rows: list[tuple[int, int, int, int]]) -> int:
                 epoch=close.epoch,
             )
         )
-    return len(LedgerEntry.objects.bulk_create(cuts, ignore_conflicts=True))
+    LedgerEntry.objects.bulk_create(cuts, ignore_conflicts=True)
+    return True
 
 
 # --- Settlement -----------------------------------------------------------------------------------
@@ -752,8 +751,10 @@ def _payable_entries() -> list[tuple[int, int, str, int]]:
     the budget took effect in.
     """
     payable, released = _payable_now()
-    if released and _released_credits_cut(released):
-        payable, _ = _payable_now()  # with the cuts just written
+    if _released_credits_cut(released):
+        # Read again, with the cuts: written now, or by a concurrent settlement after our first
+        # read (whose snapshot held the credit but not its cut).
+        payable, _ = _payable_now()
     return payable
 
 
@@ -769,7 +770,14 @@ def _payable_now() -> tuple[list[tuple[int, int, str, int]], list[tuple[int, int
         )
         .order_by("id")
         .values_list(
-            "id", "user_id", "user__wallet_address", "amount", "item_id", "project_id", "created_at"
+            "id",
+            "user_id",
+            "user__wallet_address",
+            "amount",
+            "item_id",
+            "project_id",
+            "created_at",
+            "epoch",
         )
     )
     rows = list(due)
@@ -783,23 +791,17 @@ def _payable_now() -> tuple[list[tuple[int, int, str, int]], list[tuple[int, int
     closed = set(
         EpochClose.objects.filter(project_id__in=list(budgeted)).values_list("project_id", "epoch")
     )
-    epochs = dict(
-        LedgerEntry.objects.filter(
-            pk__in=[row[0] for row in rows if row[5] in budgeted]
-        ).values_list("pk", "epoch")
-    )
     users = {row[1] for row in rows}
     held = users_held(users)
     allowance = _probation_allowance(users - held)
     payable = []
     released = []
-    for entry_id, user_id, wallet, amount, item_id, project_id, created_at in rows:
+    for entry_id, user_id, wallet, amount, item_id, project_id, created_at, epoch in rows:
         if wallet is None or item_id in pending_items or user_id in held:
             continue
         if int(amount) > 0 and created_at > fresh_after:
             continue  # too new: the fraud scan hasn't looked at it yet (a reversal never waits)
         budget = budgeted.get(project_id)
-        epoch = epochs.get(entry_id)
         if (
             budget is not None
             and int(amount) > 0
@@ -809,12 +811,9 @@ def _payable_now() -> tuple[list[tuple[int, int, str, int]], list[tuple[int, int
             # Its epoch may still cut it. A reversal or a cut never waits: it only takes back,
             # and a reversal written in a later epoch than its credit goes with the credit.
             continue
-        if (
-            budget is not None
-            and int(amount) > 0
-            and epoch is not None
-            and epoch >= budget.first_epoch
-        ):
+        if int(amount) > 0 and epoch is not None and project_id is not None:
+            # Maybe left out of its epoch's close (checked against the closes themselves, not
+            # the project's budget now: removed or set anew since, it still cut the others).
             released.append((entry_id, user_id, project_id, epoch))
         if user_id in allowance:
             if int(amount) > allowance[user_id]:

@@ -352,6 +352,7 @@ def test_flat_or_graded_images_of_different_colours_are_not_copies(
     )
     for picture_ in (red, blue, warm, cold):
         assert upload(contributor, image_project, encoded(picture_)).status_code == 201
+    assert not Flag.objects.exists()  # nor "similar": their hashes say next to nothing
     again = upload(contributor, image_project, encoded(blue.resize((30, 20)), "JPEG"))
     assert again.status_code == 409
 

@@ -21,7 +21,7 @@ from accounts.models import User
 from accounts.services import api_key_issue, user_ban, user_get_or_create_for_wallet
 from config.throttling import LabelThrottle
 from labeling.models import Annotation, Item, Project
-from labeling.services import item_create_text
+from labeling.services import item_create_image, item_create_text
 from labeling.services.assignment import GOLD_RATE_NEW, gold_rate
 from moderation.models import Flag, SignInFingerprint, WalletLink
 from moderation.selectors import users_excluded_from_consensus, users_held, users_on_probation
@@ -29,7 +29,7 @@ from moderation.services import chain_link_scan, flag_confirm, flag_dismiss, fra
 from rewards.chain import ChainClient
 from rewards.models import LedgerEntry
 from rewards.services import payouts_settle
-from tests.conftest import Contributor, distinct_network, flat_rates, serve, sign_in
+from tests.conftest import Contributor, distinct_network, flat_rates, image_bytes, serve, sign_in
 
 pytestmark = pytest.mark.django_db
 
@@ -290,6 +290,30 @@ def test_copy_pasted_uploads_across_accounts_are_flagged_and_held(
     assert flag.user == copier.user
     assert len(flag.evidence["copies"]) == 5
     assert users_held([copier.user.pk, author.user.pk]) == {copier.user.pk}
+
+
+def test_re_encoded_image_copies_across_accounts_are_flagged_whatever_their_colour_digits(
+    make_contributor: Callable[[], Contributor], image_project: Project
+) -> None:
+    """An image's near hash ends with its mean colour, which re-encoding moves by a unit: the
+    scan grouped copies by the whole hash, and missed those (and every copy of an image stored
+    before colours were kept)."""
+    other = Project.objects.create(name="Other", data_kind=Project.DataKind.IMAGE, classes=["a"])
+    author, copier = make_contributor(), make_contributor()
+    for n in range(5):
+        original = item_create_image(
+            project=image_project, contributor=author.user, data=image_bytes(colour=(50 * n, 9, 9))
+        )
+        copy = item_create_image(
+            project=other, contributor=copier.user, data=image_bytes(colour=(9, 50 * n, 200))
+        )
+        # The copy's dHash, its colour a unit off (as a re-encoding leaves it).
+        colour = int(original.near_hash[17:19], 16)
+        shifted = original.near_hash[:17] + f"{(colour + 1) % 256:02x}" + original.near_hash[19:]
+        Item.objects.filter(pk=copy.pk).update(near_hash=shifted)
+    fraud_scan()
+    [flag] = Flag.objects.filter(kind=Flag.Kind.COPY_PASTE)
+    assert flag.user == copier.user and len(flag.evidence["copies"]) == 5
 
 
 @pytest.mark.parametrize(

@@ -315,6 +315,70 @@ def test_a_contributor_released_after_the_close_is_paid_at_the_epochs_rate(
     assert not LedgerEntry.objects.filter(reason=LedgerEntry.Reason.BUDGET, user=reversed_).exists()
 
 
+def _cleared_after_a_close(moderator: User) -> tuple[Project, User, User, Any]:
+    """An epoch of a 1200 budget closed with 1500 of honest credits (paid at 1200 / 1500) and a
+    held contributor's 1000 left out; the flag still open."""
+    from moderation.models import Flag
+
+    project = Project.objects.create(name="Budget", data_kind="text", classes=["yes", "no"])
+    RewardPolicy.objects.create(
+        project=project,
+        version=1,
+        per_label=0,
+        per_item=0,
+        weight_by_posterior=False,
+        weight_by_skill=False,
+        epoch_budget=1200,
+    )
+    epoch = reward_epoch(timezone.now())
+    honest = credit_of(project, 1500, epoch=epoch)
+    cleared = credit_of(project, 1000, epoch=epoch)
+    flag = Flag.objects.create(user=cleared, kind=Flag.Kind.COLLUSION, project=project, evidence={})
+    [closed] = ledger_close_epochs(now=timezone.now() + timedelta(days=2))
+    assert (int(closed.cut_from), int(closed.cut_to)) == (1500, 1200)
+    return project, honest, cleared, flag
+
+
+def test_a_budget_removed_after_the_close_still_cuts_whom_it_left_out(
+    chain: ChainClient, moderator: User
+) -> None:
+    """Whether to cut was read from the project's budget now: turned off since, the cleared
+    contributor was paid in full while the epoch's others had been cut."""
+    from moderation.services import flag_dismiss
+
+    project, honest, cleared, flag = _cleared_after_a_close(moderator)
+    reward_policy_update(
+        project=project, changes={"epoch_budget": None}, moderator=moderator, note="off"
+    )
+    flag_dismiss(flag=flag, moderator=moderator, reason="checked")
+    payouts_settle(client=chain)
+    assert chain.balance_of(honest.wallet_address) == 1200
+    assert chain.balance_of(cleared.wallet_address) == 800
+
+
+def test_a_cut_a_concurrent_settlement_wrote_is_read_before_paying(
+    chain: ChainClient, moderator: User, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another settlement wrote the cut after this one's first read and left the credit (its
+    wallet's net, 800, under PAYOUT_MINIMUM): finding nothing left to write, this one paid its
+    first read, the credit without its cut, and past the minimum."""
+    from moderation.services import flag_dismiss
+    from rewards import services
+
+    settings.PAYOUT_MINIMUM = 900
+    _, _, cleared, flag = _cleared_after_a_close(moderator)
+    flag_dismiss(flag=flag, moderator=moderator, reason="checked")
+    cut = services._released_credits_cut
+
+    def written_first_by_another_run(rows: list[tuple[int, int, int, int]]) -> bool:
+        cut(rows)  # the other settlement's write, committed meanwhile
+        return cut(rows)  # this one's: nothing left to write
+
+    monkeypatch.setattr(services, "_released_credits_cut", written_first_by_another_run)
+    payouts_settle(client=chain)
+    assert chain.balance_of(cleared.wallet_address) == 0
+
+
 def test_a_contributor_released_from_an_epoch_under_its_budget_is_paid_in_full(
     chain: ChainClient, moderator: User
 ) -> None:
