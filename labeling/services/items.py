@@ -394,6 +394,9 @@ def item_skip_undo(*, item: Item, user: User) -> Assignment:
     tell a contributor which items are gold.
     """
     with transaction.atomic():
+        # One lease change per contributor at a time, as next-task takes them: two undos at once
+        # would each count the other's lease as not there yet, and hold one lease too many.
+        list(User.objects.select_for_update().filter(pk=user.pk).values_list("pk", flat=True))
         skip = Skip.objects.select_for_update().filter(item=item, user=user).first()
         if skip is None:
             raise AnnotationError("you haven't skipped this item", conflict=True)
