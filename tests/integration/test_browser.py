@@ -137,7 +137,7 @@ def test_a_visitor_without_a_wallet_is_told_so(live_server: Any, page: Any) -> N
 
 
 def test_a_buyer_enters_a_key_once_browses_datasets_and_downloads_an_export(
-    live_server: Any, page: Any, celery_worker: Any
+    live_server: Any, page: Any, celery_worker: Any, settings: Any
 ) -> None:
     from django.utils import timezone
 
@@ -165,10 +165,15 @@ def test_a_buyer_enters_a_key_once_browses_datasets_and_downloads_an_export(
     card = page.locator(f"[data-testid=dataset-{bought.pk}]")
     card.locator("text=<b>not markup</b>").wait_for()  # text, never HTML
     assert "licence CC0-1.0" in card.inner_text() and "mean posterior 0.970" in card.inner_text()
-    assert "Price" in page.locator("[data-testid^=dataset-]").nth(1).inner_text()
+    # Priced, but this deployment sells nothing on-chain without a treasury: it says so.
+    assert "Not sold on-chain" in page.locator("[data-testid^=dataset-]").nth(1).inner_text()
+    treasury = "0x" + "ab" * 20
+    settings.DATASET_TREASURY_ADDRESS = treasury
     # The key is kept for the tab: a reload shows the datasets without asking again.
     page.reload()
     page.wait_for_selector("text=2 datasets; you hold grants for 1.")
+    priced = page.locator("[data-testid^=dataset-]").nth(1).inner_text()
+    assert "Price" in priced and treasury in priced  # where to pay
     card = page.locator(f"[data-testid=dataset-{bought.pk}]")
     card.locator("select[name=format]").select_option("csv")
     card.locator(".export-form button").click()
