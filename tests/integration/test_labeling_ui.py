@@ -256,6 +256,88 @@ def test_boxes_are_drawn_moved_resized_relabeled_and_deleted_with_the_mouse(
     assert csp_violations(page) == []
 
 
+def test_boxes_are_drawn_moved_resized_selected_and_deleted_with_the_keyboard_alone(
+    live_server: Any, page: Any
+) -> None:
+    """N adds a box centred on the image, a quarter of each side; arrows move it by 1% of the
+    image's side (Shift: 10%), Alt+arrows resize it, clamped to the image and never under 1 px;
+    Tab cycles the selection, Escape clears it; what is sent is in stored pixels."""
+    cars = project("boxes", "image", ["car", "person"])
+    width, height = 1200, 800  # 1% is 12 × 8 px; the new box is 300 × 200 at (450, 300)
+    item = item_create_image(
+        project=cars, contributor=None, data=image_bytes(size=(width, height), colour=(90, 90, 90))
+    )
+    me = sign_in(page, live_server)
+    open_label_page(page, live_server, cars)
+    wait_for_item(page, item)
+    page.wait_for_function("() => document.querySelector('.box-canvas').width > 0")
+    canvas = page.locator("[data-testid=box-canvas]")
+    assert canvas.get_attribute("tabindex") == "0"
+    assert "Alt+arrows resize" in canvas.get_attribute("aria-label")
+    rows = page.locator("[data-testid=box-list] li")
+    status = page.locator("[data-testid=task-status]")
+
+    def row(n: int, text: str) -> None:
+        page.wait_for_function(
+            "([n, text]) => { const li = document.querySelectorAll('[data-testid=box-list] li')[n];"
+            " return li && li.textContent.includes(text); }",
+            arg=[n, text],
+        )
+
+    # The item on screen has the focus; Tab reaches the image.
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.dataset.testid") == "box-canvas"
+    page.keyboard.press("n")
+    row(0, "1. car: 300 × 200 px at (450, 300)")
+    assert status.inner_text() == "Box 1 of 1: car, x 450 y 300 w 300 h 200"
+    for key in ("ArrowRight", "ArrowRight", "ArrowDown", "Shift+ArrowLeft", "Shift+ArrowUp"):
+        page.keyboard.press(key)
+    row(0, "300 × 200 px at (354, 228)")  # 450 + 2×12 − 120, 300 + 8 − 80
+    page.keyboard.press("Alt+ArrowRight")  # grows by 12
+    page.keyboard.press("Alt+ArrowUp")  # shrinks by 8
+    row(0, "312 × 192 px at (354, 228)")
+    page.wait_for_selector(
+        "[data-testid=task-status]:text-is('Box 1 of 1: car, x 354 y 228 w 312 h 192')"
+    )
+    # Clamped: not past the left edge, never under 1 px; Ctrl chords are the browser's.
+    for _ in range(5):
+        page.keyboard.press("Shift+ArrowLeft")
+    for _ in range(3):
+        page.keyboard.press("Alt+Shift+ArrowUp")
+    page.keyboard.press("Control+ArrowRight")
+    row(0, "312 × 1 px at (0, 228)")
+
+    # Escape deselects, so 2 picks the label of the next box instead of relabelling this one.
+    page.keyboard.press("Escape")
+    page.keyboard.press("2")
+    page.keyboard.press("n")
+    row(1, "2. person: 300 × 200 px at (450, 300)")
+    row(0, "1. car: 312 × 1 px at (0, 228)")
+    for _ in range(6):
+        page.keyboard.press("Shift+ArrowRight")  # 450 + 720, stopped at the right edge (900)
+    page.keyboard.press("Alt+ArrowLeft")  # 288 wide (and not the browser's Back)
+    row(1, "288 × 200 px at (900, 300)")
+    page.keyboard.press("Alt+ArrowRight")
+    page.keyboard.press("Alt+ArrowRight")  # 300 again, then no wider than the image
+    page.keyboard.press("Alt+ArrowDown")  # 208 tall
+    row(1, "300 × 208 px at (900, 300)")
+    assert page.url.endswith(f"/projects/{cars.pk}/label/")
+
+    # Tab goes round to the first box; Delete removes it; Enter submits.
+    page.keyboard.press("Tab")
+    page.wait_for_selector(
+        "[data-testid=task-status]:text-is('Box 1 of 2: car, x 0 y 228 w 312 h 1')"
+    )
+    assert page.evaluate("document.activeElement.dataset.testid") == "box-canvas"
+    page.keyboard.press("Delete")
+    assert rows.count() == 1
+    row(0, "1. person: 300 × 208 px at (900, 300)")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("text=No tasks left in this project")
+    assert answers(me) == [{"boxes": [{"x": 900, "y": 300, "w": 300, "h": 208, "label": "person"}]}]
+    assert csp_violations(page) == []
+
+
 def char_position(page: Any, index: int, edge: str) -> tuple[float, float]:
     """Where character ``index`` of the span text is drawn: its left or right edge, mid-height."""
     rect = page.evaluate(

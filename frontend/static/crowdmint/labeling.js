@@ -815,7 +815,20 @@
     const W = item.width;
     const H = item.height;
     const img = h("img", { src: item.image_url, alt: `Item ${item.id}`, class: "box-image", draggable: "false" });
-    const canvas = h("canvas", { class: "box-canvas", "data-testid": "box-canvas", "aria-label": "Draw boxes on the image" });
+    // Focusable, so boxes can be drawn with the keyboard alone (see its keydown below).
+    const canvas = h("canvas", {
+      class: "box-canvas",
+      "data-testid": "box-canvas",
+      tabindex: "0",
+      role: "application",
+      "aria-roledescription": "box editor",
+      "aria-label": touchFirst
+        ? "Draw boxes on the image"
+        : "Draw boxes on the image. N adds a box; arrows move the selected box (Shift: by 10%); " +
+          "Alt+arrows resize it (right and down grow, left and up shrink); Tab and Shift+Tab select " +
+          "the next or previous box; Escape deselects, then Tab leaves the image; Delete removes the " +
+          "selected box; 1–9 picks the label; Enter submits.",
+    });
     const stage = h("div", { class: "box-stage" }, img, canvas);
     // As wide as the page allows, as tall as 65% of the screen: small images are scaled up
     // too, so boxes can be drawn precisely (the answer is in stored pixels either way).
@@ -824,11 +837,16 @@
     hint(
       touchFirst
         ? "Drag a finger on the image to draw a box. Drag a box to move it, its corners to resize it; a tapped label relabels the selected box. Remove a box from the list below; Submit sends them."
-        : "Drag on the image to draw a box. Drag a box to move it, its corners to resize it; Delete removes the selected box; 1–9 picks the label. Enter submits."
+        : "Drag on the image to draw a box. Drag a box to move it, its corners to resize it; Delete removes the selected box; 1–9 picks the label. Enter submits. " +
+            "By keyboard: N adds a box; arrows move it (Shift: 10%), Alt+arrows resize it; Tab selects the next box, Escape deselects."
     );
     let boxes = (prefill ? prefill.boxes : []).map((b) => Object.assign({}, b));
     let selected = -1;
     let drag = null;
+    // Escape deselected: the next Tab leaves the image instead of selecting a box again (no
+    // keyboard trap). Cleared when the image gets the focus again.
+    let released = false;
+    let announceTimer = null;
     const picker = labelPicker((i) => {
       if (selected >= 0) {
         boxes[selected].label = classes[i];
@@ -1025,6 +1043,89 @@
     canvas.addEventListener("pointerup", lift);
     canvas.addEventListener("pointercancel", lift);
 
+    // ---- the keyboard: N adds, arrows move, Alt+arrows resize, Tab selects, Escape deselects --
+
+    function announce(i) {
+      if (i < 0 || i >= boxes.length) {
+        say(boxes.length ? "No box selected." : "No boxes.");
+        return;
+      }
+      const b = answer()[i];
+      say(`Box ${i + 1} of ${boxes.length}: ${b.label}, x ${b.x} y ${b.y} w ${b.w} h ${b.h}`);
+    }
+
+    // Moves come in bursts (a held arrow): only where the box ends up is said.
+    function announceSoon() {
+      clearTimeout(announceTimer);
+      const i = selected;
+      announceTimer = setTimeout(() => {
+        if (i === selected) announce(i);
+      }, 400);
+    }
+
+    function select(i) {
+      clearTimeout(announceTimer);
+      selected = i;
+      update();
+      announce(i);
+    }
+
+    function addBox() {
+      // A quarter of each side, centred on the image, of the label picked now.
+      const w = W / 4;
+      const tall = H / 4;
+      boxes.push({ x: (W - w) / 2, y: (H - tall) / 2, w, h: tall, label: picker.active() });
+      released = false;
+      if (document.activeElement !== canvas) canvas.focus({ preventScroll: true });
+      select(boxes.length - 1);
+    }
+
+    const ARROWS = { ArrowLeft: [-1, 0], ArrowRight: [1, 0], ArrowUp: [0, -1], ArrowDown: [0, 1] };
+
+    function nudge(key, big, resize) {
+      const b = boxes[selected];
+      const [dx, dy] = ARROWS[key];
+      const stepX = (dx * W) / (big ? 10 : 100); // 1% of the image's side, 10% with Shift
+      const stepY = (dy * H) / (big ? 10 : 100);
+      if (resize) {
+        // Right and down grow, left and up shrink; never under 1 px nor past the image's edge.
+        b.w = clamp(b.w + stepX, 1, W - b.x);
+        b.h = clamp(b.h + stepY, 1, H - b.y);
+      } else {
+        b.x = clamp(b.x + stepX, 0, W - b.w);
+        b.y = clamp(b.y + stepY, 0, H - b.h);
+      }
+      update();
+      announceSoon();
+    }
+
+    canvas.addEventListener("focus", () => {
+      released = false;
+    });
+    canvas.addEventListener("keydown", (event) => {
+      // Ctrl and Meta chords are the browser's (Alt is ours here: Alt+arrows resize).
+      if (event.ctrlKey || event.metaKey || event.isComposing || drag) return;
+      const key = event.key;
+      if (key in ARROWS) {
+        if (selected < 0) return; // nothing to move: the page scrolls as usual
+        event.preventDefault();
+        nudge(key, event.shiftKey, event.altKey);
+      } else if (event.altKey) {
+        return;
+      } else if (key === "Tab") {
+        if (!boxes.length || (selected < 0 && released)) return; // the focus moves on
+        event.preventDefault();
+        const n = boxes.length;
+        if (event.shiftKey) select(selected < 0 ? n - 1 : (selected - 1 + n) % n);
+        else select(selected < 0 ? 0 : (selected + 1) % n);
+      } else if (key === "Escape") {
+        released = true;
+        if (selected < 0) return;
+        event.preventDefault();
+        select(-1);
+      }
+    });
+
     const observer = new ResizeObserver(fit);
     observer.observe(img);
     img.addEventListener("load", fit);
@@ -1050,17 +1151,25 @@
       digit(n) {
         picker.pick(n - 1);
       },
+      letter(key) {
+        if (key !== "n") return false;
+        addBox();
+        return true;
+      },
       remove() {
         if (selected < 0) return;
+        const gone = selected;
         boxes.splice(selected, 1);
         selected = -1;
         update();
+        if (document.activeElement === canvas) say(`Removed box ${gone + 1}; ${boxes.length} left.`);
       },
       enter() {
         submit({ boxes: answer() });
       },
       destroy() {
         observer.disconnect();
+        clearTimeout(announceTimer);
       },
     };
   }
