@@ -354,7 +354,7 @@ def verify_message(
     if message.expiration_time is not None and now >= message.expiration_time:
         raise SiweError("message expired")
 
-    signer = _recover_signer(text, signature)
+    signer = recover_signer(text, signature)
     if signer.lower() != message.address.lower():
         raise SiweError("signature does not match address")
     return message
@@ -529,10 +529,6 @@ def _format_datetime(value: datetime) -> str:
 def recover_signer(text: str, signature: str) -> str:
     """The address whose key signed ``text`` (EIP-191 personal_sign), checksummed. Raises
     ``SiweError`` for a malformed, malleable (high-s) or invalid signature."""
-    return _recover_signer(text, signature)
-
-
-def _recover_signer(text: str, signature: str) -> str:
     if not _fullmatch(_SIGNATURE_RE, signature):
         raise SiweError("malformed signature")
     raw = bytes.fromhex(signature[2:])

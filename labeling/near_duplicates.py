@@ -91,10 +91,17 @@ def image_hash(data: bytes) -> str:
 def image_hashes_turned(data: bytes) -> list[str]:
     """The dHashes of an image's seven other orientations (mirrored, flipped, rotated), for
     finding a stored image it is a turned copy of (with its mean colour, which turning keeps)."""
+    return image_hashes(data)[1]
+
+
+def image_hashes(data: bytes) -> tuple[str, list[str]]:
+    """``image_hash`` and ``image_hashes_turned`` of one image, decoded once (an upload needs
+    both)."""
     with Image.open(io.BytesIO(data)) as image:
         grey, colour = _grey(image), _colour(image)
+    own = f"i{_dhash(grey):016x}{colour}"
     grey.thumbnail((_TURN_SIDE, _TURN_SIDE), Image.Resampling.LANCZOS)
-    return [f"i{_dhash(grey.transpose(turn)):016x}{colour}" for turn in _TURNS]
+    return own, [f"i{_dhash(grey.transpose(turn)):016x}{colour}" for turn in _TURNS]
 
 
 def image_pair_hash(first: str, second: str) -> str:

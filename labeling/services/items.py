@@ -35,7 +35,7 @@ from labeling.near_duplicates import (
     SAME_IMAGE_BITS,
     image_distances,
     image_hash,
-    image_hashes_turned,
+    image_hashes,
     image_pair_hash,
     pair_distances,
     text_hash,
@@ -288,10 +288,11 @@ def item_create_image(
     sha256 = (
         image.sha256 if image_b is None else sha256_hex(f"{image.sha256}{image_b.sha256}".encode())
     )
+    turned: list[str] = []
     if image_b is not None:
-        near_hash, turned = image_pair_hash(image_hash(image.data), image_hash(image_b.data)), []
+        near_hash = image_pair_hash(image_hash(image.data), image_hash(image_b.data))
     else:
-        near_hash, turned = image_hash(image.data), image_hashes_turned(image.data)
+        near_hash, turned = image_hashes(image.data)
     with transaction.atomic():
         similar = _upload_checks(
             project,

@@ -139,6 +139,21 @@ def test_a_lost_middle_decision_still_cancels_the_first_ones_credits(
 # --- budgets --------------------------------------------------------------------------------
 
 
+def budgeted_project(budget: int) -> Project:
+    """A project paying only what a test credits by hand, under an epoch ``budget``."""
+    project = Project.objects.create(name="Budget", data_kind="text", classes=["yes", "no"])
+    RewardPolicy.objects.create(
+        project=project,
+        version=1,
+        per_label=0,
+        per_item=0,
+        weight_by_posterior=False,
+        weight_by_skill=False,
+        epoch_budget=budget,
+    )
+    return project
+
+
 def credit_of(project: Project, amount: int, *, epoch: int, user: User | None = None) -> User:
     user = user or labeler()
     LedgerEntry.objects.create(
@@ -241,16 +256,7 @@ def test_a_held_contributors_credits_leave_the_honest_ones_the_whole_budget(db: 
     what the budget left honest labelers; its credits are left out, and left uncut."""
     from moderation.models import Flag
 
-    project = Project.objects.create(name="Budget", data_kind="text", classes=["yes", "no"])
-    RewardPolicy.objects.create(
-        project=project,
-        version=1,
-        per_label=0,
-        per_item=0,
-        weight_by_posterior=False,
-        weight_by_skill=False,
-        epoch_budget=1200,
-    )
+    project = budgeted_project(1200)
     honest, ring = labeler(), labeler()
     epoch = reward_epoch(timezone.now())
     for n, who in enumerate([honest, ring]):
@@ -272,16 +278,7 @@ def test_a_contributor_released_after_the_close_is_paid_at_the_epochs_rate(
     from moderation.models import Flag
     from moderation.services import flag_dismiss
 
-    project = Project.objects.create(name="Budget", data_kind="text", classes=["yes", "no"])
-    RewardPolicy.objects.create(
-        project=project,
-        version=1,
-        per_label=0,
-        per_item=0,
-        weight_by_posterior=False,
-        weight_by_skill=False,
-        epoch_budget=1200,
-    )
+    project = budgeted_project(1200)
     epoch = reward_epoch(timezone.now())
     honest = credit_of(project, 1500, epoch=epoch)
     cleared = credit_of(project, 1000, epoch=epoch)
@@ -320,16 +317,7 @@ def _cleared_after_a_close(moderator: User) -> tuple[Project, User, User, Any]:
     held contributor's 1000 left out; the flag still open."""
     from moderation.models import Flag
 
-    project = Project.objects.create(name="Budget", data_kind="text", classes=["yes", "no"])
-    RewardPolicy.objects.create(
-        project=project,
-        version=1,
-        per_label=0,
-        per_item=0,
-        weight_by_posterior=False,
-        weight_by_skill=False,
-        epoch_budget=1200,
-    )
+    project = budgeted_project(1200)
     epoch = reward_epoch(timezone.now())
     honest = credit_of(project, 1500, epoch=epoch)
     cleared = credit_of(project, 1000, epoch=epoch)
@@ -385,16 +373,7 @@ def test_a_contributor_released_from_an_epoch_under_its_budget_is_paid_in_full(
     from moderation.models import Flag
     from moderation.services import flag_dismiss
 
-    project = Project.objects.create(name="Budget", data_kind="text", classes=["yes", "no"])
-    RewardPolicy.objects.create(
-        project=project,
-        version=1,
-        per_label=0,
-        per_item=0,
-        weight_by_posterior=False,
-        weight_by_skill=False,
-        epoch_budget=5000,
-    )
+    project = budgeted_project(5000)
     epoch = reward_epoch(timezone.now())
     credit_of(project, 1500, epoch=epoch)
     cleared = credit_of(project, 1000, epoch=epoch)
