@@ -10,8 +10,9 @@ Public API:
   ``wawa``, ``zbs``, ``dawid_skene``, ``one_coin``, ``glad``, ``mace``; CPU, or torch on
   ``cuda``/``torch-cpu`` for ``dawid_skene`` and ``one_coin``).
 * :func:`item_posterior`: one item's posterior from fitted confusion matrices, O(its answers);
-  :func:`labeler_confusions`, :func:`class_priors`, :func:`bounded_priors`, :func:`one_coin` and
-  :func:`decisive_margin` (:mod:`.incremental`) are what the online decisions keep from a fit.
+  :func:`labeler_confusions`, :func:`class_priors`, :func:`bounded_priors`, :func:`one_coin`,
+  :func:`capped_confusion` and :func:`decisive_margin` (:mod:`.incremental`) are what the online
+  decisions keep from a fit.
 * :mod:`.calibration`: :func:`expected_calibration_error` and :func:`confident_accuracy`;
   :func:`gold_floor` (:mod:`.bayes`) calibrates posteriors on gold tasks.
 * :mod:`.metrics`: :func:`percent_agreement`, :func:`fleiss_kappa`, :func:`krippendorff_alpha`,
@@ -32,6 +33,7 @@ from .errors import ConsensusError, DeviceUnavailableError
 from .incremental import (
     PRIOR_FLOOR_SHARE,
     bounded_priors,
+    capped_confusion,
     class_priors,
     decisive_margin,
     item_posterior,
@@ -57,6 +59,7 @@ __all__ = [
     "aggregate_spans",
     "apply_floor",
     "bounded_priors",
+    "capped_confusion",
     "class_priors",
     "confident_accuracy",
     "decisive_margin",

@@ -51,6 +51,43 @@ def one_coin(accuracy: float, n_classes: int) -> FloatArray:
     return matrix
 
 
+def capped_confusion(confusion: Any, accuracy: float) -> FloatArray:
+    """``(K, K)`` confusion rows mixed with uniform answers just enough that no answer favours one
+    class over another by more than a one-coin labeler of ``accuracy``'s answer does (a ratio of
+    ``accuracy * (K - 1) / (1 - accuracy)``); rows already within that are returned as they are.
+
+    A labeler whose overall accuracy is low can still have one answer their rows make nearly
+    final (never given but for one class); capping the ratio, not the accuracy, bounds what any
+    one answer of theirs can do. Mixing toward uniform rows keeps which classes each answer
+    favours.
+
+    Raises:
+        ValueError: not ``(K, K)`` rows of finite, non-negative numbers with positive sums, or
+            ``accuracy`` outside ``(0, 1)``.
+    """
+    rows = np.asarray(confusion, dtype=np.float64)
+    if rows.ndim != 2 or rows.shape[0] != rows.shape[1]:
+        raise ValueError(f"confusion must have shape (K, K), got {rows.shape}")
+    if not 0.0 < accuracy < 1.0:
+        raise ValueError(f"accuracy must be in (0, 1), got {accuracy}")
+    k = rows.shape[0]
+    # At chance or below (accuracy <= 1 / K), an answer may favour nothing: uniform rows.
+    ratio = max(1.0, accuracy * (k - 1) / (1.0 - accuracy))
+    if not np.isfinite(rows).all() or (rows < 0).any() or (rows.sum(axis=1) <= 0).any():
+        raise ValueError("confusion rows must be finite and non-negative with positive sums")
+    normal: FloatArray = rows / rows.sum(axis=1, keepdims=True)
+    high, low = normal.max(axis=0), normal.min(axis=0)  # per answer, the classes it favours most/least
+    # Mixed with a share s of uniform rows: ((1 - s) high + s / K) / ((1 - s) low + s / K) is
+    # the ratio when s = excess / (excess + (ratio - 1) / K), excess = high - ratio * low (s
+    # itself, not 1 - s, is computed: it can be tiny).
+    excess = np.maximum(high - ratio * low, 0.0)
+    if not excess.any():
+        return normal
+    share = float((excess / (excess + (ratio - 1.0) / k)).max())
+    capped: FloatArray = (1.0 - share) * normal + share / k
+    return capped
+
+
 def labeler_confusions(
     tasks: Any,
     workers: Any,

@@ -50,6 +50,7 @@ from labeling.consensus import (
     aggregate,
     agreement,
     bounded_priors,
+    capped_confusion,
     class_priors,
     item_posterior,
     labeler_confusions,
@@ -158,15 +159,22 @@ def model_vote(
     # A labeler on probation weighs as one of CONSENSUS_PROBATION_ACCURACY at most (0.75: three
     # new wallets agreeing reach 0.964 on two classes, 3 to 1 doesn't). What such a group can be
     # paid is capped (PROBATION_PAYOUT_CAP) until its gold record earns trust.
-    trial: list[list[float]] = one_coin(settings.CONSENSUS_PROBATION_ACCURACY, k).tolist()
+    probation_accuracy = settings.CONSENSUS_PROBATION_ACCURACY
+    trial: list[list[float]] = one_coin(probation_accuracy, k).tolist()
 
     def confusion_of(user_id: int) -> list[list[float]]:
         confusion, accuracy = context.known.get(
             user_id, (unseen, settings.CONSENSUS_DEFAULT_ACCURACY)
         )
-        if user_id in context.probation and accuracy > settings.CONSENSUS_PROBATION_ACCURACY:
+        if user_id not in context.probation:
+            return [[float(x) for x in row] for row in confusion]
+        if accuracy > probation_accuracy:
             return trial
-        return [[float(x) for x in row] for row in confusion]
+        # Less accurate overall, but rows can still make one answer near final (a wallet that
+        # never gives it but for one class): no answer weighs more than the trial labeler's.
+        rows = [[float(x) for x in row] for row in confusion]
+        capped: list[list[float]] = capped_confusion(rows, probation_accuracy).tolist()
+        return capped
 
     confusions = np.array([confusion_of(user_id) for user_id, _ in answers], dtype=np.float64)
     codes = np.array([index[label] for _, label in answers])

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from labeling.consensus import (
     bounded_priors,
+    capped_confusion,
     class_priors,
     decisive_margin,
     item_posterior,
@@ -42,6 +43,46 @@ def test_labeler_confusions_reject_bad_input() -> None:
         labeler_confusions([0], [0], [0], [[1.0, 0.0]], 1, 0.8, 0.0)
     with pytest.raises(ValueError, match="accuracy"):
         one_coin(1.0, 2)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    k=st.integers(2, 9),
+    accuracy=st.sampled_from([0.3, 0.6, 0.75, 0.9]),
+    data=st.data(),
+)
+def test_capped_rows_let_no_answer_weigh_more_than_a_one_coin_labelers(
+    k: int, accuracy: float, data: st.DataObject
+) -> None:
+    rows = (
+        np.array(
+            [data.draw(st.lists(st.floats(0.0, 1.0), min_size=k, max_size=k)) for _ in range(k)]
+        )
+        + np.eye(k) * 1e-12
+    )
+    capped = capped_confusion(rows, accuracy)
+    np.testing.assert_allclose(capped.sum(axis=1), 1.0)
+    ratio = max(1.0, accuracy * (k - 1) / (1.0 - accuracy))
+    # Every answer favours a class over another by at most the one-coin labeler's ratio...
+    assert (capped.max(axis=0) <= ratio * capped.min(axis=0) * (1 + 1e-9) + 1e-300).all()
+    # ...and the same classes as before.
+    normal = rows / rows.sum(axis=1, keepdims=True)
+    for answer in range(k):
+        order = np.argsort(normal[:, answer], kind="stable")
+        assert (np.diff(capped[order, answer]) >= -1e-12).all()
+
+
+def test_capped_rows_within_the_ratio_are_kept_and_one_coin_rows_cap_to_one_coin() -> None:
+    mild = np.array([[0.7, 0.3], [0.3, 0.7]])
+    np.testing.assert_allclose(capped_confusion(mild, 0.75), mild)
+    np.testing.assert_allclose(capped_confusion(one_coin(0.9, 4), 0.75), one_coin(0.75, 4))
+    # A 0.7-accurate labeler whose "1" is near final weighs as a 0.75 one at most.
+    shaped = capped_confusion([[0.99, 0.01], [0.6, 0.4]], 0.75)
+    assert shaped[1, 1] / shaped[0, 1] == pytest.approx(3.0)
+    with pytest.raises(ValueError, match="accuracy"):
+        capped_confusion(mild, 1.0)
+    with pytest.raises(ValueError, match="finite"):
+        capped_confusion([[np.nan, 1.0], [0.0, 1.0]], 0.75)
 
 
 def test_class_priors_shrink_a_small_skewed_fit_toward_uniform() -> None:

@@ -222,6 +222,45 @@ def test_for_any_fit_a_clear_vote_of_unseen_labelers_is_accepted_with_its_label(
     assert decision.confidence >= case["threshold"]
 
 
+@pytest.mark.probation
+def test_a_fitted_labeler_on_probation_weighs_no_more_than_the_probation_accuracy(
+    make_contributor: Callable[[], Contributor], settings: Any
+) -> None:
+    """A young wallet whose fit is 0.7 accurate, but who has never answered "bad" on a good item
+    (rows shaped by answering "good" nearly always): its one "bad" would be near final, 0.98.
+    On probation, no answer weighs more than one of a labeler of the probation accuracy."""
+    project = Project.objects.create(
+        name="Shaped", data_kind=Project.DataKind.TEXT, classes=["good", "bad"]
+    )
+    ConsensusFit.objects.create(
+        project=project,
+        method="bayes_ds",
+        priors=[0.5, 0.5],
+        default_confusion=np.eye(2).tolist(),
+        iterations=1,
+        converged=True,
+        label_count=200,
+        device="cpu",
+        seconds=0.0,
+        fitted_at=timezone.now(),
+    )
+    young = make_contributor().user
+    WorkerSkill.objects.create(
+        project=project,
+        user=young,
+        accuracy=0.7,
+        confusion=[[0.99, 0.01], [0.6, 0.4]],
+        label_count=200,
+        updated_at=timezone.now(),
+    )
+    accuracy = settings.CONSENSUS_PROBATION_ACCURACY
+    decision = model_vote(project, [(young.pk, "bad")])
+    assert decision.label is None and decision.confidence <= accuracy + 1e-9
+    # Out of probation, the fit's rows are theirs.
+    settings.PROBATION_LABELS, settings.PROBATION_DAYS = 0, 0
+    assert model_vote(project, [(young.pk, "bad")]).label == "bad"
+
+
 # --- Calibration from gold items --------------------------------------------------------------
 
 
