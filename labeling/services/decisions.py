@@ -910,8 +910,11 @@ def items_review_stalled(*, now: datetime | None = None) -> int:
     )
     reasons: dict[int, str] = {}
     wait = settings.CONSENSUS_LABEL_WAIT_SECONDS
-    if wait:
-        cutoff = now - timedelta(seconds=wait)
+    try:
+        cutoff = now - timedelta(seconds=wait) if wait else None
+    except OverflowError:  # longer than the calendar goes back: no item has waited that long
+        cutoff = None
+    if cutoff is not None:
         for item_id in (
             waiting.alias(last_label=Coalesce(Max("annotations__created_at"), F("created_at")))
             .filter(last_label__lt=cutoff)

@@ -391,6 +391,18 @@ def test_the_waiting_rule_can_be_turned_off(
     assert items_review_stalled() == 0
 
 
+@pytest.mark.parametrize("wait", [10**11, 10**15, 10**30])
+def test_a_wait_longer_than_the_calendar_never_sends_an_item_to_review(
+    small_project: Project, make_contributor: Callable[[], Contributor], settings: Any, wait: int
+) -> None:
+    """Not a crash of the beat job (before the check for items nobody is left to label)."""
+    settings.CONSENSUS_LABEL_WAIT_SECONDS = wait
+    [make_contributor() for _ in range(4)]
+    item = item_create_text(project=small_project, contributor=None, text="old")
+    Item.objects.filter(pk=item.pk).update(created_at=timezone.now() - timedelta(days=3650))
+    assert items_review_stalled() == 0
+
+
 def test_celery_beat_runs_the_check() -> None:
     schedule = django_settings.CELERY_BEAT_SCHEDULE["review-stalled-items"]
     assert schedule["task"] == "labeling.tasks.review_stalled_items"
