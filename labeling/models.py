@@ -141,6 +141,13 @@ class Project(models.Model):
             raise ValidationError({"task": "Boxes are drawn on images: choose the image kind."})
         if self.task == Project.Task.SPANS and self.data_kind != Project.DataKind.TEXT:
             raise ValidationError({"task": "Spans are marked in texts: choose the text kind."})
+        threshold = self.acceptance_threshold
+        if threshold is not None and not 0.5 < threshold < 1.0:
+            # At 0.5 two classes can tie at the threshold (the first would be accepted); 1 is
+            # reached by no posterior with a calibration floor, and by few without.
+            raise ValidationError(
+                {"acceptance_threshold": "The acceptance threshold is above 0.5 and below 1."}
+            )
         classes = self.classes
         if not isinstance(classes, list) or not all(
             isinstance(c, str) and c.strip() for c in classes

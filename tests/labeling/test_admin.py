@@ -246,3 +246,36 @@ def test_any_path_that_validates_a_project_keeps_its_labeled_classes(
     with pytest.raises(ValidationError) as refused:
         text_project.full_clean()
     assert "classes" in refused.value.message_dict
+
+
+# --- A project's acceptance threshold -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("threshold", ["0", "0.5", "-1", "1", "1.5"])
+def test_an_acceptance_threshold_a_posterior_cant_sensibly_reach_is_refused(
+    browser: Client, text_project: Project, threshold: str
+) -> None:
+    """At 0.5 or under, two classes tied at 0.5 were accepted as the first of them; at 1 or over,
+    the crowd could never accept anything (every item went to review)."""
+    refuse(
+        browser,
+        text_project,
+        "acceptance_threshold",
+        "above 0.5 and below 1",
+        acceptance_threshold=threshold,
+    )
+    text_project.refresh_from_db()
+    assert text_project.acceptance_threshold == 0.95
+
+
+def test_an_acceptance_threshold_between_a_majority_and_certainty_is_kept(
+    browser: Client, text_project: Project
+) -> None:
+    page = browser.get(project_url(text_project))
+    response = browser.post(
+        project_url(text_project),
+        change_form_data(page, acceptance_threshold="0.9", audit_reason="faster"),
+    )
+    assert response.status_code == 302
+    text_project.refresh_from_db()
+    assert text_project.acceptance_threshold == 0.9
