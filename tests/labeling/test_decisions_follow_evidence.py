@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from accounts.models import AuditEvent, User
 from frontend.seed import TEXTS, seed_demo
 from labeling.consensus import decisive_margin
-from labeling.models import Annotation, ConsensusFit, Item, Project, WorkerSkill
+from labeling.models import MAX_CLASSES, Annotation, ConsensusFit, Item, Project, WorkerSkill
 from labeling.services import (
     item_create_text,
     item_decide,
@@ -147,7 +147,7 @@ def test_demo_items_needing_a_label_no_contributor_can_give_go_to_review(demo: A
 
 @st.composite
 def any_fit(draw: st.DrawFn) -> dict[str, Any]:
-    k = draw(st.integers(2, 6))
+    k = draw(st.integers(2, MAX_CLASSES))
     return {
         "k": k,
         "priors": draw(st.lists(st.floats(0.0, 1e6), min_size=k, max_size=k)),
@@ -159,6 +159,7 @@ def any_fit(draw: st.DrawFn) -> dict[str, Any]:
         "winner": draw(st.integers(0, k - 1)),
         "others": draw(st.integers(0, 2)),
         "extra": draw(st.integers(0, 2)),
+        "order": draw(st.randoms(use_true_random=False)),
     }
 
 
@@ -173,7 +174,26 @@ def test_for_any_fit_a_clear_vote_of_unseen_labelers_is_accepted_with_its_label(
 ) -> None:
     """Any stored fit (priors as skewed as you like, even zero; any confusion matrices for the
     labelers it saw): answers from labelers it hasn't seen, with ``decisive_margin`` more for one
-    class than for any other (unanimous, or k-to-1), decide the item for that class."""
+    class than for any other (unanimous, or k-to-1), in any order, decide the item for that
+    class."""
+    assert_a_clear_vote_decides(case, django_settings.CONSENSUS_DEFAULT_ACCURACY)
+
+
+@pytest.mark.probation
+@hypothesis_settings(
+    max_examples=30,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(case=any_fit())
+def test_for_any_fit_a_clear_vote_of_new_wallets_on_probation_is_accepted_with_its_label(
+    case: dict[str, Any],
+) -> None:
+    """New wallets weigh as labelers of the probation accuracy: their margin is that one's."""
+    assert_a_clear_vote_decides(case, django_settings.CONSENSUS_PROBATION_ACCURACY)
+
+
+def assert_a_clear_vote_decides(case: dict[str, Any], accuracy: float) -> None:
     k = case["k"]
     classes = [f"c{i}" for i in range(k)]
     project = Project.objects.create(
@@ -213,8 +233,9 @@ def test_for_any_fit_a_clear_vote_of_unseen_labelers_is_accepted_with_its_label(
     losers = [c for c in range(k) if c != winner]
     minority = [losers[i % len(losers)] for i in range(case["others"])]
     top_other = max((minority.count(c) for c in losers), default=0)
-    margin = decisive_margin(k, case["threshold"], django_settings.CONSENSUS_DEFAULT_ACCURACY)
+    margin = decisive_margin(k, case["threshold"], accuracy)
     votes = [winner] * (top_other + margin + case["extra"]) + minority
+    case["order"].shuffle(votes)
     first_unseen = User.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
     answers = [(first_unseen + 1000 + i, classes[v]) for i, v in enumerate(votes)]
     decision = model_vote(project, answers)
