@@ -8,6 +8,7 @@ import base64
 import io
 import random
 import re
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -20,7 +21,7 @@ from PIL import Image as PILImage
 
 from accounts.models import User
 from accounts.services import user_get_or_create_for_wallet
-from labeling.models import Annotation, Item, Project, Skip, WorkerSkill
+from labeling.models import Annotation, Assignment, Item, Project, Skip, WorkerSkill
 from labeling.services import item_create_image, item_create_text
 from rewards.models import LedgerEntry
 from tests.conftest import image_bytes
@@ -774,6 +775,34 @@ def test_a_throttled_answer_stays_on_screen_to_be_sent_again(live_server: Any, p
     page.keyboard.press("1")
     page.wait_for_selector("text=No tasks left in this project")
     assert answers(me) == [{"label": "positive"}]
+
+
+def test_an_answer_refused_as_its_lease_ran_out_comes_back_with_the_item_to_be_sent_again(
+    live_server: Any, page: Any
+) -> None:
+    tags = project("multilabel", "text", ["funny", "rude", "long"])
+    item = item_create_text(project=tags, contributor=None, text="Ha! Get lost.")
+    me = sign_in(page, live_server)
+    open_label_page(page, live_server, tags)
+    wait_for_item(page, item)
+    page.keyboard.press("1")
+    page.keyboard.press("3")
+    # The tab was left open past the project's lease_seconds.
+    Assignment.objects.filter(item=item, user=me).update(
+        expires_at=timezone.now() - timedelta(seconds=1)
+    )
+    page.keyboard.press("Enter")
+    # Refused (409), but the item is free and is leased to me again: it comes back with the
+    # toggles I had set, not blank, nor as "not assigned to you: ask for your next task".
+    page.wait_for_selector("[data-testid=task-status]:has-text('It is yours again')")
+    assert item_on_screen(page) == item.pk and answers(me) == []
+    pressed = page.locator("#answer button[aria-pressed=true]").evaluate_all(
+        "buttons => buttons.map((b) => b.dataset.label)"
+    )
+    assert pressed == ["funny", "long"]
+    page.keyboard.press("Enter")
+    page.wait_for_selector("text=No tasks left in this project")
+    assert answers(me) == [{"labels": ["funny", "long"]}]
 
 
 def test_a_server_error_keeps_the_drawn_boxes_on_screen_to_be_sent_again(

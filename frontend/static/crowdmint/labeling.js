@@ -231,7 +231,10 @@
     }
   }
 
-  async function advance(fresh = false) {
+  // ``refused`` is an answer the server refused for good ({ item, body }): if the next item is
+  // that same one (its lease had run out, and the server leased it to me again), it comes back
+  // with that answer on screen, to be sent again rather than given again from scratch.
+  async function advance(fresh = false, refused = null) {
     // Never two next-task calls at once: the server reads my leases and the items left in
     // separate statements, so a call racing the preload's could be told "nothing left" while
     // the preload leases the last item.
@@ -243,7 +246,11 @@
       next = await fetchTask(null);
       if (next === undefined) return;
     }
-    show(next);
+    const back = Boolean(next && refused && next.id === refused.item.id);
+    show(next, back ? refused.body : null);
+    if (back) {
+      say(`Not saved: your time on item ${next.id} ran out. It is yours again, with your answer on screen: send it again.`);
+    }
     if (next) preload(next.id);
   }
 
@@ -359,9 +366,9 @@
       return;
     }
     // Refused for good (decided meanwhile, lease expired, already answered, not assigned to
-    // me): this item is done with.
+    // me): this item is done with, unless its lease had only run out and it comes back to me.
     say(`Not saved: ${detailOf(result, "the answer was refused")}.`);
-    await advance(true);
+    await advance(true, { item, body });
   }
 
   async function skip() {
@@ -1278,7 +1285,7 @@
       if (result.status !== 201 && !retryable && !isSignedOut(result) && !csrfFailed(result)) {
         sessionStorage.removeItem(PENDING_KEY);
         say(`Your earlier answer to item ${pending.item.id} could not be saved: ${detailOf(result, "refused")}.`);
-        await advance(true);
+        await advance(true, pending);
         return;
       }
       await answered(pending.item, pending.body, result, true);
