@@ -6,6 +6,7 @@ app_name = "frontend"
 
 urlpatterns = [
     path("", views.home, name="home"),
+    path("favicon.ico", views.favicon, name="favicon"),
     path("login/", views.login_page, name="login"),
     path("login/demo/", views.demo_login, name="demo-login"),
     path("logout/", views.logout_view, name="logout"),

@@ -12,6 +12,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.templatetags.static import static
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 from eth_account.messages import encode_defunct
@@ -38,6 +39,14 @@ def home(request: HttpRequest) -> HttpResponse:
     return render(
         request, "frontend/home.html", {"projects": labeling_selectors.project_list_open()}
     )
+
+
+def favicon(request: HttpRequest) -> HttpResponse:
+    """``/favicon.ico``: browsers ask for it on every page that names no icon of its own (admin,
+    the API's JSON opened in a tab, the API docs), and a 404 there was an error in every console.
+    A temporary redirect: in production the icon's static name carries its hash, which a
+    deploy changes."""
+    return redirect(static("crowdmint/favicon.svg"))
 
 
 def _safe_next(request: HttpRequest, target: str | None) -> str:

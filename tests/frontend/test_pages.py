@@ -162,3 +162,10 @@ def test_the_buyers_page_asks_for_a_key_and_loads_its_script() -> None:
     assert 'id="buyer-key"' in html and 'type="password"' in html
     assert "/static/crowdmint/buyers.js" in html and "<script>" not in html
     assert "default-src 'self'" in page["Content-Security-Policy"]
+
+
+def test_favicon_ico_leads_to_the_sites_icon_for_pages_that_name_none() -> None:
+    # Admin and the API name no icon: browsers ask for /favicon.ico, which was a 404.
+    response = Client().get("/favicon.ico")
+    assert response.status_code == 302
+    assert response["Location"] == "/static/crowdmint/favicon.svg"
