@@ -116,6 +116,12 @@ class NonceApi(APIView):
         domain = serializers.CharField()
         chain_id = serializers.IntegerField()
         expires_at = serializers.DateTimeField()
+        issued_at = serializers.DateTimeField(
+            source="created_at",
+            help_text="The server's time now, to the second: put it in the message's `Issued At`. "
+            "A message issued more than five minutes ahead of the server's clock is refused, "
+            "and a device's own clock may be that far off.",
+        )
         address = serializers.CharField(
             required=False, help_text="The EIP-55 form of the `address` asked about, if any."
         )

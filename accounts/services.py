@@ -44,7 +44,8 @@ def siwe_nonce_issue(*, domain: str, chain_id: int) -> SiweNonce:
     Nonces are issued to anyone, so expired ones are swept here (by the expiry index) to keep the
     table small.
     """
-    now = timezone.now()
+    # Whole seconds: ``created_at`` is offered as the message's Issued At, written without a fraction.
+    now = timezone.now().replace(microsecond=0)
     SiweNonce.objects.filter(expires_at__lt=now - settings.SIWE_NONCE_TTL).delete()
     return SiweNonce.objects.create(
         nonce=siwe.generate_nonce(),

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from django.test import TestCase
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 from eth_account import Account
 from rest_framework.test import APIClient
 
@@ -23,6 +24,23 @@ def test_the_nonce_names_the_domain_and_chain_the_message_must_use() -> None:
     assert body["chain_id"] == 1
     assert len(body["nonce"]) >= 8 and body["nonce"].isalnum()
     assert SiweNonce.objects.get(nonce=body["nonce"]).used_at is None
+
+
+def test_the_nonce_gives_the_servers_time_for_issued_at_and_a_message_using_it_signs_in() -> None:
+    # The page put the device's clock in Issued At: five minutes fast, and no sign-in worked.
+    before = timezone.now().replace(microsecond=0)
+    api = APIClient()
+    nonce = api.get("/api/v1/auth/nonce").json()
+    issued_at = parse_datetime(nonce["issued_at"])
+    assert issued_at is not None and before <= issued_at <= timezone.now()
+    assert issued_at.microsecond == 0
+    account = Account.create()
+    text = siwe_text(account, nonce, issued_at=issued_at)
+    assert f"Issued At: {nonce['issued_at']}" in text
+    response = api.post(
+        "/api/v1/auth/siwe", {"message": text, "signature": sign(account, text)}, format="json"
+    )
+    assert response.status_code == 200
 
 
 def test_the_nonce_endpoint_checksums_a_lowercase_wallet_address() -> None:

@@ -3,6 +3,7 @@ of an EIP-4361 message), label with the keyboard, contribute, and see rewards.""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -134,6 +135,27 @@ def test_a_visitor_without_a_wallet_is_told_so(live_server: Any, page: Any) -> N
     page.goto(f"{live_server.url}/login/")
     page.click("#wallet-signin")
     page.wait_for_selector("text=No browser wallet found")
+
+
+def test_a_wallet_signs_in_once_from_a_device_whose_clock_is_ten_minutes_fast(
+    live_server: Any, page: Any
+) -> None:
+    wallet = Account.create()
+    signed: list[str] = []
+
+    def wallet_sign(message: str, address: str) -> str:
+        signed.append(message)
+        return wallet.sign_message(encode_defunct(text=message)).signature.to_0x_hex()
+
+    page.expose_function("walletSign", wallet_sign)
+    page.add_init_script(f"window.__walletAddress = '{wallet.address}';" + WALLET_SHIM)
+    # Issued At was this clock's time: "message issued in the future", whatever the wallet.
+    page.clock.set_system_time(datetime.now(UTC) + timedelta(minutes=10))
+    page.goto(f"{live_server.url}/login/?next=/me/rewards/")
+    page.dblclick("#wallet-signin")  # a double click signs once
+    page.wait_for_url(lambda url: url.endswith("/me/rewards/"))
+    assert len(signed) == 1
+    assert User.objects.filter(wallet_address=wallet.address).exists()
 
 
 def test_a_buyer_enters_a_key_once_browses_datasets_and_downloads_an_export(

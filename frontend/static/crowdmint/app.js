@@ -14,6 +14,12 @@
     return { status: response.status, ok: response.ok, body };
   }
 
+  // An API error's message; a proxy's HTML error page has none.
+  function detailOf(result) {
+    const detail = result.body && result.body.detail;
+    return typeof detail === "string" ? detail : `the server answered ${result.status}`;
+  }
+
   function siweMessage({ domain, address, uri, chainId, nonce, issuedAt }) {
     return `${domain} wants you to sign in with your Ethereum account:\n${address}\n\n` +
       `Sign in to Crowdmint.\n\nURI: ${uri}\nVersion: 1\nChain ID: ${chainId}\n` +
@@ -28,14 +34,16 @@
     statusEl.textContent = "Waiting for your wallet…";
     const [account] = await window.ethereum.request({ method: "eth_requestAccounts" });
     const challenge = await api(`/api/v1/auth/nonce?address=${encodeURIComponent(account)}`);
-    if (!challenge.ok) { statusEl.textContent = challenge.body.detail; return; }
+    if (!challenge.ok) { statusEl.textContent = `Sign-in failed: ${detailOf(challenge)}`; return; }
     const message = siweMessage({
       domain: challenge.body.domain,
       address: challenge.body.address,
       uri: window.location.origin + "/",
       chainId: challenge.body.chain_id,
       nonce: challenge.body.nonce,
-      issuedAt: new Date().toISOString().replace(/\.\d{3}Z$/, "Z"),
+      // The server's time, not this device's: a clock running five minutes fast would make the
+      // message "issued in the future", and refused.
+      issuedAt: challenge.body.issued_at || new Date().toISOString().replace(/\.\d{3}Z$/, "Z"),
     });
     const signature = await window.ethereum.request({ method: "personal_sign", params: [message, account] });
     const result = await api("/api/v1/auth/siwe", {
@@ -43,7 +51,7 @@
       headers: { "Content-Type": "application/json" },
       body: JSON.stringify({ message, signature }),
     });
-    if (!result.ok) { statusEl.textContent = `Sign-in refused: ${result.body.detail}`; return; }
+    if (!result.ok) { statusEl.textContent = `Sign-in refused: ${detailOf(result)}`; return; }
     statusEl.textContent = `Signed in as ${result.body.address}`;
     // Only a path on this site (the server already checks it): never "//host", "/\\host" or "javascript:".
     const sameSite = typeof next === "string" && next.startsWith("/") && !/^\/[\/\\]/.test(next);
@@ -54,9 +62,16 @@
     const button = document.getElementById("wallet-signin");
     const statusEl = document.getElementById("signin-status");
     button.addEventListener("click", () => {
-      signInWithWallet(statusEl, button.dataset.next).catch((err) => {
-        statusEl.textContent = `Sign-in failed: ${err.message || err}`;
-      });
+      // One sign-in at a time: a double click would ask the wallet to sign twice.
+      if (button.disabled) return;
+      button.disabled = true;
+      signInWithWallet(statusEl, button.dataset.next)
+        .catch((err) => {
+          statusEl.textContent = `Sign-in failed: ${err.message || err}`;
+        })
+        .finally(() => {
+          button.disabled = false;
+        });
     });
   }
 
