@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from django import template
 
 from rewards.asset import payout_asset
@@ -22,6 +24,17 @@ def tokens(base_units: int | None) -> str:
 def amount(base_units: int | None) -> str:
     """Base units with the payout asset's symbol: "1.5 CMT", "12.25 tUSD"."""
     return payout_asset().format(base_units)
+
+
+@register.filter
+def percent(share: float | None) -> str:
+    """A share as a percentage to one decimal, rounded down so only a perfect record reads 100%:
+    0.9987 -> "99.8%", 0.5 -> "50%", 1 -> "100%" (None -> "–")."""
+    if share is None:
+        return "–"
+    tenths = math.floor(min(max(float(share), 0.0), 1.0) * 1000 + 1e-9)
+    whole, tenth = divmod(tenths, 10)
+    return f"{whole}%" if tenth == 0 else f"{whole}.{tenth}%"
 
 
 @register.filter

@@ -60,6 +60,18 @@ def test_short_address_leaves_anything_but_an_address_alone() -> None:
     assert short_address(None) == ""
 
 
+@pytest.mark.parametrize(
+    ("share", "shown"),
+    [(0.9987, "99.8%"), (1.0, "100%"), (0.5, "50%"), (0.0, "0%"), (0.123, "12.3%"), (None, "–")],
+)
+def test_a_share_reads_as_a_percentage_that_only_a_perfect_record_rounds_to_100(
+    share: float | None, shown: str
+) -> None:
+    from frontend.templatetags.crowdmint import percent
+
+    assert percent(share) == shown
+
+
 def test_the_upload_page_takes_several_images_by_picking_or_dropping(
     contributor: Any, image_project: Project
 ) -> None:

@@ -54,7 +54,8 @@
   }
 
   function sizeInWords(bytes) {
-    return bytes < 1024 * 1024 ? `${Math.max(1, Math.round(bytes / 1024))} KB` : megabytes(bytes);
+    if (bytes < 1024) return `${bytes} ${bytes === 1 ? "byte" : "bytes"}`;
+    return bytes < 1024 * 1024 ? `${Math.round(bytes / 1024)} KB` : megabytes(bytes);
   }
 
   function detailOf(result) {
