@@ -344,9 +344,22 @@ class ConsensusFitAdmin(ReadOnlyAdmin):
         "fitted_at",
     ]
 
+    list_select_related = ["project"]
+
     @admin.display(description="calibration floor")
     def calibration_floor_display(self, fit: ConsensusFit) -> str:
-        return f"{fit.calibration_floor:.1%}"
+        # The floor mixes every posterior with a uniform one, so no item can rise above
+        # 1 - floor * (K - 1) / K: few gold items (a cautious floor) can put the project's
+        # threshold out of reach, and then every item goes to review at its most labels.
+        shown = f"{fit.calibration_floor:.1%}"
+        k = len(fit.project.classes) if isinstance(fit.project.classes, list) else 0
+        best = 1.0 - fit.calibration_floor * (k - 1) / k if k else 1.0
+        if fit.project.task in LABEL_TASKS and best < fit.project.acceptance_threshold:
+            return (
+                f"{shown}: no item can reach {fit.project.acceptance_threshold:g} "
+                f"(at most {best:.3f}) until more gold items are answered"
+            )
+        return shown
 
     @admin.display(description="seconds")
     def seconds_display(self, fit: ConsensusFit) -> str:

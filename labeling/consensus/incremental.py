@@ -76,7 +76,10 @@ def capped_confusion(confusion: Any, accuracy: float) -> FloatArray:
     if not np.isfinite(rows).all() or (rows < 0).any() or (rows.sum(axis=1) <= 0).any():
         raise ValueError("confusion rows must be finite and non-negative with positive sums")
     normal: FloatArray = rows / rows.sum(axis=1, keepdims=True)
-    high, low = normal.max(axis=0), normal.min(axis=0)  # per answer, the classes it favours most/least
+    high, low = (
+        normal.max(axis=0),
+        normal.min(axis=0),
+    )  # per answer, the classes it favours most/least
     # Mixed with a share s of uniform rows: ((1 - s) high + s / K) / ((1 - s) low + s / K) is
     # the ratio when s = excess / (excess + (ratio - 1) / K), excess = high - ratio * low (s
     # itself, not 1 - s, is computed: it can be tiny).

@@ -316,6 +316,39 @@ def test_gold_items_that_show_a_deceived_crowd_keep_its_verdicts_below_the_thres
     assert decision.label is None and 0.72 < decision.confidence < 0.88
 
 
+def test_admin_says_when_a_cautious_floor_puts_the_threshold_out_of_reach(
+    admin_client: Any,
+) -> None:
+    project = Project.objects.create(
+        name="One gold item", data_kind=Project.DataKind.TEXT, classes=["yes", "no"]
+    )
+
+    def fit(floor: float) -> None:
+        ConsensusFit.objects.update_or_create(
+            project=project,
+            defaults=dict(
+                method="bayes_ds",
+                priors=[0.5, 0.5],
+                default_confusion=np.eye(2).tolist(),
+                calibration_floor=floor,
+                iterations=1,
+                converged=True,
+                label_count=10,
+                device="cpu",
+                seconds=0.0,
+                fitted_at=timezone.now(),
+            ),
+        )
+
+    # One gold item, answered right: the floor is 0.445 and no posterior passes 0.7775.
+    fit(0.445)
+    page = admin_client.get("/admin/labeling/consensusfit/").content.decode()
+    assert "44.5%: no item can reach 0.95 (at most 0.777)" in page
+    fit(0.06)
+    page = admin_client.get("/admin/labeling/consensusfit/").content.decode()
+    assert "6.0%" in page and "no item can reach" not in page
+
+
 # --- Items that can't get their next label ----------------------------------------------------
 
 
