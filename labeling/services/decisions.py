@@ -880,10 +880,18 @@ def _redecide_accepted(
     task_of: dict[int, int],
     classes: list[str],
 ) -> None:
-    """Accepted items the refit now labels otherwise, with confidence, are re-decided while unpaid."""
+    """Accepted items the refit now labels otherwise, with confidence, are re-decided while unpaid,
+    if the online rule agrees.
+
+    The batch fit trusts every labeler by their fitted skill; the online rule (``_decide``) also
+    caps labelers on probation and bounds the class priors. Requiring both keeps a ring of new
+    wallets that agree with each other, and so fit well, from relabeling accepted items that
+    established labelers decided: the refit alone would let it.
+    """
     accepted = Item.objects.filter(
         project=project, gold_label="", status=Item.Status.ACCEPTED
     ).values_list("id", "decided_label")
+    changed: dict[int, tuple[str, float]] = {}
     for item_id, decided in accepted:
         task = task_of.get(item_id)
         if task is None or labels[task] < 0:
@@ -891,7 +899,14 @@ def _redecide_accepted(
         label = classes[int(labels[task])]
         confidence = float(posteriors[task, labels[task]])
         if label != decided and confidence >= project.acceptance_threshold:
-            item_redecide(item_id=item_id, label=label, confidence=confidence)
+            changed[item_id] = (label, confidence)
+    for item in Item.objects.filter(pk__in=list(changed)).select_related("project"):
+        label, confidence = changed[item.pk]
+        rows = list(item.annotations.order_by("id").values_list("annotator_id", "label", "value"))
+        excluded = users_excluded_from_consensus(project=project, user_ids={row[0] for row in rows})
+        if _decide(item, [row for row in rows if row[0] not in excluded]).label != label:
+            continue
+        item_redecide(item_id=item.pk, label=label, confidence=confidence)
 
 
 def items_review_stalled(*, now: datetime | None = None) -> int:

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import numpy as np
 import pytest
 from django.test import TestCase
+from django.utils import timezone
 
+from accounts.models import User
 from labeling.models import Annotation, ConsensusFit, Item, Project, WorkerSkill
 from labeling.services import annotation_create, item_create_text, item_decide, project_refit
 from labeling.tasks import refit_projects, refit_route
@@ -368,3 +371,45 @@ def test_a_fit_from_before_the_classes_changed_is_ignored(
     label(good[2], item, "cat")
     item.refresh_from_db()
     assert item.status == Item.Status.ACCEPTED and item.decided_label == "cat"
+
+
+@pytest.mark.probation
+def test_a_refit_relabels_an_accepted_item_only_if_the_online_rule_agrees(
+    make_contributor: Callable[[], Contributor], settings: Any
+) -> None:
+    """Six new wallets answer "bad" on an item three established labelers accepted as "good". A
+    batch fit that trusts the ring would relabel it; the online rule weighs each new wallet as a
+    labeler of the probation accuracy (0.919 for "bad", under 0.95), so the item stays "good"
+    while they are on probation, and changes once they are not."""
+    from labeling.services.decisions import _redecide_accepted
+
+    settings.PROBATION_LABELS = 0  # probation by the account's age alone
+    project = Project.objects.create(
+        name="Ring", data_kind=Project.DataKind.TEXT, classes=["good", "bad"], overlap=3
+    )
+    established = [make_contributor() for _ in range(3)]
+    User.objects.filter(pk__in=[c.user.pk for c in established]).update(
+        date_joined=timezone.now() - timedelta(days=settings.PROBATION_DAYS + 1)
+    )
+    item = item_create_text(project=project, contributor=None, text="accepted")
+    for who in established:
+        annotation_create(item=item, annotator=who.user, label="good", leased_only=False)
+    committed(lambda: item_decide(item_id=item.pk))
+    item.refresh_from_db()
+    assert (item.status, item.decided_label) == (Item.Status.ACCEPTED, "good")
+    for who in [make_contributor() for _ in range(6)]:
+        Annotation.objects.create(item=item, annotator=who.user, label="bad")
+
+    def refit_says_bad() -> None:
+        # What a batch fit trusting the ring returns for the item.
+        labels, posteriors = np.array([1]), np.array([[0.01, 0.99]])
+        _redecide_accepted(project, labels, posteriors, {item.pk: 0}, project.classes)
+
+    committed(refit_says_bad)
+    item.refresh_from_db()
+    assert (item.decided_label, item.decision_version) == ("good", 1)
+
+    settings.PROBATION_DAYS = 0  # the ring is out of probation: 6 to 3 at 0.8 is 0.985
+    committed(refit_says_bad)
+    item.refresh_from_db()
+    assert (item.decided_label, item.decision_version) == ("bad", 2)
