@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import unicodedata
+from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import F, Q
+from django.utils import timezone
 
 from rewards.fields import TokenAmountField
 
@@ -113,6 +115,13 @@ class Project(models.Model):
         "(POST /api/v1/datasets/{id}/purchase); 0: not sold on-chain, moderators grant it.",
     )
     is_open = models.BooleanField(default=True)
+    reopened_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        editable=False,
+        help_text="When the project last reopened after a pause: an item's wait for its next "
+        "label (CONSENSUS_LABEL_WAIT_SECONDS) counts from here at the earliest.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -133,6 +142,17 @@ class Project(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        # Reopening starts every item's wait afresh: the pause was nobody's failure to label.
+        fields = kwargs.get("update_fields")
+        if self.pk is not None and self.is_open and (fields is None or "is_open" in fields):
+            stored = Project.objects.filter(pk=self.pk).values_list("is_open", flat=True).first()
+            if stored is False:
+                self.reopened_at = timezone.now()
+                if fields is not None:
+                    kwargs["update_fields"] = {*fields, "reopened_at"}
+        super().save(*args, **kwargs)
 
     def clean(self) -> None:
         if self.task == Project.Task.PAIRWISE:

@@ -36,7 +36,7 @@ import numpy as np
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Count, F, Max
-from django.db.models.functions import Coalesce
+from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
 from accounts.audit import audit_record
@@ -913,7 +913,7 @@ def items_review_stalled(*, now: datetime | None = None) -> int:
     """Send to the review queue every open item of an open project that can't get its next label:
     no contributor is left who could give it one (``item_labelers_left``), or it has waited longer
     than ``CONSENSUS_LABEL_WAIT_SECONDS`` (0: never) since its last label, or its upload if it has
-    none. Gold items and items with all the labels they asked for are left alone. Audited; safe to
+    none, or its project's reopening if that came later (a pause is nobody's failure to label). Gold items and items with all the labels they asked for are left alone. Audited; safe to
     run twice and concurrently (a conditional update claims each item). Returns how many moved.
     """
     now = now or timezone.now()
@@ -931,7 +931,12 @@ def items_review_stalled(*, now: datetime | None = None) -> int:
         cutoff = None
     if cutoff is not None:
         for item_id in (
-            waiting.alias(last_label=Coalesce(Max("annotations__created_at"), F("created_at")))
+            waiting.alias(
+                last_label=Greatest(
+                    Coalesce(Max("annotations__created_at"), F("created_at")),
+                    Coalesce(F("project__reopened_at"), F("created_at")),
+                )
+            )
             .filter(last_label__lt=cutoff)
             .values_list("id", flat=True)
         ):

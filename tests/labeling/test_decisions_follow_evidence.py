@@ -435,6 +435,31 @@ def test_an_item_waiting_longer_than_the_setting_goes_to_review(
     assert event.details == {"reason": "no new label for 3600 s"}
 
 
+def test_a_paused_project_reopened_gives_its_items_the_whole_wait_again(
+    small_project: Project, make_contributor: Callable[[], Contributor], settings: Any
+) -> None:
+    settings.CONSENSUS_LABEL_WAIT_SECONDS = 3600
+    for _ in range(6):  # contributors who could label it: only the wait can send it to review
+        make_contributor()
+    item = item_create_text(project=small_project, contributor=None, text="waited out a pause")
+    now = timezone.now()
+    Item.objects.filter(pk=item.pk).update(created_at=now - timedelta(days=5))
+    small_project.is_open = False
+    small_project.save()
+    assert items_review_stalled(now=now) == 0  # a closed project's items aren't waiting
+    small_project.is_open = True
+    small_project.save(update_fields=["is_open"])
+    small_project.refresh_from_db()
+    assert small_project.reopened_at is not None
+    assert items_review_stalled(now=small_project.reopened_at + timedelta(minutes=59)) == 0
+    assert items_review_stalled(now=small_project.reopened_at + timedelta(minutes=61)) == 1
+    # Saving an open project again is not a reopening.
+    reopened = small_project.reopened_at
+    small_project.save()
+    small_project.refresh_from_db()
+    assert small_project.reopened_at == reopened
+
+
 def test_the_waiting_rule_can_be_turned_off(
     small_project: Project, make_contributor: Callable[[], Contributor], settings: Any
 ) -> None:
