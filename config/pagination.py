@@ -20,6 +20,9 @@ class IdCursorPagination(CursorPagination):
     ordering = "-id"
 
     def decode_cursor(self, request: Request) -> Cursor | None:
+        # DRF reads the last of several cursors: refused like a repeated page_size or filter.
+        if len(request.query_params.getlist(self.cursor_query_param)) > 1:
+            raise ValidationError({self.cursor_query_param: "give it once"})
         cursor = super().decode_cursor(request)
         if cursor is None or cursor.position is None:
             return cursor

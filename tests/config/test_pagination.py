@@ -73,3 +73,14 @@ def test_the_cursors_the_lists_hand_out_still_page_through_everything(
         seen += [row["id"] for row in page.json()["results"]]
         url = page.json()["next"]
     assert seen == sorted((f.pk for f in flags), reverse=True)
+
+
+def test_a_repeated_cursor_is_a_400_naming_it(
+    buyer_api: APIClient, buyer: User, text_project: Project
+) -> None:
+    # DRF used the last of the two, so a client's stale cursor quietly won or lost.
+    give_grant(text_project, buyer)
+    path = f"/api/v1/datasets/{text_project.pk}/records/"
+    response = buyer_api.get(f"{path}?cursor={cursor('p=1')}&cursor={cursor('p=2')}")
+    assert response.status_code == 400, response.content
+    assert response.json()["detail"] == "cursor: give it once"
