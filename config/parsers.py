@@ -50,13 +50,28 @@ def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # Python keeps the last of a repeated key, other parsers the first (RFC 8259 section 4:
+    # unpredictable): a proxy or a client library could read another request than ours.
+    document = dict(pairs)
+    if len(document) == len(pairs):
+        return document
+    seen: set[str] = set()
+    for key, _ in pairs:
+        if key in seen:
+            raise ValueError(f"the key {key[:80]!r} is repeated in an object: give it once")
+        seen.add(key)
+    raise AssertionError("unreachable: a shorter dict has a repeated key")
+
+
 def json_loads_bounded(text: str, *, max_depth: int) -> Any:
-    """``json.loads`` for untrusted text: ``ValueError`` if nested deeper than ``max_depth`` or
-    if it holds ``NaN`` or ``Infinity`` (not JSON, though Python's parser accepts them)."""
+    """``json.loads`` for untrusted text: ``ValueError`` if nested deeper than ``max_depth``, if
+    it holds ``NaN`` or ``Infinity`` (not JSON, though Python's parser accepts them) or if an
+    object repeats a key."""
     depth = json_nesting_depth(text)
     if depth > max_depth:
         raise ValueError(f"JSON nested {depth} levels deep; the limit is {max_depth}")
-    return json.loads(text, parse_constant=_refuse_constant)
+    return json.loads(text, parse_constant=_refuse_constant, object_pairs_hook=_unique_keys)
 
 
 def _bounded_text(

@@ -91,3 +91,15 @@ def test_the_recursion_limit_is_sane_after_the_chain_libraries_are_loaded(chain:
     assert sys.getrecursionlimit() == RECURSION_LIMIT
     with pytest.raises(RecursionError):
         json.loads(deep_body(50_000))
+
+
+def test_a_key_repeated_in_an_object_is_a_400_naming_it(contributor: Contributor) -> None:
+    # Python's parser kept the last value, others keep the first: a repeated key is refused.
+    body = '{"label": "positive", "nested": {"x": 1, "x": 2}}'
+    response = contributor.api.post(
+        "/api/v1/items/1/annotations/", body, content_type="application/json"
+    )
+    assert response.status_code == 400
+    assert response.json()["detail"] == (
+        "JSON parse error - the key 'x' is repeated in an object: give it once"
+    )
