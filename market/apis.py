@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponseBase, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponseBase, QueryDict, StreamingHttpResponse
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
@@ -489,6 +489,15 @@ class DatasetExportsApi(APIView):
                 {"detail": 'send a JSON object: {"format": "jsonl", ...filters}'},
                 status=status.HTTP_400_BAD_REQUEST,
             )
+        # A form body's QueryDict answers the last of a field given twice: refused by name, as
+        # a repeated query parameter is (a JSON body can't repeat a key: config.parsers).
+        if isinstance(body, QueryDict):
+            for name, values in body.lists():
+                if len(values) > 1:
+                    return Response(
+                        {"detail": f"{name[:80]}: give it once"},
+                        status=status.HTTP_400_BAD_REQUEST,
+                    )
         fmt = body.get("format")
         if not isinstance(fmt, str) or fmt not in DatasetExport.Format.values:
             return Response(

@@ -21,6 +21,7 @@ from accounts.models import User
 from labeling.models import Item, Project
 from labeling.services import item_create_text
 from market import importers
+from market.models import DatasetExport
 from market.services import (
     ImportReport,
     ItemImportError,
@@ -546,3 +547,33 @@ def test_a_repeated_format_is_a_400_like_any_repeated_parameter(
     assert response.json() == {"detail": "format: give it once"}
     same = buyer_api.get(f"/api/v1/datasets/{text_project.pk}/export?format=csv&format=csv")
     assert same.status_code == 400
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "named"),
+    [
+        (
+            "format=jsonl&min_labels=1&min_labels=5",
+            "application/x-www-form-urlencoded",
+            "min_labels",
+        ),
+        ("format=jsonl&format=csv", "application/x-www-form-urlencoded", "format"),
+        ('{"format": "jsonl", "format": "csv"}', "application/json", "'format'"),
+    ],
+)
+def test_a_field_repeated_in_an_export_request_is_a_400_and_queues_nothing(
+    buyer: User,
+    buyer_api: APIClient,
+    text_project: Project,
+    body: str,
+    content_type: str,
+    named: str,
+) -> None:
+    # The last value used to win: an export built with other filters than the buyer saw.
+    give_grant(text_project, buyer)
+    response = buyer_api.post(
+        f"/api/v1/datasets/{text_project.pk}/exports/", body, content_type=content_type
+    )
+    assert response.status_code == 400, response.content
+    assert named in response.json()["detail"] and "give it once" in response.json()["detail"]
+    assert not DatasetExport.objects.exists()
