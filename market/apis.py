@@ -224,7 +224,7 @@ class DatasetPurchaseApi(APIView):
 FILTER_PARAMETERS = [
     OpenApiParameter(
         "min_confidence",
-        float,
+        {"type": "number", "format": "double", "minimum": 0, "maximum": 1},
         description="Records whose decision's posterior is at least this (0 to 1).",
     ),
     OpenApiParameter(
@@ -240,7 +240,9 @@ FILTER_PARAMETERS = [
         "offset: UTC), for incremental syncs: pass the last `decided_at` you saw.",
     ),
     OpenApiParameter(
-        "min_labels", int, description="Records with at least this many labels (1 or more)."
+        "min_labels",
+        {"type": "integer", "minimum": 1, "maximum": rec.MIN_LABELS_MAX},
+        description="Records with at least this many labels (1 or more).",
     ),
     OpenApiParameter(
         "decided_by",
@@ -454,10 +456,12 @@ class DatasetExportsApi(APIView):
     @extend_schema_serializer(component_name="ExportInput")
     class InputSerializer(serializers.Serializer[Any]):
         format = serializers.ChoiceField(choices=DatasetExport.Format.choices)
-        min_confidence = serializers.FloatField(required=False)
+        min_confidence = serializers.FloatField(required=False, min_value=0.0, max_value=1.0)
         label = serializers.CharField(required=False)  # type: ignore[assignment]  # a field, not Field.label
         decided_after = serializers.DateTimeField(required=False)
-        min_labels = serializers.IntegerField(required=False, min_value=1)
+        min_labels = serializers.IntegerField(
+            required=False, min_value=1, max_value=rec.MIN_LABELS_MAX
+        )
         decided_by = serializers.ChoiceField(choices=list(rec.DECIDED_BY), required=False)
 
     @extend_schema(

@@ -25,6 +25,8 @@ from labeling.models import Item, Project
 
 DECIDED_BY = ("crowd", "moderator")
 FILTERS = ("min_confidence", "label", "decided_after", "min_labels", "decided_by")
+#: The largest ``min_labels`` (six digits: no int() of a 5,000-digit string).
+MIN_LABELS_MAX = 999_999
 
 
 def iso_utc(value: datetime | str | None) -> str | None:
@@ -140,7 +142,9 @@ def parse_filters(
     raw = _single(params, "min_labels")
     if raw is not None:
         if not re.fullmatch(r"\+?[0-9]{1,6}", raw.strip()):
-            raise FilterError("min_labels", f"{raw!r} is not a whole number from 1 to 999999")
+            raise FilterError(
+                "min_labels", f"{raw!r} is not a whole number from 1 to {MIN_LABELS_MAX}"
+            )
         number = int(raw)
         if number < 1:
             raise FilterError("min_labels", "must be at least 1")

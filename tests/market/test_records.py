@@ -206,6 +206,21 @@ def test_the_schema_documents_every_filter() -> None:
         )
         assert parameters["decided_by"]["schema"]["enum"] == ["crowd", "moderator"]
         assert parameters["decided_after"]["schema"]["format"] == "date-time"
+        # The bounds the API enforces, so a generated client checks them too.
+        assert parameters["min_confidence"]["schema"] | {"format": "double"} == {
+            "type": "number",
+            "format": "double",
+            "minimum": 0,
+            "maximum": 1,
+        }
+        assert parameters["min_labels"]["schema"] == {
+            "type": "integer",
+            "minimum": 1,
+            "maximum": 999_999,
+        }
+    body = schema["components"]["schemas"]["ExportInputRequest"]["properties"]
+    assert (body["min_confidence"]["minimum"], body["min_confidence"]["maximum"]) == (0, 1)
+    assert (body["min_labels"]["minimum"], body["min_labels"]["maximum"]) == (1, 999_999)
 
 
 def test_a_jsonl_line_is_the_generic_encoders_json() -> None:
