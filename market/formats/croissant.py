@@ -13,6 +13,7 @@ task shape (``VALUE_SHAPES``), each read from the ``value`` column by a JSONPath
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from django.utils import timezone
@@ -121,8 +122,16 @@ VALUE_SHAPES: dict[str, list[tuple[str, str | list[tuple[str, str]], bool]]] = {
 }
 
 
+# An SPDX licence id (``CC-BY-4.0``, ``LicenseRef-acme``): letters, digits, ``.``, ``-``, ``+``.
+SPDX_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9.+-]*")
+
+
 def licence_url(licence: str) -> str:
-    return f"https://spdx.org/licenses/{licence}.html" if licence else ""
+    """SPDX's page for a licence id; ``""`` for anything else (free text such as "Proprietary,
+    ask us" names no page: a URL built from it would lead nowhere)."""
+    if not SPDX_ID.fullmatch(licence) or licence.startswith("LicenseRef-"):
+        return ""
+    return f"https://spdx.org/licenses/{licence}.html"
 
 
 def _value_source(file_id: str, *paths: str) -> dict[str, Any]:
@@ -180,7 +189,9 @@ def document(
     """The Croissant description of one export. Its licence is the records' (``built.licences``,
     ``stated_licences``): one URL, or a list of them when the records' licences differ."""
     licences = stated_licences(project, built.licences)
-    licence_urls = [licence_url(licence) for licence in licences]
+    # A licence that isn't an SPDX id is stated as its text (schema.org's license is a URL or
+    # a text).
+    licence_urls = [licence_url(licence) or licence for licence in licences]
     accepted = (
         f"the licence ({licences[0]}) at upload"
         if len(licences) == 1

@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from labeling.models import Project
 from market.formats import Built, OpenImage, Rows, slug, stated_licences, yaml_string
+from market.formats.croissant import licence_url
 from market.records import EXPORT_COLUMNS
 
 ROWS_PER_GROUP = 20_000
@@ -75,6 +76,12 @@ def _table(batch: list[dict[str, Any]]) -> pa.Table:
     return pa.Table.from_arrays(arrays, schema=SCHEMA)
 
 
+def _hub_licence(licence: str) -> str:
+    """The Hub's id of a licence: an SPDX id in lower case; ``other`` for anything else (free
+    text, which the Licence line states as it is)."""
+    return licence.lower() if licence_url(licence) else "other"
+
+
 def _licence_lines(project: Project, licences: Mapping[str, int]) -> tuple[str, str]:
     """The card's ``license:`` value (YAML: one licence, or a list) and its Licence line: the
     licences the records carry (``stated_licences``), each with its record count when they
@@ -82,13 +89,13 @@ def _licence_lines(project: Project, licences: Mapping[str, int]) -> tuple[str, 
     stated = stated_licences(project, licences)
     if len(stated) == 1:
         return (
-            f" {yaml_string(stated[0].lower())}",
+            f" {yaml_string(_hub_licence(stated[0]))}",
             f"{stated[0]}, accepted by each contributor at upload.",
         )
     counted = ", ".join(
         f"{name} ({licences[name]} record{'' if licences[name] == 1 else 's'})" for name in stated
     )
-    return "".join(f"\n- {yaml_string(name.lower())}" for name in stated), (
+    return "".join(f"\n- {yaml_string(_hub_licence(name))}" for name in stated), (
         "per record (the `licence` field): the licence its contributor accepted at upload; "
         f"{counted}."
     )
