@@ -15,10 +15,13 @@ from typing import Any, TypeVar
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
+from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.utils import flatten_fieldsets
-from django.core.exceptions import ValidationError
+from django.contrib.admin.views.main import ChangeList
+from django.core.exceptions import FieldDoesNotExist, ValidationError
 from django.db import models, router, transaction
 from django.db.models import QuerySet
+from django.db.models.constants import LOOKUP_SEP
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
@@ -26,7 +29,7 @@ from django.urls import reverse
 from accounts.audit import audit_record
 from accounts.models import User
 from config.forms import BoundedJSONField
-from config.ids import parse_id
+from config.ids import MAX_ID, parse_id
 
 REASON_FIELD = "audit_reason"
 _M = TypeVar("_M", bound=models.Model)
@@ -67,6 +70,39 @@ def _is_pk(model: type[models.Model], value: str) -> bool:
     return True
 
 
+def _filtered_field(model: type[models.Model], key: str) -> Any:
+    """The field a changelist filter ``key`` (``project__id__exact``) compares its value with:
+    the last field on its path, a relation read as the key it compares (its target's)."""
+    opts, field = model._meta, None
+    for part in key.split(LOOKUP_SEP):
+        try:
+            field = opts.get_field(opts.pk.name if part == "pk" else part)
+        except FieldDoesNotExist:
+            break
+        if field.is_relation and field.related_model is not None:
+            opts = field.related_model._meta
+    if field is not None and field.is_relation and field.related_model is not None:
+        return getattr(field, "target_field", None) or field.related_model._meta.pk
+    return field
+
+
+def _integer_past_64_bits(model: type[models.Model], params: Any) -> bool:
+    """Whether a changelist filter compares an integer field with a number past 64 bits: SQLite
+    raised OverflowError running the page's query (a 500), where a filter on one value too
+    large for the column finds nothing on PostgreSQL."""
+    for key, values in params.lists():
+        if not isinstance(_filtered_field(model, key), models.IntegerField):
+            continue
+        for part in (p.strip() for value in values for p in str(value).split(",")):
+            try:
+                number = int(part)
+            except ValueError:
+                continue
+            if not -MAX_ID - 1 <= number <= MAX_ID:
+                return True
+    return False
+
+
 class AuditedModelAdmin(admin.ModelAdmin[_M]):
     """A ModelAdmin whose adds, changes and deletes are audited (who, what, when, why)."""
 
@@ -88,6 +124,12 @@ class AuditedModelAdmin(admin.ModelAdmin[_M]):
             )
             return HttpResponseRedirect(request.get_full_path())
         return super().response_action(request, queryset)
+
+    def get_changelist_instance(self, request: HttpRequest) -> ChangeList:
+        # Django shows its "invalid filter" page for this, as for a filter on no field.
+        if _integer_past_64_bits(self.model, request.GET):
+            raise IncorrectLookupParameters("a filter's number is past 64 bits")
+        return super().get_changelist_instance(request)
 
     def _may_write(self, request: HttpRequest, obj: Any) -> bool:
         if not self.audit_reason_on_forms:

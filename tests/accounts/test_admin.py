@@ -143,6 +143,24 @@ def test_an_action_on_a_selection_that_isnt_ids_is_refused_with_a_message(
     assert "The selection isn&#x27;t a list of ids: nothing was done." in response.content.decode()
 
 
+@pytest.mark.parametrize(
+    "query",
+    [
+        "/admin/rewards/ledgerentry/?project__exact=99999999999999999999999",
+        "/admin/labeling/item/?project__id__in=1,99999999999999999999999",
+        "/admin/labeling/annotation/?item__project__gte=-99999999999999999999999",
+        "/admin/rewards/rewardpolicy/?project__lt=99999999999999999999999",
+    ],
+)
+def test_a_filter_on_an_id_past_64_bits_is_an_invalid_filter_not_a_500(
+    browser: Client, query: str
+) -> None:
+    """SQLite raised OverflowError running the page's query."""
+    response = browser.get(query, follow=True)
+    assert response.status_code == 200
+    assert response.redirect_chain[-1][0].endswith("?e=1")
+
+
 def test_a_tokens_page_never_shows_its_hash(browser: Client, buyer: User) -> None:
     api_key_issue(user=buyer, name="acme")
     key = AccessToken.objects.get(user=buyer)
