@@ -4,6 +4,7 @@ ends at its next request. Sessions of a password sign-in (staff in admin) have n
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 from django.conf import settings
@@ -16,6 +17,7 @@ from django.utils import timezone
 from accounts.models import AccessToken
 
 Handler = Callable[[HttpRequest], HttpResponseBase]
+logger = logging.getLogger(__name__)
 
 
 def _live_key(token_id: int) -> str:
@@ -24,8 +26,13 @@ def _live_key(token_id: int) -> str:
 
 def sign_in_token_live(token_id: int) -> bool:
     """Whether the sign-in token ``token_id`` is neither revoked nor expired; read at most once
-    per ``AUTH_CACHE_SECONDS`` (as bearer tokens are)."""
-    cached = cache.get(_live_key(token_id))
+    per ``AUTH_CACHE_SECONDS`` (as bearer tokens are); every time while the cache (Redis) is
+    down, which was a 500 on every page of a wallet sign-in's session."""
+    try:
+        cached = cache.get(_live_key(token_id))
+    except Exception:
+        logger.warning("session token cache unreachable: read from the database", exc_info=True)
+        cached = None
     if isinstance(cached, bool):
         return cached
     now = timezone.now()
@@ -35,13 +42,21 @@ def sign_in_token_live(token_id: int) -> bool:
         .exists()
     )
     if settings.AUTH_CACHE_SECONDS > 0:
-        cache.set(_live_key(token_id), live, settings.AUTH_CACHE_SECONDS)
+        try:
+            cache.set(_live_key(token_id), live, settings.AUTH_CACHE_SECONDS)
+        except Exception:
+            logger.warning("session token cache unreachable: not cached", exc_info=True)
     return live
 
 
 def sign_in_token_forget(token_id: int) -> None:
-    """After a revocation in this process: the next request reads the token again."""
-    cache.delete(_live_key(token_id))
+    """After a revocation in this process: the next request reads the token again. With the
+    cache (Redis) down, what it holds is forgotten when it expires (``AUTH_CACHE_SECONDS``):
+    the sign-out that called this on commit had done its work, and must not fail after it."""
+    try:
+        cache.delete(_live_key(token_id))
+    except Exception:
+        logger.warning("session token cache unreachable: not forgotten", exc_info=True)
 
 
 class SignInTokenSessionMiddleware:

@@ -264,11 +264,12 @@ def user_unban(*, user: User, actor: User | None = None) -> bool:
 def _recheck_enqueue(user_id: int, reason: str) -> None:
     """After commit, the moderation app decides again the unpaid items the user answered (a
     banned contributor's answers leave consensus; an unbanned one's count again): a Celery task
-    by name, as accounts sits below the apps that decide items."""
-    from config.celery import app
+    by name, as accounts sits below the apps that decide items. With the broker down it runs
+    here: nothing else would recheck them."""
+    from config.broker import task_send
 
     transaction.on_commit(
-        lambda: app.signature("moderation.tasks.recheck_user", args=(user_id, reason)).apply_async()
+        lambda: task_send("moderation.tasks.recheck_user", args=(user_id, reason), run_here=True)
     )
 
 

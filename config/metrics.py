@@ -11,6 +11,8 @@ Crowdmint's metrics:
   have their labels and wait for their decision; read from the database at scrape);
 - ``crowdmint_payout_batches{state}``: payout batches by state (read from the database at scrape);
 - ``crowdmint_chain_rpc_errors_total{kind}``: failed calls to the chain node;
+- ``crowdmint_tasks_not_queued_total{task}``: tasks a request couldn't queue (the broker was
+  down; ``config.broker.task_send``);
 - ``crowdmint_fraud_flags``: open fraud flags (``moderation.Flag``), and
   ``crowdmint_fraud_flags_by_kind{kind}`` the same by kind (read at scrape).
 
@@ -54,6 +56,11 @@ CHAIN_RPC_ERRORS = Counter(
     "crowdmint_chain_rpc_errors",
     "Calls to the chain node that failed, by kind (unavailable: not reached; error: refused).",
     ["kind"],
+)
+TASKS_NOT_QUEUED = Counter(
+    "crowdmint_tasks_not_queued",
+    "Tasks that could not be queued because the broker was unreachable, by task.",
+    ["task"],
 )
 
 QUEUES = ("celery", "decisions", "consensus", "consensus-gpu", "moderation", "payouts")

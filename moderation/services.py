@@ -26,6 +26,7 @@ from django.utils import timezone
 from accounts.audit import audit_record
 from accounts.models import User
 from accounts.services import user_ban
+from config.broker import task_send
 from labeling.models import Annotation, Assignment, Item, Project
 from moderation import fraud
 from moderation.models import ChainScanCursor, Flag, SignInFingerprint, WalletLink
@@ -408,13 +409,17 @@ def _flag_recheck_enqueue(user_id: int | None, project: Project | None, reason: 
 def _recheck_enqueue(
     user_id: int | None, reason: str, *, project_id: int | None = None, hold_only: bool = False
 ) -> None:
-    """After commit, a Celery task rechecks the user's items (eager: at once)."""
+    """After commit, a Celery task rechecks the user's items (eager, or the broker down: at
+    once, here)."""
     if user_id is None:
         return
-    from moderation.tasks import recheck_user
-
     transaction.on_commit(
-        lambda: recheck_user.delay(user_id, reason, project_id=project_id, hold_only=hold_only)
+        lambda: task_send(
+            "moderation.tasks.recheck_user",
+            args=(user_id, reason),
+            kwargs={"project_id": project_id, "hold_only": hold_only},
+            run_here=True,
+        )
     )
 
 
@@ -485,4 +490,7 @@ def answer_check_enqueue(*, user_id: int) -> None:
     # ``delay``; ask again sooner, so that answers after that check get one of their own.
     _checks_queued[user_id] = now + (delay if first else delay / 4)
     if first:
-        transaction.on_commit(lambda: check_answers.apply_async((user_id,), countdown=delay))
+        # With the broker down, the periodic fraud scan runs these checks.
+        transaction.on_commit(
+            lambda: task_send("moderation.tasks.check_answers", args=(user_id,), countdown=delay)
+        )

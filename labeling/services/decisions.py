@@ -41,7 +41,7 @@ from django.utils import timezone
 
 from accounts.audit import audit_record
 from accounts.models import User
-from config.celery import app as celery_app
+from config.broker import task_send
 from config.metrics import DECISION_LATENCY
 from labeling.answers import agrees
 from labeling.answers import summary as answer_summary
@@ -385,8 +385,9 @@ def _observe_decision_latency(last_label_at: datetime) -> None:
 
 def decisions_credit_enqueue(decision_ids: list[int]) -> None:
     """Ask the rewards app to turn recorded decisions into ledger entries (one Celery task, by
-    name: labeling records facts, it never moves money)."""
-    celery_app.signature("rewards.tasks.credit_decisions", args=(decision_ids,)).apply_async()
+    name: labeling records facts, it never moves money). With the broker down, the periodic
+    ``credit-pending-decisions`` sweep credits them."""
+    task_send("rewards.tasks.credit_decisions", args=(decision_ids,))
 
 
 def decided_value_of(item: Item, label: str, value: dict[str, Any] | None) -> dict[str, Any]:

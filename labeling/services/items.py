@@ -421,10 +421,10 @@ def item_skip_undo(*, item: Item, user: User) -> Assignment:
 def gold_answer_credit_enqueue(annotation_id: int) -> None:
     """Ask the rewards app for the gold bonus of an answer (a Celery task, by name), once the
     answer can no longer be withdrawn."""
-    from config.celery import app
+    from config.broker import task_send
 
-    app.signature("rewards.tasks.credit_gold_answer", args=(annotation_id,)).apply_async(
-        countdown=settings.UNDO_SECONDS
+    task_send(
+        "rewards.tasks.credit_gold_answer", args=(annotation_id,), countdown=settings.UNDO_SECONDS
     )
 
 
@@ -592,9 +592,9 @@ def annotation_withdraw(*, annotation_id: int, annotator: User) -> Item:
 
 
 def _gold_reversal_enqueue(annotation_id: int) -> None:
-    from config.celery import app
+    from config.broker import task_send
 
-    app.signature("rewards.tasks.reverse_gold_answer", args=(annotation_id,)).apply_async()
+    task_send("rewards.tasks.reverse_gold_answer", args=(annotation_id,), run_here=True)
 
 
 def _enqueue_after_label(
@@ -619,7 +619,9 @@ def decisions_due_wake() -> None:
     anything, so an item queued while the key is set is seen by the task that clears it, and
     one queued later queues the next task. The task starts ``DECISIONS_GATHER_MS`` later, so
     the items queued meanwhile are decided in its batch. With eager Celery (the demo), the
-    decision is made at once; if the cache (Redis) is down, a task is queued anyway."""
+    decision is made at once; if the cache (Redis) is down, a task is queued anyway, and if the
+    broker is down too, the ``decide-due-items`` sweep decides it."""
+    from config.broker import task_send
     from labeling.tasks import decide_due
 
     if settings.CELERY_TASK_ALWAYS_EAGER:
@@ -630,10 +632,7 @@ def decisions_due_wake() -> None:
             return
     except Exception:
         logger.warning("decision wake-up debounce unavailable", exc_info=True)
-    if settings.DECISIONS_GATHER_MS:
-        decide_due.apply_async(countdown=settings.DECISIONS_GATHER_MS / 1000)
-    else:
-        decide_due.delay()
+    task_send(decide_due.name, countdown=settings.DECISIONS_GATHER_MS / 1000 or None)
 
 
 # PostgreSQL: a classify or pairwise answer in one statement, its own transaction. The UPDATE

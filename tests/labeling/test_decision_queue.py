@@ -165,8 +165,11 @@ def test_a_wake_up_queues_one_task_until_the_task_starts(
     settings.CELERY_TASK_ALWAYS_EAGER = False
     settings.DECISIONS_GATHER_MS = 250
     queued: list[float] = []
-    monkeypatch.setattr(tasks.decide_due, "apply_async", lambda countdown: queued.append(countdown))
-    monkeypatch.setattr(tasks.decide_due, "delay", lambda: queued.append(0.0))
+    monkeypatch.setattr(
+        tasks.decide_due,
+        "apply_async",
+        lambda args, kwargs, countdown, **options: queued.append(countdown or 0.0),
+    )
     decisions_due_wake()
     decisions_due_wake()
     # One task, started after the gathering window so that the items queued meanwhile join it.

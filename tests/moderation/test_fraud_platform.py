@@ -546,7 +546,9 @@ def test_a_burst_of_answers_queues_one_check_and_asks_the_cache_once_per_process
     settings.CELERY_TASK_ALWAYS_EAGER = False
     settings.ANSWER_CHECK_SECONDS = 20
     queued: list[tuple[Any, ...]] = []
-    monkeypatch.setattr(check_answers, "apply_async", lambda args, countdown: queued.append(args))
+    monkeypatch.setattr(
+        check_answers, "apply_async", lambda args, kwargs, **options: queued.append(args)
+    )
     asked: list[str] = []
     add = cache.add
     monkeypatch.setattr(cache, "add", lambda key, *rest: asked.append(key) or add(key, *rest))
@@ -583,7 +585,9 @@ def test_a_flag_rechecks_only_the_items_whose_consensus_it_changes(
     )
     user = user_get_or_create_for_wallet(address=Account.create().address)
     queued: list[tuple[Any, ...]] = []
-    monkeypatch.setattr(recheck_user, "delay", lambda *args, **kw: queued.append((args, kw)))
+    monkeypatch.setattr(
+        recheck_user, "apply_async", lambda args, kwargs, **options: queued.append((args, kwargs))
+    )
     with django_capture_on_commit_callbacks(execute=True):
         moderation_services.flag_raise(user=user, kind=Flag.Kind.SPEED, evidence={}, project=counts)
     assert queued == []  # its answers count in that project, flagged or not
