@@ -481,6 +481,11 @@ class DatasetExportsApi(APIView):
             403: OpenApiResponse(
                 ErrorSerializer, description="Not a buyer, or no access grant for the dataset."
             ),
+            503: OpenApiResponse(
+                ExportOutputSerializer,
+                description="The task queue could not be reached: the export failed at once "
+                "(its fields, with `detail`); retry after Retry-After.",
+            ),
             **errors(401, 404, 429),
         },
     )
@@ -540,6 +545,13 @@ class DatasetExportsApi(APIView):
         headers = {
             "Location": request.build_absolute_uri(reverse("export-detail", args=[export.pk]))
         }
+        if export.error == services.QUEUE_DOWN:
+            # Not the request's fault: 503, the failed export as the body, and when to retry.
+            return Response(
+                {"detail": f"Export not queued: {services.QUEUE_DOWN}.", **data},
+                status=status.HTTP_503_SERVICE_UNAVAILABLE,
+                headers={**headers, "Retry-After": "60"},
+            )
         return Response(data, status=status.HTTP_202_ACCEPTED, headers=headers)
 
     @extend_schema(

@@ -1,6 +1,7 @@
 """State changes of datasets for buyers. One function per use case; each owns its transaction."""
 
 from market.services.exports import (
+    QUEUE_DOWN,
     ExportError,
     export_build,
     export_check,
@@ -18,6 +19,7 @@ from market.services.imports import (
 )
 
 __all__ = [
+    "QUEUE_DOWN",
     "ExportError",
     "GrantError",
     "ItemImportError",

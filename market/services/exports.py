@@ -29,6 +29,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import User
+from config.broker import task_send
 from config.gcpause import cycle_collector_paused
 from labeling.models import Project
 from market import formats, records
@@ -80,10 +81,21 @@ def export_request(
     return export
 
 
+QUEUE_DOWN = (
+    "the task queue could not be reached, so nothing was built: request the export again in a "
+    "minute"
+)
+
+
 def _enqueue_build(export_id: int) -> None:
+    """Queue the build; with the broker (Redis) down, the export fails at once, saying why,
+    rather than sit ``queued`` with nothing to build it."""
     from market.tasks import build_export
 
-    build_export.delay(export_id)
+    if not task_send(build_export.name, args=(export_id,)):
+        DatasetExport.objects.filter(pk=export_id, status=DatasetExport.Status.QUEUED).update(
+            status=DatasetExport.Status.FAILED, error=QUEUE_DOWN, finished_at=timezone.now()
+        )
 
 
 def _claim(export_id: int) -> bool:

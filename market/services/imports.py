@@ -33,6 +33,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import User
+from config.broker import task_send
 from config.gcpause import cycle_collector_paused
 from labeling.answers import GOLD_TASKS, AnswerContext, AnswerError, validate_answer
 from labeling.models import Item, Project
@@ -511,9 +512,16 @@ def import_request(
 
 
 def _enqueue(job_id: int) -> None:
+    """Queue the import; with the broker (Redis) down, it fails at once, saying why."""
     from market.tasks import run_import
 
-    run_import.delay(job_id)
+    if not task_send(run_import.name, args=(job_id,)):
+        ItemImport.objects.filter(pk=job_id, status=ItemImport.Status.QUEUED).update(
+            status=ItemImport.Status.FAILED,
+            error="the task queue could not be reached, so nothing was imported: upload the "
+            "file again in a minute",
+            finished_at=timezone.now(),
+        )
 
 
 def _abandoned_before() -> datetime:

@@ -143,3 +143,47 @@ def test_a_wallet_sessions_pages_work_with_the_cache_down(
     sign_in(browser, account)  # the session cookie stays with the client
     response = browser.get("/api/v1/me/")
     assert response.status_code == 200, response.content
+
+
+@pytest.mark.django_db(transaction=True)  # the build is queued on the request's own commit
+def test_an_export_requested_with_the_broker_down_is_a_503_and_fails_saying_why(
+    broker_down: None, text_project: Project, buyer: User, buyer_api: APIClient
+) -> None:
+    """It was a 500, and the export sat ``queued`` with nothing to build it."""
+    from market.models import DatasetExport
+    from tests.conftest import give_grant
+
+    give_grant(text_project, buyer)
+    response = buyer_api.post(
+        f"/api/v1/datasets/{text_project.pk}/exports/", {"format": "jsonl"}, format="json"
+    )
+    assert response.status_code == 503, response.content
+    assert response["Retry-After"] == "60"
+    assert "could not be reached" in response.json()["detail"]
+    export = DatasetExport.objects.get()
+    assert (export.status, response.json()["status"]) == (DatasetExport.Status.FAILED, "failed")
+    assert export.finished_at is not None
+
+
+def test_an_import_with_the_broker_down_fails_saying_why(
+    broker_down: None,
+    text_project: Project,
+    moderator: User,
+    django_capture_on_commit_callbacks: Callable[..., Any],
+) -> None:
+    from market.models import ItemImport
+    from market.services import import_request
+
+    with django_capture_on_commit_callbacks(execute=True):
+        job = import_request(
+            project=text_project,
+            moderator=moderator,
+            name="reviews.csv",
+            fmt="csv",
+            answers="ignore",
+            data=b"text\nA review.\n",
+        )
+    job.refresh_from_db()
+    assert job.status == ItemImport.Status.FAILED
+    assert "could not be reached" in job.error
+    assert not Item.objects.filter(project=text_project).exists()
