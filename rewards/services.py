@@ -20,7 +20,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
 from accounts.audit import audit_record
@@ -508,12 +508,15 @@ def _gold_answer_credit(annotation: Annotation | None) -> bool:
     )
     if reward.amount <= 0:
         return False
-    created = LedgerEntry.objects.bulk_create(
+    source = f"gold:{annotation.pk}"
+    if LedgerEntry.objects.filter(reason=LedgerEntry.Reason.GOLD, source=source).exists():
+        return False  # credited already (the answer's row lock orders us after that credit)
+    LedgerEntry.objects.bulk_create(
         [
             _entry(
                 user_id=annotation.annotator_id,
                 reason=LedgerEntry.Reason.GOLD,
-                source=f"gold:{annotation.pk}",
+                source=source,
                 reward=reward,
                 policy=policy,
                 item=item,
@@ -522,7 +525,52 @@ def _gold_answer_credit(annotation: Annotation | None) -> bool:
         ],
         ignore_conflicts=True,
     )
-    return bool(created and created[0].pk)
+    return True
+
+
+#: How far back the gold sweep looks: a lost task is found within minutes, and older answers
+#: would be paid under a policy that may have changed since.
+GOLD_SWEEP_DAYS = 2
+_GOLD_SWEEP_CHUNK = 500
+
+
+def gold_answers_credit_pending(*, now: datetime | None = None) -> int:
+    """Credit the gold bonus of every right answer to a gold item whose task was lost (a broker
+    outage at commit): answers past their undo window (so never withdrawn now), from the last
+    ``GOLD_SWEEP_DAYS`` days, in projects whose current policy pays a gold bonus. Safe to run
+    twice and beside the tasks (once per answer). Returns how many it credited."""
+    now = now or timezone.now()
+    paying = [
+        project.pk
+        for project in Project.objects.filter(items__gold_label__gt="").distinct()
+        if reward_policy_current(project=project).gold_bonus > 0
+    ]
+    if not paying:
+        return 0
+    answers = (
+        Annotation.objects.filter(
+            item__project_id__in=paying,
+            item__gold_label__gt="",
+            label=F("item__gold_label"),
+            created_at__gte=now - timedelta(days=GOLD_SWEEP_DAYS),
+            created_at__lt=now - timedelta(seconds=settings.UNDO_SECONDS + 60),
+        )
+        .order_by("id")
+        .values_list("pk", flat=True)
+    )
+    ids = list(answers)
+    credited = 0
+    for start in range(0, len(ids), _GOLD_SWEEP_CHUNK):
+        chunk = ids[start : start + _GOLD_SWEEP_CHUNK]
+        paid = set(
+            LedgerEntry.objects.filter(
+                reason=LedgerEntry.Reason.GOLD, source__in=[f"gold:{pk}" for pk in chunk]
+            ).values_list("source", flat=True)
+        )
+        for pk in chunk:
+            if f"gold:{pk}" not in paid:
+                credited += gold_answer_credit(annotation_id=pk)
+    return credited
 
 
 def ledger_close_epochs(*, now: datetime | None = None) -> list[EpochClose]:

@@ -16,6 +16,7 @@ from rewards.services import (
     decisions_credit_pending,
     gold_answer_credit,
     gold_answer_reverse,
+    gold_answers_credit_pending,
     payouts_settle,
 )
 
@@ -81,5 +82,6 @@ def reverse_gold_answer(annotation_id: int) -> bool:
 
 @shared_task(acks_late=True, time_limit=900, soft_time_limit=840)
 def credit_pending_decisions() -> int:
-    """Celery beat: credit any decision whose task was lost (a broker outage at commit)."""
-    return decisions_credit_pending()
+    """Celery beat: credit any decision, and any gold answer's bonus, whose task was lost (a
+    broker outage at commit)."""
+    return decisions_credit_pending() + gold_answers_credit_pending()

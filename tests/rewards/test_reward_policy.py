@@ -363,3 +363,51 @@ def test_the_new_version_form_reads_the_policy_without_writing_one(moderator: Us
     initial = page.context["adminform"].form.initial
     assert (initial["per_label_units"], initial["weight_by_skill"]) == ("3", True)
     assert not RewardPolicy.objects.filter(project=fresh).exists()
+
+
+def test_the_sweep_pays_the_gold_bonus_whose_task_was_lost_once(project: Project) -> None:
+    """A gold answer's bonus is queued as a task when the answer commits; with the broker down
+    then, nothing paid it. The credit-pending-decisions beat job now does, once."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from rewards.tasks import credit_pending_decisions
+
+    steady = labeler()
+    now = timezone.now()
+    answers = {}
+    for name, label, age in [
+        ("lost", "yes", timedelta(minutes=5)),
+        ("wrong", "no", timedelta(minutes=5)),
+        ("undoable", "yes", timedelta(seconds=10)),  # still inside its undo window
+        ("old", "yes", timedelta(days=3)),
+    ]:
+        gold = item_create_text(project=project, contributor=None, text=name)
+        Item.objects.filter(pk=gold.pk).update(gold_label="yes")
+        answer = Annotation.objects.create(item=gold, annotator=steady, label=label)
+        Annotation.objects.filter(pk=answer.pk).update(created_at=now - age)
+        answers[name] = answer.pk
+    assert credit_pending_decisions() == 1
+    bonuses = LedgerEntry.objects.filter(reason="gold")
+    assert [b.source for b in bonuses] == [f"gold:{answers['lost']}"]
+    assert credit_pending_decisions() == 0  # once
+    assert bonuses.count() == 1
+
+
+def test_the_gold_sweep_leaves_projects_without_a_gold_bonus_alone(project: Project) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from rewards.services import gold_answers_credit_pending
+
+    RewardPolicy.objects.create(
+        project=project, version=2, per_label=TOKEN, per_item=5 * TOKEN, gold_bonus=0
+    )
+    gold = item_create_text(project=project, contributor=None, text="gold")
+    Item.objects.filter(pk=gold.pk).update(gold_label="yes")
+    answer = Annotation.objects.create(item=gold, annotator=labeler(), label="yes")
+    Annotation.objects.filter(pk=answer.pk).update(created_at=timezone.now() - timedelta(hours=1))
+    assert gold_answers_credit_pending() == 0
+    assert not LedgerEntry.objects.filter(reason="gold").exists()
