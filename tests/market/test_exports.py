@@ -510,7 +510,7 @@ def test_the_dataset_cards_metadata_reads_back_whatever_the_names() -> None:
     text = card(project, 3, "crowdmint-1-birds.parquet")
     metadata = yaml.safe_load(text.split("---\n")[1])
     assert metadata["pretty_name"] == project.name
-    assert metadata["license"] == "cc0-1.0\nx: y"  # one (odd) value, not a second key
+    assert metadata["license"] == "other"  # no SPDX id: the Hub's "other", not a second key
     assert "x" not in metadata
 
 
