@@ -534,31 +534,55 @@ GOLD_SWEEP_DAYS = 2
 _GOLD_SWEEP_CHUNK = 500
 
 
+def _gold_bonus_at(versions: list[tuple[datetime, int]], moment: datetime) -> int:
+    """The gold bonus of the last of ``versions`` (oldest first) made by ``moment``; 0 if none
+    was (the first credit after it made version 1, with no bonus)."""
+    bonus = 0
+    for created_at, gold_bonus in versions:
+        if created_at > moment:
+            break
+        bonus = gold_bonus
+    return bonus
+
+
 def gold_answers_credit_pending(*, now: datetime | None = None) -> int:
     """Credit the gold bonus of every right answer to a gold item whose task was lost (a broker
     outage at commit): answers past their undo window (so never withdrawn now), from the last
-    ``GOLD_SWEEP_DAYS`` days, in projects whose current policy pays a gold bonus. Safe to run
-    twice and beside the tasks (once per answer). Returns how many it credited."""
+    ``GOLD_SWEEP_DAYS`` days, in projects whose current policy pays a gold bonus and whose
+    policy paid one when the answer's undo window ended (when its task ran). Safe to run twice
+    and beside the tasks (once per answer). Returns how many it credited."""
     now = now or timezone.now()
-    paying = [
-        project.pk
+    # Each paying project's versions, oldest first: an answer is paid only if the version its
+    # task met (when the answer's undo window ended) had a bonus. A task that found none paid
+    # what was owed, nothing: a bonus set later pays from then on, not the answers before it.
+    paying = {
+        project.pk: list(
+            RewardPolicy.objects.filter(project=project)
+            .order_by("version")
+            .values_list("created_at", "gold_bonus")
+        )
         for project in Project.objects.filter(items__gold_label__gt="").distinct()
         if reward_policy_current(project=project).gold_bonus > 0
-    ]
+    }
     if not paying:
         return 0
+    undo = timedelta(seconds=settings.UNDO_SECONDS)
     answers = (
         Annotation.objects.filter(
-            item__project_id__in=paying,
+            item__project_id__in=list(paying),
             item__gold_label__gt="",
             label=F("item__gold_label"),
             created_at__gte=now - timedelta(days=GOLD_SWEEP_DAYS),
             created_at__lt=now - timedelta(seconds=settings.UNDO_SECONDS + 60),
         )
         .order_by("id")
-        .values_list("pk", flat=True)
+        .values_list("pk", "created_at", "item__project_id")
     )
-    ids = list(answers)
+    ids = [
+        pk
+        for pk, created_at, project_id in answers
+        if _gold_bonus_at(paying[project_id], created_at + undo) > 0
+    ]
     credited = 0
     for start in range(0, len(ids), _GOLD_SWEEP_CHUNK):
         chunk = ids[start : start + _GOLD_SWEEP_CHUNK]

@@ -376,6 +376,7 @@ def test_the_sweep_pays_the_gold_bonus_whose_task_was_lost_once(project: Project
 
     steady = labeler()
     now = timezone.now()
+    RewardPolicy.objects.update(created_at=now - timedelta(days=4))  # the bonus was set then
     answers = {}
     for name, label, age in [
         ("lost", "yes", timedelta(minutes=5)),
@@ -409,5 +410,28 @@ def test_the_gold_sweep_leaves_projects_without_a_gold_bonus_alone(project: Proj
     Item.objects.filter(pk=gold.pk).update(gold_label="yes")
     answer = Annotation.objects.create(item=gold, annotator=labeler(), label="yes")
     Annotation.objects.filter(pk=answer.pk).update(created_at=timezone.now() - timedelta(hours=1))
+    assert gold_answers_credit_pending() == 0
+    assert not LedgerEntry.objects.filter(reason="gold").exists()
+
+
+def test_the_gold_sweep_pays_no_answer_given_before_the_policy_had_a_gold_bonus(
+    project: Project, moderator: User
+) -> None:
+    """A bonus set today pays from now on: the answers of yesterday, whose tasks ran and found
+    no bonus to pay, are not paid by the sweep that finds lost tasks."""
+    from rewards.services import gold_answers_credit_pending
+
+    reward_policy_update(
+        project=project, changes={"gold_bonus": 0}, moderator=moderator, note="no bonus"
+    )
+    RewardPolicy.objects.update(created_at=timezone.now() - timedelta(days=1))
+    gold = item_create_text(project=project, contributor=None, text="gold")
+    Item.objects.filter(pk=gold.pk).update(gold_label="yes")
+    answer = Annotation.objects.create(item=gold, annotator=labeler(), label="yes")
+    Annotation.objects.filter(pk=answer.pk).update(created_at=timezone.now() - timedelta(hours=1))
+    assert gold_answers_credit_pending() == 0  # what its task did: no bonus then
+    reward_policy_update(
+        project=project, changes={"gold_bonus": 2 * TOKEN}, moderator=moderator, note="a bonus"
+    )
     assert gold_answers_credit_pending() == 0
     assert not LedgerEntry.objects.filter(reason="gold").exists()
