@@ -44,6 +44,7 @@ from rewards.models import (
 )
 from rewards.policy import Reward, budget_scale, contribution_reward, gold_reward, label_reward
 from rewards.receipts import batch_receipts
+from rewards.selectors import reward_policy_in_force
 
 logger = logging.getLogger(__name__)
 
@@ -562,7 +563,7 @@ def gold_answers_credit_pending(*, now: datetime | None = None) -> int:
             .values_list("created_at", "gold_bonus")
         )
         for project in Project.objects.filter(items__gold_label__gt="").distinct()
-        if reward_policy_current(project=project).gold_bonus > 0
+        if reward_policy_in_force(project=project).gold_bonus > 0  # read only: writes no version
     }
     if not paying:
         return 0

@@ -435,3 +435,19 @@ def test_the_gold_sweep_pays_no_answer_given_before_the_policy_had_a_gold_bonus(
     )
     assert gold_answers_credit_pending() == 0
     assert not LedgerEntry.objects.filter(reason="gold").exists()
+
+
+def test_the_gold_sweep_writes_no_policy_for_a_project_never_credited(db: None) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from rewards.services import gold_answers_credit_pending
+
+    fresh = Project.objects.create(name="Fresh", data_kind="text", classes=["yes", "no"])
+    gold = item_create_text(project=fresh, contributor=None, text="gold")
+    Item.objects.filter(pk=gold.pk).update(gold_label="yes")
+    answer = Annotation.objects.create(item=gold, annotator=labeler(), label="yes")
+    Annotation.objects.filter(pk=answer.pk).update(created_at=timezone.now() - timedelta(hours=1))
+    assert gold_answers_credit_pending() == 0
+    assert not RewardPolicy.objects.filter(project=fresh).exists()
