@@ -323,7 +323,10 @@ class ItemImportAdmin(AuditedModelAdmin[ItemImport]):
             self.message_user(request, str(exc), messages.ERROR)
             raise _GrantRefused(str(exc)) from exc
         obj.pk = job.pk
-        self.message_user(request, "The import is queued: this list shows its progress.")
+        # Queued on commit, after this message: the list shows its progress, or why it failed.
+        self.message_user(
+            request, "The import is submitted: this list shows its progress, or why it failed."
+        )
 
     def add_view(self, request: HttpRequest, form_url: str = "", extra_context: Any = None) -> Any:
         try:
