@@ -1139,14 +1139,50 @@ def _mark_confirmed(batch: PayoutBatch, receipt: Receipt | None) -> None:
 def _mark_failed(
     batch: PayoutBatch, error: str, status: str = PayoutBatch.Status.SUBMITTED
 ) -> None:
-    """``batch``, if still in ``status``, fails and its credits are released for the next."""
+    """``batch``, if still in ``status``, fails and its credits are released for the next; the
+    items a ban or a fraud flag left alone while their credits were in it are decided again
+    first (``_items_recheck_released``), in the same transaction."""
     with transaction.atomic():
         updated = PayoutBatch.objects.filter(pk=batch.pk, status=status).update(
             status=PayoutBatch.Status.FAILED, error=error
         )
         if updated:
-            PayoutAllocation.objects.filter(batch=batch).delete()
+            allocations = PayoutAllocation.objects.filter(batch=batch)
+            items = set(
+                allocations.filter(entry__item__isnull=False).values_list(
+                    "entry__item_id", flat=True
+                )
+            )
+            allocations.delete()
+            _items_recheck_released(items, f"payout batch {batch.batch_id[:10]}… failed")
     logger.error("payout batch %s failed: %s", batch.batch_id, error)
+
+
+def _items_recheck_released(item_ids: set[int], reason: str) -> None:
+    """Decide again the accepted items of a failed batch's credits whose counted answers may
+    have changed while the batch held them: answered by a contributor banned or held by a fraud
+    flag now, or decided without someone's answers. The recheck after that ban, unban or flag
+    left them alone (their credits were in a payout) and they are unpaid again: without this,
+    the next batch would pay a decision the ban took back (``item_recheck`` says what changes;
+    an item whose answers count as they did is left as it is)."""
+    from labeling.services.decisions import item_recheck
+
+    if not item_ids:
+        return
+    accepted = Item.objects.filter(
+        pk__in=list(item_ids), status=Item.Status.ACCEPTED, gold_label=""
+    )
+    answers = list(
+        Annotation.objects.filter(item__in=accepted).values_list("item_id", "annotator_id")
+    )
+    annotators = {user_id for _, user_id in answers}
+    stopped = users_held(annotators) | set(
+        User.objects.filter(pk__in=annotators, banned_at__isnull=False).values_list("pk", flat=True)
+    )
+    recheck = {item_id for item_id, user_id in answers if user_id in stopped}
+    recheck |= set(accepted.filter(excluded_labels__gt=0).values_list("pk", flat=True))
+    for item_id in sorted(recheck):
+        item_recheck(item_id=item_id, reason=reason)
 
 
 def _resign(batch: PayoutBatch, client: ChainClient) -> None:

@@ -25,7 +25,7 @@ from labeling.services import item_create_image, item_create_text
 from labeling.services.assignment import GOLD_RATE_NEW, gold_rate
 from moderation.models import Flag, SignInFingerprint, WalletLink
 from moderation.selectors import users_excluded_from_consensus, users_held, users_on_probation
-from moderation.services import chain_link_scan, flag_confirm, flag_dismiss, fraud_scan
+from moderation.services import chain_link_scan, flag_confirm, flag_dismiss, flag_raise, fraud_scan
 from rewards.chain import ChainClient
 from rewards.models import LedgerEntry
 from rewards.services import payouts_settle
@@ -204,6 +204,78 @@ def test_a_ban_re_decides_unpaid_items_with_reversals_and_leaves_paid_ones_alone
     unpaid.refresh_from_db()
     assert unpaid.status == Item.Status.ACCEPTED
     assert net_credit(c.user, unpaid) == 0 and net_credit(a.user, unpaid) == 10
+
+
+def test_a_ban_while_an_items_credits_wait_in_a_batch_re_decides_it_once_the_batch_is_voided(
+    make_contributor: Callable[[], Contributor],
+    text_project: Project,
+    eager: Callable[..., Any],
+    chain: ChainClient,
+    moderator: User,
+    settings: Any,
+) -> None:
+    """The ban's recheck leaves the item alone while its credits are in a batch awaiting
+    approval; approving voids the batch (a recipient is banned), and the item is decided again
+    then, before its other labelers' credits go into the next batch."""
+    from rewards.models import PayoutBatch
+    from rewards.services import payout_batch_approve
+
+    settings.PAYOUT_REQUIRE_APPROVAL = True
+    a, b, c = (make_contributor() for _ in range(3))
+    item = item_create_text(project=text_project, contributor=None, text="decided with c")
+    for who in (a, b, c):
+        answer(eager, who, item)
+    payouts_settle(client=chain)
+    batch = PayoutBatch.objects.get()
+    with eager():
+        user_ban(user=c.user, reason="ring", actor=moderator)
+    item.refresh_from_db()
+    assert item.status == Item.Status.ACCEPTED  # in a batch: left alone for now
+
+    with eager():
+        assert not payout_batch_approve(batch=batch, moderator=moderator, reason="ok")
+    batch.refresh_from_db()
+    assert batch.status == PayoutBatch.Status.FAILED
+    item.refresh_from_db()
+    assert item.status == Item.Status.OPEN and item.excluded_labels == 1
+    for who in (a, b, c):
+        assert net_credit(who.user, item) == 0
+    payouts_settle(client=chain)
+    assert not PayoutBatch.objects.exclude(pk=batch.pk).exists()  # nothing left to pay
+    assert chain.balance_of(a.address) == chain.balance_of(b.address) == 0
+
+
+def test_a_flag_raised_while_a_sent_batch_held_an_items_credits_re_decides_it_if_it_reverts(
+    make_contributor: Callable[[], Contributor],
+    text_project: Project,
+    eager: Callable[..., Any],
+    chain: ChainClient,
+) -> None:
+    from rewards.chain import embedded_account_keys
+    from rewards.models import PayoutBatch
+    from rewards.services import payout_batch_prepare, payout_batch_reconcile, payout_batch_submit
+
+    a, b, c = (make_contributor() for _ in range(3))
+    item = item_create_text(project=text_project, contributor=None, text="decided with c")
+    for who in (a, b, c):
+        answer(eager, who, item)
+    not_a_minter = chain.with_signer(embedded_account_keys()[1])
+    batch = payout_batch_prepare(client=not_a_minter)
+    assert batch is not None
+    payout_batch_submit(batch=batch, client=not_a_minter)  # sent: it will revert
+    with eager():
+        flag_raise(user=c.user, kind=Flag.Kind.SPEED, evidence={}, project=text_project)
+    item.refresh_from_db()
+    assert item.status == Item.Status.ACCEPTED  # in a sent batch: left alone for now
+
+    with eager():
+        payout_batch_reconcile(batch=batch, client=chain)
+    batch.refresh_from_db()
+    assert batch.status == PayoutBatch.Status.FAILED
+    item.refresh_from_db()
+    assert item.status == Item.Status.OPEN
+    payouts_settle(client=chain)
+    assert chain.balance_of(a.address) == chain.balance_of(b.address) == 0
 
 
 def test_throwaway_wallets_labeling_their_owners_uploads_are_caught_by_the_scan(
