@@ -113,7 +113,7 @@ class EpochCloseAdmin(ReadOnlyAdmin):
             return "in full"
         return f"{int(close.cut_to) / int(close.cut_from):.2%}"
 
-    @admin.display(description="held at the close")
+    @admin.display(description="held or banned at the close")
     def held(self, close: EpochClose) -> int:
         return len(close.held_users)
 

@@ -645,7 +645,7 @@ def budgeted_policies() -> dict[int, EpochBudget]:
 def _close_epoch(project_id: int, epoch: int, policy: RewardPolicy) -> EpochClose:
     """Scale one epoch's credits to the budget. What the epoch spent is what its credits pay
     now (a reversed credit pays nothing, wherever its reversal was written; the credits of a
-    contributor a fraud flag holds are left out, and uncut); a credit already in a payout can't
+    contributor a fraud flag holds or who is banned are left out, and uncut); a credit already in a payout can't
     be cut, so it counts but keeps its amount, and the credits still unpaid share what the
     budget leaves, down to nothing: no credit loses more than it pays."""
     budget = int(policy.epoch_budget or 0)
@@ -666,11 +666,16 @@ def _close_epoch(project_id: int, epoch: int, policy: RewardPolicy) -> EpochClos
                 "entry_id", flat=True
             )
         )
-        # The credits of contributors a fraud flag holds count for nothing: settlement doesn't
-        # pay them, and a ring caught before the close would otherwise halve what the budget
-        # leaves honest labelers. (Released later, by a dismissed flag, they are cut at the rate
-        # the others were: ``_released_credits_cut``.)
-        held = users_held({c.user_id for c in credits if c.pk not in paid})
+        # The credits of contributors a fraud flag holds or a ban stops count for nothing:
+        # settlement doesn't pay them, and a ring caught before the close would otherwise halve
+        # what the budget leaves honest labelers. (Released later, by a dismissed flag or an
+        # unban, they are cut at the rate the others were: ``_released_credits_cut``.)
+        unpaid_users = {c.user_id for c in credits if c.pk not in paid}
+        held = users_held(unpaid_users) | set(
+            User.objects.filter(pk__in=unpaid_users, banned_at__isnull=False).values_list(
+                "pk", flat=True
+            )
+        )
         held_users = sorted({c.user_id for c in credits if c.pk not in paid and c.user_id in held})
         credits = [c for c in credits if c.pk in paid or c.user_id not in held]
         net = _net_of(credits)

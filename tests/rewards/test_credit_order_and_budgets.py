@@ -433,3 +433,29 @@ def test_a_reversal_written_in_a_later_epoch_is_paid_with_its_credit(
     payouts_settle(client=chain)  # the reversal's epoch is still open
     assert chain.balance_of(bob.wallet_address) == 100
     assert chain.balance_of(alice.wallet_address) == 0 and pending(alice) == 0
+    assert chain.balance_of(alice.wallet_address) == 0 and pending(alice) == 0
+
+
+def test_a_banned_contributors_credits_leave_the_honest_ones_the_whole_budget(
+    chain: ChainClient, moderator: User
+) -> None:
+    """A contributor banned before the close (a moderator banned them from Users, no flag) isn't
+    paid, yet counted as spent and cut what the budget left honest labelers; left out like a
+    held one, and cut at the epoch's rate if unbanned."""
+    from accounts.services import user_ban, user_unban
+
+    project = budgeted_project(1200)
+    epoch = reward_epoch(timezone.now())
+    honest = credit_of(project, 1500, epoch=epoch)
+    banned = credit_of(project, 1000, epoch=epoch)
+    user_ban(user=banned, reason="sold their account", actor=moderator)
+    [closed] = ledger_close_epochs(now=timezone.now() + timedelta(days=2))
+    assert (int(closed.spent), int(closed.scaled_to)) == (1500, 1200)
+    assert closed.held_users == [banned.pk]
+    payouts_settle(client=chain)
+    assert chain.balance_of(honest.wallet_address) == 1200
+    assert chain.balance_of(banned.wallet_address) == 0
+
+    user_unban(user=banned, actor=moderator)
+    payouts_settle(client=chain)
+    assert chain.balance_of(banned.wallet_address) == 800  # 1000 at 1200 / 1500
