@@ -231,7 +231,7 @@
     }
   }
 
-  // ``refused`` is an answer the server refused for good ({ item, body }): if the next item is
+  // ``refused`` is an answer the server refused for good ({ item, body, status, detail }): if the next item is
   // that same one (its lease had run out, and the server leased it to me again), it comes back
   // with that answer on screen, to be sent again rather than given again from scratch.
   async function advance(fresh = false, refused = null) {
@@ -249,7 +249,11 @@
     const back = Boolean(next && refused && next.id === refused.item.id);
     show(next, back ? refused.body : null);
     if (back) {
-      say(`Not saved: your time on item ${next.id} ran out. It is yours again, with your answer on screen: send it again.`);
+      // A 400 is the answer's fault (one resent after signing in is checked only then): it
+      // comes back to be corrected. Anything else refused an item I hold again: my lease ran out.
+      say(refused.status === 400
+        ? `Not saved: ${refused.detail}. Item ${next.id} is yours again, with your answer on screen: correct it and send it again.`
+        : `Not saved: your time on item ${next.id} ran out. It is yours again, with your answer on screen: send it again.`);
     }
     if (next) preload(next.id);
   }
@@ -368,7 +372,7 @@
     // Refused for good (decided meanwhile, lease expired, already answered, not assigned to
     // me): this item is done with, unless its lease had only run out and it comes back to me.
     say(`Not saved: ${detailOf(result, "the answer was refused")}.`);
-    await advance(true, { item, body });
+    await advance(true, { item, body, status: result.status, detail: detailOf(result, "the answer was refused") });
   }
 
   async function skip() {
@@ -1285,7 +1289,7 @@
       if (result.status !== 201 && !retryable && !isSignedOut(result) && !csrfFailed(result)) {
         sessionStorage.removeItem(PENDING_KEY);
         say(`Your earlier answer to item ${pending.item.id} could not be saved: ${detailOf(result, "refused")}.`);
-        await advance(true, pending);
+        await advance(true, { ...pending, status: result.status, detail: detailOf(result, "refused") });
         return;
       }
       await answered(pending.item, pending.body, result, true);
