@@ -193,6 +193,28 @@ def test_for_any_fit_a_clear_vote_of_new_wallets_on_probation_is_accepted_with_i
     assert_a_clear_vote_decides(case, django_settings.CONSENSUS_PROBATION_ACCURACY)
 
 
+def store_fit(
+    project: Project, priors: list[float], *, label_count: int, floor: float = 0.0
+) -> ConsensusFit:
+    """The project's stored fit, as a refit would leave it, with these class priors."""
+    fit, _ = ConsensusFit.objects.update_or_create(
+        project=project,
+        defaults={
+            "method": "bayes_ds",
+            "priors": priors,
+            "default_confusion": np.eye(len(priors)).tolist(),
+            "calibration_floor": floor,
+            "iterations": 1,
+            "converged": True,
+            "label_count": label_count,
+            "device": "cpu",
+            "seconds": 0.0,
+            "fitted_at": timezone.now(),
+        },
+    )
+    return fit
+
+
 def assert_a_clear_vote_decides(case: dict[str, Any], accuracy: float) -> None:
     k = case["k"]
     classes = [f"c{i}" for i in range(k)]
@@ -204,18 +226,7 @@ def assert_a_clear_vote_decides(case: dict[str, Any], accuracy: float) -> None:
     )
     priors = np.array(case["priors"], dtype=float)
     priors = priors + (1.0 if priors.sum() == 0 else 0.0)  # a stored fit always has some mass
-    ConsensusFit.objects.create(
-        project=project,
-        method="bayes_ds",
-        priors=(priors / priors.sum()).tolist(),
-        default_confusion=np.eye(k).tolist(),
-        iterations=1,
-        converged=True,
-        label_count=10**6,
-        device="cpu",
-        seconds=0.0,
-        fitted_at=timezone.now(),
-    )
+    store_fit(project, (priors / priors.sum()).tolist(), label_count=10**6)
     seen_users = [
         User.objects.create_user(f"seen-{project.pk}-{i}") for i in range(len(case["seen"]))
     ]
@@ -253,18 +264,7 @@ def test_a_fitted_labeler_on_probation_weighs_no_more_than_the_probation_accurac
     project = Project.objects.create(
         name="Shaped", data_kind=Project.DataKind.TEXT, classes=["good", "bad"]
     )
-    ConsensusFit.objects.create(
-        project=project,
-        method="bayes_ds",
-        priors=[0.5, 0.5],
-        default_confusion=np.eye(2).tolist(),
-        iterations=1,
-        converged=True,
-        label_count=200,
-        device="cpu",
-        seconds=0.0,
-        fitted_at=timezone.now(),
-    )
+    store_fit(project, [0.5, 0.5], label_count=200)
     young = make_contributor().user
     WorkerSkill.objects.create(
         project=project,
@@ -323,28 +323,11 @@ def test_admin_says_when_a_cautious_floor_puts_the_threshold_out_of_reach(
         name="One gold item", data_kind=Project.DataKind.TEXT, classes=["yes", "no"]
     )
 
-    def fit(floor: float) -> None:
-        ConsensusFit.objects.update_or_create(
-            project=project,
-            defaults=dict(
-                method="bayes_ds",
-                priors=[0.5, 0.5],
-                default_confusion=np.eye(2).tolist(),
-                calibration_floor=floor,
-                iterations=1,
-                converged=True,
-                label_count=10,
-                device="cpu",
-                seconds=0.0,
-                fitted_at=timezone.now(),
-            ),
-        )
-
     # One gold item, answered right: the floor is 0.445 and no posterior passes 0.7775.
-    fit(0.445)
+    store_fit(project, [0.5, 0.5], label_count=10, floor=0.445)
     page = admin_client.get("/admin/labeling/consensusfit/").content.decode()
     assert "44.5%: no item can reach 0.95 (at most 0.777)" in page
-    fit(0.06)
+    store_fit(project, [0.5, 0.5], label_count=10, floor=0.06)
     page = admin_client.get("/admin/labeling/consensusfit/").content.decode()
     assert "6.0%" in page and "no item can reach" not in page
 
