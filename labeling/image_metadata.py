@@ -95,8 +95,9 @@ def _jpeg_strip(data: bytes) -> bytes:
 
 # --- PNG ----------------------------------------------------------------------------------------
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-# Chunks that make up the picture (animation included); text, EXIF, ICC, time and private chunks
-# are dropped.
+# Chunks that make up the still picture; text, EXIF, ICC, time and private chunks are dropped, and
+# so are APNG's animation chunks (an animation is refused; those of a one-frame APNG are dropped,
+# leaving the picture a browser shows as it is).
 _PNG_KEEP = {
     b"IHDR",
     b"PLTE",
@@ -110,9 +111,6 @@ _PNG_KEEP = {
     b"bKGD",
     b"pHYs",
     b"hIST",
-    b"acTL",
-    b"fcTL",
-    b"fdAT",
 }
 
 

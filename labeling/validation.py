@@ -14,6 +14,8 @@ from PIL import Image, UnidentifiedImageError
 from labeling.image_metadata import strip_metadata
 
 ALLOWED_IMAGE_FORMATS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp"}
+# ISO base media file brands of HEIF images (HEIC is what iPhones save by default).
+_HEIF_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1"}
 
 
 class ContentError(Exception):
@@ -95,6 +97,13 @@ def validate_image(data: bytes) -> ValidImage:
                     raise ContentError(
                         f"the image has {width * height} pixels; the limit is {max_pixels}"
                     )
+                # An item is one picture that every labeler sees alike: an animation shows each
+                # a different frame, and the checks (duplicates, pixels) would read only the
+                # first, which an APNG may even leave out of what browsers play.
+                if probe.format != "MPO" and getattr(probe, "is_animated", False):
+                    raise ContentError(
+                        f"the image is animated ({probe.n_frames} frames): upload one still picture"
+                    )
                 probe.verify()
             # verify() leaves the image unusable and skips pixel data for some formats: decode fully.
             with Image.open(io.BytesIO(data)) as full:
@@ -106,6 +115,11 @@ def validate_image(data: bytes) -> ValidImage:
     except ContentError:
         raise
     except UnidentifiedImageError as exc:
+        if data[4:8] == b"ftyp" and data[8:12] in _HEIF_BRANDS:
+            # iPhones save HEIC by default; Pillow can't read it, and "not an image" misleads.
+            raise ContentError(
+                "unsupported image format HEIC/HEIF (a phone's photo format): use JPEG, PNG or WebP"
+            ) from exc
         raise ContentError("not an image: Pillow cannot identify the file") from exc
     except (Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
         raise ContentError("the image has too many pixels") from exc

@@ -160,6 +160,79 @@ def test_a_bad_file_gets_400_with_the_reason_and_nothing_is_stored(
     assert stored_files(media_root) == []
 
 
+def _animation(fmt: str, *, default_image: bool = False) -> bytes:
+    import io
+
+    from PIL import Image
+
+    frames = [Image.new("RGB", (40, 30), (60 * i, 90, 30)) for i in range(3)]
+    out = io.BytesIO()
+    frames[0].save(
+        out, fmt, save_all=True, append_images=frames[1:], duration=100, default_image=default_image
+    )
+    return out.getvalue()
+
+
+def _heic() -> bytes:
+    """The start of an iPhone photo: an ISO base media file whose brand is ``heic``."""
+    return (24).to_bytes(4, "big") + b"ftypheic" + bytes(4) + b"mif1heic" + bytes(64)
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        (_animation("PNG"), "animated (3 frames)"),
+        # The default image (IDAT) left out of the animation: browsers play the other frames,
+        # while the duplicate check would have read only that one.
+        (_animation("PNG", default_image=True), "animated"),
+        (_animation("WEBP"), "animated (3 frames)"),
+        (_heic(), "unsupported image format HEIC/HEIF"),
+    ],
+    ids=["apng", "apng-hidden-default-image", "animated-webp", "heic"],
+)
+def test_an_animation_or_a_phones_heic_photo_gets_400_saying_so(
+    contributor: Contributor, image_project: Project, media_root: Path, data: bytes, reason: str
+) -> None:
+    response = upload(contributor, image_project, data)
+    assert response.status_code == 400, response.content
+    assert reason in response.json()["detail"]
+    assert Item.objects.count() == 0
+    assert stored_files(media_root) == []
+
+
+def test_a_one_frame_apng_is_stored_as_a_plain_png(
+    contributor: Contributor, image_project: Project
+) -> None:
+    import io
+    import struct
+    import zlib
+
+    from PIL import Image
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        crc = zlib.crc32(kind + body)
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", crc)
+
+    out = io.BytesIO()
+    Image.new("RGB", (40, 30), (200, 90, 30)).save(out, "PNG")
+    plain = out.getvalue()
+    ihdr_end = 8 + 25
+    # acTL: one frame, played once; fcTL before IDAT: the default image is that frame.
+    animation = chunk(b"acTL", struct.pack(">II", 1, 0)) + chunk(
+        b"fcTL", struct.pack(">IIIIIHHBB", 0, 40, 30, 0, 0, 1, 10, 0, 0)
+    )
+    apng = plain[:ihdr_end] + animation + plain[ihdr_end:]
+    with Image.open(io.BytesIO(apng)) as image:
+        assert image.get_format_mimetype() == "image/apng" and not image.is_animated
+    response = upload(contributor, image_project, apng)
+    assert response.status_code == 201, response.content
+    content = contributor.api.get(f"/api/v1/items/{response.json()['id']}/content")
+    stored = b"".join(content.streaming_content)
+    assert b"acTL" not in stored and b"fcTL" not in stored
+    with Image.open(io.BytesIO(stored)) as image:
+        assert image.size == (40, 30) and image.getpixel((0, 0)) == (200, 90, 30)
+
+
 def test_size_and_pixel_limits_are_enforced(
     contributor: Contributor, image_project: Project, settings: object
 ) -> None:
