@@ -13,8 +13,9 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import itertools
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from typing import IO, Any
@@ -166,6 +167,23 @@ def _check_header(names: Sequence[str]) -> None:
             )
 
 
+def _excel_separator_line(line: str) -> bool:
+    """Whether ``line`` is the ``sep=,`` line Excel writes (and reads) before a CSV's header:
+    True for a comma, which is skipped; ``FileRefused`` for another separator, as
+    ``_check_header`` refuses a header separated by it."""
+    if not line.lower().startswith("sep=") or len(line.rstrip("\r\n")) != 5:
+        return False
+    separator = line[4]
+    if separator != ",":
+        name = {";": "semicolons", "\t": "tabs"}.get(separator, repr(separator))
+        raise FileRefused(
+            f"the file's first line {line.rstrip()!r} says it is separated by {name}, and a CSV "
+            "is read separated by commas; save it with commas and import it again (nothing was "
+            "imported)"
+        )
+    return True
+
+
 def read_csv(source: IO[bytes], answers: bool = True) -> Parsed:
     """The CSV's rows, numbered from 1 after the header. Raises ``FileRefused`` (before any row)
     for a file that is not UTF-8 (``check_utf8``) or is separated by semicolons or tabs
@@ -173,7 +191,11 @@ def read_csv(source: IO[bytes], answers: bool = True) -> Parsed:
     check_utf8(source)
     number = 0
     with _text_stream(source) as text:
-        reader = csv.DictReader(text)
+        first = text.readline()
+        lines: Iterable[str] = (
+            text if _excel_separator_line(first) else itertools.chain([first], text)
+        )
+        reader = csv.DictReader(lines)
         try:
             _check_header(reader.fieldnames or [])
             for number, record in enumerate(reader, start=1):
@@ -317,7 +339,8 @@ def _ls_data(data: dict[str, Any]) -> Row | RowError:
 
 
 def _ls_answer(task: dict[str, Any], row: Row) -> RowError | None:
-    listed = task.get("annotations") or []
+    # Label Studio before 1.0 called a task's annotations "completions".
+    listed = task.get("annotations") or task.get("completions") or []
     if not isinstance(listed, list):
         return RowError('"annotations" must be a list')
     annotations = [a for a in listed if isinstance(a, dict) and not a.get("was_cancelled")]
@@ -331,9 +354,18 @@ def _ls_answer(task: dict[str, Any], row: Row) -> RowError | None:
     spans: list[dict[str, Any]] = []
     pairwise: str | None = None
     for region in result:
+        if isinstance(region, dict) and region.get("type") == "relation":
+            continue  # a link between two regions (no value): no task here records one
         if not isinstance(region, dict) or not isinstance(region.get("value"), dict):
             return RowError("each result region needs a value object")
         kind, value = region.get("type"), region["value"]
+        rotation = value.get("rotation") if kind == "rectanglelabels" else None
+        if rotation not in (None, 0):
+            # Its x and y are a corner it turns about: read unrotated, the box would be elsewhere.
+            return RowError(
+                f"a rotated box (rotation {str(rotation)[:20]}) can't be imported: boxes here "
+                "are upright"
+            )
         # A region's classes are a list ({"choices": "cat"} would otherwise read as c, a, t).
         classes = (
             value.get(kind) if kind in ("choices", "rectanglelabels", "labels") else None

@@ -428,3 +428,86 @@ def test_beat_marks_an_import_abandoned_past_the_time_limit_failed_saying_why(
     statuses = ItemImport.objects.filter(pk__in=[alive.pk, queued.pk]).order_by("pk")
     assert list(statuses.values_list("status", flat=True)) == ["running", "queued"]
     assert import_run(import_id=abandoned.pk).status == "failed"  # a late delivery changes nothing
+
+
+def test_a_csv_saved_by_excel_with_its_separator_line_imports(
+    text_project: Project, tmp_path: Path
+) -> None:
+    """Excel writes a BOM, CRLF line ends and, when asked to, a ``sep=,`` line before the
+    header: that line was read as the header, and every row was refused for lacking "text"."""
+    path = tmp_path / "excel.csv"
+    path.write_bytes(
+        '\ufeffsep=,\r\ntext,label\r\nGreat toaster,positive\r\n"two\r\nlines",negative\r\n'.encode()
+    )
+    out, _ = run(path, text_project, "--answers", "gold", "--quiet")
+    assert "2 items created" in out and "0 rejected" in out
+    gold = dict(Item.objects.filter(project=text_project).values_list("text", "gold_label"))
+    assert gold == {"Great toaster": "positive", "two\r\nlines": "negative"}
+
+    path.write_bytes(b"sep=;\r\ntext;label\r\nGreat kettle;positive\r\n")
+    with pytest.raises(CommandError, match="separated by semicolons"):
+        run(path, text_project, "--quiet")
+    assert Item.objects.filter(project=text_project).count() == 2
+
+
+def test_label_studio_relations_old_completions_and_rotated_boxes(tmp_path: Path) -> None:
+    """A relation region links two spans (no value) and was refusing the whole task; Label Studio
+    before 1.0 named annotations "completions", whose answers were dropped unsaid; a rotated
+    box was imported upright at its corner, another box than the one drawn."""
+    spans = Project.objects.create(
+        name="Entities", data_kind="text", task="spans", classes=["PER", "LOC"]
+    )
+    entity = {"start": 0, "end": 3, "text": "Ann", "labels": ["PER"]}
+    tasks = [
+        {
+            "data": {"text": "Ann lives in Paris"},
+            "annotations": [
+                {
+                    "result": [
+                        {"id": "a", "type": "labels", "value": entity},
+                        {
+                            "id": "b",
+                            "type": "labels",
+                            "value": {
+                                **entity,
+                                "start": 13,
+                                "end": 18,
+                                "text": "Paris",
+                                "labels": ["LOC"],
+                            },
+                        },
+                        {"from_id": "a", "to_id": "b", "type": "relation", "direction": "right"},
+                    ]
+                }
+            ],
+        },
+        {
+            "data": {"text": "Ann again"},
+            "completions": [{"result": [{"type": "labels", "value": entity}]}],
+        },
+    ]
+    path = tmp_path / "spans.json"
+    path.write_text(json.dumps(tasks), encoding="utf-8")
+    out, _ = run(path, spans, "--answers", "prelabel", "--quiet")
+    assert "2 items created" in out and "0 rejected" in out, out
+    prelabels = dict(Item.objects.filter(project=spans).values_list("text", "prelabel"))
+    assert prelabels["Ann lives in Paris"]["spans"][1] == {"start": 13, "end": 18, "label": "LOC"}
+    assert prelabels["Ann again"] == {"spans": [{"start": 0, "end": 3, "label": "PER"}]}
+
+    boxes = Project.objects.create(name="Cars", data_kind="image", task="boxes", classes=["car"])
+    folder = tmp_path / "images"
+    folder.mkdir()
+    (folder / "a.png").write_bytes(image_bytes("PNG", size=(100, 100)))
+    box = {"x": 10, "y": 10, "width": 20, "height": 20, "rectanglelabels": ["car"]}
+    rotated = [
+        {
+            "data": {"image": "a.png"},
+            "annotations": [
+                {"result": [{"type": "rectanglelabels", "value": {**box, "rotation": 45}}]}
+            ],
+        }
+    ]
+    path.write_text(json.dumps(rotated), encoding="utf-8")
+    out, _ = run(path, boxes, "--images", str(folder), "--answers", "prelabel", "--quiet")
+    assert "row 1: a rotated box (rotation 45) can't be imported" in out
+    assert not Item.objects.filter(project=boxes).exists()
