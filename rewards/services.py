@@ -670,12 +670,7 @@ def _close_epoch(project_id: int, epoch: int, policy: RewardPolicy) -> EpochClos
         # settlement doesn't pay them, and a ring caught before the close would otherwise halve
         # what the budget leaves honest labelers. (Released later, by a dismissed flag or an
         # unban, they are cut at the rate the others were: ``_released_credits_cut``.)
-        unpaid_users = {c.user_id for c in credits if c.pk not in paid}
-        held = users_held(unpaid_users) | set(
-            User.objects.filter(pk__in=unpaid_users, banned_at__isnull=False).values_list(
-                "pk", flat=True
-            )
-        )
+        held = _users_stopped({c.user_id for c in credits if c.pk not in paid})
         held_users = sorted({c.user_id for c in credits if c.pk not in paid and c.user_id in held})
         credits = [c for c in credits if c.pk in paid or c.user_id not in held]
         net = _net_of(credits)
@@ -1006,10 +1001,15 @@ def _recipients_stopped(batch: PayoutBatch) -> list[int]:
     user_ids = set(
         PayoutAllocation.objects.filter(batch=batch).values_list("entry__user_id", flat=True)
     )
+    return sorted(_users_stopped(user_ids))
+
+
+def _users_stopped(user_ids: set[int]) -> set[int]:
+    """Of ``user_ids``, those settlement doesn't pay: banned, or held by a fraud flag."""
     banned = User.objects.filter(pk__in=user_ids, banned_at__isnull=False).values_list(
         "pk", flat=True
     )
-    return sorted(users_held(user_ids) | set(banned))
+    return users_held(user_ids) | set(banned)
 
 
 def _void_if_recipients_stopped(batch: PayoutBatch) -> bool:
@@ -1180,10 +1180,7 @@ def _items_recheck_released(item_ids: set[int], reason: str) -> None:
     answers = list(
         Annotation.objects.filter(item__in=accepted).values_list("item_id", "annotator_id")
     )
-    annotators = {user_id for _, user_id in answers}
-    stopped = users_held(annotators) | set(
-        User.objects.filter(pk__in=annotators, banned_at__isnull=False).values_list("pk", flat=True)
-    )
+    stopped = _users_stopped({user_id for _, user_id in answers})
     recheck = {item_id for item_id, user_id in answers if user_id in stopped}
     recheck |= set(accepted.filter(excluded_labels__gt=0).values_list("pk", flat=True))
     for item_id in sorted(recheck):

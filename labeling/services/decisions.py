@@ -914,8 +914,9 @@ def items_review_stalled(*, now: datetime | None = None) -> int:
     """Send to the review queue every open item of an open project that can't get its next label:
     no contributor is left who could give it one (``item_labelers_left``), or it has waited longer
     than ``CONSENSUS_LABEL_WAIT_SECONDS`` (0: never) since its last label, or its upload if it has
-    none, or its project's reopening if that came later (a pause is nobody's failure to label). Gold items and items with all the labels they asked for are left alone. Audited; safe to
-    run twice and concurrently (a conditional update claims each item). Returns how many moved.
+    none, or its project's reopening if that came later (a pause is nobody's failure to label).
+    Gold items and items with all the labels they asked for are left alone. Audited; safe to run
+    twice and concurrently (a conditional update claims each item). Returns how many moved.
     """
     now = now or timezone.now()
     waiting = Item.objects.filter(
