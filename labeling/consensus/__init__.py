@@ -8,7 +8,7 @@ Public API:
 
 * :func:`aggregate` -> :class:`AggregationResult` (``bayes_ds``, the default, ``majority_vote``,
   ``wawa``, ``zbs``, ``dawid_skene``, ``one_coin``, ``glad``, ``mace``; CPU, or torch on
-  ``cuda``/``torch-cpu`` for ``dawid_skene`` and ``one_coin``).
+  ``cuda``/``torch-cpu`` for ``bayes_ds``, ``dawid_skene`` and ``one_coin``).
 * :func:`item_posterior`: one item's posterior from fitted confusion matrices, O(its answers);
   :func:`labeler_confusions`, :func:`class_priors`, :func:`bounded_priors`, :func:`one_coin`,
   :func:`capped_confusion` and :func:`decisive_margin` (:mod:`.incremental`) are what the online

@@ -1,9 +1,11 @@
-"""Dawid-Skene and one-coin EM on torch (a GPU, or torch's CPU build), in float64.
+"""Dawid-Skene, one-coin and Bayesian Dawid-Skene EM on torch (a GPU, or torch's CPU build), in
+float64.
 
 torch is an optional dependency (the ``gpu`` extra): it is imported inside functions only, so
 importing :mod:`labeling.consensus` never needs it. The algorithm, start point, clipping and
-stopping rule are those of :mod:`labeling.consensus.dawid_skene`, so results agree with
-``device="cpu"`` to ~1e-9 (summation order differs; scatter-adds on a GPU are not ordered).
+stopping rule are those of :mod:`labeling.consensus.dawid_skene` (and :mod:`.bayes`), so results
+agree with ``device="cpu"`` to ~1e-9 (summation order differs; scatter-adds on a GPU are not
+ordered).
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from ._common import EPS, IntArray, normalize_rows, vote_scores
+from . import bayes
+from ._common import EPS, FloatArray, IntArray, normalize_rows, vote_scores
 from ._data import CrowdData
 from .errors import DeviceUnavailableError
 from .result import AggregationResult
@@ -148,4 +151,102 @@ def dawid_skene(
         iterations=iterations,
         converged=converged,
         method="one_coin" if one_coin else "dawid_skene",
+    )
+
+
+def bayes_ds(
+    data: CrowdData,
+    gold_tasks: IntArray,
+    gold_labels: IntArray,
+    max_iter: int,
+    tol: float,
+    device: str,
+) -> AggregationResult:
+    """The torch twin of ``dawid_skene(..., bayesian=True)`` (Bayesian Dawid-Skene, float64).
+
+    The per-answer work (each E-step's gathers and softmax, each M-step's scatter-add into the
+    soft counts: O(answers x K)) runs on torch. The parameters are computed from the ``(W, K, K)``
+    soft counts and ``K`` class masses, copied to the host each iteration, by the very code of the
+    NumPy backend: :class:`.bayes.CommunityPrior` (the community prior, O(W K^2) per iteration),
+    :func:`.bayes.posterior_rows`, :func:`.bayes.class_prior`, the stopping rule
+    (:func:`.bayes.largest_change`) and the gold calibration (:func:`.bayes.calibrate_to_gold`),
+    so the two backends cannot drift apart.
+    """
+    torch = _import_torch()
+    dev = torch.device("cpu" if device == "torch-cpu" else device)
+    f64 = torch.float64
+    k, n_workers, n_tasks = data.n_classes, data.n_workers, data.n_tasks
+    tasks = torch.as_tensor(data.tasks, device=dev)
+    wl = torch.as_tensor(data.workers * k + data.labels, device=dev)
+    labeled_np = data.labeled
+    labeled = torch.as_tensor(labeled_np, device=dev)
+    n_labeled = int(labeled_np.sum())
+    answers = np.bincount(data.workers, minlength=n_workers).astype(np.float64)
+    gold_t = torch.as_tensor(gold_tasks, device=dev)
+    gold_l = torch.as_tensor(gold_labels, device=dev)
+    eye = torch.eye(k, dtype=f64, device=dev)
+    community = bayes.CommunityPrior(n_workers, k)
+
+    def clamp(post: Any) -> None:
+        if gold_tasks.size:
+            post[gold_t] = eye[gold_l]
+
+    def m_step(post: Any) -> tuple[FloatArray, FloatArray]:
+        """The soft counts ``(W, true, answer)`` and the class masses, on the host."""
+        counts = torch.zeros((n_workers * k, k), dtype=f64, device=dev)
+        counts.index_add_(0, wl, post[tasks])  # row w*K + answer, column true
+        by_answer = counts.reshape(n_workers, k, k).cpu().numpy()
+        soft = np.ascontiguousarray(np.transpose(by_answer, (0, 2, 1)))
+        return soft, post[labeled].sum(0).cpu().numpy()
+
+    def parameters(soft: FloatArray, mass: FloatArray) -> tuple[FloatArray, FloatArray, Any]:
+        """Confusion rows ``(W, true, answer)``, class prior, and the E-step's table on the device:
+        row ``w * K + l``, column ``k`` = log P(answer l | truth k) for worker ``w``."""
+        rows = bayes.posterior_rows(soft, community.update(soft))
+        classes = bayes.class_prior(mass, n_labeled)
+        log_rows = np.log(np.transpose(rows, (0, 2, 1))).reshape(n_workers * k, k)
+        return rows, classes, torch.as_tensor(np.ascontiguousarray(log_rows), device=dev)
+
+    # Start from the majority-vote shares, as the NumPy backend does.
+    post = torch.as_tensor(normalize_rows(vote_scores(data), labeled_np), device=dev)
+    clamp(post)
+    soft, mass = m_step(post)
+    rows, classes, log_rows = parameters(soft, mass)
+    converged = False
+    iterations = 0
+    for _ in range(max_iter):
+        iterations += 1
+        logits = torch.zeros((n_tasks, k), dtype=f64, device=dev)
+        logits.index_add_(0, tasks, log_rows[wl])
+        logits += torch.as_tensor(np.log(np.maximum(classes, EPS)), device=dev)
+        post = torch.softmax(logits, dim=1)
+        post[~labeled] = 1.0 / k
+        clamp(post)  # after: a gold task nobody answered keeps its gold label
+        soft, mass = m_step(post)
+        previous_rows, previous_classes = rows, classes
+        rows, classes, log_rows = parameters(soft, mass)
+        if bayes.largest_change(rows, previous_rows, classes, previous_classes) < tol:
+            converged = True
+            break
+
+    posteriors: FloatArray = post.cpu().numpy().astype(np.float64)
+    floor = bayes.calibrate_to_gold(
+        posteriors, data, gold_tasks, gold_labels, soft, community.prior_counts, classes
+    )
+    mask = labeled_np.copy()
+    mask[gold_tasks] = True
+    labels = np.argmax(posteriors, axis=1).astype(np.int64)
+    labels[~mask] = -1
+    with np.errstate(invalid="ignore", divide="ignore"):
+        skill = np.trace(soft, axis1=1, axis2=2) / answers
+    skill[answers == 0] = np.nan
+    return AggregationResult(
+        labels=labels,
+        posteriors=posteriors,
+        worker_skill=skill,
+        confusion=rows,
+        iterations=iterations,
+        converged=converged,
+        method="bayes_ds",
+        calibration_floor=floor,
     )

@@ -27,7 +27,7 @@ METHODS: tuple[str, ...] = (
     "glad",
     "mace",
 )
-TORCH_METHODS: frozenset[str] = frozenset({"dawid_skene", "one_coin"})
+TORCH_METHODS: frozenset[str] = frozenset({"bayes_ds", "dawid_skene", "one_coin"})
 
 
 def _resolve_device(device: str, method: str) -> str:
@@ -100,7 +100,7 @@ def aggregate(
             ``"majority_vote"``, ``"wawa"``, ``"zbs"`` (zero-based skill), ``"dawid_skene"``,
             ``"one_coin"`` (one-coin Dawid-Skene), ``"glad"`` or ``"mace"``.
         device: ``"cpu"`` (NumPy); ``"cuda"``/``"cuda:N"`` (torch on a GPU) or ``"torch-cpu"``
-            (torch on the CPU) for ``dawid_skene`` and ``one_coin``; ``"auto"`` picks ``"cuda"``
+            (torch on the CPU) for ``bayes_ds``, ``dawid_skene`` and ``one_coin``; ``"auto"`` picks ``"cuda"``
             when torch sees a GPU and the method has a torch backend, else ``"cpu"``.
         max_iter: the iteration cap of the iterative methods.
         tol: the convergence threshold (see each method; ``-inf`` forces ``max_iter`` iterations).
@@ -152,6 +152,10 @@ def aggregate(
     if data.n == 0:
         return _empty_result(data.n_tasks, data.n_workers, data.n_classes, method, gold)
 
+    if resolved != "cpu" and method == "bayes_ds":
+        return _torch_backend.bayes_ds(
+            data, gold_tasks, gold_labels, max_iter=max_iter, tol=tol, device=resolved
+        )
     if resolved != "cpu":
         return _torch_backend.dawid_skene(
             data,

@@ -24,6 +24,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ._common import FloatArray, IntArray, log_gamma
+from ._data import CrowdData
 
 # Communities learned from the crowd: a careful one, a uniform (spamming) one and a weak one to
 # start with; EM moves them to whatever kinds of worker the crowd has.
@@ -115,6 +116,52 @@ def class_prior(mass: FloatArray, n_tasks: int) -> FloatArray:
     """The posterior-mean class probabilities under a Dirichlet(1) prior."""
     prior: FloatArray = (mass + 1.0) / (n_tasks + mass.shape[0])
     return prior
+
+
+def largest_change(
+    rows: FloatArray, previous_rows: FloatArray, classes: FloatArray, previous_classes: FloatArray
+) -> float:
+    """The stopping rule's measure: the largest move of any confusion entry or class probability
+    between two iterations (EM stops once it is below ``tol``)."""
+    return max(
+        float(np.abs(rows - previous_rows).max(initial=0.0)),
+        float(np.abs(classes - previous_classes).max(initial=0.0)),
+    )
+
+
+def calibrate_to_gold(
+    posteriors: FloatArray,
+    data: CrowdData,
+    gold_tasks: IntArray,
+    gold_labels: IntArray,
+    counts: FloatArray,
+    prior: FloatArray,
+    classes: FloatArray,
+) -> float:
+    """The last step of a fit, whatever backend ran its EM: estimate :func:`gold_floor` from the
+    answered gold tasks' held-out posteriors (:func:`held_out_gold_posteriors`; a gold task nobody
+    answered tells nothing about the crowd) and mix it, in place, into every non-gold row of
+    ``posteriors`` ``(n_tasks, K)``. ``counts``/``prior`` are the final ``(W, true, answer)`` soft
+    counts and prior pseudo-counts, ``classes`` the class prior. Returns the floor (0 without gold).
+    """
+    if not gold_tasks.size:
+        return 0.0
+    answered = data.labeled[gold_tasks]
+    held_out = held_out_gold_posteriors(
+        data.tasks,
+        data.workers,
+        data.labels,
+        gold_tasks[answered],
+        gold_labels[answered],
+        counts,
+        prior,
+        classes,
+    )
+    floor = gold_floor(held_out, gold_labels[answered])
+    not_gold = np.ones(posteriors.shape[0], dtype=bool)
+    not_gold[gold_tasks] = False
+    posteriors[not_gold] = apply_floor(posteriors[not_gold], floor)
+    return floor
 
 
 def held_out_gold_posteriors(

@@ -318,10 +318,7 @@ def dawid_skene(
                 counts, n_workers, k, one_coin, answers, community
             )
             if community is not None:
-                moved = max(
-                    float(np.abs(by_answer_conf - previous_conf).max(initial=0.0)),
-                    float(np.abs(prior - previous_prior).max(initial=0.0)),
-                )
+                moved = bayes.largest_change(by_answer_conf, previous_conf, prior, previous_prior)
                 if moved < tol:
                     converged = True
                     break
@@ -344,23 +341,11 @@ def dawid_skene(
         posteriors[gold_tasks] = 0.0
         posteriors[gold_tasks, gold_labels] = 1.0
     floor = 0.0
-    if community is not None and gold_tasks.size:
-        answered = gold_in  # gold tasks with answers: the others tell nothing about the crowd
+    if community is not None:
         soft = np.transpose(counts.reshape(n_workers, k, k), (0, 2, 1))
-        held_out = bayes.held_out_gold_posteriors(
-            data.tasks,
-            data.workers,
-            data.labels,
-            gold_tasks[answered],
-            gold_labels[answered],
-            soft,
-            community.prior_counts,
-            prior,
+        floor = bayes.calibrate_to_gold(
+            posteriors, data, gold_tasks, gold_labels, soft, community.prior_counts, prior
         )
-        floor = bayes.gold_floor(held_out, gold_labels[answered])
-        not_gold = np.ones(data.n_tasks, dtype=bool)
-        not_gold[gold_tasks] = False
-        posteriors[not_gold] = bayes.apply_floor(posteriors[not_gold], floor)
     mask = data.labeled
     mask[gold_tasks] = True
     labels = np.argmax(posteriors, axis=1).astype(np.int64)

@@ -10,7 +10,6 @@ import pytest
 
 from bench.consensus.synthetic import crowd as synthetic_crowd
 from labeling.consensus import (
-    DeviceUnavailableError,
     aggregate,
     confident_accuracy,
     expected_calibration_error,
@@ -191,9 +190,3 @@ def test_the_community_step_equals_the_dense_dirichlet_multinomial_likelihood() 
     expected /= expected.sum(axis=1, keepdims=True)
     community.update(counts)
     np.testing.assert_allclose(community.responsibility, expected, rtol=1e-10)
-
-
-def test_bayes_ds_runs_on_the_cpu_only() -> None:
-    with pytest.raises(DeviceUnavailableError, match="no torch backend"):
-        aggregate([0, 0], [0, 1], [1, 1], device="torch-cpu")
-    assert aggregate([0, 0], [0, 1], [1, 1], device="auto").labels.tolist() == [1]
