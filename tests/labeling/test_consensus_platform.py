@@ -3,6 +3,7 @@ that re-estimate skills, gold items, queue routing and the contributor's profile
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -211,6 +212,46 @@ def test_large_projects_are_refitted_on_their_own_queue_and_on_gpus_when_configu
     assert refit_route(ds_project, 5000) == ("consensus-gpu", "cuda")
     ds_project.consensus_method = "glad"
     assert refit_route(ds_project, 5000) == ("consensus", "cpu")
+
+
+def test_large_bayes_ds_refits_go_to_the_gpu_queue_as_dawid_skene_ones_do(
+    ds_project: Project, settings: Any
+) -> None:
+    settings.CONSENSUS_LARGE_PROJECT_LABELS = 1000
+    ds_project.consensus_method = "bayes_ds"
+    assert refit_route(ds_project, 999) == ("celery", "cpu")
+    assert refit_route(ds_project, 1000) == ("consensus", "cpu")
+    settings.CONSENSUS_GPU_WORKERS = True
+    assert refit_route(ds_project, 999) == ("celery", "cpu")
+    assert refit_route(ds_project, 1000) == ("consensus-gpu", "cuda")
+
+
+def test_a_bayes_ds_refit_on_torch_stores_what_the_numpy_refit_stores(
+    make_contributor: Callable[[], Contributor], ds_project: Project
+) -> None:
+    # torch is an optional extra: skip without it, except under CI=true (see test_torch_backend).
+    if os.environ.get("CI") != "true":
+        pytest.importorskip("torch")
+    Project.objects.filter(pk=ds_project.pk).update(consensus_method="bayes_ds")
+    good = [make_contributor() for _ in range(3)]
+    items = crowd_history(ds_project, good, make_contributor(), 12)
+    Item.objects.filter(pk=items[0].pk).update(gold_label="cat")
+
+    def refit(device: str) -> tuple[ConsensusFit, dict[int, float]]:
+        fit = project_refit(project_id=ds_project.pk, device=device)
+        assert fit is not None
+        skills = WorkerSkill.objects.filter(project=ds_project).values_list("user_id", "accuracy")
+        return fit, dict(skills)
+
+    cpu_fit, cpu_skills = refit("cpu")
+    torch_fit, torch_skills = refit("torch-cpu")
+    assert (cpu_fit.method, cpu_fit.device, torch_fit.device) == ("bayes_ds", "cpu", "torch-cpu")
+    assert torch_fit.calibration_floor == pytest.approx(cpu_fit.calibration_floor, abs=1e-8)
+    assert torch_fit.calibration_floor > 0
+    assert torch_fit.iterations == cpu_fit.iterations
+    assert torch_skills.keys() == cpu_skills.keys()
+    for user, accuracy in cpu_skills.items():
+        assert torch_skills[user] == pytest.approx(accuracy, abs=1e-8)
 
 
 def test_the_beat_job_refits_every_open_project_with_labels(
