@@ -256,6 +256,13 @@ class Item(models.Model):
         REVIEW = "review", "Needs review"
         REJECTED = "rejected", "Rejected"
 
+    class WithdrawnReason(models.TextChoices):
+        """Why an accepted record left the dataset (buyers' tombstones say it)."""
+
+        REOPENED = "reopened", "Reopened: its counted answers no longer decide it"
+        BANNED_LABELER = "banned_labeler", "Reopened: a labeler of it was banned"
+        FRAUD_FLAG = "fraud_flag", "Reopened: a labeler of it is held by a fraud flag"
+
     # No index of its own: (project, status, id) below serves every lookup by project. A
     # single-column project index was the one PostgreSQL picked, on a fresh project whose
     # statistics were stale, for the duplicate check (reading every item of the project).
@@ -328,6 +335,16 @@ class Item(models.Model):
         blank=True, help_text="Shown to a contributor who got this gold item wrong."
     )
     decided_at = models.DateTimeField(null=True, blank=True)
+    withdrawn_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        editable=False,
+        help_text="When its acceptance was last taken back (a recheck reopened it): buyers' "
+        "incremental syncs get a tombstone for it. Cleared when it is accepted again.",
+    )
+    withdrawn_reason = models.CharField(
+        max_length=16, choices=WithdrawnReason.choices, blank=True, editable=False
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -349,6 +366,13 @@ class Item(models.Model):
             # Declared here rather than with db_index on the field: on PostgreSQL that also
             # built a second, pattern-matching index that no query uses and every insert paid.
             models.Index(fields=["near_hash"], name="item_near_hash"),
+            # Buyers' tombstones (market.records): the items of a project withdrawn after a
+            # cursor. Partial: only the few items ever withdrawn are in it.
+            models.Index(
+                fields=["project", "withdrawn_at"],
+                name="item_withdrawn",
+                condition=Q(withdrawn_at__isnull=False),
+            ),
         ]
 
     def __str__(self) -> str:

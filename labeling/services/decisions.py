@@ -455,6 +455,10 @@ class _Writes:
             "confidence",
             "decided_at",
         )
+        if item.withdrawn_at is not None or item.withdrawn_reason:
+            # A record again: buyers' syncs get it as a record, no longer as a tombstone.
+            item.withdrawn_at, item.withdrawn_reason = None, ""
+            self.changed(item, "withdrawn_at", "withdrawn_reason")
         agreeing = _agreeing_answers(item, decided, rows, excluded)
         self.acceptances.append(_Acceptance(item, label, decided, decided_by, moderator, agreeing))
 
@@ -627,7 +631,7 @@ def item_recheck(*, item_id: int, reason: str) -> str:
         decision = _decide(item, answers) if answers and enough else Decision(None, 0.0, 0.0)
         previous = item.decided_label
         if decision.label is None:
-            _withdraw(item, decision, reason)
+            _withdraw(item, decision, reason, _withdrawn_reason(rows, excluded))
             return "reopened"
         agreeing_before = sorted(a["annotation"] for a in current.agreeing) if current else None
         item.confidence, item.agreement = decision.confidence, decision.agreement
@@ -686,15 +690,32 @@ def _agreeing_answers(
     ]
 
 
-def _withdraw(item: Item, decision: Decision, reason: str) -> None:
+def _withdrawn_reason(rows: list[tuple[Any, ...]], excluded: set[int]) -> str:
+    """Why a recheck took an item's record back, for buyers' tombstones, from the answers left
+    out of its consensus now (``rows`` start with the labeler): a banned labeler's, else a
+    labeler's held by a fraud flag, else none (answers counted again, after a flag was dismissed
+    or a ban lifted, no longer agree enough)."""
+    left_out = {row[0] for row in rows} & excluded
+    if not left_out:
+        return Item.WithdrawnReason.REOPENED
+    if User.objects.filter(pk__in=left_out, banned_at__isnull=False).exists():
+        return Item.WithdrawnReason.BANNED_LABELER
+    return Item.WithdrawnReason.FRAUD_FLAG
+
+
+def _withdraw(item: Item, decision: Decision, reason: str, withdrawn_reason: str) -> None:
     """Take back an item's acceptance (inside the caller's transaction, item and credits
     locked): it collects answers again, and a decision without a label is recorded, whose credit
-    reverses the previous decision's label credits."""
+    reverses the previous decision's label credits. The one place an accepted record leaves the
+    dataset: ``withdrawn_at`` and ``withdrawn_reason`` are stamped here, for buyers' tombstones
+    (``market.records``), and cleared when the item is accepted again (``_Writes.accept``)."""
     previous = item.decided_label
     item.status = Item.Status.OPEN
     item.decided_label = ""
     item.decided_value = {}
     item.decided_at = None
+    item.withdrawn_at = timezone.now()
+    item.withdrawn_reason = withdrawn_reason
     item.decision_version += 1
     item.confidence, item.agreement = decision.confidence, decision.agreement
     # At least one more counted answer is wanted before it is decided again.
@@ -706,6 +727,8 @@ def _withdraw(item: Item, decision: Decision, reason: str) -> None:
             "decided_label",
             "decided_value",
             "decided_at",
+            "withdrawn_at",
+            "withdrawn_reason",
             "decision_version",
             "confidence",
             "agreement",
