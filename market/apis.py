@@ -6,6 +6,7 @@ live grant, or a moderator); export files go through ``export_get_for_buyer``.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from django.conf import settings
@@ -32,7 +33,7 @@ from config.openapi import ErrorSerializer, errors
 from config.pagination import IdCursorPagination
 from config.throttling import ApiRateThrottle, DatasetReadThrottle, ExportRequestThrottle
 from labeling.apis import ProjectOutputSerializer
-from labeling.models import ConsensusFit, Project
+from labeling.models import ConsensusFit, Item, Project
 from market import ranges, selectors, services, streams
 from market import records as rec
 from market.models import DatasetExport
@@ -250,6 +251,17 @@ FILTER_PARAMETERS = [
         enum=list(rec.DECIDED_BY),
         description="Records decided by the crowd's consensus, or by a moderator.",
     ),
+    OpenApiParameter(
+        rec.INCLUDE_WITHDRAWN,
+        bool,
+        default=False,
+        description="With `decided_after` only (a 400 without it): besides the records "
+        "decided after the cursor, tombstones of the records withdrawn after it (reopened "
+        "when a labeler was banned or flagged), to delete by `id`. The other filters select "
+        "records only: every withdrawal after the cursor has a tombstone. Records: a "
+        "`withdrawn` list in each page; the stream: JSON Lines only (a 400 for CSV), "
+        '`{"id", "withdrawn": true, "withdrawn_at", "reason"}` lines among the records.',
+    ),
 ]
 
 
@@ -292,12 +304,28 @@ class RecordOutputSerializer(serializers.Serializer[Any]):
     provenance = ProvenanceOutputSerializer(source="*")
 
 
+class TombstoneOutputSerializer(serializers.Serializer[Any]):
+    id = serializers.IntegerField(help_text="The record to delete.")
+    withdrawn_at = serializers.CharField(help_text="ISO 8601, UTC, with Z.")
+    reason = serializers.ChoiceField(
+        choices=Item.WithdrawnReason.choices,
+        help_text="reopened: its counted answers no longer decide it; banned_labeler: a "
+        "labeler of it was banned; fraud_flag: a labeler of it is held by a fraud flag.",
+    )
+
+
 class DatasetRecordsApi(APIView):
     permission_classes = [IsBuyer]
     throttle_classes = BUYER_THROTTLES
 
     @extend_schema(
         summary="A dataset's accepted records, filtered, cursor-paginated",
+        description=(
+            "Incremental syncs: `decided_after` the last `decided_at` kept (less a minute: "
+            "see the README), with `include_withdrawn=true` for the records withdrawn since, "
+            "in `withdrawn`. A page holds at most `page_size` records and tombstones together, "
+            "in id order; follow `next` to the end."
+        ),
         parameters=[
             OpenApiParameter("cursor", str, description="From `next` or `previous`."),
             OpenApiParameter("page_size", int, description="Records per page, at most 1000."),
@@ -310,10 +338,17 @@ class DatasetRecordsApi(APIView):
                     "next": serializers.URLField(allow_null=True),
                     "previous": serializers.URLField(allow_null=True),
                     "results": RecordOutputSerializer(many=True),
+                    "withdrawn": TombstoneOutputSerializer(
+                        many=True,
+                        required=False,
+                        help_text="With include_withdrawn=true only: this page's tombstones.",
+                    ),
                 },
             ),
             400: OpenApiResponse(
-                ErrorSerializer, description="A malformed, repeated or unknown filter."
+                ErrorSerializer,
+                description="A malformed, repeated or unknown filter; include_withdrawn "
+                "without decided_after.",
             ),
             403: OpenApiResponse(
                 ErrorSerializer, description="Not a buyer, or no access grant for the dataset."
@@ -327,16 +362,27 @@ class DatasetRecordsApi(APIView):
         )
         try:
             filters = rec.parse_filters(
-                request.query_params, project, allowed=("cursor", "page_size")
+                request.query_params, project, allowed=("cursor", "page_size"), tombstones=True
             )
         except rec.FilterError as exc:
             return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
         paginator = RecordPagination()
-        queryset = rec.records_queryset(project, filters).values(*rec.COLUMNS)
+        columns = (*rec.COLUMNS, *rec.TOMBSTONE_COLUMNS)
+        queryset = rec.sync_queryset(project, filters).values(*columns)
         page: list[dict[str, Any]] = paginator.paginate_queryset(queryset, request, view=self) or []
-        tuples = (tuple(row[c] for c in rec.COLUMNS) for row in page)
-        rows = list(rec.record_rows(tuples, project, content_url_for(request)))
-        return paginator.get_paginated_response(RecordOutputSerializer(rows, many=True).data)
+        rows = list(
+            rec.sync_rows(
+                (tuple(row[c] for c in columns) for row in page),
+                project,
+                content_url_for(request),
+            )
+        )
+        records = [row for row in rows if "withdrawn" not in row]
+        response = paginator.get_paginated_response(RecordOutputSerializer(records, many=True).data)
+        if filters.include_withdrawn:
+            tombstones = [row for row in rows if "withdrawn" in row]
+            response.data["withdrawn"] = TombstoneOutputSerializer(tombstones, many=True).data
+        return response
 
 
 class DatasetExportStreamApi(APIView):
@@ -349,6 +395,11 @@ class DatasetExportStreamApi(APIView):
 
     @extend_schema(
         summary="Every accepted record of a dataset, streamed as JSON Lines or CSV",
+        description=(
+            "With `decided_after` and `include_withdrawn=true` (JSON Lines): the records decided "
+            'after the cursor and, among them in id order, `{"id", "withdrawn": true, '
+            '"withdrawn_at", "reason"}` lines for the records withdrawn after it, to delete.'
+        ),
         parameters=[
             OpenApiParameter("format", str, enum=list(streams.STREAM_FORMATS), default="jsonl"),
             *FILTER_PARAMETERS,
@@ -357,7 +408,9 @@ class DatasetExportStreamApi(APIView):
             (200, streams.STREAM_FORMATS["jsonl"]): OpenApiTypes.BINARY,
             (200, streams.STREAM_FORMATS["csv"]): OpenApiTypes.BINARY,
             400: OpenApiResponse(
-                ErrorSerializer, description="Unknown or repeated format, or a bad filter."
+                ErrorSerializer,
+                description="Unknown or repeated format, or a bad filter; include_withdrawn "
+                "without decided_after, or with CSV.",
             ),
             403: OpenApiResponse(
                 ErrorSerializer, description="Not a buyer, or no access grant for the dataset."
@@ -379,11 +432,26 @@ class DatasetExportStreamApi(APIView):
             dataset_id=dataset_id, user=request_account(request)
         )
         try:
-            filters = rec.parse_filters(request.query_params, project, allowed=("format",))
+            filters = rec.parse_filters(
+                request.query_params, project, allowed=("format",), tombstones=True
+            )
         except rec.FilterError as exc:
             return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
-        tuples = rec.record_tuples(rec.records_queryset(project, filters))
-        rows = rec.record_rows(tuples, project, content_url_for(request))
+        rows: Iterator[dict[str, Any]]
+        if filters.include_withdrawn:
+            if fmt != "jsonl":
+                return Response(
+                    {
+                        "detail": f"{rec.INCLUDE_WITHDRAWN}: tombstones are JSON Lines objects; "
+                        "CSV has no row for them: use format=jsonl or records/"
+                    },
+                    status=status.HTTP_400_BAD_REQUEST,
+                )
+            tuples = rec.record_tuples(rec.sync_queryset(project, filters), tombstones=True)
+            rows = rec.sync_rows(tuples, project, content_url_for(request))
+        else:
+            tuples = rec.record_tuples(rec.records_queryset(project, filters))
+            rows = rec.record_rows(tuples, project, content_url_for(request))
         response = StreamingHttpResponse(
             streams.stream_chunks(fmt, rows), content_type=streams.CONTENT_TYPES[fmt]
         )
@@ -470,13 +538,15 @@ class DatasetExportsApi(APIView):
             "Formats: `jsonl`, `csv`, `parquet` (with a Hugging Face dataset card), "
             "`label_studio` (JSON tasks with annotations, with its `label_config.xml`), and for "
             "boxes projects `coco` and `yolo` (zips with the images). The record filters are "
-            "those of `records/`. Poll `GET /api/v1/exports/{id}/` until `status` is `done`."
+            "those of `records/`, but not `include_withdrawn` (a 400: an export is a snapshot of "
+            "the records accepted now, without tombstones). Poll `GET /api/v1/exports/{id}/` until `status` is `done`."
         ),
         request=InputSerializer,
         responses={
             202: ExportOutputSerializer,
             400: OpenApiResponse(
-                ErrorSerializer, description="Unknown format, one that doesn't fit, bad filter."
+                ErrorSerializer,
+                description="Unknown format, one that doesn't fit, bad filter, include_withdrawn.",
             ),
             403: OpenApiResponse(
                 ErrorSerializer, description="Not a buyer, or no access grant for the dataset."

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, time
@@ -25,6 +26,9 @@ from labeling.models import Item, Project
 
 DECIDED_BY = ("crowd", "moderator")
 FILTERS = ("min_confidence", "label", "decided_after", "min_labels", "decided_by")
+#: Asks an incremental sync (records and the streamed JSON Lines) for tombstones too.
+INCLUDE_WITHDRAWN = "include_withdrawn"
+BOOLEANS = {"true": True, "false": False}
 #: The largest ``min_labels`` (six digits: no int() of a 5,000-digit string).
 MIN_LABELS_MAX = 999_999
 
@@ -63,9 +67,13 @@ class RecordFilters:
     decided_after: datetime | None = None
     min_labels: int | None = None
     decided_by: str | None = None
+    #: Besides the records, tombstones of the records withdrawn after ``decided_after``
+    #: (``sync_queryset``); never stored with a background export, which has none.
+    include_withdrawn: bool = False
 
     def as_json(self) -> dict[str, object]:
         data = {k: v for k, v in asdict(self).items() if v is not None}
+        data.pop("include_withdrawn")
         if self.decided_after is not None:
             data["decided_after"] = iso_utc(self.decided_after)
         return data
@@ -98,17 +106,30 @@ def _parse_datetime(raw: str) -> datetime:
 
 
 def parse_filters(
-    params: Mapping[str, Any], project: Project, *, allowed: tuple[str, ...] = ()
+    params: Mapping[str, Any],
+    project: Project,
+    *,
+    allowed: tuple[str, ...] = (),
+    tombstones: bool = False,
 ) -> RecordFilters:
-    """Read the record filters from query parameters (or a JSON body) for ``project``.
+    """Read the record filters from query parameters (or a JSON body) for ``project``;
+    ``tombstones``: whether the caller can return tombstones (``include_withdrawn``).
 
     Raises ``FilterError`` naming the parameter: a malformed value, a label that is not one of
-    the project's, a parameter repeated, or a parameter that is neither a filter nor in
-    ``allowed`` (a typo such as ``min_confidance`` must not return every record).
+    the project's, a parameter repeated, a parameter that is neither a filter nor in
+    ``allowed`` (a typo such as ``min_confidance`` must not return every record), or
+    ``include_withdrawn`` that is not ``true``/``false``, is given without ``decided_after`` (a
+    tombstone is news only since a cursor), or where there are no tombstones.
     """
     for name in params:
-        if name not in FILTERS and name not in allowed:
-            known = ", ".join([*FILTERS, *allowed])
+        if name == INCLUDE_WITHDRAWN and not tombstones:
+            raise FilterError(
+                name,
+                "background exports are snapshots of the records accepted now and have no "
+                "tombstones: sync deletions with records/ or the streamed JSON Lines export",
+            )
+        if name not in FILTERS and name not in allowed and name != INCLUDE_WITHDRAWN:
+            known = ", ".join([*FILTERS, *([INCLUDE_WITHDRAWN] if tombstones else []), *allowed])
             raise FilterError(name, f"unknown parameter; use {known}")
     values: dict[str, Any] = {}
     raw = _single(params, "min_confidence")
@@ -154,6 +175,20 @@ def parse_filters(
         if raw not in DECIDED_BY:
             raise FilterError("decided_by", f"{raw!r}: use crowd or moderator")
         values["decided_by"] = raw
+    raw = _single(params, INCLUDE_WITHDRAWN)
+    if raw is not None:
+        flag = BOOLEANS.get(raw.strip().lower())
+        if flag is None:
+            raise FilterError(
+                INCLUDE_WITHDRAWN, f"{raw[:40]!r} is not a boolean: use true or false"
+            )
+        if flag and "decided_after" not in values:
+            raise FilterError(
+                INCLUDE_WITHDRAWN,
+                "needs decided_after, the cursor of an incremental sync: tombstones are the "
+                "records withdrawn after it (a full read has none)",
+            )
+        values["include_withdrawn"] = flag
     return RecordFilters(**values)
 
 
@@ -209,14 +244,11 @@ COLUMNS = (
 )
 
 
-def records_queryset(project: Project, filters: RecordFilters) -> QuerySet[Item]:
-    """The accepted, non-gold items of ``project`` that pass ``filters``, by id, annotated with
-    who decided them (``labeling.Decision``; items decided before decisions were recorded count
-    as the crowd's) and the method of that decision."""
+def _records(project: Project, filters: RecordFilters) -> tuple[QuerySet[Item], Q]:
+    """The non-gold items of ``project`` annotated as records are read, and the condition of
+    a record that passes ``filters``."""
     # The item's current decision, joined once by the unique (item, version) index.
-    items = Item.objects.filter(
-        project=project, status=Item.Status.ACCEPTED, gold_label=""
-    ).annotate(
+    items = Item.objects.filter(project=project, gold_label="").annotate(
         current=FilteredRelation(
             "decisions", condition=Q(decisions__version=F("decision_version"))
         ),
@@ -224,19 +256,43 @@ def records_queryset(project: Project, filters: RecordFilters) -> QuerySet[Item]
         method_raw=F("current__method"),
         contributor_wallet=F("contributor__wallet_address"),
     )
+    record = Q(status=Item.Status.ACCEPTED)
     if filters.min_confidence is not None:
-        items = items.filter(confidence__gte=filters.min_confidence)
+        record &= Q(confidence__gte=filters.min_confidence)
     if filters.label is not None:
         if project.task in (Project.Task.MULTILABEL, Project.Task.BOXES, Project.Task.SPANS):
             items = items.annotate(decided_value_text=Cast("decided_value", TextField()))
-        items = items.filter(_label_condition(project, filters.label))
+        record &= _label_condition(project, filters.label)
     if filters.decided_after is not None:
-        items = items.filter(decided_at__gt=filters.decided_after)
+        record &= Q(decided_at__gt=filters.decided_after)
     if filters.min_labels is not None:
-        items = items.filter(label_count__gte=filters.min_labels)
+        record &= Q(label_count__gte=filters.min_labels)
     if filters.decided_by is not None:
-        items = items.filter(decided_by_raw=filters.decided_by)
-    return items.order_by("id")
+        record &= Q(decided_by_raw=filters.decided_by)
+    return items, record
+
+
+def records_queryset(project: Project, filters: RecordFilters) -> QuerySet[Item]:
+    """The accepted, non-gold items of ``project`` that pass ``filters``, by id, annotated with
+    who decided them (``labeling.Decision``; items decided before decisions were recorded count
+    as the crowd's) and the method of that decision."""
+    items, record = _records(project, filters)
+    return items.filter(record).order_by("id")
+
+
+def sync_queryset(project: Project, filters: RecordFilters) -> QuerySet[Item]:
+    """``records_queryset``, and with ``include_withdrawn`` the tombstones in the same id order:
+    the non-gold items not accepted now whose record was withdrawn after ``decided_after``
+    (``Item.withdrawn_at``, stamped by ``labeling.services.decisions._withdraw``). One query
+    and one id order for both, so a page of ``page_size`` rows holds records and tombstones
+    together, and a stream reads one cursor. The other filters select records only: a
+    tombstone is sent for any record withdrawn after the cursor (deleting an id a buyer never
+    kept is a no-op; its old label, confidence or decider are no longer known)."""
+    items, record = _records(project, filters)
+    if not filters.include_withdrawn or filters.decided_after is None:
+        return items.filter(record).order_by("id")
+    withdrawn = Q(withdrawn_at__gt=filters.decided_after) & ~Q(status=Item.Status.ACCEPTED)
+    return items.filter(record | withdrawn).order_by("id")
 
 
 class UtcText(Func):
@@ -273,21 +329,30 @@ _AS_TEXT: dict[str, tuple[str, Callable[[str], Func]]] = {
     "decided_value": ("value_as_text", lambda column: Cast(column, TextField())),
     "decided_at": ("decided_at_as_text", UtcText),
     "created_at": ("created_at_as_text", UtcText),
+    "withdrawn_at": ("withdrawn_at_as_text", UtcText),
 }
 
 
-def record_values(queryset: QuerySet[Item]) -> QuerySet[Any]:
-    """``queryset`` as tuples of ``COLUMNS``: what ``record_rows`` reads."""
+#: The columns ``sync_queryset`` rows have after ``COLUMNS``: what tells a tombstone.
+TOMBSTONE_COLUMNS = ("status", "withdrawn_at", "withdrawn_reason")
+
+
+def record_values(queryset: QuerySet[Item], *, tombstones: bool = False) -> QuerySet[Any]:
+    """``queryset`` as tuples of ``COLUMNS`` (and ``TOMBSTONE_COLUMNS`` with ``tombstones``):
+    what ``record_rows`` (``sync_rows``) reads."""
+    columns = (*COLUMNS, *(TOMBSTONE_COLUMNS if tombstones else ()))
     return queryset.annotate(
         **{alias: text(column) for column, (alias, text) in _AS_TEXT.items()}
-    ).values_list(*(_AS_TEXT[column][0] if column in _AS_TEXT else column for column in COLUMNS))
+    ).values_list(*(_AS_TEXT[column][0] if column in _AS_TEXT else column for column in columns))
 
 
-def record_tuples(queryset: QuerySet[Item], chunk: int = 2000) -> Iterator[tuple[Any, ...]]:
+def record_tuples(
+    queryset: QuerySet[Item], chunk: int = 2000, *, tombstones: bool = False
+) -> Iterator[tuple[Any, ...]]:
     """The tuples of ``record_values(queryset)`` as the database returns them, ``chunk`` at a
     time from a server-side cursor (PostgreSQL): no per-value conversion by the ORM, which cost
     more than the query (timestamps and JSON are read as text by ``record_rows``)."""
-    sql, params = record_values(queryset).query.sql_with_params()
+    sql, params = record_values(queryset, tombstones=tombstones).query.sql_with_params()
     with connection.chunked_cursor() as cursor:
         cursor.execute(sql, params)
         while rows := cursor.fetchmany(chunk):
@@ -399,6 +464,43 @@ def record_rows(
             "image_path": image or None,
             "image_b_path": image_b or None,
         }
+
+
+def tombstone(pk: int, withdrawn_at: datetime | str | None, reason: str) -> dict[str, Any]:
+    """A record that left the dataset after a sync's cursor: the buyer deletes ``id``."""
+    return {
+        "id": pk,
+        "withdrawn": True,
+        "withdrawn_at": iso_utc(withdrawn_at),
+        "reason": reason or Item.WithdrawnReason.REOPENED.value,
+    }
+
+
+def sync_rows(
+    rows: Iterator[tuple[Any, ...]], project: Project, content_url: ContentUrl
+) -> Iterator[dict[str, Any]]:
+    """Records (``record_rows``) and tombstones (``tombstone``, with ``"withdrawn": True``) in
+    the order of ``rows``: tuples of ``COLUMNS`` and ``TOMBSTONE_COLUMNS``
+    (``record_values(..., tombstones=True)``)."""
+    width = len(COLUMNS)
+    accepted = Item.Status.ACCEPTED.value
+    held: deque[dict[str, Any]] = deque()
+
+    def records() -> Iterator[tuple[Any, ...]]:
+        # record_rows pulls the next record's tuple through here: the tombstones before it
+        # are held, and sent before that record.
+        for row in rows:
+            status, withdrawn_at, reason = row[width:]
+            if status == accepted:
+                yield row[:width]
+            else:
+                held.append(tombstone(row[0], withdrawn_at, reason))
+
+    for record in record_rows(records(), project, content_url):
+        while held:
+            yield held.popleft()
+        yield record
+    yield from held
 
 
 #: The columns of flat exports (JSON Lines, CSV, Parquet), in order.

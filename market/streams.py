@@ -60,6 +60,14 @@ def jsonl_line(row: dict[str, Any]) -> str:
     )
 
 
+def tombstone_line(row: dict[str, Any]) -> str:
+    """A tombstone (``records.tombstone``) as a JSON Lines object: a record to delete."""
+    return (
+        f'{{"id":{row["id"]},"withdrawn":true,"withdrawn_at":{_string(row["withdrawn_at"])},'
+        f'"reason":{_string(row["reason"])}}}\n'
+    )
+
+
 def csv_values(row: dict[str, Any]) -> list[object]:
     """A record as CSV cells: the decision's value as compact JSON, every cell formula-safe."""
     return [
@@ -68,7 +76,8 @@ def csv_values(row: dict[str, Any]) -> list[object]:
 
 
 def stream_chunks(fmt: str, rows: Iterable[dict[str, Any]]) -> Iterator[str]:
-    """The records as text, ``CHUNK_ROWS`` at a time (the header first, for CSV)."""
+    """The records as text, ``CHUNK_ROWS`` at a time (the header first, for CSV); JSON Lines
+    also writes tombstones (``records.sync_rows``), which CSV can't hold."""
     if fmt == "csv":
         buffer = io.StringIO()
         writer = csv.writer(buffer)
@@ -84,7 +93,7 @@ def stream_chunks(fmt: str, rows: Iterable[dict[str, Any]]) -> Iterator[str]:
         return
     lines: list[str] = []
     for row in rows:
-        lines.append(jsonl_line(row))
+        lines.append(tombstone_line(row) if "withdrawn" in row else jsonl_line(row))
         if len(lines) == CHUNK_ROWS:
             yield "".join(lines)
             lines = []
