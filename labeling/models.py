@@ -325,6 +325,14 @@ class Item(models.Model):
         blank=True,
         help_text="Known answer: a gold task that measures contributors' skill.",
     )
+    gold_since = models.DateTimeField(
+        null=True,
+        blank=True,
+        editable=False,
+        help_text="When a moderator made it gold after it was created: answers given before "
+        "then saw an ordinary item, so they earn no gold bonus and count neither for nor against "
+        "gold accuracy. Empty: gold from the start (or not gold).",
+    )
     prelabel = models.JSONField(
         default=dict,
         blank=True,
@@ -602,3 +610,18 @@ class Decision(models.Model):
 
     def __str__(self) -> str:
         return f"item {self.item_id} v{self.version}: {self.label} ({self.decided_by})"
+
+
+def gold_answer_q() -> Q:
+    """The condition on an ``Annotation`` that it is a gold answer (``gold_answers``), for
+    filters and ``Count(..., filter=...)``."""
+    return Q(item__gold_label__gt="") & (
+        Q(item__gold_since__isnull=True) | Q(created_at__gte=F("item__gold_since"))
+    )
+
+
+def gold_answers(answers: models.QuerySet[Annotation]) -> models.QuerySet[Annotation]:
+    """Of ``answers``, those given to a gold item while it was gold: the ones that earn a gold
+    bonus and count for (or against) a contributor's gold accuracy, probation and the gold rate.
+    An answer given before its item was made gold saw an ordinary item and counts as one."""
+    return answers.filter(gold_answer_q())

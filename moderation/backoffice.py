@@ -19,7 +19,7 @@ from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from accounts.models import User
-from labeling.models import Annotation, Item, Project, WorkerSkill
+from labeling.models import Annotation, Item, Project, WorkerSkill, gold_answers
 from moderation.models import Flag, WalletLink
 from moderation.selectors import linked_accounts, user_on_probation, users_held
 from rewards.fields import TokenAmountField
@@ -226,7 +226,7 @@ def contributor_report(
     }
     gold = [
         GoldRecord(project=projects[row["item__project_id"]], answered=row["n"], correct=row["ok"])
-        for row in mine.exclude(item__gold_label="")
+        for row in gold_answers(mine)
         .values("item__project_id")
         .annotate(n=Count("id"), ok=Count("id", filter=Q(label=F("item__gold_label"))))
         .order_by("item__project_id")

@@ -12,7 +12,7 @@ from django.db.models import Count, F, Q, QuerySet
 from django.utils import timezone
 
 from accounts.models import User
-from labeling.models import Annotation, Project
+from labeling.models import Annotation, Project, gold_answer_q
 from moderation.fraud import wilson_upper
 from moderation.models import Flag, SignInFingerprint
 
@@ -87,8 +87,8 @@ def users_on_probation(user_ids: Iterable[int]) -> set[int]:
         .values("annotator_id")
         .annotate(
             answers=Count("id"),
-            gold=Count("id", filter=Q(item__gold_label__gt="")),
-            gold_right=Count("id", filter=Q(item__gold_label__gt="", label=F("item__gold_label"))),
+            gold=Count("id", filter=gold_answer_q()),
+            gold_right=Count("id", filter=gold_answer_q() & Q(label=F("item__gold_label"))),
         )
     )
     seen: set[int] = set()

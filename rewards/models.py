@@ -14,7 +14,8 @@ class LedgerEntry(models.Model):
     """One credit (or correction) to a user. Never updated or deleted: balances are sums.
 
     A re-decided item's unpaid label credits are cancelled by reversal entries (negative), which
-    net against the user's other unpaid credits when they are paid.
+    net against the user's other unpaid credits when they are paid; so is a gold bonus its answer
+    no longer deserves, paid or not (a paid one comes off the user's next payout).
 
     ``(reason, source)`` is unique, so the same accepted item or label can't be credited twice,
     whatever retries or races happen.
@@ -68,8 +69,7 @@ class LedgerEntry(models.Model):
             models.UniqueConstraint(
                 fields=["reason", "source"], name="ledger_entry_once_per_source"
             ),
-            # Credits are positive; only a reversal (of a credit not yet paid) and a budget
-            # reduction are negative.
+            # Credits are positive; only a reversal and a budget reduction are negative.
             models.CheckConstraint(
                 condition=Q(amount__gt=0)
                 | (Q(reason__in=["reversal", "budget"]) & Q(amount__lt=0)),

@@ -90,13 +90,24 @@ def budget_scale(*, positives: list[int], net: int, budget: int) -> list[int]:
 
     ``positives`` are what those credits pay now; ``net`` is everything the epoch spends: these,
     plus what can't be cut (credits already paid), less any reversals counted against it. The
-    credits share the room the rest leaves, ``budget - (net - sum(positives))``, at least 0:
-    each credit ``a`` keeps ``floor(a x room / sum(positives))``, so the epoch's net lands at or
-    just under the budget (or at what can't be cut, when that is already over it) and no credit
-    loses more than it pays. Nothing is taken when the net is within the budget.
+    credits share the room the rest leaves, ``budget - (net - sum(positives))``, at least 0, in
+    proportion to what they pay, by largest remainder: each credit ``a`` keeps
+    ``floor(a x room / sum(positives))``, and the base units those floors leave over go one each
+    to the credits with the largest remainders (the earlier credit first on a tie). So the
+    credits keep exactly ``room`` together: the epoch's net lands on the budget (or on what can't
+    be cut, when that is already over it), never above it and with no dust below it; the result
+    depends on the inputs alone; and no credit loses more than it pays. Nothing is taken when
+    the net is within the budget.
     """
     total = sum(positives)
     if net <= budget or total == 0:
         return [0] * len(positives)
     room = max(0, budget - (net - total))  # what the credits may keep, together (< total)
-    return [a - a * room // total for a in positives]
+    kept = [a * room // total for a in positives]
+    left = room - sum(kept)  # < len(positives): each floor drops less than one unit
+    # Largest remainder first; on a tie, the earlier credit. Only credits with a remainder get a
+    # unit (the remainders sum to ``left``), so none keeps more than it pays.
+    by_remainder = sorted(range(len(positives)), key=lambda i: (-(positives[i] * room % total), i))
+    for i in by_remainder[:left]:
+        kept[i] += 1
+    return [a - k for a, k in zip(positives, kept, strict=True)]

@@ -20,12 +20,24 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import F, Q
+from django.db.models import (
+    BigIntegerField,
+    CharField,
+    Exists,
+    F,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Value,
+)
+from django.db.models.functions import Cast, Concat, Substr
 from django.utils import timezone
 
 from accounts.audit import audit_record
 from accounts.models import User
-from labeling.models import Annotation, Decision, Item, Project
+from config.locks import transaction_lock
+from labeling.models import Annotation, Decision, Item, Project, gold_answers
 from moderation.selectors import users_held, users_on_probation
 from rewards.approval import batch_may_be_sent, batch_needs_approval
 from rewards.asset import payout_asset
@@ -60,6 +72,32 @@ def label_credit_source(annotation_id: int, decision_version: int) -> str:
 def reward_epoch(at: datetime) -> int:
     """The budget epoch ``at`` falls in: whole ``REWARD_EPOCH_HOURS`` since 1970 (UTC)."""
     return int(at.timestamp()) // (settings.REWARD_EPOCH_HOURS * 3600)
+
+
+def _ledger_credit_lock(project_ids: Iterable[int]) -> None:
+    """Hold the ledger lock of each of ``project_ids`` shared until the transaction ends: call it
+    first in a transaction that writes credits, before its row locks and before it picks the
+    credits' epoch (``_epoch_open``). An epoch's close holds the same lock exclusively
+    (``_close_epoch``), so a credit written while an epoch closes waits for the close and then
+    lands in an open epoch, or the close waits for it and counts it: never a credit in a closed
+    epoch that its totals missed. (SQLite's IMMEDIATE transactions already run one at a time.)
+    Keys in id order, so two writers never wait for each other."""
+    for project_id in sorted(set(project_ids)):
+        transaction_lock("ledger-epoch", project_id, shared=True)
+
+
+def _epoch_open(project_id: int, at: datetime) -> int:
+    """The epoch a credit written at ``at`` lands in: ``at``'s, or if that one is closed already
+    (this process's clock behind the one that closed it), the first later one still open."""
+    epoch = reward_epoch(at)
+    closed = set(
+        EpochClose.objects.filter(project_id=project_id, epoch__gte=epoch).values_list(
+            "epoch", flat=True
+        )
+    )
+    while epoch in closed:
+        epoch += 1
+    return epoch
 
 
 def reward_policy_current(*, project: Project) -> RewardPolicy:
@@ -257,6 +295,82 @@ def gold_answer_reverse(*, annotation_id: int) -> bool:
     return any(entry.pk for entry in created)
 
 
+#: How many owed bonus reversals the sweep writes per transaction.
+_GOLD_REVERSAL_CHUNK = 500
+
+
+def _gold_bonuses_owed(bonuses: QuerySet[LedgerEntry]) -> QuerySet[LedgerEntry]:
+    """Of ``bonuses`` (gold credits), those owed back and not reversed yet: the answer was
+    withdrawn, its item is no longer gold, its gold answer was corrected and the answer no
+    longer matches it, or the answer was given before the item was made gold."""
+    answers = Annotation.objects.filter(pk=OuterRef("answer_id"))
+    return (
+        bonuses.annotate(
+            # A bonus's source is gold:<answer id>.
+            answer_id=Cast(Substr("source", 6), BigIntegerField()),
+            answer_label=Subquery(answers.values("label")[:1]),
+            answer_at=Subquery(answers.values("created_at")[:1]),
+        )
+        .filter(
+            Q(answer_label__isnull=True)
+            | Q(item__gold_label="")
+            | ~Q(answer_label=F("item__gold_label"))
+            | Q(item__gold_since__gt=F("answer_at"))
+        )
+        .exclude(
+            Exists(
+                LedgerEntry.objects.filter(
+                    reason=LedgerEntry.Reason.REVERSAL,
+                    source=Concat(
+                        Value("reversal:"),
+                        Cast(OuterRef("pk"), CharField()),
+                        output_field=CharField(),
+                    ),
+                )
+            )
+        )
+    )
+
+
+def gold_bonuses_reverse_owed(*, item_id: int | None = None) -> int:
+    """Reverse every gold bonus owed back (``_gold_bonuses_owed``), or only ``item_id``'s: run
+    after a moderator un-golds an item or corrects its gold answer, and by the periodic sweep,
+    which finds the reversals a crash or a lost task left unwritten. Each reversal is the
+    bonus's net (after any budget cut), written once: its source, ``reversal:<bonus id>``, is
+    unique, and the bonuses are locked and checked again before it is written. A bonus already
+    paid is taken back the same way: the negative entry nets against the contributor's next
+    payout (a wallet is paid only while its net is positive). Returns how many it wrote."""
+    bonuses = LedgerEntry.objects.filter(reason=LedgerEntry.Reason.GOLD)
+    if item_id is not None:
+        bonuses = bonuses.filter(item_id=item_id)
+    owed = list(_gold_bonuses_owed(bonuses).order_by("id").values_list("pk", flat=True))
+    written = 0
+    for start in range(0, len(owed), _GOLD_REVERSAL_CHUNK):
+        chunk = owed[start : start + _GOLD_REVERSAL_CHUNK]
+        with transaction.atomic():
+            # Locked, then read again: a concurrent sweep, or a budget cut of the bonus, went
+            # first and we see it, or waits for us.
+            list(
+                LedgerEntry.objects.select_for_update()
+                .filter(pk__in=chunk)
+                .order_by("id")
+                .values_list("pk", flat=True)
+            )
+            credits = list(_gold_bonuses_owed(LedgerEntry.objects.filter(pk__in=chunk)))
+            net = _net_of(credits)
+            epoch = reward_epoch(timezone.now())
+            reversals = [
+                _reversal(credit, net[credit.pk], epoch, "gold bonus no longer deserved")
+                for credit in credits
+                if net[credit.pk] > 0
+            ]
+            # None of them exists (checked under the lock), and the source's uniqueness keeps
+            # it so.
+            LedgerEntry.objects.bulk_create(reversals)
+            written += len(reversals)
+    return written
+
+
 def decision_credit(*, decision_id: int) -> int:
     """Turn one recorded decision into ledger entries; returns how many it wrote.
 
@@ -274,7 +388,8 @@ def decision_credit(*, decision_id: int) -> int:
     with transaction.atomic():
         decision = Decision.objects.select_related("item__project").get(pk=decision_id)
         item = decision.item
-        # Lock the item first, as labeling does before it re-decides or rechecks the item and
+        _ledger_credit_lock([item.project_id])
+        # Then lock the item, as labeling does before it re-decides or rechecks the item and
         # locks its credits: our new credits' foreign key needs the item row, so locking it
         # last would deadlock with a re-decision holding it and waiting for the credits.
         Item.objects.select_for_update().filter(pk=item.pk).values_list("pk").first()
@@ -299,7 +414,7 @@ def decision_credit(*, decision_id: int) -> int:
             # longer has, and the latest decision's credit settles the contribution.
             DecisionCredit.objects.create(decision=decision, policy=policy, entries=0)
             return 0
-        epoch = reward_epoch(timezone.now())
+        epoch = _epoch_open(item.project_id, timezone.now())
         # Every credit of an item (contribution and labels) carries the item: one without
         # entries has nothing to reverse and no contribution credit, so the lookups are skipped.
         earlier = [version for version in versions if version < decision.version] if held else []
@@ -327,6 +442,7 @@ def decisions_credit(*, decision_ids: Iterable[int]) -> int:
             Decision.objects.select_related("item__project").filter(pk__in=ids).order_by("id")
         )
         item_ids = {decision.item_id for decision in decisions}
+        _ledger_credit_lock(decision.item.project_id for decision in decisions)
         # Lock the items, their decisions, then their credits, as decision_credit does (in id
         # order: two credits never wait for each other's locks).
         list(
@@ -352,7 +468,8 @@ def decisions_credit(*, decision_ids: Iterable[int]) -> int:
             DecisionCredit.objects.filter(decision_id__in=ids).values_list("decision_id", flat=True)
         )
         policies: dict[int, RewardPolicy] = {}
-        epoch = reward_epoch(timezone.now())
+        now = timezone.now()
+        epochs: dict[int, int] = {}
         entries: list[LedgerEntry] = []
         credits: list[DecisionCredit] = []
         for decision in decisions:
@@ -361,6 +478,7 @@ def decisions_credit(*, decision_ids: Iterable[int]) -> int:
             project = decision.item.project
             if project.pk not in policies:
                 policies[project.pk] = reward_policy_current(project=project)
+                epochs[project.pk] = _epoch_open(project.pk, now)
             if decision.version < latest[decision.item_id]:
                 credits.append(
                     DecisionCredit(decision=decision, policy=policies[project.pk], entries=0)
@@ -369,7 +487,7 @@ def decisions_credit(*, decision_ids: Iterable[int]) -> int:
             if decision.item_id in held:
                 one_by_one.append(decision.pk)
                 continue
-            new = _decision_entries(decision, policies[project.pk], epoch, None)
+            new = _decision_entries(decision, policies[project.pk], epochs[project.pk], None)
             entries += new
             credits.append(
                 DecisionCredit(decision=decision, policy=policies[project.pk], entries=len(new))
@@ -474,6 +592,14 @@ def gold_answer_credit(*, annotation_id: int) -> bool:
     answer (its ledger source). Returns whether it credited.
     """
     with transaction.atomic():
+        project_id = (
+            Annotation.objects.filter(pk=annotation_id)
+            .values_list("item__project_id", flat=True)
+            .first()
+        )
+        if project_id is None:
+            return False
+        _ledger_credit_lock([project_id])
         # The answer's row stays locked until its bonus is written: a withdrawal waits, then its
         # reversal (``gold_answer_reverse``) finds the bonus; or it went first and there's none.
         annotation = (
@@ -491,14 +617,15 @@ def _gold_answer_credit(annotation: Annotation | None) -> bool:
     item = annotation.item
     if annotation.label != item.gold_label:
         return False
+    if item.gold_since is not None and annotation.created_at < item.gold_since:
+        return False  # given before the item was made gold: the labeler saw an ordinary item
     policy = reward_policy_current(project=item.project)
     if policy.gold_bonus <= 0:
         return False
-    answered = Annotation.objects.filter(
-        annotator_id=annotation.annotator_id,
-        item__project=item.project,
-        item__gold_label__gt="",
-        pk__lte=annotation.pk,
+    answered = gold_answers(
+        Annotation.objects.filter(
+            annotator_id=annotation.annotator_id, item__project=item.project, pk__lte=annotation.pk
+        )
     ).values_list("label", "item__gold_label")
     correct = sum(1 for label, gold in answered if label == gold)
     reward = gold_reward(
@@ -521,7 +648,7 @@ def _gold_answer_credit(annotation: Annotation | None) -> bool:
                 reward=reward,
                 policy=policy,
                 item=item,
-                epoch=reward_epoch(timezone.now()),
+                epoch=_epoch_open(item.project_id, timezone.now()),
             )
         ],
         ignore_conflicts=True,
@@ -569,9 +696,9 @@ def gold_answers_credit_pending(*, now: datetime | None = None) -> int:
         return 0
     undo = timedelta(seconds=settings.UNDO_SECONDS)
     answers = (
-        Annotation.objects.filter(
+        gold_answers(Annotation.objects.all())
+        .filter(
             item__project_id__in=list(paying),
-            item__gold_label__gt="",
             label=F("item__gold_label"),
             created_at__gte=now - timedelta(days=GOLD_SWEEP_DAYS),
             created_at__lt=now - timedelta(seconds=settings.UNDO_SECONDS + 60),
@@ -650,6 +777,9 @@ def _close_epoch(project_id: int, epoch: int, policy: RewardPolicy) -> EpochClos
     budget leaves, down to nothing: no credit loses more than it pays."""
     budget = int(policy.epoch_budget or 0)
     with transaction.atomic():
+        # The project's ledger lock, exclusively: a credit being written now (holding it shared)
+        # commits first and is counted here, or waits and lands in a later, open epoch.
+        transaction_lock("ledger-epoch", project_id)
         # Lock the epoch's credits: a re-decision reversing one, or a settlement allocating
         # one, waits for us, or we see what it did.
         credits = list(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 
 from celery import shared_task
@@ -17,8 +18,11 @@ from rewards.services import (
     gold_answer_credit,
     gold_answer_reverse,
     gold_answers_credit_pending,
+    gold_bonuses_reverse_owed,
     payouts_settle,
 )
+
+logger = logging.getLogger(__name__)
 
 
 @shared_task(acks_late=True, time_limit=900, soft_time_limit=840)
@@ -80,8 +84,22 @@ def reverse_gold_answer(annotation_id: int) -> bool:
     return gold_answer_reverse(annotation_id=annotation_id)
 
 
+@shared_task(
+    acks_late=True, autoretry_for=(Exception,), retry_backoff=True, max_retries=8, time_limit=60
+)
+def reverse_gold_bonuses(item_id: int) -> int:
+    """Reverse the gold bonuses of an item's answers that a moderator's change made undeserved
+    (enqueued by labeling on commit); once each."""
+    return gold_bonuses_reverse_owed(item_id=item_id)
+
+
 @shared_task(acks_late=True, time_limit=900, soft_time_limit=840)
 def credit_pending_decisions() -> int:
     """Celery beat: credit any decision, and any gold answer's bonus, whose task was lost (a
-    broker outage at commit)."""
-    return decisions_credit_pending() + gold_answers_credit_pending()
+    broker outage at commit), and write any gold bonus reversal owed (a task lost, or a crash
+    before it ran). Returns how many credits it wrote (reversals are logged)."""
+    credited = decisions_credit_pending() + gold_answers_credit_pending()
+    reversed_ = gold_bonuses_reverse_owed()
+    if reversed_:
+        logger.warning("wrote %d gold bonus reversal(s) owed", reversed_)
+    return credited

@@ -20,7 +20,7 @@ from django.db.models.functions import Coalesce, Mod
 from django.utils import timezone
 
 from accounts.models import User
-from labeling.models import Annotation, Assignment, Item, Project
+from labeling.models import Annotation, Assignment, Item, Project, gold_answer_q
 from moderation.selectors import user_on_probation
 
 LOOKAHEAD = 2
@@ -181,8 +181,8 @@ def task_lease_next(*, project: Project, user: User, after: int | None = None) -
             return None
         record = Annotation.objects.filter(annotator=user, item__project=project).aggregate(
             total=Count("id"),
-            gold=Count("id", filter=~Q(item__gold_label="")),
-            gold_right=Count("id", filter=~Q(item__gold_label="") & Q(label=F("item__gold_label"))),
+            gold=Count("id", filter=gold_answer_q()),
+            gold_right=Count("id", filter=gold_answer_q() & Q(label=F("item__gold_label"))),
         )
         served = Assignment.objects.filter(user=user, item__project=project).count()
         wants_gold = _draw(user, project, served) < gold_rate(

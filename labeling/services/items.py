@@ -352,13 +352,25 @@ def item_gold_validate(*, item: Item, label: str) -> None:
 
 def item_gold_set(*, item: Item, label: str, moderator: User, reason: str = "") -> Item:
     """Set (or clear, with ``""``) an item's gold answer, audited with the moderator's
-    ``reason``. Raises ``AnnotationError``."""
+    ``reason``. Raises ``AnnotationError``.
+
+    An item made gold records when (``gold_since``): the answers it already had saw an ordinary
+    item and earn no gold bonus. The bonuses a change makes undeserved (the item is no longer
+    gold, or an answer no longer matches its gold answer) are reversed after the commit; if
+    that is lost, the periodic sweep (``gold_bonuses_reverse_owed``) writes them, once.
+    """
     with transaction.atomic():
         locked = Item.objects.select_for_update().select_related("project").get(pk=item.pk)
         item_gold_validate(item=locked, label=label)
         previous = locked.gold_label
         locked.gold_label = label
-        locked.save(update_fields=["gold_label"])
+        if not label:
+            locked.gold_since = None
+        elif not previous:
+            locked.gold_since = timezone.now()
+        locked.save(update_fields=["gold_label", "gold_since"])
+        if previous and label != previous:
+            transaction.on_commit(lambda: _gold_item_reversals_enqueue(locked.pk))
         audit_record(
             actor=moderator,
             action="item.gold",
@@ -589,6 +601,12 @@ def annotation_withdraw(*, annotation_id: int, annotator: User) -> Item:
             # the undo window and finds the answer gone.
             transaction.on_commit(lambda: _gold_reversal_enqueue(annotation_id))
     return item
+
+
+def _gold_item_reversals_enqueue(item_id: int) -> None:
+    from config.broker import task_send
+
+    task_send("rewards.tasks.reverse_gold_bonuses", kwargs={"item_id": item_id}, run_here=True)
 
 
 def _gold_reversal_enqueue(annotation_id: int) -> None:

@@ -302,3 +302,87 @@ def test_a_credit_and_a_redecision_of_one_item_at_once_both_finish(
     assert DecisionCredit.objects.filter(decision=decision).exists()
     item.refresh_from_db()
     assert (item.decided_label, item.decision_version) == ("a", 3)
+
+
+def test_a_credit_written_while_its_epoch_closes_is_counted_by_the_close_or_lands_after_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A gold bonus being written (its transaction open, its epoch already picked) while the
+    epoch closes: the close waits for it and counts it, or it lands in the next epoch. Before,
+    the close read the epoch's credits without it, and it committed into the closed epoch,
+    uncut and uncounted: the epoch paid over its budget."""
+    from datetime import timedelta
+
+    from django.conf import settings
+    from django.utils import timezone
+    from eth_account import Account
+
+    from accounts.services import user_get_or_create_for_wallet
+    from rewards import services as reward_services
+    from rewards.models import EpochClose, RewardPolicy
+
+    project = Project.objects.create(
+        name="Budget", data_kind="text", classes=["a", "b"], consensus_method="majority_vote"
+    )
+    RewardPolicy.objects.create(project=project, version=1, gold_bonus=10**18, epoch_budget=10**18)
+    epoch = reward_services.reward_epoch(timezone.now())
+    user = user_get_or_create_for_wallet(address=Account.create().address)
+    # The epoch already has a credit (so it has something to close).
+    LedgerEntry.objects.create(
+        user=user,
+        amount=10**18,
+        reason="adjustment",
+        source="manual:1",
+        project=project,
+        epoch=epoch,
+    )
+    gold = item_create_text(project=project, contributor=None, text="gold")
+    Item.objects.filter(pk=gold.pk).update(gold_label="a")
+    answer = Annotation.objects.create(item=gold, annotator=user, label="a", value={"label": "a"})
+
+    paused, go = threading.Event(), threading.Event()
+    current = reward_services.reward_policy_current
+
+    def paused_policy(**kwargs: Any) -> Any:
+        paused.set()  # the credit's transaction is open here, its locks taken
+        go.wait(timeout=30)
+        return current(**kwargs)
+
+    monkeypatch.setattr(reward_services, "reward_policy_current", paused_policy)
+    results: dict[str, Any] = {}
+
+    def run(name: str, action: Callable[[], Any]) -> None:
+        try:
+            results[name] = action()
+        except Exception as exc:  # asserted on below
+            results[name] = exc
+        finally:
+            connection.close()
+
+    later = timezone.now() + timedelta(hours=settings.REWARD_EPOCH_HOURS)
+    credit = threading.Thread(
+        target=run,
+        args=("credit", lambda: reward_services.gold_answer_credit(annotation_id=answer.pk)),
+    )
+    credit.start()
+    assert paused.wait(timeout=30)
+    close = threading.Thread(
+        target=run, args=("close", lambda: reward_services.ledger_close_epochs(now=later))
+    )
+    close.start()
+    close.join(timeout=2)
+    assert close.is_alive(), "the close ran while a credit of its epoch was being written"
+    go.set()
+    credit.join(timeout=60)
+    close.join(timeout=60)
+    assert results["credit"] is True, results
+    assert not isinstance(results["close"], Exception), results
+    [closed] = EpochClose.objects.filter(project=project)
+    bonus = LedgerEntry.objects.get(reason="gold")
+    in_epoch = LedgerEntry.objects.filter(project=project, epoch=closed.epoch).exclude(
+        reason__in=["budget", "reversal"]
+    )
+    # Every credit of the closed epoch was counted, and the epoch spends its budget, no more.
+    assert int(closed.spent) == sum(int(e.amount) for e in in_epoch)
+    assert bonus.epoch == closed.epoch or bonus.epoch > closed.epoch
+    assert sum(int(e.amount) for e in LedgerEntry.objects.filter(epoch=closed.epoch)) <= 10**18
