@@ -3,7 +3,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("labeling", "0018_project_reopened_at"),
+        ("labeling", "0020_item_withdrawn_backfill"),
     ]
 
     operations = [
