@@ -284,15 +284,21 @@ def gold_answer_reverse(*, annotation_id: int) -> bool:
         )
         net = _net_of(credits)
         epoch = reward_epoch(timezone.now())
-        created = LedgerEntry.objects.bulk_create(
-            [
-                _reversal(credit, net[credit.pk], epoch, "gold answer withdrawn")
-                for credit in credits
-                if net[credit.pk] > 0
-            ],
-            ignore_conflicts=True,
+        # The credits' row locks order concurrent calls, so a reversal that exists is seen here
+        # (bulk_create's ignore_conflicts sets no pk on SQLite: it can't say what it wrote).
+        owed = [
+            _reversal(credit, net[credit.pk], epoch, "gold answer withdrawn")
+            for credit in credits
+            if net[credit.pk] > 0
+        ]
+        written = set(
+            LedgerEntry.objects.filter(source__in=[entry.source for entry in owed]).values_list(
+                "source", flat=True
+            )
         )
-    return any(entry.pk for entry in created)
+        owed = [entry for entry in owed if entry.source not in written]
+        LedgerEntry.objects.bulk_create(owed, ignore_conflicts=True)
+    return bool(owed)
 
 
 #: How many owed bonus reversals the sweep writes per transaction.

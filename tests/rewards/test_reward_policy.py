@@ -262,6 +262,21 @@ def test_a_withdrawn_gold_answer_gives_its_bonus_back(project: Project) -> None:
     assert not gold_answer_reverse(annotation_id=answer.pk)
 
 
+def test_reversing_a_gold_bonus_says_it_wrote_one_the_first_time_only(project: Project) -> None:
+    steady = labeler()
+    gold = item_create_text(project=project, contributor=None, text="gold")
+    Item.objects.filter(pk=gold.pk).update(gold_label="yes")
+    answer = committed(
+        lambda: annotation_create(item=gold, annotator=steady, label="yes", leased_only=False)
+    )
+    assert LedgerEntry.objects.filter(user=steady, reason="gold").count() == 1
+    Annotation.objects.filter(pk=answer.pk).delete()  # withdrawn, its reversal task lost
+
+    assert gold_answer_reverse(annotation_id=answer.pk)
+    assert not gold_answer_reverse(annotation_id=answer.pk)
+    assert sum(int(e.amount) for e in LedgerEntry.objects.filter(user=steady)) == 0
+
+
 def test_an_epoch_over_budget_is_scaled_down_before_it_is_paid(
     project: Project, moderator: User, chain: ChainClient, settings: Any
 ) -> None:
