@@ -71,6 +71,9 @@ class Answers:
     shown_at: np.ndarray  # float64 seconds, NaN when unknown
     n_classes: int
     gold: Mapping[int, int] = field(default_factory=dict)  # item -> known class
+    # item -> seconds it became gold, for items made gold after they were created: the answers
+    # before then saw an ordinary item and don't count toward a labeler's gold accuracy.
+    gold_since: Mapping[int, float] = field(default_factory=dict)
     uploader: Mapping[int, int] = field(default_factory=dict)  # item -> uploader user id
 
     @property
@@ -156,8 +159,8 @@ def spammers(answers: Answers) -> list[Candidate]:
         bar = chance + SPAM_AGREEMENT_MARGIN * (1 - chance)
         on_gold = [
             int(label) == answers.gold[int(item)]
-            for item, label in zip(answers.item[mine], labels, strict=True)
-            if int(item) in answers.gold
+            for item, label, at in zip(answers.item[mine], labels, answers.at[mine], strict=True)
+            if int(item) in answers.gold and at >= answers.gold_since.get(int(item), -np.inf)
         ]
         if (
             len(on_gold) >= GOLD_MIN_ANSWERS

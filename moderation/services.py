@@ -137,16 +137,22 @@ def _answers(project: Project, *, items: list[int] | None = None) -> fraud.Answe
             "item_id", "user_id", "shown_at", "served_at"
         )
     }
-    gold: dict[int, int] = {}
-    uploader: dict[int, int] = {}
-    for item_id, label, contributor_id in facts.values_list("id", "gold_label", "contributor_id"):
-        if label and label in index:
-            gold[item_id] = index[label]
-        if contributor_id is not None:
-            uploader[item_id] = contributor_id
 
     def seconds(when: Any) -> float:
         return float(when.timestamp()) if when is not None else float("nan")
+
+    gold: dict[int, int] = {}
+    gold_since: dict[int, float] = {}
+    uploader: dict[int, int] = {}
+    for item_id, label, since, contributor_id in facts.values_list(
+        "id", "gold_label", "gold_since", "contributor_id"
+    ):
+        if label and label in index:
+            gold[item_id] = index[label]
+            if since is not None:
+                gold_since[item_id] = seconds(since)
+        if contributor_id is not None:
+            uploader[item_id] = contributor_id
 
     return fraud.Answers(
         item=np.array([r[0] for r in rows], dtype=np.int64),
@@ -156,6 +162,7 @@ def _answers(project: Project, *, items: list[int] | None = None) -> fraud.Answe
         shown_at=np.array([seconds(shown.get((r[0], r[1]))) for r in rows]),
         n_classes=len(project.classes),
         gold=gold,
+        gold_since=gold_since,
         uploader=uploader,
     )
 

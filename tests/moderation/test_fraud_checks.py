@@ -114,6 +114,18 @@ def test_wrong_gold_answers_alone_flag_a_spammer(rng: random.Random, truth: list
     assert 100 in flagged(spammers(crowd(rows, gold=gold)))
 
 
+def test_answers_given_before_an_item_was_made_gold_are_not_gold_answers(
+    rng: random.Random, truth: list[int]
+) -> None:
+    rows = honest_rows(rng, truth, range(1, 21))
+    gold = {item: truth[item] for item in range(0, 300, 10)}
+    for item in gold:
+        rows.append((item, 100, (truth[item] + 1) % 3, 0.0, 0.0))
+    later = Answers(**{**vars(crowd(rows, gold=gold)), "gold_since": dict.fromkeys(gold, 50.0)})
+    checks = [c.evidence["check"] for c in spammers(later) if c.user == 100]
+    assert "gold accuracy below the threshold" not in checks
+
+
 def test_answers_faster_than_the_minimum_are_flagged_but_an_occasional_quick_one_is_not(
     rng: random.Random, truth: list[int]
 ) -> None:
