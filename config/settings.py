@@ -361,9 +361,11 @@ REST_FRAMEWORK = {
 
 # The OpenAPI 3 description of the API, served at /api/v1/schema (drf-spectacular).
 SPECTACULAR_SETTINGS = {
-    # Several components have a "status" of their own.
+    # Several components have a "status" (and a "reason") of their own.
     "ENUM_NAME_OVERRIDES": {
         "ItemStatusEnum": "labeling.models.Item.Status",
+        "ItemWithdrawnReasonEnum": "labeling.models.Item.WithdrawnReason",
+        "LedgerEntryReasonEnum": "rewards.models.LedgerEntry.Reason",
         "PayoutBatchStatusEnum": "rewards.models.PayoutBatch.Status",
         "ProjectTaskEnum": "labeling.models.Project.Task",
     },
