@@ -531,6 +531,11 @@ class ItemShownApi(APIView):
 
     @extend_schema(
         summary="The labeling page reports when it showed a leased item",
+        description=(
+            "Records when the item was shown and, the first time, gives its lease the "
+            "project's full `lease_seconds` from now (a preloaded item's lease ran while it "
+            "waited). 409 when I hold no live lease on it: ask `next-task` for a fresh one."
+        ),
         request=None,
         responses={204: None, **errors(401, 403, 404, 409)},
     )

@@ -15,8 +15,18 @@ import hashlib
 from datetime import datetime, timedelta
 
 from django.db import connection, transaction
-from django.db.models import Count, Exists, F, IntegerField, OuterRef, Q, QuerySet, Subquery
-from django.db.models.functions import Coalesce, Mod
+from django.db.models import (
+    Count,
+    Exists,
+    F,
+    IntegerField,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Value,
+)
+from django.db.models.functions import Coalesce, Greatest, Mod
 from django.utils import timezone
 
 from accounts.models import User
@@ -241,12 +251,20 @@ def lease_release(*, item: Item, user: User) -> None:
 
 
 def lease_shown(*, item: Item, user: User) -> bool:
-    """Record when the labeling page showed the leased item (once). Returns whether a live
-    lease was found."""
+    """Record when the labeling page showed the leased item (once), and give the lease the
+    project's full ``lease_seconds`` from then (never less than it had). Returns whether a live
+    lease was found.
+
+    The page preloads the next item while the contributor works on the one before: leased then,
+    that lease would run while it waits unseen, and an item shown after a long look at the one
+    before would lapse under the contributor's hands. Renewed once only (the first report), so
+    reporting again never holds a place longer; a lease already lapsed is not revived here (its
+    place may be someone else's): the page asks ``next-task`` for a fresh one."""
     now = timezone.now()
+    renewed = now + timedelta(seconds=item.project.lease_seconds)
     updated = Assignment.objects.filter(
         _live(now), item=item, user=user, shown_at__isnull=True
-    ).update(shown_at=now)
+    ).update(shown_at=now, expires_at=Greatest(F("expires_at"), Value(renewed)))
     return bool(updated) or Assignment.objects.filter(_live(now), item=item, user=user).exists()
 
 

@@ -361,3 +361,42 @@ def test_the_page_reports_when_it_showed_the_item_and_progress_counts_what_is_le
     assert progress["left"] == 1 and progress["labeled_today"] == 1
     other = [i for i in Item.objects.all() if i.pk != task["id"]][0]
     assert contributor.api.post(f"/api/v1/items/{other.pk}/shown").status_code == 409
+
+
+def test_a_preloaded_lease_gets_its_full_time_from_when_it_is_shown_once_and_never_revived(
+    contributor: Contributor, project: Project
+) -> None:
+    first, second = items(project, 2)
+    on_screen = next_task(contributor, project).json()
+    preloaded = next_task(contributor, project, after=on_screen["id"]).json()
+    lease = Assignment.objects.get(item_id=preloaded["id"], user=contributor.user)
+    # The contributor looked at the first item for most of the lease's time.
+    almost_over = timezone.now() + timedelta(seconds=20)
+    Assignment.objects.filter(pk=lease.pk).update(expires_at=almost_over)
+    assert contributor.api.post(f"/api/v1/items/{preloaded['id']}/shown").status_code == 204
+    lease.refresh_from_db()
+    left = (lease.expires_at - timezone.now()).total_seconds()
+    assert left == pytest.approx(project.lease_seconds, abs=5)
+    # Reported again (a reload, a second tab): no longer hold on the place.
+    renewed = lease.expires_at
+    assert contributor.api.post(f"/api/v1/items/{preloaded['id']}/shown").status_code == 204
+    lease.refresh_from_db()
+    assert lease.expires_at == renewed
+    # A lease that already lapsed is not revived: its place may be someone else's by now.
+    lapsed = timezone.now() - timedelta(seconds=1)
+    Assignment.objects.filter(item_id=on_screen["id"], user=contributor.user).update(
+        expires_at=lapsed
+    )
+    assert contributor.api.post(f"/api/v1/items/{on_screen['id']}/shown").status_code == 409
+    assert (
+        Assignment.objects.get(item_id=on_screen["id"], user=contributor.user).expires_at == lapsed
+    )
+
+
+def test_showing_a_lease_never_shortens_it(contributor: Contributor, project: Project) -> None:
+    [item] = items(project, 1)
+    next_task(contributor, project)
+    later = timezone.now() + timedelta(seconds=project.lease_seconds * 2)
+    Assignment.objects.filter(item=item, user=contributor.user).update(expires_at=later)
+    assert contributor.api.post(f"/api/v1/items/{item.pk}/shown").status_code == 204
+    assert Assignment.objects.get(item=item, user=contributor.user).expires_at == later
