@@ -855,7 +855,8 @@ def test_a_server_error_keeps_the_drawn_boxes_on_screen_to_be_sent_again(
 def test_on_a_phone_a_two_finger_pinch_on_the_image_draws_no_box(
     live_server: Any, page: Any
 ) -> None:
-    """One finger draws; a second one down meanwhile (a pinch) cancels the box being drawn."""
+    """One finger draws; a second one down meanwhile (a pinch) cancels the box being drawn, and
+    zooms the image."""
     cars = project("boxes", "image", ["car", "person"])
     item = item_create_image(project=cars, contributor=None, data=image_bytes(size=(800, 600)))
     phone = page.context.browser.new_context(
@@ -892,6 +893,8 @@ def test_on_a_phone_a_two_finger_pinch_on_the_image_draws_no_box(
         touches("touchEnd")
         touch.wait_for_timeout(200)
         assert touch.locator("[data-testid=box-list] li").count() == 0
+        # The fingers spread apart: the image is zoomed in instead.
+        assert float(touch.get_attribute(".box-stage", "data-zoom") or "1") > 1
 
         # One finger still draws a box.
         touches("touchStart", at(0.2, 0.2, 0))

@@ -11,7 +11,8 @@
     if (response.status !== 204) {
       try { body = await response.json(); } catch (_) { body = null; }
     }
-    return { status: response.status, ok: response.ok, body };
+    // ``date``: the server's clock (the Date header), to read its times on this device's clock.
+    return { status: response.status, ok: response.ok, body, date: response.headers.get("Date") };
   }
 
   // An API error's message; a proxy's HTML error page has none.

@@ -92,6 +92,11 @@
     statusEl.textContent = text;
   }
 
+  // Said after what is already there ("Saved …"), not instead of it.
+  function sayToo(text) {
+    statusEl.textContent = statusEl.textContent ? `${statusEl.textContent} ${text}` : text;
+  }
+
   function detailOf(result, fallback) {
     return result && result.body && typeof result.body.detail === "string" ? result.body.detail : fallback;
   }
@@ -153,9 +158,163 @@
     return h("p", Object.assign({ class: "text-item" }, extra), text);
   }
 
+  // ---- zoom and pan on images ----------------------------------------------------------------
+
+  const ZOOM_MIN = 1;
+  const ZOOM_MAX = 8;
+  const ZOOM_STEP = 1.25; // one press of + or −
+  const ZOOM_KEYS = new Set(["+", "=", "-", "_", "0"]);
+  let zooms = []; // the zoomable images of the item on screen
+  let spaceHeld = false; // Space+drag pans the boxes' image (a plain drag draws there)
+
+  // Zoom (1×–8×) and pan of ``target`` inside ``frame``, which clips it and is never transformed
+  // itself: the wheel (or a trackpad's pinch) zooms around the pointer, + and − around the
+  // centre, 0 resets (the keyboard handler below), two fingers pinch and move it. The caller
+  // wires one-pointer drags (on the boxes' image a plain drag draws). ``onChange`` is told after
+  // every change (the boxes' canvas redraws). ``view``: the target's scale ``s`` and its offset
+  // ``tx``, ``ty`` in CSS pixels of the frame.
+  function zoomable(frame, target, onChange) {
+    const view = { s: 1, tx: 0, ty: 0 };
+    target.classList.add("zoom-target");
+    target.setAttribute("draggable", "false"); // the browser's own image drag would steal a pan
+
+    function apply() {
+      const w = frame.clientWidth;
+      const tall = frame.clientHeight;
+      view.s = Math.min(ZOOM_MAX, Math.max(ZOOM_MIN, view.s));
+      // The image always covers the frame: no panning it out of sight.
+      view.tx = Math.min(0, Math.max(w - w * view.s, view.tx));
+      view.ty = Math.min(0, Math.max(tall - tall * view.s, view.ty));
+      target.style.transform = view.s === 1 ? "" : `translate(${view.tx}px, ${view.ty}px) scale(${view.s})`;
+      frame.classList.toggle("zoomed", view.s > 1);
+      frame.dataset.zoom = String(Math.round(view.s * 100) / 100);
+      if (onChange) onChange();
+    }
+
+    // ``x``, ``y``: the point that stays put, in CSS pixels of the frame (its centre if absent).
+    function zoomAt(factor, x, y) {
+      const s = Math.min(ZOOM_MAX, Math.max(ZOOM_MIN, view.s * factor));
+      if (s === view.s) return;
+      const px = x === undefined ? frame.clientWidth / 2 : x;
+      const py = y === undefined ? frame.clientHeight / 2 : y;
+      view.tx = px - ((px - view.tx) * s) / view.s;
+      view.ty = py - ((py - view.ty) * s) / view.s;
+      view.s = s;
+      apply();
+    }
+
+    function panBy(dx, dy) {
+      if (view.s <= ZOOM_MIN) return;
+      view.tx += dx;
+      view.ty += dy;
+      apply();
+    }
+
+    function reset() {
+      Object.assign(view, { s: 1, tx: 0, ty: 0 });
+      apply();
+    }
+
+    function local(event) {
+      const rect = frame.getBoundingClientRect();
+      return { x: event.clientX - rect.left, y: event.clientY - rect.top };
+    }
+
+    frame.addEventListener(
+      "wheel",
+      (event) => {
+        // Out at 1× is the page's: the page scrolls on past the image as it always did.
+        if (!event.deltaY || (event.deltaY > 0 && view.s <= ZOOM_MIN && !event.ctrlKey)) return;
+        event.preventDefault(); // nor the page's scroll, nor (Ctrl: a trackpad's pinch) its zoom
+        const unit = event.deltaMode === 1 ? 16 : event.deltaMode === 2 ? 400 : 1;
+        // A pinch comes in many small steps; a wheel's notch is about 100 pixels (×1.22).
+        const rate = event.ctrlKey ? 0.01 : 0.002;
+        const p = local(event);
+        zoomAt(Math.exp(-event.deltaY * unit * rate), p.x, p.y);
+      },
+      { passive: false }
+    );
+
+    // Two fingers: their spread zooms around their midpoint, which drags the image along.
+    const fingers = new Map();
+    let pinch = null;
+    function measure() {
+      const [a, b] = [...fingers.values()];
+      return { d: Math.hypot(a.x - b.x, a.y - b.y) || 1, m: { x: (a.x + b.x) / 2, y: (a.y + b.y) / 2 } };
+    }
+    const touch = {
+      // Both return whether a pinch is on (the caller's own drag then stops).
+      down(event) {
+        if (event.pointerType !== "touch") return pinch !== null;
+        fingers.set(event.pointerId, local(event));
+        pinch = fingers.size === 2 ? measure() : null;
+        return pinch !== null;
+      },
+      move(event) {
+        if (!fingers.has(event.pointerId)) return false;
+        fingers.set(event.pointerId, local(event));
+        if (!pinch || fingers.size !== 2) return pinch !== null;
+        const now = measure();
+        zoomAt(now.d / pinch.d, now.m.x, now.m.y);
+        panBy(now.m.x - pinch.m.x, now.m.y - pinch.m.y);
+        pinch = now;
+        return true;
+      },
+      up(event) {
+        fingers.delete(event.pointerId);
+        if (fingers.size < 2) pinch = null;
+      },
+      pinching: () => pinch !== null,
+    };
+
+    const zoom = { view, zoomAt, panBy, reset, apply, touch };
+    zooms.push(zoom);
+    return zoom;
+  }
+
+  // An image of a classify, multilabel or pairwise item, in its zoom frame: there a drag (one
+  // finger on a touch screen) pans the zoomed image.
+  function zoomImage(img) {
+    const frame = h("div", { class: "zoom-frame", "data-testid": "zoom-frame" }, img);
+    const zoom = zoomable(frame, img);
+    let pan = null;
+    frame.addEventListener("pointerdown", (event) => {
+      if (zoom.touch.down(event)) {
+        pan = null;
+        frame.setPointerCapture(event.pointerId);
+        return;
+      }
+      if (zoom.view.s <= ZOOM_MIN || (event.pointerType === "mouse" && event.button > 1)) return;
+      event.preventDefault();
+      frame.setPointerCapture(event.pointerId);
+      pan = { pointer: event.pointerId, x: event.clientX, y: event.clientY };
+    });
+    frame.addEventListener("pointermove", (event) => {
+      if (zoom.touch.move(event) || !pan || event.pointerId !== pan.pointer) return;
+      zoom.panBy(event.clientX - pan.x, event.clientY - pan.y);
+      pan.x = event.clientX;
+      pan.y = event.clientY;
+    });
+    const lift = (event) => {
+      zoom.touch.up(event);
+      if (pan && event.pointerId === pan.pointer) pan = null;
+    };
+    frame.addEventListener("pointerup", lift);
+    frame.addEventListener("pointercancel", lift);
+    return frame;
+  }
+
+  function zoomHint() {
+    hint(
+      touchFirst
+        ? "Pinch the image with two fingers to zoom in; drag the zoomed image to look around."
+        : "Zoom: the wheel or a trackpad's pinch (around the pointer), + and −; drag the zoomed image to pan; 0 resets."
+    );
+  }
+
   function renderPlain(item) {
     if (item.image_url) {
-      content.append(h("img", { src: item.image_url, alt: `Item ${item.id}`, class: "item-image" }));
+      content.append(zoomImage(h("img", { src: item.image_url, alt: `Item ${item.id}`, class: "item-image" })));
     } else {
       content.append(textBlock(item.text));
     }
@@ -165,10 +324,12 @@
     answerEl.append(h("p", { class: "hint key-hint" }, text));
   }
 
+  // Shows the item; returns the page's "shown" report (its response, or null if it failed).
   function show(item, prefill) {
     if (editor && editor.destroy) editor.destroy();
     editor = null;
     current = item;
+    zooms = [];
     hideFeedback();
     content.replaceChildren();
     answerEl.replaceChildren();
@@ -176,7 +337,7 @@
       section.hidden = true;
       emptyEl.hidden = false;
       delete content.dataset.item;
-      return;
+      return Promise.resolve(null);
     }
     section.hidden = false;
     emptyEl.hidden = true;
@@ -189,7 +350,9 @@
     if (!document.activeElement || document.activeElement === document.body) {
       content.focus({ preventScroll: true });
     }
-    api(`/api/v1/items/${item.id}/shown`, { method: "POST" }).catch(() => {});
+    // The first report also gives the lease its full time from now (a preloaded item's lease
+    // ran while it waited); a 409 says I no longer hold it (see advance).
+    return api(`/api/v1/items/${item.id}/shown`, { method: "POST" }).catch(() => null);
   }
 
   function warm(item) {
@@ -217,7 +380,21 @@
       if (!after) say(detailOf(result, "Could not load a task; reload to retry."));
       return undefined;
     }
-    return result.body;
+    const item = result.body;
+    // When the lease ends on this device's clock: the server's time is read against its own
+    // clock (the response's Date header), so a device whose clock is off still counts right.
+    const serverNow = Date.parse(result.date || "");
+    const left = Date.parse(item.lease_expires_at) - (Number.isNaN(serverNow) ? Date.now() : serverNow);
+    item.leaseDeadline = Number.isNaN(left) ? null : Date.now() + left;
+    return item;
+  }
+
+  // A preloaded item whose lease has less than this left is not shown as it is: the "shown"
+  // report that renews it could arrive after it lapsed.
+  const LEASE_MARGIN_MS = 10000;
+
+  function leaseRunsOut(item) {
+    return typeof item.leaseDeadline === "number" && item.leaseDeadline - Date.now() < LEASE_MARGIN_MS;
   }
 
   async function preload(afterId) {
@@ -242,12 +419,24 @@
     let next = fresh ? null : preloaded;
     preloaded = null;
     if (next && current && next.id === current.id) next = null;
+    // The preloaded item was leased when the last one was shown: a long look at that one, and
+    // its lease has lapsed (its place may be someone else's now) or is about to. It is asked
+    // for again: the server gives it back if it is still mine or still free, or another one.
+    let lapsed = null;
+    if (next && leaseRunsOut(next)) {
+      lapsed = next;
+      next = null;
+    }
     if (!next) {
       next = await fetchTask(null);
       if (next === undefined) return;
     }
     const back = Boolean(next && refused && next.id === refused.item.id);
-    show(next, back ? refused.body : null);
+    const shown = show(next, back ? refused.body : null);
+    if (lapsed && (!next || next.id !== lapsed.id)) {
+      sayToo(`Item ${lapsed.id}, loaded while you worked on the one before, was held for you too long and may be someone else's now: ${next ? `here is item ${next.id} instead` : "nothing else is left"}.`);
+    }
+    if (next && !back) watchLease(next, shown);
     if (back) {
       // A 400 is the answer's fault (one resent after signing in is checked only then): it
       // comes back to be corrected. Anything else refused an item I hold again: my lease ran out.
@@ -256,6 +445,27 @@
         : `Not saved: your time on item ${next.id} ran out. It is yours again, with your answer on screen: send it again.`);
     }
     if (next) preload(next.id);
+  }
+
+  // The "shown" report found no live lease on the item (it lapsed between its fetch and now):
+  // never labeled in vain, it is asked for again, once, and the page says why.
+  let lapsedOnce = null;
+
+  async function watchLease(item, shown) {
+    const result = await shown;
+    if (result && result.ok) item.leaseDeadline = null; // renewed: the server knows until when
+    if (!result || result.status !== 409 || current !== item) return;
+    if (busy || feedbackOpen || signedOut || lapsedOnce === item.id) {
+      say(`Your hold on item ${item.id} has run out (someone else may have it now): an answer to it may be refused. Skip it, or reload the page.`);
+      return;
+    }
+    lapsedOnce = item.id;
+    await advance(true);
+    sayToo(
+      current && current.id === item.id
+        ? `Your hold on item ${item.id} had run out before it was shown; it is yours again.`
+        : `Your hold on item ${item.id} ran out before it was shown (someone else may have it now): ${current ? `here is item ${current.id} instead` : "nothing else is left"}.`
+    );
   }
 
   // ---- answering -----------------------------------------------------------------------------
@@ -547,6 +757,7 @@
   function classifyEditor(item, prefill) {
     renderPlain(item);
     hint(touchFirst ? "Tap a class." : `Press 1–${classes.length} or click a class.`);
+    if (item.image_url) zoomHint();
     const row = h("div", { class: "choices" });
     classes.forEach((name, i) => {
       const chosen = prefill && prefill.label === name;
@@ -567,6 +778,7 @@
         ? "Tap every class that applies, then Submit. None is an answer too."
         : `Press 1–${classes.length} or click to toggle every class that applies, then Enter. None is an answer too.`
     );
+    if (item.image_url) zoomHint();
     const chosen = new Set(prefill ? prefill.labels : []);
     const row = h("div", { class: "choices" });
     const buttons = classes.map((name, i) =>
@@ -601,10 +813,11 @@
         "figure",
         { class: "side", "data-testid": `side-${name}` },
         h("figcaption", {}, h("kbd", {}, name === "a" ? "1" : "2"), ` ${name.toUpperCase()}`),
-        url ? h("img", { src: url, alt: `${name.toUpperCase()} of item ${item.id}`, class: "item-image" }) : textBlock(text)
+        url ? zoomImage(h("img", { src: url, alt: `${name.toUpperCase()} of item ${item.id}`, class: "item-image" })) : textBlock(text)
       );
     content.append(h("div", { class: "pair" }, side("a", item.text, item.image_url), side("b", item.text_b, item.image_b_url)));
     hint(touchFirst ? "Tap A or B." : "Press 1 or A for the first, 2 or B for the second.");
+    if (item.image_url) zoomHint();
     answerEl.append(
       h(
         "div",
@@ -838,9 +1051,14 @@
         : "Draw boxes on the image. N adds a box; arrows move the selected box (Shift: by 10%); " +
           "Alt+arrows resize it (right and down grow, left and up shrink); Tab and Shift+Tab select " +
           "the next or previous box; Escape deselects, then Tab leaves the image; Delete removes the " +
-          "selected box; 1–9 picks the label; Enter submits.",
+          "selected box; 1–9 picks the label; Enter submits. The wheel, + and − zoom the image; " +
+          "Space+drag pans it; 0 resets the zoom.",
     });
     const stage = h("div", { class: "box-stage" }, img, canvas);
+    // Only the image is scaled (a CSS transform); the canvas stays the stage's size and draws
+    // through the same view, so its bitmap never grows with the zoom, and boxes stay in pixels
+    // of the stored image (``point`` undoes the view).
+    const zoom = zoomable(stage, img, () => draw());
     // As wide as the page allows, as tall as 65% of the screen: small images are scaled up
     // too, so boxes can be drawn precisely (the answer is in stored pixels either way).
     stage.style.width = `min(100%, ${((65 * W) / H).toFixed(3)}vh)`;
@@ -850,6 +1068,11 @@
         ? "Drag a finger on the image to draw a box. Drag a box to move it, its corners to resize it; a tapped label relabels the selected box. Remove a box from the list below; Submit sends them."
         : "Drag on the image to draw a box. Drag a box to move it, its corners to resize it; Delete removes the selected box; 1–9 picks the label. Enter submits. " +
             "By keyboard: N adds a box; arrows move it (Shift: 10%), Alt+arrows resize it; Tab selects the next box, Escape deselects."
+    );
+    hint(
+      touchFirst
+        ? "Pinch the image with two fingers to zoom in and move it; one finger draws."
+        : "Zoom: the wheel or a trackpad's pinch (around the pointer), + and −; Space+drag or the middle button pans; 0 resets."
     );
     let boxes = (prefill ? prefill.boxes : []).map((b) => Object.assign({}, b));
     let selected = -1;
@@ -868,7 +1091,8 @@
     answerEl.append(list);
 
     const clamp = (v, lo, hi) => Math.min(hi, Math.max(lo, v));
-    const perPixel = () => W / (canvas.getBoundingClientRect().width || W); // image px per screen px
+    // Image px per screen px, at the zoom of the moment.
+    const perPixel = () => W / ((canvas.getBoundingClientRect().width || W) * zoom.view.s);
 
     function fit() {
       const rect = img.getBoundingClientRect();
@@ -876,14 +1100,16 @@
       const dpr = window.devicePixelRatio || 1;
       canvas.width = Math.round(rect.width * dpr);
       canvas.height = Math.round(rect.height * dpr);
-      draw();
+      zoom.apply(); // a new size: the view is clamped to it again, and drawn
     }
 
+    // The pointer in pixels of the stored image, whatever the zoom.
     function point(event) {
       const rect = canvas.getBoundingClientRect();
+      const { s, tx, ty } = zoom.view;
       return {
-        x: clamp(((event.clientX - rect.left) * W) / rect.width, 0, W),
-        y: clamp(((event.clientY - rect.top) * H) / rect.height, 0, H),
+        x: clamp(((event.clientX - rect.left - tx) * W) / (rect.width * s), 0, W),
+        y: clamp(((event.clientY - rect.top - ty) * H) / (rect.height * s), 0, H),
       };
     }
 
@@ -914,9 +1140,13 @@
 
     function draw() {
       const ctx = canvas.getContext("2d");
-      const scale = canvas.width / W;
       const dpr = window.devicePixelRatio || 1;
+      const { s, tx, ty } = zoom.view;
+      const scale = (canvas.width / W) * s;
+      ctx.setTransform(1, 0, 0, 1, 0, 0);
       ctx.clearRect(0, 0, canvas.width, canvas.height);
+      // The view's offset; lines, handles and tags keep their screen size at any zoom.
+      ctx.translate((tx * canvas.width) / (canvas.clientWidth || 1), (ty * canvas.height) / (canvas.clientHeight || 1));
       ctx.font = `${12 * dpr}px system-ui, sans-serif`;
       boxes.forEach((b, i) => {
         const colour = PALETTE[classIndex(b.label)];
@@ -973,21 +1203,29 @@
 
     function cancelDrag() {
       if (!drag) return;
-      if (drag.mode !== "draw") Object.assign(boxes[selected], drag.original); // moved back
+      if (drag.mode === "move" || drag.mode === "resize") Object.assign(boxes[selected], drag.original); // moved back
       drag = null;
       update();
     }
 
     canvas.addEventListener("pointerdown", (event) => {
-      if (event.button !== 0) return;
+      if (event.button !== 0 && event.button !== 1) return;
       event.preventDefault();
       // Captured, every pointer: its pointerup comes here wherever it is lifted.
       canvas.setPointerCapture(event.pointerId);
       down.add(event.pointerId);
+      zoom.touch.down(event); // two fingers pinch
       if (down.size > 1) {
         cancelDrag();
         return;
       }
+      // Space+drag or the middle button pans (a plain drag draws).
+      if (event.button === 1 || spaceHeld) {
+        drag = { mode: "pan", pointer: event.pointerId, x: event.clientX, y: event.clientY };
+        canvas.style.cursor = "grabbing";
+        return;
+      }
+      if (event.button !== 0) return;
       const p = point(event);
       // A fingertip lands a dozen pixels off the corner it aims at: a wider grip for touch.
       const tolerance = (event.pointerType === "touch" ? 22 : 8) * perPixel();
@@ -1012,12 +1250,19 @@
     });
 
     canvas.addEventListener("pointermove", (event) => {
+      if (zoom.touch.move(event)) return;
       if (drag ? event.pointerId !== drag.pointer : down.size) return;
+      if (drag && drag.mode === "pan") {
+        zoom.panBy(event.clientX - drag.x, event.clientY - drag.y);
+        drag.x = event.clientX;
+        drag.y = event.clientY;
+        return;
+      }
       const p = point(event);
       if (!drag) {
         const tolerance = (event.pointerType === "touch" ? 22 : 8) * perPixel();
         const onCorner = selected >= 0 && cornerAt(boxes[selected], p, tolerance) >= 0;
-        canvas.style.cursor = onCorner ? "nwse-resize" : boxAt(p) >= 0 ? "move" : "crosshair";
+        canvas.style.cursor = spaceHeld ? "grab" : onCorner ? "nwse-resize" : boxAt(p) >= 0 ? "move" : "crosshair";
         return;
       }
       if (drag.mode === "draw") {
@@ -1035,6 +1280,11 @@
 
     function release() {
       if (!drag) return;
+      if (drag.mode === "pan") {
+        drag = null;
+        canvas.style.cursor = spaceHeld ? "grab" : "crosshair";
+        return;
+      }
       const minimum = 4 * perPixel(); // a click or a slip is not a box
       if (drag.mode === "draw" && drag.rect && drag.rect.w >= minimum && drag.rect.h >= minimum) {
         boxes.push(Object.assign({}, drag.rect, { label: picker.active() }));
@@ -1049,10 +1299,14 @@
     }
     function lift(event) {
       down.delete(event.pointerId);
+      zoom.touch.up(event);
       if (drag && event.pointerId === drag.pointer) release();
     }
     canvas.addEventListener("pointerup", lift);
     canvas.addEventListener("pointercancel", lift);
+    canvas.addEventListener("mousedown", (event) => {
+      if (event.button === 1) event.preventDefault(); // the middle button pans: no autoscroll
+    });
 
     // ---- the keyboard: N adds, arrows move, Alt+arrows resize, Tab selects, Escape deselects --
 
@@ -1082,10 +1336,14 @@
     }
 
     function addBox() {
-      // A quarter of each side, centred on the image, of the label picked now.
-      const w = W / 4;
-      const tall = H / 4;
-      boxes.push({ x: (W - w) / 2, y: (H - tall) / 2, w, h: tall, label: picker.active() });
+      // A quarter of each side of what is in view, centred there, of the label picked now.
+      const { s, tx, ty } = zoom.view;
+      const rect = canvas.getBoundingClientRect();
+      const w = W / 4 / s;
+      const tall = H / 4 / s;
+      const cx = rect.width ? ((rect.width / 2 - tx) * W) / (rect.width * s) : W / 2;
+      const cy = rect.height ? ((rect.height / 2 - ty) * H) / (rect.height * s) : H / 2;
+      boxes.push({ x: clamp(cx - w / 2, 0, W - w), y: clamp(cy - tall / 2, 0, H - tall), w, h: tall, label: picker.active() });
       released = false;
       if (document.activeElement !== canvas) canvas.focus({ preventScroll: true });
       select(boxes.length - 1);
@@ -1204,8 +1462,23 @@
       // A focused control (reached with Tab) is pressed by Enter and Space natively.
       if (target.closest("button, a, summary") && (event.key === "Enter" || event.key === " ")) return;
     }
-    if (event.repeat || signedOut) return;
     const key = event.key;
+    // Zoom (held, + and − repeat): + (or =) in, − out, around the centre; 0 back to the whole image.
+    if (zooms.length && !signedOut && ZOOM_KEYS.has(key)) {
+      event.preventDefault();
+      for (const zoom of zooms) {
+        if (key === "0") zoom.reset();
+        else zoom.zoomAt(key === "+" || key === "=" ? ZOOM_STEP : 1 / ZOOM_STEP);
+      }
+      return;
+    }
+    // Space held: a drag on the boxes' image pans it (not the page's scroll meanwhile).
+    if (key === " " && taskKind === "boxes" && zooms.length) {
+      event.preventDefault();
+      spaceHeld = true;
+      return;
+    }
+    if (event.repeat || signedOut) return;
     if (feedbackOpen) {
       if (key === "Enter") {
         event.preventDefault();
@@ -1242,6 +1515,13 @@
       event.preventDefault();
       editor.digit(Number(key));
     }
+  });
+
+  document.addEventListener("keyup", (event) => {
+    if (event.key === " ") spaceHeld = false;
+  });
+  window.addEventListener("blur", () => {
+    spaceHeld = false;
   });
 
   onClick(submitButton, () => editor && editor.enter && editor.enter());
