@@ -245,10 +245,10 @@ COLUMNS = (
 
 
 def _records(project: Project, filters: RecordFilters) -> tuple[QuerySet[Item], Q]:
-    """The non-gold items of ``project`` annotated as records are read, and the condition of
-    a record that passes ``filters``."""
+    """The items of ``project`` annotated as records are read, and the condition of a record
+    (non-gold) that passes ``filters``."""
     # The item's current decision, joined once by the unique (item, version) index.
-    items = Item.objects.filter(project=project, gold_label="").annotate(
+    items = Item.objects.filter(project=project).annotate(
         current=FilteredRelation(
             "decisions", condition=Q(decisions__version=F("decision_version"))
         ),
@@ -256,7 +256,7 @@ def _records(project: Project, filters: RecordFilters) -> tuple[QuerySet[Item], 
         method_raw=F("current__method"),
         contributor_wallet=F("contributor__wallet_address"),
     )
-    record = Q(status=Item.Status.ACCEPTED)
+    record = Q(status=Item.Status.ACCEPTED, gold_label="")
     if filters.min_confidence is not None:
         record &= Q(confidence__gte=filters.min_confidence)
     if filters.label is not None:
@@ -282,8 +282,9 @@ def records_queryset(project: Project, filters: RecordFilters) -> QuerySet[Item]
 
 def sync_queryset(project: Project, filters: RecordFilters) -> QuerySet[Item]:
     """``records_queryset``, and with ``include_withdrawn`` the tombstones in the same id order:
-    the non-gold items not accepted now whose record was withdrawn after ``decided_after``
-    (``Item.withdrawn_at``, stamped by ``labeling.services.decisions._withdraw``). One query
+    the items not accepted now whose record was withdrawn after ``decided_after``
+    (``Item.withdrawn_at``, stamped by ``labeling.services.decisions._withdraw``), gold ones
+    too: a reopened item is open, and may be made gold after its record was sold. One query
     and one id order for both, so a page of ``page_size`` rows holds records and tombstones
     together, and a stream reads one cursor. The other filters select records only: a
     tombstone is sent for any record withdrawn after the cursor (deleting an id a buyer never

@@ -14,7 +14,8 @@ def backfill(apps: Any, schema_editor: Any) -> None:
     Decision = apps.get_model("labeling", "Decision")
     latest = Decision.objects.filter(item=OuterRef("pk")).order_by("-version")
     accepted_once = Decision.objects.filter(item=OuterRef("pk")).exclude(label="")
-    Item.objects.filter(Exists(accepted_once), withdrawn_at__isnull=True, gold_label="").exclude(
+    # Gold ones too: a reopened item is open, and may have been made gold since.
+    Item.objects.filter(Exists(accepted_once), withdrawn_at__isnull=True).exclude(
         status="accepted"
     ).update(
         withdrawn_at=Subquery(latest.values("created_at")[:1]),

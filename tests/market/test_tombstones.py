@@ -19,7 +19,7 @@ from rest_framework.test import APIClient
 from accounts.models import User
 from accounts.services import user_ban
 from labeling.models import Decision, Item, Project
-from labeling.services import item_create_text
+from labeling.services import item_create_text, item_gold_set
 from market.records import RecordFilters
 from moderation.models import Flag
 from moderation.services import flag_raise
@@ -332,3 +332,54 @@ def test_the_schema_documents_include_withdrawn_and_the_tombstones() -> None:
         "include_withdrawn"
         not in schema["components"]["schemas"]["ExportInputRequest"]["properties"]
     )
+
+
+def test_a_withdrawn_record_made_gold_afterwards_still_sends_its_tombstone(
+    api: APIClient,
+    text_project: Project,
+    make_contributor: Callable[[], Contributor],
+    eager: Callable[..., Any],
+    moderator: User,
+) -> None:
+    # A reopened item is open, and an open item may be made gold: the buyer still holds its old
+    # record and must be told to delete it (the tombstone says nothing of gold).
+    a, b, c = (make_contributor() for _ in range(3))
+    item = labeled_by(eager, text_project, [a, b, c], "decided with c")
+    with eager():
+        user_ban(user=c.user, reason="ring", actor=moderator)
+    with eager():
+        item_gold_set(item=item, label="positive", moderator=moderator, reason="known answer")
+
+    page = sync(api, text_project)
+    assert page["results"] == []
+    assert [(t["id"], t["reason"]) for t in page["withdrawn"]] == [(item.pk, "banned_labeler")]
+    assert [line["id"] for line in stream(api, text_project) if line.get("withdrawn")] == [item.pk]
+    # Still never a record: a gold item isn't sold.
+    plain = api.get(f"/api/v1/datasets/{text_project.pk}/records/", {"decided_after": CURSOR})
+    assert plain.json()["results"] == []
+
+
+def test_the_backfill_stamps_a_reopened_item_made_gold_since(text_project: Project) -> None:
+    reopened = accepted(text_project, "reopened, then gold")
+    Item.objects.filter(pk=reopened.pk).update(
+        status=Item.Status.OPEN,
+        decided_label="",
+        decided_at=None,
+        decision_version=2,
+        gold_label="positive",
+    )
+    Decision.objects.create(
+        item=reopened,
+        version=2,
+        label="",
+        posterior=0.0,
+        method="majority_vote",
+        decided_by="recheck",
+        n_classes=2,
+    )
+
+    migration = importlib.import_module("labeling.migrations.0020_item_withdrawn_backfill")
+    migration.backfill(apps, None)
+
+    reopened.refresh_from_db()
+    assert reopened.withdrawn_at is not None and reopened.withdrawn_reason == "reopened"
