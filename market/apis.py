@@ -257,7 +257,8 @@ FILTER_PARAMETERS = [
         default=False,
         description="With `decided_after` only (a 400 without it): besides the records "
         "decided after the cursor, tombstones of the records withdrawn after it (reopened "
-        "when a labeler was banned or flagged), to delete by `id`. The other filters select "
+        "when a labeler's answers stopped counting or started counting again: a ban, a fraud "
+        "flag, an unban, a dismissed flag), to delete by `id`. The other filters select "
         "records only: every withdrawal after the cursor has a tombstone. Records: a "
         "`withdrawn` list in each page; the stream: JSON Lines only (a 400 for CSV), "
         '`{"id", "withdrawn": true, "withdrawn_at", "reason"}` lines among the records.',
