@@ -153,12 +153,15 @@ class WalletTransfer:
 
 @dataclass(frozen=True)
 class AssetPayment:
-    """What a mined transaction did with the paid asset: whether it succeeded, where and how
-    deep it is, who sent it, and its ``Transfer`` logs of that asset (in log order)."""
+    """What a mined transaction did with the paid asset: whether it succeeded, where, when and
+    how deep it is, who sent it, and its ``Transfer`` logs of that asset (in log order).
+    ``block_timestamp`` is its block's timestamp (Unix seconds, the chain's clock): when the
+    payment was made, whatever later changed off-chain (a dataset's price)."""
 
     tx_hash: str
     status: bool
     block_number: int
+    block_timestamp: int
     confirmations: int
     sender: str
     asset: str
@@ -664,8 +667,8 @@ class ChainClient:
         ]
 
     def asset_payment(self, tx_hash: str) -> AssetPayment | None:
-        """The paid asset's transfers made by ``tx_hash`` with its status and confirmations
-        (a dataset purchase is proven this way); None if the node has not mined it.
+        """The paid asset's transfers made by ``tx_hash`` with its status, block timestamp and
+        confirmations (a dataset purchase is proven this way); None if the node has not mined it.
 
         Raises ValueError for a malformed hash, ChainUnavailable, ChainError.
         """
@@ -679,11 +682,14 @@ class ChainClient:
                 return None
             events = contract.events.Transfer().process_receipt(raw, errors=DISCARD)
             latest = int(self._w3.eth.block_number)
-        block = int(raw["blockNumber"])
+            block = int(raw["blockNumber"])
+            # By hash: the block this receipt is in, even if the chain reorganised since.
+            timestamp = int(self._w3.eth.get_block(raw["blockHash"])["timestamp"])
         return AssetPayment(
             tx_hash=_hex(raw["transactionHash"]),
             status=bool(raw["status"]),
             block_number=block,
+            block_timestamp=timestamp,
             confirmations=max(0, latest - block + 1),
             sender=str(raw["from"]),
             asset=str(contract.address),
