@@ -561,6 +561,11 @@ UNDO_SECONDS = env_int("UNDO_SECONDS", "60")
 DATASET_TREASURY_ADDRESS = env_address("DATASET_TREASURY_ADDRESS")
 # A purchase counts once its transaction is this many blocks deep (1: mined).
 DATASET_PURCHASE_CONFIRMATIONS = env_int("DATASET_PURCHASE_CONFIRMATIONS", "1", minimum=1)
+# A purchase meets the price in force this long before its transfer was mined (or the current one
+# if lower): a price raised less than this before the block still lets the old one count. A
+# transfer sent when the old price was shown may be mined a while later, and block timestamps (a
+# node mining quickly runs ahead, one second a block) are not our clock.
+DATASET_PRICE_GRACE_SECONDS = env_int("DATASET_PRICE_GRACE_SECONDS", "120")
 # An export's files are deleted this long after it is built.
 DATASET_EXPORT_TTL_HOURS = env_int("DATASET_EXPORT_TTL_HOURS", "24", minimum=1)
 # Exports and imports run in Celery tasks with this time limit (a crashed build or import is

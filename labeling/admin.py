@@ -16,6 +16,7 @@ from django.utils.html import format_html, format_html_join
 
 from accounts.admin import ReadOnlyAdmin
 from accounts.admin_audit import REASON_FIELD, AuditedModelAdmin
+from accounts.models import User
 from labeling.admin_review import (
     accept_plurality_action,
     item_image_view,
@@ -30,6 +31,7 @@ from labeling.services import (
     item_gold_validate,
 )
 from labeling.services.review import LABEL_TASKS
+from market.services.prices import dataset_price_set
 from rewards.asset import payout_asset
 
 # Payout rights (rewards.admin.APPROVE_PERMISSION): set what contributors and buyers pay.
@@ -112,6 +114,14 @@ class ProjectAdmin(AuditedModelAdmin[Project]):
             f"{asset.format_rounded(project.reward_per_label)} / "
             f"{asset.format_rounded(project.reward_per_item)}"
         )
+
+    def save_model(self, request: HttpRequest, obj: Project, form: Any, change: bool) -> None:
+        if change and "price" in form.changed_data:
+            # Recorded with its time in this transaction: a purchase is held to the price in
+            # force when its transfer was mined (market.selectors.dataset_price_at).
+            by = request.user if isinstance(request.user, User) else None
+            dataset_price_set(project=obj, price=obj.price, by=by)
+        super().save_model(request, obj, form, change)
 
     @admin.display(description="price", ordering="price")
     def price_display(self, project: Project) -> str:

@@ -1,5 +1,5 @@
 """Moderators' screens for dataset grants (given and revoked through audited services),
-purchases and exports (read-only)."""
+purchases, price changes and exports (read-only)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,13 @@ from django.utils.html import format_html
 from accounts.admin import ReadOnlyAdmin
 from accounts.admin_audit import REASON_FIELD, AuditedModelAdmin, reason_or_confirmation
 from accounts.models import User
-from market.models import DatasetExport, DatasetGrant, DatasetPurchase, ItemImport
+from market.models import (
+    DatasetExport,
+    DatasetGrant,
+    DatasetPriceChange,
+    DatasetPurchase,
+    ItemImport,
+)
 from market.ranges import attachment
 from market.services import GrantError, ItemImportError, grant_give, grant_revoke, import_request
 from rewards.asset import payout_asset
@@ -130,12 +136,41 @@ class _GrantRefused(Exception):
 
 @admin.register(DatasetPurchase)
 class DatasetPurchaseAdmin(ReadOnlyAdmin):
-    list_display = ["tx_hash", "project", "buyer", "amount_display", "block_number", "created_at"]
+    list_display = [
+        "tx_hash",
+        "project",
+        "buyer",
+        "amount_display",
+        "price_display",
+        "block_number",
+        "created_at",
+    ]
     search_fields = ["tx_hash", "buyer__username", "payer"]
 
     @admin.display(description="amount", ordering="amount")
     def amount_display(self, purchase: DatasetPurchase) -> str:
         return payout_asset().format(purchase.amount)
+
+    @admin.display(description="price met", ordering="price")
+    def price_display(self, purchase: DatasetPurchase) -> str:
+        return payout_asset().format(purchase.price)
+
+
+@admin.register(DatasetPriceChange)
+class DatasetPriceChangeAdmin(ReadOnlyAdmin):
+    """Every price change, with its time: what a purchase's transfer was held to."""
+
+    list_display = ["project", "previous_display", "price_display", "changed_at", "changed_by"]
+    list_filter = ["project"]
+    list_select_related = ["project", "changed_by"]
+
+    @admin.display(description="from", ordering="previous_price")
+    def previous_display(self, change: DatasetPriceChange) -> str:
+        return payout_asset().format(change.previous_price)
+
+    @admin.display(description="to", ordering="price")
+    def price_display(self, change: DatasetPriceChange) -> str:
+        return payout_asset().format(change.price)
 
 
 @admin.register(DatasetExport)

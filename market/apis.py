@@ -169,6 +169,11 @@ class DatasetPurchaseApi(APIView):
         source = serializers.ChoiceField(choices=["moderator", "purchase"])  # type: ignore[assignment]  # a field, not Field.source
         tx_hash = serializers.CharField(source="purchase.tx_hash")
         amount = serializers.CharField(source="purchase.amount")
+        price = serializers.CharField(
+            source="purchase.price",
+            help_text="The price the payment was held to (base units): the dataset's price when "
+            "the transfer was mined, or its price at the claim if lower.",
+        )
         block_number = serializers.IntegerField(source="purchase.block_number")
         created_at = serializers.DateTimeField()
 
@@ -179,7 +184,10 @@ class DatasetPurchaseApi(APIView):
             "treasury, then send the transaction's hash. It is verified from its receipt and "
             "`Transfer` logs; a transaction buys one grant, once. Only the buyer's own wallet's "
             "transfers count: the wallet on record, or the one whose `signature` of the "
-            "purchase text (given in the 400 without it) proves it pays for this buyer."
+            "purchase text (given in the 400 without it) proves it pays for this buyer. The price "
+            "to meet is the one in force when the transfer was mined (its block's timestamp), or "
+            "the current one if lower; the treasury is the current `DATASET_TREASURY_ADDRESS` "
+            "(a payment to a former one is refused, naming both: a moderator grants by hand)."
         ),
         request=InputSerializer,
         responses={
@@ -188,7 +196,8 @@ class DatasetPurchaseApi(APIView):
                 ErrorSerializer,
                 description="Malformed hash or signature; no wallet to claim the payment for "
                 "(then `message` holds the exact text to sign); the chain has no such "
-                "transaction; it reverted, or your wallet paid less than the price in it.",
+                "transaction; it reverted, your wallet paid less than the price in it, or paid "
+                "another address than the treasury.",
             ),
             409: OpenApiResponse(
                 ErrorSerializer,

@@ -24,7 +24,10 @@ class DatasetPurchase(models.Model):
     treasury = models.CharField(max_length=42)
     asset = models.CharField(max_length=42, help_text="The ERC-20 contract paid in.")
     amount = TokenAmountField(help_text="Base units transferred to the treasury by the tx.")
-    price = TokenAmountField(help_text="The dataset's price when it was bought.")
+    price = TokenAmountField(
+        help_text="The price the payment was held to: the one in force when the transfer was "
+        "mined, or the price at the claim if lower."
+    )
     block_number = models.PositiveBigIntegerField()
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -33,6 +36,36 @@ class DatasetPurchase(models.Model):
 
     def __str__(self) -> str:
         return f"{self.tx_hash[:12]}… by {self.buyer} for {self.project}"
+
+
+class DatasetPriceChange(models.Model):
+    """One change of a dataset's price (``Project.price``), append-only, written in the same
+    transaction as the change by ``market.services.prices.dataset_price_set``.
+
+    A purchase is held to the price in force when its transfer was mined, so a price raised
+    between a buyer's transfer and their claim doesn't take their tokens for nothing: the price
+    in force at a time is the ``previous_price`` of the first change after it, or the current
+    price if none (``market.selectors.dataset_price_at``)."""
+
+    project = models.ForeignKey(Project, on_delete=models.PROTECT, related_name="price_changes")
+    previous_price = TokenAmountField(help_text="The price before this change.")
+    price = TokenAmountField(help_text="The price from this change on.")
+    changed_at = models.DateTimeField()
+    changed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="Who changed it (none: a command or a migration).",
+    )
+
+    class Meta:
+        ordering = ["-changed_at", "-id"]
+        indexes = [models.Index(fields=["project", "changed_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.project}: {self.previous_price} → {self.price} at {self.changed_at}"
 
 
 class DatasetGrant(models.Model):

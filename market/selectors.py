@@ -7,6 +7,7 @@ Without a grant the answer is a 403 naming what is missing and how to get it.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
@@ -17,7 +18,7 @@ from rest_framework.exceptions import APIException
 
 from accounts.permissions import user_is_buyer, user_is_moderator
 from labeling.models import Item, Project
-from market.models import DatasetExport, DatasetGrant
+from market.models import DatasetExport, DatasetGrant, DatasetPriceChange
 from rewards.asset import payout_asset
 
 
@@ -125,3 +126,16 @@ def exports_for_buyer(
     if project is not None:
         exports = exports.filter(project=project)
     return exports.select_related("project").order_by("-id")[:limit]
+
+
+def dataset_price_at(*, project: Project, at: datetime) -> int:
+    """The price ``project`` had at ``at`` (base units): the price the first recorded change
+    after ``at`` replaced (``DatasetPriceChange.previous_price``), or the current price if none
+    was changed since. One query."""
+    first_after = (
+        DatasetPriceChange.objects.filter(project=project, changed_at__gt=at)
+        .order_by("changed_at", "id")
+        .values_list("previous_price", flat=True)
+        .first()
+    )
+    return int(project.price if first_after is None else first_after)

@@ -2,7 +2,12 @@
 
 A purchase is verified from the transaction's receipt: it must be mined (``DATASET_PURCHASE_
 CONFIRMATIONS`` deep), have succeeded, and its ``Transfer`` logs of the payout asset must move at
-least the dataset's price to ``DATASET_TREASURY_ADDRESS``. The chain is read before any database
+least the dataset's price to ``DATASET_TREASURY_ADDRESS``. The price is the one in force when the
+transfer was mined (its block's timestamp less ``DATASET_PRICE_GRACE_SECONDS``: a transfer is
+mined a while after it is sent, and block timestamps are not our clock; every change is recorded
+in ``market.DatasetPriceChange``), or the current one if lower. Only the current treasury is
+verified: a payment to a former one is refused, naming both, and a moderator grants access by
+hand (past treasuries are not recorded). The chain is read before any database
 transaction opens (no network I/O inside one); the purchase and its grant are then written in
 one transaction, and the unique transaction hash refuses a replay even when two requests race.
 """
@@ -10,6 +15,7 @@ one transaction, and the unique transaction hash refuses a replay even when two 
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -20,8 +26,9 @@ from accounts.models import User
 from accounts.siwe import SiweError, recover_signer
 from labeling.models import Project
 from market.models import DatasetGrant, DatasetPurchase
+from market.selectors import dataset_price_at
 from rewards.asset import payout_asset
-from rewards.chain import ChainClient, ChainError, ChainUnavailable
+from rewards.chain import AssetPayment, ChainClient, ChainError, ChainUnavailable
 
 TX_HASH = re.compile(r"0x[0-9a-fA-F]{64}")
 
@@ -143,6 +150,45 @@ def _claimant(project: Project, buyer: User, tx_hash: str, signature: str | None
     return signer
 
 
+def _price_to_meet(now: int, then: int) -> int:
+    """What a payment must meet, given the dataset's price ``now`` and ``then``, when its
+    transfer was mined: the lower of the two. A price raised between a buyer's transfer and
+    their claim doesn't keep their tokens for nothing; a price lowered since lets the lower one
+    count. A dataset not sold then (price 0) is held to its current price."""
+    return now if then <= 0 else min(now, then)
+
+
+def _price_rule(project: Project, then: int, mined_at: datetime, needed: int) -> str:
+    """The end of a too-little error: what the dataset cost, and why that much was needed."""
+    asset = payout_asset()
+    if then <= 0 or then == project.price:
+        return f"dataset {project.pk} costs {asset.format(needed)} ({needed} base units)"
+    return (
+        f"dataset {project.pk} cost {asset.format(then)} when the transfer was mined "
+        f"({mined_at.isoformat()}) and costs {asset.format(project.price)} now: a payment must "
+        f"meet the lower, {asset.format(needed)} ({needed} base units)"
+    )
+
+
+def _refuse_payment_elsewhere(payment: AssetPayment, wallet: str, treasury: str) -> None:
+    """Nothing reached the treasury from ``wallet``: if it paid another address, say where, as
+    it may be a treasury this deployment used before (``DATASET_TREASURY_ADDRESS`` changed
+    since): only the current treasury is verified here, a moderator can grant access by hand."""
+    asset = payout_asset()
+    elsewhere: dict[str, int] = {}
+    for t in payment.transfers:
+        if t.from_address.lower() == wallet.lower():
+            elsewhere[t.to_address] = elsewhere.get(t.to_address, 0) + t.value
+    if not elsewhere:
+        return
+    paid = ", ".join(f"{asset.format(v)} to {to}" for to, v in sorted(elsewhere.items()))
+    raise GrantError(
+        f"transaction {payment.tx_hash} paid {paid} from {wallet}, while the treasury is "
+        f"{treasury}: only payments to it are verified. If that was this deployment's treasury "
+        "when you paid (it has changed since), a moderator can grant access by hand"
+    )
+
+
 def dataset_purchase(
     *,
     project: Project,
@@ -159,9 +205,11 @@ def dataset_purchase(
 
     Raises ``GrantError``: 400 for a malformed hash or signature, no wallet to claim the payment
     for, a transaction the chain doesn't have, a reverted one, one in which that wallet paid
-    less than the price; 409 for a transaction already used, a buyer who already holds a grant,
-    a dataset not for sale, or one not yet ``DATASET_PURCHASE_CONFIRMATIONS`` deep (try again);
-    503 when the chain can't be reached.
+    less than the price (the lower of the price when the transfer was mined and now) or paid
+    another address than the treasury (a former treasury: a moderator grants by hand); 409 for
+    a transaction already used, a buyer who already holds a grant, a dataset not for sale, or
+    one not yet ``DATASET_PURCHASE_CONFIRMATIONS`` deep (try again); 503 when the chain can't
+    be reached.
     """
     if not isinstance(tx_hash, str) or not TX_HASH.fullmatch(tx_hash):
         raise GrantError("tx_hash: a transaction hash is 0x and 64 hex digits")
@@ -182,10 +230,10 @@ def dataset_purchase(
         )
     if not payment.status:
         raise GrantError(f"transaction {tx_hash} reverted: it paid nothing")
-    needed = settings.DATASET_PURCHASE_CONFIRMATIONS
-    if payment.confirmations < needed:
+    depth = settings.DATASET_PURCHASE_CONFIRMATIONS
+    if payment.confirmations < depth:
         raise GrantError(
-            f"transaction {tx_hash} has {payment.confirmations} of the {needed} confirmations a "
+            f"transaction {tx_hash} has {payment.confirmations} of the {depth} confirmations a "
             "purchase needs: try again in a few blocks",
             status=409,
         )
@@ -199,11 +247,17 @@ def dataset_purchase(
             f"transaction {tx_hash} was paid from {', '.join(payers)}, not from your wallet "
             f"{wallet}"
         )
-    if paid < project.price:
+    if not paid:
+        _refuse_payment_elsewhere(payment, wallet, treasury)
+    mined_at = datetime.fromtimestamp(payment.block_timestamp, tz=UTC)
+    grace = timedelta(seconds=settings.DATASET_PRICE_GRACE_SECONDS)
+    then = dataset_price_at(project=project, at=mined_at - grace)
+    needed = _price_to_meet(int(project.price), then)
+    if paid < needed:
         raise GrantError(
             f"transaction {tx_hash} paid {asset.format(paid)} ({payment.asset}) "
-            f"from {wallet} to the treasury {treasury}; dataset {project.pk} costs "
-            f"{asset.format(project.price)} ({project.price} base units)"
+            f"from {wallet} to the treasury {treasury}; "
+            + _price_rule(project, then, mined_at, needed)
         )
     try:
         with transaction.atomic():
@@ -215,7 +269,7 @@ def dataset_purchase(
                 treasury=treasury,
                 asset=payment.asset,
                 amount=paid,
-                price=project.price,
+                price=needed,
                 block_number=payment.block_number,
             )
             grant = DatasetGrant.objects.create(
@@ -225,7 +279,12 @@ def dataset_purchase(
                 actor=buyer,
                 action="dataset.purchase",
                 target=grant,
-                details={"project": project.pk, "tx_hash": tx_hash, "amount": str(paid)},
+                details={
+                    "project": project.pk,
+                    "tx_hash": tx_hash,
+                    "amount": str(paid),
+                    "price": str(needed),
+                },
             )
     except IntegrityError as exc:
         # A racing request used the hash, or granted this buyer, first.

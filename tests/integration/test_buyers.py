@@ -21,6 +21,7 @@ from labeling.models import Item, Project
 from labeling.services import item_create_text
 from market.models import DatasetExport, DatasetGrant, DatasetPurchase, ItemImport
 from market.services import import_request
+from market.services.prices import dataset_price_set
 from rewards.chain import ChainClient, rpc_client
 from tests.conftest import give_grant
 from tests.integration.conftest import Worker
@@ -71,6 +72,8 @@ def test_a_purchase_is_verified_on_a_json_rpc_node(
     assert refused.status_code == 400 and "costs 7 tUSD" in refused.json()["detail"]
 
     paid = stablecoin_node.transfer_asset(settings.DATASET_TREASURY_ADDRESS, 7_000_000).tx_hash
+    # Raised after the transfer (the node's block timestamp is read): the price paid still buys.
+    dataset_price_set(project=project, price=9_000_000, by=None)
     unsigned = api.post(f"/api/v1/datasets/{project.pk}/purchase", {"tx_hash": paid}, format="json")
     assert unsigned.status_code == 400 and "Transaction: " in unsigned.json()["message"]
     # The buyer has no wallet on record: the wallet that paid signs the claim for them.
@@ -87,6 +90,7 @@ def test_a_purchase_is_verified_on_a_json_rpc_node(
     assert replay.status_code == 409
     purchase = DatasetPurchase.objects.get()
     assert purchase.payer == stablecoin_node.address and purchase.amount == 7_000_000
+    assert purchase.price == 7_000_000
     assert DatasetGrant.objects.get().purchase == purchase
 
 

@@ -433,3 +433,184 @@ def test_a_purchase_on_a_failing_node_is_a_503_after_one_try(
         chain_client_reset()
     assert response.status_code == 503 and "can't be reached" in response.json()["detail"]
     assert len(calls) == 1
+
+
+# --- The price a purchase meets: the one in force when its transfer was mined -----------------
+
+
+def mined_at(client: ChainClient, tx_hash: str) -> Any:
+    """The transfer's block timestamp, as a datetime."""
+    from datetime import UTC, datetime
+
+    payment = client.asset_payment(tx_hash)
+    assert payment is not None
+    return datetime.fromtimestamp(payment.block_timestamp, tz=UTC)
+
+
+def set_price(project: Project, price: int, monkeypatch: Any = None, at: Any = None) -> None:
+    """A moderator's price change, through the service the admin calls; ``at``: as our clock
+    reads it then."""
+    from market.services.prices import dataset_price_set
+
+    if at is not None:
+        monkeypatch.setattr(timezone, "now", lambda: at)
+    dataset_price_set(project=project, price=price, by=None)
+    if at is not None:
+        monkeypatch.undo()
+
+
+def test_a_price_raised_after_the_transfer_still_sells_at_the_price_it_paid(
+    stablecoin: ChainClient,
+    priced: Project,
+    buyer_api: APIClient,
+    buyer: User,
+    settings: Any,
+    monkeypatch: Any,
+) -> None:
+    """The buyer's tokens reached the treasury, then a moderator raised the price before the
+    claim: the claim was refused and the tokens kept for nothing."""
+    from datetime import timedelta
+
+    settings.DATASET_PRICE_GRACE_SECONDS = 0  # to the second: the raise is after the block
+    tx = stablecoin.transfer_asset(settings.DATASET_TREASURY_ADDRESS, PRICE).tx_hash
+    set_price(priced, 3 * PRICE, monkeypatch, at=mined_at(stablecoin, tx) + timedelta(seconds=1))
+    response = buy(buyer_api, priced, tx, buyer)
+    assert response.status_code == 201, response.json()
+    assert response.json()["price"] == str(PRICE) and response.json()["amount"] == str(PRICE)
+    purchase = DatasetPurchase.objects.get()
+    assert (purchase.price, purchase.amount) == (PRICE, PRICE)
+    assert AuditEvent.objects.get(action="dataset.purchase").details["price"] == str(PRICE)
+
+
+def test_a_raise_just_before_the_block_doesnt_count_against_a_transfer_within_the_grace(
+    stablecoin: ChainClient, priced: Project, buyer_api: APIClient, buyer: User, settings: Any
+) -> None:
+    """A transfer sent when the old price was shown is mined a little later, and the chain's
+    clock is not ours (eth-tester's runs ahead, a second a block)."""
+    set_price(priced, 3 * PRICE)
+    tx = stablecoin.transfer_asset(settings.DATASET_TREASURY_ADDRESS, PRICE).tx_hash
+    assert buy(buyer_api, priced, tx, buyer).status_code == 201
+    assert DatasetPurchase.objects.get().price == PRICE
+
+
+def test_a_price_raised_before_the_transfer_holds_it_to_the_new_price(
+    stablecoin: ChainClient, priced: Project, buyer_api: APIClient, buyer: User, settings: Any
+) -> None:
+    set_price(priced, 3 * PRICE)
+    # The transfer of the old price is mined past the grace after the raise.
+    later = int(timezone.now().timestamp()) + settings.DATASET_PRICE_GRACE_SECONDS + 10
+    stablecoin._w3.testing.timeTravel(later)  # eth-tester: the chain clock jumps
+    tx = stablecoin.transfer_asset(settings.DATASET_TREASURY_ADDRESS, PRICE).tx_hash
+    assert mined_at(stablecoin, tx).timestamp() >= later
+    refused = buy(buyer_api, priced, tx, buyer)
+    assert refused.status_code == 400
+    detail = refused.json()["detail"]
+    assert "paid 5 tUSD" in detail and f"dataset {priced.pk} costs 15 tUSD" in detail, detail
+    assert not DatasetPurchase.objects.exists() and not DatasetGrant.objects.exists()
+    enough = stablecoin.transfer_asset(settings.DATASET_TREASURY_ADDRESS, 3 * PRICE).tx_hash
+    assert buy(buyer_api, priced, enough, buyer).status_code == 201
+    assert DatasetPurchase.objects.get().price == 3 * PRICE
+
+
+def test_a_price_lowered_before_or_after_the_transfer_sells_at_the_lower_price(
+    stablecoin: ChainClient,
+    priced: Project,
+    buyer_api: APIClient,
+    buyer: User,
+    settings: Any,
+    monkeypatch: Any,
+) -> None:
+    from datetime import timedelta
+
+    settings.DATASET_PRICE_GRACE_SECONDS = 0
+    # Lowered after a transfer of the new, lower price: it meets the price at the claim.
+    tx = stablecoin.transfer_asset(settings.DATASET_TREASURY_ADDRESS, PRICE // 2).tx_hash
+    set_price(priced, PRICE // 2, monkeypatch, at=mined_at(stablecoin, tx) + timedelta(seconds=1))
+    assert buy(buyer_api, priced, tx, buyer).status_code == 201
+    assert DatasetPurchase.objects.get().price == PRICE // 2
+
+    # Lowered before the transfer: the lower price, to another buyer.
+    second = User.objects.create_user("second", role=User.Role.BUYER)
+    second_api = APIClient()
+    second_api.credentials(HTTP_AUTHORIZATION=f"Bearer {api_key_issue(user=second, name='k')}")
+    tx = stablecoin.transfer_asset(settings.DATASET_TREASURY_ADDRESS, PRICE // 2).tx_hash
+    assert buy(second_api, priced, tx, second).status_code == 201
+    assert DatasetPurchase.objects.get(buyer=second).price == PRICE // 2
+
+
+def test_a_payment_below_both_prices_names_the_price_then_and_now(
+    stablecoin: ChainClient,
+    priced: Project,
+    buyer_api: APIClient,
+    buyer: User,
+    settings: Any,
+    monkeypatch: Any,
+) -> None:
+    from datetime import timedelta
+
+    settings.DATASET_PRICE_GRACE_SECONDS = 0
+    tx = stablecoin.transfer_asset(settings.DATASET_TREASURY_ADDRESS, PRICE // 5).tx_hash
+    set_price(priced, PRICE // 2, monkeypatch, at=mined_at(stablecoin, tx) + timedelta(seconds=1))
+    refused = buy(buyer_api, priced, tx, buyer)
+    assert refused.status_code == 400
+    detail = refused.json()["detail"]
+    assert "paid 1 tUSD" in detail and "cost 5 tUSD when the transfer was mined" in detail
+    assert "costs 2.5 tUSD now: a payment must meet the lower, 2.5 tUSD" in detail, detail
+
+
+def test_a_transfer_made_while_the_dataset_was_not_for_sale_meets_its_price_now(
+    stablecoin: ChainClient, text_project: Project, buyer_api: APIClient, buyer: User, settings: Any
+) -> None:
+    """A price of 0 means not sold on-chain, not free: it never lowers what a purchase meets."""
+    tx = stablecoin.transfer_asset(settings.DATASET_TREASURY_ADDRESS, 1).tx_hash
+    set_price(text_project, PRICE)
+    refused = buy(buyer_api, text_project, tx, buyer)
+    assert refused.status_code == 400 and "costs 5 tUSD" in refused.json()["detail"]
+    assert not DatasetPurchase.objects.exists()
+
+
+def test_a_payment_to_a_former_treasury_is_refused_naming_both_and_the_way_out(
+    stablecoin: ChainClient, priced: Project, buyer_api: APIClient, buyer: User, settings: Any
+) -> None:
+    """Past treasuries are not recorded: a changed DATASET_TREASURY_ADDRESS refuses claims of
+    payments to the old one, and the error says so and who can help."""
+    former = settings.DATASET_TREASURY_ADDRESS
+    tx = stablecoin.transfer_asset(former, PRICE).tx_hash
+    settings.DATASET_TREASURY_ADDRESS = Account.create().address
+    refused = buy(buyer_api, priced, tx, buyer)
+    assert refused.status_code == 400
+    detail = refused.json()["detail"]
+    assert f"paid 5 tUSD to {former} from {stablecoin.address}" in detail, detail
+    assert f"while the treasury is {settings.DATASET_TREASURY_ADDRESS}" in detail
+    assert "a moderator can grant access by hand" in detail
+    assert not DatasetPurchase.objects.exists()
+
+
+def test_the_price_at_a_time_is_the_one_the_next_change_replaced(
+    text_project: Project, monkeypatch: Any
+) -> None:
+    from datetime import timedelta
+
+    from market.selectors import dataset_price_at
+
+    start = timezone.now()
+    Project.objects.filter(pk=text_project.pk).update(price=PRICE)
+    text_project.refresh_from_db()
+    assert dataset_price_at(project=text_project, at=start) == PRICE  # never changed: current
+    for minutes, price in ((10, 2 * PRICE), (20, 0), (30, 4 * PRICE)):
+        set_price(text_project, price, monkeypatch, at=start + timedelta(minutes=minutes))
+    set_price(text_project, 4 * PRICE, monkeypatch, at=start + timedelta(minutes=40))  # no-op
+    at = {
+        m: dataset_price_at(project=text_project, at=start + timedelta(minutes=m))
+        for m in (0, 10, 15, 20, 25, 30, 45)
+    }
+    assert at == {
+        0: PRICE,
+        10: 2 * PRICE,
+        15: 2 * PRICE,
+        20: 0,
+        25: 0,
+        30: 4 * PRICE,
+        45: 4 * PRICE,
+    }
+    assert text_project.price_changes.count() == 3

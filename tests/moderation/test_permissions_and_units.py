@@ -15,6 +15,7 @@ from django.test import Client
 from accounts.groups import MODERATORS, PAYOUT_MANAGERS, admin_groups_ensure
 from accounts.models import AuditEvent, User
 from labeling.models import Item, Project
+from market.models import DatasetPriceChange
 from rewards.forms import TokenUnitsField
 from rewards.models import PayoutBatch, RewardPolicy
 
@@ -160,6 +161,13 @@ def test_a_payout_manager_changes_a_projects_price_and_nothing_of_how_its_crowd_
     assert browser.post(url, tampered).status_code == 302
     project = Project.objects.get(pk=text_project.pk)
     assert project.price == 25 * 10**17
+    # Recorded with its time and author: a purchase is held to the price of its transfer's time.
+    change = DatasetPriceChange.objects.get(project=project)
+    assert (change.previous_price, change.price) == (text_project.price, 25 * 10**17)
+    assert change.changed_by == User.objects.get(username="payer")
+    # Saving the form again with the same price records nothing.
+    browser.post(url, change_form_data(browser.get(url), audit_reason="no change"))
+    assert DatasetPriceChange.objects.filter(project=project).count() == 1
     assert (project.fraud_policy, project.is_open, project.agreement_threshold) == (
         text_project.fraud_policy,
         True,
