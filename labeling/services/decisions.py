@@ -588,7 +588,13 @@ def item_redecide(*, item_id: int, label: str, confidence: float) -> bool:
         if item.status != Item.Status.ACCEPTED or item.decided_label == label or item.gold_label:
             return False
         # Lock the item's credits: a settlement allocating them waits for us, or we see it did.
-        list(LedgerEntry.objects.select_for_update().filter(item=item).values_list("pk", flat=True))
+        # In id order, as an epoch close locks them (explicit, not left to Meta.ordering).
+        list(
+            LedgerEntry.objects.select_for_update()
+            .filter(item=item)
+            .order_by("pk")
+            .values_list("pk", flat=True)
+        )
         if not item_credits_unpaid(item=item):
             return False
         current = DecisionRecord.objects.filter(item=item, version=item.decision_version).first()
@@ -615,7 +621,13 @@ def item_recheck(*, item_id: int, reason: str) -> str:
         if item.status != Item.Status.ACCEPTED or item.gold_label:
             return "unchanged"
         # Lock the item's credits: a settlement allocating them waits for us, or we see it did.
-        list(LedgerEntry.objects.select_for_update().filter(item=item).values_list("pk", flat=True))
+        # In id order, as an epoch close locks them (explicit, not left to Meta.ordering).
+        list(
+            LedgerEntry.objects.select_for_update()
+            .filter(item=item)
+            .order_by("pk")
+            .values_list("pk", flat=True)
+        )
         if not item_credits_unpaid(item=item):
             return "paid"
         current = DecisionRecord.objects.filter(item=item, version=item.decision_version).first()
