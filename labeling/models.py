@@ -331,7 +331,22 @@ class Item(models.Model):
         editable=False,
         help_text="When a moderator made it gold after it was created: answers given before "
         "then saw an ordinary item, so they earn no gold bonus and count neither for nor against "
-        "gold accuracy. Empty: gold from the start (or not gold).",
+        "gold accuracy. Empty: gold from the start (or never made gold). Kept while it isn't "
+        "gold, for a re-gold with no answers in between.",
+    )
+    gold_version = models.PositiveIntegerField(
+        default=0,
+        editable=False,
+        help_text="How many times a moderator changed its gold answer (set, corrected or "
+        "cleared): a gold bonus is credited at most once per answer and version "
+        "(gold:<answer id>, then gold:<answer id>:<version>).",
+    )
+    gold_cleared_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        editable=False,
+        help_text="When a moderator last cleared its gold answer: an answer given after then saw "
+        "an ordinary item, so a re-gold then counts only answers from the re-gold on.",
     )
     prelabel = models.JSONField(
         default=dict,

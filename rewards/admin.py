@@ -1,6 +1,6 @@
-"""Moderators' screens for money: the ledger and the budget epochs' closes (read-only), payout
-batches (approve or hold with a reason, settle now), the payout settings, and reconciliation runs
-(alerts)."""
+"""Moderators' screens for money: the ledger, the gold bonuses kept at the upgrade that brought
+their reversals, and the budget epochs' closes (read-only), payout batches (approve or hold with a
+reason, settle now), the payout settings, and reconciliation runs (alerts)."""
 
 from __future__ import annotations
 
@@ -28,6 +28,7 @@ from rewards.client import chain_client_with_token
 from rewards.forms import units_to_base
 from rewards.models import (
     EpochClose,
+    GoldBonusKept,
     LedgerEntry,
     PayoutBatch,
     PayoutSettings,
@@ -75,6 +76,15 @@ class LedgerEntryAdmin(ReadOnlyAdmin):
     @admin.display(description="amount", ordering="amount")
     def amount_display(self, entry: LedgerEntry) -> str:
         return _amount(entry.amount)
+
+
+@admin.register(GoldBonusKept)
+class GoldBonusKeptAdmin(ReadOnlyAdmin):
+    """The gold bonuses owed back when reversals began, kept (grandfathered) by the upgrade."""
+
+    list_display = ["bonus", "gold_version", "memo", "created_at"]
+    list_select_related = ["bonus__user"]
+    search_fields = ["bonus__source", "bonus__user__wallet_address"]
 
 
 @admin.register(EpochClose)

@@ -334,3 +334,27 @@ class EpochClose(models.Model):
 
     def __str__(self) -> str:
         return f"epoch {self.epoch} of {self.project}"
+
+
+class GoldBonusKept(models.Model):
+    """A gold bonus kept although its answer no longer deserves it, while its item's gold answer
+    stays at ``gold_version``: the bonuses owed back when reversals of gold bonuses began were
+    granted under the rules of their time (often paid long before), so the upgrade grandfathers
+    them (migration ``rewards.0011``) instead of taking them back. Any later change of the
+    item's gold answer bumps its version, and the bonus is then reversed like any other if it is
+    owed; the bonus of an answer withdrawn before the upgrade is kept for good. (A marker, not a
+    zero-amount ledger entry: ledger amounts are never 0.)"""
+
+    bonus = models.OneToOneField(LedgerEntry, on_delete=models.PROTECT, related_name="+")
+    gold_version = models.PositiveIntegerField(
+        help_text="The item's gold version it is kept under (labeling.Item.gold_version)."
+    )
+    memo = models.CharField(max_length=200)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        verbose_name_plural = "gold bonuses kept"
+
+    def __str__(self) -> str:
+        return f"bonus {self.bonus_id} kept at gold version {self.gold_version}"

@@ -31,7 +31,7 @@ from django.db.models import (
     Subquery,
     Value,
 )
-from django.db.models.functions import Cast, Concat, Substr
+from django.db.models.functions import Cast, Concat, StrIndex, Substr
 from django.utils import timezone
 
 from accounts.audit import audit_record
@@ -47,6 +47,7 @@ from rewards.fields import MAX_AMOUNT
 from rewards.models import (
     DecisionCredit,
     EpochClose,
+    GoldBonusKept,
     LedgerEntry,
     PayoutAllocation,
     PayoutBatch,
@@ -278,9 +279,9 @@ def gold_answer_reverse(*, annotation_id: int) -> bool:
         if Annotation.objects.filter(pk=annotation_id).exists():
             return False
         credits = list(
-            LedgerEntry.objects.select_for_update().filter(
-                reason=LedgerEntry.Reason.GOLD, source=f"gold:{annotation_id}"
-            )
+            LedgerEntry.objects.select_for_update()
+            .filter(_gold_sources_q(annotation_id), reason=LedgerEntry.Reason.GOLD)
+            .order_by("id")
         )
         net = _net_of(credits)
         epoch = reward_epoch(timezone.now())
@@ -305,15 +306,62 @@ def gold_answer_reverse(*, annotation_id: int) -> bool:
 _GOLD_REVERSAL_CHUNK = 500
 
 
+def gold_bonus_source(annotation_id: int, gold_version: int) -> str:
+    """The ledger source of an answer's gold bonus under its item's ``gold_version``:
+    ``gold:<answer id>`` for version 0 (every bonus before versions existed), then
+    ``gold:<answer id>:<version>``. Unique: an answer is paid at most once per gold state, so
+    a gold answer corrected by mistake and back pays again (its first bonus was reversed)."""
+    if gold_version == 0:
+        return f"gold:{annotation_id}"
+    return f"gold:{annotation_id}:{gold_version}"
+
+
+def _gold_sources_q(annotation_id: int) -> Q:
+    """The condition on a gold credit's source that it is ``annotation_id``'s, any version."""
+    return Q(source=f"gold:{annotation_id}") | Q(source__startswith=f"gold:{annotation_id}:")
+
+
+def _gold_answer_id() -> Cast:
+    """A gold credit's answer id, parsed from its source (``gold_bonus_source``): the digits
+    after ``gold:`` up to the next ``:``, if any."""
+    rest = Concat(Substr("source", 6), Value(":"), output_field=CharField())
+    return Cast(Substr(rest, 1, StrIndex(rest, Value(":")) - 1), BigIntegerField())
+
+
+def _gold_reversed() -> Exists:
+    return Exists(
+        LedgerEntry.objects.filter(
+            reason=LedgerEntry.Reason.REVERSAL,
+            source=Concat(
+                Value("reversal:"), Cast(OuterRef("pk"), CharField()), output_field=CharField()
+            ),
+        )
+    )
+
+
+def _gold_standing(answer_ids: list[int], item_ids: Iterable[int]) -> set[int]:
+    """Of ``answer_ids`` (answers to ``item_ids``), those with a gold bonus that stands (not
+    reversed), whatever its version."""
+    return set(
+        LedgerEntry.objects.filter(reason=LedgerEntry.Reason.GOLD, item_id__in=list(item_ids))
+        .annotate(answer_id=_gold_answer_id())
+        .filter(answer_id__in=answer_ids)
+        .exclude(_gold_reversed())
+        .values_list("answer_id", flat=True)
+    )
+
+
 def _gold_bonuses_owed(bonuses: QuerySet[LedgerEntry]) -> QuerySet[LedgerEntry]:
     """Of ``bonuses`` (gold credits), those owed back and not reversed yet: the answer was
     withdrawn, its item is no longer gold, its gold answer was corrected and the answer no
-    longer matches it, or the answer was given before the item was made gold."""
+    longer matches it, or the answer was given before the item was made gold. A bonus kept at
+    the upgrade that brought reversals (``GoldBonusKept``) is not owed back while its item's
+    gold answer stays as it was then (that of an answer withdrawn before it, never); a later
+    change reverses it like any other."""
     answers = Annotation.objects.filter(pk=OuterRef("answer_id"))
     return (
         bonuses.annotate(
-            # A bonus's source is gold:<answer id>.
-            answer_id=Cast(Substr("source", 6), BigIntegerField()),
+            answer_id=_gold_answer_id(),
             answer_label=Subquery(answers.values("label")[:1]),
             answer_at=Subquery(answers.values("created_at")[:1]),
         )
@@ -323,18 +371,18 @@ def _gold_bonuses_owed(bonuses: QuerySet[LedgerEntry]) -> QuerySet[LedgerEntry]:
             | ~Q(answer_label=F("item__gold_label"))
             | Q(item__gold_since__gt=F("answer_at"))
         )
-        .exclude(
-            Exists(
-                LedgerEntry.objects.filter(
-                    reason=LedgerEntry.Reason.REVERSAL,
-                    source=Concat(
-                        Value("reversal:"),
-                        Cast(OuterRef("pk"), CharField()),
-                        output_field=CharField(),
-                    ),
+        .exclude(_gold_reversed())
+        .annotate(
+            kept=Exists(GoldBonusKept.objects.filter(bonus=OuterRef("pk"))),
+            kept_now=Exists(
+                GoldBonusKept.objects.filter(
+                    bonus=OuterRef("pk"), gold_version=OuterRef("item__gold_version")
                 )
-            )
+            ),
         )
+        # Kept while the gold answer stays as it was at the upgrade; the bonus of an answer
+        # withdrawn before it, for good (no gold answer can make that one deserved again).
+        .exclude(Q(kept_now=True) | Q(kept=True, answer_label__isnull=True))
     )
 
 
@@ -377,6 +425,26 @@ def gold_bonuses_reverse_owed(*, item_id: int | None = None) -> int:
     return written
 
 
+def gold_item_bonuses_settle(*, item_id: int) -> tuple[int, int]:
+    """After a moderator changes an item's gold answer: reverse the bonuses it made undeserved
+    (``gold_bonuses_reverse_owed``), then credit each right answer given while the item was
+    gold that has no standing bonus (``gold_answer_credit``, under the current policy), e.g.
+    after a typo in the gold answer is fixed. Each once, whatever runs twice or concurrently.
+    Returns (reversed, credited)."""
+    reversed_ = gold_bonuses_reverse_owed(item_id=item_id)
+    item = Item.objects.filter(pk=item_id).exclude(gold_label="").first()
+    if item is None:
+        return reversed_, 0
+    right = list(
+        gold_answers(Annotation.objects.filter(item=item, label=item.gold_label))
+        .order_by("id")
+        .values_list("pk", flat=True)
+    )
+    standing = _gold_standing(right, [item_id])
+    credited = sum(gold_answer_credit(annotation_id=pk) for pk in right if pk not in standing)
+    return reversed_, credited
+
+
 def decision_credit(*, decision_id: int) -> int:
     """Turn one recorded decision into ledger entries; returns how many it wrote.
 
@@ -410,7 +478,10 @@ def decision_credit(*, decision_id: int) -> int:
             .values_list("version", flat=True)
         )
         held = list(
-            LedgerEntry.objects.select_for_update().filter(item=item).values_list("pk", flat=True)
+            LedgerEntry.objects.select_for_update()
+            .filter(item=item)
+            .order_by("pk")
+            .values_list("pk", flat=True)
         )
         if DecisionCredit.objects.filter(decision=decision).exists():
             return 0
@@ -642,9 +713,13 @@ def _gold_answer_credit(annotation: Annotation | None) -> bool:
     )
     if reward.amount <= 0:
         return False
-    source = f"gold:{annotation.pk}"
-    if LedgerEntry.objects.filter(reason=LedgerEntry.Reason.GOLD, source=source).exists():
-        return False  # credited already (the answer's row lock orders us after that credit)
+    source = gold_bonus_source(annotation.pk, item.gold_version)
+    if _gold_standing([annotation.pk], [item.pk]) or (
+        LedgerEntry.objects.filter(reason=LedgerEntry.Reason.GOLD, source=source).exists()
+    ):
+        # Credited already, under this gold version or an earlier one whose bonus stands (the
+        # answer's row lock orders us after that credit); or this version's bonus was reversed.
+        return False
     LedgerEntry.objects.bulk_create(
         [
             _entry(
@@ -710,23 +785,19 @@ def gold_answers_credit_pending(*, now: datetime | None = None) -> int:
             created_at__lt=now - timedelta(seconds=settings.UNDO_SECONDS + 60),
         )
         .order_by("id")
-        .values_list("pk", "created_at", "item__project_id")
+        .values_list("pk", "created_at", "item__project_id", "item_id")
     )
-    ids = [
-        pk
-        for pk, created_at, project_id in answers
-        if _gold_bonus_at(paying[project_id], created_at + undo) > 0
-    ]
+    items: dict[int, int] = {}
+    for pk, created_at, project_id, item_id in answers:
+        if _gold_bonus_at(paying[project_id], created_at + undo) > 0:
+            items[pk] = item_id
+    ids = list(items)
     credited = 0
     for start in range(0, len(ids), _GOLD_SWEEP_CHUNK):
         chunk = ids[start : start + _GOLD_SWEEP_CHUNK]
-        paid = set(
-            LedgerEntry.objects.filter(
-                reason=LedgerEntry.Reason.GOLD, source__in=[f"gold:{pk}" for pk in chunk]
-            ).values_list("source", flat=True)
-        )
+        standing = _gold_standing(chunk, {items[pk] for pk in chunk})
         for pk in chunk:
-            if f"gold:{pk}" not in paid:
+            if pk not in standing:
                 credited += gold_answer_credit(annotation_id=pk)
     return credited
 

@@ -19,6 +19,7 @@ from rewards.services import (
     gold_answer_reverse,
     gold_answers_credit_pending,
     gold_bonuses_reverse_owed,
+    gold_item_bonuses_settle,
     payouts_settle,
 )
 
@@ -88,9 +89,11 @@ def reverse_gold_answer(annotation_id: int) -> bool:
     acks_late=True, autoretry_for=(Exception,), retry_backoff=True, max_retries=8, time_limit=60
 )
 def reverse_gold_bonuses(item_id: int) -> int:
-    """Reverse the gold bonuses of an item's answers that a moderator's change made undeserved
-    (enqueued by labeling on commit); once each."""
-    return gold_bonuses_reverse_owed(item_id=item_id)
+    """Settle an item's gold bonuses after a moderator changed its gold answer (enqueued by
+    labeling on commit): reverse those the change made undeserved, and credit the right answers
+    with none standing (``gold_item_bonuses_settle``); once each. Returns how many it reversed."""
+    reversed_, _ = gold_item_bonuses_settle(item_id=item_id)
+    return reversed_
 
 
 @shared_task(acks_late=True, time_limit=900, soft_time_limit=840)

@@ -355,22 +355,36 @@ def item_gold_set(*, item: Item, label: str, moderator: User, reason: str = "") 
     ``reason``. Raises ``AnnotationError``.
 
     An item made gold records when (``gold_since``): the answers it already had saw an ordinary
-    item and earn no gold bonus. The bonuses a change makes undeserved (the item is no longer
-    gold, or an answer no longer matches its gold answer) are reversed after the commit; if
-    that is lost, the periodic sweep (``gold_bonuses_reverse_owed``) writes them, once.
+    item and earn no gold bonus. Re-gold after a clear keeps the first ``gold_since`` if nobody
+    answered while it wasn't gold (a moderator's slip costs nobody a bonus); otherwise it counts
+    from the re-gold. Every change bumps ``gold_version``: a bonus is credited at most once per
+    answer and version. After the commit the item's bonuses are settled
+    (``rewards.tasks.reverse_gold_bonuses``): those the change makes undeserved are reversed,
+    and right answers with no standing bonus (after a typo is fixed) are credited; if that is
+    lost, the periodic sweeps do it, once.
     """
     with transaction.atomic():
         locked = Item.objects.select_for_update().select_related("project").get(pk=item.pk)
         item_gold_validate(item=locked, label=label)
         previous = locked.gold_label
-        locked.gold_label = label
-        if not label:
-            locked.gold_since = None
+        if label == previous:
+            pass  # nothing changes: no new version, nothing to settle
+        elif not label:
+            # gold_since is kept (meaningless while not gold) for a re-gold with no answers
+            # in between.
+            locked.gold_cleared_at = timezone.now()
         elif not previous:
-            locked.gold_since = timezone.now()
-        locked.save(update_fields=["gold_label", "gold_since"])
-        if previous and label != previous:
+            cleared = locked.gold_cleared_at
+            answered_meanwhile = (
+                cleared is None or locked.annotations.filter(created_at__gte=cleared).exists()
+            )
+            if answered_meanwhile:
+                locked.gold_since = timezone.now()
+        if label != previous:
+            locked.gold_version += 1
             transaction.on_commit(lambda: _gold_item_reversals_enqueue(locked.pk))
+        locked.gold_label = label
+        locked.save(update_fields=["gold_label", "gold_since", "gold_version", "gold_cleared_at"])
         audit_record(
             actor=moderator,
             action="item.gold",

@@ -1,7 +1,9 @@
 """Money moves exactly once, and only for work that deserves it: an answer given before its item
 became gold earns no gold bonus and doesn't count as a gold answer; a bonus owed back is taken
-back once, even after a crash; an epoch's budget is met to the base unit; and a bonus taken back
-after it was paid comes off the contributor's next payout, never below zero."""
+back once, even after a crash; an epoch's budget is met to the base unit; a bonus taken back
+after it was paid comes off the contributor's next payout, never below zero; a moderator's slip
+in a gold answer, put right, costs nobody their bonus; and the bonuses granted before reversals
+existed are kept at the upgrade."""
 
 from __future__ import annotations
 
@@ -13,7 +15,8 @@ import pytest
 from django.test import TestCase
 from django.utils import timezone
 from eth_account import Account
-from hypothesis import given
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from accounts.models import User
@@ -23,8 +26,9 @@ from labeling.services import annotation_create, item_create_text
 from labeling.services.items import item_gold_set
 from rewards.chain import ChainClient
 from rewards.models import LedgerEntry, PayoutAllocation, RewardPolicy
-from rewards.policy import budget_scale
+from rewards.policy import budget_scale, gold_reward
 from rewards.services import (
+    gold_answer_credit,
     gold_answers_credit_pending,
     gold_bonuses_reverse_owed,
     ledger_close_epochs,
@@ -254,3 +258,196 @@ def test_a_paid_bonus_taken_back_comes_off_the_next_payout_never_below_zero(
     assert len(payouts_settle(client=chain).confirmed) == 1
     assert PayoutAllocation.objects.filter(entry=reversal).exists()
     assert chain.balance_of(user.wallet_address) == 1 + 3 * TOKEN
+
+
+# --- 6. a moderator's slip costs nobody a bonus for good -------------------------------------
+
+
+def net_bonus(user: User) -> int:
+    """What the user's gold bonuses pay now: the bonuses less their reversals."""
+    return sum(int(e.amount) for e in LedgerEntry.objects.filter(user=user))
+
+
+def test_a_gold_answer_corrected_by_mistake_and_back_pays_its_bonus_once(
+    project: Project, moderator: User
+) -> None:
+    user = labeler()
+    gold = gold_item(project, "gold")
+    answer(gold, user, "yes")
+    [bonus] = bonuses(user)
+    committed(lambda: item_gold_set(item=gold, label="no", moderator=moderator, reason="typo"))
+    committed(lambda: item_gold_set(item=gold, label="yes", moderator=moderator, reason="fix"))
+    assert net_bonus(user) == int(bonus.amount)
+    assert len(bonuses(user)) == 2  # the first, reversed, and one for the gold answer restored
+    assert gold_bonuses_reverse_owed() == 0
+    assert gold_answers_credit_pending(now=timezone.now() + timedelta(hours=1)) == 0
+    assert net_bonus(user) == int(bonus.amount)
+
+
+def test_an_item_ungolded_by_mistake_and_regolded_pays_the_answers_it_had_once(
+    project: Project, moderator: User
+) -> None:
+    user = labeler()
+    gold = gold_item(project, "gold")
+    answer(gold, user, "yes")
+    [bonus] = bonuses(user)
+    committed(lambda: item_gold_set(item=gold, label="", moderator=moderator, reason="slip"))
+    assert net_bonus(user) == 0
+    committed(lambda: item_gold_set(item=gold, label="yes", moderator=moderator, reason="undo"))
+    assert net_bonus(user) == int(bonus.amount)
+
+
+def test_a_regold_after_answers_to_the_ordinary_item_counts_from_the_regold(
+    project: Project, moderator: User
+) -> None:
+    first, meanwhile = labeler(), labeler()
+    gold = gold_item(project, "gold")
+    answer(gold, first, "yes")
+    committed(lambda: item_gold_set(item=gold, label="", moderator=moderator, reason="unsure"))
+    answer(gold, meanwhile, "yes")  # an ordinary item, as far as anyone could tell
+    committed(lambda: item_gold_set(item=gold, label="yes", moderator=moderator, reason="sure"))
+    assert (net_bonus(first), net_bonus(meanwhile)) == (0, 0)
+    assert not gold_answers(Annotation.objects.filter(item=gold)).exists()
+
+
+GOLD_STATES = ["yes", "no", "maybe", ""]
+
+# One step: a moderator sets the gold answer (its settling task run or lost), a sweep runs, or
+# an answer's own credit task runs.
+steps = st.one_of(
+    st.tuples(st.just("gold"), st.sampled_from(GOLD_STATES), st.booleans()),
+    st.tuples(st.just("reverse sweep"), st.none(), st.none()),
+    st.tuples(st.just("credit sweep"), st.none(), st.none()),
+    st.tuples(st.just("credit"), st.integers(0, 2), st.none()),
+)
+
+
+@hypothesis_settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    first=st.sampled_from(GOLD_STATES),
+    labels=st.lists(st.sampled_from(["yes", "no", "maybe"]), min_size=1, max_size=3),
+    credited=st.lists(st.booleans(), min_size=3, max_size=3),
+    changes=st.lists(steps, max_size=8),
+)
+def test_after_any_gold_changes_each_answer_nets_its_bonus_if_right_under_the_final_gold_answer(
+    moderator: User,
+    first: str,
+    labels: list[str],
+    credited: list[bool],
+    changes: list[tuple[str, Any, Any]],
+) -> None:
+    """Whatever a moderator does to an item's gold answer (set, correct, clear, in any order),
+    with the settling tasks and the answers' own credit tasks run or lost in between, once the
+    beat's sweep has run each answer nets exactly its bonus if it was given while the item was
+    gold and is right under the final gold answer, else 0; and never less than 0 on the way."""
+    project = Project.objects.create(
+        name="Any gold", data_kind="text", classes=["yes", "no", "maybe"], overlap=3, max_labels=3
+    )
+    RewardPolicy.objects.create(project=project, version=1, gold_bonus=2 * TOKEN)
+    RewardPolicy.objects.filter(project=project).update(
+        created_at=timezone.now() - timedelta(days=1)
+    )
+    item = item_create_text(project=project, contributor=None, text="gold?")
+    Item.objects.filter(pk=item.pk).update(gold_label=first)
+    users = [labeler() for _ in labels]
+    answers = [
+        Annotation.objects.create(item=item, annotator=user, label=label)
+        for user, label in zip(users, labels, strict=True)
+    ]
+    Annotation.objects.filter(item=item).update(created_at=timezone.now() - timedelta(minutes=10))
+    for given_, runs in zip(answers, credited, strict=False):
+        if runs:
+            gold_answer_credit(annotation_id=given_.pk)
+
+    for kind, arg, runs in changes:
+        if kind == "gold":
+            item.refresh_from_db()
+            with TestCase.captureOnCommitCallbacks(execute=runs):
+                item_gold_set(item=item, label=arg, moderator=moderator, reason="any")
+        elif kind == "reverse sweep":
+            gold_bonuses_reverse_owed()
+        elif kind == "credit sweep":
+            gold_answers_credit_pending()
+        elif arg < len(answers):
+            gold_answer_credit(annotation_id=answers[arg].pk)
+        assert all(net_bonus(user) >= 0 for user in users)
+
+    from rewards.tasks import credit_pending_decisions
+
+    credit_pending_decisions()
+    item.refresh_from_db()
+    bonus = gold_reward(base=2 * TOKEN, correct=1, answered=1, n_classes=3).amount
+    for user, label in zip(users, labels, strict=True):
+        deserved = first != "" and label == item.gold_label
+        assert net_bonus(user) == (bonus if deserved else 0), (user, label, item.gold_label)
+        paid = {e.pk: int(e.amount) for e in bonuses(user)}
+        for reversal in LedgerEntry.objects.filter(user=user, reason="reversal"):
+            assert int(reversal.amount) == -paid[reversal.policy_inputs["reverses"]]
+
+
+# --- 7. the bonuses granted before reversals existed are kept at the upgrade ----------------
+
+
+def grandfather() -> int:
+    """The data migration's function, run on the current models."""
+    from importlib import import_module
+
+    from django.apps import apps
+
+    migration = import_module("rewards.migrations.0012_gold_bonuses_grandfathered")
+    return int(migration.bonuses_owed_keep(apps))
+
+
+def test_the_upgrade_keeps_the_bonuses_owed_back_under_the_old_rules(
+    project: Project, moderator: User
+) -> None:
+    withdrawn, ungolded, corrected, right = labeler(), labeler(), labeler(), labeler()
+    kept_gold, other_gold = gold_item(project, "ungolded"), gold_item(project, "corrected")
+    gone = answer(gold_item(project, "withdrawn"), withdrawn, "yes")
+    answer(kept_gold, ungolded, "yes")
+    answer(other_gold, corrected, "yes")
+    answer(other_gold, right, "no")
+    # As the release before: the changes and the withdrawal wrote no reversals.
+    Annotation.objects.filter(pk=gone.pk).delete()
+    Item.objects.filter(pk=kept_gold.pk).update(gold_label="")
+    Item.objects.filter(pk=other_gold.pk).update(gold_label="no")
+    owed_before = {withdrawn: net_bonus(withdrawn), ungolded: net_bonus(ungolded)}
+    owed_before[corrected] = net_bonus(corrected)
+
+    assert grandfather() == 3
+    assert grandfather() == 0  # once
+    assert gold_bonuses_reverse_owed() == 0
+    for user, net in owed_before.items():
+        assert net > 0 and net_bonus(user) == net
+    assert LedgerEntry.objects.filter(reason="reversal").count() == 0
+
+    # A later change of the item whose answer was withdrawn still takes nothing back.
+    withdrawn_gold = Item.objects.get(text="withdrawn")
+    committed(
+        lambda: item_gold_set(item=withdrawn_gold, label="no", moderator=moderator, reason="x")
+    )
+    assert net_bonus(withdrawn) == owed_before[withdrawn]
+
+
+def test_a_kept_bonus_is_reversed_after_a_later_change_of_its_gold_answer(
+    project: Project, moderator: User
+) -> None:
+    user = labeler()
+    gold = gold_item(project, "gold")
+    answer(gold, user, "yes")
+    [bonus] = bonuses(user)
+    Item.objects.filter(pk=gold.pk).update(gold_label="no")  # corrected before the upgrade
+    assert grandfather() == 1
+    assert gold_bonuses_reverse_owed() == 0
+    gold.refresh_from_db()
+    # Re-golded right: the kept bonus stands, and nothing more is paid.
+    committed(lambda: item_gold_set(item=gold, label="yes", moderator=moderator, reason="fix"))
+    assert net_bonus(user) == int(bonus.amount)
+    assert len(bonuses(user)) == 1
+    # Changed again: reversed like any other bonus.
+    committed(lambda: item_gold_set(item=gold, label="", moderator=moderator, reason="drop"))
+    assert net_bonus(user) == 0
