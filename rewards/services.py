@@ -329,6 +329,7 @@ def _gold_answer_id() -> Cast:
 
 
 def _gold_reversed() -> Exists:
+    """The condition on a credit that its reversal (``reversal:<credit id>``) exists."""
     return Exists(
         LedgerEntry.objects.filter(
             reason=LedgerEntry.Reason.REVERSAL,
