@@ -10,6 +10,7 @@ ordered).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -49,6 +50,44 @@ def require(device: str) -> None:
         )
 
 
+@dataclass(frozen=True)
+class _OnDevice:
+    """A crowd's answers on the torch device, as both EM loops read them."""
+
+    torch: Any
+    dev: Any
+    tasks: Any  # (N,) the task of each answer
+    wl: Any  # (N,) worker * K + answer: the E-step table's row of each answer
+    labeled: Any  # (T,) whether the task has an answer
+    n_labeled: int
+    eye: Any  # (K, K) float64 identity: one-hot rows
+    gold_tasks: Any
+    gold_labels: Any
+
+    @classmethod
+    def of(
+        cls, data: CrowdData, gold_tasks: IntArray, gold_labels: IntArray, device: str
+    ) -> _OnDevice:
+        torch = _import_torch()
+        dev = torch.device("cpu" if device == "torch-cpu" else device)
+        return cls(
+            torch=torch,
+            dev=dev,
+            tasks=torch.as_tensor(data.tasks, device=dev),
+            wl=torch.as_tensor(data.workers * data.n_classes + data.labels, device=dev),
+            labeled=torch.as_tensor(data.labeled, device=dev),
+            n_labeled=int(data.labeled.sum()),
+            eye=torch.eye(data.n_classes, dtype=torch.float64, device=dev),
+            gold_tasks=torch.as_tensor(gold_tasks, device=dev),
+            gold_labels=torch.as_tensor(gold_labels, device=dev),
+        )
+
+    def clamp(self, post: Any) -> None:
+        """Put the gold tasks' posteriors at their gold labels, in place."""
+        if self.gold_tasks.numel():
+            post[self.gold_tasks] = self.eye[self.gold_labels]
+
+
 def dawid_skene(
     data: CrowdData,
     gold_tasks: IntArray,
@@ -59,25 +98,14 @@ def dawid_skene(
     device: str,
 ) -> AggregationResult:
     """The torch twin of :func:`labeling.consensus.dawid_skene.dawid_skene` (float64)."""
-    torch = _import_torch()
-    dev = torch.device("cpu" if device == "torch-cpu" else device)
-    f64 = torch.float64
+    on = _OnDevice.of(data, gold_tasks, gold_labels, device)
+    torch, dev, f64, eye, clamp = on.torch, on.dev, on.torch.float64, on.eye, on.clamp
     k, n_workers, n_tasks = data.n_classes, data.n_workers, data.n_tasks
-    tasks = torch.as_tensor(data.tasks, device=dev)
-    wl = torch.as_tensor(data.workers * k + data.labels, device=dev)
+    tasks, wl, labeled, n_labeled = on.tasks, on.wl, on.labeled, on.n_labeled
     labeled_np = data.labeled
-    labeled = torch.as_tensor(labeled_np, device=dev)
-    n_labeled = int(labeled_np.sum())
     answers = torch.as_tensor(
         np.bincount(data.workers, minlength=n_workers).astype(np.float64), device=dev
     )
-    gold_t = torch.as_tensor(gold_tasks, device=dev)
-    gold_l = torch.as_tensor(gold_labels, device=dev)
-    eye = torch.eye(k, dtype=f64, device=dev)
-
-    def clamp(post: Any) -> None:
-        if gold_tasks.size:
-            post[gold_t] = eye[gold_l]
 
     def m_step(post: Any) -> tuple[Any, Any, Any, Any]:
         counts = torch.zeros((n_workers * k, k), dtype=f64, device=dev)
@@ -116,7 +144,7 @@ def dawid_skene(
         post = torch.exp(log_post)
         entropy = -(post * log_post).sum(1)
         if gold_tasks.size:
-            entropy[gold_t] = 0.0
+            entropy[on.gold_tasks] = 0.0
         post[~labeled] = 1.0 / k
         clamp(post)  # after: a gold task nobody answered keeps its gold label
         counts, prior, confusion, log_rows = m_step(post)
@@ -172,24 +200,13 @@ def bayes_ds(
     (:func:`.bayes.largest_change`) and the gold calibration (:func:`.bayes.calibrate_to_gold`),
     so the two backends cannot drift apart.
     """
-    torch = _import_torch()
-    dev = torch.device("cpu" if device == "torch-cpu" else device)
-    f64 = torch.float64
+    on = _OnDevice.of(data, gold_tasks, gold_labels, device)
+    torch, dev, f64, clamp = on.torch, on.dev, on.torch.float64, on.clamp
     k, n_workers, n_tasks = data.n_classes, data.n_workers, data.n_tasks
-    tasks = torch.as_tensor(data.tasks, device=dev)
-    wl = torch.as_tensor(data.workers * k + data.labels, device=dev)
+    tasks, wl, labeled, n_labeled = on.tasks, on.wl, on.labeled, on.n_labeled
     labeled_np = data.labeled
-    labeled = torch.as_tensor(labeled_np, device=dev)
-    n_labeled = int(labeled_np.sum())
     answers = np.bincount(data.workers, minlength=n_workers).astype(np.float64)
-    gold_t = torch.as_tensor(gold_tasks, device=dev)
-    gold_l = torch.as_tensor(gold_labels, device=dev)
-    eye = torch.eye(k, dtype=f64, device=dev)
     community = bayes.CommunityPrior(n_workers, k)
-
-    def clamp(post: Any) -> None:
-        if gold_tasks.size:
-            post[gold_t] = eye[gold_l]
 
     def m_step(post: Any) -> tuple[FloatArray, FloatArray]:
         """The soft counts ``(W, true, answer)`` and the class masses, on the host."""

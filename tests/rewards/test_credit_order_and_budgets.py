@@ -5,18 +5,14 @@ budget, never a reversed credit, and never anyone's balance below zero."""
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable
 from datetime import timedelta
 from itertools import permutations
 from typing import Any
 
 import pytest
-from django.test import TestCase
 from django.utils import timezone
-from eth_account import Account
 
 from accounts.models import User
-from accounts.services import user_get_or_create_for_wallet
 from labeling.models import Annotation, Decision, Item, Project
 from labeling.services import item_create_text, item_decide
 from labeling.services.decisions import item_recheck, item_redecide
@@ -32,17 +28,9 @@ from rewards.services import (
     reward_epoch,
     reward_policy_update,
 )
+from tests.support.ledger import committed, labeler
 
 pytestmark = pytest.mark.django_db
-
-
-def labeler() -> User:
-    return user_get_or_create_for_wallet(address=Account.create().address)
-
-
-def committed(action: Callable[[], Any]) -> Any:
-    with TestCase.captureOnCommitCallbacks(execute=True):
-        return action()
 
 
 def labeled(project: Project, answers: list[tuple[User, str]], uploader: User | None) -> Item:

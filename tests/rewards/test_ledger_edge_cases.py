@@ -7,20 +7,17 @@ existed are kept at the upgrade."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
 import pytest
 from django.test import TestCase
 from django.utils import timezone
-from eth_account import Account
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from accounts.models import User
-from accounts.services import user_get_or_create_for_wallet
 from labeling.models import Annotation, Item, Project, gold_answers
 from labeling.services import annotation_create, item_create_text
 from labeling.services.items import item_gold_set
@@ -35,18 +32,10 @@ from rewards.services import (
     payouts_settle,
     reward_epoch,
 )
+from tests.support.ledger import committed, labeler
 
 pytestmark = pytest.mark.django_db
 TOKEN = 10**18
-
-
-def labeler() -> User:
-    return user_get_or_create_for_wallet(address=Account.create().address)
-
-
-def committed(action: Callable[[], Any]) -> Any:
-    with TestCase.captureOnCommitCallbacks(execute=True):
-        return action()
 
 
 @pytest.fixture

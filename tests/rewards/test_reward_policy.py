@@ -4,19 +4,16 @@ budget that scales down instead of overspending, and recorded decisions credited
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
 import pytest
-from django.test import Client, TestCase
+from django.test import Client
 from django.utils import timezone
-from eth_account import Account
 from hypothesis import given
 from hypothesis import strategies as st
 
 from accounts.models import AuditEvent, User
-from accounts.services import user_get_or_create_for_wallet
 from labeling.models import Annotation, Decision, Item, Project, WorkerSkill
 from labeling.services import annotation_create, item_create_text, item_decide, item_override
 from rewards.chain import ChainClient
@@ -31,18 +28,10 @@ from rewards.services import (
     reward_policy_current,
     reward_policy_update,
 )
+from tests.support.ledger import committed, labeler
 
 pytestmark = pytest.mark.django_db
 TOKEN = 10**18
-
-
-def labeler() -> User:
-    return user_get_or_create_for_wallet(address=Account.create().address)
-
-
-def committed(action: Callable[[], Any]) -> Any:
-    with TestCase.captureOnCommitCallbacks(execute=True):
-        return action()
 
 
 @pytest.fixture
