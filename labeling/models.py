@@ -348,6 +348,14 @@ class Item(models.Model):
         help_text="When a moderator last cleared its gold answer: an answer given after then saw "
         "an ordinary item, so a re-gold then counts only answers from the re-gold on.",
     )
+    gold_changed_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        editable=False,
+        help_text="When a moderator last changed its gold answer (set, corrected or cleared): "
+        "the periodic sweep settles the bonuses of the items changed recently, whatever the "
+        "age of their answers, in case the settling task after the change was lost.",
+    )
     prelabel = models.JSONField(
         default=dict,
         blank=True,
@@ -395,6 +403,13 @@ class Item(models.Model):
                 fields=["project", "withdrawn_at"],
                 name="item_withdrawn",
                 condition=Q(withdrawn_at__isnull=False),
+            ),
+            # The gold sweep's items changed recently (rewards.services.gold_items_settle_changed).
+            # Partial: only the few items a moderator ever made gold or changed are in it.
+            models.Index(
+                fields=["gold_changed_at", "id"],
+                name="item_gold_changed",
+                condition=Q(gold_changed_at__isnull=False),
             ),
         ]
 

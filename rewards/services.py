@@ -803,6 +803,36 @@ def gold_answers_credit_pending(*, now: datetime | None = None) -> int:
     return credited
 
 
+#: How many recently changed gold items the sweep reads per query.
+_GOLD_ITEMS_SWEEP_CHUNK = 200
+
+
+def gold_items_settle_changed(*, now: datetime | None = None) -> tuple[int, int]:
+    """Settle (``gold_item_bonuses_settle``) every item whose gold answer a moderator changed
+    in the last ``GOLD_SWEEP_DAYS`` days (``Item.gold_changed_at``), whatever the age of its
+    answers: the settling task after a change may have been lost (a broker outage at commit),
+    and ``gold_answers_credit_pending`` looks only at recent answers, so an old answer whose
+    bonus a typo reversed would otherwise never be paid again after the fix. Safe to run twice
+    and beside the tasks (each reversal and credit once). Returns (reversed, credited)."""
+    since = (now or timezone.now()) - timedelta(days=GOLD_SWEEP_DAYS)
+    reversed_ = credited = 0
+    after = 0
+    while True:
+        # In id order, a chunk at a time (the partial index ``item_gold_changed`` finds them).
+        chunk = list(
+            Item.objects.filter(gold_changed_at__gte=since, pk__gt=after)
+            .order_by("id")
+            .values_list("pk", flat=True)[:_GOLD_ITEMS_SWEEP_CHUNK]
+        )
+        for item_id in chunk:
+            item_reversed, item_credited = gold_item_bonuses_settle(item_id=item_id)
+            reversed_ += item_reversed
+            credited += item_credited
+        if len(chunk) < _GOLD_ITEMS_SWEEP_CHUNK:
+            return reversed_, credited
+        after = chunk[-1]
+
+
 def ledger_close_epochs(*, now: datetime | None = None) -> list[EpochClose]:
     """Close every ended epoch of every project whose policy has a budget, from the epoch the
     budget took effect in: scale that epoch's unpaid credits down proportionally (``budget``

@@ -20,6 +20,7 @@ from rewards.services import (
     gold_answers_credit_pending,
     gold_bonuses_reverse_owed,
     gold_item_bonuses_settle,
+    gold_items_settle_changed,
     payouts_settle,
 )
 
@@ -99,10 +100,14 @@ def reverse_gold_bonuses(item_id: int) -> int:
 @shared_task(acks_late=True, time_limit=900, soft_time_limit=840)
 def credit_pending_decisions() -> int:
     """Celery beat: credit any decision, and any gold answer's bonus, whose task was lost (a
-    broker outage at commit), and write any gold bonus reversal owed (a task lost, or a crash
-    before it ran). Returns how many credits it wrote (reversals are logged)."""
+    broker outage at commit), settle the bonuses of the items whose gold answer changed
+    recently (their settling task lost: an old answer right again after a fix is paid again),
+    and write any gold bonus reversal owed (a task lost, or a crash before it ran). Returns how
+    many credits it wrote (reversals are logged)."""
     credited = decisions_credit_pending() + gold_answers_credit_pending()
-    reversed_ = gold_bonuses_reverse_owed()
+    settled_reversed, settled_credited = gold_items_settle_changed()
+    credited += settled_credited
+    reversed_ = settled_reversed + gold_bonuses_reverse_owed()
     if reversed_:
         logger.warning("wrote %d gold bonus reversal(s) owed", reversed_)
     return credited

@@ -361,7 +361,8 @@ def item_gold_set(*, item: Item, label: str, moderator: User, reason: str = "") 
     answer and version. After the commit the item's bonuses are settled
     (``rewards.tasks.reverse_gold_bonuses``): those the change makes undeserved are reversed,
     and right answers with no standing bonus (after a typo is fixed) are credited; if that is
-    lost, the periodic sweeps do it, once.
+    lost, the periodic sweep does it, once (it settles every item whose ``gold_changed_at`` is
+    recent, whatever the age of its answers).
     """
     with transaction.atomic():
         locked = Item.objects.select_for_update().select_related("project").get(pk=item.pk)
@@ -382,9 +383,18 @@ def item_gold_set(*, item: Item, label: str, moderator: User, reason: str = "") 
                 locked.gold_since = timezone.now()
         if label != previous:
             locked.gold_version += 1
+            locked.gold_changed_at = timezone.now()
             transaction.on_commit(lambda: _gold_item_reversals_enqueue(locked.pk))
         locked.gold_label = label
-        locked.save(update_fields=["gold_label", "gold_since", "gold_version", "gold_cleared_at"])
+        locked.save(
+            update_fields=[
+                "gold_label",
+                "gold_since",
+                "gold_version",
+                "gold_cleared_at",
+                "gold_changed_at",
+            ]
+        )
         audit_record(
             actor=moderator,
             action="item.gold",

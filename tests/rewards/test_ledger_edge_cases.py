@@ -25,9 +25,11 @@ from rewards.chain import ChainClient
 from rewards.models import LedgerEntry, PayoutAllocation, RewardPolicy
 from rewards.policy import budget_scale, gold_reward
 from rewards.services import (
+    GOLD_SWEEP_DAYS,
     gold_answer_credit,
     gold_answers_credit_pending,
     gold_bonuses_reverse_owed,
+    gold_items_settle_changed,
     ledger_close_epochs,
     payouts_settle,
     reward_epoch,
@@ -440,3 +442,69 @@ def test_a_kept_bonus_is_reversed_after_a_later_change_of_its_gold_answer(
     # Changed again: reversed like any other bonus.
     committed(lambda: item_gold_set(item=gold, label="", moderator=moderator, reason="drop"))
     assert net_bonus(user) == 0
+
+
+# --- 8. a gold fix whose settling task was lost --------------------------------------------
+
+
+def test_an_old_answer_is_paid_again_once_by_the_sweep_when_the_settling_of_a_gold_fix_was_lost(
+    project: Project, moderator: User
+) -> None:
+    from rewards.tasks import credit_pending_decisions
+
+    user = labeler()
+    gold = gold_item(project, "gold")
+    given = answer(gold, user, "yes")
+    [bonus] = bonuses(user)
+    # Answered well before the answers' sweep looks (its own credit task long done).
+    Annotation.objects.filter(pk=given.pk).update(
+        created_at=timezone.now() - timedelta(days=GOLD_SWEEP_DAYS + 3)
+    )
+    committed(lambda: item_gold_set(item=gold, label="no", moderator=moderator, reason="typo"))
+    assert net_bonus(user) == 0
+    with TestCase.captureOnCommitCallbacks(execute=False):  # a broker outage: the task is lost
+        item_gold_set(item=gold, label="yes", moderator=moderator, reason="fix")
+    assert net_bonus(user) == 0
+    credit_pending_decisions()
+    assert net_bonus(user) == int(bonus.amount)
+    credit_pending_decisions()
+    assert len(bonuses(user)) == 2  # the first, reversed, and the one the sweep wrote, once
+
+
+def test_the_sweep_settles_only_the_items_whose_gold_changed_within_its_window(
+    project: Project, moderator: User
+) -> None:
+    user = labeler()
+    gold = gold_item(project, "gold")
+    answer(gold, user, "yes")
+    committed(lambda: item_gold_set(item=gold, label="no", moderator=moderator, reason="typo"))
+    with TestCase.captureOnCommitCallbacks(execute=False):
+        item_gold_set(item=gold, label="yes", moderator=moderator, reason="fix")
+    later = timezone.now() + timedelta(days=GOLD_SWEEP_DAYS, minutes=1)
+    assert gold_items_settle_changed(now=later) == (0, 0)
+    assert net_bonus(user) == 0
+    assert gold_items_settle_changed() == (0, 1)
+    assert gold_items_settle_changed() == (0, 0)
+
+
+def test_the_upgrade_dates_each_items_last_gold_change_from_the_audit_trail(
+    project: Project, moderator: User
+) -> None:
+    from importlib import import_module
+
+    from django.apps import apps
+
+    from accounts.models import AuditEvent
+
+    changed, unchanged = gold_item(project, "changed"), gold_item(project, "unchanged")
+    committed(lambda: item_gold_set(item=changed, label="no", moderator=moderator, reason="a"))
+    committed(lambda: item_gold_set(item=changed, label="no", moderator=moderator, reason="same"))
+    committed(lambda: item_gold_set(item=unchanged, label="yes", moderator=moderator, reason="b"))
+    Item.objects.update(gold_changed_at=None)  # as before the release
+    migration = import_module("labeling.migrations.0023_item_gold_changed_at")
+    migration.gold_changed_at_from_audit(apps, None)
+    change = AuditEvent.objects.filter(target_id=str(changed.pk)).order_by("id").first()
+    assert change is not None
+    changed.refresh_from_db()
+    unchanged.refresh_from_db()
+    assert (changed.gold_changed_at, unchanged.gold_changed_at) == (change.created_at, None)
