@@ -670,14 +670,28 @@ def gold_answer_credit(*, annotation_id: int) -> bool:
     answer (its ledger source). Returns whether it credited.
     """
     with transaction.atomic():
-        project_id = (
+        found = (
             Annotation.objects.filter(pk=annotation_id)
-            .values_list("item__project_id", flat=True)
+            .values_list("item_id", "item__project_id")
             .first()
         )
-        if project_id is None:
+        if found is None:
             return False
+        item_id, project_id = found
+        # Lock order, as every path that locks these: the project's ledger lock (shared), then
+        # the item's row, then the answer's row (a withdrawal, ``annotation_withdraw``, locks the
+        # item before it deletes the answer; ``decision_credit`` takes the ledger lock, then the
+        # item); ``item_gold_set`` locks only the item and takes no ledger lock, so none of them
+        # waits for a lock held by one waiting for us.
         _ledger_credit_lock([project_id])
+        # The item's row stays locked until the bonus is written, so its gold answer (read
+        # below, after the lock) can't change meanwhile: a moderator's change (``item_gold_set``)
+        # waits for us, and the settling after its commit reverses our bonus if the change made
+        # it undeserved; or the change went first and we read the new gold answer and version.
+        # Without it, a change committed and settled between our read and our write left a
+        # bonus under the old gold answer standing until the next sweep. (No key update: the
+        # answers' and credits' foreign key checks on the item don't wait for us.)
+        Item.objects.select_for_update(no_key=True).filter(pk=item_id).values_list("pk").first()
         # The answer's row stays locked until its bonus is written: a withdrawal waits, then its
         # reversal (``gold_answer_reverse``) finds the bonus; or it went first and there's none.
         annotation = (

@@ -362,7 +362,9 @@ def item_gold_set(*, item: Item, label: str, moderator: User, reason: str = "") 
     (``rewards.tasks.reverse_gold_bonuses``): those the change makes undeserved are reversed,
     and right answers with no standing bonus (after a typo is fixed) are credited; if that is
     lost, the periodic sweep does it, once (it settles every item whose ``gold_changed_at`` is
-    recent, whatever the age of its answers).
+    recent, whatever the age of its answers). The item's row lock orders the change with a
+    bonus being written (``rewards.services.gold_answer_credit`` holds it): one waits for the
+    other, so the settling sees every bonus written under the old gold answer.
     """
     with transaction.atomic():
         locked = Item.objects.select_for_update().select_related("project").get(pk=item.pk)

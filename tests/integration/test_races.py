@@ -386,3 +386,85 @@ def test_a_credit_written_while_its_epoch_closes_is_counted_by_the_close_or_land
     assert int(closed.spent) == sum(int(e.amount) for e in in_epoch)
     assert bonus.epoch == closed.epoch or bonus.epoch > closed.epoch
     assert sum(int(e.amount) for e in LedgerEntry.objects.filter(epoch=closed.epoch)) <= 10**18
+
+
+def test_a_gold_change_while_an_answers_bonus_is_written_leaves_no_bonus_under_the_old_answer(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A moderator corrects a gold answer while a right answer's bonus is being written: the
+    change waits for the credit (which read the gold answer under the item's lock) and then
+    its settling reverses the bonus; or the credit waits and sees the new gold answer. Before,
+    the change committed and was settled while the credit was under way, and the credit then
+    wrote a bonus under the old gold answer, which stood until the next sweep."""
+    from eth_account import Account
+
+    from accounts.services import user_get_or_create_for_wallet
+    from labeling.services.items import item_gold_set
+    from rewards import services as reward_services
+    from rewards.models import RewardPolicy
+
+    project = Project.objects.create(
+        name="Gold race", data_kind="text", classes=["a", "b"], consensus_method="majority_vote"
+    )
+    RewardPolicy.objects.create(project=project, version=1, gold_bonus=10**18)
+    gold = item_create_text(project=project, contributor=None, text="gold")
+    Item.objects.filter(pk=gold.pk).update(gold_label="a")
+    user, moderator = (
+        user_get_or_create_for_wallet(address=Account.create().address) for _ in range(2)
+    )
+    answer = Annotation.objects.create(item=gold, annotator=user, label="a", value={"label": "a"})
+    # The change's settling task runs in its thread right after its commit.
+    monkeypatch.setattr(
+        "labeling.services.items._gold_item_reversals_enqueue",
+        lambda item_id: reward_services.gold_item_bonuses_settle(item_id=item_id),
+    )
+    paused, go = threading.Event(), threading.Event()
+    epoch_open = reward_services._epoch_open
+
+    def paused_epoch(*args: Any) -> int:
+        if not go.is_set():
+            paused.set()  # the credit has weighed its bonus, about to write it
+            go.wait(timeout=30)
+        return epoch_open(*args)
+
+    monkeypatch.setattr(reward_services, "_epoch_open", paused_epoch)
+    results: dict[str, Any] = {}
+
+    def run(name: str, action: Callable[[], Any]) -> None:
+        try:
+            results[name] = action()
+        except Exception as exc:  # asserted on below
+            results[name] = exc
+        finally:
+            connection.close()
+
+    credit = threading.Thread(
+        target=run,
+        args=("credit", lambda: reward_services.gold_answer_credit(annotation_id=answer.pk)),
+    )
+    credit.start()
+    assert paused.wait(timeout=30)
+    change = threading.Thread(
+        target=run,
+        args=(
+            "change",
+            lambda: item_gold_set(item=gold, label="b", moderator=moderator, reason="typo"),
+        ),
+    )
+    change.start()
+    with connection.cursor() as cursor:  # until the change is done, or waits for a lock
+        for _ in range(100):
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            )
+            if cursor.fetchone()[0] or not change.is_alive():
+                break
+            threading.Event().wait(0.05)
+    go.set()
+    credit.join(timeout=60)
+    change.join(timeout=60)
+    assert not any(isinstance(result, Exception) for result in results.values()), results
+    gold.refresh_from_db()
+    assert gold.gold_label == "b"
+    assert sum(int(e.amount) for e in LedgerEntry.objects.filter(user=user)) == 0
