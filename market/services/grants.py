@@ -5,7 +5,8 @@ CONFIRMATIONS`` deep), have succeeded, and its ``Transfer`` logs of the payout a
 least the dataset's price to ``DATASET_TREASURY_ADDRESS``. The price is the one in force when the
 transfer was mined (its block's timestamp less ``DATASET_PRICE_GRACE_SECONDS``: a transfer is
 mined a while after it is sent, and block timestamps are not our clock; every change is recorded
-in ``market.DatasetPriceChange``), or the current one if lower. Only the current treasury is
+in ``market.DatasetPriceChange``), or the current one if lower (the current one for a
+transfer mined before the dataset existed). Only the current treasury is
 verified: a payment to a former one is refused, naming both, and a moderator grants access by
 hand (past treasuries are not recorded). The chain is read before any database
 transaction opens (no network I/O inside one); the purchase and its grant are then written in
@@ -251,7 +252,14 @@ def dataset_purchase(
         _refuse_payment_elsewhere(payment, wallet, treasury)
     mined_at = datetime.fromtimestamp(payment.block_timestamp, tz=UTC)
     grace = timedelta(seconds=settings.DATASET_PRICE_GRACE_SECONDS)
-    then = dataset_price_at(project=project, at=mined_at - grace)
+    # No price was in force before the dataset existed (its launch price isn't recorded as a
+    # change): a transfer mined before then is held to the current price, like one made while it
+    # wasn't for sale.
+    then = (
+        0
+        if mined_at < project.created_at
+        else dataset_price_at(project=project, at=mined_at - grace)
+    )
     needed = _price_to_meet(int(project.price), then)
     if paid < needed:
         raise GrantError(

@@ -614,3 +614,30 @@ def test_the_price_at_a_time_is_the_one_the_next_change_replaced(
         45: 4 * PRICE,
     }
     assert text_project.price_changes.count() == 3
+
+
+def test_a_transfer_mined_before_the_dataset_existed_meets_its_price_now(
+    stablecoin: ChainClient,
+    text_project: Project,
+    buyer_api: APIClient,
+    buyer: User,
+    settings: Any,
+    monkeypatch: Any,
+) -> None:
+    """No price was in force before the dataset existed: an old transfer to the treasury (one
+    refused for another dataset, say, and so never used) doesn't buy it at its launch price."""
+    from datetime import timedelta
+
+    settings.DATASET_PRICE_GRACE_SECONDS = 0
+    tx = stablecoin.transfer_asset(settings.DATASET_TREASURY_ADDRESS, PRICE // 5).tx_hash
+    before = mined_at(stablecoin, tx)
+    # Created (at a launch price) an hour after the transfer, raised an hour later.
+    Project.objects.filter(pk=text_project.pk).update(
+        price=PRICE // 5, created_at=before + timedelta(hours=1)
+    )
+    text_project.refresh_from_db()
+    set_price(text_project, PRICE, monkeypatch, at=before + timedelta(hours=2))
+    refused = buy(buyer_api, text_project, tx, buyer)
+    assert refused.status_code == 400
+    assert f"dataset {text_project.pk} costs 5 tUSD" in refused.json()["detail"]
+    assert not DatasetPurchase.objects.exists() and not DatasetGrant.objects.exists()
