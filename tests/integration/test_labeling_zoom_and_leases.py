@@ -129,6 +129,38 @@ def test_a_box_drawn_on_a_zoomed_and_panned_image_is_sent_in_pixels_of_the_store
     assert csp_violations(page) == []
 
 
+def test_the_boxes_canvas_keeps_the_stages_size_when_the_page_resizes_while_zoomed(
+    live_server: Any, page: Any
+) -> None:
+    """The canvas was sized from the image's bounding box, which the zoom scales: a resize while
+    zoomed (the window, or a scrollbar the box list brings) grew its bitmap with the zoom (8x: a
+    bitmap browsers refuse to draw), and shrank its lines and labels by as much."""
+    cars = project("boxes", "image", ["car", "person"])
+    item = item_create_image(
+        project=cars, contributor=None, data=image_bytes(size=(1200, 900), colour=(90, 90, 90))
+    )
+    sign_in(page, live_server)
+    open_label_page(page, live_server, cars)
+    wait_for_item(page, item)
+    page.wait_for_function("() => document.querySelector('.box-canvas').width > 0")
+    for _ in range(6):
+        page.keyboard.press("+")
+    assert zoom_of(page, ".box-stage") > 3
+    before = page.evaluate("() => document.querySelector('.box-canvas').clientWidth")
+    size = page.viewport_size
+    # Narrower and shorter: the stage is as wide as the page allows and 65% of the screen tall.
+    page.set_viewport_size({"width": size["width"] - 160, "height": size["height"] - 160})
+    page.wait_for_function(
+        f"() => document.querySelector('.box-canvas').clientWidth < {before} - 20"
+    )
+    page.wait_for_timeout(300)  # the ResizeObserver's turn
+    bitmap, css, dpr = page.evaluate(
+        "() => { const c = document.querySelector('.box-canvas');"
+        " return [c.width, c.clientWidth, window.devicePixelRatio || 1]; }"
+    )
+    assert abs(bitmap - css * dpr) <= 1, (bitmap, css, dpr)
+
+
 def test_a_classify_image_zooms_by_wheel_and_keys_pans_by_drag_and_is_still_labeled_by_keys(
     live_server: Any, page: Any
 ) -> None:

@@ -1095,11 +1095,13 @@
     const perPixel = () => W / ((canvas.getBoundingClientRect().width || W) * zoom.view.s);
 
     function fit() {
+      // The image's box on screen is scaled by the zoom (its transform): the canvas, which is
+      // not, takes its size unzoomed.
       const rect = img.getBoundingClientRect();
       if (!rect.width) return;
       const dpr = window.devicePixelRatio || 1;
-      canvas.width = Math.round(rect.width * dpr);
-      canvas.height = Math.round(rect.height * dpr);
+      canvas.width = Math.round((rect.width / zoom.view.s) * dpr);
+      canvas.height = Math.round((rect.height / zoom.view.s) * dpr);
       zoom.apply(); // a new size: the view is clamped to it again, and drawn
     }
 
