@@ -22,6 +22,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import (
     BigIntegerField,
+    Case,
     CharField,
     Exists,
     F,
@@ -30,6 +31,7 @@ from django.db.models import (
     QuerySet,
     Subquery,
     Value,
+    When,
 )
 from django.db.models.functions import Cast, Concat, StrIndex, Substr
 from django.utils import timezone
@@ -321,11 +323,18 @@ def _gold_sources_q(annotation_id: int) -> Q:
     return Q(source=f"gold:{annotation_id}") | Q(source__startswith=f"gold:{annotation_id}:")
 
 
-def _gold_answer_id() -> Cast:
+def _gold_answer_id() -> Case:
     """A gold credit's answer id, parsed from its source (``gold_bonus_source``): the digits
     after ``gold:`` up to the next ``:``, if any."""
     rest = Concat(Substr("source", 6), Value(":"), output_field=CharField())
-    return Cast(Substr(rest, 1, StrIndex(rest, Value(":")) - 1), BigIntegerField())
+    digits = Cast(Substr(rest, 1, StrIndex(rest, Value(":")) - 1), BigIntegerField())
+    # Only a gold credit's source is cast: a filter on the reason alone leaves the order of the
+    # conditions to the planner, which could cast a reversal's source first (and fail).
+    return Case(
+        When(reason=LedgerEntry.Reason.GOLD, source__startswith="gold:", then=digits),
+        default=None,
+        output_field=BigIntegerField(),
+    )
 
 
 def _gold_reversed() -> Exists:
@@ -436,11 +445,24 @@ def gold_item_bonuses_settle(*, item_id: int) -> tuple[int, int]:
     item = Item.objects.filter(pk=item_id).exclude(gold_label="").first()
     if item is None:
         return reversed_, 0
-    right = list(
-        gold_answers(Annotation.objects.filter(item=item, label=item.gold_label))
-        .order_by("id")
-        .values_list("pk", flat=True)
+    # As the credit sweep: an answer whose undo window has ended is paid only if the policy its
+    # task met then had a bonus (one set later pays from then on, not the answers before it).
+    versions = list(
+        RewardPolicy.objects.filter(project_id=item.project_id)
+        .order_by("version")
+        .values_list("created_at", "gold_bonus")
     )
+    undo = timedelta(seconds=settings.UNDO_SECONDS)
+    now = timezone.now()
+    right = [
+        pk
+        for pk, created_at in gold_answers(
+            Annotation.objects.filter(item=item, label=item.gold_label)
+        )
+        .order_by("id")
+        .values_list("pk", "created_at")
+        if created_at + undo > now or _gold_bonus_at(versions, created_at + undo) > 0
+    ]
     standing = _gold_standing(right, [item_id])
     credited = sum(gold_answer_credit(annotation_id=pk) for pk in right if pk not in standing)
     return reversed_, credited

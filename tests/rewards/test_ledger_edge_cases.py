@@ -456,9 +456,13 @@ def test_an_old_answer_is_paid_again_once_by_the_sweep_when_the_settling_of_a_go
     gold = gold_item(project, "gold")
     given = answer(gold, user, "yes")
     [bonus] = bonuses(user)
-    # Answered well before the answers' sweep looks (its own credit task long done).
+    # Answered well before the answers' sweep looks (its own credit task long done), under the
+    # policy of the project then.
     Annotation.objects.filter(pk=given.pk).update(
         created_at=timezone.now() - timedelta(days=GOLD_SWEEP_DAYS + 3)
+    )
+    RewardPolicy.objects.filter(project=project).update(
+        created_at=timezone.now() - timedelta(days=GOLD_SWEEP_DAYS + 4)
     )
     committed(lambda: item_gold_set(item=gold, label="no", moderator=moderator, reason="typo"))
     assert net_bonus(user) == 0
@@ -469,6 +473,27 @@ def test_an_old_answer_is_paid_again_once_by_the_sweep_when_the_settling_of_a_go
     assert net_bonus(user) == int(bonus.amount)
     credit_pending_decisions()
     assert len(bonuses(user)) == 2  # the first, reversed, and the one the sweep wrote, once
+
+
+def test_a_gold_fix_pays_no_old_answer_given_while_the_project_paid_no_gold_bonus(
+    project: Project, moderator: User
+) -> None:
+    RewardPolicy.objects.filter(project=project).update(
+        gold_bonus=0, created_at=timezone.now() - timedelta(days=10)
+    )
+    user = labeler()
+    gold = gold_item(project, "gold")
+    given = answer(gold, user, "no")
+    Annotation.objects.filter(pk=given.pk).update(created_at=timezone.now() - timedelta(days=5))
+    RewardPolicy.objects.create(project=project, version=2, gold_bonus=2 * TOKEN)
+    # The gold answer was wrong: "no" is right. The answer is right now, but its task met a
+    # policy with no bonus (as the credit sweep reads it): the fix pays it nothing.
+    committed(lambda: item_gold_set(item=gold, label="no", moderator=moderator, reason="fix"))
+    assert bonuses(user) == []
+    # A right answer given under the bonus is paid.
+    later = labeler()
+    answer(gold, later, "no")
+    assert net_bonus(later) > 0
 
 
 def test_the_sweep_settles_only_the_items_whose_gold_changed_within_its_window(
