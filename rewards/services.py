@@ -447,12 +447,7 @@ def gold_item_bonuses_settle(*, item_id: int) -> tuple[int, int]:
         return reversed_, 0
     # As the credit sweep: an answer whose undo window has ended is paid only if the policy its
     # task met then had a bonus (one set later pays from then on, not the answers before it).
-    versions = list(
-        RewardPolicy.objects.filter(project_id=item.project_id)
-        .order_by("version")
-        .values_list("created_at", "gold_bonus")
-    )
-    undo = timedelta(seconds=settings.UNDO_SECONDS)
+    versions = _policy_versions(item.project_id)
     now = timezone.now()
     right = [
         pk
@@ -461,7 +456,7 @@ def gold_item_bonuses_settle(*, item_id: int) -> tuple[int, int]:
         )
         .order_by("id")
         .values_list("pk", "created_at")
-        if created_at + undo > now or _gold_bonus_at(versions, created_at + undo) > 0
+        if created_at + _undo() > now or _gold_bonus_when_due(versions, created_at) > 0
     ]
     standing = _gold_standing(right, [item_id])
     credited = sum(gold_answer_credit(annotation_id=pk) for pk in right if pk not in standing)
@@ -780,6 +775,25 @@ GOLD_SWEEP_DAYS = 2
 _GOLD_SWEEP_CHUNK = 500
 
 
+def _undo() -> timedelta:
+    return timedelta(seconds=settings.UNDO_SECONDS)
+
+
+def _policy_versions(project_id: int) -> list[tuple[datetime, int]]:
+    """A project's reward policy versions, oldest first: (created_at, gold_bonus)."""
+    return list(
+        RewardPolicy.objects.filter(project_id=project_id)
+        .order_by("version")
+        .values_list("created_at", "gold_bonus")
+    )
+
+
+def _gold_bonus_when_due(versions: list[tuple[datetime, int]], answered_at: datetime) -> int:
+    """The gold bonus an answer given at ``answered_at`` was due: that of the policy version
+    its credit task met, when the answer's undo window ended."""
+    return _gold_bonus_at(versions, answered_at + _undo())
+
+
 def _gold_bonus_at(versions: list[tuple[datetime, int]], moment: datetime) -> int:
     """The gold bonus of the last of ``versions`` (oldest first) made by ``moment``; 0 if none
     was (the first credit after it made version 1, with no bonus)."""
@@ -802,17 +816,12 @@ def gold_answers_credit_pending(*, now: datetime | None = None) -> int:
     # task met (when the answer's undo window ended) had a bonus. A task that found none paid
     # what was owed, nothing: a bonus set later pays from then on, not the answers before it.
     paying = {
-        project.pk: list(
-            RewardPolicy.objects.filter(project=project)
-            .order_by("version")
-            .values_list("created_at", "gold_bonus")
-        )
+        project.pk: _policy_versions(project.pk)
         for project in Project.objects.filter(items__gold_label__gt="").distinct()
         if reward_policy_in_force(project=project).gold_bonus > 0  # read only: writes no version
     }
     if not paying:
         return 0
-    undo = timedelta(seconds=settings.UNDO_SECONDS)
     answers = (
         gold_answers(Annotation.objects.all())
         .filter(
@@ -826,7 +835,7 @@ def gold_answers_credit_pending(*, now: datetime | None = None) -> int:
     )
     items: dict[int, int] = {}
     for pk, created_at, project_id, item_id in answers:
-        if _gold_bonus_at(paying[project_id], created_at + undo) > 0:
+        if _gold_bonus_when_due(paying[project_id], created_at) > 0:
             items[pk] = item_id
     ids = list(items)
     credited = 0
